@@ -1,0 +1,1 @@
+"""Code shared by every Strongroom daemon and tool: configuration, logging, TLS, networking, runtime."""

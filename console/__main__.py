@@ -1,0 +1,5 @@
+"""Run the console entry point with python -m console."""
+
+from console.main import main
+
+main()

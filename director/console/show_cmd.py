@@ -1,0 +1,84 @@
+"""`show`: print configured resources in configuration syntax, passwords redacted."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from common.config import dump_resource, render_resource
+from director.console.registry import Args, CommandError, Reply, Session, command
+
+# show keyword -> (DirectorConfig attribute, resource type name as written in configuration)
+RESOURCE_TYPES: Final = {
+    "directors": ("director", "Director"),
+    "clients": ("clients", "Client"),
+    "storages": ("storages", "Storage"),
+    "pools": ("pools", "Pool"),
+    "schedules": ("schedules", "Schedule"),
+    "filesets": ("filesets", "FileSet"),
+    "jobs": ("jobs", "Job"),
+    "jobdefs": ("jobdefs", "JobDefs"),
+    "messages": ("messages", "Messages"),
+    "catalogs": ("catalogs", "Catalog"),
+    "consoles": ("consoles", "Console"),
+    "profiles": ("profiles", "Profile"),
+}
+_ACL_KIND: Final = {
+    "clients": "client",
+    "storages": "storage",
+    "pools": "pool",
+    "jobs": "job",
+    "filesets": "fileset",
+    "schedules": "schedule",
+    "catalogs": "catalog",
+}
+
+
+def _resolve_type(word: str) -> str:
+    key = word.lower().replace(" ", "")
+    for name in RESOURCE_TYPES:
+        singular = name[:-1] if name != "messages" else "messages"
+        if key in (name, singular) or (key == "director" and name == "directors"):
+            return name
+    if key in ("fileset", "file_set"):
+        return "filesets"
+    if key == "jobdef":
+        return "jobdefs"
+    raise CommandError(f"unknown resource type {word!r}; known: {', '.join(RESOURCE_TYPES)}, all")
+
+
+def _resources(session: Session, kind: str) -> dict[str, Any]:
+    attr, _ = RESOURCE_TYPES[kind]
+    value = getattr(session.director.config, attr)
+    resources: dict[str, Any] = {value.name: value} if attr == "director" else dict(value)
+    acl_kind = _ACL_KIND.get(kind)
+    if acl_kind is not None:
+        resources = {n: r for n, r in resources.items() if session.acl(acl_kind, n)}
+    return resources
+
+
+@command("show", usage="show <resource type>[=NAME] | show all")
+async def show(session: Session, args: Args) -> Reply:
+    """Show configured resources (passwords are never shown)."""
+    wanted: list[tuple[str, str | None]] = []
+    for word in args.words:
+        if word.lower() == "all":
+            wanted.extend((kind, None) for kind in RESOURCE_TYPES)
+        else:
+            wanted.append((_resolve_type(word), None))
+    for key, value in args.options.items():
+        wanted.append((_resolve_type(key), value))
+    if not wanted:
+        raise CommandError("usage: show <resource type>[=NAME] | show all")
+    texts: list[str] = []
+    data: dict[str, list[dict[str, object]]] = {}
+    for kind, name in wanted:
+        resources = _resources(session, kind)
+        if name is not None:
+            if name not in resources:
+                raise CommandError(f"no {RESOURCE_TYPES[kind][1]} resource named {name!r}")
+            resources = {name: resources[name]}
+        type_name = RESOURCE_TYPES[kind][1]
+        for resource in resources.values():
+            texts.append(render_resource(resource, type_name))
+            data.setdefault(kind, []).append(dump_resource(resource))
+    return Reply(text="\n".join(texts) if texts else "No resources.", data=data)

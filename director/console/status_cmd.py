@@ -1,0 +1,53 @@
+"""`status`: the Director's own status, or a File/Storage Daemon's relayed through the Director."""
+
+from __future__ import annotations
+
+from director.console.format import status_data, status_text
+from director.console.registry import Args, CommandError, Reply, Session, command
+from director.peers import PeerError, query_client_status, query_storage_status
+
+
+def _pick(session: Session, kind: str, name: str | None, names: list[str]) -> str:
+    if name:
+        return name
+    if len(names) == 1:
+        return names[0]
+    raise CommandError(
+        f"status {kind}=NAME: choose one of {', '.join(sorted(names)) or '(none configured)'}"
+    )
+
+
+@command("status", usage="status [dir | client=NAME | storage=NAME]")
+async def status(session: Session, args: Args) -> Reply:
+    """Report the status of the Director, a File Daemon or a Storage Daemon."""
+    director = session.director
+    config = director.config
+    target = args.words[0].lower() if args.words else None
+    if "client" in args.options or target == "client":
+        name = _pick(session, "client", args.get("client"), list(config.clients))
+        if not session.acl("client", name):
+            raise CommandError(f"client {name!r} is not permitted for console {session.console!r}")
+        try:
+            result = await query_client_status(director, name)
+        except PeerError as exc:
+            return Reply(
+                text=str(exc), data={"client": name, "error": str(exc), "step": exc.step}, ok=False
+            )
+        return Reply(text=status_text(result, "File Daemon"), data={"client": status_data(result)})
+    if "storage" in args.options or target == "storage":
+        name = _pick(session, "storage", args.get("storage"), list(config.storages))
+        if not session.acl("storage", name):
+            raise CommandError(f"storage {name!r} is not permitted for console {session.console!r}")
+        try:
+            result = await query_storage_status(director, name)
+        except PeerError as exc:
+            return Reply(
+                text=str(exc), data={"storage": name, "error": str(exc), "step": exc.step}, ok=False
+            )
+        return Reply(
+            text=status_text(result, "Storage Daemon"), data={"storage": status_data(result)}
+        )
+    if target in (None, "dir", "director", "all"):
+        own = director.status()
+        return Reply(text=status_text(own, "Director"), data={"director": status_data(own)})
+    raise CommandError(f"unknown status target {target!r}; use dir, client=NAME or storage=NAME")

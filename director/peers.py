@@ -1,0 +1,61 @@
+"""The Director's connections to File and Storage Daemons (status relay for now)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from common.net import NetError
+from common.tls import TlsError
+from protocol.errors import ProtocolError
+from protocol.messages import DaemonStatus, ErrorReply, StatusRequest
+
+if TYPE_CHECKING:
+    from director.daemon import DirectorDaemon
+
+
+class PeerError(Exception):
+    """Talking to a File or Storage Daemon failed; `step` says where (dns, tcp, tls, auth, io)."""
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(message)
+        self.step = step
+
+
+async def _query_status(director: DirectorDaemon, kind: str, resource: Any) -> DaemonStatus:
+    where = f"{kind} {resource.name!r} at {resource.address}:{resource.port}"
+    try:
+        conn = await director.dial_peer(
+            resource.address, resource.port, resource, resource.password.get_secret_value()
+        )
+    except NetError as exc:
+        raise PeerError(exc.step, f"cannot reach {where}: {exc.step}: {exc.message}") from exc
+    except TlsError as exc:
+        raise PeerError("tls", f"cannot reach {where}: tls: {exc}") from exc
+    except ProtocolError as exc:
+        raise PeerError("auth", f"cannot authenticate with {where}: {exc.message}") from exc
+    try:
+        await conn.send(StatusRequest())
+        reply = await conn.recv_message(timeout=conn.limits.frame_timeout)
+    except (NetError, ProtocolError) as exc:
+        raise PeerError("io", f"{where} did not answer status: {exc}") from exc
+    finally:
+        await conn.close(terminate=True)
+    if isinstance(reply, ErrorReply):
+        raise PeerError("io", f"{where} refused status: {reply.code} {reply.text}")
+    if not isinstance(reply, DaemonStatus):
+        raise PeerError("io", f"{where} answered status with {reply.TYPE!r}")
+    return reply
+
+
+async def query_client_status(director: DirectorDaemon, name: str) -> DaemonStatus:
+    client = director.config.clients.get(name)
+    if client is None:
+        raise PeerError("config", f"no Client resource named {name!r}")
+    return await _query_status(director, "client", client)
+
+
+async def query_storage_status(director: DirectorDaemon, name: str) -> DaemonStatus:
+    storage = director.config.storages.get(name)
+    if storage is None:
+        raise PeerError("config", f"no Storage resource named {name!r}")
+    return await _query_status(director, "storage", storage)

@@ -1,0 +1,5 @@
+"""Run the filed entry point with python -m filed."""
+
+from filed.main import main
+
+main()

@@ -1,0 +1,224 @@
+"""Typed control messages: frozen pydantic records tagged by `t` on the wire, with Bareos-style codes."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any, ClassVar, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from protocol import codec
+from protocol.errors import DecodeError
+
+PROTOCOL_VERSION: Final = 1
+NONCE_SIZE: Final = 32
+
+Role = Literal["director", "storage", "client", "console", "job"]
+
+
+class Code(enum.IntEnum):
+    """Numeric reply codes: 1xxx from the Director, 2xxx from the File Daemon, 3xxx from the SD."""
+
+    DIR_OK = 1000
+    COMMAND_FAILED = 1900
+    UNKNOWN_COMMAND = 1901
+    TLS_REQUIRED = 1997
+    VERSION_MISMATCH = 1998
+    AUTH_FAILED = 1999
+    FD_OK = 2000
+    FD_JOB_END = 2800
+    FD_ERROR = 2999
+    SD_OK = 3000
+    SD_JOB_START = 3010
+    SD_JOB_END = 3099
+    SD_ERROR = 3999
+
+
+class Message(BaseModel):
+    """Base of every control message; `TYPE` is the wire tag."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+    TYPE: ClassVar[str]
+
+
+class Hello(Message):
+    """First message of every connection: who is calling, and which protocol it speaks."""
+
+    TYPE: ClassVar[str] = "hello"
+    role: Role
+    name: str
+    version: str
+    protocol: int = PROTOCOL_VERSION
+
+
+class Challenge(Message):
+    """A fresh random nonce the peer must answer with an HMAC over the shared secret."""
+
+    TYPE: ClassVar[str] = "challenge"
+    nonce: bytes
+
+
+class ChallengeResponse(Message):
+    """HMAC-SHA256 proof for the last challenge."""
+
+    TYPE: ClassVar[str] = "response"
+    digest: bytes
+
+
+class AuthResult(Message):
+    """`1000 OK` or `1999 Authorization failed`."""
+
+    TYPE: ClassVar[str] = "auth"
+    code: int
+    text: str
+
+
+class ErrorReply(Message):
+    """A refusal or failure with a code and a sentence an operator can act on."""
+
+    TYPE: ClassVar[str] = "error"
+    code: int
+    text: str
+
+
+class StatusRequest(Message):
+    """Ask a daemon for its status."""
+
+    TYPE: ClassVar[str] = "status"
+
+
+class RunningJob(Message):
+    """One running job, as a daemon reports it in its status."""
+
+    TYPE: ClassVar[str] = "running_job"
+    job_id: int
+    job: str
+    status: str
+    files: int = 0
+    bytes: int = 0
+
+
+class ConnectionCounts(Message):
+    """How many connections a daemon holds and has seen."""
+
+    TYPE: ClassVar[str] = "connections"
+    active: int
+    total: int
+    refused: int
+
+
+class DaemonStatus(Message):
+    """What `status` answers for any daemon."""
+
+    TYPE: ClassVar[str] = "daemon_status"
+    code: int
+    role: Role
+    name: str
+    version: str
+    pid: int
+    started_at: float
+    uptime: float
+    addresses: tuple[str, ...]
+    tls: bool
+    running_jobs: tuple[RunningJob, ...]
+    connections: ConnectionCounts
+
+
+class ConsoleCommand(Message):
+    """One console command line, exactly as typed."""
+
+    TYPE: ClassVar[str] = "command"
+    line: str
+
+
+class ConsoleReply(Message):
+    """The Director's answer to a console command: text for people, data for machines."""
+
+    TYPE: ClassVar[str] = "reply"
+    code: int
+    ok: bool
+    text: str
+    data: Any = None
+    prompt: str | None = None
+
+
+MESSAGE_TYPES: Final[dict[str, type[Message]]] = {
+    cls.TYPE: cls
+    for cls in (
+        Hello,
+        Challenge,
+        ChallengeResponse,
+        AuthResult,
+        ErrorReply,
+        StatusRequest,
+        RunningJob,
+        ConnectionCounts,
+        DaemonStatus,
+        ConsoleCommand,
+        ConsoleReply,
+    )
+}
+
+
+def register(cls: type[Message]) -> type[Message]:
+    """Add a message type to the wire registry (tags are unique)."""
+    existing = MESSAGE_TYPES.get(cls.TYPE)
+    if existing is not None and existing is not cls:
+        raise ValueError(f"message tag {cls.TYPE!r} already used by {existing.__name__}")
+    MESSAGE_TYPES[cls.TYPE] = cls
+    return cls
+
+
+def _to_wire(msg: Message) -> dict[str, Any]:
+    body: dict[str, Any] = {"t": msg.TYPE}
+    for name in type(msg).model_fields:
+        value = getattr(msg, name)
+        body[name] = _to_wire(value) if isinstance(value, Message) else _wire_value(value)
+    return body
+
+
+def _wire_value(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_to_wire(v) if isinstance(v, Message) else _wire_value(v) for v in value]
+    return value
+
+
+def _from_wire(cls: type[Message], body: dict[str, Any]) -> Message:
+    fields: dict[str, Any] = {}
+    for key, value in body.items():
+        if key == "t":
+            continue
+        fields[key] = _nested(value)
+    return cls.model_validate(fields)
+
+
+def _nested(value: Any) -> Any:
+    if isinstance(value, dict) and isinstance(value.get("t"), str) and value["t"] in MESSAGE_TYPES:
+        return _from_wire(MESSAGE_TYPES[value["t"]], value)
+    if isinstance(value, tuple):
+        return tuple(_nested(v) for v in value)
+    return value
+
+
+def encode_message(msg: Message) -> bytes:
+    """The msgpack body of one message (frame it with `frames.encode_frame`)."""
+    return codec.pack(_to_wire(msg))
+
+
+def decode_message(body: bytes) -> Message:
+    """Parse and validate one frame body; anything malformed raises DecodeError."""
+    obj = codec.unpack(body)
+    if not isinstance(obj, dict):
+        raise DecodeError(f"message body is a {type(obj).__name__}, expected a map")
+    tag = obj.get("t")
+    if not isinstance(tag, str):
+        raise DecodeError("message has no string type tag 't'")
+    cls = MESSAGE_TYPES.get(tag)
+    if cls is None:
+        raise DecodeError(f"unknown message type {tag!r}")
+    try:
+        return _from_wire(cls, obj)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise DecodeError(f"invalid {tag!r} message: {where}: {first['msg']}") from exc
