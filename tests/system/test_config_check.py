@@ -58,3 +58,27 @@ def test_usage_error_exits_41() -> None:
 
 def test_missing_configuration_exits_42(tmp_path: Path) -> None:
     assert run("filed", "-t", "-c", str(tmp_path / "nope.conf")).returncode == 42
+
+
+ETC = Path(__file__).parent.parent.parent / "etc"
+
+
+@pytest.mark.parametrize(
+    ("module", "tree"),
+    [("director", "strongroom-dir.d"), ("storaged", "strongroom-sd.d"), ("filed", "strongroom-fd.d")],
+)
+def test_shipped_sample_trees_pass(module: str, tree: str) -> None:
+    result = run(module, "-t", "-c", str(ETC / tree))
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("daemon", ["dir", "sd", "fd"])
+def test_systemd_units_match_the_daemon_lifecycle(daemon: str) -> None:
+    unit = (ETC / "systemd" / f"strongroom-{daemon}.service").read_text()
+    assert "Type=notify" in unit
+    assert "RestartPreventExitStatus=41 42" in unit
+    assert f"strongroom-{daemon} -f -c" in unit
+    if daemon == "dir":
+        reloads = [line for line in unit.splitlines() if line.startswith("ExecReload=")]
+        assert reloads[0].endswith("strongroom-dir -t -c /etc/strongroom/strongroom-dir.d")
+        assert "kill -HUP $MAINPID" in reloads[1]
