@@ -1,0 +1,126 @@
+"""A file's attributes as they travel and as they are stored on volumes and in the catalog.
+
+The encoding is a msgpack array in a fixed order (no field names): it is written once per file
+on the hot path and stored in the catalog's `LStat` column. Paths are bytes, never text, so names
+with newlines or bytes that are not UTF-8 round-trip exactly.
+"""
+
+from __future__ import annotations
+
+import enum
+import stat
+from dataclasses import dataclass
+from typing import Final
+
+from protocol import codec
+from protocol.errors import DecodeError
+
+ATTRIBUTES_VERSION: Final = 1
+
+
+class FileType(enum.IntEnum):
+    """What a record describes; numbers are stored on volumes and must never change."""
+
+    REGULAR = 1
+    DIRECTORY = 2
+    SYMLINK = 3
+    FIFO = 4
+    CHAR_DEVICE = 5
+    BLOCK_DEVICE = 6
+    SOCKET = 7
+    HARDLINK = 8  # another name of an earlier file: `link_index` names the record with the data
+    DELETED = 9  # accurate mode: the file existed in the previous backup and is gone now
+
+
+_FROM_MODE: Final = (
+    (stat.S_ISREG, FileType.REGULAR),
+    (stat.S_ISDIR, FileType.DIRECTORY),
+    (stat.S_ISLNK, FileType.SYMLINK),
+    (stat.S_ISFIFO, FileType.FIFO),
+    (stat.S_ISCHR, FileType.CHAR_DEVICE),
+    (stat.S_ISBLK, FileType.BLOCK_DEVICE),
+    (stat.S_ISSOCK, FileType.SOCKET),
+)
+
+
+def type_of_mode(mode: int) -> FileType:
+    for test, kind in _FROM_MODE:
+        if test(mode):
+            return kind
+    raise ValueError(f"unknown file type in mode {mode:o}")
+
+
+@dataclass(frozen=True, slots=True)
+class FileAttributes:
+    """A full stat of one file, plus what a reader needs to decode its data."""
+
+    path: bytes
+    type: FileType
+    mode: int  # st_mode, type bits included
+    uid: int
+    gid: int
+    size: int
+    atime_ns: int
+    mtime_ns: int
+    ctime_ns: int
+    nlink: int = 1
+    dev: int = 0
+    ino: int = 0
+    rdev: int = 0
+    link_target: bytes = b""  # symlink target verbatim; for HARDLINK, the first name's path
+    link_index: int = 0  # HARDLINK: file index of the record carrying the data
+    compression: str = ""  # "", "gzip1".."gzip9", "lz4", "zstd": how DATA chunks are encoded
+    sparse: bool = False  # holes were skipped: restore with seeks, then set the size
+    digest_algorithm: str = ""  # "", "MD5", "SHA1", "SHA256", "SHA512", "XXH128"
+
+    @property
+    def is_dir(self) -> bool:
+        return self.type == FileType.DIRECTORY
+
+
+def encode_attributes(attrs: FileAttributes) -> bytes:
+    return codec.pack(
+        (
+            ATTRIBUTES_VERSION,
+            attrs.path,
+            int(attrs.type),
+            attrs.mode,
+            attrs.uid,
+            attrs.gid,
+            attrs.size,
+            attrs.atime_ns,
+            attrs.mtime_ns,
+            attrs.ctime_ns,
+            attrs.nlink,
+            attrs.dev,
+            attrs.ino,
+            attrs.rdev,
+            attrs.link_target,
+            attrs.link_index,
+            attrs.compression,
+            attrs.sparse,
+            attrs.digest_algorithm,
+        )
+    )
+
+
+def decode_attributes(payload: bytes) -> FileAttributes:
+    """Parse an attributes record; anything malformed raises DecodeError."""
+    obj = codec.unpack(payload)
+    if not isinstance(obj, tuple) or len(obj) != 19 or obj[0] != ATTRIBUTES_VERSION:
+        raise DecodeError("malformed file attributes record")
+    (_v, path, kind, mode, uid, gid, size, atime, mtime, ctime, nlink, dev, ino, rdev,
+     target, link_index, compression, sparse, digest) = obj
+    if not isinstance(path, bytes) or not isinstance(target, bytes):
+        raise DecodeError("file attributes: path and link target must be bytes")
+    ints = (mode, uid, gid, size, atime, mtime, ctime, nlink, dev, ino, rdev, link_index)
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
+        raise DecodeError("file attributes: numeric field is not an integer")
+    if not isinstance(compression, str) or not isinstance(digest, str) or not isinstance(sparse, bool):
+        raise DecodeError("file attributes: malformed compression, sparse or digest field")
+    try:
+        file_type = FileType(kind)
+    except ValueError as exc:
+        raise DecodeError(f"file attributes: unknown file type {kind!r}") from exc
+    return FileAttributes(path, file_type, mode, uid, gid, size, atime, mtime, ctime, nlink, dev, ino,
+                          rdev, target, link_index, compression, sparse, digest)

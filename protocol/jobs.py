@@ -1,0 +1,276 @@
+"""Job control messages between Director, Storage Daemon and File Daemon (backup and restore)."""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any, ClassVar
+
+from protocol.messages import Message, register
+
+# ---- Director -> Storage Daemon -------------------------------------------------------------
+
+
+class VolumeAssignment(Message):
+    """The volume a job should append to, chosen by the Director from the catalog."""
+
+    TYPE: ClassVar[str] = "volume"
+    volume_name: str
+    media_id: int
+    pool_name: str
+    pool_type: str
+    media_type: str
+    max_bytes: int = 0  # 0 = unlimited
+    max_jobs: int = 0
+    needs_label: bool = False
+
+
+class BootstrapSpec(Message):
+    """Which records of one session on one volume a read session must send."""
+
+    TYPE: ClassVar[str] = "bsr"
+    volume_name: str
+    session_id: int
+    session_time: int
+    file_indexes: tuple[tuple[int, int], ...]  # inclusive ranges
+    start_block: int = 0
+    start_addr: int = 0
+
+
+class SdJobSetup(Message):
+    """Create a job on the Storage Daemon and reserve a device (append or read)."""
+
+    TYPE: ClassVar[str] = "sd_job"
+    job_id: int
+    job: str
+    job_name: str
+    client: str
+    fileset: str
+    job_type: str
+    level: str
+    device: str
+    media_type: str
+    append: bool
+    volume: VolumeAssignment | None = None
+    bootstrap: tuple[BootstrapSpec, ...] = ()
+
+
+class SdJobAccepted(Message):
+    """`3000 OK Job`: the session ids and the one-time key the FD must present."""
+
+    TYPE: ClassVar[str] = "sd_job_ok"
+    code: int
+    session_id: int
+    session_time: int
+    key: str
+    device: str
+
+
+class SdRun(Message):
+    """Start the job: wait for the File Daemon's data connection."""
+
+    TYPE: ClassVar[str] = "sd_run"
+
+
+class CancelJob(Message):
+    """Cancel a job on a File or Storage Daemon."""
+
+    TYPE: ClassVar[str] = "cancel"
+    job: str
+
+
+# ---- Storage Daemon -> Director (during a job) ------------------------------------------------
+
+
+class JobStatusChange(Message):
+    """A daemon-side status change of a job (`F` waiting for FD, `R` running, ...)."""
+
+    TYPE: ClassVar[str] = "job_status"
+    job: str
+    status: str
+
+
+class VolumeRequest(Message):
+    """The SD needs the next appendable volume (the current one is full or unusable)."""
+
+    TYPE: ClassVar[str] = "volume_request"
+    job: str
+    full_volume: str | None = None
+    reason: str = ""
+
+
+class VolumeUpdate(Message):
+    """Volume statistics and status after a job wrote to it."""
+
+    TYPE: ClassVar[str] = "volume_update"
+    job: str
+    volume_name: str
+    bytes: int
+    blocks: int
+    status: str  # Append, Full, Used, Error
+    jobs_written: int = 1
+
+
+class JobMediaReport(Message):
+    """Where a job's file-index range lies on one volume (a JobMedia row)."""
+
+    TYPE: ClassVar[str] = "jobmedia"
+    job: str
+    volume_name: str
+    media_id: int
+    first_index: int
+    last_index: int
+    start_block: int
+    end_block: int
+    start_addr: int
+    end_addr: int
+    bytes: int
+
+
+class AttributeBatch(Message):
+    """Attribute, digest and deleted records for the catalog: (file_index, stream, payload)."""
+
+    TYPE: ClassVar[str] = "attrs"
+    job: str
+    records: tuple[tuple[int, int, bytes], ...]
+
+
+class JobMessage(Message):
+    """A job message for the operator (routed by the Messages resource)."""
+
+    TYPE: ClassVar[str] = "jmsg"
+    job: str
+    level: str  # info, warning, error, fatal
+    text: str
+    time: float
+
+
+class JobProgress(Message):
+    """Live counters of a running job, sent about once a second."""
+
+    TYPE: ClassVar[str] = "progress"
+    job: str
+    files: int
+    bytes: int
+    current_file: builtins.bytes = b""
+
+
+class JobEnd(Message):
+    """`2800`/`3099` End Job: the daemon's final status and counters."""
+
+    TYPE: ClassVar[str] = "job_end"
+    code: int
+    job: str
+    status: str
+    files: int
+    bytes: int
+    read_bytes: int = 0
+    errors: int = 0
+    warnings: int = 0
+    text: str = ""
+
+
+class Ok(Message):
+    """A plain positive acknowledgement with a code (`2000 OK ...`, `3000 OK ...`)."""
+
+    TYPE: ClassVar[str] = "ok"
+    code: int
+    text: str = "OK"
+
+
+# ---- Director -> File Daemon ---------------------------------------------------------------
+
+
+class FdJobSetup(Message):
+    """Create a job on the File Daemon."""
+
+    TYPE: ClassVar[str] = "fd_job"
+    job_id: int
+    job: str
+    job_type: str
+    level: str
+    since_ns: int | None = None
+    fileset: dict[str, Any] | None = None  # protocol.fileset.FileSetSpec as a dump
+    accurate: bool = False
+
+
+class AccurateBatch(Message):
+    """Part of the accurate list: (path, mtime_ns, ctime_ns, size, mode) of the previous state."""
+
+    TYPE: ClassVar[str] = "accurate"
+    entries: tuple[tuple[bytes, int, int, int, int], ...]
+
+
+class FdStorage(Message):
+    """Connect to this Storage Daemon for the job's data, with the job's one-time key."""
+
+    TYPE: ClassVar[str] = "fd_storage"
+    address: str
+    port: int
+    key: str
+    tls: bool = True
+
+
+class FdBackup(Message):
+    """Start reading files and streaming them to the Storage Daemon."""
+
+    TYPE: ClassVar[str] = "fd_backup"
+
+
+class FdRestore(Message):
+    """Start receiving records from the Storage Daemon and writing files."""
+
+    TYPE: ClassVar[str] = "fd_restore"
+    where: bytes
+    replace: str = "always"
+    strip_prefix: bytes | None = None
+    add_prefix: bytes | None = None
+    add_suffix: bytes | None = None
+    regex_where: str | None = None
+
+
+class FdEstimate(Message):
+    """Walk the fileset without reading data: count files and bytes (optionally list them)."""
+
+    TYPE: ClassVar[str] = "fd_estimate"
+    listing: bool = False
+
+
+class EstimateResult(Message):
+    TYPE: ClassVar[str] = "estimate"
+    code: int
+    files: int
+    bytes: int
+    listing: tuple[builtins.bytes, ...] = ()
+
+
+# ---- File Daemon <-> Storage Daemon (data session, authenticated with the job key) -----------
+
+
+class AppendOpen(Message):
+    """FD: I will now send record batches for this job; EOD ends them."""
+
+    TYPE: ClassVar[str] = "append_open"
+
+
+class AppendDone(Message):
+    """SD: every record up to EOD is on the volume (flushed and synced)."""
+
+    TYPE: ClassVar[str] = "append_done"
+    code: int
+    files: int
+    bytes: int
+
+
+class ReadOpen(Message):
+    """FD: send me the records the bootstrap selects; EOD ends them."""
+
+    TYPE: ClassVar[str] = "read_open"
+
+
+for _cls in (
+    VolumeAssignment, BootstrapSpec, SdJobSetup, SdJobAccepted, SdRun, CancelJob, JobStatusChange,
+    VolumeRequest, VolumeUpdate, JobMediaReport, AttributeBatch, JobMessage, JobProgress, JobEnd, Ok, FdJobSetup,
+    AccurateBatch, FdStorage, FdBackup, FdRestore, FdEstimate, EstimateResult, AppendOpen,
+    AppendDone, ReadOpen,
+):
+    register(_cls)

@@ -1,0 +1,75 @@
+"""Data records, the hot path: `[file_index, stream, payload]` batched into one frame, no model validation."""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from protocol import codec
+from protocol.errors import DecodeError
+
+# A batch frame carries at most this many payload bytes before the sender flushes it.
+BATCH_BYTES: Final = 512 * 1024
+
+
+class Stream(enum.IntEnum):
+    """What a record's payload is; numbers are stored on volumes and must never change."""
+
+    ATTRIBUTES = 1  # protocol.attributes.FileAttributes
+    DATA = 2  # 8-byte big-endian offset + raw bytes (holes of sparse files are simply absent)
+    DIGEST = 3  # msgpack [algorithm, digest bytes] of the whole file's data
+    COMPRESSED_DATA = 4  # 8-byte offset + one independently compressed chunk (codec in the attributes)
+    XATTRS = 7  # msgpack [[name bytes, value bytes], ...]
+    ACL_ACCESS = 8  # raw system.posix_acl_access value
+    ACL_DEFAULT = 9  # raw system.posix_acl_default value
+
+
+DATA_STREAMS: Final = frozenset({Stream.DATA, Stream.COMPRESSED_DATA})
+_OFFSET: Final = struct.Struct(">Q")
+
+
+def pack_data(offset: int, chunk: bytes) -> bytes:
+    """A DATA / COMPRESSED_DATA payload: where the chunk goes in the file, then the chunk."""
+    return _OFFSET.pack(offset) + chunk
+
+
+def unpack_data(payload: bytes) -> tuple[int, memoryview]:
+    if len(payload) < _OFFSET.size:
+        raise DecodeError("data record shorter than its offset")
+    return _OFFSET.unpack_from(payload)[0], memoryview(payload)[_OFFSET.size :]
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record of a job's stream: which file, which kind of payload, the payload."""
+
+    file_index: int
+    stream: int
+    payload: bytes
+
+
+def encode_batch(records: Iterable[Record]) -> bytes:
+    """One frame body carrying several records."""
+    return codec.pack([(r.file_index, r.stream, r.payload) for r in records])
+
+
+def decode_batch(body: bytes) -> list[Record]:
+    """Parse a batch frame body; anything not shaped like records raises DecodeError."""
+    obj = codec.unpack(body)
+    if not isinstance(obj, tuple):
+        raise DecodeError("record batch is not an array")
+    out: list[Record] = []
+    for item in obj:
+        if (
+            not isinstance(item, tuple)
+            or len(item) != 3
+            or not isinstance(item[0], int)
+            or not isinstance(item[1], int)
+            or not isinstance(item[2], bytes)
+        ):
+            raise DecodeError("malformed record in batch (want [int, int, bytes])")
+        out.append(Record(item[0], item[1], item[2]))
+    return out
