@@ -20,6 +20,7 @@ class OptionsSpec(BaseModel):
     acl_support: bool = True
     no_atime: bool = False
     mtime_only: bool = False
+    recurse: bool = True
     exclude: bool = False
     ignore_case: bool = False
     wild: tuple[str, ...] = ()

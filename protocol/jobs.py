@@ -226,6 +226,8 @@ class FdRestore(Message):
     add_prefix: bytes | None = None
     add_suffix: bytes | None = None
     regex_where: str | None = None
+    # Hardlink carriers the selection did not include: their data goes to the next selected name.
+    hidden_indexes: tuple[int, ...] = ()
 
 
 class FdEstimate(Message):

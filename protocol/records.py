@@ -25,6 +25,7 @@ class Stream(enum.IntEnum):
     XATTRS = 7  # msgpack [[name bytes, value bytes], ...]
     ACL_ACCESS = 8  # raw system.posix_acl_access value
     ACL_DEFAULT = 9  # raw system.posix_acl_default value
+    DELETED = 10  # accurate mode: attributes of a file that is gone; catalog only, never on a volume
 
 
 DATA_STREAMS: Final = frozenset({Stream.DATA, Stream.COMPRESSED_DATA})

@@ -1,0 +1,291 @@
+"""The backup reader: walk a FileSet and turn each file into records (attributes, data, digest).
+
+Pure synchronous code: the File Daemon pulls record batches from `records()` in a worker thread.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Final
+
+from filed.codecs import compressor, new_hasher
+from filed.matching import CompiledOptions, choose
+from protocol import codec
+from protocol.attributes import FileAttributes, FileType, encode_attributes, type_of_mode
+from protocol.fileset import FileSetSpec, OptionsSpec
+from protocol.records import Record, Stream, pack_data
+
+CHUNK: Final = 256 * 1024
+ACL_ACCESS: Final = "system.posix_acl_access"
+ACL_DEFAULT: Final = "system.posix_acl_default"
+_PRIVILEGED_XATTRS: Final = ("security.", "trusted.")
+
+
+@dataclass(frozen=True, slots=True)
+class AccurateEntry:
+    """What the previous backup chain recorded for a path (accurate mode)."""
+
+    mtime_ns: int
+    ctime_ns: int
+    size: int
+    mode: int
+
+
+@dataclass
+class BackupStats:
+    files: int = 0
+    bytes: int = 0  # bytes read from files
+    errors: int = 0
+    warnings: list[str] = field(default_factory=list)
+    deleted: int = 0
+
+
+def _printable(path: bytes) -> str:
+    return path.decode("utf-8", "backslashreplace").replace("\n", "\\n")
+
+
+def read_xattrs(path: bytes, is_link: bool) -> tuple[list[tuple[bytes, bytes]], bytes | None, bytes | None]:
+    """(xattrs, ACL access, ACL default) of a file; missing support is simply nothing."""
+    try:
+        names = os.listxattr(path, follow_symlinks=False)
+    except OSError:
+        return [], None, None
+    privileged = os.geteuid() == 0
+    xattrs: list[tuple[bytes, bytes]] = []
+    acl_access = acl_default = None
+    for name in sorted(names):
+        try:
+            value = os.getxattr(path, name, follow_symlinks=False)
+        except OSError:
+            continue
+        if name == ACL_ACCESS:
+            acl_access = value
+        elif name == ACL_DEFAULT:
+            acl_default = value
+        elif name.startswith("user.") or (privileged and name.startswith(_PRIVILEGED_XATTRS)):
+            xattrs.append((name.encode(), value))
+    if is_link:
+        return xattrs, None, None
+    return xattrs, acl_access, acl_default
+
+
+class BackupReader:
+    """Walks the FileSet; `records()` yields every record of the job in file-index order."""
+
+    def __init__(self, fileset: FileSetSpec, level: str = "Full", since_ns: int | None = None,
+                 accurate: dict[bytes, AccurateEntry] | None = None) -> None:
+        self.fileset = fileset
+        self.level = level
+        self.since_ns = since_ns if level != "Full" else None
+        self.accurate = accurate if level != "Full" else None
+        self.stats = BackupStats()
+        self._index = 0
+        self._links: dict[tuple[int, int], tuple[int, bytes]] = {}
+        self._seen: set[bytes] = set()
+        self._excluded = {p.rstrip(b"/") or b"/" for p in fileset.exclude}
+
+    # -- walking ----------------------------------------------------------------------------
+
+    def records(self) -> Iterator[Record]:
+        for include in self.fileset.include:
+            blocks = [CompiledOptions(o) for o in include.options]
+            for top in include.files:
+                yield from self._walk(os.path.normpath(top) if top != b"/" else top, blocks)
+        if self.accurate is not None:
+            yield from self._deleted()
+
+    def _walk(self, top: bytes, blocks: list[CompiledOptions]) -> Iterator[Record]:
+        try:
+            top_st = os.lstat(top)
+        except FileNotFoundError:
+            self._warn(f"{_printable(top)}: listed in the FileSet but does not exist")
+            return
+        except OSError as exc:
+            self._error(f"{_printable(top)}: cannot stat: {exc.strerror}")
+            return
+        stack: list[tuple[bytes, os.stat_result | None]] = [(top, top_st)]
+        while stack:
+            path, st = stack.pop()
+            if path in self._excluded:
+                continue
+            if st is None:
+                try:
+                    st = os.lstat(path)
+                except FileNotFoundError:
+                    self._warn(f"{_printable(path)}: vanished during the backup")
+                    continue
+                except OSError as exc:
+                    self._error(f"{_printable(path)}: cannot stat: {exc.strerror}")
+                    continue
+            is_dir = stat.S_ISDIR(st.st_mode)
+            options = choose(blocks, path, is_dir)
+            if options is None:
+                continue  # Exclude = yes: neither the entry nor (for a directory) its contents
+            yield from self._file(path, st, options)
+            if not is_dir or not options.recurse:
+                continue
+            if options.one_fs and st.st_dev != top_st.st_dev:
+                self._warn(f"{_printable(path)}: is a different filesystem; not descending (One FS = yes)")
+                continue
+            try:
+                with os.scandir(path) as it:
+                    names = sorted(entry.name for entry in it)
+            except FileNotFoundError:
+                self._warn(f"{_printable(path)}: vanished during the backup")
+                continue
+            except OSError as exc:
+                self._error(f"{_printable(path)}: cannot list directory: {exc.strerror}")
+                continue
+            base = path if path.endswith(b"/") else path + b"/"
+            stack.extend((base + name, None) for name in reversed(names))
+
+    # -- one file ---------------------------------------------------------------------------
+
+    def _changed(self, path: bytes, st: os.stat_result, options: OptionsSpec) -> bool:
+        if self.accurate is not None:
+            before = self.accurate.get(path)
+            return before is None or (before.mtime_ns, before.ctime_ns, before.size, before.mode) != (
+                st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_mode)
+        if self.since_ns is None:
+            return True
+        if options.mtime_only:
+            return st.st_mtime_ns >= self.since_ns
+        return st.st_mtime_ns >= self.since_ns or st.st_ctime_ns >= self.since_ns
+
+    def _file(self, path: bytes, st: os.stat_result, options: OptionsSpec) -> Iterator[Record]:
+        self._seen.add(path)
+        kind = type_of_mode(st.st_mode)
+        if kind != FileType.DIRECTORY and not self._changed(path, st, options):
+            return
+        if kind == FileType.SOCKET:
+            return  # Bareos skips sockets: a listening process recreates its own
+        self._index += 1
+        index = self._index
+        target = b""
+        link_index = 0
+        if kind == FileType.SYMLINK:
+            try:
+                target = os.readlink(path)
+            except OSError as exc:
+                self._error(f"{_printable(path)}: cannot read symlink: {exc.strerror}")
+                self._index -= 1
+                return
+        elif kind != FileType.DIRECTORY and st.st_nlink > 1 and options.hard_links:
+            key = (st.st_dev, st.st_ino)
+            first = self._links.get(key)
+            if first is not None:
+                kind, link_index, target = FileType.HARDLINK, first[0], first[1]
+            else:
+                self._links[key] = (index, path)
+        has_data = kind == FileType.REGULAR and st.st_size > 0
+        attrs = FileAttributes(
+            path=path, type=kind, mode=st.st_mode, uid=st.st_uid, gid=st.st_gid, size=st.st_size,
+            atime_ns=st.st_atime_ns, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, nlink=st.st_nlink,
+            dev=st.st_dev, ino=st.st_ino, rdev=st.st_rdev, link_target=target, link_index=link_index,
+            compression=(options.compression or "") if has_data else "",
+            sparse=bool(options.sparse) and has_data,
+            digest_algorithm=(options.signature or "") if has_data else "",
+        )
+        self.stats.files += 1
+        yield Record(index, Stream.ATTRIBUTES, encode_attributes(attrs))
+        if options.xattr_support or options.acl_support:
+            xattrs, acl_access, acl_default = read_xattrs(path, kind == FileType.SYMLINK)
+            if xattrs and options.xattr_support:
+                yield Record(index, Stream.XATTRS, codec.pack(xattrs))
+            if options.acl_support:
+                if acl_access is not None:
+                    yield Record(index, Stream.ACL_ACCESS, acl_access)
+                if acl_default is not None:
+                    yield Record(index, Stream.ACL_DEFAULT, acl_default)
+        if has_data:
+            yield from self._data(index, path, st, attrs, options)
+
+    def _data(self, index: int, path: bytes, st: os.stat_result, attrs: FileAttributes,
+              options: OptionsSpec) -> Iterator[Record]:
+        flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        fd = -1
+        if options.no_atime:
+            try:
+                fd = os.open(path, flags | getattr(os, "O_NOATIME", 0))
+            except OSError:
+                fd = -1
+        try:
+            if fd < 0:
+                fd = os.open(path, flags)
+        except FileNotFoundError:
+            self._warn(f"{_printable(path)}: vanished during the backup")
+            return
+        except OSError as exc:
+            self._error(f"{_printable(path)}: cannot open: {exc.strerror}")
+            return
+        hasher = new_hasher(attrs.digest_algorithm) if attrs.digest_algorithm else None
+        compress = compressor(attrs.compression) if attrs.compression else None
+        try:
+            for start, length in self._extents(fd, st.st_size, attrs.sparse):
+                os.lseek(fd, start, os.SEEK_SET)
+                offset, end = start, start + length
+                while offset < end:
+                    chunk = os.read(fd, min(CHUNK, end - offset))
+                    if not chunk:
+                        break
+                    self.stats.bytes += len(chunk)
+                    if hasher is not None:
+                        hasher.update(chunk)
+                    if compress is not None:
+                        packed = compress(chunk)
+                        if len(packed) < len(chunk):
+                            yield Record(index, Stream.COMPRESSED_DATA, pack_data(offset, packed))
+                            offset += len(chunk)
+                            continue
+                    yield Record(index, Stream.DATA, pack_data(offset, chunk))
+                    offset += len(chunk)
+            after = os.fstat(fd)
+        except OSError as exc:
+            self._error(f"{_printable(path)}: read error: {exc.strerror}")
+            return
+        finally:
+            os.close(fd)
+        if (after.st_mtime_ns, after.st_size) != (st.st_mtime_ns, st.st_size):
+            self._warn(f"{_printable(path)}: file changed during the backup; the copy may be inconsistent")
+        if hasher is not None:
+            yield Record(index, Stream.DIGEST, codec.pack((attrs.digest_algorithm, hasher.digest())))
+
+    @staticmethod
+    def _extents(fd: int, size: int, sparse: bool) -> Iterator[tuple[int, int]]:
+        """(offset, length) of the data to read: the whole file, or only its data extents."""
+        if not sparse:
+            yield 0, size
+            return
+        offset = 0
+        while offset < size:
+            try:
+                start = os.lseek(fd, offset, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:
+                    return  # only a hole remains
+                yield offset, size - offset  # SEEK_DATA unsupported: read the rest plainly
+                return
+            end = os.lseek(fd, start, os.SEEK_HOLE)
+            yield start, end - start
+            offset = end
+
+    def _deleted(self) -> Iterator[Record]:
+        """Accurate mode: every path of the previous backup that was not seen now is gone."""
+        assert self.accurate is not None
+        for path in sorted(set(self.accurate) - self._seen):
+            before = self.accurate[path]
+            attrs = FileAttributes(path=path, type=FileType.DELETED, mode=before.mode, uid=0, gid=0, size=0,
+                                   atime_ns=0, mtime_ns=before.mtime_ns, ctime_ns=before.ctime_ns)
+            self.stats.deleted += 1
+            yield Record(0, Stream.DELETED, encode_attributes(attrs))
+
+    def _warn(self, text: str) -> None:
+        self.stats.warnings.append(text)
+
+    def _error(self, text: str) -> None:
+        self.stats.errors += 1
+        self.stats.warnings.append(text)
