@@ -73,7 +73,8 @@ class _Current:
 class RestoreWriter:
     def __init__(self, where: Path, *, replace: str = "always", strip_prefix: bytes | None = None,
                  add_prefix: bytes | None = None, add_suffix: bytes | None = None,
-                 regex_where: str | None = None, hidden_indexes: tuple[int, ...] = (), log: Any = None) -> None:
+                 regex_where: str | None = None, hidden_indexes: tuple[tuple[int, int], ...] = (),
+                 log: Any = None) -> None:
         if replace.lower() not in REPLACE_POLICIES:
             raise ValueError(f"unknown replace policy {replace!r} (use {', '.join(REPLACE_POLICIES)})")
         self.where = os.fsencode(os.path.abspath(where))
@@ -87,7 +88,8 @@ class RestoreWriter:
         self.stats = RestoreStats()
         self._current: _Current | None = None
         self._dirs: list[tuple[bytes, FileAttributes, _Current]] = []
-        self._restored: dict[int, bytes] = {}
+        self._restored: dict[tuple[int, int], bytes] = {}
+        self._job = 0
         self._privileged = os.geteuid() == 0
         os.makedirs(self.where, exist_ok=True)
 
@@ -137,6 +139,10 @@ class RestoreWriter:
     # -- records ----------------------------------------------------------------------------
 
     def feed(self, record: Record) -> None:
+        if record.stream == Stream.JOB_START:
+            self._finish_current()
+            self._job = int.from_bytes(record.payload, "big")
+            return
         if record.stream == Stream.ATTRIBUTES:
             self._finish_current()
             self._start(record)
@@ -171,9 +177,9 @@ class RestoreWriter:
             self._error(f"file index {record.file_index}: {exc}")
             self._current = None
             return
-        hidden = record.file_index in self.hidden
+        hidden = (self._job, record.file_index) in self.hidden
         try:
-            target = (os.path.join(self.where, HIDDEN_PREFIX + str(record.file_index).encode()) if hidden
+            target = (os.path.join(self.where, HIDDEN_PREFIX + f"{self._job}-{record.file_index}".encode()) if hidden
                       else self.target_of(attrs.path))
         except UnsafePath as exc:
             self._refuse(attrs.path, str(exc))
@@ -229,12 +235,12 @@ class RestoreWriter:
         elif kind == FileType.SYMLINK:
             os.symlink(a.link_target, target)
         elif kind == FileType.HARDLINK:
-            source = self._restored.get(a.link_index)
+            source = self._restored.get((self._job, a.link_index))
             if source is None:
                 raise OSError(2, f"hardlink target (file index {a.link_index}) was not restored")
             if os.path.basename(source).startswith(HIDDEN_PREFIX):
                 os.rename(source, target)  # the first selected name takes the hidden carrier's data
-                self._restored[a.link_index] = target
+                self._restored[(self._job, a.link_index)] = target
             else:
                 os.link(source, target, follow_symlinks=False)
         elif kind == FileType.FIFO:
@@ -243,7 +249,7 @@ class RestoreWriter:
             os.mknod(target, a.mode, a.rdev)
         else:
             raise OSError(22, f"cannot restore a {kind.name.lower()}")
-        self._restored[cur.index] = target
+        self._restored[(self._job, cur.index)] = target
 
     def _data(self, cur: _Current, record: Record) -> None:
         if cur.fd < 0:
@@ -314,11 +320,11 @@ class RestoreWriter:
             except OSError as exc:
                 self._error(f"{_printable(attrs.path)}: cannot set directory attributes: {exc.strerror}")
         self._dirs.clear()
-        for index, path in list(self._restored.items()):
+        for key, path in list(self._restored.items()):
             if os.path.basename(path).startswith(HIDDEN_PREFIX):
                 with contextlib.suppress(OSError):
                     os.unlink(path)
-                self._restored.pop(index)
+                self._restored.pop(key)
         return self.stats
 
     def _abandon(self, cur: _Current) -> None:

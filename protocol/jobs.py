@@ -34,6 +34,7 @@ class BootstrapSpec(Message):
     file_indexes: tuple[tuple[int, int], ...]  # inclusive ranges
     start_block: int = 0
     start_addr: int = 0
+    job_id: int = 0
 
 
 class SdJobSetup(Message):
@@ -227,7 +228,7 @@ class FdRestore(Message):
     add_suffix: bytes | None = None
     regex_where: str | None = None
     # Hardlink carriers the selection did not include: their data goes to the next selected name.
-    hidden_indexes: tuple[int, ...] = ()
+    hidden_indexes: tuple[tuple[int, int], ...] = ()  # (job id, file index)
 
 
 class FdEstimate(Message):

@@ -26,6 +26,7 @@ class Stream(enum.IntEnum):
     ACL_ACCESS = 8  # raw system.posix_acl_access value
     ACL_DEFAULT = 9  # raw system.posix_acl_default value
     DELETED = 10  # accurate mode: attributes of a file that is gone; catalog only, never on a volume
+    JOB_START = 11  # restore stream only: 8-byte JobId; the records that follow belong to that job
 
 
 DATA_STREAMS: Final = frozenset({Stream.DATA, Stream.COMPRESSED_DATA})

@@ -91,7 +91,7 @@ def test_hardlink_whose_first_name_is_not_selected_still_restores(tmp_path: Path
     records = list(BackupReader(_fileset(src)).records())
     carrier = next(r.file_index for r in records if r.stream == Stream.ATTRIBUTES
                    and decode_attributes(r.payload).path.endswith(b"/a"))
-    writer = _restore(records, tmp_path / "out", hidden_indexes=(carrier,))
+    writer = _restore(records, tmp_path / "out", hidden_indexes=((0, carrier),))
     restored = tmp_path / "out" / str(src).lstrip("/")
     assert (restored / "b").read_text() == "shared"
     assert not (restored / "a").exists()

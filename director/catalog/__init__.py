@@ -1,0 +1,7 @@
+"""The catalog: Bareos-shaped tables behind one interface (SQLite embedded; PostgreSQL next)."""
+
+from director.catalog.models import FileRow, JobMediaRow, JobRow, MediaRow, NewJob, PoolRow
+from director.catalog.sqlite import Catalog, CatalogError, open_catalog
+
+__all__ = ["Catalog", "CatalogError", "FileRow", "JobMediaRow", "JobRow", "MediaRow", "NewJob", "PoolRow",
+           "open_catalog"]

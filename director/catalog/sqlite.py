@@ -1,0 +1,305 @@
+"""The SQLite catalog (WAL). Every method is synchronous and thread-safe; the Director calls them in a
+worker thread so the event loop never waits on the database."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Final
+
+from director.catalog.models import FileRow, JobMediaRow, JobRow, MediaRow, NewJob, PoolRow
+from director.catalog.schema import MIGRATIONS, SCHEMA_VERSION
+
+# Job columns a caller may update, by their Bareos names.
+JOB_COLUMNS: Final = frozenset({
+    "JobStatus", "Level", "SchedTime", "StartTime", "EndTime", "RealEndTime", "JobTDate", "VolSessionId",
+    "VolSessionTime", "JobFiles", "JobBytes", "ReadBytes", "JobErrors", "JobMissingFiles", "PoolId",
+    "PriorJobId", "Comment", "Type", "PurgedFiles",
+})
+MEDIA_COLUMNS: Final = frozenset({
+    "VolStatus", "VolBytes", "VolBlocks", "VolJobs", "VolFiles", "FirstWritten", "LastWritten", "PoolId",
+})
+_JOB_SELECT: Final = """
+SELECT j.JobId, j.Job, j.Name, j.Type, j.Level, j.JobStatus, j.ClientId, j.FileSetId, j.PoolId, j.SchedTime,
+       j.StartTime, j.EndTime, j.JobFiles, j.JobBytes, j.ReadBytes, j.JobErrors, j.VolSessionId,
+       j.VolSessionTime, j.Priority, j.PriorJobId, j.Comment, c.Name, f.FileSet, p.Name
+FROM Job j LEFT JOIN Client c ON c.ClientId = j.ClientId LEFT JOIN FileSet f ON f.FileSetId = j.FileSetId
+LEFT JOIN Pool p ON p.PoolId = j.PoolId
+"""
+_MEDIA_SELECT: Final = """
+SELECT m.MediaId, m.VolumeName, m.PoolId, p.Name, m.MediaType, m.VolStatus, m.VolBytes, m.VolBlocks, m.VolJobs,
+       m.VolFiles, m.FirstWritten, m.LastWritten, m.LabelDate, m.MaxVolBytes, m.MaxVolJobs, s.Name
+FROM Media m JOIN Pool p ON p.PoolId = m.PoolId LEFT JOIN Storage s ON s.StorageId = m.StorageId
+"""
+
+
+class CatalogError(Exception):
+    """The catalog cannot be opened or used; the message names the database."""
+
+
+def open_catalog(resource: Any, working_dir: Path) -> Catalog:
+    """Open (and migrate) the catalog a Catalog resource describes."""
+    driver = (resource.db_driver or "sqlite3").lower()
+    if driver not in ("sqlite3", "sqlite"):
+        raise CatalogError(f"Catalog {resource.name!r}: DB Driver {resource.db_driver!r} is not supported yet "
+                           "(use sqlite3; PostgreSQL comes next)")
+    name = resource.db_name or "strongroom"
+    path = Path(name) if name.startswith("/") or (name.endswith(".db") and "/" in name) else working_dir / f"{name}.db"
+    catalog = Catalog(path)
+    catalog.migrate()
+    return catalog
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+        except (sqlite3.Error, OSError) as exc:
+            raise CatalogError(f"cannot open the SQLite catalog {path}: {exc}") from exc
+        self._lock = threading.RLock()
+        self._path_ids: dict[bytes, int] = {}
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def version(self) -> int:
+        with self._lock:
+            exists = self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='Version'").fetchone()
+            if not exists:
+                return 0
+            row = self._db.execute("SELECT VersionId FROM Version").fetchone()
+            return int(row[0]) if row else 0
+
+    def migrate(self) -> None:
+        current = self.version()
+        if current > SCHEMA_VERSION:
+            raise CatalogError(f"catalog {self.path} has schema version {current}, newer than this Director "
+                               f"({SCHEMA_VERSION}); upgrade Strongroom")
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            with self._tx() as db:
+                for statement in MIGRATIONS[version].split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute("DELETE FROM Version")
+                db.execute("INSERT INTO Version (VersionId) VALUES (?)", (version,))
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # -- resources --------------------------------------------------------------------------
+
+    def _ensure(self, select: str, insert: str, args: Sequence[Any], insert_args: Sequence[Any]) -> int:
+        with self._tx() as db:
+            row = db.execute(select, args).fetchone()
+            if row:
+                return int(row[0])
+            cur = db.execute(insert, insert_args)
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+    def ensure_client(self, name: str) -> int:
+        return self._ensure("SELECT ClientId FROM Client WHERE Name=?", "INSERT INTO Client (Name) VALUES (?)",
+                            (name,), (name,))
+
+    def ensure_fileset(self, name: str, md5: str) -> int:
+        return self._ensure("SELECT FileSetId FROM FileSet WHERE FileSet=? AND MD5=?",
+                            "INSERT INTO FileSet (FileSet, MD5, CreateTime) VALUES (?,?,?)",
+                            (name, md5), (name, md5, time.time()))
+
+    def ensure_storage(self, name: str) -> int:
+        return self._ensure("SELECT StorageId FROM Storage WHERE Name=?", "INSERT INTO Storage (Name) VALUES (?)",
+                            (name,), (name,))
+
+    def ensure_pool(self, pool: PoolRow) -> int:
+        """Create the Pool row, or update it from the configuration (Bareos does this at start-up)."""
+        with self._tx() as db:
+            values = (pool.pool_type, pool.label_format, pool.max_vol_bytes, pool.max_vol_jobs, pool.max_vols,
+                      pool.vol_retention, int(pool.recycle), int(pool.auto_prune))
+            row = db.execute("SELECT PoolId FROM Pool WHERE Name=?", (pool.name,)).fetchone()
+            if row:
+                db.execute("UPDATE Pool SET PoolType=?, LabelFormat=?, MaxVolBytes=?, MaxVolJobs=?, MaxVols=?, "
+                           "VolRetention=?, Recycle=?, AutoPrune=? WHERE PoolId=?", (*values, row[0]))
+                return int(row[0])
+            cur = db.execute("INSERT INTO Pool (Name, PoolType, LabelFormat, MaxVolBytes, MaxVolJobs, MaxVols, "
+                             "VolRetention, Recycle, AutoPrune) VALUES (?,?,?,?,?,?,?,?,?)", (pool.name, *values))
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+    def list_pools(self) -> list[dict[str, Any]]:
+        rows = self._query("SELECT p.PoolId, p.Name, p.PoolType, p.LabelFormat, p.MaxVolBytes, p.MaxVolJobs, "
+                           "(SELECT COUNT(*) FROM Media m WHERE m.PoolId = p.PoolId) FROM Pool p ORDER BY p.Name")
+        keys = ("poolid", "name", "pooltype", "labelformat", "maxvolbytes", "maxvoljobs", "numvols")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def create_job(self, job: NewJob) -> int:
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT INTO Job (Job, Name, Type, Level, ClientId, FileSetId, PoolId, JobStatus, SchedTime, "
+                "Priority, PriorJobId, JobTDate) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (job.job, job.name, job.type, job.level, job.client_id, job.fileset_id, job.pool_id, job.status,
+                 job.sched_time, job.priority, job.prior_job_id, int(job.sched_time)))
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+    def update_job(self, job_id: int, **columns: Any) -> None:
+        unknown = set(columns) - JOB_COLUMNS
+        if unknown:
+            raise CatalogError(f"unknown Job column(s): {', '.join(sorted(unknown))}")
+        if not columns:
+            return
+        sets = ", ".join(f"{name}=?" for name in columns)
+        with self._tx() as db:
+            db.execute(f"UPDATE Job SET {sets} WHERE JobId=?", (*columns.values(), job_id))
+
+    def get_job(self, job_id: int) -> JobRow | None:
+        rows = self._query(_JOB_SELECT + " WHERE j.JobId=?", (job_id,))
+        return JobRow(*rows[0]) if rows else None
+
+    def list_jobs(self, *, client_id: int | None = None, fileset_id: int | None = None, job_name: str | None = None,
+                  job_type: str | None = None, limit: int | None = None) -> list[JobRow]:
+        where, args = [], []
+        for column, value in (("j.ClientId", client_id), ("j.FileSetId", fileset_id), ("j.Name", job_name),
+                              ("j.Type", job_type)):
+            if value is not None:
+                where.append(f"{column}=?")
+                args.append(value)
+        sql = _JOB_SELECT + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY j.JobId"
+        rows = self._query(sql, args)
+        if limit is not None:
+            rows = rows[-limit:]
+        return [JobRow(*r) for r in rows]
+
+    def last_job(self, job_name: str, client_id: int | None, fileset_id: int | None,
+                 levels: Iterable[str]) -> JobRow | None:
+        """The newest successful backup of this job, client and fileset at one of `levels`."""
+        wanted = list(levels)
+        marks = ",".join("?" * len(wanted))
+        rows = self._query(
+            _JOB_SELECT + f" WHERE j.Name=? AND j.ClientId IS ? AND j.FileSetId IS ? AND j.Type='B' "
+            f"AND j.JobStatus IN ('T','W') AND j.Level IN ({marks}) ORDER BY j.StartTime DESC, j.JobId DESC LIMIT 1",
+            (job_name, client_id, fileset_id, *wanted))
+        return JobRow(*rows[0]) if rows else None
+
+    def client_id(self, name: str) -> int | None:
+        rows = self._query("SELECT ClientId FROM Client WHERE Name=?", (name,))
+        return int(rows[0][0]) if rows else None
+
+    def fileset_ids(self, name: str) -> list[int]:
+        return [int(r[0]) for r in self._query("SELECT FileSetId FROM FileSet WHERE FileSet=?", (name,))]
+
+    # -- files ------------------------------------------------------------------------------
+
+    def _path_id(self, db: sqlite3.Connection, path: bytes) -> int:
+        cached = self._path_ids.get(path)
+        if cached is not None:
+            return cached
+        row = db.execute("SELECT PathId FROM Path WHERE Path=?", (path,)).fetchone()
+        if row:
+            path_id = int(row[0])
+        else:
+            cur = db.execute("INSERT INTO Path (Path) VALUES (?)", (path,))
+            assert cur.lastrowid is not None
+            path_id = cur.lastrowid
+        if len(self._path_ids) > 100_000:
+            self._path_ids.clear()
+        self._path_ids[path] = path_id
+        return path_id
+
+    def insert_files(self, job_id: int, rows: Sequence[FileRow]) -> None:
+        """One transaction per batch: Path rows deduplicated, File rows inserted with executemany."""
+        with self._tx() as db:
+            values = [(r.file_index, job_id, self._path_id(db, r.path), r.name, r.lstat, r.digest) for r in rows]
+            db.executemany("INSERT INTO File (FileIndex, JobId, PathId, Name, LStat, MD5) VALUES (?,?,?,?,?,?)", values)
+
+    def list_files(self, job_id: int) -> list[FileRow]:
+        rows = self._query("SELECT f.JobId, p.Path, f.Name, f.FileIndex, f.LStat, f.MD5 FROM File f "
+                           "JOIN Path p ON p.PathId = f.PathId WHERE f.JobId=? ORDER BY f.FileIndex, f.FileId",
+                           (job_id,))
+        return [FileRow(int(r[0]), bytes(r[1]), bytes(r[2]), int(r[3]), bytes(r[4]), r[5]) for r in rows]
+
+    # -- media ------------------------------------------------------------------------------
+
+    def create_media(self, volume_name: str, pool_id: int, media_type: str, storage: str | None, *,
+                     max_vol_bytes: int = 0, max_vol_jobs: int = 0) -> int:
+        storage_id = self.ensure_storage(storage) if storage else None
+        with self._tx() as db:
+            cur = db.execute("INSERT INTO Media (VolumeName, PoolId, StorageId, MediaType, LabelDate, MaxVolBytes, "
+                             "MaxVolJobs) VALUES (?,?,?,?,?,?,?)",
+                             (volume_name, pool_id, storage_id, media_type, time.time(), max_vol_bytes, max_vol_jobs))
+            db.execute("UPDATE Pool SET NumVols = NumVols + 1 WHERE PoolId=?", (pool_id,))
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+    def get_media(self, volume_name: str) -> MediaRow | None:
+        rows = self._query(_MEDIA_SELECT + " WHERE m.VolumeName=?", (volume_name,))
+        return MediaRow(*rows[0]) if rows else None
+
+    def list_media(self, pool_id: int | None = None) -> list[MediaRow]:
+        if pool_id is None:
+            rows = self._query(_MEDIA_SELECT + " ORDER BY m.MediaId")
+        else:
+            rows = self._query(_MEDIA_SELECT + " WHERE m.PoolId=? ORDER BY m.MediaId", (pool_id,))
+        return [MediaRow(*r) for r in rows]
+
+    def update_media(self, volume_name: str, **columns: Any) -> None:
+        unknown = set(columns) - MEDIA_COLUMNS
+        if unknown:
+            raise CatalogError(f"unknown Media column(s): {', '.join(sorted(unknown))}")
+        sets = ", ".join(f"{name}=?" for name in columns)
+        with self._tx() as db:
+            db.execute(f"UPDATE Media SET {sets} WHERE VolumeName=?", (*columns.values(), volume_name))
+
+    def add_jobmedia(self, row: JobMediaRow) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO JobMedia (JobId, MediaId, FirstIndex, LastIndex, StartFile, EndFile, StartBlock, "
+                       "EndBlock, JobBytes) VALUES (?,?,?,?,?,?,?,?,?)",
+                       (row.job_id, row.media_id, row.first_index, row.last_index, row.start_addr, row.end_addr,
+                        row.start_block, row.end_block, row.bytes))
+
+    def list_jobmedia(self, job_ids: Iterable[int]) -> list[JobMediaRow]:
+        ids = list(job_ids)
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        rows = self._query(
+            "SELECT jm.JobId, jm.MediaId, m.VolumeName, jm.FirstIndex, jm.LastIndex, jm.StartBlock, jm.EndBlock, "
+            "jm.StartFile, jm.EndFile, jm.JobBytes, j.VolSessionId, j.VolSessionTime FROM JobMedia jm "
+            f"JOIN Media m ON m.MediaId = jm.MediaId JOIN Job j ON j.JobId = jm.JobId WHERE jm.JobId IN ({marks}) "
+            "ORDER BY jm.JobId, jm.JobMediaId", ids)
+        return [JobMediaRow(*r) for r in rows]
+
+    # -- log --------------------------------------------------------------------------------
+
+    def add_log(self, job_id: int, when: float, text: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO Log (JobId, Time, LogText) VALUES (?,?,?)", (job_id, when, text))
+
+    def job_log(self, job_id: int) -> list[tuple[float, str]]:
+        return [(float(r[0]), str(r[1])) for r in
+                self._query("SELECT Time, LogText FROM Log WHERE JobId=? ORDER BY LogId", (job_id,))]

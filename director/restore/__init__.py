@@ -1,0 +1,1 @@
+"""Restore selection and bootstraps: pure functions over catalog rows."""
