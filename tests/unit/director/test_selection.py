@@ -12,7 +12,7 @@ from director.restore.selection import backup_chain, latest_files, live, select
 from protocol.attributes import FileAttributes, FileType, encode_attributes
 
 
-def _job(job_id: int, level: str, start: float, client: int = 1, fileset: int = 1, status: str = "T",
+def _job(job_id: int, level: str, start: float, *, client: int = 1, fileset: int = 1, status: str = "T",
          type_: str = "B") -> JobRow:
     return JobRow(job_id, f"j.{job_id}", "j", type_, level, status, client, fileset, 1, start, start, start + 1,
                   0, 0, 0, 0, job_id, 1000, 10, None, None)
@@ -73,7 +73,7 @@ def test_file_directory_and_regex_selection_keep_parents() -> None:
     assert set(select(files, file=[b"/etc/ssh/sshd_config"])) == {b"/etc/ssh/sshd_config", b"/etc/ssh", b"/etc"}
     assert set(select(files, directory=[b"/etc/ssh"])) == {b"/etc/ssh", b"/etc/ssh/sshd_config", b"/etc"}
     assert set(select(files, fileregex=r"pass|host")) == {b"/etc/passwd", b"/etc/hosts", b"/etc"}
-    assert set(select(files, file=[b"/etc/*ss*"])) == {b"/etc/passwd", b"/etc/ssh", b"/etc"}
+    assert set(select(files, file=[b"/etc/*ss*"])) == {b"/etc/passwd", b"/etc/ssh", b"/etc/ssh/sshd_config", b"/etc"}
     assert len(select(files)) == 5
 
 
