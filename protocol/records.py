@@ -10,6 +10,7 @@ from typing import Final
 
 from protocol import codec
 from protocol.errors import DecodeError
+from protocol.messages import Message, decode_message
 
 # A batch frame carries at most this many payload bytes before the sender flushes it.
 BATCH_BYTES: Final = 512 * 1024
@@ -75,3 +76,10 @@ def decode_batch(body: bytes) -> list[Record]:
             raise DecodeError("malformed record in batch (want [int, int, bytes])")
         out.append(Record(item[0], item[1], item[2]))
     return out
+
+
+def decode_body(body: bytes) -> list[Record] | Message:
+    """A data-session frame: a record batch (msgpack array) or a control message (msgpack map)."""
+    if body[:1] and (body[0] & 0xF0 == 0x90 or body[0] in (0xDC, 0xDD)):
+        return decode_batch(body)
+    return decode_message(body)

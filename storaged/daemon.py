@@ -1,13 +1,19 @@
-"""The Storage Daemon process: serves its Directors (status now; volumes and sessions build on it)."""
+"""The Storage Daemon process: serves its Directors, and the data sessions of the jobs they set up."""
 
 from __future__ import annotations
 
+import contextlib
+from pathlib import Path
 from typing import Final
 
 from common.daemon import Daemon, OwnResource
-from common.net import Connection
-from common.peers import serve_director
-from protocol.messages import Code, Hello
+from common.net import Connection, NetError
+from protocol.errors import ProtocolError
+from protocol.messages import Code, ErrorReply, Hello, RunningJob
+from storaged.control import serve_director
+from storaged.jobs import Device, JobRegistry, SdJobError
+from storaged.sessions import run_append, run_read
+from storaged.volume import VolumeError
 
 SD_PORT: Final = 9103
 
@@ -17,15 +23,66 @@ class StorageDaemon(Daemon):
     ok_code = Code.SD_OK
     default_port = SD_PORT
 
+    def __init__(self, config_path: Path, loaded: object, log: object) -> None:
+        super().__init__(config_path, loaded, log)
+        self.registry = JobRegistry(devices={
+            name: Device(name=name, media_type=d.media_type, archive=Path(d.archive_device),
+                         label_media=d.label_media, max_jobs=max(1, d.maximum_concurrent_jobs))
+            for name, d in self.config.devices.items()
+        })
+
     @property
     def own(self) -> OwnResource:
         return self.config.storage  # type: ignore[no-any-return]
 
+    @property
+    def client_connect_wait(self) -> float:
+        return float(self.config.storage.client_connect_wait)
+
     def lookup_secret(self, hello: Hello) -> str | None:
+        if hello.role == "job":
+            return self.registry.key_for(hello.name)
         if hello.role != "director":
             return None
         director = self.config.directors.get(hello.name)
         return None if director is None else director.password.get_secret_value()
 
+    def running_jobs(self) -> tuple[RunningJob, ...]:
+        return tuple(RunningJob(job_id=j.setup.job_id, job=j.name, status=j.status, files=j.files, bytes=j.bytes)
+                     for j in self.registry.jobs.values())
+
     async def serve_peer(self, conn: Connection, peer: Hello) -> None:
-        await serve_director(self, conn, peer, self.log.bind(peer_name=peer.name))
+        log = self.log.bind(peer_name=peer.name)
+        if peer.role == "director":
+            director = self.config.directors[peer.name]
+            await serve_director(self, conn, bool(director.monitor), log)
+            return
+        job = self.registry.jobs.get(peer.name)
+        if job is None or job.data_attached.is_set():
+            await conn.send(ErrorReply(code=Code.SD_ERROR, text=f"no job {peer.name} is waiting for a data session"))
+            return
+        job.used_key = True  # the key is one-time: nobody else gets in with it
+        job.data_attached.set()
+        log.info("data_session_attached", job=job.name, mode="append" if job.setup.append else "read")
+        status, text = "E", ""
+        try:
+            with self.busy(conn):
+                if job.setup.append:
+                    await run_append(job, conn, log)
+                else:
+                    await run_read(job, conn, log)
+            status = "T"
+        except SdJobError as exc:
+            status, text = ("A" if job.canceled.is_set() else "E"), str(exc)
+        except (VolumeError, OSError) as exc:
+            status, text = "E", f"volume error: {exc}"
+            with contextlib.suppress(NetError):
+                await conn.send(ErrorReply(code=Code.SD_ERROR, text=text))
+        except (NetError, ProtocolError) as exc:
+            status, text = ("A" if job.canceled.is_set() else "E"), f"File Daemon connection failed: {exc}"
+        finally:
+            if text:
+                log.warning("data_session_failed", job=job.name, reason=text)
+                with contextlib.suppress(NetError):
+                    await job.message("error", text)
+            job.finish(status, text)

@@ -22,9 +22,14 @@ class Args:
     command: str
     words: tuple[str, ...] = ()
     options: dict[str, str] = field(default_factory=dict)
+    repeated: dict[str, list[str]] = field(default_factory=dict)
 
     def get(self, key: str) -> str | None:
         return self.options.get(key)
+
+    def all(self, key: str) -> list[str]:
+        """Every value of a key given several times (`file=a file=b`)."""
+        return self.repeated.get(key, [])
 
     def has(self, word: str) -> bool:
         return word.lower() in (w.lower() for w in self.words)
@@ -40,13 +45,15 @@ def parse_command(line: str) -> Args:
         return Args(command="")
     words: list[str] = []
     options: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {}
     for token in tokens[1:]:
         key, sep, value = token.partition("=")
         if sep:
             options[key.lower()] = value
+            repeated.setdefault(key.lower(), []).append(value)
         else:
             words.append(token)
-    return Args(command=tokens[0].lower(), words=tuple(words), options=options)
+    return Args(command=tokens[0].lower(), words=tuple(words), options=options, repeated=repeated)
 
 
 @dataclass

@@ -5,7 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from common.net import Connection
-from director.console import misc_cmd, show_cmd, status_cmd  # noqa: F401  (register commands)
+from director.console import (  # noqa: F401  (register commands)
+    catalog_cmd,
+    jobs_cmd,
+    misc_cmd,
+    restore_cmd,
+    show_cmd,
+    status_cmd,
+)
 from director.console.acl import ALL, acl_allows
 from director.console.registry import CommandError, Reply, Session, lookup, parse_command
 from protocol.frames import Signal
@@ -61,13 +68,21 @@ async def serve_console(director: DirectorDaemon, conn: Connection, peer: Hello,
             )
             continue
         with director.busy(conn):
-            reply = await run_command(session, event.line, log)
+            pending, session.pending = session.pending, None
+            if pending is not None:
+                try:
+                    reply = await pending(event.line.strip())
+                except CommandError as exc:
+                    reply = Reply(text=str(exc), data={"error": str(exc)}, ok=False)
+            else:
+                reply = await run_command(session, event.line, log)
             await conn.send(
                 ConsoleReply(
                     code=Code.DIR_OK if reply.ok else Code.COMMAND_FAILED,
                     ok=reply.ok,
                     text=reply.text,
                     data=reply.data,
+                    prompt=reply.prompt,
                 )
             )
 

@@ -1,0 +1,143 @@
+"""Job commands: run, cancel, wait, messages, estimate."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from director.console.registry import Args, CommandError, Reply, Session, command
+from director.jobs import status as st
+from director.jobs.control import LEVEL_NAMES, TYPE_NAMES, JobControl
+from director.jobs.errors import JobError
+from director.jobs.setup import RunRequest, resolve
+
+WAIT_TIMEOUT = 24 * 3600.0
+
+
+def _parse_when(text: str | None) -> float | None:
+    if not text:
+        return None
+    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"):
+        try:
+            return time.mktime(time.strptime(text, fmt))
+        except ValueError:
+            continue
+    raise CommandError(f"cannot parse when={text!r}; use YYYY-MM-DD HH:MM:SS")
+
+
+def _request(args: Args) -> RunRequest:
+    name = args.get("job")
+    if not name:
+        raise CommandError("usage: run job=NAME [level=] [client=] [fileset=] [pool=] [storage=] [priority=] [when=] [yes]")
+    priority = args.get("priority")
+    return RunRequest(
+        job=name, level=args.get("level"), client=args.get("client"), fileset=args.get("fileset"),
+        pool=args.get("pool"), storage=args.get("storage"),
+        priority=int(priority) if priority and priority.isdigit() else None,
+        when=_parse_when(args.get("when")),
+    )
+
+
+def _describe(session: Session, req: RunRequest) -> tuple[str, dict[str, Any]]:
+    try:
+        resolved = resolve(session.director.config, req)
+    except JobError as exc:
+        raise CommandError(str(exc)) from exc
+    data = {
+        "job": resolved.resource.name, "type": TYPE_NAMES.get(resolved.job_type, resolved.job_type),
+        "level": LEVEL_NAMES.get(resolved.level, ""), "client": resolved.client, "fileset": resolved.fileset,
+        "pool": resolved.pool, "storage": resolved.storage, "priority": resolved.priority,
+        "when": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(req.when or time.time())),
+    }
+    text = "\n".join([
+        "Run Backup job" if resolved.job_type == "B" else f"Run {data['type']} job",
+        f"JobName:  {data['job']}", f"Level:    {data['level']}", f"Client:   {data['client']}",
+        f"FileSet:  {data['fileset']}", f"Pool:     {data['pool']}", f"Storage:  {data['storage']}",
+        f"When:     {data['when']}", f"Priority: {data['priority']}",
+    ])
+    return text, data
+
+
+async def _start(session: Session, req: RunRequest) -> Reply:
+    for kind, value in (("job", req.job), ("client", req.client), ("storage", req.storage), ("pool", req.pool)):
+        if value and not session.acl(kind, value):
+            raise CommandError(f"{kind} {value!r} is not permitted for console {session.console!r}")
+    try:
+        jcr = await session.director.submit(req)
+    except JobError as exc:
+        raise CommandError(str(exc)) from exc
+    return Reply(text=f"Job queued. JobId={jcr.job_id}", data={"run": {"jobid": jcr.job_id, "job": jcr.unique}})
+
+
+@command("run", usage="run job=NAME [level=] [client=] [fileset=] [pool=] [storage=] [priority=] [when=] [yes]")
+async def run(session: Session, args: Args) -> Reply:
+    """Run a job now (or at when=); without `yes` show the resolved job and ask."""
+    req = _request(args)
+    if not session.acl("job", req.job):
+        raise CommandError(f"job {req.job!r} is not permitted for console {session.console!r}")
+    text, data = _describe(session, req)
+    if args.has("yes"):
+        return await _start(session, req)
+    if session.api:
+        return Reply(text=text, data={"run": {"resolved": data, "started": False}})
+
+    async def answer(line: str) -> Reply:
+        if line.lower() in ("yes", "y"):
+            return await _start(session, req)
+        return Reply(text="Job not run.", data={"run": {"started": False}})
+
+    session.pending = answer
+    return Reply(text=text, data={"run": {"resolved": data}}, prompt="OK to run? (yes/no): ")
+
+
+def find_job(session: Session, args: Args) -> JobControl:
+    raw = args.get("jobid") or (args.words[0] if args.words else None)
+    if raw is None or not raw.isdigit():
+        raise CommandError("usage: ... jobid=N")
+    jcr = session.director.queue.jobs.get(int(raw))
+    if jcr is None:
+        raise CommandError(f"JobId {raw} is not running or queued on this Director")
+    return jcr
+
+
+@command("cancel", usage="cancel jobid=N | job=UNIQUE")
+async def cancel(session: Session, args: Args) -> Reply:
+    """Cancel a job in any state (scheduled, queued, waiting, running)."""
+    if args.get("job"):
+        match = [j for j in session.director.queue.jobs.values() if j.unique == args.get("job")]
+        if not match:
+            raise CommandError(f"job {args.get('job')!r} not found")
+        jcr = match[0]
+    else:
+        jcr = find_job(session, args)
+    text = await session.director.cancel(jcr)
+    return Reply(text=text, data={"cancel": {"jobid": jcr.job_id, "message": text}})
+
+
+@command("wait", usage="wait [jobid=N] [timeout=SECONDS]")
+async def wait(session: Session, args: Args) -> Reply:
+    """Wait until a job (or every running and queued job) has finished."""
+    timeout = float(args.get("timeout") or WAIT_TIMEOUT)
+    queue = session.director.queue
+    targets = [find_job(session, args)] if (args.get("jobid") or args.words) else list(queue.jobs.values())
+    try:
+        async with asyncio.timeout(timeout):
+            for jcr in targets:
+                await jcr.done.wait()
+    except TimeoutError as exc:
+        raise CommandError(f"timed out after {timeout:g} s") from exc
+    data = [{"jobid": j.job_id, "job": j.unique, "jobstatus": j.status} for j in targets]
+    text = "\n".join(f"JobId={j.job_id} Job={j.unique} JobStatus={j.status} ({st.describe(j.status)})" for j in targets)
+    failed = any(j.status not in st.OK for j in targets)
+    return Reply(text=text or "No jobs.", data={"wait": data}, ok=not failed)
+
+
+@command("messages", usage="messages")
+async def messages(session: Session, args: Args) -> Reply:
+    """Show and clear the job messages collected since the last `messages`."""
+    director = session.director
+    lines = director.messages.drain()
+    data = [{"time": m.time, "jobid": m.job_id, "job": m.job, "level": m.level, "text": m.text} for m in lines]
+    text = "\n".join(m.render(director.name) for m in lines) or "You have no messages."
+    return Reply(text=text, data={"messages": data})

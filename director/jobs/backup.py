@@ -1,0 +1,182 @@
+"""DoNativeBackup: level and since-time, volume, SD and FD setup, the data flow, the end record."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from common.net import Connection, NetError
+from director.jobs import status as st
+from director.jobs.attributes import AttributeSink
+from director.jobs.errors import JobCanceled, JobError
+from director.jobs.links import connect, request
+from director.jobs.volumes import assign_volume, record_jobmedia, record_volume_update
+from protocol.errors import ProtocolError
+from protocol.frames import Signal
+from protocol.jobs import (
+    AccurateBatch,
+    AttributeBatch,
+    CancelJob,
+    FdBackup,
+    FdJobSetup,
+    FdStorage,
+    JobEnd,
+    JobMediaReport,
+    JobMessage,
+    JobProgress,
+    JobStatusChange,
+    Ok,
+    SdJobAccepted,
+    SdJobSetup,
+    SdRun,
+    VolumeRequest,
+    VolumeUpdate,
+)
+from protocol.messages import ErrorReply
+
+if TYPE_CHECKING:
+    from director.daemon import DirectorDaemon
+    from director.jobs.control import JobControl
+
+ACCURATE_BATCH = 2000
+
+
+async def do_backup(director: DirectorDaemon, jcr: JobControl) -> str:
+    """Run one backup; returns the final status letter (raises JobError on failure)."""
+    config = jcr.params["config"]
+    client = config.clients[jcr.client]
+    storage = config.storages[jcr.storage]
+    pool = config.pools[jcr.pool]
+    fileset_spec = jcr.params["fileset_spec"]
+    assignment = await assign_volume(director, jcr, pool, storage)
+    jcr.set_status(st.WAIT_SD)
+    sd = await connect(director, "storage", storage)
+    fd: Connection | None = None
+    try:
+        accepted = await request(sd, SdJobSetup(
+            job_id=jcr.job_id, job=jcr.unique, job_name=jcr.name, client=jcr.client or "",
+            fileset=jcr.fileset or "", job_type=jcr.job_type, level=jcr.level,
+            device=storage.device[0] if storage.device else storage.name,
+            media_type=storage.media_type or "File", append=True, volume=assignment,
+        ), SdJobAccepted, "storage job setup")
+        jcr.params["session"] = (accepted.session_id, accepted.session_time)
+        await director.catalog_call("update_job", jcr.job_id, VolSessionId=accepted.session_id,
+                                    VolSessionTime=accepted.session_time)
+        jcr.set_status(st.WAIT_FD)
+        fd = await connect(director, "client", client)
+        accurate = bool(jcr.resource.accurate)
+        await fd.send(FdJobSetup(job_id=jcr.job_id, job=jcr.unique, job_type=jcr.job_type, level=jcr.level,
+                                 since_ns=jcr.since_ns, fileset=fileset_spec, accurate=accurate))
+        if accurate:
+            entries = jcr.params.get("accurate_entries", [])
+            for start in range(0, len(entries), ACCURATE_BATCH):
+                await fd.send(AccurateBatch(entries=tuple(entries[start : start + ACCURATE_BATCH])))
+            await fd.send_signal(Signal.EOD)
+        await _expect_ok(fd, "client job setup")
+        await request(sd, SdRun(), Ok, "storage run")
+        await request(fd, FdStorage(address=storage.address, port=storage.port, key=accepted.key,
+                                    tls=bool(storage.tls_enable and director.own.tls_enable)),
+                      Ok, "client connecting to the storage daemon")
+        jcr.set_status(st.RUNNING)
+        await request(fd, FdBackup(), Ok, "start backup")
+        sink = AttributeSink(director.catalog, jcr.job_id)
+        ends = await _converse(director, jcr, sd, fd, sink=sink, pool=pool, storage=storage)
+        await sink.flush()
+    finally:
+        for conn in (fd, sd):
+            if conn is not None:
+                await conn.close(terminate=True)
+    return _combine(jcr, ends)
+
+
+async def _expect_ok(conn: Connection, what: str) -> None:
+    reply = await conn.recv_message(timeout=300)
+    if isinstance(reply, ErrorReply):
+        raise JobError(f"{what}: {reply.code} {reply.text}")
+    if not isinstance(reply, Ok):
+        raise JobError(f"{what}: unexpected {reply.TYPE!r}")
+
+
+async def _converse(director: DirectorDaemon, jcr: JobControl, sd: Connection, fd: Connection, *,
+                    sink: AttributeSink, pool: Any, storage: Any) -> dict[str, JobEnd]:
+    """Serve both daemons until each has sent its JobEnd (or the job is canceled)."""
+    ends: dict[str, JobEnd] = {}
+
+    async def from_sd() -> None:
+        while "sd" not in ends:
+            msg = await sd.recv_message()
+            match msg:
+                case AttributeBatch():
+                    for file_index, stream, payload in msg.records:
+                        sink.add(file_index, stream, payload)
+                    jcr.files = sink.files
+                    await sink.maybe_flush()
+                case JobMediaReport():
+                    await record_jobmedia(director, jcr, msg)
+                case VolumeUpdate():
+                    await record_volume_update(director, jcr, msg)
+                case VolumeRequest():
+                    await sd.send(await assign_volume(director, jcr, pool, storage, exclude=(msg.full_volume,)))
+                case JobMessage():
+                    director.joblog(jcr, msg.level, f"{storage.name}: {msg.text}")
+                case JobStatusChange():
+                    pass
+                case JobEnd():
+                    ends["sd"] = msg
+                case ErrorReply():
+                    raise JobError(f"storage daemon: {msg.code} {msg.text}")
+                case _:
+                    pass
+
+    async def from_fd() -> None:
+        while "fd" not in ends:
+            msg = await fd.recv_message()
+            match msg:
+                case JobProgress():
+                    jcr.progress.files = msg.files
+                    jcr.progress.bytes = msg.bytes
+                    jcr.progress.current_file = msg.current_file.decode("utf-8", "replace")
+                case JobMessage():
+                    director.joblog(jcr, msg.level, f"{jcr.client}: {msg.text}")
+                case JobEnd():
+                    ends["fd"] = msg
+                case _:
+                    pass
+
+    async def on_cancel() -> None:
+        await jcr.canceled.wait()
+        for conn in (fd, sd):
+            with contextlib.suppress(NetError, ProtocolError):
+                await conn.send(CancelJob(job=jcr.unique))
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            canceler = tg.create_task(on_cancel())
+            readers = [tg.create_task(from_sd()), tg.create_task(from_fd())]
+            await asyncio.wait(readers)
+            canceler.cancel()
+    except* (NetError, ProtocolError) as group:
+        if jcr.canceled.is_set():
+            raise JobCanceled() from None
+        raise JobError(f"lost a daemon connection during the backup: {group.exceptions[0]}") from None
+    except* JobError as group:
+        raise group.exceptions[0] from None
+    return ends
+
+
+def _combine(jcr: JobControl, ends: dict[str, JobEnd]) -> str:
+    fd_end, sd_end = ends["fd"], ends["sd"]
+    jcr.files = fd_end.files
+    jcr.bytes = sd_end.bytes
+    jcr.read_bytes = fd_end.read_bytes
+    jcr.errors = fd_end.errors + sd_end.errors
+    jcr.warnings = fd_end.warnings
+    if jcr.canceled.is_set() or "A" in (fd_end.status, sd_end.status):
+        raise JobCanceled()
+    for side, end in (("File Daemon", fd_end), ("Storage Daemon", sd_end)):
+        if end.status not in st.OK:
+            raise JobError(f"{side} ended the job with status {end.status}: {end.text}".rstrip(": "))
+    if fd_end.files != sd_end.files:
+        raise JobError(f"File Daemon sent {fd_end.files} files but the Storage Daemon stored {sd_end.files}")
+    return st.WARNINGS if "W" in (fd_end.status, sd_end.status) else st.TERMINATED

@@ -1,0 +1,113 @@
+"""The in-memory job control record (Bareos JCR): identity, resolved resources, status, counters."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from director.jobs import status as st
+from director.jobs.admission import Candidate, WaitReason
+
+TYPE_CODES = {"Backup": "B", "Restore": "R", "Verify": "V", "Admin": "D", "Copy": "c", "Migrate": "g", "Consolidate": "O"}
+LEVEL_CODES = {"Full": "F", "Incremental": "I", "Differential": "D", "VirtualFull": "f", "Base": "B"}
+LEVEL_NAMES = {v: k for k, v in LEVEL_CODES.items()}
+TYPE_NAMES = {v: k for k, v in TYPE_CODES.items()}
+
+
+@dataclass
+class Progress:
+    """Live counters of a running job, for `status dir` and `status job=`."""
+
+    files: int = 0
+    bytes: int = 0
+    current_file: str = ""
+    started: float = 0.0
+
+    def rate(self) -> float:
+        elapsed = time.time() - self.started if self.started else 0.0
+        return self.bytes / elapsed if elapsed > 0 else 0.0
+
+
+@dataclass(eq=False)
+class JobControl:
+    """Everything the Director knows about one job while it exists in memory."""
+
+    job_id: int
+    unique: str
+    name: str
+    job_type: str
+    level: str
+    resource: Any
+    client: str | None
+    fileset: str | None
+    pool: str | None
+    storage: str | None
+    priority: int
+    allow_mixed: bool
+    sched_time: float
+    status: str = st.CREATED
+    wait: WaitReason | None = None
+    start_time: float | None = None
+    end_time: float | None = None
+    since: float | None = None
+    since_ns: int | None = None
+    files: int = 0
+    bytes: int = 0
+    read_bytes: int = 0
+    errors: int = 0
+    warnings: int = 0
+    progress: Progress = field(default_factory=Progress)
+    canceled: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    params: dict[str, Any] = field(default_factory=dict)
+    volumes: list[str] = field(default_factory=list)
+
+    def set_status(self, new: str) -> None:
+        self.status = st.next_status(self.status, new)
+
+    def candidate(self) -> Candidate:
+        storages = tuple(s for s in (self.storage, self.params.get("read_storage")) if s)
+        return Candidate(
+            job_id=self.job_id,
+            job_name=self.name,
+            priority=self.priority,
+            allow_mixed=self.allow_mixed,
+            client=self.client,
+            storages=storages,
+        )
+
+    @property
+    def type_name(self) -> str:
+        return TYPE_NAMES.get(self.job_type, self.job_type)
+
+    @property
+    def level_name(self) -> str:
+        return LEVEL_NAMES.get(self.level, "")
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-able view for `status dir`, `status job=` and `list jobs`."""
+        return {
+            "jobid": self.job_id,
+            "job": self.unique,
+            "name": self.name,
+            "type": self.job_type,
+            "level": self.level,
+            "client": self.client,
+            "fileset": self.fileset,
+            "pool": self.pool,
+            "storage": self.storage,
+            "priority": self.priority,
+            "jobstatus": self.status,
+            "status": st.describe(self.status),
+            "wait_reason": None if self.wait is None else {
+                "status": self.wait.status, "code": self.wait.code, "resource": self.wait.resource
+            },
+            "schedtime": self.sched_time,
+            "starttime": self.start_time,
+            "jobfiles": self.progress.files if self.status == st.RUNNING else self.files,
+            "jobbytes": self.progress.bytes if self.status == st.RUNNING else self.bytes,
+            "rate": round(self.progress.rate(), 1) if self.status == st.RUNNING else None,
+            "current_file": self.progress.current_file or None,
+        }

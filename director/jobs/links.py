@@ -1,0 +1,45 @@
+"""The Director's control connections to a job's Storage and File Daemons."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from common.net import Connection, NetError
+from common.tls import TlsError
+from director.jobs.errors import JobError
+from protocol.errors import ProtocolError
+from protocol.messages import ErrorReply, Message
+
+if TYPE_CHECKING:
+    from director.daemon import DirectorDaemon
+
+M = TypeVar("M", bound=Message)
+REPLY_TIMEOUT = 120.0
+
+
+async def connect(director: DirectorDaemon, kind: str, resource: Any) -> Connection:
+    """Dial a File or Storage Daemon for a job; failures name the daemon and the step."""
+    where = f"{kind} {resource.name!r} at {resource.address}:{resource.port}"
+    try:
+        return await director.dial_peer(resource.address, resource.port, resource,
+                                        resource.password.get_secret_value())
+    except NetError as exc:
+        raise JobError(f"cannot connect to {where}: {exc.step}: {exc.message}") from exc
+    except TlsError as exc:
+        raise JobError(f"cannot connect to {where}: tls: {exc}") from exc
+    except ProtocolError as exc:
+        raise JobError(f"cannot authenticate with {where}: {exc.message}") from exc
+
+
+async def request(conn: Connection, msg: Message, expect: type[M], what: str, timeout: float = REPLY_TIMEOUT) -> M:
+    """Send a command and wait for its typed reply; an ErrorReply becomes a JobError."""
+    try:
+        await conn.send(msg)
+        reply = await conn.recv_message(timeout=timeout)
+    except (NetError, ProtocolError) as exc:
+        raise JobError(f"{what}: connection to {conn.peer} failed: {exc}") from exc
+    if isinstance(reply, ErrorReply):
+        raise JobError(f"{what}: {reply.code} {reply.text}")
+    if not isinstance(reply, expect):
+        raise JobError(f"{what}: unexpected {reply.TYPE!r} reply")
+    return reply

@@ -1,0 +1,130 @@
+"""DoNativeRestore: bootstrap to the SD, FD told where the SD is, records flow SD → FD."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING
+
+from common.net import Connection, NetError
+from director.jobs import status as st
+from director.jobs.errors import JobCanceled, JobError
+from director.jobs.links import connect, request
+from protocol.errors import ProtocolError
+from protocol.jobs import (
+    CancelJob,
+    FdJobSetup,
+    FdRestore,
+    FdStorage,
+    JobEnd,
+    JobMessage,
+    JobProgress,
+    Ok,
+    SdJobAccepted,
+    SdJobSetup,
+    SdRun,
+)
+from protocol.messages import ErrorReply
+
+if TYPE_CHECKING:
+    from director.daemon import DirectorDaemon
+    from director.jobs.control import JobControl
+
+
+async def do_restore(director: DirectorDaemon, jcr: JobControl) -> str:
+    config = jcr.params["config"]
+    client = config.clients[jcr.client]
+    storage = config.storages[jcr.storage]
+    bootstrap = jcr.params["bootstrap"]
+    if not bootstrap:
+        raise JobError("nothing to restore: the selection is empty")
+    jcr.volumes = sorted({b.volume_name for b in bootstrap})
+    jcr.set_status(st.WAIT_SD)
+    sd = await connect(director, "storage", storage)
+    fd: Connection | None = None
+    try:
+        accepted = await request(sd, SdJobSetup(
+            job_id=jcr.job_id, job=jcr.unique, job_name=jcr.name, client=jcr.client or "",
+            fileset=jcr.fileset or "", job_type="R", level=" ",
+            device=storage.device[0] if storage.device else storage.name,
+            media_type=storage.media_type or "File", append=False, bootstrap=tuple(bootstrap),
+        ), SdJobAccepted, "storage job setup")
+        jcr.set_status(st.WAIT_FD)
+        fd = await connect(director, "client", client)
+        await request(fd, FdJobSetup(job_id=jcr.job_id, job=jcr.unique, job_type="R", level=" "),
+                      Ok, "client job setup")
+        await request(sd, SdRun(), Ok, "storage run")
+        await request(fd, FdStorage(address=storage.address, port=storage.port, key=accepted.key,
+                                    tls=bool(storage.tls_enable and director.own.tls_enable)),
+                      Ok, "client connecting to the storage daemon")
+        jcr.set_status(st.RUNNING)
+        params = jcr.params
+        await request(fd, FdRestore(
+            where=params["where"], replace=params.get("replace", "always"),
+            strip_prefix=params.get("strip_prefix"), add_prefix=params.get("add_prefix"),
+            add_suffix=params.get("add_suffix"), regex_where=params.get("regex_where"),
+            hidden_indexes=tuple(params.get("hidden_indexes", ())),
+        ), Ok, "start restore")
+        ends = await _converse(director, jcr, sd, fd)
+    finally:
+        for conn in (fd, sd):
+            if conn is not None:
+                await conn.close(terminate=True)
+    fd_end, sd_end = ends["fd"], ends["sd"]
+    jcr.files, jcr.bytes, jcr.errors = fd_end.files, fd_end.bytes, fd_end.errors + sd_end.errors
+    if jcr.canceled.is_set() or "A" in (fd_end.status, sd_end.status):
+        raise JobCanceled()
+    if sd_end.status not in st.OK:
+        raise JobError(f"Storage Daemon ended the restore with status {sd_end.status}: {sd_end.text}")
+    if fd_end.status not in st.OK:
+        raise JobError(f"File Daemon ended the restore with status {fd_end.status}: {fd_end.text}")
+    expected = jcr.params.get("expected_files")
+    if expected is not None and fd_end.files != expected:
+        director.joblog(jcr, "warning", f"expected {expected} files, the File Daemon restored {fd_end.files}")
+        return st.WARNINGS
+    return st.WARNINGS if "W" in (fd_end.status, sd_end.status) else st.TERMINATED
+
+
+async def _converse(director: DirectorDaemon, jcr: JobControl, sd: Connection, fd: Connection) -> dict[str, JobEnd]:
+    ends: dict[str, JobEnd] = {}
+
+    async def from_sd() -> None:
+        while "sd" not in ends:
+            msg = await sd.recv_message()
+            if isinstance(msg, JobEnd):
+                ends["sd"] = msg
+            elif isinstance(msg, JobMessage):
+                director.joblog(jcr, msg.level, f"{jcr.storage}: {msg.text}")
+            elif isinstance(msg, ErrorReply):
+                raise JobError(f"storage daemon: {msg.code} {msg.text}")
+
+    async def from_fd() -> None:
+        while "fd" not in ends:
+            msg = await fd.recv_message()
+            if isinstance(msg, JobEnd):
+                ends["fd"] = msg
+            elif isinstance(msg, JobMessage):
+                director.joblog(jcr, msg.level, f"{jcr.client}: {msg.text}")
+            elif isinstance(msg, JobProgress):
+                jcr.progress.files, jcr.progress.bytes = msg.files, msg.bytes
+                jcr.progress.current_file = msg.current_file.decode("utf-8", "replace")
+
+    async def on_cancel() -> None:
+        await jcr.canceled.wait()
+        for conn in (fd, sd):
+            with contextlib.suppress(NetError, ProtocolError):
+                await conn.send(CancelJob(job=jcr.unique))
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            canceler = tg.create_task(on_cancel())
+            readers = [tg.create_task(from_sd()), tg.create_task(from_fd())]
+            await asyncio.wait(readers)
+            canceler.cancel()
+    except* (NetError, ProtocolError) as group:
+        if jcr.canceled.is_set():
+            raise JobCanceled() from None
+        raise JobError(f"lost a daemon connection during the restore: {group.exceptions[0]}") from None
+    except* JobError as group:
+        raise group.exceptions[0] from None
+    return ends

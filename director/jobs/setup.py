@@ -1,0 +1,123 @@
+"""RunJob → SetupJob → JobqAdd: resolve a Job resource with overrides into a queued JobControl."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from director.fileset_spec import fileset_spec
+from director.jobs import status as st
+from director.jobs.control import LEVEL_CODES, TYPE_CODES, JobControl
+from director.jobs.errors import JobError
+from director.jobs.levels import resolve_level
+
+if TYPE_CHECKING:
+    from director.daemon import DirectorDaemon
+
+
+@dataclass
+class RunRequest:
+    """What `run` (or a schedule) asks for: a Job resource plus overrides."""
+
+    job: str
+    level: str | None = None
+    client: str | None = None
+    fileset: str | None = None
+    pool: str | None = None
+    storage: str | None = None
+    priority: int | None = None
+    when: float | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The resources a job will use, after overrides and pool-per-level rules."""
+
+    resource: Any
+    job_type: str
+    level: str
+    client: str | None
+    fileset: str | None
+    pool: str | None
+    storage: str | None
+    priority: int
+
+
+def resolve(config: Any, req: RunRequest) -> Resolved:
+    """Apply run overrides to the Job resource (pure, so `run` can print it before asking)."""
+    resource = config.jobs.get(req.job)
+    if resource is None:
+        raise JobError(f"no Job resource named {req.job!r}")
+    job_type = TYPE_CODES.get(resource.type, "B")
+    level_name = req.level or resource.level or ("Incremental" if job_type == "B" else "")
+    level_key = next((k for k in LEVEL_CODES if k.lower() == level_name.lower()), None)
+    if job_type == "B" and level_key is None:
+        raise JobError(f"unknown level {level_name!r}; use Full, Incremental or Differential")
+    level = LEVEL_CODES[level_key] if level_key else " "
+    client = req.client or resource.client
+    fileset = req.fileset or resource.file_set
+    storage = req.storage or (resource.storage[0] if resource.storage else None)
+    pool = req.pool
+    if pool is None and job_type == "B":
+        pool = {
+            "F": resource.full_backup_pool,
+            "I": resource.incremental_backup_pool,
+            "D": resource.differential_backup_pool,
+        }.get(level) or resource.pool
+    pool = pool or resource.pool
+    for kind, name, table in (
+        ("Client", client, config.clients),
+        ("FileSet", fileset, config.filesets),
+        ("Pool", pool, config.pools),
+        ("Storage", storage, config.storages),
+    ):
+        if name is not None and name not in table:
+            raise JobError(f"no {kind} resource named {name!r}")
+    if job_type in ("B", "R") and (client is None or storage is None):
+        raise JobError(f"job {req.job!r} needs a Client and a Storage")
+    return Resolved(resource, job_type, level, client, fileset, pool, storage,
+                    req.priority if req.priority is not None else resource.priority)
+
+
+def fileset_hash(fileset: Any) -> str:
+    return hashlib.md5(repr(fileset.model_dump(exclude={"source"})).encode(), usedforsecurity=False).hexdigest()
+
+
+async def setup_job(director: DirectorDaemon, req: RunRequest) -> JobControl:
+    """SetupJob: unique name, catalog Job row (the JobId exists before the job runs), level/since."""
+    config = director.config
+    resolved = resolve(config, req)
+    now = time.time()
+    unique = director.namer.make(resolved.resource.name, now)
+    client_id = await director.catalog_call("ensure_client", resolved.client) if resolved.client else None
+    fileset_id = None
+    if resolved.fileset:
+        fileset_id = await director.catalog_call("ensure_fileset", resolved.fileset,
+                                                 fileset_hash(config.filesets[resolved.fileset]))
+    pool_id = await director.ensure_pool(resolved.pool) if resolved.pool else None
+    job_id = await director.catalog_call("create_job", director.new_job_row(
+        unique=unique, name=resolved.resource.name, job_type=resolved.job_type, level=resolved.level,
+        client_id=client_id, fileset_id=fileset_id, pool_id=pool_id, sched_time=req.when or now,
+        priority=resolved.priority,
+    ))
+    jcr = JobControl(
+        job_id=job_id, unique=unique, name=resolved.resource.name, job_type=resolved.job_type,
+        level=resolved.level, resource=resolved.resource, client=resolved.client, fileset=resolved.fileset,
+        pool=resolved.pool, storage=resolved.storage, priority=resolved.priority,
+        allow_mixed=bool(resolved.resource.allow_mixed_priority), sched_time=req.when or now,
+    )
+    jcr.params.update(req.params)
+    jcr.params["config"] = config
+    jcr.params["client_id"] = client_id
+    jcr.params["fileset_id"] = fileset_id
+    jcr.params["pool_id"] = pool_id
+    if jcr.job_type == "B" and jcr.fileset:
+        jcr.params["fileset_spec"] = fileset_spec(config.filesets[jcr.fileset]).model_dump()
+        await resolve_level(director, jcr)
+        if jcr.pool != resolved.pool:
+            jcr.params["pool_id"] = await director.ensure_pool(jcr.pool)
+    director.joblog(jcr, "info", f"Created {jcr.type_name} job {unique} (JobId {job_id}), status {st.CREATED}")
+    return jcr

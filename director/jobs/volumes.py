@@ -1,0 +1,94 @@
+"""Volumes for a backup: pick an appendable volume or label a new one; record JobMedia and volume updates."""
+
+from __future__ import annotations
+
+import functools
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from director.catalog import JobMediaRow
+from director.jobs.errors import JobError
+from protocol.jobs import JobMediaReport, VolumeAssignment, VolumeUpdate
+
+if TYPE_CHECKING:
+    from director.daemon import DirectorDaemon
+    from director.jobs.control import JobControl
+
+
+def _padded(number: int, match: re.Match[str]) -> str:
+    return str(number).zfill(int(match.group(1) or 0))
+
+
+def next_volume_name(label_format: str, existing: set[str], count: int) -> str:
+    """Bareos-style automatic label: `Full-` → `Full-0001`; `${NumVols}` style variables are expanded."""
+    n = count + 1
+    while True:
+        if "$" in label_format:
+            name = re.sub(r"\$\{?NumVols(?::p/(\d+)/0/r)?\}?", functools.partial(_padded, n), label_format)
+            name = re.sub(r"\$\{?\w+\}?", "", name) or f"Vol-{n:04d}"
+        else:
+            name = f"{label_format}{n:04d}"
+        if name not in existing:
+            return name
+        n += 1
+
+
+async def assign_volume(director: DirectorDaemon, jcr: JobControl, pool: Any, storage: Any,
+                        exclude: tuple[str | None, ...] = ()) -> VolumeAssignment:
+    """An Append volume of the pool with room for this job, or a newly labeled one."""
+    pool_id = jcr.params["pool_id"]
+    media_type = storage.media_type or "File"
+    media = await director.catalog_call("list_media", pool_id)
+    max_bytes = int(pool.maximum_volume_bytes or 0)
+    max_jobs = int(pool.maximum_volume_jobs or 0)
+    for m in media:
+        if m.volume_name in exclude or m.status != "Append" or m.media_type != media_type:
+            continue
+        if (max_jobs and m.jobs >= max_jobs) or (max_bytes and m.bytes >= max_bytes):
+            continue
+        return VolumeAssignment(volume_name=m.volume_name, media_id=m.media_id, pool_name=pool.name,
+                                pool_type=pool.pool_type, media_type=media_type, max_bytes=max_bytes,
+                                max_jobs=max_jobs, needs_label=False)
+    if not pool.label_format:
+        raise JobError(f"no appendable volume in pool {pool.name!r} (media type {media_type}) and the pool has no "
+                       f"Label Format; label one with: label storage={storage.name} pool={pool.name} volume=NAME")
+    if pool.maximum_volumes and len(media) >= pool.maximum_volumes:
+        raise JobError(f"pool {pool.name!r} reached Maximum Volumes = {pool.maximum_volumes} and no volume can be appended to")
+    all_names = {m.volume_name for m in await director.catalog_call("list_media", None)}
+    name = next_volume_name(pool.label_format, all_names, len(media))
+    media_id = await director.catalog_call("create_media", name, pool_id, media_type, storage.name,
+                                           max_vol_bytes=max_bytes, max_vol_jobs=max_jobs)
+    director.joblog(jcr, "info", f"Created new Volume \"{name}\" in catalog (pool {pool.name}); the Storage Daemon labels it")
+    return VolumeAssignment(volume_name=name, media_id=media_id, pool_name=pool.name, pool_type=pool.pool_type,
+                            media_type=media_type, max_bytes=max_bytes, max_jobs=max_jobs, needs_label=True)
+
+
+async def record_jobmedia(director: DirectorDaemon, jcr: JobControl, msg: JobMediaReport) -> None:
+    session_id, session_time = jcr.params.get("session", (0, 0))
+    await director.catalog_call("add_jobmedia", JobMediaRow(
+        job_id=jcr.job_id, media_id=msg.media_id, volume_name=msg.volume_name, first_index=msg.first_index,
+        last_index=msg.last_index, start_block=msg.start_block, end_block=msg.end_block, start_addr=msg.start_addr,
+        end_addr=msg.end_addr, bytes=msg.bytes, session_id=session_id, session_time=session_time,
+    ))
+    if msg.volume_name not in jcr.volumes:
+        jcr.volumes.append(msg.volume_name)
+
+
+async def record_volume_update(director: DirectorDaemon, jcr: JobControl, msg: VolumeUpdate) -> None:
+    media = await director.catalog_call("get_media", msg.volume_name)
+    if media is None:
+        return
+    now = time.time()
+    jobs = media.jobs + msg.jobs_written
+    status = msg.status
+    if status == "Append" and media.max_vol_jobs and jobs >= media.max_vol_jobs:
+        status = "Used"
+        director.joblog(jcr, "info", f"Volume \"{msg.volume_name}\" reached Maximum Volume Jobs; marked Used")
+    if status == "Full":
+        director.joblog(jcr, "info", f"Volume \"{msg.volume_name}\" is Full ({msg.bytes:,} bytes)")
+    await director.catalog_call("update_media", msg.volume_name, VolBytes=msg.bytes, VolBlocks=msg.blocks,
+                                VolJobs=jobs, VolStatus=status, LastWritten=now,
+                                FirstWritten=media.first_written or now)
+    if msg.volume_name not in jcr.volumes:
+        jcr.volumes.append(msg.volume_name)

@@ -1,0 +1,328 @@
+"""The File Daemon's Director command loop and its job sessions (backup, restore, estimate)."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from common.auth import authenticate_initiator
+from common.daemon import client_ssl_context
+from common.net import Connection, NetError, dial
+from common.version import VERSION
+from filed.backup import AccurateEntry, BackupReader
+from filed.restore import RestoreWriter
+from protocol.attributes import decode_attributes
+from protocol.errors import ProtocolError
+from protocol.fileset import FileSetSpec
+from protocol.frames import Signal
+from protocol.jobs import (
+    AccurateBatch,
+    AppendDone,
+    AppendOpen,
+    CancelJob,
+    EstimateResult,
+    FdBackup,
+    FdEstimate,
+    FdJobSetup,
+    FdRestore,
+    FdStorage,
+    JobEnd,
+    JobMessage,
+    JobProgress,
+    Ok,
+    ReadOpen,
+)
+from protocol.messages import Code, ErrorReply, Hello, StatusRequest
+from protocol.records import BATCH_BYTES, DATA_STREAMS, Record, Stream, decode_body, encode_batch
+
+if TYPE_CHECKING:
+    from filed.daemon import FileDaemon
+
+PROGRESS_INTERVAL: Final = 1.0
+SD_REPLY_TIMEOUT: Final = 120.0
+
+
+class FdJobError(Exception):
+    """The job failed on this client; the text goes to the Director's job log."""
+
+
+@dataclass(eq=False)
+class FdJob:
+    setup: FdJobSetup
+    accurate: dict[bytes, AccurateEntry] = field(default_factory=dict)
+    sd: Connection | None = None
+    canceled: asyncio.Event = field(default_factory=asyncio.Event)
+    files: int = 0
+    bytes: int = 0
+    read_bytes: int = 0
+    errors: int = 0
+    warnings: int = 0
+    current: builtins.bytes = b""
+    status: str = "C"
+
+    @property
+    def name(self) -> str:
+        return self.setup.job
+
+
+async def serve_director(fd: FileDaemon, conn: Connection, monitor: bool, log: Any) -> None:
+    job: FdJob | None = None
+    try:
+        while True:
+            event = await conn.recv()
+            if event is Signal.TERMINATE:
+                return
+            if isinstance(event, Signal):
+                continue
+            if monitor and not isinstance(event, StatusRequest):
+                await conn.send(ErrorReply(code=2997, text="Invalid command for a Director with Monitor directive enabled"))
+                continue
+            with fd.busy(conn):
+                match event:
+                    case StatusRequest():
+                        await conn.send(fd.status())
+                    case FdJobSetup():
+                        job = FdJob(setup=event)
+                        fd.jobs[job.name] = job
+                        if event.accurate:
+                            await _receive_accurate(job, conn)
+                        await conn.send(Ok(code=Code.FD_OK, text=f"OK Job {VERSION}"))
+                    case FdStorage() if job is not None:
+                        await _connect_storage(fd, job, event, conn, log)
+                    case FdBackup() if job is not None and job.sd is not None:
+                        await conn.send(Ok(code=Code.FD_OK, text="OK backup"))
+                        await _session(fd, job, conn, log, _backup(fd, job, conn, log))
+                        return
+                    case FdRestore() if job is not None and job.sd is not None:
+                        await conn.send(Ok(code=Code.FD_OK, text="OK restore"))
+                        await _session(fd, job, conn, log, _restore(job, event, conn, log))
+                        return
+                    case FdEstimate() if job is not None:
+                        await conn.send(await asyncio.to_thread(_estimate, job, event))
+                    case CancelJob():
+                        target = fd.jobs.get(event.job)
+                        if target is not None:
+                            target.canceled.set()
+                            await conn.send(Ok(code=2001, text=f"Job {event.job} marked to be canceled"))
+                        else:
+                            await conn.send(ErrorReply(code=2901, text=f"Job {event.job} not found"))
+                    case _:
+                        await conn.send(ErrorReply(code=2999, text=f"Invalid command {event.TYPE!r}"))
+    finally:
+        if job is not None:
+            fd.jobs.pop(job.name, None)
+            if job.sd is not None:
+                await job.sd.close()
+
+
+async def _receive_accurate(job: FdJob, conn: Connection) -> None:
+    while True:
+        event = await conn.recv(timeout=SD_REPLY_TIMEOUT)
+        if event is Signal.EOD:
+            return
+        if not isinstance(event, AccurateBatch):
+            raise ProtocolError(f"expected the accurate list, got {event!r}")
+        for path, mtime_ns, ctime_ns, size, mode in event.entries:
+            job.accurate[path] = AccurateEntry(mtime_ns=mtime_ns, ctime_ns=ctime_ns, size=size, mode=mode)
+
+
+async def _connect_storage(fd: FileDaemon, job: FdJob, msg: FdStorage, conn: Connection, log: Any) -> None:
+    own = fd.own
+    ssl_context = client_ssl_context(own, own) if msg.tls else None
+    try:
+        sd = await dial(msg.address, msg.port, ssl_context, fd.limits())
+        try:
+            await authenticate_initiator(sd, Hello(role="job", name=job.name, version=VERSION), msg.key)
+        except BaseException:
+            await sd.close()
+            raise
+    except (NetError, ProtocolError) as exc:
+        step = getattr(exc, "step", "auth")
+        text = f"cannot connect to the Storage Daemon at {msg.address}:{msg.port}: {step}: {exc}"
+        log.warning("storage_connect_failed", job=job.name, reason=text)
+        await conn.send(ErrorReply(code=2902, text=text))
+        return
+    job.sd = sd
+    await conn.send(Ok(code=Code.FD_OK, text="OK storage"))
+
+
+async def _session(fd: FileDaemon, job: FdJob, conn: Connection, log: Any, work: Any) -> None:
+    """Run a backup or restore while watching the control connection for cancel."""
+    job.status = "R"
+    watcher = asyncio.create_task(_watch_control(job, conn))
+    progress = asyncio.create_task(_report_progress(job, conn))
+    status, text = "E", ""
+    try:
+        status, text = await work
+    except FdJobError as exc:
+        status, text = ("A" if job.canceled.is_set() else "E"), str(exc)
+    except (NetError, ProtocolError) as exc:
+        status, text = ("A" if job.canceled.is_set() else "E"), f"Storage Daemon connection failed: {exc}"
+    finally:
+        progress.cancel()
+        watcher.cancel()
+        for task in (progress, watcher):
+            with contextlib.suppress(asyncio.CancelledError, NetError, ProtocolError):
+                await task
+    job.status = status
+    if text:
+        await _jmsg(conn, job, "error" if status not in ("T", "W") else "warning", text)
+    await conn.send(JobEnd(code=Code.FD_JOB_END, job=job.name, status=status, files=job.files, bytes=job.bytes,
+                           read_bytes=job.read_bytes, errors=job.errors, warnings=job.warnings, text=text))
+    log.info("job_ended", job=job.name, status=status, files=job.files, bytes=job.bytes)
+
+
+async def _watch_control(job: FdJob, conn: Connection) -> None:
+    while True:
+        event = await conn.recv()
+        if isinstance(event, CancelJob) or event is Signal.TERMINATE:
+            job.canceled.set()
+            if job.sd is not None:
+                await job.sd.close()
+            return
+
+
+async def _report_progress(job: FdJob, conn: Connection) -> None:
+    while True:
+        await asyncio.sleep(PROGRESS_INTERVAL)
+        current = b""
+        if job.current:
+            with contextlib.suppress(ProtocolError):
+                current = decode_attributes(job.current).path
+        await conn.send(JobProgress(job=job.name, files=job.files, bytes=job.bytes, current_file=current))
+
+
+async def _jmsg(conn: Connection, job: FdJob, level: str, text: str) -> None:
+    with contextlib.suppress(NetError):
+        await conn.send(JobMessage(job=job.name, level=level, text=text, time=time.time()))
+
+
+def _next_batch(records: Iterator[Record], job: FdJob) -> list[Record] | None:
+    batch: list[Record] = []
+    size = 0
+    for record in records:
+        batch.append(record)
+        size += len(record.payload) + 16
+        if record.stream == Stream.ATTRIBUTES:
+            job.files += 1
+            job.current = record.payload
+        elif record.stream in DATA_STREAMS:
+            job.bytes += len(record.payload) - 8
+        if size >= BATCH_BYTES or job.canceled.is_set():
+            return batch
+    return batch or None
+
+
+async def _backup(fd: FileDaemon, job: FdJob, conn: Connection, log: Any) -> tuple[str, str]:
+    setup = job.setup
+    assert job.sd is not None and setup.fileset is not None
+    fileset = FileSetSpec.model_validate(setup.fileset)
+    reader = BackupReader(
+        fileset,
+        level={"F": "Full", "I": "Incremental", "D": "Differential"}.get(setup.level, "Full"),
+        since_ns=setup.since_ns,
+        accurate=job.accurate if setup.accurate else None,
+    )
+    sd = job.sd
+    await sd.send(AppendOpen())
+    reply = await sd.recv_message(timeout=SD_REPLY_TIMEOUT)
+    if isinstance(reply, ErrorReply):
+        raise FdJobError(f"Storage Daemon refused the append session: {reply.code} {reply.text}")
+    records = reader.records()
+    while True:
+        if job.canceled.is_set():
+            raise FdJobError("job canceled")
+        batch = await asyncio.to_thread(_next_batch, records, job)
+        if batch is None:
+            break
+        await sd.send_raw(encode_batch(batch))
+    await sd.send_signal(Signal.EOD)
+    done = await sd.recv_message(timeout=SD_REPLY_TIMEOUT)
+    if not isinstance(done, AppendDone):
+        raise FdJobError(f"Storage Daemon did not confirm the data: {done!r}")
+    stats = reader.stats
+    job.read_bytes = stats.bytes
+    job.errors = stats.errors
+    job.warnings = len(stats.warnings)
+    for warning in stats.warnings:
+        await _jmsg(conn, job, "warning", warning)
+    await sd.close(terminate=True)
+    if stats.errors:
+        return "E" if stats.errors and not job.files else "W", f"{stats.errors} file(s) could not be read"
+    return ("W" if stats.warnings else "T"), ""
+
+
+async def _restore(job: FdJob, msg: FdRestore, conn: Connection, log: Any) -> tuple[str, str]:
+    assert job.sd is not None
+    writer = RestoreWriter(
+        Path(os.fsdecode(msg.where)),
+        replace=msg.replace,
+        hidden_indexes=msg.hidden_indexes,
+        strip_prefix=msg.strip_prefix,
+        add_prefix=msg.add_prefix,
+        add_suffix=msg.add_suffix,
+        regex_where=msg.regex_where,
+        log=log,
+    )
+    sd = job.sd
+    await sd.send(ReadOpen())
+    reply = await sd.recv_message(timeout=SD_REPLY_TIMEOUT)
+    if isinstance(reply, ErrorReply):
+        raise FdJobError(f"Storage Daemon refused the read session: {reply.code} {reply.text}")
+    failure = ""
+    while True:
+        if job.canceled.is_set():
+            raise FdJobError("job canceled")
+        event = await sd.recv_event()
+        if event is Signal.EOD:
+            break
+        if isinstance(event, Signal):
+            raise FdJobError(f"Storage Daemon sent {event.name} during the restore")
+        decoded = decode_body(event)
+        if isinstance(decoded, ErrorReply):
+            failure = f"Storage Daemon: {decoded.text}"
+            break
+        if not isinstance(decoded, list):
+            raise FdJobError(f"unexpected {decoded.TYPE!r} from the Storage Daemon")
+        records = decoded
+        job.files += sum(1 for r in records if r.stream == Stream.ATTRIBUTES)
+        job.bytes += sum(len(r.payload) - 8 for r in records if r.stream in DATA_STREAMS)
+        await asyncio.to_thread(_feed, writer, records)
+    stats = await asyncio.to_thread(writer.finish)
+    job.errors = stats.errors
+    for note in getattr(stats, "warnings", []):
+        await _jmsg(conn, job, "warning", note)
+    await sd.close(terminate=True)
+    if failure:
+        return "E", failure
+    if stats.errors:
+        return "E", f"{stats.errors} file(s) could not be restored"
+    return "T", ""
+
+
+def _feed(writer: RestoreWriter, records: list[Record]) -> None:
+    for record in records:
+        writer.feed(record)
+
+
+def _estimate(job: FdJob, msg: FdEstimate) -> EstimateResult:
+    assert job.setup.fileset is not None
+    reader = BackupReader(FileSetSpec.model_validate(job.setup.fileset), level="Full", since_ns=None)
+    files = 0
+    size = 0
+    listing: list[bytes] = []
+    for record in reader.records():
+        if record.stream == Stream.ATTRIBUTES:
+            attrs = decode_attributes(record.payload)
+            files += 1
+            size += attrs.size
+            if msg.listing and len(listing) < 10000:
+                listing.append(attrs.path)
+    return EstimateResult(code=Code.FD_OK, files=files, bytes=size, listing=tuple(listing))

@@ -1,0 +1,125 @@
+"""The Storage Daemon's Director command loop: status, job setup, run, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from common.net import Connection, NetError
+from protocol.errors import ProtocolError
+from protocol.frames import Signal
+from protocol.jobs import CancelJob, Ok, SdJobAccepted, SdJobSetup, SdRun, VolumeAssignment
+from protocol.messages import Code, ErrorReply, Message, StatusRequest
+from storaged.jobs import SdJob, SdJobError
+
+if TYPE_CHECKING:
+    from storaged.daemon import StorageDaemon
+
+
+async def serve_director(sd: StorageDaemon, conn: Connection, monitor: bool, log: Any) -> None:
+    job: SdJob | None = None
+    try:
+        while True:
+            event = await conn.recv()
+            if event is Signal.TERMINATE:
+                return
+            if isinstance(event, Signal):
+                continue
+            if monitor and not isinstance(event, StatusRequest):
+                await conn.send(ErrorReply(code=3997, text="Invalid command for a Director with Monitor directive enabled"))
+                continue
+            with sd.busy(conn):
+                match event:
+                    case StatusRequest():
+                        await conn.send(sd.status())
+                    case SdJobSetup():
+                        job = await _setup(sd, conn, event, log)
+                    case SdRun() if job is not None:
+                        await conn.send(Ok(code=Code.SD_OK, text="OK run"))
+                        await _run(sd, job, conn, log)
+                        return
+                    case CancelJob():
+                        await conn.send(_cancel(sd, event.job))
+                    case _:
+                        await conn.send(ErrorReply(code=3900, text=f"Invalid command {event.TYPE!r}"))
+    finally:
+        if job is not None and not job.finished.is_set():
+            job.canceled.set()
+            job.finish("A", "Director connection lost")
+            sd.registry.release(job)
+
+
+async def _setup(sd: StorageDaemon, conn: Connection, setup: SdJobSetup, log: Any) -> SdJob | None:
+    try:
+        job = sd.registry.create(setup)
+    except SdJobError as exc:
+        log.warning("job_setup_refused", job=setup.job, reason=str(exc))
+        await conn.send(ErrorReply(code=3915, text=str(exc)))
+        return None
+    job.control = conn
+    log.info("job_created", job=job.name, job_id=setup.job_id, device=job.device.name,
+             mode="append" if setup.append else "read")
+    await conn.send(SdJobAccepted(code=Code.SD_OK, session_id=job.session_id,
+                                  session_time=job.session_time, key=job.key, device=job.device.name))
+    return job
+
+
+def _cancel(sd: StorageDaemon, name: str) -> Message:
+    job = sd.registry.jobs.get(name)
+    if job is None:
+        return ErrorReply(code=3904, text=f"Job {name} not found")
+    job.canceled.set()
+    return Ok(code=Code.SD_OK, text=f"Job {name} marked to be canceled")
+
+
+async def _run(sd: StorageDaemon, job: SdJob, conn: Connection, log: Any) -> None:
+    """Own the control connection for the job: wait for the FD, relay Director replies, report the end."""
+    await job.set_status("F")
+    reader = asyncio.create_task(_read_director(job, conn, log))
+    try:
+        waiter = asyncio.ensure_future(job.finished.wait())
+        attach = asyncio.ensure_future(job.data_attached.wait())
+        try:
+            async with asyncio.timeout(sd.client_connect_wait):
+                await asyncio.wait({attach, asyncio.ensure_future(job.canceled.wait())},
+                                   return_when=asyncio.FIRST_COMPLETED)
+        except TimeoutError:
+            job.finish("E", f"File Daemon did not connect within {sd.client_connect_wait:g} s")
+        if job.canceled.is_set() and not job.data_attached.is_set():
+            job.finish("A", "canceled before the File Daemon connected")
+        await waiter
+        attach.cancel()
+        end = job.end
+        assert end is not None
+        with contextlib.suppress(NetError):
+            await conn.send(end)
+        log.info("job_ended", job=job.name, status=end.status, files=end.files, bytes=end.bytes)
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        sd.registry.release(job)
+
+
+async def _read_director(job: SdJob, conn: Connection, log: Any) -> None:
+    """Director → SD traffic during a job: volume assignments and cancel."""
+    try:
+        while not job.finished.is_set():
+            event = await conn.recv()
+            match event:
+                case VolumeAssignment():
+                    await job.volume_replies.put(event)
+                case CancelJob():
+                    job.canceled.set()
+                case ErrorReply():
+                    log.warning("director_error", job=job.name, text=event.text)
+                    job.canceled.set()
+                case Signal.TERMINATE:
+                    job.canceled.set()
+                    return
+                case _:
+                    pass
+    except (NetError, ProtocolError) as exc:
+        log.warning("director_connection_lost", job=job.name, reason=str(exc))
+        job.canceled.set()

@@ -1,0 +1,264 @@
+"""The data sessions of a Storage Daemon job: append (FD → volume) and read (volume → FD)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from common.net import Connection, NetError
+from protocol.errors import ProtocolError
+from protocol.frames import Signal
+from protocol.jobs import (
+    AppendDone,
+    AppendOpen,
+    AttributeBatch,
+    JobMediaReport,
+    Ok,
+    ReadOpen,
+    VolumeAssignment,
+    VolumeRequest,
+    VolumeUpdate,
+)
+from protocol.messages import Code, ErrorReply
+from protocol.records import BATCH_BYTES, Record, Stream, decode_batch, encode_batch
+from storaged import volume as vol
+from storaged.jobs import SdJob, SdJobError
+
+CATALOG_STREAMS: Final = frozenset({Stream.ATTRIBUTES, Stream.DIGEST, Stream.DELETED})
+ATTR_BATCH: Final = 400
+VOLUME_WAIT: Final = 600.0
+SESSION_OPEN_TIMEOUT: Final = 60.0
+
+
+@dataclass
+class Segment:
+    """The part of this job on one volume: becomes one JobMedia row."""
+
+    assignment: VolumeAssignment
+    writer: vol.VolumeWriter
+    first_index: int = 0
+    last_index: int = 0
+    start_block: int = 0
+    start_addr: int = 0
+    bytes_before: int = 0
+
+
+def _session_label(job: SdJob, *, end: bool, first: int = 0, last: int = 0, status: str = "R") -> vol.SessionLabel:
+    setup = job.setup
+    return vol.SessionLabel(
+        job_id=setup.job_id,
+        job=setup.job,
+        job_name=setup.job_name,
+        client=setup.client,
+        fileset=setup.fileset,
+        job_type=setup.job_type,
+        level=setup.level,
+        pool=job.volume.pool_name if job.volume else "",
+        session_id=job.session_id,
+        session_time=job.session_time,
+        start_time=time.time(),
+        end_time=time.time() if end else None,
+        files=job.files if end else 0,
+        bytes=job.bytes if end else 0,
+        status=status if end else None,
+        first_index=first if end else 0,
+        last_index=last if end else 0,
+    )
+
+
+def _open_segment(job: SdJob, assignment: VolumeAssignment) -> Segment:
+    """Label the volume when the Director asked for a new one, then open it for append."""
+    device = job.device
+    path = device.archive / assignment.volume_name
+    if assignment.needs_label and not path.exists():
+        if not device.label_media:
+            raise SdJobError(
+                f"volume {assignment.volume_name} does not exist and device {device.name!r} has "
+                "'Label Media = no'; label it with the console 'label' command"
+            )
+        vol.label_volume(
+            path,
+            vol.VolumeLabel(
+                volume_name=assignment.volume_name, pool_name=assignment.pool_name,
+                pool_type=assignment.pool_type, media_type=assignment.media_type,
+                label_time=time.time(), label_program="strongroom-sd", format_version=vol.FORMAT_VERSION,
+            ),
+        )
+    if not path.exists():
+        raise SdJobError(f"volume {assignment.volume_name} not found at {path}")
+    label = vol.read_label(path)
+    if label.volume_name != assignment.volume_name:
+        raise SdJobError(f"volume file {path} is labeled {label.volume_name!r}, not {assignment.volume_name!r}")
+    writer = vol.VolumeWriter(path, max_bytes=assignment.max_bytes or None)
+    pos = writer.start_session(_session_label(job, end=False))
+    return Segment(assignment, writer, start_block=pos.block_number, start_addr=pos.offset,
+                   bytes_before=path.stat().st_size)
+
+
+def _close_segment(job: SdJob, seg: Segment, *, final: bool, status: str) -> tuple[vol.Position, int]:
+    if final:
+        pos = seg.writer.end_session(_session_label(job, end=True, first=seg.first_index, last=seg.last_index, status=status))
+    else:
+        pos = seg.writer.flush()
+    seg.writer.close()
+    size = (job.device.archive / seg.assignment.volume_name).stat().st_size
+    return pos, size
+
+
+async def _report_segment(job: SdJob, seg: Segment, pos: vol.Position, size: int, full: bool) -> None:
+    if seg.first_index:
+        await job.tell_director(JobMediaReport(
+            job=job.name, volume_name=seg.assignment.volume_name, media_id=seg.assignment.media_id,
+            first_index=seg.first_index, last_index=seg.last_index, start_block=seg.start_block,
+            end_block=pos.block_number, start_addr=seg.start_addr, end_addr=pos.offset,
+            bytes=size - seg.bytes_before,
+        ))
+    await job.tell_director(VolumeUpdate(
+        job=job.name, volume_name=seg.assignment.volume_name, bytes=size, blocks=pos.block_number + 1,
+        status="Full" if full else "Append", jobs_written=1,
+    ))
+
+
+def _write_records(seg: Segment, job: SdJob, records: list[Record]) -> int:
+    """Write records until the volume is full; return how many were written."""
+    for n, record in enumerate(records):
+        try:
+            seg.writer.write(job.session_id, job.session_time, record)
+        except vol.VolumeFull:
+            return n
+        if record.file_index > 0:
+            if not seg.first_index:
+                seg.first_index = record.file_index
+            seg.last_index = max(seg.last_index, record.file_index)
+    return len(records)
+
+
+async def run_append(job: SdJob, data: Connection, log: Any) -> None:
+    """Receive the FD's records until EOD, write them to volumes, forward attributes to the Director."""
+    opening = await data.recv_message(timeout=SESSION_OPEN_TIMEOUT)
+    if not isinstance(opening, AppendOpen):
+        raise ProtocolError(f"expected append_open, got {opening.TYPE!r}")
+    if job.volume is None:
+        raise SdJobError("no volume was assigned to this backup job")
+    seg = await asyncio.to_thread(_open_segment, job, job.volume)
+    await data.send(Ok(code=Code.SD_OK, text="OK data"))
+    await job.set_status("R")
+    pending: list[tuple[int, int, bytes]] = []
+    status = "E"
+    try:
+        while True:
+            event = await _next_or_cancel(job, data)
+            if event is Signal.EOD:
+                break
+            if isinstance(event, Signal):
+                raise ProtocolError(f"File Daemon sent {event.name} before end of data")
+            records = decode_batch(event)
+            for record in records:
+                if record.stream in CATALOG_STREAMS:
+                    pending.append((record.file_index, record.stream, record.payload))
+                    if record.stream == Stream.ATTRIBUTES:
+                        job.files += 1
+                elif record.stream != Stream.DELETED:
+                    job.bytes += len(record.payload)
+            while records:
+                written = await asyncio.to_thread(_write_records, seg, job, records)
+                records = records[written:]
+                if records:
+                    seg = await _switch_volume(job, seg)
+            if len(pending) >= ATTR_BATCH:
+                await job.tell_director(AttributeBatch(job=job.name, records=tuple(pending)))
+                pending = []
+        if pending:
+            await job.tell_director(AttributeBatch(job=job.name, records=tuple(pending)))
+        status = "T"
+    finally:
+        pos, size = await asyncio.to_thread(_close_segment, job, seg, final=True, status=status)
+        with contextlib.suppress(NetError):
+            await _report_segment(job, seg, pos, size, full=False)
+    await data.send(AppendDone(code=Code.SD_OK, files=job.files, bytes=job.bytes))
+    log.info("append_session_done", job=job.name, files=job.files, bytes=job.bytes)
+
+
+async def _next_or_cancel(job: SdJob, data: Connection) -> bytes | Signal:
+    receive = asyncio.ensure_future(data.recv_event())
+    canceled = asyncio.ensure_future(job.canceled.wait())
+    done, _ = await asyncio.wait({receive, canceled}, return_when=asyncio.FIRST_COMPLETED)
+    if receive in done:
+        canceled.cancel()
+        return receive.result()
+    receive.cancel()
+    with contextlib.suppress(asyncio.CancelledError, NetError, ProtocolError):
+        await receive
+    raise SdJobError("job canceled")
+
+
+async def _switch_volume(job: SdJob, seg: Segment) -> Segment:
+    """The volume is full: close this segment, ask the Director for the next volume, open it."""
+    pos, size = await asyncio.to_thread(_close_segment, job, seg, final=False, status="R")
+    await _report_segment(job, seg, pos, size, full=True)
+    await job.message("info", f"Volume {seg.assignment.volume_name} is full ({size} bytes); asking for the next volume")
+    await job.tell_director(VolumeRequest(job=job.name, full_volume=seg.assignment.volume_name, reason="full"))
+    try:
+        async with asyncio.timeout(VOLUME_WAIT):
+            assignment = await job.volume_replies.get()
+    except TimeoutError as exc:
+        raise SdJobError("no next volume from the Director") from exc
+    job.setup = job.setup.model_copy(update={"volume": assignment})
+    return await asyncio.to_thread(_open_segment, job, assignment)
+
+
+def _batches(job: SdJob, entry: vol.BootstrapVolume, path: Path) -> Iterator[list[Record]]:
+    reader = vol.VolumeReader(path)
+    batch: list[Record] = []
+    size = 0
+    for _selected, record in vol.select_records(reader, [entry]):
+        batch.append(record)
+        size += len(record.payload) + 16
+        if size >= BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+async def run_read(job: SdJob, data: Connection, log: Any) -> None:
+    """Send the records the bootstrap selects, volume by volume, then EOD."""
+    opening = await data.recv_message(timeout=SESSION_OPEN_TIMEOUT)
+    if not isinstance(opening, ReadOpen):
+        raise ProtocolError(f"expected read_open, got {opening.TYPE!r}")
+    await data.send(Ok(code=Code.SD_OK, text="OK data"))
+    await job.set_status("R")
+    for spec in job.bootstrap:
+        path = job.device.archive / spec.volume_name
+        if not path.exists():
+            text = f"volume {spec.volume_name} not found on device {job.device.name!r} ({path})"
+            await data.send(ErrorReply(code=Code.SD_ERROR, text=text))
+            raise SdJobError(text)
+        entry = vol.BootstrapVolume(
+            volume_name=spec.volume_name, session_id=spec.session_id, session_time=spec.session_time,
+            file_indexes=spec.file_indexes,
+            start=vol.Position(spec.start_block, spec.start_addr) if spec.start_addr else None,
+        )
+        await data.send_raw(encode_batch([Record(0, Stream.JOB_START, spec.job_id.to_bytes(8, "big"))]))
+        batches = _batches(job, entry, path)
+        while True:
+            if job.canceled.is_set():
+                raise SdJobError("job canceled")
+            try:
+                batch = await asyncio.to_thread(next, batches, None)
+            except vol.VolumeError as exc:
+                text = f"error reading volume {spec.volume_name}: {exc}"
+                await data.send(ErrorReply(code=Code.SD_ERROR, text=text))
+                raise SdJobError(text) from exc
+            if batch is None:
+                break
+            job.files += sum(1 for r in batch if r.stream == Stream.ATTRIBUTES)
+            job.bytes += sum(len(r.payload) for r in batch if r.stream != Stream.ATTRIBUTES)
+            await data.send_raw(encode_batch(batch))
+    await data.send_signal(Signal.EOD)
+    log.info("read_session_done", job=job.name, files=job.files, bytes=job.bytes)
