@@ -296,6 +296,7 @@ async def _restore(job: FdJob, msg: FdRestore, conn: Connection, log: Any) -> tu
         job.bytes += sum(len(r.payload) - 8 for r in records if r.stream in DATA_STREAMS)
         await asyncio.to_thread(_feed, writer, records)
     stats = await asyncio.to_thread(writer.finish)
+    job.files = stats.files  # hidden hardlink carriers are not files of this restore
     job.errors = stats.errors
     for note in getattr(stats, "warnings", []):
         await _jmsg(conn, job, "warning", note)

@@ -45,6 +45,8 @@ def _accurate_entries(director: DirectorDaemon, jcr: JobControl) -> list[tuple[b
                              job_name=jcr.name)
     chain = backup_chain([j for j in jobs if j.job_id != jcr.job_id], jcr.params["client_id"],
                          jcr.params["fileset_id"], None)
+    if jcr.level == "D":
+        chain = chain[:1]  # a Differential compares against its Full only
     files = latest_files([(job, catalog.list_files(job.job_id)) for job in chain])
     entries: list[tuple[bytes, int, int, int, int]] = []
     for path, row in files.items():

@@ -119,5 +119,7 @@ async def setup_job(director: DirectorDaemon, req: RunRequest) -> JobControl:
         await resolve_level(director, jcr)
         if jcr.pool != resolved.pool:
             jcr.params["pool_id"] = await director.ensure_pool(jcr.pool)
+        if (jcr.level, jcr.pool) != (resolved.level, resolved.pool):
+            await director.catalog_call("update_job", job_id, Level=jcr.level, PoolId=jcr.params["pool_id"])
     director.joblog(jcr, "info", f"Created {jcr.type_name} job {unique} (JobId {job_id}), status {st.CREATED}")
     return jcr

@@ -1,0 +1,152 @@
+"""Backup and restore through the real daemons: a hostile tree, Full → Incremental → Differential,
+restores compared by content and every attribute; failures that must be clear and never hang."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.trees import GIB, compare_trees, make_hostile_tree
+from tests.system.conftest import Installation
+
+JOB = "hostile"
+
+
+def run(inst: Installation, *commands: str, timeout: float = 300) -> list[dict[str, Any]]:
+    """Run console commands with --json; return each command's result object."""
+    result = inst.console(*commands, args=("--json",), timeout=timeout)
+    out = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert out, f"no JSON from the console: {result.stdout}\n{result.stderr}"
+    return [o.get("result", o.get("error", {})) for o in out]
+
+
+def run_job(inst: Installation, line: str) -> dict[str, Any]:
+    """Queue a job, wait for it, and return its catalog row."""
+    (started,) = run(inst, line)
+    key = "run" if "run" in started else "restore"
+    assert key in started, started
+    jobid = started[key]["jobid"]
+    run(inst, f"wait jobid={jobid}")
+    (listed,) = run(inst, f"list jobid={jobid}")
+    return dict(listed["jobs"][0])
+
+
+def messages(inst: Installation) -> str:
+    return "\n".join(m["text"] for m in run(inst, "messages")[0]["messages"])
+
+
+@pytest.fixture(scope="module")
+def hostile(installation: Installation) -> tuple[Installation, Path]:
+    src = installation.root / "hostile-src"
+    make_hostile_tree(src, sparse_size=GIB)
+    etc = installation.layout.root / "etc" / "strongroom-dir.d"
+    (etc / "fileset" / "Hostile.conf").write_text(
+        "FileSet {\n  Name = Hostile\n  Include {\n    Options {\n      Signature = SHA256\n"
+        "      Compression = ZSTD\n      Sparse = yes\n    }\n"
+        f'    File = "{src}"\n  }}\n}}\n')
+    (etc / "job" / f"{JOB}.conf").write_text(
+        f"Job {{\n  Name = {JOB}\n  JobDefs = DefaultJob\n  FileSet = Hostile\n  Accurate = yes\n}}\n")
+    (reply,) = run(installation, "reload")
+    assert "reloaded" in json.dumps(reply), reply
+    return installation, src
+
+
+def _restore_latest(inst: Installation, src: Path, tag: str) -> Path:
+    where = inst.root / "restores" / tag
+    row = run_job(inst, f'restore client={inst.layout.client} fileset=Hostile where="{where}" select all done yes')
+    assert row["jobstatus"] == "T", messages(inst)
+    return where / str(src).lstrip("/")
+
+
+def test_full_incremental_differential_restore_exactly(hostile: tuple[Installation, Path]) -> None:
+    inst, src = hostile
+    full = run_job(inst, f"run job={JOB} level=Incremental yes")  # no Full yet: upgraded
+    assert full["jobstatus"] == "T", messages(inst)
+    assert full["level"] == "F"
+    assert full["jobfiles"] > 20
+    restored = _restore_latest(inst, src, "full")
+    assert compare_trees(src, restored) == []
+    sparse = os.stat(restored / "sparse-1GiB.img")
+    assert sparse.st_size == GIB and sparse.st_blocks * 512 < 16 * 1024 * 1024
+
+    # change, add and delete; an Incremental then restores the latest state exactly
+    time.sleep(0.05)
+    (src / "plain.txt").write_text("changed content\n")
+    (src / "added file.txt").write_text("new\n")
+    (src / "name with spaces.txt").unlink()
+    shutil.rmtree(src / "dir one" / "nested")
+    incr = run_job(inst, f"run job={JOB} level=Incremental yes")
+    assert incr["jobstatus"] == "T", messages(inst)
+    assert incr["level"] == "I"
+    assert incr["jobfiles"] < full["jobfiles"]
+    restored = _restore_latest(inst, src, "incr")
+    assert compare_trees(src, restored) == []
+    assert not (restored / "name with spaces.txt").exists()
+
+    # a Differential carries everything since the Full
+    (src / "links" / "a-first").write_text("rewritten hardlinked content\n")
+    os.unlink(src / "links2" / "zz")
+    diff = run_job(inst, f"run job={JOB} level=Differential yes")
+    assert diff["jobstatus"] == "T", messages(inst)
+    assert diff["level"] == "D"
+    restored = _restore_latest(inst, src, "diff")
+    assert compare_trees(src, restored) == []
+
+
+def test_single_file_and_directory_selection(hostile: tuple[Installation, Path]) -> None:
+    inst, src = hostile
+    where = inst.root / "restores" / "some"
+    wanted = src / "links" / "c-third"
+    row = run_job(inst, f'restore client={inst.layout.client} fileset=Hostile where="{where}" '
+                        f'file="{wanted}" directory="{src / "odd modes"}" yes')
+    assert row["jobstatus"] == "T", messages(inst)
+    base = where / str(src).lstrip("/")
+    assert (base / "links" / "c-third").read_bytes() == wanted.read_bytes()
+    assert not (base / "links" / "b-second").exists()
+    assert sorted(p.name for p in (base / "odd modes").iterdir()) == sorted(p.name for p in (src / "odd modes").iterdir())
+    assert not (base / "plain.txt").exists()
+
+
+def test_missing_volume_fails_clearly(hostile: tuple[Installation, Path], tmp_path: Path) -> None:
+    inst, _src = hostile
+    (vols,) = run(inst, "list volumes")
+    storage = inst.layout.storage_dir
+    moved = []
+    for vol in vols["volumes"]:
+        path = storage / vol["volumename"]
+        if path.exists():
+            shutil.move(path, tmp_path / vol["volumename"])
+            moved.append(vol["volumename"])
+    try:
+        start = time.monotonic()
+        row = run_job(inst, f'restore client={inst.layout.client} fileset=Hostile where="{tmp_path / "r"}" all yes')
+        assert time.monotonic() - start < 120
+        assert row["jobstatus"] == "E"
+        assert "not found" in messages(inst)
+    finally:
+        for name in moved:
+            shutil.move(tmp_path / name, storage / name)
+
+
+def test_flipped_bit_is_reported_on_restore(hostile: tuple[Installation, Path], tmp_path: Path) -> None:
+    inst, _src = hostile
+    (vols,) = run(inst, "list volumes")
+    storage = inst.layout.storage_dir
+    name = max(vols["volumes"], key=lambda v: v["volbytes"])["volumename"]
+    path = storage / name
+    original = path.read_bytes()
+    damaged = bytearray(original)
+    damaged[len(damaged) // 2] ^= 0x10
+    path.write_bytes(bytes(damaged))
+    try:
+        row = run_job(inst, f'restore client={inst.layout.client} fileset=Hostile where="{tmp_path / "r"}" all yes')
+        assert row["jobstatus"] == "E"
+        assert "checksum mismatch" in messages(inst)
+    finally:
+        path.write_bytes(original)
