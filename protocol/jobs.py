@@ -264,6 +264,17 @@ class AppendDone(Message):
     bytes: int
 
 
+class SdLabel(Message):
+    """Director → SD: write a volume label on a device (the console's `label` command)."""
+
+    TYPE: ClassVar[str] = "sd_label"
+    volume_name: str
+    pool_name: str
+    pool_type: str
+    media_type: str
+    device: str
+
+
 class ReadOpen(Message):
     """FD: send me the records the bootstrap selects; EOD ends them."""
 
@@ -274,6 +285,6 @@ for _cls in (
     VolumeAssignment, BootstrapSpec, SdJobSetup, SdJobAccepted, SdRun, CancelJob, JobStatusChange,
     VolumeRequest, VolumeUpdate, JobMediaReport, AttributeBatch, JobMessage, JobProgress, JobEnd, Ok, FdJobSetup,
     AccurateBatch, FdStorage, FdBackup, FdRestore, FdEstimate, EstimateResult, AppendOpen,
-    AppendDone, ReadOpen,
+    AppendDone, ReadOpen, SdLabel,
 ):
     register(_cls)

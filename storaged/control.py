@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from typing import TYPE_CHECKING, Any
 
 from common.net import Connection, NetError
 from protocol.errors import ProtocolError
 from protocol.frames import Signal
-from protocol.jobs import CancelJob, Ok, SdJobAccepted, SdJobSetup, SdRun, VolumeAssignment
+from protocol.jobs import CancelJob, Ok, SdJobAccepted, SdJobSetup, SdLabel, SdRun, VolumeAssignment
 from protocol.messages import Code, ErrorReply, Message, StatusRequest
+from storaged import volume as vol
 from storaged.jobs import SdJob, SdJobError
 
 if TYPE_CHECKING:
@@ -41,6 +43,8 @@ async def serve_director(sd: StorageDaemon, conn: Connection, monitor: bool, log
                         return
                     case CancelJob():
                         await conn.send(_cancel(sd, event.job))
+                    case SdLabel():
+                        await conn.send(await asyncio.to_thread(_label, sd, event))
                     case _:
                         await conn.send(ErrorReply(code=3900, text=f"Invalid command {event.TYPE!r}"))
     finally:
@@ -63,6 +67,21 @@ async def _setup(sd: StorageDaemon, conn: Connection, setup: SdJobSetup, log: An
     await conn.send(SdJobAccepted(code=Code.SD_OK, session_id=job.session_id,
                                   session_time=job.session_time, key=job.key, device=job.device.name))
     return job
+
+
+def _label(sd: StorageDaemon, msg: SdLabel) -> Message:
+    device = sd.registry.devices.get(msg.device)
+    if device is None:
+        return ErrorReply(code=3912, text=f"device {msg.device!r} is not configured on this Storage Daemon")
+    if device.media_type != msg.media_type:
+        return ErrorReply(code=3913, text=f"media type mismatch: device {device.name!r} has {device.media_type!r}")
+    label = vol.VolumeLabel(volume_name=msg.volume_name, pool_name=msg.pool_name, pool_type=msg.pool_type,
+                            media_type=msg.media_type, label_time=time.time(), label_program="strongroom-sd")
+    try:
+        vol.label_volume(device.archive / msg.volume_name, label)
+    except vol.VolumeError as exc:
+        return ErrorReply(code=3914, text=str(exc))
+    return Ok(code=Code.SD_OK, text=f"3000 OK label. VolBytes=0 Volume=\"{msg.volume_name}\" Device={device.name}")
 
 
 def _cancel(sd: StorageDaemon, name: str) -> Message:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
+from director.console.format import display_path
 from director.console.registry import Args, CommandError, Reply, Session, command
 from director.jobs import status as st
 from protocol.attributes import decode_attributes
@@ -85,7 +85,7 @@ async def _list(session: Session, args: Args, long: bool) -> Reply:
         files = await director.catalog_call("list_files", int(raw))
         rows = []
         for f in files:
-            entry: dict[str, Any] = {"fileindex": f.file_index, "path": os.fsdecode(f.full_path)}
+            entry: dict[str, Any] = {"fileindex": f.file_index, "path": display_path(f.full_path)}
             if long:
                 a = decode_attributes(f.lstat)
                 entry.update(type=a.type.name.lower(), mode=oct(a.mode), uid=a.uid, gid=a.gid, size=a.size,

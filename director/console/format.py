@@ -54,3 +54,8 @@ def status_text(status: DaemonStatus, title: str) -> str:
         )
     lines.append("====")
     return "\n".join(lines)
+
+
+def display_path(path: bytes) -> str:
+    """A path as text for consoles and JSON: bytes that are not UTF-8 appear as \\xNN escapes."""
+    return path.decode("utf-8", "backslashreplace")

@@ -8,6 +8,7 @@ import posixpath
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from director.console.format import display_path
 from director.console.registry import Reply, Session
 from protocol.attributes import FileType, decode_attributes
 
@@ -49,7 +50,7 @@ class Tree:
         return out
 
     def _line(self, path: bytes, long: bool) -> str:
-        name = os.fsdecode(posixpath.basename(path)) + ("/" if path in self.children else "")
+        name = display_path(posixpath.basename(path)) + ("/" if path in self.children else "")
         mark = "*" if path in self.marked else " "
         if not long:
             return f"{mark}{name}"
@@ -88,7 +89,7 @@ class Tree:
             return f"{changed} file{'s' if changed != 1 else ''} {verb}ed.", False
         if verb == "find":
             hits = [p for p in self.plan.files if fnmatch.fnmatchcase(os.fsdecode(posixpath.basename(p)), rest or "*")]
-            return "\n".join(os.fsdecode(p) for p in sorted(hits)) or "No matches.", False
+            return "\n".join(display_path(p) for p in sorted(hits)) or "No matches.", False
         if verb == "estimate":
             size = sum(decode_attributes(self.plan.files[p].lstat).size for p in self.marked)
             return f"{len(self.marked)} total files; {len(self.marked)} marked to be restored; {size:,} bytes.", False

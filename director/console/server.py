@@ -8,6 +8,7 @@ from common.net import Connection
 from director.console import (  # noqa: F401  (register commands)
     catalog_cmd,
     jobs_cmd,
+    media_cmd,
     misc_cmd,
     restore_cmd,
     show_cmd,
@@ -76,15 +77,19 @@ async def serve_console(director: DirectorDaemon, conn: Connection, peer: Hello,
                     reply = Reply(text=str(exc), data={"error": str(exc)}, ok=False)
             else:
                 reply = await run_command(session, event.line, log)
-            await conn.send(
-                ConsoleReply(
+            try:
+                answer = ConsoleReply(
                     code=Code.DIR_OK if reply.ok else Code.COMMAND_FAILED,
                     ok=reply.ok,
                     text=reply.text,
                     data=reply.data,
                     prompt=reply.prompt,
                 )
-            )
+                await conn.send(answer)
+            except (ValueError, TypeError) as exc:  # a reply that cannot be encoded is a bug, not a hang-up
+                log.exception("console_reply_unencodable", command=event.line)
+                await conn.send(ConsoleReply(code=Code.COMMAND_FAILED, ok=False,
+                                             text=f"internal error encoding the reply: {exc}", data=None))
 
 
 async def run_command(session: Session, line: str, log: Any) -> Reply:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from director.console.catalog_cmd import job_dict
 from director.console.format import status_data, status_text
 from director.console.registry import Args, CommandError, Reply, Session, command
+from director.jobs import status as st
 from director.peers import PeerError, query_client_status, query_storage_status
 
 
@@ -17,7 +19,30 @@ def _pick(session: Session, kind: str, name: str | None, names: list[str]) -> st
     )
 
 
-@command("status", usage="status [dir | client=NAME | storage=NAME]")
+async def _job_status(session: Session, raw: str) -> Reply:
+    director = session.director
+    if not raw.isdigit():
+        raise CommandError("usage: status job=JOBID")
+    jcr = director.queue.jobs.get(int(raw))
+    if jcr is not None:
+        data = jcr.summary()
+    else:
+        job = await director.catalog_call("get_job", int(raw))
+        if job is None:
+            raise CommandError(f"JobId {raw} is not in the catalog")
+        data = job_dict(job)
+    wait = data.get("wait_reason")
+    lines = [f"JobId {data['jobid']} Job {data['job']} is {st.describe(str(data['jobstatus']))} ({data['jobstatus']})",
+             f"  Files={data.get('jobfiles', 0):,} Bytes={data.get('jobbytes', 0):,}"
+             + (f" Rate={data['rate'] / 1000:.1f} KB/s" if data.get("rate") else "")]
+    if wait:
+        lines.append(f"  Waiting: {wait['code']} {wait['resource']}".rstrip())
+    if data.get("current_file"):
+        lines.append(f"  Processing file: {data['current_file']}")
+    return Reply(text="\n".join(lines), data={"job": data})
+
+
+@command("status", usage="status [dir | client=NAME | storage=NAME | job=JOBID]")
 async def status(session: Session, args: Args) -> Reply:
     """Report the status of the Director, a File Daemon or a Storage Daemon."""
     director = session.director
@@ -47,6 +72,9 @@ async def status(session: Session, args: Args) -> Reply:
         return Reply(
             text=status_text(result, "Storage Daemon"), data={"storage": status_data(result)}
         )
+    raw_job = args.get("job") or args.get("jobid")
+    if raw_job is not None:
+        return await _job_status(session, raw_job)
     if target in (None, "dir", "director", "all"):
         own = director.status()
         return Reply(text=status_text(own, "Director"), data={"director": status_data(own)})

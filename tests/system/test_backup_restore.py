@@ -22,7 +22,7 @@ def run(inst: Installation, *commands: str, timeout: float = 300) -> list[dict[s
     """Run console commands with --json; return each command's result object."""
     result = inst.console(*commands, args=("--json",), timeout=timeout)
     out = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert out, f"no JSON from the console: {result.stdout}\n{result.stderr}"
+    assert len(out) == len(commands), f"console answered {len(out)} of {len(commands)}: {result.stdout}\n{result.stderr}"
     return [o.get("result", o.get("error", {})) for o in out]
 
 
@@ -150,3 +150,36 @@ def test_flipped_bit_is_reported_on_restore(hostile: tuple[Installation, Path], 
         assert "checksum mismatch" in messages(inst)
     finally:
         path.write_bytes(original)
+
+
+def test_console_catalog_commands(hostile: tuple[Installation, Path]) -> None:
+    inst, src = hostile
+    labeled, volumes, pools, files, estimate, status, resolved = run(
+        inst, "label storage=File pool=Full volume=Manual-0001", "list volumes", "list pools",
+        "list files jobid=1", f"estimate job={JOB} listing", "status job=1", f"run job={JOB} level=Full")
+    assert labeled["label"]["volume"] == "Manual-0001"
+    assert (inst.layout.storage_dir / "Manual-0001").exists()
+    assert "Manual-0001" in [v["volumename"] for v in volumes["volumes"]]
+    assert {p["name"] for p in pools["pools"]} >= {"Full", "Incremental"}
+    assert str(src / "plain.txt") in [f["path"] for f in files["files"]]
+    assert estimate["estimate"]["files"] > 20
+    assert str(src / "plain.txt") in estimate["estimate"]["listing"]
+    assert status["job"]["jobid"] == 1 and status["job"]["jobstatus"] == "T"
+    assert resolved["run"]["resolved"]["level"] == "Full"  # without yes: shown, not started
+    (again,) = run(inst, "label storage=File pool=Full volume=Manual-0001")
+    assert "already exists" in json.dumps(again)
+
+
+def test_interactive_restore_tree(hostile: tuple[Installation, Path]) -> None:
+    inst, src = hostile
+    where = inst.root / "restores" / "tree"
+    result = inst.console(
+        f'restore client={inst.layout.client} fileset=Hostile where="{where}"',
+        f'cd "{src}"', "ls", "mark plain.txt", 'mark "odd modes"', "estimate", "done", "yes",
+        "wait", timeout=120)
+    assert "files inserted into the tree" in result.stdout, result.stdout
+    assert "Job queued" in result.stdout, result.stdout
+    base = where / str(src).lstrip("/")
+    assert (base / "plain.txt").read_bytes() == (src / "plain.txt").read_bytes()
+    assert (base / "odd modes" / "setuid").exists()
+    assert not (base / "compressible.log").exists()
