@@ -1,0 +1,182 @@
+"""Backup/restore benchmark: Strongroom's real daemons side by side with tar on the same disk.
+
+    .venv/bin/python bench/backup_restore.py [--dir /var/tmp/strongroom-bench] [--scale 1.0]
+
+Generates (once, deterministically) ≈2 GiB of large files, half compressible and half random, and a
+tree of ≈50,000 small files; then prints, in one run: full backup MB/s and files/s, the no-change
+Incremental of the small-file tree in seconds, restore MB/s, the same operations with `tar -cf` /
+`tar -xf`, the ratios against the targets, and each daemon's peak RSS. Both sides read from the page
+cache after the first run; neither compresses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from console import launcher
+from console.admin import processes, write_installation
+from console.client import ConsoleClient, choose_credentials
+from console.config import load_console_config
+from tests.system.conftest import make_test_layout
+
+MIB = 1024 * 1024
+LARGE_FILES = 8
+LARGE_SIZE = 256 * MIB
+SMALL_FILES = 50_000
+SMALL_DIRS = 500
+
+
+def generate(data: Path, scale: float) -> tuple[int, int]:
+    """Create the data set if missing; returns (large bytes, small file count)."""
+    marker = data / f".complete-{scale}"
+    large, small = data / "large", data / "small"
+    size = int(LARGE_SIZE * scale)
+    count = int(SMALL_FILES * scale)
+    if marker.exists():
+        return LARGE_FILES * size, count
+    shutil.rmtree(data, ignore_errors=True)
+    large.mkdir(parents=True)
+    rng = random.Random(20261124)
+    text = b"".join(b"%08d the quick brown fox jumps over the lazy dog\n" % i for i in range(20_000))
+    for n in range(LARGE_FILES):
+        with (large / f"file-{n:02d}.bin").open("wb") as f:
+            written = 0
+            while written < size:
+                chunk = min(16 * MIB, size - written)
+                f.write(rng.randbytes(chunk) if n % 2 else (text * (chunk // len(text) + 1))[:chunk])
+                written += chunk
+    for n in range(count):
+        d = small / f"d{n % SMALL_DIRS:03d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{n:05d}.txt").write_bytes(rng.randbytes(rng.randint(512, 8192)))
+    marker.touch()
+    return LARGE_FILES * size, count
+
+
+@dataclass
+class Figure:
+    what: str
+    seconds: float
+    amount: float
+    unit: str
+
+    @property
+    def rate(self) -> float:
+        return self.amount / self.seconds if self.seconds > 0 else 0.0
+
+
+async def _job(client: ConsoleClient, line: str) -> tuple[float, dict[str, object]]:
+    started = time.perf_counter()
+    reply = await client.execute(line)
+    if not reply.ok:
+        raise SystemExit(f"{line!r} failed: {reply.text}")
+    key = "run" if "run" in reply.data else "restore"
+    jobid = reply.data[key]["jobid"]
+    await client.execute(f"wait jobid={jobid}")
+    elapsed = time.perf_counter() - started
+    row = (await client.execute(f"list jobid={jobid}")).data["jobs"][0]
+    if row["jobstatus"] not in ("T", "W"):
+        msgs = await client.execute("messages")
+        raise SystemExit(f"{line!r} ended {row['jobstatus']}\n{msgs.text}")
+    return elapsed, row
+
+
+def _timed(cmd: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def _peak_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+async def bench(root: Path, scale: float) -> None:
+    data = root / "data"
+    print(f"generating data in {data} (scale {scale}) ...", flush=True)
+    large_bytes, small_count = generate(data, scale)
+    inst = root / "install"
+    shutil.rmtree(inst, ignore_errors=True)
+    layout = make_test_layout(inst)
+    write_installation(layout)
+    etc = inst / "etc" / "strongroom-dir.d"
+    for name, path in (("large", data / "large"), ("small", data / "small")):
+        (etc / "fileset" / f"bench-{name}.conf").write_text(
+            f'FileSet {{\n  Name = bench-{name}\n  Include {{\n    Options {{\n      Signature = XXH128\n    }}\n'
+            f'    File = "{path}"\n  }}\n}}\n')
+        (etc / "job" / f"bench-{name}.conf").write_text(
+            f"Job {{\n  Name = bench-{name}\n  JobDefs = DefaultJob\n  FileSet = bench-{name}\n  Accurate = yes\n}}\n")
+    procs = processes(inst)
+    pids = {p.prog: launcher.start(p) for p in procs}
+    figures: list[Figure] = []
+    try:
+        loaded = load_console_config(layout.console_config)
+        client = await ConsoleClient.connect(choose_credentials(loaded.config, None, None))
+        try:
+            seconds, row = await _job(client, "run job=bench-large level=Full yes")
+            figures.append(Figure("Strongroom full backup, large files", seconds, large_bytes / MIB, "MB/s"))
+            seconds, row = await _job(client, "run job=bench-small level=Full yes")
+            figures.append(Figure("Strongroom full backup, small files", seconds, int(str(row["jobfiles"])), "files/s"))
+            seconds, _row = await _job(client, "run job=bench-small level=Incremental yes")
+            figures.append(Figure("Strongroom no-change Incremental, small files", seconds, 0, "s"))
+            where = root / "restore"
+            shutil.rmtree(where, ignore_errors=True)
+            seconds, _row = await _job(client, f'restore client={layout.client} fileset=bench-large where="{where}" all yes')
+            figures.append(Figure("Strongroom restore, large files", seconds, large_bytes / MIB, "MB/s"))
+        finally:
+            await client.close()
+        rss = {prog: _peak_rss(pid) for prog, pid in pids.items()}
+    finally:
+        for p in reversed(procs):
+            launcher.stop(p.pid_file)
+    tar_dir = root / "tar"
+    shutil.rmtree(tar_dir, ignore_errors=True)
+    tar_dir.mkdir()
+    tar_c = _timed(["tar", "-cf", str(tar_dir / "large.tar"), "-C", str(data), "large"])
+    figures.append(Figure("tar -cf, large files", tar_c, large_bytes / MIB, "MB/s"))
+    tar_small = _timed(["tar", "-cf", str(tar_dir / "small.tar"), "-C", str(data), "small"])
+    figures.append(Figure("tar -cf, small files", tar_small, small_count, "files/s"))
+    (tar_dir / "x").mkdir()
+    tar_x = _timed(["tar", "-xf", str(tar_dir / "large.tar"), "-C", str(tar_dir / "x")])
+    figures.append(Figure("tar -xf, large files", tar_x, large_bytes / MIB, "MB/s"))
+    print()
+    print(f"{'measurement':48} {'seconds':>9} {'rate':>14}")
+    for f in figures:
+        rate = f"{f.rate:,.1f} {f.unit}" if f.unit != "s" else "-"
+        print(f"{f.what:48} {f.seconds:9.2f} {rate:>14}")
+    by = {f.what: f for f in figures}
+    backup_ratio = by["Strongroom full backup, large files"].rate / by["tar -cf, large files"].rate
+    restore_ratio = by["Strongroom restore, large files"].rate / by["tar -xf, large files"].rate
+    incr = by["Strongroom no-change Incremental, small files"].seconds
+    print()
+    print(f"full backup vs tar -cf:   {backup_ratio:6.1%}  (target >= 50%)  {'ok' if backup_ratio >= 0.5 else 'MISSED'}")
+    print(f"restore vs tar -xf:       {restore_ratio:6.1%}  (target >= 50%)  {'ok' if restore_ratio >= 0.5 else 'MISSED'}")
+    print(f"no-change Incremental:    {incr:6.2f} s for {small_count:,} files (target < 5 s)  {'ok' if incr < 5 else 'MISSED'}")
+    for prog, value in rss.items():
+        target = "  (target < 150 MB)" + ("  ok" if value < 150 * MIB else "  MISSED") if prog == "strongroom-fd" else ""
+        print(f"peak RSS {prog:15} {value / MIB:8.1f} MB{target}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dir", type=Path, default=Path("/var/tmp/strongroom-bench"))
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full data set (for a quick run)")
+    args = parser.parse_args()
+    asyncio.run(bench(args.dir, args.scale))
+
+
+if __name__ == "__main__":
+    main()
