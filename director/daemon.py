@@ -19,6 +19,7 @@ from director.console.server import DEFAULT_CONSOLE, serve_console
 from director.joblog import LogLine, MessageQueue
 from director.jobs import status as st
 from director.jobs.admission import Limits as JobLimits
+from director.jobs.admission import WaitReason
 from director.jobs.control import JobControl
 from director.jobs.naming import UniqueNamer
 from director.jobs.queue import JobQueue
@@ -43,6 +44,7 @@ class DirectorDaemon(Daemon):
         self._db_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
         self._catalog: Catalog | None = None
         self.queue = JobQueue(self._limits, self._run_job, log)
+        self._timers: set[asyncio.Task[None]] = set()
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -129,8 +131,31 @@ class DirectorDaemon(Daemon):
     async def submit(self, req: RunRequest) -> JobControl:
         """RunJob → SetupJob → JobqAdd."""
         jcr = await setup_job(self, req)
-        self.queue.add(jcr)
+        delay = jcr.sched_time - time.time()
+        if delay > 0:
+            # JobqAdd: a job scheduled in the future waits in a timer task, visible and cancelable.
+            jcr.status = st.WAIT_START_TIME
+            jcr.wait = WaitReason(st.WAIT_START_TIME, "start_time", time.strftime("%Y-%m-%d %H:%M:%S",
+                                                                                  time.localtime(jcr.sched_time)))
+            self.queue.jobs[jcr.job_id] = jcr
+            task = asyncio.create_task(self._start_later(jcr, delay))
+            self._timers.add(task)
+            task.add_done_callback(self._timers.discard)
+            self.joblog(jcr, "info", f"Job scheduled to start at {jcr.wait.resource}")
+        else:
+            self.queue.add(jcr)
         return jcr
+
+    async def _start_later(self, jcr: JobControl, delay: float) -> None:
+        canceled = asyncio.ensure_future(jcr.canceled.wait())
+        try:
+            await asyncio.wait({canceled}, timeout=delay)
+        finally:
+            canceled.cancel()
+        if jcr.canceled.is_set():
+            return
+        jcr.status, jcr.wait = st.CREATED, None
+        self.queue.add(jcr)
 
     async def _run_job(self, jcr: JobControl) -> None:
         await run_job(self, jcr)
@@ -139,7 +164,8 @@ class DirectorDaemon(Daemon):
         if jcr.status in st.FINAL:
             return f"JobId {jcr.job_id} already ended with status {jcr.status}"
         jcr.canceled.set()
-        if self.queue.cancel_waiting(jcr):
+        if self.queue.cancel_waiting(jcr) or jcr.status == st.WAIT_START_TIME:
+            jcr.status, jcr.wait = st.CANCELED, None
             now = time.time()
             await self.catalog_call("update_job", jcr.job_id, JobStatus=st.CANCELED, EndTime=now, RealEndTime=now,
                                     Comment="canceled while waiting")

@@ -233,6 +233,7 @@ async def run_read(job: SdJob, data: Connection, log: Any) -> None:
         raise ProtocolError(f"expected read_open, got {opening.TYPE!r}")
     await data.send(Ok(code=Code.SD_OK, text="OK data"))
     await job.set_status("R")
+    current_job: int | None = None
     for spec in job.bootstrap:
         path = job.device.archive / spec.volume_name
         if not path.exists():
@@ -244,7 +245,10 @@ async def run_read(job: SdJob, data: Connection, log: Any) -> None:
             file_indexes=spec.file_indexes,
             start=vol.Position(spec.start_block, spec.start_addr) if spec.start_addr else None,
         )
-        await data.send_raw(encode_batch([Record(0, Stream.JOB_START, spec.job_id.to_bytes(8, "big"))]))
+        if spec.job_id != current_job:
+            # A new job's records follow; a job continuing on its next volume keeps its open file.
+            await data.send_raw(encode_batch([Record(0, Stream.JOB_START, spec.job_id.to_bytes(8, "big"))]))
+            current_job = spec.job_id
         batches = _batches(job, entry, path)
         while True:
             if job.canceled.is_set():
