@@ -19,6 +19,28 @@ def _pick(session: Session, kind: str, name: str | None, names: list[str]) -> st
     )
 
 
+def _director_text(session: Session, base: str) -> str:
+    """bconsole's Director status: running jobs with live counters and rate, waiting jobs with why."""
+    queue = session.director.queue
+    head = base.split("Running Jobs:", maxsplit=1)[0].rstrip()
+    lines = [head, "", "Running Jobs:"]
+    for jcr in queue.running:
+        info = jcr.summary()
+        rate = f" {info['rate'] / 1000:,.1f} KB/s" if info.get("rate") else ""
+        lines.append(f" JobId {jcr.job_id} {jcr.type_name} {jcr.level_name} {jcr.unique} is "
+                     f"{st.describe(jcr.status).lower()}: files={info['jobfiles']:,} bytes={info['jobbytes']:,}{rate}")
+    if not queue.running:
+        lines.append("No Jobs running.")
+    lines += ["", "Waiting Jobs:"]
+    for jcr in queue.waiting:
+        why = f" ({jcr.wait.code} {jcr.wait.resource})".replace(" )", ")") if jcr.wait else ""
+        lines.append(f" JobId {jcr.job_id} {jcr.unique} priority {jcr.priority}: {st.describe(jcr.status)}{why}")
+    if not queue.waiting:
+        lines.append("No Jobs waiting.")
+    lines.append("====")
+    return "\n".join(lines)
+
+
 async def _job_status(session: Session, raw: str) -> Reply:
     director = session.director
     if not raw.isdigit():
@@ -77,5 +99,7 @@ async def status(session: Session, args: Args) -> Reply:
         return await _job_status(session, raw_job)
     if target in (None, "dir", "director", "all"):
         own = director.status()
-        return Reply(text=status_text(own, "Director"), data={"director": status_data(own)})
+        return Reply(text=_director_text(session, status_text(own, "Director")),
+                     data={"director": status_data(own), "running": [j.summary() for j in director.queue.running],
+                           "waiting": [j.summary() for j in director.queue.waiting]})
     raise CommandError(f"unknown status target {target!r}; use dir, client=NAME or storage=NAME")
