@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from common.tls import describe_ssl_error
-from protocol.errors import ProtocolError
+from protocol.errors import FrameTooLarge, ProtocolError
 from protocol.frames import (
+    HEADER,
     HEADER_SIZE,
     MAX_FRAME_SIZE,
     Signal,
@@ -119,8 +120,28 @@ class Connection:
         await self._write(encode_frame(encode_message(msg), self.limits.max_frame_size))
 
     async def send_raw(self, body: bytes) -> None:
-        """Send one already-encoded frame body (data streams)."""
-        await self._write(encode_frame(body, self.limits.max_frame_size))
+        """Send one already-encoded frame body (data streams): header and body go out unjoined."""
+        if len(body) > self.limits.max_frame_size:
+            raise FrameTooLarge(len(body), self.limits.max_frame_size)
+        await self._write_parts((HEADER.pack(len(body)), body))
+
+    async def send_parts(self, parts: list[bytes]) -> None:
+        """Send one frame whose body is the concatenation of `parts`, without joining them."""
+        size = sum(len(p) for p in parts)
+        if size > self.limits.max_frame_size:
+            raise FrameTooLarge(size, self.limits.max_frame_size)
+        await self._write_parts((HEADER.pack(size), *parts))
+
+    async def _write_parts(self, parts: tuple[bytes, ...]) -> None:
+        if self.closed:
+            raise ConnectionClosed("connection already closed")
+        async with self._send_lock:
+            try:
+                self._writer.writelines(parts)
+                await self._writer.drain()
+            except (ConnectionError, OSError) as exc:
+                raise ConnectionClosed(f"send failed: {exc}") from exc
+            self._last_send = asyncio.get_running_loop().time()
 
     async def send_signal(self, signal: Signal) -> None:
         await self._write(encode_signal(signal))

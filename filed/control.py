@@ -40,7 +40,14 @@ from protocol.jobs import (
     ReadOpen,
 )
 from protocol.messages import Code, ErrorReply, Hello, StatusRequest
-from protocol.records import BATCH_BYTES, DATA_STREAMS, Record, Stream, decode_body, encode_batch
+from protocol.records import (
+    BATCH_BYTES,
+    DATA_STREAMS,
+    Record,
+    Stream,
+    decode_body,
+    encode_batch_parts,
+)
 
 if TYPE_CHECKING:
     from filed.daemon import FileDaemon
@@ -242,7 +249,7 @@ async def _backup(fd: FileDaemon, job: FdJob, conn: Connection, log: Any) -> tup
         batch = await asyncio.to_thread(_next_batch, records, job)
         if batch is None:
             break
-        await sd.send_raw(encode_batch(batch))
+        await sd.send_parts(encode_batch_parts(batch))
     await sd.send_signal(Signal.EOD)
     done = await sd.recv_message(timeout=SD_REPLY_TIMEOUT)
     if not isinstance(done, AppendDone):

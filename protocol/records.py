@@ -59,6 +59,22 @@ def encode_batch(records: Iterable[Record]) -> bytes:
     return codec.pack([(r.file_index, r.stream, r.payload) for r in records])
 
 
+_ARRAY32: Final = struct.Struct(">BI")
+_RECORD_HEAD: Final = struct.Struct(">BBiBiBI")  # fixarray(3), int32 file index, int32 stream, bin32 length
+
+
+def encode_batch_parts(records: Iterable[Record]) -> list[bytes]:
+    """The same msgpack body as `encode_batch`, as pieces: payloads are not copied into one buffer."""
+    parts: list[bytes] = [b""]
+    count = 0
+    for r in records:
+        parts.append(_RECORD_HEAD.pack(0x93, 0xD2, r.file_index, 0xD2, r.stream, 0xC6, len(r.payload)))
+        parts.append(r.payload)
+        count += 1
+    parts[0] = _ARRAY32.pack(0xDD, count)
+    return parts
+
+
 def decode_batch(body: bytes) -> list[Record]:
     """Parse a batch frame body; anything not shaped like records raises DecodeError."""
     obj = codec.unpack(body)

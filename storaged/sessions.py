@@ -25,7 +25,14 @@ from protocol.jobs import (
     VolumeUpdate,
 )
 from protocol.messages import Code, ErrorReply
-from protocol.records import BATCH_BYTES, Record, Stream, decode_batch, encode_batch
+from protocol.records import (
+    BATCH_BYTES,
+    Record,
+    Stream,
+    decode_batch,
+    encode_batch,
+    encode_batch_parts,
+)
 from storaged import volume as vol
 from storaged.jobs import SdJob, SdJobError
 
@@ -263,6 +270,6 @@ async def run_read(job: SdJob, data: Connection, log: Any) -> None:
                 break
             job.files += sum(1 for r in batch if r.stream == Stream.ATTRIBUTES)
             job.bytes += sum(len(r.payload) for r in batch if r.stream != Stream.ATTRIBUTES)
-            await data.send_raw(encode_batch(batch))
+            await data.send_parts(encode_batch_parts(batch))
     await data.send_signal(Signal.EOD)
     log.info("read_session_done", job=job.name, files=job.files, bytes=job.bytes)

@@ -324,14 +324,24 @@ class VolumeWriter:
     def write(self, session_id: int, session_time: int, record: Record) -> None:
         if self.max_bytes is not None and self.size + self._pending_size >= self.max_bytes:
             raise VolumeFull(f"volume {self.label.volume_name} reached {self.max_bytes} bytes")
-        self._add(_encode_record(session_id, session_time, record.file_index, record.stream, record.payload))
+        payload = record.payload
+        size = RECORD_HEADER.size + len(payload)
+        if self._pending and self._pending_size + size > self.block_size:
+            self.flush()
+        # Header and payload are kept apart until the block is joined once (no per-record copy).
+        self._pending.append(RECORD_HEADER.pack(session_id, session_time, record.file_index, record.stream, len(payload)))
+        self._pending.append(payload)
+        self._pending_size += size
 
     def flush(self) -> Position:
         """Write the pending block; returns the position of the last block written."""
         if self._pending:
-            block = _block_bytes(self._next_block, b"".join(self._pending))
-            self._f.write(block)
-            self.size += len(block)
+            data = b"".join(self._pending)
+            number = self._next_block
+            crc = zlib.crc32(data, zlib.crc32(struct.pack(">II", number, len(data))))
+            self._f.write(BLOCK_HEADER.pack(BLOCK_MAGIC, number, len(data), crc))
+            self._f.write(data)
+            self.size += BLOCK_HEADER.size + len(data)
             self._next_block += 1
             self.blocks_written += 1
             self._pending, self._pending_size = [], 0

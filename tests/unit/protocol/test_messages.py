@@ -171,3 +171,14 @@ messages: st.SearchStrategy[Message] = st.one_of(
 @given(messages)
 def test_round_trip(msg: Message) -> None:
     assert decode_message(encode_message(msg)) == msg
+
+
+@given(st.lists(st.tuples(st.integers(-(2**31), 2**31 - 1), st.integers(0, 2**31 - 1), st.binary(max_size=300)),
+                max_size=30))
+def test_batch_parts_equal_the_msgpack_batch(items: list[tuple[int, int, bytes]]) -> None:
+    from protocol.records import Record, decode_batch, encode_batch_parts
+
+    records = [Record(*i) for i in items]
+    body = b"".join(encode_batch_parts(records))
+    assert decode_batch(body) == records
+    assert msgpack.unpackb(body) == [list(i) for i in items]
