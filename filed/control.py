@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from common.auth import authenticate_initiator
 from common.daemon import client_ssl_context
 from common.net import Connection, NetError, dial
+from common.scripts import run_command
 from common.version import VERSION
 from filed.backup import AccurateEntry, BackupReader
 from filed.restore import RestoreWriter
@@ -38,6 +39,8 @@ from protocol.jobs import (
     JobProgress,
     Ok,
     ReadOpen,
+    RunScriptCommand,
+    ScriptResult,
 )
 from protocol.messages import Code, ErrorReply, Hello, StatusRequest
 from protocol.records import (
@@ -113,6 +116,10 @@ async def serve_director(fd: FileDaemon, conn: Connection, monitor: bool, log: A
                         return
                     case FdEstimate() if job is not None:
                         await conn.send(await asyncio.to_thread(_estimate, job, event))
+                    case RunScriptCommand():
+                        log.info("client_script", command=event.command)
+                        status, output = await run_command(event.command, event.timeout)
+                        await conn.send(ScriptResult(code=Code.FD_OK, exit_status=status, output=output))
                     case CancelJob():
                         target = fd.jobs.get(event.job)
                         if target is not None:

@@ -275,6 +275,21 @@ class SdLabel(Message):
     device: str
 
 
+class RunScriptCommand(Message):
+    """Director → FD: run a job's client-side script (RunScript with Runs On Client = yes)."""
+
+    TYPE: ClassVar[str] = "fd_runscript"
+    command: str
+    timeout: float = 3600.0
+
+
+class ScriptResult(Message):
+    TYPE: ClassVar[str] = "script_result"
+    code: int
+    exit_status: int
+    output: str
+
+
 class ReadOpen(Message):
     """FD: send me the records the bootstrap selects; EOD ends them."""
 
@@ -285,6 +300,6 @@ for _cls in (
     VolumeAssignment, BootstrapSpec, SdJobSetup, SdJobAccepted, SdRun, CancelJob, JobStatusChange,
     VolumeRequest, VolumeUpdate, JobMediaReport, AttributeBatch, JobMessage, JobProgress, JobEnd, Ok, FdJobSetup,
     AccurateBatch, FdStorage, FdBackup, FdRestore, FdEstimate, EstimateResult, AppendOpen,
-    AppendDone, ReadOpen, SdLabel,
+    AppendDone, ReadOpen, SdLabel, RunScriptCommand, ScriptResult,
 ):
     register(_cls)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
+from common.scripts import run_command
 from director.jobs import status as st
 from director.jobs.backup import do_backup
 from director.jobs.errors import JobCanceled, JobError
+from director.jobs.links import connect, request
 from director.jobs.report import job_report
 from director.jobs.restore import do_restore
-from director.jobs.scripts import Script, run_command, scripts_of, substitute
+from director.jobs.scripts import Script, scripts_of, substitute
+from protocol.jobs import RunScriptCommand, ScriptResult
 
 if TYPE_CHECKING:
     from director.daemon import DirectorDaemon
@@ -54,7 +57,8 @@ async def run_job(director: DirectorDaemon, jcr: JobControl) -> None:
         final = st.CANCELED
     ok = final in st.OK
     try:
-        await _run_scripts(director, jcr, [s for s in scripts if s.when in ("After", "Always")], ok=ok)
+        await _run_scripts(director, jcr, [s for s in scripts if s.when in ("After", "Always")], ok=ok,
+                           exit_status=EXIT_WORDS.get(final, final))
     except JobError as exc:
         director.joblog(jcr, "error", str(exc))
         if ok:
@@ -62,16 +66,22 @@ async def run_job(director: DirectorDaemon, jcr: JobControl) -> None:
     await _finish(director, jcr, final, reason)
 
 
-async def _run_scripts(director: DirectorDaemon, jcr: JobControl, scripts: list[Script], ok: bool) -> None:
+EXIT_WORDS = {st.TERMINATED: "OK", st.WARNINGS: "OK -- with warnings", st.ERROR: "Error", st.FATAL: "Fatal Error",
+              st.CANCELED: "Canceled", st.DIFFERENCES: "Differences", st.INCOMPLETE: "Incomplete"}
+
+
+async def _run_scripts(director: DirectorDaemon, jcr: JobControl, scripts: list[Script], ok: bool,
+                       exit_status: str = "") -> None:
     for script in scripts:
         if script.when != "Always" and ((ok and not script.on_success) or (not ok and not script.on_failure)):
             continue
+        command = substitute(script.command, jcr, director.name, exit_status)
         if script.on_client:
-            director.joblog(jcr, "warning", f"client run script not supported yet, skipped: {script.command}")
-            continue
-        command = substitute(script.command, jcr, director.name)
-        director.joblog(jcr, "info", f"{script.when}Job: run command \"{command}\"")
-        code, output = await run_command(command)
+            director.joblog(jcr, "info", f"{script.when}Job: run command \"{command}\" on client {jcr.client}")
+            code, output = await _client_script(director, jcr, command)
+        else:
+            director.joblog(jcr, "info", f"{script.when}Job: run command \"{command}\"")
+            code, output = await run_command(command)
         for line in output.splitlines()[-20:]:
             director.joblog(jcr, "info", f"{script.when}Job: {line}")
         if code != 0:
@@ -90,3 +100,15 @@ async def _finish(director: DirectorDaemon, jcr: JobControl, final: str, reason:
         Comment=reason[:250] if reason else None,
     )
     director.joblog(jcr, "info", job_report(director, jcr, reason))
+
+
+async def _client_script(director: DirectorDaemon, jcr: JobControl, command: str) -> tuple[int, str]:
+    """Run a RunScript on the job's File Daemon (Runs On Client = yes, the Bareos default)."""
+    if jcr.client is None:
+        raise JobError("a client run script needs a Client")
+    conn = await connect(director, "client", jcr.params["config"].clients[jcr.client])
+    try:
+        result = await request(conn, RunScriptCommand(command=command), ScriptResult, "client run script", timeout=3700)
+    finally:
+        await conn.close(terminate=True)
+    return result.exit_status, result.output

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from director.jobs.control import JobControl
 
-SCRIPT_TIMEOUT: Final = 3600.0
 
 
 @dataclass(frozen=True)
@@ -65,19 +63,3 @@ def substitute(command: str, jcr: JobControl, director_name: str, exit_status: s
         out.append(ch)
         i += 1
     return "".join(out)
-
-
-async def run_command(command: str, timeout: float = SCRIPT_TIMEOUT) -> tuple[int, str]:
-    """Run one shell command; return its exit status and combined output (truncated)."""
-    proc = await asyncio.create_subprocess_shell(
-        command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        stdin=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        async with asyncio.timeout(timeout):
-            output, _ = await proc.communicate()
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return -1, f"timed out after {timeout:g} s"
-    return proc.returncode or 0, output.decode(errors="replace")[-4000:]

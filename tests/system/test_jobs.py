@@ -113,3 +113,32 @@ def test_storage_refuses_a_data_session_without_the_job_key(configured: Installa
             break
         time.sleep(0.1)
     assert "authentication_failed" in inst.log("strongroom-sd")
+
+
+def test_run_scripts_before_and_after(configured: Installation) -> None:
+    inst = configured
+    etc = inst.layout.root / "etc" / "strongroom-dir.d"
+    marks = inst.root / "script-marks"
+    marks.mkdir(exist_ok=True)
+    (etc / "job" / "scripted.conf").write_text(
+        "Job {\n  Name = scripted\n  JobDefs = DefaultJob\n  FileSet = Big\n"
+        f'  Run Before Job = "sh -c \'echo %i %l %n > {marks}/before\'"\n'
+        f'  RunScript {{\n    Command = "sh -c \'echo %e %F > {marks}/after\'"\n    Runs When = After\n  }}\n}}\n'
+        "Job {\n  Name = refused\n  JobDefs = DefaultJob\n  FileSet = Big\n  Run Before Job = \"false\"\n}\n")
+    run(inst, "reload")
+    row = run_job(inst, "run job=scripted level=Full yes")
+    assert row["jobstatus"] == "T", messages(inst)
+    assert (marks / "before").read_text().split() == [str(row["jobid"]), "Full", "scripted"]
+    assert (marks / "after").read_text().split() == ["OK", str(row["jobfiles"])]
+    failed = run_job_status(inst, "run job=refused level=Full yes")
+    assert failed["jobstatus"] == "E"
+    assert failed["jobfiles"] == 0
+    assert "non-zero status" in messages(inst)
+
+
+def run_job_status(inst: Installation, line: str) -> dict[str, object]:
+    (started,) = run(inst, line)
+    jobid = started["run"]["jobid"]
+    run(inst, f"wait jobid={jobid}")
+    (listed,) = run(inst, f"list jobid={jobid}")
+    return dict(listed["jobs"][0])
