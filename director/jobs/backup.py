@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from typing import TYPE_CHECKING, Any
 
-from common.net import Connection, NetError
+from common.net import Connection
 from director.jobs import status as st
 from director.jobs.attributes import AttributeSink
 from director.jobs.errors import JobCanceled, JobError
-from director.jobs.links import connect, request
+from director.jobs.links import connect, request, serve_job
 from director.jobs.volumes import assign_volume, record_jobmedia, record_volume_update
-from protocol.errors import ProtocolError
 from protocol.frames import Signal
 from protocol.jobs import (
     AccurateBatch,
     AttributeBatch,
-    CancelJob,
     FdBackup,
     FdJobSetup,
     FdStorage,
@@ -144,24 +140,7 @@ async def _converse(director: DirectorDaemon, jcr: JobControl, sd: Connection, f
                 case _:
                     pass
 
-    async def on_cancel() -> None:
-        await jcr.canceled.wait()
-        for conn in (fd, sd):
-            with contextlib.suppress(NetError, ProtocolError):
-                await conn.send(CancelJob(job=jcr.unique))
-
-    try:
-        async with asyncio.TaskGroup() as tg:
-            canceler = tg.create_task(on_cancel())
-            readers = [tg.create_task(from_sd()), tg.create_task(from_fd())]
-            await asyncio.wait(readers)
-            canceler.cancel()
-    except* (NetError, ProtocolError) as group:
-        if jcr.canceled.is_set():
-            raise JobCanceled() from None
-        raise JobError(f"lost a daemon connection during the backup: {group.exceptions[0]}") from None
-    except* JobError as group:
-        raise group.exceptions[0] from None
+    await serve_job(jcr, [sd, fd], [from_sd(), from_fd()], "backup")
     return ends
 
 

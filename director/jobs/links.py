@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from common.net import Connection, NetError
 from common.tls import TlsError
-from director.jobs.errors import JobError
+from director.jobs.errors import JobCanceled, JobError
 from protocol.errors import ProtocolError
+from protocol.jobs import CancelJob
 from protocol.messages import ErrorReply, Message
 
 if TYPE_CHECKING:
     from director.daemon import DirectorDaemon
+    from director.jobs.control import JobControl
 
 M = TypeVar("M", bound=Message)
 REPLY_TIMEOUT = 120.0
@@ -43,3 +48,26 @@ async def request(conn: Connection, msg: Message, expect: type[M], what: str, ti
     if not isinstance(reply, expect):
         raise JobError(f"{what}: unexpected {reply.TYPE!r} reply")
     return reply
+
+
+async def serve_job(jcr: JobControl, conns: list[Connection], readers: list[Coroutine[Any, Any, None]],
+                    what: str) -> None:
+    """Run the readers of a job's daemon connections to their end; a cancel is relayed to every daemon."""
+
+    async def on_cancel() -> None:
+        await jcr.canceled.wait()
+        for conn in conns:
+            with contextlib.suppress(NetError, ProtocolError):
+                await conn.send(CancelJob(job=jcr.unique))
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            canceler = tg.create_task(on_cancel())
+            await asyncio.wait([tg.create_task(r) for r in readers])
+            canceler.cancel()
+    except* (NetError, ProtocolError) as group:
+        if jcr.canceled.is_set():
+            raise JobCanceled() from None
+        raise JobError(f"lost a daemon connection during the {what}: {group.exceptions[0]}") from None
+    except* JobError as group:
+        raise group.exceptions[0] from None
