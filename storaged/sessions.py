@@ -152,7 +152,7 @@ async def run_append(job: SdJob, data: Connection, log: Any) -> None:
         raise ProtocolError(f"expected append_open, got {opening.TYPE!r}")
     if job.volume is None:
         raise SdJobError("no volume was assigned to this backup job")
-    seg = await asyncio.to_thread(_open_segment, job, job.volume)
+    seg = await _open_first_segment(job, job.volume)
     await data.send(Ok(code=Code.SD_OK, text="OK data"))
     await job.set_status("R")
     pending: list[tuple[int, int, bytes]] = []
@@ -189,6 +189,27 @@ async def run_append(job: SdJob, data: Connection, log: Any) -> None:
             await _report_segment(job, seg, pos, size, full=False)
     await data.send(AppendDone(code=Code.SD_OK, files=job.files, bytes=job.bytes))
     log.info("append_session_done", job=job.name, files=job.files, bytes=job.bytes)
+
+
+async def _open_first_segment(job: SdJob, assignment: VolumeAssignment) -> Segment:
+    """Open the assigned volume; a damaged one is marked Error and the Director asked for another."""
+    for _attempt in range(3):
+        try:
+            return await asyncio.to_thread(_open_segment, job, assignment)
+        except vol.VolumeError as exc:
+            path = job.device.archive / assignment.volume_name
+            size = path.stat().st_size if path.exists() else 0
+            await job.message("error", f"Volume {assignment.volume_name} cannot be appended to: {exc}; marking it Error")
+            await job.tell_director(VolumeUpdate(job=job.name, volume_name=assignment.volume_name, bytes=size,
+                                                 blocks=0, status="Error", jobs_written=0))
+            await job.tell_director(VolumeRequest(job=job.name, full_volume=assignment.volume_name, reason="error"))
+            try:
+                async with asyncio.timeout(VOLUME_WAIT):
+                    assignment = await job.volume_replies.get()
+            except TimeoutError as timeout:
+                raise SdJobError("no replacement volume from the Director") from timeout
+            job.setup = job.setup.model_copy(update={"volume": assignment})
+    raise SdJobError("three volumes in a row could not be appended to; see the job log")
 
 
 async def _next_or_cancel(job: SdJob, data: Connection) -> bytes | Signal:

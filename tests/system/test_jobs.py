@@ -142,3 +142,24 @@ def run_job_status(inst: Installation, line: str) -> dict[str, object]:
     run(inst, f"wait jobid={jobid}")
     (listed,) = run(inst, f"list jobid={jobid}")
     return dict(listed["jobs"][0])
+
+
+def test_a_damaged_append_volume_is_marked_error_and_replaced(configured: Installation) -> None:
+    from storaged.volume import VolumeReader
+
+    inst = configured
+    (vols,) = run(inst, "list volumes pool=Full")
+    appendable = [v["volumename"] for v in vols["volumes"] if v["pool"] == "Full" and v["volstatus"] == "Append"
+                  and (inst.layout.storage_dir / v["volumename"]).exists() and v["volblocks"] > 2]
+    assert appendable, vols
+    victim = inst.layout.storage_dir / appendable[0]
+    offsets = sorted({r.position.offset for r in VolumeReader(victim).records()})
+    raw = bytearray(victim.read_bytes())
+    raw[offsets[1] : offsets[1] + 4] = b"XXXX"
+    victim.write_bytes(bytes(raw))
+    row = run_job(inst, "run job=scripted level=Full yes")
+    assert row["jobstatus"] == "T", messages(inst)
+    (after,) = run(inst, "list volumes pool=Full")
+    status = {v["volumename"]: v["volstatus"] for v in after["volumes"]}
+    assert status[appendable[0]] == "Error"
+    assert "marking it Error" in messages(inst)
