@@ -130,7 +130,7 @@ class Connection:
         size = sum(len(p) for p in parts)
         if size > self.limits.max_frame_size:
             raise FrameTooLarge(size, self.limits.max_frame_size)
-        await self._write_parts((HEADER.pack(size), *parts))
+        await self._write_parts(_coalesce([HEADER.pack(size), *parts]))
 
     async def _write_parts(self, parts: tuple[bytes, ...]) -> None:
         if self.closed:
@@ -225,6 +225,26 @@ class Connection:
         with contextlib.suppress(ConnectionError, OSError, ssl.SSLError, TimeoutError):
             async with asyncio.timeout(2):
                 await self._writer.wait_closed()
+
+
+_COALESCE_BELOW: Final = 64 * 1024
+
+
+def _coalesce(parts: list[bytes]) -> tuple[bytes, ...]:
+    """Join runs of small parts (each becomes a TLS record otherwise); large payloads stay uncopied."""
+    out: list[bytes] = []
+    run: list[bytes] = []
+    for part in parts:
+        if len(part) >= _COALESCE_BELOW:
+            if run:
+                out.append(b"".join(run))
+                run = []
+            out.append(part)
+        else:
+            run.append(part)
+    if run:
+        out.append(b"".join(run))
+    return tuple(out)
 
 
 def format_address(host: str, port: int) -> str:
