@@ -53,6 +53,22 @@ class SdJobSetup(Message):
     append: bool
     volume: VolumeAssignment | None = None
     bootstrap: tuple[BootstrapSpec, ...] = ()
+    # Copy/migrate: a local copy reads `bootstrap` from `read_device` on this same SD; a writing SD
+    # in `listen` mode waits for the reading SD's data session instead of a File Daemon's.
+    read_device: str | None = None
+    read_media_type: str | None = None
+    listen: bool = False
+
+
+class SdReplicate(Message):
+    """Director → reading SD: stream the bootstrap's records to the writing SD at this address."""
+
+    TYPE: ClassVar[str] = "sd_replicate"
+    address: str
+    port: int
+    job: str  # the writing SD's job name (it admits the session with `key`)
+    key: str
+    tls: bool = True
 
 
 class SdJobAccepted(Message):
@@ -300,6 +316,6 @@ for _cls in (
     VolumeAssignment, BootstrapSpec, SdJobSetup, SdJobAccepted, SdRun, CancelJob, JobStatusChange,
     VolumeRequest, VolumeUpdate, JobMediaReport, AttributeBatch, JobMessage, JobProgress, JobEnd, Ok, FdJobSetup,
     AccurateBatch, FdStorage, FdBackup, FdRestore, FdEstimate, EstimateResult, AppendOpen,
-    AppendDone, ReadOpen, SdLabel, RunScriptCommand, ScriptResult,
+    AppendDone, ReadOpen, SdLabel, RunScriptCommand, ScriptResult, SdReplicate,
 ):
     register(_cls)

@@ -5,15 +5,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 
-from common.net import Connection, NetError
+from common.auth import authenticate_initiator
+from common.daemon import client_ssl_context
+from common.net import Connection, NetError, dial
+from common.version import VERSION
 from protocol.errors import ProtocolError
 from protocol.frames import Signal
-from protocol.jobs import CancelJob, Ok, SdJobAccepted, SdJobSetup, SdLabel, SdRun, VolumeAssignment
-from protocol.messages import Code, ErrorReply, Message, StatusRequest
+from protocol.jobs import (
+    CancelJob,
+    Ok,
+    SdJobAccepted,
+    SdJobSetup,
+    SdLabel,
+    SdReplicate,
+    SdRun,
+    VolumeAssignment,
+)
+from protocol.messages import Code, ErrorReply, Hello, Message, StatusRequest
 from storaged import volume as vol
 from storaged.jobs import SdJob, SdJobError
+from storaged.sessions import run_local_copy, run_replicate
 
 if TYPE_CHECKING:
     from storaged.daemon import StorageDaemon
@@ -39,7 +53,14 @@ async def serve_director(sd: StorageDaemon, conn: Connection, monitor: bool, log
                         job = await _setup(sd, conn, event, log)
                     case SdRun() if job is not None:
                         await conn.send(Ok(code=Code.SD_OK, text="OK run"))
-                        await _run(sd, job, conn, log)
+                        if job.setup.read_device is not None:
+                            await _own(sd, job, conn, log, run_local_copy(job, log))
+                        else:
+                            await _run(sd, job, conn, log)
+                        return
+                    case SdReplicate() if job is not None and not job.setup.append:
+                        await conn.send(Ok(code=Code.SD_OK, text="OK replicate"))
+                        await _own(sd, job, conn, log, _replicate(sd, job, event, log))
                         return
                     case CancelJob():
                         await conn.send(_cancel(sd, event.job))
@@ -92,9 +113,62 @@ def _cancel(sd: StorageDaemon, name: str) -> Message:
     return Ok(code=Code.SD_OK, text=f"Job {name} marked to be canceled")
 
 
+async def guarded(job: SdJob, work: Coroutine[Any, Any, None], log: Any, peer: str = "File Daemon") -> None:
+    """Run a job's data work; whatever happens, the job ends with a status and a reason."""
+    status, text = "E", ""
+    try:
+        await work
+        status = "T"
+    except SdJobError as exc:
+        status, text = ("A" if job.canceled.is_set() else "E"), str(exc)
+    except (vol.VolumeError, OSError) as exc:
+        status, text = "E", f"volume error: {exc}"
+    except (NetError, ProtocolError) as exc:
+        status, text = ("A" if job.canceled.is_set() else "E"), f"{peer} connection failed: {exc}"
+    finally:
+        if text:
+            log.warning("job_data_failed", job=job.name, reason=text)
+            with contextlib.suppress(NetError):
+                await job.message("error", text)
+        job.finish(status, text)
+
+
+async def _own(sd: StorageDaemon, job: SdJob, conn: Connection, log: Any, work: Coroutine[Any, Any, None]) -> None:
+    """Run work that needs no data connection from outside (local copy, replicate) and report the end."""
+    reader = asyncio.create_task(_read_director(job, conn, log))
+    try:
+        job.data_attached.set()
+        await guarded(job, work, log, peer="Storage Daemon")
+        end = job.end
+        assert end is not None
+        with contextlib.suppress(NetError):
+            await conn.send(end)
+        log.info("job_ended", job=job.name, status=end.status, files=end.files, bytes=end.bytes)
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reader
+        sd.registry.release(job)
+
+
+async def _replicate(sd: StorageDaemon, job: SdJob, msg: SdReplicate, log: Any) -> None:
+    """Connect to the writing SD as the job (its one-time key) and stream the records."""
+    own = sd.own
+    ssl_context = client_ssl_context(own, own) if msg.tls else None
+    try:
+        peer = await dial(msg.address, msg.port, ssl_context, sd.limits())
+    except NetError as exc:
+        raise SdJobError(f"cannot reach the writing Storage Daemon at {msg.address}:{msg.port}: {exc.step}: {exc}") from exc
+    try:
+        await authenticate_initiator(peer, Hello(role="job", name=msg.job, version=VERSION), msg.key)
+        await run_replicate(job, peer, log)
+    finally:
+        await peer.close(terminate=True)
+
+
 async def _run(sd: StorageDaemon, job: SdJob, conn: Connection, log: Any) -> None:
     """Own the control connection for the job: wait for the FD, relay Director replies, report the end."""
-    await job.set_status("F")
+    await job.set_status("S" if job.setup.listen else "F")
     reader = asyncio.create_task(_read_director(job, conn, log))
     try:
         waiter = asyncio.ensure_future(job.finished.wait())

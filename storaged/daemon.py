@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Final
 
 from common.daemon import Daemon, OwnResource
-from common.net import Connection, NetError
-from protocol.errors import ProtocolError
+from common.net import Connection
 from protocol.messages import Code, ErrorReply, Hello, RunningJob
-from storaged.control import serve_director
-from storaged.jobs import Device, JobRegistry, SdJobError
+from storaged.control import guarded, serve_director
+from storaged.jobs import Device, JobRegistry
 from storaged.sessions import run_append, run_read
-from storaged.volume import VolumeError
 
 SD_PORT: Final = 9103
 
@@ -64,25 +61,6 @@ class StorageDaemon(Daemon):
         job.used_key = True  # the key is one-time: nobody else gets in with it
         job.data_attached.set()
         log.info("data_session_attached", job=job.name, mode="append" if job.setup.append else "read")
-        status, text = "E", ""
-        try:
-            with self.busy(conn):
-                if job.setup.append:
-                    await run_append(job, conn, log)
-                else:
-                    await run_read(job, conn, log)
-            status = "T"
-        except SdJobError as exc:
-            status, text = ("A" if job.canceled.is_set() else "E"), str(exc)
-        except (VolumeError, OSError) as exc:
-            status, text = "E", f"volume error: {exc}"
-            with contextlib.suppress(NetError):
-                await conn.send(ErrorReply(code=Code.SD_ERROR, text=text))
-        except (NetError, ProtocolError) as exc:
-            status, text = ("A" if job.canceled.is_set() else "E"), f"File Daemon connection failed: {exc}"
-        finally:
-            if text:
-                log.warning("data_session_failed", job=job.name, reason=text)
-                with contextlib.suppress(NetError):
-                    await job.message("error", text)
-            job.finish(status, text)
+        with self.busy(conn):
+            work = run_append(job, conn, log) if job.setup.append else run_read(job, conn, log)
+            await guarded(job, work, log, peer="Storage Daemon" if job.setup.listen else "File Daemon")

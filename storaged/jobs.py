@@ -58,6 +58,7 @@ class SdJob:
     session_id: int
     session_time: int
     device: Device
+    read_device: Device | None = None
     control: Connection | None = None
     status: str = "C"
     files: int = 0
@@ -128,18 +129,34 @@ class JobRegistry:
             )
         if device.busy:
             raise SdJobError(f"device {device.name!r} is busy with {', '.join(sorted(device.holders))}")
+        read_device: Device | None = None
+        if setup.read_device is not None:
+            read_device = self.devices.get(setup.read_device)
+            if read_device is None:
+                raise SdJobError(f"read device {setup.read_device!r} is not configured on this Storage Daemon")
+            wanted = setup.read_media_type or read_device.media_type
+            if read_device.media_type != wanted:
+                raise SdJobError(f"media type mismatch: the source volumes are {wanted!r}, device "
+                                 f"{read_device.name!r} has {read_device.media_type!r}")
+            if read_device is not device and read_device.busy:
+                raise SdJobError(f"read device {read_device.name!r} is busy with {', '.join(sorted(read_device.holders))}")
         device.holders.add(setup.job)
         device.mode = "append" if setup.append else "read"
+        if read_device is not None and read_device is not device:
+            read_device.holders.add(setup.job)
+            read_device.mode = "read"
         job = SdJob(setup=setup, key=make_key(), session_id=self.next_session,
-                    session_time=self.session_time, device=device)
+                    session_time=self.session_time, device=device, read_device=read_device)
         self.next_session += 1
         self.jobs[setup.job] = job
         return job
 
     def release(self, job: SdJob) -> None:
-        job.device.holders.discard(job.name)
-        if not job.device.holders:
-            job.device.mode = None
+        for device in (job.device, job.read_device):
+            if device is not None:
+                device.holders.discard(job.name)
+                if not device.holders:
+                    device.mode = None
         self.jobs.pop(job.name, None)
 
     def key_for(self, job_name: str) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -146,32 +146,44 @@ def _write_records(seg: Segment, job: SdJob, records: list[Record]) -> int:
 
 
 async def run_append(job: SdJob, data: Connection, log: Any) -> None:
-    """Receive the FD's records until EOD, write them to volumes, forward attributes to the Director."""
+    """Receive a File Daemon's (or a replicating SD's) records until EOD and write them to volumes."""
     opening = await data.recv_message(timeout=SESSION_OPEN_TIMEOUT)
     if not isinstance(opening, AppendOpen):
         raise ProtocolError(f"expected append_open, got {opening.TYPE!r}")
     if job.volume is None:
         raise SdJobError("no volume was assigned to this backup job")
     seg = await _open_first_segment(job, job.volume)
+
+    async def batches() -> AsyncIterator[list[Record]]:
+        while True:
+            event = await _next_or_cancel(job, data)
+            if event is Signal.EOD:
+                return
+            if isinstance(event, Signal):
+                raise ProtocolError(f"the sender sent {event.name} before end of data")
+            yield decode_batch(event)
+
     await data.send(Ok(code=Code.SD_OK, text="OK data"))
+    await append_batches(job, seg, batches())
+    await data.send(AppendDone(code=Code.SD_OK, files=job.files, bytes=job.bytes))
+    log.info("append_session_done", job=job.name, files=job.files, bytes=job.bytes)
+
+
+async def append_batches(job: SdJob, seg: Segment, source: AsyncIterator[list[Record]]) -> None:
+    """Write record batches to volumes (rolling over when full) and forward attributes to the Director."""
     await job.set_status("R")
     pending: list[tuple[int, int, bytes]] = []
     status = "E"
     try:
-        while True:
-            event = await _next_or_cancel(job, data)
-            if event is Signal.EOD:
-                break
-            if isinstance(event, Signal):
-                raise ProtocolError(f"File Daemon sent {event.name} before end of data")
-            records = decode_batch(event)
-            for record in records:
+        async for batch in source:
+            for record in batch:
                 if record.stream in CATALOG_STREAMS:
                     pending.append((record.file_index, record.stream, record.payload))
                     if record.stream == Stream.ATTRIBUTES:
                         job.files += 1
                 elif record.stream != Stream.DELETED:
                     job.bytes += len(record.payload)
+            records = [r for r in batch if r.stream != Stream.DELETED]
             while records:
                 written = await asyncio.to_thread(_write_records, seg, job, records)
                 records = records[written:]
@@ -187,8 +199,56 @@ async def run_append(job: SdJob, data: Connection, log: Any) -> None:
         pos, size = await asyncio.to_thread(_close_segment, job, seg, final=True, status=status)
         with contextlib.suppress(NetError):
             await _report_segment(job, seg, pos, size, full=False)
-    await data.send(AppendDone(code=Code.SD_OK, files=job.files, bytes=job.bytes))
-    log.info("append_session_done", job=job.name, files=job.files, bytes=job.bytes)
+
+
+async def read_batches(job: SdJob, archive: Path) -> AsyncIterator[list[Record]]:
+    """The records the job's bootstrap selects, volume by volume (no JOB_START markers)."""
+    for spec in job.bootstrap:
+        path = archive / spec.volume_name
+        if not path.exists():
+            raise SdJobError(f"volume {spec.volume_name} not found in {archive}")
+        entry = vol.BootstrapVolume(
+            volume_name=spec.volume_name, session_id=spec.session_id, session_time=spec.session_time,
+            file_indexes=spec.file_indexes,
+            start=vol.Position(spec.start_block, spec.start_addr) if spec.start_addr else None,
+        )
+        batches = _batches(job, entry, path)
+        while True:
+            if job.canceled.is_set():
+                raise SdJobError("job canceled")
+            try:
+                batch = await asyncio.to_thread(next, batches, None)
+            except vol.VolumeError as exc:
+                raise SdJobError(f"error reading volume {spec.volume_name}: {exc}") from exc
+            if batch is None:
+                break
+            yield batch
+
+
+async def run_local_copy(job: SdJob, log: Any) -> None:
+    """Copy/migrate on one SD: read the bootstrap from the read device, append to the write device."""
+    assert job.read_device is not None and job.volume is not None
+    seg = await _open_first_segment(job, job.volume)
+    await append_batches(job, seg, read_batches(job, job.read_device.archive))
+    log.info("local_copy_done", job=job.name, files=job.files, bytes=job.bytes)
+
+
+async def run_replicate(job: SdJob, peer: Connection, log: Any) -> None:
+    """The reading side of a remote copy: stream the bootstrap's records to the writing SD."""
+    await peer.send(AppendOpen())
+    reply = await peer.recv_message(timeout=SESSION_OPEN_TIMEOUT)
+    if isinstance(reply, ErrorReply):
+        raise SdJobError(f"the writing Storage Daemon refused the session: {reply.code} {reply.text}")
+    await job.set_status("R")
+    async for batch in read_batches(job, job.device.archive):
+        job.files += sum(1 for r in batch if r.stream == Stream.ATTRIBUTES)
+        job.bytes += sum(len(r.payload) for r in batch if r.stream != Stream.ATTRIBUTES)
+        await peer.send_parts(encode_batch_parts(batch))
+    await peer.send_signal(Signal.EOD)
+    done = await peer.recv_message(timeout=SESSION_OPEN_TIMEOUT)
+    if not isinstance(done, AppendDone):
+        raise SdJobError(f"the writing Storage Daemon did not confirm the data: {done.TYPE!r}")
+    log.info("replicate_done", job=job.name, files=job.files, bytes=job.bytes)
 
 
 async def _open_first_segment(job: SdJob, assignment: VolumeAssignment) -> Segment:
