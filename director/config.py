@@ -124,7 +124,7 @@ class CatalogResource(Resource):
 class PoolResource(Resource):
     UNIMPLEMENTED: ClassVar[frozenset[str]] = normalized(
         "Action On Purge", "Cleaning Prefix", "File Retention", "Job Retention", "Maximum Block Size",
-        "Minimum Block Size", "Migration High Bytes", "Migration Low Bytes", "Migration Time", "Purge Oldest Volume",
+        "Minimum Block Size", "Migration High Bytes", "Migration Low Bytes", "Purge Oldest Volume",
         "Recycle Current Volume", "Recycle Oldest Volume", "Scratch Pool", "Use Catalog", "Volume Use Duration",
         "Maximum Volume Files", "Catalog Files", "Auto Prune Interval",
     )
@@ -142,6 +142,7 @@ class PoolResource(Resource):
     next_pool: str | None = None
     storage: tuple[str, ...] = ()
     catalog: str | None = None
+    migration_time: Duration | None = None
 
 
 class ScheduleResource(Resource):

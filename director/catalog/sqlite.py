@@ -21,7 +21,7 @@ JOB_COLUMNS: Final = frozenset({
     "PriorJobId", "Comment", "Type", "PurgedFiles",
 })
 MEDIA_COLUMNS: Final = frozenset({
-    "VolStatus", "VolBytes", "VolBlocks", "VolJobs", "VolFiles", "FirstWritten", "LastWritten", "PoolId",
+    "VolStatus", "VolRetention", "VolBytes", "VolBlocks", "VolJobs", "VolFiles", "FirstWritten", "LastWritten", "PoolId",
 })
 _JOB_SELECT: Final = """
 SELECT j.JobId, j.Job, j.Name, j.Type, j.Level, j.JobStatus, j.ClientId, j.FileSetId, j.PoolId, j.SchedTime,
@@ -212,6 +212,43 @@ class Catalog:
 
     def fileset_ids(self, name: str) -> list[int]:
         return [int(r[0]) for r in self._query("SELECT FileSetId FROM FileSet WHERE FileSet=?", (name,))]
+
+    def copies_of(self, job_id: int) -> list[JobRow]:
+        """Successful copies (type C) of a job, newest first."""
+        rows = self._query(_JOB_SELECT + " WHERE j.PriorJobId=? AND j.Type='C' AND j.JobStatus IN ('T','W') "
+                           "ORDER BY j.JobId DESC", (job_id,))
+        return [JobRow(*r) for r in rows]
+
+    def run_select(self, sql: str) -> list[int]:
+        """A Selection Type = SQLQuery statement: read-only, its first column is a JobId."""
+        if not sql.lstrip().lower().startswith("select"):
+            raise CatalogError("a selection query must be a SELECT statement")
+        with self._lock:
+            self._db.execute("PRAGMA query_only=ON")
+            try:
+                rows = self._db.execute(sql).fetchall()
+            except sqlite3.Error as exc:
+                raise CatalogError(f"selection query failed: {exc}") from exc
+            finally:
+                self._db.execute("PRAGMA query_only=OFF")
+        return [int(r[0]) for r in rows if r and r[0] is not None]
+
+    def delete_job(self, job_id: int) -> list[int]:
+        """Delete a job and its File, JobMedia and Log rows; its copies are promoted to backups (Bareos)."""
+        with self._tx() as db:
+            promoted = [int(r[0]) for r in db.execute(
+                "SELECT JobId FROM Job WHERE PriorJobId=? AND Type='C' AND JobStatus IN ('T','W')", (job_id,)).fetchall()]
+            db.execute("UPDATE Job SET Type='B' WHERE PriorJobId=? AND Type='C' AND JobStatus IN ('T','W')", (job_id,))
+            for table in ("File", "JobMedia", "Log"):
+                db.execute(f"DELETE FROM {table} WHERE JobId=?", (job_id,))
+            db.execute("DELETE FROM Job WHERE JobId=?", (job_id,))
+        return promoted
+
+    def copy_deleted_files(self, source_job: int, new_job: int) -> None:
+        """Accurate-mode deletion rows are not on volumes: a copy takes them from the catalog."""
+        with self._tx() as db:
+            db.execute("INSERT INTO File (FileIndex, JobId, PathId, Name, LStat, MD5) SELECT 0, ?, PathId, Name, LStat, "
+                       "MD5 FROM File WHERE JobId=? AND FileIndex=0", (new_job, source_job))
 
     # -- files ------------------------------------------------------------------------------
 

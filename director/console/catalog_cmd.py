@@ -106,3 +106,47 @@ async def list_(session: Session, args: Args) -> Reply:
 async def llist(session: Session, args: Args) -> Reply:
     """List catalog records with every column."""
     return await _list(session, args, long=True)
+
+
+VOLUME_STATUSES = ("Append", "Full", "Used", "Error", "Purged", "Recycle", "Disabled", "Archive", "Read-Only")
+
+
+@command("delete", usage="delete jobid=N[,M] yes")
+async def delete(session: Session, args: Args) -> Reply:
+    """Delete jobs from the catalog; a deleted job's copies are promoted to backups."""
+    raw = args.get("jobid") or ""
+    try:
+        ids = [int(x) for x in raw.split(",") if x.strip()]
+    except ValueError as exc:
+        raise CommandError("usage: delete jobid=N[,M] yes") from exc
+    if not ids:
+        raise CommandError("usage: delete jobid=N[,M] yes")
+    director = session.director
+    running = [i for i in ids if i in director.queue.jobs and director.queue.jobs[i].status not in st.FINAL]
+    if running:
+        raise CommandError(f"JobId(s) {','.join(map(str, running))} are queued or running; cancel them first")
+    lines, data = [], []
+    for job_id in ids:
+        if await director.catalog_call("get_job", job_id) is None:
+            raise CommandError(f"JobId {job_id} is not in the catalog")
+        promoted = await director.catalog_call("delete_job", job_id)
+        lines.append(f"JobId {job_id} deleted from the catalog."
+                     + "".join(f"\nCopy JobId {p} of JobId {job_id} was promoted to a Backup job." for p in promoted))
+        data.append({"jobid": job_id, "promoted": promoted})
+    return Reply(text="\n".join(lines), data={"delete": data})
+
+
+@command("update", usage="update volume=NAME volstatus=STATUS")
+async def update(session: Session, args: Args) -> Reply:
+    """Change a volume's status in the catalog (for example Error, Disabled or Append)."""
+    volume, status = args.get("volume"), args.get("volstatus")
+    if not volume or not status:
+        raise CommandError("usage: update volume=NAME volstatus=STATUS")
+    wanted = next((s for s in VOLUME_STATUSES if s.lower() == status.lower()), None)
+    if wanted is None:
+        raise CommandError(f"volstatus={status}: use one of {', '.join(VOLUME_STATUSES)}")
+    director = session.director
+    if await director.catalog_call("get_media", volume) is None:
+        raise CommandError(f"no volume named {volume!r} in the catalog")
+    await director.catalog_call("update_media", volume, VolStatus=wanted)
+    return Reply(text=f"New Volume status is: {wanted}", data={"update": {"volume": volume, "volstatus": wanted}})

@@ -9,6 +9,7 @@ from typing import Any
 from director.console.registry import Args, CommandError, Reply, Session, command
 from director.jobs import status as st
 from director.jobs.control import LEVEL_NAMES, TYPE_NAMES, JobControl
+from director.jobs.copy import resolve_targets
 from director.jobs.errors import JobError
 from director.jobs.setup import RunRequest, resolve
 
@@ -36,6 +37,7 @@ def _request(args: Args) -> RunRequest:
         pool=args.get("pool"), storage=args.get("storage"),
         priority=int(priority) if priority and priority.isdigit() else None,
         when=_parse_when(args.get("when")),
+        params={"next_pool": args.get("nextpool")} if args.get("nextpool") else {},
     )
 
 
@@ -50,6 +52,21 @@ def _describe(session: Session, req: RunRequest) -> tuple[str, dict[str, Any]]:
         "pool": resolved.pool, "storage": resolved.storage, "priority": resolved.priority,
         "when": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(req.when or time.time())),
     }
+    if resolved.job_type in ("c", "g"):
+        try:
+            targets = resolve_targets(session.director.config, resolved.resource, req.pool, req.params.get("next_pool"))
+        except JobError as exc:
+            raise CommandError(str(exc)) from exc
+        data.update(pool=targets.source_pool, next_pool=targets.target_pool, next_storage=targets.target_storage,
+                    selection_type=resolved.resource.selection_type or "Job",
+                    selection_pattern=resolved.resource.selection_pattern)
+        text = "\n".join([
+            f"Run {data['type']} job", f"JobName:       {data['job']}", f"Selection:     {data['selection_type']} "
+            f"{data['selection_pattern'] or ''}".rstrip(), f"Source Pool:   {targets.source_pool}",
+            f"Target Pool:   {targets.target_pool}", f"Target Storage: {targets.target_storage}",
+            f"When:          {data['when']}", f"Priority:      {data['priority']}",
+        ])
+        return text, data
     text = "\n".join([
         "Run Backup job" if resolved.job_type == "B" else f"Run {data['type']} job",
         f"JobName:  {data['job']}", f"Level:    {data['level']}", f"Client:   {data['client']}",

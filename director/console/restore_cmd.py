@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from director.catalog import FileRow, JobRow
+from director.catalog import FileRow, JobMediaRow, JobRow
 from director.console.registry import Args, CommandError, Reply, Session, command
 from director.console.restore_tree import enter_tree
 from director.jobs.errors import JobError
@@ -63,8 +64,9 @@ def _plan(catalog: Any, args: Args, restore_job: Any) -> Plan:
             job = catalog.get_job(job_id)
             if job is None:
                 raise CommandError(f"JobId {job_id} is not in the catalog")
-            if job.type != "B" or job.status not in ("T", "W"):
-                raise CommandError(f"JobId {job_id} is not a successful backup (type {job.type}, status {job.status})")
+            if job.type not in ("B", "C") or job.status not in ("T", "W"):
+                raise CommandError(f"JobId {job_id} is not a successful backup or copy (type {job.type}, "
+                                   f"status {job.status})")
             jobs.append(job)
     else:
         clients = [j.client for j in catalog.list_jobs(job_type="B") if j.client]
@@ -104,7 +106,7 @@ async def _queue(session: Session, args: Args, plan: Plan, restore_job: Any) -> 
     all_rows = list(plan.files.values())
     hidden = hardlink_carriers(selected, all_rows) | hardlink_carriers(
         selected, [r for job_id in job_ids for r in await director.catalog_call("list_files", job_id)])
-    jobmedia = await director.catalog_call("list_jobmedia", job_ids)
+    jobmedia, substitutions = await _usable_media(director, job_ids)
     bootstrap = build_bootstrap(selected, hidden, jobmedia, job_ids)
     replace = (args.get("replace") or restore_job.replace or "always").lower()
     if replace not in REPLACE_POLICIES:
@@ -124,17 +126,51 @@ async def _queue(session: Session, args: Args, plan: Plan, restore_job: Any) -> 
         "source_jobs": job_ids,
     }
     storage = args.get("storage")
+    media = {m.volume_name: m.storage for m in await director.catalog_call("list_media", None)}
+    params["volume_storage"] = {b.volume_name: media[b.volume_name] for b in bootstrap if media.get(b.volume_name)}
+    params["storage_override"] = bool(storage)
+    if not storage and bootstrap:
+        storage = params["volume_storage"].get(bootstrap[0].volume_name)
     req = RunRequest(job=restore_job.name, client=args.get("restoreclient") or args.get("client") or restore_job.client,
                      storage=storage, params=params)
     try:
         jcr = await director.submit(req)
     except JobError as exc:
         raise CommandError(str(exc)) from exc
-    text = (f"Bootstrap records written for {len(bootstrap)} volume session(s); "
+    notes = "".join(f"JobId {orig}'s volumes are unavailable; reading its copy JobId {copy} instead.\n"
+                    for orig, copy in substitutions.items())
+    text = notes + (f"Bootstrap records written for {len(bootstrap)} volume session(s); "
             f"{expected} files selected from JobId(s) {','.join(map(str, job_ids))}.\n"
             f"Job queued. JobId={jcr.job_id}")
     return Reply(text=text, data={"restore": {"jobid": jcr.job_id, "job": jcr.unique, "files": expected,
-                                              "jobids": job_ids, "where": where}})
+                                              "jobids": job_ids, "where": where,
+                                              "copies_used": {str(k): v for k, v in substitutions.items()}}})
+
+
+UNAVAILABLE = frozenset({"Error", "Purged", "Disabled", "Recycle"})
+
+
+async def _usable_media(director: Any, job_ids: list[int]) -> tuple[list[JobMediaRow], dict[int, int]]:
+    """JobMedia for the jobs; a job whose volumes are unavailable is read from a good copy of it."""
+    status = {m.volume_name: m.status for m in await director.catalog_call("list_media", None)}
+    rows: list[JobMediaRow] = await director.catalog_call("list_jobmedia", job_ids)
+    out: list[JobMediaRow] = []
+    substitutions: dict[int, int] = {}
+    for job_id in job_ids:
+        mine = [r for r in rows if r.job_id == job_id]
+        if mine and all(status.get(r.volume_name) not in UNAVAILABLE for r in mine):
+            out.extend(mine)
+            continue
+        for copy in await director.catalog_call("copies_of", job_id):
+            theirs = await director.catalog_call("list_jobmedia", [copy.job_id])
+            if theirs and all(status.get(r.volume_name) not in UNAVAILABLE for r in theirs):
+                # A copy holds the same records under the same file indexes, in its own session.
+                out.extend(dataclasses.replace(r, job_id=job_id) for r in theirs)
+                substitutions[job_id] = copy.job_id
+                break
+        else:
+            out.extend(mine)
+    return out, substitutions
 
 
 @command("restore", usage=USAGE)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from common.net import Connection
 from director.jobs import status as st
 from director.jobs.errors import JobCanceled, JobError
 from director.jobs.links import connect, request, serve_job
 from protocol.jobs import (
+    BootstrapSpec,
     FdJobSetup,
     FdRestore,
     FdStorage,
@@ -30,11 +31,41 @@ if TYPE_CHECKING:
 async def do_restore(director: DirectorDaemon, jcr: JobControl) -> str:
     config = jcr.params["config"]
     client = config.clients[jcr.client]
-    storage = config.storages[jcr.storage]
     bootstrap = jcr.params["bootstrap"]
     if not bootstrap:
         raise JobError("nothing to restore: the selection is empty")
     jcr.volumes = sorted({b.volume_name for b in bootstrap})
+    # Volumes written on different storages are read in one pass per storage (Bareos does the same).
+    volume_storage: dict[str, str] = jcr.params.get("volume_storage", {})
+    passes: list[tuple[str, list[BootstrapSpec]]] = []
+    for spec in bootstrap:
+        default = jcr.storage or ""
+        name = default if jcr.params.get("storage_override") else volume_storage.get(spec.volume_name, default)
+        if not passes or passes[-1][0] != name:
+            passes.append((name, []))
+        passes[-1][1].append(spec)
+    totals = [0, 0, 0]
+    status = st.TERMINATED
+    for storage_name, specs in passes:
+        if storage_name not in config.storages:
+            raise JobError(f"volume(s) {', '.join(s.volume_name for s in specs)} were written on storage "
+                           f"{storage_name!r}, which is not configured")
+        ends = await _one_pass(director, jcr, client, config.storages[storage_name], specs)
+        fd_end, sd_end = ends["fd"], ends["sd"]
+        totals[0] += fd_end.files
+        totals[1] += fd_end.bytes
+        totals[2] += fd_end.errors + sd_end.errors
+        jcr.files, jcr.bytes, jcr.errors = totals
+        status = _pass_status(jcr, fd_end, sd_end, status)
+    expected = jcr.params.get("expected_files")
+    if expected is not None and jcr.files != expected:
+        director.joblog(jcr, "warning", f"expected {expected} files, the File Daemon restored {jcr.files}")
+        return st.WARNINGS
+    return status
+
+
+async def _one_pass(director: DirectorDaemon, jcr: JobControl, client: Any, storage: Any,
+                    bootstrap: list[BootstrapSpec]) -> dict[str, JobEnd]:
     jcr.set_status(st.WAIT_SD)
     sd = await connect(director, "storage", storage)
     fd: Connection | None = None
@@ -61,24 +92,21 @@ async def do_restore(director: DirectorDaemon, jcr: JobControl) -> str:
             add_suffix=params.get("add_suffix"), regex_where=params.get("regex_where"),
             hidden_indexes=tuple(params.get("hidden_indexes", ())),
         ), Ok, "start restore")
-        ends = await _converse(director, jcr, sd, fd)
+        return await _converse(director, jcr, sd, fd)
     finally:
         for conn in (fd, sd):
             if conn is not None:
                 await conn.close(terminate=True)
-    fd_end, sd_end = ends["fd"], ends["sd"]
-    jcr.files, jcr.bytes, jcr.errors = fd_end.files, fd_end.bytes, fd_end.errors + sd_end.errors
+
+
+def _pass_status(jcr: JobControl, fd_end: JobEnd, sd_end: JobEnd, status: str) -> str:
     if jcr.canceled.is_set() or "A" in (fd_end.status, sd_end.status):
         raise JobCanceled()
     if sd_end.status not in st.OK:
         raise JobError(f"Storage Daemon ended the restore with status {sd_end.status}: {sd_end.text}")
     if fd_end.status not in st.OK:
         raise JobError(f"File Daemon ended the restore with status {fd_end.status}: {fd_end.text}")
-    expected = jcr.params.get("expected_files")
-    if expected is not None and fd_end.files != expected:
-        director.joblog(jcr, "warning", f"expected {expected} files, the File Daemon restored {fd_end.files}")
-        return st.WARNINGS
-    return st.WARNINGS if "W" in (fd_end.status, sd_end.status) else st.TERMINATED
+    return st.WARNINGS if "W" in (fd_end.status, sd_end.status, status) else status
 
 
 async def _converse(director: DirectorDaemon, jcr: JobControl, sd: Connection, fd: Connection) -> dict[str, JobEnd]:

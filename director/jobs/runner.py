@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from common.scripts import run_command
 from director.jobs import status as st
 from director.jobs.backup import do_backup
+from director.jobs.copy import do_copy
 from director.jobs.errors import JobCanceled, JobError
 from director.jobs.links import connect, request
 from director.jobs.report import job_report
@@ -40,6 +41,8 @@ async def run_job(director: DirectorDaemon, jcr: JobControl) -> None:
             final = await do_backup(director, jcr)
         elif jcr.job_type == "R":
             final = await do_restore(director, jcr)
+        elif jcr.job_type in ("c", "g"):
+            final = await do_copy(director, jcr)
         elif jcr.job_type == "D":
             final = st.TERMINATED
         else:
