@@ -4,8 +4,10 @@ copy promotion, restore from a copy when the original's volumes are gone, and th
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -81,7 +83,12 @@ def _director_config(root: Path, sd1_port: int, sd2_port: int, src: Path) -> Non
     (etc / "job" / "src.conf").write_text(
         "Job {\n  Name = src\n  JobDefs = DefaultJob\n  FileSet = CopySet\n  Pool = Source\n  Full Backup Pool = Source\n"
         "  Accurate = yes\n}\n")
+    big = src.parent / "big-src"
+    (etc / "fileset" / "BigSet.conf").write_text(f'FileSet {{\n  Name = BigSet\n  Include {{\n    File = "{big}"\n  }}\n}}\n')
+    (etc / "job" / "bigsrc.conf").write_text(
+        "Job {\n  Name = bigsrc\n  JobDefs = DefaultJob\n  FileSet = BigSet\n  Pool = Source\n  Full Backup Pool = Source\n}\n")
     jobs = {
+        "copy-big": ("Copy", "CopyRemote", "Job", "^bigsrc$"),
         "copy-local": ("Copy", "CopyLocal", "Job", "^src$"),
         "copy-remote": ("Copy", "CopyRemote", "Job", "^src$"),
         "migrate-local": ("Migrate", "CopyLocal", "Job", "^src$"),
@@ -111,6 +118,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     write_installation(layout)
     src = root / "copy-src"
     make_hostile_tree(src, sparse_size=64 * MIB)
+    (root / "big-src").mkdir()
+    for n in range(40):
+        (root / "big-src" / f"random-{n:02d}").write_bytes(os.urandom(10 * MIB))
     sd2_port = free_port()
     sd2_etc = _sd2_config(root, sd2_port)
     _director_config(root, layout.sd_port, sd2_port, src)
@@ -280,4 +290,59 @@ def test_migrate_then_restore_latest(site: Site, job_name: str, remote: bool) ->
     assert len(migrated) == 1 and migrated[0]["jobstatus"] == "T"
     assert migrated[0]["starttime"] == source["starttime"]
     restore_and_compare(site, f"client={site.inst.layout.client} fileset=CopySet", job_name)
+    no_reservations(site)
+
+
+def _wait_running(site: Site, jobid: int) -> None:
+    """Until the control job's worker is moving data (bounded)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        (status,) = run(site.inst, "status storage=File2")
+        if any(j["bytes"] > 0 for j in status["storage"]["running_jobs"]):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the copy never started moving data")
+
+
+@pytest.fixture(scope="module")
+def big_backup(site: Site) -> int:
+    row = job(site, "run job=bigsrc level=Full yes")
+    assert row["jobstatus"] == "T", messages(site.inst)
+    return int(row["jobid"])
+
+
+def test_cancel_a_running_remote_copy(site: Site, big_backup: int) -> None:
+    before = {j["jobid"] for j in jobs(site)}
+    (started,) = run(site.inst, "run job=copy-big yes")
+    jobid = started["run"]["jobid"]
+    _wait_running(site, jobid)
+    run(site.inst, f"cancel jobid={jobid}")
+    run(site.inst, f"wait jobid={jobid}")
+    (listed,) = run(site.inst, f"list jobid={jobid}")
+    assert listed["jobs"][0]["jobstatus"] == "A"
+    workers = [j for j in _new_rows(site, before) if j["type"] == "C"]
+    assert workers and all(w["jobstatus"] == "A" for w in workers)
+    no_reservations(site)
+
+
+def test_reading_sd_killed_mid_stream(site: Site, big_backup: int) -> None:
+    before = {j["jobid"] for j in jobs(site)}
+    (started,) = run(site.inst, "run job=copy-big yes")
+    jobid = started["run"]["jobid"]
+    _wait_running(site, jobid)
+    sd1 = next(p for p in processes(site.root) if p.prog == "strongroom-sd")
+    pid = launcher.running_pid(sd1.pid_file)
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    try:
+        run(site.inst, f"wait jobid={jobid}")
+        (listed,) = run(site.inst, f"list jobid={jobid}")
+        assert listed["jobs"][0]["jobstatus"] == "E"
+        workers = [j for j in _new_rows(site, before) if j["type"] == "C"]
+        assert workers and all(w["jobstatus"] == "E" for w in workers)
+        (status,) = run(site.inst, "status storage=File2")
+        assert status["storage"]["running_jobs"] == []
+    finally:
+        sd1.pid_file.unlink(missing_ok=True)
+        launcher.start(sd1)
     no_reservations(site)
