@@ -174,6 +174,7 @@ async def append_batches(job: SdJob, seg: Segment, source: AsyncIterator[list[Re
     await job.set_status("R")
     pending: list[tuple[int, int, bytes]] = []
     status = "E"
+    inflight: tuple[asyncio.Future[int], list[Record]] | None = None
     try:
         async for batch in source:
             for record in batch:
@@ -184,21 +185,37 @@ async def append_batches(job: SdJob, seg: Segment, source: AsyncIterator[list[Re
                 elif record.stream != Stream.DELETED:
                     job.bytes += len(record.payload)
             records = [r for r in batch if r.stream != Stream.DELETED]
-            while records:
-                written = await asyncio.to_thread(_write_records, seg, job, records)
-                records = records[written:]
-                if records:
-                    seg = await _switch_volume(job, seg)
+            # One write in flight: the disk works on this batch while the next one is received.
+            if inflight is not None:
+                seg = await _settle_write(job, seg, *inflight)
+            inflight = (asyncio.ensure_future(asyncio.to_thread(_write_records, seg, job, records)), records)
             if len(pending) >= ATTR_BATCH:
                 await job.tell_director(AttributeBatch(job=job.name, records=tuple(pending)))
                 pending = []
+        if inflight is not None:
+            seg = await _settle_write(job, seg, *inflight)
+            inflight = None
         if pending:
             await job.tell_director(AttributeBatch(job=job.name, records=tuple(pending)))
         status = "T"
     finally:
+        if inflight is not None:
+            with contextlib.suppress(Exception):
+                await inflight[0]
         pos, size = await asyncio.to_thread(_close_segment, job, seg, final=True, status=status)
         with contextlib.suppress(NetError):
             await _report_segment(job, seg, pos, size, full=False)
+
+
+async def _settle_write(job: SdJob, seg: Segment, write: asyncio.Future[int], records: list[Record]) -> Segment:
+    """Wait for a batch's write; what did not fit goes to the next volume(s)."""
+    written = await write
+    remaining = records[written:]
+    while remaining:
+        seg = await _switch_volume(job, seg)
+        written = await asyncio.to_thread(_write_records, seg, job, remaining)
+        remaining = remaining[written:]
+    return seg
 
 
 async def read_batches(job: SdJob, archive: Path) -> AsyncIterator[list[Record]]:

@@ -1,0 +1,108 @@
+"""Copy benchmark: local copy (one SD, two devices) and remote copy (two SDs) of the 2 GiB set, with `cp`.
+
+    .venv/bin/python bench/copy_jobs.py [--dir /var/tmp/strongroom-bench] [--scale 1.0]
+
+Uses the large files of bench/backup_restore.py (generated there if missing), backs them up once, then
+prints MB/s for a local copy job, a remote copy job, and `cp` of the same volume files (followed by
+`sync`, as the Storage Daemon makes a volume durable before it confirms), with the ratios and targets:
+remote copy >= 80 % of local copy; local copy >= 50 % of cp.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.backup_restore import MIB, _job, _settle, generate
+from console import launcher
+from console.admin import processes, write_installation
+from console.client import ConsoleClient, choose_credentials
+from console.config import load_console_config
+from tests.system.conftest import (
+    free_port,
+    make_test_layout,
+)
+from tests.system.test_copy import _sd2_config
+
+
+def configure(inst: Path, sd1_port: int, sd2_port: int, data: Path) -> None:
+    etc = inst / "etc" / "strongroom-dir.d"
+    storage = (etc / "storage" / "File.conf").read_text()
+    (etc / "storage" / "FileB.conf").write_text(storage.replace("Name = File", "Name = FileB")
+                                                .replace("Device = FileStorage", "Device = FileStorageB"))
+    (etc / "storage" / "File2.conf").write_text(storage.replace("Name = File", "Name = File2")
+                                                .replace("Device = FileStorage", "Device = FileStorage2")
+                                                .replace(f"SD Port = {sd1_port}", f"SD Port = {sd2_port}"))
+    for name, target in (("CopyLocal", "FileB"), ("CopyRemote", "File2")):
+        (etc / "pool" / f"{name}.conf").write_text(
+            f'Pool {{\n  Name = {name}\n  Pool Type = Backup\n  Storage = {target}\n  Label Format = "{name}-"\n}}\n')
+    (etc / "pool" / "Source.conf").write_text('Pool {\n  Name = Source\n  Pool Type = Backup\n  Label Format = "Source-"\n}\n')
+    (etc / "fileset" / "big.conf").write_text(f'FileSet {{\n  Name = big\n  Include {{\n    File = "{data}"\n  }}\n}}\n')
+    (etc / "job" / "big.conf").write_text(
+        "Job {\n  Name = big\n  JobDefs = DefaultJob\n  FileSet = big\n  Pool = Source\n  Full Backup Pool = Source\n}\n")
+    for name, target in (("copy-local", "CopyLocal"), ("copy-remote", "CopyRemote")):
+        (etc / "job" / f"{name}.conf").write_text(
+            f'Job {{\n  Name = {name}\n  Type = Copy\n  Pool = Source\n  Next Pool = {target}\n  Selection Type = Job\n'
+            '  Selection Pattern = "^big$"\n  Messages = Standard\n  Client = test-fd\n  FileSet = big\n  Storage = File\n}\n')
+
+
+async def bench(root: Path, scale: float) -> None:
+    data = root / "data"
+    large_bytes, _ = generate(data, scale)
+    inst = root / "copy-install"
+    shutil.rmtree(inst, ignore_errors=True)
+    layout = make_test_layout(inst)
+    write_installation(layout)
+    sd2_port = free_port()
+    sd2_etc = _sd2_config(inst, sd2_port)
+    configure(inst, layout.sd_port, sd2_port, data / "large")
+    sd2 = launcher.DaemonProcess(prog="strongroom-sd2", module="storaged", config=sd2_etc,
+                                 log_file=inst / "log" / "strongroom-sd2.log", pid_file=inst / "run" / "strongroom-sd2.pid")
+    procs = [sd2, *processes(inst)]
+    for p in procs:
+        launcher.start(p)
+    try:
+        client = await ConsoleClient.connect(choose_credentials(load_console_config(layout.console_config).config, None, None))
+        try:
+            await _job(client, "run job=big level=Full yes")
+            local, _ = await _job(client, "run job=copy-local yes")
+            remote, _ = await _job(client, "run job=copy-remote yes")
+        finally:
+            await client.close()
+    finally:
+        for p in reversed(procs):
+            launcher.stop(p.pid_file)
+    volumes = sorted((inst / "storage").glob("Source-*"))
+    target = inst / "cp-target"
+    target.mkdir()
+    _settle()
+    started = time.perf_counter()
+    for volume in volumes:
+        shutil.copyfile(volume, target / volume.name)
+    subprocess.run(["sync"], check=True)
+    cp = time.perf_counter() - started
+    mb = large_bytes / MIB
+    print(f"\n{'measurement':32} {'seconds':>9} {'MB/s':>10}")
+    for what, secs in (("local copy job", local), ("remote copy job (2 SDs, TLS)", remote), ("cp of the volume files", cp)):
+        print(f"{what:32} {secs:9.2f} {mb / secs:10.1f}")
+    print(f"\nremote copy vs local copy: {local / remote:6.1%}  (target >= 80%)  {'ok' if local / remote >= 0.8 else 'MISSED'}")
+    print(f"local copy vs cp:          {cp / local:6.1%}  (target >= 50%)  {'ok' if cp / local >= 0.5 else 'MISSED'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dir", type=Path, default=Path("/var/tmp/strongroom-bench"))
+    parser.add_argument("--scale", type=float, default=1.0)
+    args = parser.parse_args()
+    asyncio.run(bench(args.dir, args.scale))
+
+
+if __name__ == "__main__":
+    main()
