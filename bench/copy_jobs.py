@@ -53,12 +53,12 @@ def configure(inst: Path, sd1_port: int, sd2_port: int, data: Path) -> None:
             '  Selection Pattern = "^big$"\n  Messages = Standard\n  Client = test-fd\n  FileSet = big\n  Storage = File\n}\n')
 
 
-async def bench(root: Path, scale: float) -> None:
+async def bench(root: Path, scale: float, tls: bool = True) -> None:
     data = root / "data"
     large_bytes, _ = generate(data, scale)
     inst = root / "copy-install"
     shutil.rmtree(inst, ignore_errors=True)
-    layout = make_test_layout(inst)
+    layout = make_test_layout(inst, tls=tls)
     write_installation(layout)
     sd2_port = free_port()
     sd2_etc = _sd2_config(inst, sd2_port)
@@ -90,7 +90,7 @@ async def bench(root: Path, scale: float) -> None:
     cp = time.perf_counter() - started
     mb = large_bytes / MIB
     print(f"\n{'measurement':32} {'seconds':>9} {'MB/s':>10}")
-    for what, secs in (("local copy job", local), ("remote copy job (2 SDs, TLS)", remote), ("cp of the volume files", cp)):
+    for what, secs in (("local copy job", local), (f"remote copy job (2 SDs, {'TLS' if tls else 'plain'})", remote), ("cp of the volume files", cp)):
         print(f"{what:32} {secs:9.2f} {mb / secs:10.1f}")
     print(f"\nremote copy vs local copy: {local / remote:6.1%}  (target >= 80%)  {'ok' if local / remote >= 0.8 else 'MISSED'}")
     print(f"local copy vs cp:          {cp / local:6.1%}  (target >= 50%)  {'ok' if cp / local >= 0.5 else 'MISSED'}")
@@ -100,8 +100,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp/strongroom-bench"))
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--plain", action="store_true", help="TLS Enable = no everywhere, to see what TLS costs")
     args = parser.parse_args()
-    asyncio.run(bench(args.dir, args.scale))
+    asyncio.run(bench(args.dir, args.scale, tls=not args.plain))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 DEFAULT_AUTH_TIMEOUT: Final = 30.0
 DEFAULT_TLS_HANDSHAKE_TIMEOUT: Final = 10.0
 PEEK_TIMEOUT: Final = 30.0
+WRITE_BUFFER_HIGH: Final = 2 * 1024 * 1024
 
 
 class NetError(Exception):
@@ -96,6 +97,10 @@ class Connection:
         self._send_lock = asyncio.Lock()
         self._last_send = asyncio.get_running_loop().time()
         self.closed = False
+        # Let a whole data batch or two sit in the transport: `drain` then returns at once and the
+        # sender goes on reading while the kernel sends (the default 64 KiB mark stalls every batch).
+        with contextlib.suppress(AttributeError, NotImplementedError, RuntimeError):
+            writer.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
 
     @property
     def tls(self) -> bool:
@@ -125,14 +130,14 @@ class Connection:
             raise FrameTooLarge(len(body), self.limits.max_frame_size)
         await self._write_parts((HEADER.pack(len(body)), body))
 
-    async def send_parts(self, parts: list[bytes]) -> None:
+    async def send_parts(self, parts: list[bytes | memoryview]) -> None:
         """Send one frame whose body is the concatenation of `parts`, without joining them."""
         size = sum(len(p) for p in parts)
         if size > self.limits.max_frame_size:
             raise FrameTooLarge(size, self.limits.max_frame_size)
         await self._write_parts(_coalesce([HEADER.pack(size), *parts]))
 
-    async def _write_parts(self, parts: tuple[bytes, ...]) -> None:
+    async def _write_parts(self, parts: tuple[bytes | memoryview, ...]) -> None:
         if self.closed:
             raise ConnectionClosed("connection already closed")
         async with self._send_lock:
@@ -230,10 +235,10 @@ class Connection:
 _COALESCE_BELOW: Final = 64 * 1024
 
 
-def _coalesce(parts: list[bytes]) -> tuple[bytes, ...]:
+def _coalesce(parts: list[bytes | memoryview]) -> tuple[bytes | memoryview, ...]:
     """Join runs of small parts (each becomes a TLS record otherwise); large payloads stay uncopied."""
-    out: list[bytes] = []
-    run: list[bytes] = []
+    out: list[bytes | memoryview] = []
+    run: list[bytes | memoryview] = []
     for part in parts:
         if len(part) >= _COALESCE_BELOW:
             if run:

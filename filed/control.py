@@ -226,7 +226,7 @@ def _next_batch(records: Iterator[Record], job: FdJob) -> list[Record] | None:
         size += len(record.payload) + 16
         if record.stream == Stream.ATTRIBUTES:
             job.files += 1
-            job.current = record.payload
+            job.current = bytes(record.payload)
         elif record.stream in DATA_STREAMS:
             job.bytes += len(record.payload) - 8
         if size >= BATCH_BYTES or job.canceled.is_set():

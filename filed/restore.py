@@ -163,9 +163,9 @@ class RestoreWriter:
             elif record.stream == Stream.XATTRS:
                 cur.xattrs = [(bytes(n), bytes(v)) for n, v in codec.unpack(record.payload)]
             elif record.stream == Stream.ACL_ACCESS:
-                cur.acl_access = record.payload
+                cur.acl_access = bytes(record.payload)
             elif record.stream == Stream.ACL_DEFAULT:
-                cur.acl_default = record.payload
+                cur.acl_default = bytes(record.payload)
         except (OSError, DecodeError, ValueError) as exc:
             self._error(f"{_printable(cur.attrs.path)}: {exc}")
             self._abandon(cur)

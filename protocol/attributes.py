@@ -104,7 +104,7 @@ def encode_attributes(attrs: FileAttributes) -> bytes:
     )
 
 
-def decode_attributes(payload: bytes) -> FileAttributes:
+def decode_attributes(payload: bytes | memoryview) -> FileAttributes:
     """Parse an attributes record; anything malformed raises DecodeError."""
     obj = codec.unpack(payload)
     if not isinstance(obj, tuple) or len(obj) != 19 or obj[0] != ATTRIBUTES_VERSION:

@@ -39,7 +39,7 @@ def pack_data(offset: int, chunk: bytes) -> bytes:
     return _OFFSET.pack(offset) + chunk
 
 
-def unpack_data(payload: bytes) -> tuple[int, memoryview]:
+def unpack_data(payload: bytes | memoryview) -> tuple[int, memoryview]:
     if len(payload) < _OFFSET.size:
         raise DecodeError("data record shorter than its offset")
     return _OFFSET.unpack_from(payload)[0], memoryview(payload)[_OFFSET.size :]
@@ -51,7 +51,7 @@ class Record:
 
     file_index: int
     stream: int
-    payload: bytes
+    payload: bytes | memoryview  # a view into the received frame on the hot path (no copy)
 
 
 def encode_batch(records: Iterable[Record]) -> bytes:
@@ -63,9 +63,9 @@ _ARRAY32: Final = struct.Struct(">BI")
 _RECORD_HEAD: Final = struct.Struct(">BBiBiBI")  # fixarray(3), int32 file index, int32 stream, bin32 length
 
 
-def encode_batch_parts(records: Iterable[Record]) -> list[bytes]:
+def encode_batch_parts(records: Iterable[Record]) -> list[bytes | memoryview]:
     """The same msgpack body as `encode_batch`, as pieces: payloads are not copied into one buffer."""
-    parts: list[bytes] = [b""]
+    parts: list[bytes | memoryview] = [b""]
     count = 0
     for r in records:
         parts.append(_RECORD_HEAD.pack(0x93, 0xD2, r.file_index, 0xD2, r.stream, 0xC6, len(r.payload)))
@@ -76,7 +76,14 @@ def encode_batch_parts(records: Iterable[Record]) -> list[bytes]:
 
 
 def decode_batch(body: bytes) -> list[Record]:
-    """Parse a batch frame body; anything not shaped like records raises DecodeError."""
+    """Parse a batch frame body; anything not shaped like records raises DecodeError.
+
+    Batches written by `encode_batch_parts` are parsed with struct and their payloads are views of
+    the body (no copy); any other valid msgpack encoding takes the general path.
+    """
+    fast = _decode_batch_fast(body)
+    if fast is not None:
+        return fast
     obj = codec.unpack(body)
     if not isinstance(obj, tuple):
         raise DecodeError("record batch is not an array")
@@ -91,6 +98,31 @@ def decode_batch(body: bytes) -> list[Record]:
         ):
             raise DecodeError("malformed record in batch (want [int, int, bytes])")
         out.append(Record(item[0], item[1], item[2]))
+    return out
+
+
+def _decode_batch_fast(body: bytes) -> list[Record] | None:
+    if len(body) < _ARRAY32.size or body[0] != 0xDD:
+        return None
+    (_marker, count) = _ARRAY32.unpack_from(body)
+    view = memoryview(body)
+    pos = _ARRAY32.size
+    out: list[Record] = []
+    head = _RECORD_HEAD
+    for _ in range(count):
+        if pos + head.size > len(body):
+            return None
+        fixarray, int1, file_index, int2, stream, bin32, length = head.unpack_from(body, pos)
+        if (fixarray, int1, int2, bin32) != (0x93, 0xD2, 0xD2, 0xC6):
+            return None
+        pos += head.size
+        end = pos + length
+        if end > len(body):
+            raise DecodeError("record payload crosses the end of the batch")
+        out.append(Record(file_index, stream, view[pos:end]))
+        pos = end
+    if pos != len(body):
+        raise DecodeError("trailing bytes after the last record of a batch")
     return out
 
 

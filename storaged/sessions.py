@@ -179,7 +179,7 @@ async def append_batches(job: SdJob, seg: Segment, source: AsyncIterator[list[Re
         async for batch in source:
             for record in batch:
                 if record.stream in CATALOG_STREAMS:
-                    pending.append((record.file_index, record.stream, record.payload))
+                    pending.append((record.file_index, record.stream, bytes(record.payload)))
                     if record.stream == Stream.ATTRIBUTES:
                         job.files += 1
                 elif record.stream != Stream.DELETED:
@@ -230,16 +230,24 @@ async def read_batches(job: SdJob, archive: Path) -> AsyncIterator[list[Record]]
             start=vol.Position(spec.start_block, spec.start_addr) if spec.start_addr else None,
         )
         batches = _batches(job, entry, path)
-        while True:
-            if job.canceled.is_set():
-                raise SdJobError("job canceled")
-            try:
-                batch = await asyncio.to_thread(next, batches, None)
-            except vol.VolumeError as exc:
-                raise SdJobError(f"error reading volume {spec.volume_name}: {exc}") from exc
-            if batch is None:
-                break
-            yield batch
+        # Read one batch ahead: the disk works while the previous batch is being sent or written.
+        ahead = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+        try:
+            while True:
+                if job.canceled.is_set():
+                    raise SdJobError("job canceled")
+                try:
+                    batch = await ahead
+                except vol.VolumeError as exc:
+                    raise SdJobError(f"error reading volume {spec.volume_name}: {exc}") from exc
+                if batch is None:
+                    break
+                ahead = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+                yield batch
+        finally:
+            if not ahead.done():
+                with contextlib.suppress(Exception):
+                    await ahead
 
 
 async def run_local_copy(job: SdJob, log: Any) -> None:

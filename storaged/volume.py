@@ -274,7 +274,7 @@ class VolumeWriter:
             raise
         self._f.seek(good_end)
         self._f.truncate()
-        self._pending: list[bytes] = []
+        self._pending: list[bytes | memoryview] = []
         self._pending_size = 0
         self.size = good_end
         self.blocks_written = 0
