@@ -156,15 +156,29 @@ async def run_append(job: SdJob, data: Connection, log: Any) -> None:
 
     async def batches() -> AsyncIterator[list[Record]]:
         while True:
-            event = await _next_or_cancel(job, data)
+            try:
+                event = await data.recv_event()
+            except (NetError, ProtocolError):
+                if job.canceled.is_set():
+                    raise SdJobError("job canceled") from None
+                raise
             if event is Signal.EOD:
                 return
             if isinstance(event, Signal):
                 raise ProtocolError(f"the sender sent {event.name} before end of data")
             yield decode_batch(event)
 
+    async def close_on_cancel() -> None:
+        # A cancel closes the data connection: the receive loop then ends without a per-batch wait.
+        await job.canceled.wait()
+        await data.close()
+
     await data.send(Ok(code=Code.SD_OK, text="OK data"))
-    await append_batches(job, seg, batches())
+    watcher = asyncio.create_task(close_on_cancel())
+    try:
+        await append_batches(job, seg, batches())
+    finally:
+        watcher.cancel()
     await data.send(AppendDone(code=Code.SD_OK, files=job.files, bytes=job.bytes))
     log.info("append_session_done", job=job.name, files=job.files, bytes=job.bytes)
 
@@ -295,19 +309,6 @@ async def _open_first_segment(job: SdJob, assignment: VolumeAssignment) -> Segme
                 raise SdJobError("no replacement volume from the Director") from timeout
             job.setup = job.setup.model_copy(update={"volume": assignment})
     raise SdJobError("three volumes in a row could not be appended to; see the job log")
-
-
-async def _next_or_cancel(job: SdJob, data: Connection) -> bytes | Signal:
-    receive = asyncio.ensure_future(data.recv_event())
-    canceled = asyncio.ensure_future(job.canceled.wait())
-    done, _ = await asyncio.wait({receive, canceled}, return_when=asyncio.FIRST_COMPLETED)
-    if receive in done:
-        canceled.cancel()
-        return receive.result()
-    receive.cancel()
-    with contextlib.suppress(asyncio.CancelledError, NetError, ProtocolError):
-        await receive
-    raise SdJobError("job canceled")
 
 
 async def _switch_volume(job: SdJob, seg: Segment) -> Segment:
