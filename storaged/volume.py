@@ -258,6 +258,23 @@ def select_records(reader: VolumeReader, entries: Iterable[BootstrapVolume]) -> 
                 break
 
 
+_IOV_MAX: Final = 512
+
+
+def _write_all(f: BinaryIO, parts: list[bytes | memoryview]) -> None:
+    """os.writev in groups, finishing any short write (a full disk raises OSError with ENOSPC)."""
+    fd = f.fileno()
+    for start in range(0, len(parts), _IOV_MAX):
+        group = parts[start : start + _IOV_MAX]
+        total = sum(len(p) for p in group)
+        written = os.writev(fd, group)
+        if written < total:
+            rest = b"".join(bytes(p) for p in group)[written:]
+            while rest:
+                n = os.write(fd, rest)
+                rest = rest[n:]
+
+
 class VolumeWriter:
     """Append sessions to a labeled volume; blocks are written whole and checksummed."""
 
@@ -266,7 +283,7 @@ class VolumeWriter:
         self.max_bytes = max_bytes
         self.block_size = block_size
         self.label = read_label(path)
-        self._f = path.open("r+b")
+        self._f = path.open("r+b", buffering=0)
         try:
             self._next_block, good_end = self._scan_tail()
         except BaseException:
@@ -336,12 +353,13 @@ class VolumeWriter:
     def flush(self) -> Position:
         """Write the pending block; returns the position of the last block written."""
         if self._pending:
-            data = b"".join(self._pending)
-            number = self._next_block
-            crc = zlib.crc32(data, zlib.crc32(struct.pack(">II", number, len(data))))
-            self._f.write(BLOCK_HEADER.pack(BLOCK_MAGIC, number, len(data), crc))
-            self._f.write(data)
-            self.size += BLOCK_HEADER.size + len(data)
+            number, length = self._next_block, self._pending_size
+            crc = zlib.crc32(struct.pack(">II", number, length))
+            for part in self._pending:
+                crc = zlib.crc32(part, crc)
+            # Gathered write: the block is never joined into one buffer (no copy under the GIL).
+            _write_all(self._f, [BLOCK_HEADER.pack(BLOCK_MAGIC, number, length, crc), *self._pending])
+            self.size += BLOCK_HEADER.size + length
             self._next_block += 1
             self.blocks_written += 1
             self._pending, self._pending_size = [], 0
