@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,9 +81,17 @@ class ConsoleClient:
             raise
         return cls(conn, credentials)
 
-    async def execute(self, line: str) -> ConsoleReply:
+    async def execute(
+        self, line: str, on_more: Callable[[ConsoleReply], None] | None = None
+    ) -> ConsoleReply:
+        """Send one command and return its answer; the parts of a streamed answer (`more=True`,
+        as `.events` sends) go to `on_more` as they arrive, and the final reply is returned."""
         await self.conn.send(ConsoleCommand(line=line))
         reply = await self.conn.recv_message()
+        while isinstance(reply, ConsoleReply) and reply.more:
+            if on_more is not None:
+                on_more(reply)
+            reply = await self.conn.recv_message()
         if isinstance(reply, ErrorReply):
             return ConsoleReply(
                 code=reply.code, ok=False, text=reply.text, data={"error": reply.text}

@@ -47,6 +47,9 @@ COMPLETION_WORDS: Final = (
     "quit",
     ".api",
     "json",
+    ".events",
+    "count=",
+    "timeout=",
 )
 
 
@@ -112,6 +115,13 @@ class Printer:
             self.out.write(reply.prompt + "\n")
         self.out.flush()
 
+    def part(self, reply: ConsoleReply) -> None:
+        """One part of a streamed answer (`.events`), printed and flushed as it arrives."""
+        text = render(reply, self.as_json)
+        if text:
+            self.out.write(text + ("\n" if not text.endswith("\n") else ""))
+            self.out.flush()
+
 
 async def run_lines(client: ConsoleClient, lines: Sequence[str], printer: Printer) -> None:
     """Scripted mode: each line is a command, or the answer to the previous reply's prompt."""
@@ -122,7 +132,7 @@ async def run_lines(client: ConsoleClient, lines: Sequence[str], printer: Printe
             continue
         if not answering and line.split()[0].lower() in QUIT_WORDS:
             break
-        reply = await client.execute(line)
+        reply = await client.execute(line, on_more=printer.part)
         printer.show(line, reply)
         answering = reply.prompt is not None
 
@@ -151,7 +161,7 @@ async def interactive(client: ConsoleClient, printer: Printer, history: Path) ->
             continue
         if prompt == "* " and line.split()[0].lower() in QUIT_WORDS:
             break
-        reply = await client.execute(line)
+        reply = await client.execute(line, on_more=printer.part)
         printer.show(line, reply.model_copy(update={"prompt": None}))
         prompt = reply.prompt or "* "
 

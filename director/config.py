@@ -22,6 +22,7 @@ from common.config.parser import normalize
 from common.config.resources import TLS_UNIMPLEMENTED, Messages, TlsFields
 from common.config.schema import Resource, Values, build, normalized
 from common.config.types import Duration, Size
+from director.schedule.plan import check_run, check_schedules, director_zone
 
 ACL_FIELDS = ("command_acl", "job_acl", "client_acl", "storage_acl", "schedule_acl", "pool_acl",
               "file_set_acl", "catalog_acl", "where_acl", "plugin_options_acl")
@@ -54,6 +55,13 @@ class DirectorResource(TlsFields):
     auth_timeout: Duration = 30
     auditing: bool = False
     time_zone: str | None = None
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            director_zone(value)  # raises ValueError naming the zone
+        return value
 
 
 class ClientResource(TlsFields):
@@ -155,8 +163,13 @@ class ScheduleResource(Resource):
     def directive_hook(cls, directive: Any, values: Values) -> bool:
         if directive.key != "run":
             return False
+        text = directive.text()
+        try:
+            check_run(text)  # each Run line is checked here, where its own file:line is known
+        except ValueError as exc:
+            raise ConfigError.at(directive.loc, str(exc), directive.name) from exc
         previous = values.get("run", ((), directive.loc))[0]
-        values["run"] = ((*previous, directive.text()), directive.loc)
+        values["run"] = ((*previous, text), directive.loc)
         return True
 
 
@@ -263,6 +276,32 @@ class RunScript(Resource):
         return known[value.lower()]
 
 
+class JobAction(Resource):
+    """One step of a multi-action job (Freezer `job_actions`): a run of another Job resource."""
+
+    ALIASES: ClassVar[dict[str, str]] = {"fileset": "file_set", "maxretries": "max_retries",
+                                          "maxretryinterval": "max_retry_interval"}
+    job: str | None = None
+    level: str | None = None
+    client: str | None = None
+    file_set: str | None = None
+    pool: str | None = None
+    storage: str | None = None
+    priority: int | None = None
+    mandatory: bool | None = None
+    max_retries: int | None = None
+    max_retry_interval: Duration | None = None
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.lower() not in LEVELS:
+            raise ValueError(f"unknown Level {value!r} (use Full, Incremental or Differential)")
+        return LEVELS[value.lower()]
+
+
 _JOB_UNIMPLEMENTED = normalized(
     "Spool Data", "Spool Attributes", "Spool Size", "Prefer Mounted Volumes", "Prune Jobs", "Prune Files",
     "Prune Volumes", "Purge Migration Job", "Max Concurrent Copies", "Always Incremental",
@@ -280,7 +319,8 @@ class JobResource(Resource):
     ALIASES: ClassVar[dict[str, str]] = {"fileset": "file_set", "jobdefs": "job_defs", "regexwhere": "regex_where",
                                           "stripprefix": "strip_prefix", "addprefix": "add_prefix",
                                           "addsuffix": "add_suffix"}
-    BLOCKS: ClassVar[dict[str, str]] = {"runscript": "run_script"}
+    BLOCKS: ClassVar[dict[str, str]] = {"runscript": "run_script", "action": "action",
+                                         "actiondefaults": "action_defaults"}
     UNIMPLEMENTED: ClassVar[frozenset[str]] = _JOB_UNIMPLEMENTED
     name: str
     description: str | None = None
@@ -329,6 +369,26 @@ class JobResource(Resource):
     selection_type: str | None = None
     selection_pattern: str | None = None
     enabled: bool = True
+    # Strongroom extensions (see docs/job-engine.md)
+    reschedule_backoff: float = 1.0
+    reschedule_max_interval: Duration | None = None
+    missed_run_policy: str = "run once"
+    run_on_status_change: tuple[str, ...] = ()
+    action: tuple[JobAction, ...] = ()
+    action_defaults: tuple[JobAction, ...] = ()
+    schedule_date: str | None = None
+    schedule_interval: str | None = None
+    schedule_cron: str | None = None
+    schedule_start_date: str | None = None
+    schedule_end_date: str | None = None
+    schedule_year: str | None = None
+    schedule_month: str | None = None
+    schedule_day: str | None = None
+    schedule_week: str | None = None
+    schedule_day_of_week: str | None = None
+    schedule_hour: str | None = None
+    schedule_minute: str | None = None
+    schedule_second: str | None = None
 
     @field_validator("type")
     @classmethod
@@ -347,6 +407,14 @@ class JobResource(Resource):
         if value.lower() not in LEVELS:
             raise ValueError(f"unknown Level {value!r} (use Full, Incremental or Differential)")
         return LEVELS[value.lower()]
+
+    @field_validator("missed_run_policy")
+    @classmethod
+    def _missed(cls, value: str) -> str:
+        word = " ".join(value.lower().split())
+        if word not in ("run once", "skip"):
+            raise ValueError(f"unknown Missed Run Policy {value!r} (use \"run once\" or skip)")
+        return word
 
     @field_validator("replace")
     @classmethod
@@ -497,4 +565,5 @@ def load_director_config(path: Path) -> Loaded[DirectorConfig]:
         profiles=build_named(ProfileResource, source, "Profile"),
     )
     _check_references(config)
+    check_schedules(config)
     return Loaded(config, tuple(source.warnings), tuple(source.files))

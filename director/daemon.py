@@ -13,18 +13,16 @@ from typing import Any, Final, TypeVar
 from common.config import ConfigError
 from common.daemon import Daemon, OwnResource, StartupError
 from common.net import Connection
-from director.catalog import Catalog, CatalogError, NewJob, PoolRow, open_catalog
+from director.catalog import Catalog, CatalogError, PoolRow, open_catalog
 from director.config import load_director_config
 from director.console.server import DEFAULT_CONSOLE, serve_console
+from director.events import EventBus
 from director.joblog import LogLine, MessageQueue
-from director.jobs import status as st
 from director.jobs.admission import Limits as JobLimits
-from director.jobs.admission import WaitReason
 from director.jobs.control import JobControl
+from director.jobs.engine import JobEngine
 from director.jobs.naming import UniqueNamer
-from director.jobs.queue import JobQueue
-from director.jobs.runner import run_job
-from director.jobs.setup import RunRequest, setup_job
+from director.jobs.setup import RunRequest
 from protocol.jobs import CancelJob
 from protocol.messages import Code, ErrorReply, Hello, RunningJob
 
@@ -41,10 +39,11 @@ class DirectorDaemon(Daemon):
         super().__init__(config_path, loaded, log)
         self.namer = UniqueNamer()
         self.messages = MessageQueue()
+        self.events = EventBus()
         self._db_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
         self._catalog: Catalog | None = None
-        self.queue = JobQueue(self._limits, self._run_job, log)
-        self._timers: set[asyncio.Task[None]] = set()
+        self.engine = JobEngine(self)
+        self.queue = self.engine.queue
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -103,12 +102,6 @@ class DirectorDaemon(Daemon):
                       recycle=pool.recycle, auto_prune=pool.auto_prune)
         return int(await self.catalog_call("ensure_pool", row))
 
-    @staticmethod
-    def new_job_row(*, unique: str, name: str, job_type: str, level: str, client_id: int | None,
-                    fileset_id: int | None, pool_id: int | None, sched_time: float, priority: int) -> NewJob:
-        return NewJob(job=unique, name=name, type=job_type, level=level, client_id=client_id, fileset_id=fileset_id,
-                      pool_id=pool_id, sched_time=sched_time, priority=priority)
-
     # -- jobs -------------------------------------------------------------------------------
 
     def joblog(self, jcr: JobControl, level: str, text: str) -> None:
@@ -117,9 +110,9 @@ class DirectorDaemon(Daemon):
         self.messages.add(LogLine(now, jcr.job_id, jcr.unique, level, text))
         self.log.info("job_message", job_id=jcr.job_id, job=jcr.unique, level=level, text=text)
         line = LogLine(now, jcr.job_id, jcr.unique, level, text).render(self.name)
-        self._db_thread.submit(self.catalog.add_log, jcr.job_id, now, line)
+        self.engine.writer.add_log(jcr.job_id, now, line)
 
-    def _limits(self) -> JobLimits:
+    def job_limits(self) -> JobLimits:
         config = self.config
         return JobLimits(
             director=config.director.maximum_concurrent_jobs,
@@ -130,51 +123,10 @@ class DirectorDaemon(Daemon):
 
     async def submit(self, req: RunRequest) -> JobControl:
         """RunJob → SetupJob → JobqAdd."""
-        jcr = await setup_job(self, req)
-        delay = jcr.sched_time - time.time()
-        if delay > 0:
-            # JobqAdd: a job scheduled in the future waits in a timer task, visible and cancelable.
-            jcr.status = st.WAIT_START_TIME
-            jcr.wait = WaitReason(st.WAIT_START_TIME, "start_time", time.strftime("%Y-%m-%d %H:%M:%S",
-                                                                                  time.localtime(jcr.sched_time)))
-            self.queue.jobs[jcr.job_id] = jcr
-            task = asyncio.create_task(self._start_later(jcr, delay))
-            self._timers.add(task)
-            task.add_done_callback(self._timers.discard)
-            self.joblog(jcr, "info", f"Job scheduled to start at {jcr.wait.resource}")
-        else:
-            self.queue.add(jcr)
-        return jcr
+        return await self.engine.submit(req)
 
-    async def _start_later(self, jcr: JobControl, delay: float) -> None:
-        canceled = asyncio.ensure_future(jcr.canceled.wait())
-        try:
-            await asyncio.wait({canceled}, timeout=delay)
-        finally:
-            canceled.cancel()
-        if jcr.canceled.is_set():
-            return
-        jcr.status, jcr.wait = st.CREATED, None
-        self.queue.add(jcr)
-
-    async def _run_job(self, jcr: JobControl) -> None:
-        await run_job(self, jcr)
-
-    async def cancel(self, jcr: JobControl) -> str:
-        if jcr.status in st.FINAL:
-            return f"JobId {jcr.job_id} already ended with status {jcr.status}"
-        jcr.canceled.set()
-        if self.queue.cancel_waiting(jcr) or jcr.status == st.WAIT_START_TIME:
-            jcr.status, jcr.wait = st.CANCELED, None
-            now = time.time()
-            await self.catalog_call("update_job", jcr.job_id, JobStatus=st.CANCELED, EndTime=now, RealEndTime=now,
-                                    Comment="canceled while waiting")
-            self.joblog(jcr, "info", "Job canceled while waiting in the queue")
-            jcr.done.set()
-            self.queue.jobs.pop(jcr.job_id, None)
-        else:
-            self.joblog(jcr, "info", "Cancel requested by the console")
-        return f"JobId {jcr.job_id}, Job {jcr.unique} marked to be canceled."
+    async def cancel(self, jcr: JobControl, reason: str = "canceled by the console") -> str:
+        return self.engine.cancel_job(jcr, reason)
 
     def running_jobs(self) -> tuple[RunningJob, ...]:
         out = []
@@ -192,18 +144,9 @@ class DirectorDaemon(Daemon):
 
     async def on_started(self, tg: asyncio.TaskGroup) -> None:
         await self.run_in_thread(lambda: self.catalog)
-        await self._recover()
         tg.create_task(self.queue.serve(self.stop_event))
-
-    async def _recover(self) -> None:
-        """Jobs the catalog says were running or queued when the Director last stopped end as incomplete."""
-        stale = [j for j in await self.catalog_call("list_jobs") if j.status not in st.FINAL]
-        now = time.time()
-        for job in stale:
-            await self.catalog_call("update_job", job.job_id, JobStatus=st.ERROR, EndTime=now, RealEndTime=now,
-                                    Comment="the Director stopped while this job was queued or running")
-        if stale:
-            self.log.warning("stale_jobs_marked", count=len(stale), job_ids=[j.job_id for j in stale])
+        tg.create_task(self.engine.watch(self.stop_event))
+        await self.engine.recover()
 
     def reload_config(self) -> tuple[bool, str]:
         """Build a new configuration and swap it whole, or keep the old one and say why."""

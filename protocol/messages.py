@@ -39,6 +39,9 @@ class Message(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
     TYPE: ClassVar[str]
+    # Fields added after a message was frozen: left off the wire while they hold their default, so
+    # the message's bytes (and older peers, which refuse unknown keys) are unchanged.
+    OPTIONAL_ON_WIRE: ClassVar[frozenset[str]] = frozenset()
 
 
 class Hello(Message):
@@ -132,14 +135,20 @@ class ConsoleCommand(Message):
 
 
 class ConsoleReply(Message):
-    """The Director's answer to a console command: text for people, data for machines."""
+    """The Director's answer to a console command: text for people, data for machines.
+
+    `more=True` marks one item of a streamed answer (`.events`): the console prints it and keeps
+    reading; the answer ends with the first reply whose `more` is false.
+    """
 
     TYPE: ClassVar[str] = "reply"
+    OPTIONAL_ON_WIRE: ClassVar[frozenset[str]] = frozenset({"more"})
     code: int
     ok: bool
     text: str
     data: Any = None
     prompt: str | None = None
+    more: bool = False
 
 
 MESSAGE_TYPES: Final[dict[str, type[Message]]] = {
@@ -171,8 +180,10 @@ def register(cls: type[Message]) -> type[Message]:
 
 def _to_wire(msg: Message) -> dict[str, Any]:
     body: dict[str, Any] = {"t": msg.TYPE}
-    for name in type(msg).model_fields:
+    for name, info in type(msg).model_fields.items():
         value = getattr(msg, name)
+        if name in msg.OPTIONAL_ON_WIRE and value == info.default:
+            continue
         body[name] = _to_wire(value) if isinstance(value, Message) else _wire_value(value)
     return body
 

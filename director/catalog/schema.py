@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2
 
 MIGRATIONS: Final[dict[int, str]] = {
     1: """
@@ -55,5 +55,14 @@ CREATE TABLE JobMedia (
 CREATE INDEX jobmedia_jobid_idx ON JobMedia (JobId);
 CREATE TABLE Log (LogId INTEGER PRIMARY KEY, JobId INTEGER NOT NULL, Time REAL NOT NULL, LogText TEXT NOT NULL);
 CREATE INDEX log_jobid_idx ON Log (JobId);
+""",
+    2: """
+ALTER TABLE Job ADD COLUMN WaitReason TEXT;
+ALTER TABLE Job ADD COLUMN Request TEXT;
+ALTER TABLE Job ADD COLUMN RetryCount INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE Job ADD COLUMN ExpiresAt REAL;
+ALTER TABLE Job ADD COLUMN ParentJobId INTEGER;
+CREATE INDEX job_status_idx ON Job (JobStatus);
+CREATE TABLE SchedulerState (Name TEXT PRIMARY KEY, LastSeen REAL NOT NULL);
 """,
 }

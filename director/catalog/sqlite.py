@@ -18,7 +18,7 @@ from director.catalog.schema import MIGRATIONS, SCHEMA_VERSION
 JOB_COLUMNS: Final = frozenset({
     "JobStatus", "Level", "SchedTime", "StartTime", "EndTime", "RealEndTime", "JobTDate", "VolSessionId",
     "VolSessionTime", "JobFiles", "JobBytes", "ReadBytes", "JobErrors", "JobMissingFiles", "PoolId",
-    "PriorJobId", "Comment", "Type", "PurgedFiles",
+    "PriorJobId", "Comment", "Type", "PurgedFiles", "WaitReason", "Request", "RetryCount", "ExpiresAt", "ParentJobId",
 })
 MEDIA_COLUMNS: Final = frozenset({
     "VolStatus", "VolRetention", "VolBytes", "VolBlocks", "VolJobs", "VolFiles", "FirstWritten", "LastWritten", "PoolId",
@@ -161,9 +161,11 @@ class Catalog:
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO Job (Job, Name, Type, Level, ClientId, FileSetId, PoolId, JobStatus, SchedTime, "
-                "Priority, PriorJobId, JobTDate) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                "Priority, PriorJobId, JobTDate, Request, RetryCount, ExpiresAt, ParentJobId) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (job.job, job.name, job.type, job.level, job.client_id, job.fileset_id, job.pool_id, job.status,
-                 job.sched_time, job.priority, job.prior_job_id, int(job.sched_time)))
+                 job.sched_time, job.priority, job.prior_job_id, int(job.sched_time), job.request, job.retry,
+                 job.expires_at, job.parent_job_id))
             assert cur.lastrowid is not None
             return cur.lastrowid
 
@@ -176,6 +178,20 @@ class Catalog:
         sets = ", ".join(f"{name}=?" for name in columns)
         with self._tx() as db:
             db.execute(f"UPDATE Job SET {sets} WHERE JobId=?", (*columns.values(), job_id))
+
+    def apply_job_changes(self, updates: dict[int, dict[str, Any]], logs: Sequence[tuple[int, float, str]]) -> None:
+        """Many jobs' column changes and log lines in one transaction (the Director's write-behind)."""
+        for columns in updates.values():
+            unknown = set(columns) - JOB_COLUMNS
+            if unknown:
+                raise CatalogError(f"unknown Job column(s): {', '.join(sorted(unknown))}")
+        with self._tx() as db:
+            for job_id, columns in updates.items():
+                if columns:
+                    sets = ", ".join(f"{name}=?" for name in columns)
+                    db.execute(f"UPDATE Job SET {sets} WHERE JobId=?", (*columns.values(), job_id))
+            if logs:
+                db.executemany("INSERT INTO Log (JobId, Time, LogText) VALUES (?,?,?)", logs)
 
     def get_job(self, job_id: int) -> JobRow | None:
         rows = self._query(_JOB_SELECT + " WHERE j.JobId=?", (job_id,))
@@ -330,6 +346,23 @@ class Catalog:
             f"JOIN Media m ON m.MediaId = jm.MediaId JOIN Job j ON j.JobId = jm.JobId WHERE jm.JobId IN ({marks}) "
             "ORDER BY jm.JobId, jm.JobMediaId", ids)
         return [JobMediaRow(*r) for r in rows]
+
+    # -- queue ----------------------------------------------------------------------------
+
+    def unfinished_jobs(self) -> list[tuple[JobRow, str | None, str | None, int]]:
+        """Jobs not in a final status, with their saved run request, wait reason and retry count."""
+        rows = self._query(_JOB_SELECT.replace("FROM Job j", ", j.Request, j.WaitReason, j.RetryCount FROM Job j")
+                           + " WHERE j.JobStatus NOT IN ('T','W','E','f','D','A','I') ORDER BY j.JobId")
+        return [(JobRow(*r[:-3]), r[-3], r[-2], int(r[-1])) for r in rows]
+
+    def scheduler_state(self) -> dict[str, float]:
+        """When the scheduler last looked at each schedule key (for the missed-run policy)."""
+        return {str(r[0]): float(r[1]) for r in self._query("SELECT Name, LastSeen FROM SchedulerState")}
+
+    def save_scheduler_state(self, seen: dict[str, float]) -> None:
+        with self._tx() as db:
+            db.executemany("INSERT INTO SchedulerState (Name, LastSeen) VALUES (?,?) "
+                           "ON CONFLICT (Name) DO UPDATE SET LastSeen=excluded.LastSeen", list(seen.items()))
 
     # -- log --------------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shlex
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -62,12 +62,18 @@ class Reply:
 
     A reply with a `prompt` asks a question; the console's next line is the answer and goes to
     the session's `pending` continuation instead of being parsed as a command.
+
+    A reply with a `stream` answers in several parts (`.events`): the server sends each reply the
+    stream yields as it comes (`more=True` on the wire), then this reply, which ends the answer.
+    The stream may update this reply's `text`/`data`/`ok` before it ends (a summary); it is closed
+    (`aclose`) when the console hangs up or sends anything, so a `finally` in it always runs.
     """
 
     text: str
     data: Any = None
     ok: bool = True
     prompt: str | None = None
+    stream: AsyncGenerator[Reply, None] | None = None
 
 
 @dataclass

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, Final
 
 from common.net import Connection
 from director.console import (  # noqa: F401  (register commands)
     catalog_cmd,
+    events_cmd,
     jobs_cmd,
     media_cmd,
     misc_cmd,
@@ -17,7 +20,7 @@ from director.console import (  # noqa: F401  (register commands)
 from director.console.acl import ALL, acl_allows
 from director.console.registry import CommandError, Reply, Session, lookup, parse_command
 from protocol.frames import Signal
-from protocol.messages import Code, ConsoleCommand, ConsoleReply, ErrorReply, Hello
+from protocol.messages import Code, ConsoleCommand, ConsoleReply, ErrorReply, Hello, Message
 
 if TYPE_CHECKING:
     from director.daemon import DirectorDaemon
@@ -57,39 +60,105 @@ def make_acl(director: DirectorDaemon, console_name: str) -> Any:
 
 async def serve_console(director: DirectorDaemon, conn: Connection, peer: Hello, log: Any) -> None:
     session = Session(console=peer.name, acl=make_acl(director, peer.name), director=director)
-    while not session.quit:
-        event = await conn.recv()
-        if event is Signal.TERMINATE:
-            return
-        if isinstance(event, Signal):
-            continue
-        if not isinstance(event, ConsoleCommand):
-            await conn.send(
-                ErrorReply(code=Code.UNKNOWN_COMMAND, text=f"unexpected {event.TYPE!r}")
-            )
-            continue
-        with director.busy(conn):
-            pending, session.pending = session.pending, None
-            if pending is not None:
-                try:
-                    reply = await pending(event.line.strip())
-                except CommandError as exc:
-                    reply = Reply(text=str(exc), data={"error": str(exc)}, ok=False)
+    incoming: asyncio.Task[Message | Signal] | None = None  # a read begun while a stream ran
+    try:
+        while not session.quit:
+            if incoming is not None:
+                event, incoming = await incoming, None
             else:
-                reply = await run_command(session, event.line, log)
-            try:
-                answer = ConsoleReply(
-                    code=Code.DIR_OK if reply.ok else Code.COMMAND_FAILED,
-                    ok=reply.ok,
-                    text=reply.text,
-                    data=reply.data,
-                    prompt=reply.prompt,
+                event = await conn.recv()
+            if event is Signal.TERMINATE:
+                return
+            if isinstance(event, Signal):
+                continue
+            if not isinstance(event, ConsoleCommand):
+                await conn.send(
+                    ErrorReply(code=Code.UNKNOWN_COMMAND, text=f"unexpected {event.TYPE!r}")
                 )
-                await conn.send(answer)
-            except (ValueError, TypeError) as exc:  # a reply that cannot be encoded is a bug, not a hang-up
-                log.exception("console_reply_unencodable", command=event.line)
-                await conn.send(ConsoleReply(code=Code.COMMAND_FAILED, ok=False,
-                                             text=f"internal error encoding the reply: {exc}", data=None))
+                continue
+            with director.busy(conn):
+                pending, session.pending = session.pending, None
+                if pending is not None:
+                    try:
+                        reply = await pending(event.line.strip())
+                    except CommandError as exc:
+                        reply = Reply(text=str(exc), data={"error": str(exc)}, ok=False)
+                else:
+                    reply = await run_command(session, event.line, log)
+                if reply.stream is None:
+                    await _answer(conn, reply, event.line, log)
+                    continue
+            # A stream runs outside `busy`: a stop does not wait for an `.events` console.
+            incoming = await send_stream(conn, reply.stream, log)
+            if incoming is None:
+                log.info("console_stream_hung_up", command=event.line)
+                return
+            await _answer(conn, reply, event.line, log)
+    finally:
+        if incoming is not None and not incoming.done():
+            incoming.cancel()
+            await asyncio.wait({incoming})
+
+
+async def _answer(conn: Connection, reply: Reply, line: str, log: Any, more: bool = False) -> None:
+    """Send one reply; one that cannot be encoded is a bug reported to the console, not a hang-up."""
+    try:
+        answer = ConsoleReply(
+            code=Code.DIR_OK if reply.ok else Code.COMMAND_FAILED,
+            ok=reply.ok,
+            text=reply.text,
+            data=reply.data,
+            prompt=reply.prompt,
+            more=more,
+        )
+        await conn.send(answer)
+    except (ValueError, TypeError) as exc:
+        log.exception("console_reply_unencodable", command=line)
+        await conn.send(ConsoleReply(code=Code.COMMAND_FAILED, ok=False, more=more,
+                                     text=f"internal error encoding the reply: {exc}", data=None))
+
+
+async def _next_part(stream: AsyncGenerator[Reply, None]) -> Reply | None:
+    try:
+        return await anext(stream)
+    except StopAsyncIteration:
+        return None
+
+
+async def send_stream(
+    conn: Connection, stream: AsyncGenerator[Reply, None], log: Any
+) -> asyncio.Task[Message | Signal] | None:
+    """Send each part of a streamed answer with `more=True`, while watching the console.
+
+    Returns the console's pending (or already finished) next read when the stream ends or is
+    interrupted by a command or signal, which the caller handles next; None when the console hung
+    up. The stream is closed in every case, so its subscriptions end with it.
+    """
+    incoming: asyncio.Task[Message | Signal] = asyncio.create_task(conn.recv())
+    try:
+        while True:
+            part = asyncio.create_task(_next_part(stream))
+            try:
+                await asyncio.wait({part, incoming}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not part.done():
+                    part.cancel()
+                    await asyncio.wait({part})
+            if incoming.done():
+                if incoming.cancelled() or incoming.exception() is not None:
+                    return None
+                return None if incoming.result() is Signal.TERMINATE else incoming
+            item = part.result()
+            if item is None:
+                return incoming
+            await _answer(conn, item, "(stream)", log, more=True)
+    except BaseException:
+        if not incoming.done():
+            incoming.cancel()
+            await asyncio.wait({incoming})
+        raise
+    finally:
+        await stream.aclose()
 
 
 async def run_command(session: Session, line: str, log: Any) -> Reply:

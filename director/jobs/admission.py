@@ -11,7 +11,7 @@ and a job that cannot get a slot waits with the reason and resource, while the s
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from director.jobs import status
@@ -27,6 +27,8 @@ class Candidate:
     allow_mixed: bool
     client: str | None
     storages: tuple[str, ...]
+    level: str = " "
+    coordinator: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,24 +58,37 @@ class Limits:
 class Decision:
     start: tuple[int, ...]
     waits: Mapping[int, WaitReason]
+    scanned: int = 0  # how many waiting jobs were looked at
+    tail: WaitReason | None = None  # with expand_tail=False: the reason of every job not looked at
 
 
-def admit(waiting: Sequence[Candidate], running: Sequence[Candidate], limits: Limits) -> Decision:
-    """Decide which waiting jobs (already in priority/FIFO order) start now."""
+def admit(waiting: Iterable[Candidate], running: Sequence[Candidate], limits: Limits,
+          expand_tail: bool = True) -> Decision:
+    """Decide which waiting jobs (already in priority/FIFO order) start now.
+
+    Once the Director is full or a priority blocks the scan, every later job waits for the same
+    reason; with `expand_tail=False` the scan stops there and returns that reason once (`tail`), so
+    admission costs O(jobs that can start) instead of O(queue length) with 10,000 jobs queued."""
+    running = [c for c in running if not c.coordinator]  # multi-action parents hold no slots
     jobs = Counter(c.job_name for c in running)
     clients = Counter(c.client for c in running if c.client)
     storages = Counter(s for c in running for s in set(c.storages))
     active = list(running)
     start: list[int] = []
     waits: dict[int, WaitReason] = {}
-    if active:
-        reference = active[0].priority
-    elif waiting:
-        reference = waiting[0].priority
-    else:
+    items = iter(waiting)
+    first = next(items, None)
+    if first is None:
         return Decision((), {})
+    reference = active[0].priority if active else first.priority
     blocked = False
-    for cand in waiting:
+    scanned = 0
+    for cand in _chain(first, items):
+        scanned += 1
+        if not expand_tail and (blocked or len(active) >= limits.director):
+            tail = (WaitReason(status.WAIT_PRIORITY, "priority", f"priority={reference}") if blocked else
+                    WaitReason(status.WAIT_MAX_JOBS, "max_director_jobs", f"limit={limits.director}"))
+            return Decision(tuple(start), waits, scanned - 1, tail)
         if blocked:
             waits[cand.job_id] = WaitReason(status.WAIT_PRIORITY, "priority", f"priority={reference}")
             continue
@@ -84,6 +99,9 @@ def admit(waiting: Sequence[Candidate], running: Sequence[Candidate], limits: Li
         if not eligible:
             blocked = True
             waits[cand.job_id] = WaitReason(status.WAIT_PRIORITY, "priority", f"priority={reference}")
+            continue
+        if cand.coordinator:
+            start.append(cand.job_id)
             continue
         if len(active) >= limits.director:
             waits[cand.job_id] = WaitReason(status.WAIT_MAX_JOBS, "max_director_jobs", f"limit={limits.director}")
@@ -99,7 +117,12 @@ def admit(waiting: Sequence[Candidate], running: Sequence[Candidate], limits: Li
             storages[name] += 1
         active.append(cand)
         start.append(cand.job_id)
-    return Decision(tuple(start), waits)
+    return Decision(tuple(start), waits, scanned)
+
+
+def _chain(first: Candidate, rest: Iterable[Candidate]) -> Iterable[Candidate]:
+    yield first
+    yield from rest
 
 
 def _slot_problem(

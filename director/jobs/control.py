@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,10 +25,30 @@ class Progress:
     bytes: int = 0
     current_file: str = ""
     started: float = 0.0
+    expected_bytes: int = 0  # from the previous comparable job, for percent and ETA
+    expected_files: int = 0
+    persisted: tuple[int, int] = (0, 0)
 
     def rate(self) -> float:
         elapsed = time.time() - self.started if self.started else 0.0
         return self.bytes / elapsed if elapsed > 0 else 0.0
+
+    def percent(self) -> float | None:
+        if self.expected_bytes > 0:
+            return min(99.9, 100.0 * self.bytes / self.expected_bytes)
+        if self.expected_files > 0:
+            return min(99.9, 100.0 * self.files / self.expected_files)
+        return None
+
+    def eta(self) -> float | None:
+        """Seconds left, from the rate so far and the size of the previous comparable job."""
+        rate = self.rate()
+        if self.expected_bytes <= 0 or rate <= 0:
+            return None
+        return max(0.0, (self.expected_bytes - self.bytes) / rate)
+
+
+StatusObserver = Callable[["JobControl", str, str], None]
 
 
 @dataclass(eq=False)
@@ -47,8 +68,10 @@ class JobControl:
     priority: int
     allow_mixed: bool
     sched_time: float
-    status: str = st.CREATED
+    _status: str = st.CREATED
     wait: WaitReason | None = None
+    observer: StatusObserver | None = None
+    coordinator: bool = False  # a multi-action parent: holds no Director/Client/Storage slot
     start_time: float | None = None
     end_time: float | None = None
     since: float | None = None
@@ -64,8 +87,30 @@ class JobControl:
     params: dict[str, Any] = field(default_factory=dict)
     volumes: list[str] = field(default_factory=list)
 
+    @property
+    def status(self) -> str:
+        return self._status
+
+    @status.setter
+    def status(self, new: str) -> None:
+        old, self._status = self._status, new
+        if old != new and self.observer is not None:
+            self.observer(self, old, new)
+
     def set_status(self, new: str) -> None:
+        """A status change that obeys the sticky-status rule (a final status never changes)."""
         self.status = st.next_status(self.status, new)
+
+    def set_wait(self, reason: WaitReason | None) -> None:
+        """Wait (or stop waiting) with a reason; observers hear of a new reason even if the letter stays."""
+        changed = reason != self.wait
+        self.wait = reason
+        if reason is None:
+            return
+        if self._status != reason.status:
+            self.status = reason.status
+        elif changed and self.observer is not None:
+            self.observer(self, self._status, self._status)
 
     def candidate(self) -> Candidate:
         storages = tuple(s for s in (self.storage, self.params.get("read_storage")) if s)
@@ -76,6 +121,8 @@ class JobControl:
             allow_mixed=self.allow_mixed,
             client=self.client,
             storages=storages,
+            level=self.level,
+            coordinator=self.coordinator,
         )
 
     @property
@@ -110,4 +157,12 @@ class JobControl:
             "jobbytes": self.progress.bytes if self.status == st.RUNNING else self.bytes,
             "rate": round(self.progress.rate(), 1) if self.status == st.RUNNING else None,
             "current_file": self.progress.current_file or None,
+            "percent": _round(self.progress.percent()) if self.status == st.RUNNING else None,
+            "eta": _round(self.progress.eta()) if self.status == st.RUNNING else None,
+            "retry": self.params.get("retry", 0),
+            "parent": self.params.get("parent_job_id"),
         }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)

@@ -4,61 +4,68 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 from director.jobs import status as st
-from director.jobs.admission import Limits, admit
+from director.jobs.admission import Candidate, Limits, WaitReason, admit
 from director.jobs.control import JobControl
 
 RunJob = Callable[[JobControl], Awaitable[None]]
+Gate = Callable[[JobControl], WaitReason | None]
 
 
 class JobQueue:
     """Bareos jobq semantics, event-driven instead of polled: every change re-runs admission."""
 
-    def __init__(self, limits: Callable[[], Limits], run: RunJob, log: Any) -> None:
+    def __init__(self, limits: Callable[[], Limits], run: RunJob, log: Any, gate: Gate | None = None) -> None:
         self._limits = limits
         self._run = run
+        self._gate = gate
         self.log = log
         self.waiting: list[JobControl] = []
         self.running: list[JobControl] = []
-        self.jobs: dict[int, JobControl] = {}
+        self.jobs: dict[int, JobControl] = {}  # every job the Director holds in memory, by JobId
         self._seq = 0
-        self._order: dict[int, tuple[int, int]] = {}
         self._wake = asyncio.Event()
-        self._tg: asyncio.TaskGroup | None = None
+        self._specific: set[int] = set()  # waiting jobs that got a reason of their own last time
+        self._tail: WaitReason | None = None
+        self._unmarked: set[int] = set()  # added since the last admission: no reason yet
+        self.admissions = 0
 
     def add(self, jcr: JobControl) -> None:
         """JobqAdd: insert by priority, FIFO among equals; a canceled job goes to the head."""
         self._seq += 1
-        key = (jcr.priority if not jcr.canceled.is_set() else -(2**31), self._seq)
-        self._order[jcr.job_id] = key
-        keys = [self._order[j.job_id] for j in self.waiting]
-        self.waiting.insert(bisect.bisect_right(keys, key), jcr)
+        jcr.params["_order"] = (jcr.priority if not jcr.canceled.is_set() else -(2**31), self._seq)
+        index = bisect.bisect_right(self.waiting, jcr.params["_order"], key=lambda j: j.params["_order"])
+        self.waiting.insert(index, jcr)
         self.jobs[jcr.job_id] = jcr
+        self._unmarked.add(jcr.job_id)
         self.kick()
 
     def kick(self) -> None:
         """Re-evaluate the queue (a job ended, a limit changed, a job was added or canceled)."""
         self._wake.set()
 
-    def cancel_waiting(self, jcr: JobControl) -> bool:
-        """Remove a job that has not started; True when it was waiting."""
+    def remove_waiting(self, jcr: JobControl) -> bool:
+        """Take a job that has not started out of the queue; True when it was waiting."""
         if jcr in self.waiting:
             self.waiting.remove(jcr)
+            self._unmarked.discard(jcr.job_id)
             jcr.wait = None
-            jcr.set_status(st.CANCELED)
             self.kick()
             return True
         return False
 
     async def serve(self, stop: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as tg:
-            self._tg = tg
             stopper = tg.create_task(stop.wait())
             while not stop.is_set():
                 self._admit(tg)
+                if self._wake.is_set():
+                    self._wake.clear()
+                    await asyncio.sleep(0)  # let other tasks run between admissions
+                    continue
                 waker = asyncio.ensure_future(self._wake.wait())
                 await asyncio.wait({waker, stopper}, return_when=asyncio.FIRST_COMPLETED)
                 waker.cancel()
@@ -66,24 +73,56 @@ class JobQueue:
             for jcr in list(self.running):
                 jcr.canceled.set()
 
+    def _candidates(self) -> Iterator[Candidate]:
+        for jcr in self.waiting:
+            yield jcr.candidate()
+
     def _admit(self, tg: asyncio.TaskGroup) -> None:
-        decision = admit(
-            [j.candidate() for j in self.waiting], [j.candidate() for j in self.running], self._limits()
-        )
-        by_id = {j.job_id: j for j in self.waiting}
-        for job_id, reason in decision.waits.items():
-            jcr = by_id[job_id]
-            if jcr.wait != reason:
-                self.log.info("job_waiting", job_id=job_id, job=jcr.unique, status=reason.status,
-                              reason=reason.code, resource=reason.resource)
-            jcr.wait = reason
-            jcr.status = reason.status if jcr.status in st.WAITING else jcr.status
+        self._wake.clear()
+        self.admissions += 1
+        decision = admit(self._candidates(), [j.candidate() for j in self.running], self._limits(),
+                         expand_tail=False)
+        head = self.waiting[: decision.scanned]
+        by_id = {j.job_id: j for j in head}
         for job_id in decision.start:
             jcr = by_id[job_id]
+            reason = self._gate(jcr) if self._gate is not None else None
+            if reason is not None:
+                self._set_reason(jcr, reason)
+                continue
             self.waiting.remove(jcr)
+            self._unmarked.discard(job_id)
             jcr.wait = None
             self.running.append(jcr)
             tg.create_task(self._run_one(jcr), name=f"job-{jcr.job_id}")
+        for job_id, reason in decision.waits.items():
+            self._set_reason(by_id[job_id], reason)
+        self._mark_tail(set(by_id), decision.tail)
+        self._specific = set(decision.waits)
+
+    def _mark_tail(self, head: set[int], tail: WaitReason | None) -> None:
+        """Jobs past the scan share one reason; touch only those whose reason may have changed:
+        all of them when the shared reason changed, else the new ones and the ones that had a
+        reason of their own last time."""
+        if tail is not None:
+            if tail != self._tail:
+                todo = [j for j in self.waiting if j.job_id not in head]
+            else:
+                ids = (self._specific | self._unmarked) - head
+                todo = [j for j in (self.jobs.get(i) for i in ids) if j is not None and j in self.waiting]
+            for jcr in todo:
+                self._set_reason(jcr, tail)
+        self._unmarked.clear()
+        self._tail = tail
+
+    def _set_reason(self, jcr: JobControl, reason: WaitReason) -> None:
+        self._unmarked.discard(jcr.job_id)
+        if jcr.wait == reason:
+            return
+        if jcr.status in st.WAITING or jcr.status == st.CREATED:
+            jcr.set_wait(reason)
+        else:
+            jcr.wait = reason
 
     async def _run_one(self, jcr: JobControl) -> None:
         try:
@@ -93,4 +132,5 @@ class JobQueue:
         finally:
             self.running.remove(jcr)
             jcr.done.set()
+            self.jobs.pop(jcr.job_id, None)
             self.kick()

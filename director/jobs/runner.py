@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Final
 
 from common.scripts import run_command
 from director.jobs import status as st
+from director.jobs.actions import do_actions
 from director.jobs.backup import do_backup
 from director.jobs.copy import do_copy
 from director.jobs.errors import JobCanceled, JobError
@@ -20,33 +23,27 @@ if TYPE_CHECKING:
     from director.daemon import DirectorDaemon
     from director.jobs.control import JobControl
 
+CANCEL_GRACE: Final = 10.0  # a canceled job may take this long to stop its daemons before it is cut off
+
 
 async def run_job(director: DirectorDaemon, jcr: JobControl) -> None:
     """Everything from `R` to the final status; never raises for job failures."""
     log = director.log.bind(job_id=jcr.job_id, job=jcr.unique)
     if jcr.canceled.is_set():
-        await _finish(director, jcr, st.CANCELED, "canceled before it started")
+        await _finish(director, jcr, st.CANCELED, jcr.params.get("cancel_reason") or "canceled before it started")
         return
-    jcr.set_status(st.RUNNING)
     jcr.start_time = time.time()
     jcr.progress.started = jcr.start_time
-    await director.catalog_call("update_job", jcr.job_id, JobStatus=st.RUNNING, StartTime=jcr.start_time)
+    director.engine.writer.job(jcr.job_id, StartTime=jcr.start_time)
+    jcr.set_status(st.RUNNING)
     director.joblog(jcr, "info", f"Start {jcr.type_name} JobId {jcr.job_id}, Job={jcr.unique}")
+    await _expectations(director, jcr)
     scripts = scripts_of(jcr.resource)
     final = st.ERROR
     reason = ""
     try:
         await _run_scripts(director, jcr, [s for s in scripts if s.when == "Before"], ok=True)
-        if jcr.job_type == "B":
-            final = await do_backup(director, jcr)
-        elif jcr.job_type == "R":
-            final = await do_restore(director, jcr)
-        elif jcr.job_type in ("c", "g"):
-            final = await do_copy(director, jcr)
-        elif jcr.job_type == "D":
-            final = st.TERMINATED
-        else:
-            raise JobError(f"job type {jcr.type_name} is not implemented yet")
+        final = await _until_canceled(jcr, _payload(director, jcr))
     except JobCanceled as exc:
         final, reason = st.CANCELED, str(exc)
     except JobError as exc:
@@ -58,6 +55,8 @@ async def run_job(director: DirectorDaemon, jcr: JobControl) -> None:
         director.joblog(jcr, "fatal", reason)
     if jcr.canceled.is_set() and final not in st.FINAL - st.OK:
         final = st.CANCELED
+    if final == st.CANCELED:
+        reason = jcr.params.get("cancel_reason") or reason or "canceled"
     ok = final in st.OK
     try:
         await _run_scripts(director, jcr, [s for s in scripts if s.when in ("After", "Always")], ok=ok,
@@ -67,6 +66,60 @@ async def run_job(director: DirectorDaemon, jcr: JobControl) -> None:
         if ok:
             final = st.ERROR
     await _finish(director, jcr, final, reason)
+
+
+async def _payload(director: DirectorDaemon, jcr: JobControl) -> str:
+    if jcr.resource.action:
+        return await do_actions(director, jcr)
+    if jcr.job_type == "B":
+        return await do_backup(director, jcr)
+    if jcr.job_type == "R":
+        return await do_restore(director, jcr)
+    if jcr.job_type in ("c", "g"):
+        return await do_copy(director, jcr)
+    if jcr.job_type == "D":
+        return st.TERMINATED
+    raise JobError(f"job type {jcr.type_name} is not implemented yet")
+
+
+async def _until_canceled(jcr: JobControl, payload: Coroutine[Any, Any, str]) -> str:
+    """Run the job's payload; after a cancel it has CANCEL_GRACE seconds to stop its daemons itself
+    (the normal path), then it is cut off wherever it waits (connecting, a reply, a volume)."""
+    task = asyncio.ensure_future(payload)
+    canceled = asyncio.ensure_future(jcr.canceled.wait())
+    try:
+        await asyncio.wait({task, canceled}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            await asyncio.wait({task}, timeout=CANCEL_GRACE)
+        if not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                    raise
+                raise JobCanceled("canceled; the job did not stop by itself and was cut off") from None
+        return task.result()
+    finally:
+        canceled.cancel()
+        if not task.done():
+            task.cancel()
+
+
+async def _expectations(director: DirectorDaemon, jcr: JobControl) -> None:
+    """Percent and ETA come from the previous comparable job (same Job, client, fileset, level)."""
+    if jcr.job_type != "B":
+        return
+    try:
+        last = await director.catalog_call("last_job", jcr.name, jcr.params.get("client_id"),
+                                           jcr.params.get("fileset_id"), [jcr.level])
+    except Exception:  # the estimate is a nicety; never fail a job over it
+        director.log.exception("progress_estimate_failed", job_id=jcr.job_id)
+        return
+    if last is not None:
+        jcr.progress.expected_bytes = int(last.read_bytes or last.bytes)
+        jcr.progress.expected_files = int(last.files)
+
 
 
 EXIT_WORDS = {st.TERMINATED: "OK", st.WARNINGS: "OK -- with warnings", st.ERROR: "Error", st.FATAL: "Fatal Error",
@@ -95,10 +148,11 @@ async def _run_scripts(director: DirectorDaemon, jcr: JobControl, scripts: list[
 
 
 async def _finish(director: DirectorDaemon, jcr: JobControl, final: str, reason: str) -> None:
+    jcr.wait = None
     jcr.status = final
     jcr.end_time = time.time()
-    await director.catalog_call(
-        "update_job", jcr.job_id, JobStatus=final, EndTime=jcr.end_time, RealEndTime=jcr.end_time,
+    await director.engine.writer.update_job(
+        jcr.job_id, JobStatus=final, EndTime=jcr.end_time, RealEndTime=jcr.end_time, WaitReason=None,
         JobFiles=jcr.files, JobBytes=jcr.bytes, ReadBytes=jcr.read_bytes, JobErrors=jcr.errors,
         Comment=reason[:250] if reason else None,
     )

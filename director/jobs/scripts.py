@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +36,14 @@ def scripts_of(resource: Any) -> list[Script]:
     return out
 
 
-def substitute(command: str, jcr: JobControl, director_name: str, exit_status: str = "") -> str:
-    """Expand %c %d %e %i %j %l %n %t %b %F %v %% as Bareos does."""
+def substitute(
+    command: str,
+    jcr: JobControl,
+    director_name: str,
+    exit_status: str = "",
+    extra: Mapping[str, str] | None = None,
+) -> str:
+    """Expand %c %d %e %i %j %l %n %t %b %F %v %% as Bareos does; `extra` adds or overrides codes."""
     codes = {
         "c": jcr.client or "*none*",
         "d": director_name,
@@ -51,6 +58,7 @@ def substitute(command: str, jcr: JobControl, director_name: str, exit_status: s
         "v": ",".join(jcr.volumes),
         "s": "" if jcr.since is None else str(int(jcr.since)),
         "%": "%",
+        **(extra or {}),
     }
     out: list[str] = []
     i = 0

@@ -4,32 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from director.catalog import JobRow, NewJob
 from director.fileset_spec import fileset_spec
 from director.jobs import status as st
 from director.jobs.control import LEVEL_CODES, TYPE_CODES, JobControl
 from director.jobs.errors import JobError
 from director.jobs.levels import resolve_level
+from director.jobs.request import RunRequest, dumps
 
 if TYPE_CHECKING:
     from director.daemon import DirectorDaemon
 
-
-@dataclass
-class RunRequest:
-    """What `run` (or a schedule) asks for: a Job resource plus overrides."""
-
-    job: str
-    level: str | None = None
-    client: str | None = None
-    fileset: str | None = None
-    pool: str | None = None
-    storage: str | None = None
-    priority: int | None = None
-    when: float | None = None
-    params: dict[str, Any] = field(default_factory=dict)
+__all__ = ["Resolved", "RunRequest", "fileset_hash", "resolve", "setup_job"]
 
 
 @dataclass(frozen=True)
@@ -86,34 +75,46 @@ def fileset_hash(fileset: Any) -> str:
     return hashlib.md5(repr(fileset.model_dump(exclude={"source"})).encode(), usedforsecurity=False).hexdigest()
 
 
-async def setup_job(director: DirectorDaemon, req: RunRequest) -> JobControl:
-    """SetupJob: unique name, catalog Job row (the JobId exists before the job runs), level/since."""
+async def setup_job(director: DirectorDaemon, req: RunRequest, existing: JobRow | None = None) -> JobControl:
+    """SetupJob: unique name, catalog Job row (the JobId exists before the job runs), level/since.
+
+    `existing` is a queued job the catalog kept across a Director restart: it keeps its JobId and
+    name and is set up again from its saved request."""
     config = director.config
     resolved = resolve(config, req)
     now = time.time()
-    unique = director.namer.make(resolved.resource.name, now)
+    sched_time = req.when or now
     client_id = await director.catalog_call("ensure_client", resolved.client) if resolved.client else None
     fileset_id = None
     if resolved.fileset:
         fileset_id = await director.catalog_call("ensure_fileset", resolved.fileset,
                                                  fileset_hash(config.filesets[resolved.fileset]))
     pool_id = await director.ensure_pool(resolved.pool) if resolved.pool else None
-    job_id = await director.catalog_call("create_job", director.new_job_row(
-        unique=unique, name=resolved.resource.name, job_type=resolved.job_type, level=resolved.level,
-        client_id=client_id, fileset_id=fileset_id, pool_id=pool_id, sched_time=req.when or now,
-        priority=resolved.priority,
-    ))
+    if existing is None:
+        unique = director.namer.make(resolved.resource.name, now)
+        try:
+            saved: str | None = dumps(req)
+        except TypeError as exc:
+            saved = None
+            director.log.warning("run_request_not_durable", job=req.job, reason=str(exc))
+        job_id = await director.catalog_call("create_job", NewJob(
+            job=unique, name=resolved.resource.name, type=resolved.job_type, level=resolved.level,
+            client_id=client_id, fileset_id=fileset_id, pool_id=pool_id, sched_time=sched_time,
+            priority=resolved.priority, request=saved, retry=req.retry, expires_at=req.expires,
+            parent_job_id=req.parent_job_id,
+        ))
+    else:
+        unique, job_id = existing.job, existing.job_id
     jcr = JobControl(
         job_id=job_id, unique=unique, name=resolved.resource.name, job_type=resolved.job_type,
         level=resolved.level, resource=resolved.resource, client=resolved.client, fileset=resolved.fileset,
         pool=resolved.pool, storage=resolved.storage, priority=resolved.priority,
-        allow_mixed=bool(resolved.resource.allow_mixed_priority), sched_time=req.when or now,
+        allow_mixed=bool(resolved.resource.allow_mixed_priority), sched_time=sched_time,
+        coordinator=bool(resolved.resource.action),
     )
     jcr.params.update(req.params)
-    jcr.params["config"] = config
-    jcr.params["client_id"] = client_id
-    jcr.params["fileset_id"] = fileset_id
-    jcr.params["pool_id"] = pool_id
+    jcr.params.update(config=config, client_id=client_id, fileset_id=fileset_id, pool_id=pool_id, request=req,
+                      retry=req.retry, retry_of=req.retry_of, parent_job_id=req.parent_job_id, expires=req.expires)
     if jcr.job_type == "B" and jcr.fileset:
         jcr.params["fileset_spec"] = fileset_spec(config.filesets[jcr.fileset]).model_dump()
         await resolve_level(director, jcr)
@@ -121,5 +122,10 @@ async def setup_job(director: DirectorDaemon, req: RunRequest) -> JobControl:
             jcr.params["pool_id"] = await director.ensure_pool(jcr.pool)
         if (jcr.level, jcr.pool) != (resolved.level, resolved.pool):
             await director.catalog_call("update_job", job_id, Level=jcr.level, PoolId=jcr.params["pool_id"])
-    director.joblog(jcr, "info", f"Created {jcr.type_name} job {unique} (JobId {job_id}), status {st.CREATED}")
+    if existing is None:
+        retry = f", retry {req.retry} of JobId {req.retry_of}" if req.retry else ""
+        director.joblog(jcr, "info", f"Created {jcr.type_name} job {unique} (JobId {job_id}){retry}, "
+                        f"status {st.CREATED}")
+    else:
+        director.joblog(jcr, "info", f"Queued again after a Director restart (JobId {job_id})")
     return jcr

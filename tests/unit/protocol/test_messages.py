@@ -89,6 +89,23 @@ def test_golden_vector(tag: str) -> None:
     assert decode_message(bytes.fromhex(GOLDEN[tag])) == msg
 
 
+# A streamed item of a console answer (`.events`): `more` goes on the wire only when true, so the
+# plain reply above (and every older peer) is unchanged.
+STREAMED_REPLY = ConsoleReply(code=1000, ok=True, text='{"seq": 1}', data={"seq": 1}, more=True)
+STREAMED_REPLY_GOLDEN = "87a174a57265706c79a4636f6465cd03e8a26f6bc3a474657874aa7b22736571223a20317da46461746181a373657101a670726f6d7074c0a46d6f7265c3"
+
+
+def test_streamed_reply_golden_vector_and_more_defaults_off_the_wire() -> None:
+    assert encode_message(STREAMED_REPLY).hex() == STREAMED_REPLY_GOLDEN
+    assert decode_message(bytes.fromhex(STREAMED_REPLY_GOLDEN)) == STREAMED_REPLY
+    plain = SAMPLES["reply"]
+    assert isinstance(plain, ConsoleReply)
+    assert not plain.more
+    assert b"more" not in encode_message(plain)
+    explicit = msgpack.packb({"t": "reply", "code": 1000, "ok": True, "text": "", "more": False})
+    assert decode_message(explicit) == ConsoleReply(code=1000, ok=True, text="")
+
+
 @pytest.mark.parametrize(
     ("body", "needle"),
     [
@@ -164,7 +181,8 @@ messages: st.SearchStrategy[Message] = st.one_of(
         connections=counts,
     ),
     st.builds(ConsoleCommand, line=texts),
-    st.builds(ConsoleReply, code=ints, ok=st.booleans(), text=texts, data=json_like, prompt=st.none() | texts),
+    st.builds(ConsoleReply, code=ints, ok=st.booleans(), text=texts, data=json_like, prompt=st.none() | texts,
+              more=st.booleans()),
 )
 
 

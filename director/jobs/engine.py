@@ -1,0 +1,327 @@
+"""The Director's job engine around the queue: submit (JobqAdd), start times, duplicate control, time
+limits, cancel in every state, reschedule on error, progress persistence, and recovery of the
+catalog's queue after a restart. The catalog is the queue: every state change is written there."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import time
+from typing import TYPE_CHECKING, Any, Final
+
+from director.jobs import hooks
+from director.jobs import status as st
+from director.jobs.admission import WaitReason
+from director.jobs.control import JobControl
+from director.jobs.persist import JobWriter
+from director.jobs.queue import JobQueue
+from director.jobs.request import loads
+from director.jobs.runner import run_job
+from director.jobs.setup import RunRequest, setup_job
+
+if TYPE_CHECKING:
+    from director.catalog import JobRow
+    from director.daemon import DirectorDaemon
+
+WATCH_INTERVAL: Final = 0.5
+PROGRESS_INTERVAL: Final = 1.0  # running counters reach the catalog at most once a second
+RUN_WAITS: Final = frozenset({st.WAIT_FD, st.WAIT_SD, st.WAIT_MOUNT, st.WAIT_MEDIA, st.BLOCKED})
+LEVEL_RANK: Final = {"F": 3, "D": 2, "I": 1}
+
+
+def _stamp(when: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(when))
+
+
+class JobEngine:
+    def __init__(self, director: DirectorDaemon) -> None:
+        self.director = director
+        self.log = director.log
+        self.queue = JobQueue(director.job_limits, self._run, director.log, gate=self._gate)
+        self.writer = JobWriter(self._apply, director.log)
+        self._timers: dict[int, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def _apply(self, updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]) -> None:
+        await self.director.catalog_call("apply_job_changes", updates, logs)
+
+    # -- status changes are events -----------------------------------------------------------
+
+    def status_changed(self, jcr: JobControl, old: str, new: str) -> None:
+        now = time.time()
+        wait = jcr.wait if new not in (st.RUNNING, *st.FINAL) else None
+        if old in RUN_WAITS and jcr.params.get("_wait_since"):
+            jcr.params["_waited"] = jcr.params.get("_waited", 0.0) + now - jcr.params.pop("_wait_since")
+        if new in RUN_WAITS:
+            jcr.params["_wait_since"] = now
+        columns: dict[str, Any] = {"JobStatus": new,
+                                   "WaitReason": None if wait is None else f"{wait.code} {wait.resource}".strip()}
+        if new not in st.FINAL:  # the final row is written by the runner, with its counters, at once
+            self.writer.job(jcr.job_id, **columns)
+        self.director.events.publish(
+            "job_status", jobid=jcr.job_id, job=jcr.unique, name=jcr.name, type=jcr.job_type, level=jcr.level,
+            old=old, status=new, wait_reason=None if wait is None else dataclasses.asdict(wait),
+        )
+        reason = f" ({wait.describe()})" if wait is not None else ""
+        text = f"Status {old} -> {new}: {st.describe(new)}{reason}" if old != new else f"Waiting: {wait.describe() if wait else ''}"
+        self.director.joblog(jcr, "info", text)
+        hooks.on_status_change(self.director, jcr, old, new)
+
+    # -- JobqAdd -----------------------------------------------------------------------------
+
+    async def submit(self, req: RunRequest, existing: JobRow | None = None) -> JobControl:
+        """RunJob → SetupJob → JobqAdd."""
+        jcr = await setup_job(self.director, req, existing)
+        jcr.observer = self.status_changed
+        self.queue.jobs[jcr.job_id] = jcr
+        self.director.events.publish("job_status", jobid=jcr.job_id, job=jcr.unique, name=jcr.name,
+                                     type=jcr.job_type, level=jcr.level, old=None, status=jcr.status,
+                                     wait_reason=None)
+        self._enqueue(jcr)
+        return jcr
+
+    def _enqueue(self, jcr: JobControl) -> None:
+        now = time.time()
+        if jcr.sched_time > now + 0.05:
+            # A job scheduled in the future waits in a timer, visible (status t) and cancelable.
+            jcr.set_wait(WaitReason(st.WAIT_START_TIME, "start_time", _stamp(jcr.sched_time)))
+            task = asyncio.create_task(self._start_later(jcr), name=f"timer-{jcr.job_id}")
+            self._timers[jcr.job_id] = task
+            job_id = jcr.job_id
+
+            def forget(_task: asyncio.Task[None]) -> None:
+                if self._timers.get(job_id) is _task:
+                    del self._timers[job_id]
+
+            task.add_done_callback(forget)
+            return
+        self.queue.add(jcr)
+
+    async def _start_later(self, jcr: JobControl) -> None:
+        delay = jcr.sched_time - time.time()
+        canceled = asyncio.ensure_future(jcr.canceled.wait())
+        try:
+            await asyncio.wait({canceled}, timeout=max(0.0, delay))
+        finally:
+            canceled.cancel()
+        if jcr.canceled.is_set() or jcr.status in st.FINAL:
+            return
+        jcr.wait = None
+        jcr.status = st.CREATED
+        self.queue.add(jcr)
+
+    # -- duplicate control (Bareos allow_duplicate_job) ---------------------------------------
+
+    def _gate(self, jcr: JobControl) -> WaitReason | None:
+        """Called as a job is about to start: apply the duplicate policy of its Job resource.
+
+        The older job wins unless a Cancel … Duplicates directive says otherwise; a job whose
+        running duplicate was told to cancel waits (`duplicate_policy`) until that one has ended."""
+        res = jcr.resource
+        if getattr(res, "allow_duplicate_jobs", True) or jcr.canceled.is_set():
+            return None
+        pending_end: list[JobControl] = []
+        for other in list(self.queue.jobs.values()):
+            if other is jcr or other.name != jcr.name or other.status in st.FINAL or other.done.is_set():
+                continue
+            if other.canceled.is_set():
+                if other in self.queue.running:
+                    pending_end.append(other)
+                continue
+            running = other in self.queue.running
+            if not running and other.job_id > jcr.job_id and not res.cancel_queued_duplicates:
+                continue  # a newer queued duplicate is judged when its own turn comes
+            if res.cancel_lower_level_duplicates and jcr.job_type == other.job_type == "B":
+                mine, theirs = LEVEL_RANK.get(jcr.level, 0), LEVEL_RANK.get(other.level, 0)
+                if theirs < mine:
+                    self.cancel_job(other, f"canceled by JobId {jcr.job_id}, a duplicate of higher level")
+                    if running:
+                        pending_end.append(other)
+                    continue
+                if theirs > mine:
+                    self.cancel_job(jcr, f"JobId {other.job_id} is a duplicate of higher level")
+                    return None
+            if not running and res.cancel_queued_duplicates:
+                self.cancel_job(other, f"canceled by JobId {jcr.job_id} (Cancel Queued Duplicates)")
+                continue
+            if running and res.cancel_running_duplicates:
+                self.cancel_job(other, f"canceled by JobId {jcr.job_id} (Cancel Running Duplicates)")
+                pending_end.append(other)
+                continue
+            self.cancel_job(jcr, f"duplicate of JobId {other.job_id}, which is "
+                                 f"{'running' if running else 'queued'} (Allow Duplicate Jobs = no)")
+            return None
+        if pending_end:
+            return WaitReason(st.WAIT_JOB_RES, "duplicate_policy",
+                              f"job={jcr.name} jobid={','.join(str(j.job_id) for j in pending_end)}")
+        return None
+
+    # -- cancel and ending jobs that never started --------------------------------------------
+
+    def cancel_job(self, jcr: JobControl, reason: str, final: str = st.CANCELED) -> str:
+        """Cancel in any state: scheduled and queued jobs end at once; running jobs are told to stop."""
+        if jcr.status in st.FINAL or jcr.done.is_set():
+            return f"JobId {jcr.job_id} already ended with status {jcr.status}"
+        jcr.params.setdefault("cancel_reason", reason)
+        jcr.canceled.set()
+        if jcr in self.queue.running:
+            self.director.joblog(jcr, "info", f"Cancel: {reason}")
+            return f"JobId {jcr.job_id}, Job {jcr.unique} marked to be canceled."
+        self.queue.remove_waiting(jcr)
+        timer = self._timers.pop(jcr.job_id, None)
+        if timer is not None:
+            timer.cancel()
+        self._spawn(self._end_unstarted(jcr, final, reason))
+        return f"JobId {jcr.job_id}, Job {jcr.unique} marked to be canceled."
+
+    async def _end_unstarted(self, jcr: JobControl, final: str, reason: str) -> None:
+        jcr.wait = None
+        jcr.status = final
+        jcr.end_time = time.time()
+        await self.writer.update_job(jcr.job_id, JobStatus=final, EndTime=jcr.end_time, RealEndTime=jcr.end_time,
+                                     WaitReason=None, Comment=reason[:250])
+        self.director.joblog(jcr, "info" if final == st.CANCELED else "error",
+                             f"Job {'canceled' if final == st.CANCELED else 'failed'} before it started: {reason}")
+        jcr.done.set()
+        self.queue.jobs.pop(jcr.job_id, None)
+        self.queue.kick()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- the job task ------------------------------------------------------------------------
+
+    async def _run(self, jcr: JobControl) -> None:
+        await run_job(self.director, jcr)
+        self.queue.jobs.pop(jcr.job_id, None)
+        self.job_ended(jcr)
+
+    def job_ended(self, jcr: JobControl) -> None:
+        """Reschedule On Error: a failed (not canceled) job runs again later, as a new JobId."""
+        if jcr.status not in (st.ERROR, st.FATAL, st.INCOMPLETE) or jcr.params.get("no_reschedule"):
+            return
+        res = jcr.resource
+        req: RunRequest | None = jcr.params.get("request")
+        if req is None or not getattr(res, "reschedule_on_error", False):
+            return
+        done = int(jcr.params.get("retry", 0))
+        times = int(res.reschedule_times)
+        if times and done >= times:
+            self.director.joblog(jcr, "info", f"Not rescheduled: Reschedule Times = {times} reached")
+            return
+        delay = float(res.reschedule_interval) * (float(res.reschedule_backoff) ** done)
+        if res.reschedule_max_interval:
+            delay = min(delay, float(res.reschedule_max_interval))
+        first = jcr.params.get("retry_of") or jcr.job_id
+        retry = dataclasses.replace(req, when=time.time() + delay, retry=done + 1, retry_of=first)
+        self._spawn(self._resubmit(jcr, retry, delay))
+
+    async def _resubmit(self, jcr: JobControl, req: RunRequest, delay: float) -> None:
+        try:
+            new = await self.submit(req)
+        except Exception as exc:  # a config reload may have removed the job: say so, keep going
+            self.director.joblog(jcr, "error", f"Reschedule failed: {exc}")
+            return
+        self.director.joblog(jcr, "info", f"Rescheduled as JobId {new.job_id} to run in {delay:.0f} s "
+                             f"(retry {req.retry}, at {_stamp(new.sched_time)})")
+
+    # -- time limits and progress ------------------------------------------------------------
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        last_progress = 0.0
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), WATCH_INTERVAL)
+            now = time.time()
+            for jcr in list(self.queue.jobs.values()):
+                problem = self._limit_problem(jcr, now)
+                if problem is not None:
+                    final, reason = problem
+                    self.director.joblog(jcr, "fatal" if final == st.ERROR else "error", reason)
+                    self.cancel_job(jcr, reason, final)
+            if now - last_progress >= PROGRESS_INTERVAL:
+                last_progress = now
+                for jcr in self.queue.running:
+                    counters = (jcr.progress.files, jcr.progress.bytes)
+                    if jcr.status == st.RUNNING and counters != jcr.progress.persisted:
+                        jcr.progress.persisted = counters
+                        self.writer.job(jcr.job_id, JobFiles=counters[0], JobBytes=counters[1])
+
+    def _limit_problem(self, jcr: JobControl, now: float) -> tuple[str, str] | None:
+        if jcr.canceled.is_set() or jcr.status in st.FINAL:
+            return None
+        res = jcr.resource
+        started = jcr.start_time is not None
+        expires = jcr.params.get("expires")
+        if not started and expires and now > expires:
+            return st.ERROR, f"expired: not started by {_stamp(expires)}"
+        if not started and res.max_start_delay and now - jcr.sched_time > res.max_start_delay:
+            return st.CANCELED, f"Max Start Delay exceeded: not started within {res.max_start_delay:.0f} s"
+        if res.max_run_sched_time and now - jcr.sched_time > res.max_run_sched_time:
+            return st.CANCELED, f"Max Run Sched Time exceeded: {res.max_run_sched_time:.0f} s since scheduled"
+        if started and res.max_run_time and now - (jcr.start_time or now) > res.max_run_time:
+            return st.CANCELED, f"Max Run Time exceeded: running longer than {res.max_run_time:.0f} s"
+        if started and res.max_wait_time:
+            waited = jcr.params.get("_waited", 0.0)
+            if jcr.params.get("_wait_since"):
+                waited += now - jcr.params["_wait_since"]
+            if waited > res.max_wait_time:
+                return st.CANCELED, f"Max Wait Time exceeded: waited {waited:.0f} s for resources"
+        return None
+
+    # -- recovery: the catalog is the queue ----------------------------------------------------
+
+    async def recover(self) -> None:
+        """Queued and scheduled jobs go back in the queue; jobs that were running end in error (the
+        daemons dropped their sessions when the Director's connections went), then may reschedule."""
+        rows = await self.director.catalog_call("unfinished_jobs")
+        now = time.time()
+        requeued, failed = 0, 0
+        for row, request, _wait, _retry in rows:
+            was_running = row.status in (st.RUNNING, *RUN_WAITS)
+            req = None
+            if request:
+                try:
+                    req = loads(request)
+                except (ValueError, TypeError, KeyError) as exc:
+                    self.log.warning("run_request_unreadable", job_id=row.job_id, reason=str(exc))
+            if not was_running and req is not None and row.name in self.director.config.jobs:
+                req.when = row.sched_time if row.sched_time and row.sched_time > now else None
+                try:
+                    await self.submit(req, existing=row)
+                    requeued += 1
+                    continue
+                except Exception as exc:  # config changed under the queued job: end it with the reason
+                    reason = f"could not queue again after a Director restart: {exc}"
+            elif was_running:
+                reason = "the Director stopped while this job was running; the daemons dropped its sessions"
+            else:
+                reason = "the Director stopped while this job was queued, and its run request was not kept"
+            failed += 1
+            status = st.ERROR
+            await self.writer.update_job(row.job_id, JobStatus=status, EndTime=now, RealEndTime=now,
+                                         WaitReason=None, Comment=reason[:250])
+            self.writer.add_log(row.job_id, now, f"{self.director.name} JobId {row.job_id}: Fatal error: {reason}")
+            if was_running and req is not None:
+                self._reschedule_recovered(row, req, _retry)
+        if rows:
+            self.log.warning("queue_recovered", requeued=requeued, ended=failed)
+
+    def _reschedule_recovered(self, row: JobRow, req: RunRequest, retry: int) -> None:
+        res = self.director.config.jobs.get(row.name)
+        if res is None or not res.reschedule_on_error:
+            return
+        if res.reschedule_times and retry >= res.reschedule_times:
+            return
+        first = req.retry_of or row.job_id
+        again = dataclasses.replace(req, when=time.time() + float(res.reschedule_interval), retry=retry + 1,
+                                    retry_of=first)
+        self._spawn(self.submit(again))
+
+    def snapshot(self) -> str:
+        """One line per job in memory, for debugging."""
+        return json.dumps([j.summary() for j in self.queue.jobs.values()], default=str)
