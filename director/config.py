@@ -544,6 +544,30 @@ def _check_references(config: DirectorConfig) -> None:
                 raise ConfigError.at(job.source, f"Backup job {job.name!r} has no Storage", "Storage")
         if job.type == "Restore" and job.client is None:
             raise ConfigError.at(job.source, f"Restore job {job.name!r} has no Client", "Client")
+        _check_actions(config, job)
+
+
+def _check_actions(config: DirectorConfig, job: JobResource) -> None:
+    """A multi-action job is an Admin job whose actions name Job resources without actions."""
+    if not job.action:
+        if job.action_defaults:
+            raise ConfigError.at(job.source, f"Job {job.name!r} has Action Defaults but no Action", "Action Defaults")
+        return
+    if job.type != "Admin":
+        raise ConfigError.at(job.source, f"Job {job.name!r} has Actions, so its Type must be Admin", "Type")
+    if len(job.action_defaults) > 1:
+        raise ConfigError.at(job.source, f"Job {job.name!r} has more than one Action Defaults block", "Action Defaults")
+    default_job = job.action_defaults[0].job if job.action_defaults else None
+    for action in job.action:
+        name = action.job or default_job
+        if name is None:
+            raise ConfigError.at(action.source, f"an Action of Job {job.name!r} names no Job", "Job")
+        target = config.jobs.get(name)
+        if target is None:
+            raise ConfigError.at(action.source, f"Action of Job {job.name!r}: no Job resource named {name!r}", "Job")
+        if target.action:
+            raise ConfigError.at(action.source, f"Action of Job {job.name!r}: Job {name!r} has Actions itself; "
+                                 "actions cannot nest", "Job")
 
 
 def load_director_config(path: Path) -> Loaded[DirectorConfig]:

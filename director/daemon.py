@@ -23,6 +23,7 @@ from director.jobs.control import JobControl
 from director.jobs.engine import JobEngine
 from director.jobs.naming import UniqueNamer
 from director.jobs.setup import RunRequest
+from director.schedule.scheduler import Scheduler
 from protocol.jobs import CancelJob
 from protocol.messages import Code, ErrorReply, Hello, RunningJob
 
@@ -44,6 +45,8 @@ class DirectorDaemon(Daemon):
         self._catalog: Catalog | None = None
         self.engine = JobEngine(self)
         self.queue = self.engine.queue
+        self.scheduler = Scheduler(lambda: self.config, self.submit, lambda: self.catalog_call("scheduler_state"),
+                                   lambda s: self.catalog_call("save_scheduler_state", s), log)
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -145,6 +148,7 @@ class DirectorDaemon(Daemon):
     async def on_started(self, tg: asyncio.TaskGroup) -> None:
         await self.run_in_thread(lambda: self.catalog)
         tg.create_task(self.queue.serve(self.stop_event))
+        tg.create_task(self.scheduler.serve(self.stop_event))
         tg.create_task(self.engine.watch(self.stop_event))
         await self.engine.recover()
 
@@ -159,6 +163,7 @@ class DirectorDaemon(Daemon):
             self.log.warning("config_warning", warning=str(warning))
         self.loaded = loaded
         self.queue.kick()
+        self.scheduler.kick()
         self.log.info("config_reloaded", files=len(loaded.files))
         return True, f"configuration reloaded from {self.config_path}"
 

@@ -68,6 +68,9 @@ class JobRow:
     client: str | None = None
     fileset: str | None = None
     pool: str | None = None
+    wait_reason: str | None = None
+    retry: int = 0
+    parent_job_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

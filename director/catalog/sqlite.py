@@ -26,7 +26,8 @@ MEDIA_COLUMNS: Final = frozenset({
 _JOB_SELECT: Final = """
 SELECT j.JobId, j.Job, j.Name, j.Type, j.Level, j.JobStatus, j.ClientId, j.FileSetId, j.PoolId, j.SchedTime,
        j.StartTime, j.EndTime, j.JobFiles, j.JobBytes, j.ReadBytes, j.JobErrors, j.VolSessionId,
-       j.VolSessionTime, j.Priority, j.PriorJobId, j.Comment, c.Name, f.FileSet, p.Name
+       j.VolSessionTime, j.Priority, j.PriorJobId, j.Comment, c.Name, f.FileSet, p.Name, j.WaitReason,
+       j.RetryCount, j.ParentJobId
 FROM Job j LEFT JOIN Client c ON c.ClientId = j.ClientId LEFT JOIN FileSet f ON f.FileSetId = j.FileSetId
 LEFT JOIN Pool p ON p.PoolId = j.PoolId
 """
@@ -39,6 +40,10 @@ FROM Media m JOIN Pool p ON p.PoolId = m.PoolId LEFT JOIN Storage s ON s.Storage
 
 class CatalogError(Exception):
     """The catalog cannot be opened or used; the message names the database."""
+
+
+class DuplicateJobName(CatalogError):
+    """A Job row with this unique name exists already (a name from before a fast restart)."""
 
 
 def open_catalog(resource: Any, working_dir: Path) -> Catalog:
@@ -158,6 +163,14 @@ class Catalog:
     # -- jobs -------------------------------------------------------------------------------
 
     def create_job(self, job: NewJob) -> int:
+        try:
+            return self._create_job(job)
+        except sqlite3.IntegrityError as exc:
+            if "Job.Job" in str(exc):
+                raise DuplicateJobName(f"a job named {job.job!r} exists already") from exc
+            raise CatalogError(f"cannot create the Job row for {job.job!r}: {exc}") from exc
+
+    def _create_job(self, job: NewJob) -> int:
         with self._tx() as db:
             cur = db.execute(
                 "INSERT INTO Job (Job, Name, Type, Level, ClientId, FileSetId, PoolId, JobStatus, SchedTime, "

@@ -23,7 +23,18 @@ def job_dict(job: Any) -> dict[str, Any]:
         "endtime": _when(job.end_time), "jobfiles": job.files, "jobbytes": job.bytes, "readbytes": job.read_bytes,
         "joberrors": job.errors, "volsessionid": job.session_id, "volsessiontime": job.session_time,
         "priorjobid": job.prior_job_id, "comment": job.comment,
+        "wait_reason": job.wait_reason if job.status not in st.FINAL else None,
+        "retry": job.retry, "parentjobid": job.parent_job_id,
     }
+
+
+def _live(session: Session, row: dict[str, Any]) -> dict[str, Any]:
+    """A job the Director holds in memory shows its live status and wait reason."""
+    jcr = session.director.queue.jobs.get(row["jobid"])
+    if jcr is not None and row["jobstatus"] not in st.FINAL:
+        row["jobstatus"], row["status"] = jcr.status, st.describe(jcr.status)
+        row["wait_reason"] = jcr.wait.describe() if jcr.wait is not None else None
+    return row
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -53,18 +64,20 @@ async def _list(session: Session, args: Args, long: bool) -> Reply:
         if not raw.isdigit():
             raise CommandError("usage: list jobid=N")
         job = await director.catalog_call("get_job", int(raw))
-        rows = [job_dict(job)] if job is not None else []
+        rows = [_live(session, job_dict(job))] if job is not None else []
         return Reply(text=_long(rows) if long else _table(rows, ["jobid", "name", "starttime", "type", "level",
                                                                   "jobfiles", "jobbytes", "jobstatus"]),
                      data={"jobs": rows})
     if what in ("jobs", ""):
         jobs = await director.catalog_call("list_jobs", job_name=args.get("job"), limit=int(args.get("limit") or 0) or None)
-        rows = [job_dict(j) for j in jobs]
+        rows = [_live(session, job_dict(j)) for j in jobs]
         if args.get("jobstatus"):
             rows = [r for r in rows if r["jobstatus"] == args.get("jobstatus")]
         if args.get("client"):
             rows = [r for r in rows if r["client"] == args.get("client")]
         columns = ["jobid", "name", "client", "starttime", "type", "level", "jobfiles", "jobbytes", "jobstatus"]
+        if any(r["wait_reason"] for r in rows):
+            columns.append("wait_reason")
         return Reply(text=_long(rows) if long else _table(rows, columns), data={"jobs": rows})
     if what in ("volumes", "media"):
         media = await director.catalog_call("list_media", None)

@@ -30,7 +30,8 @@ def _parse_when(text: str | None) -> float | None:
 def _request(args: Args) -> RunRequest:
     name = args.get("job")
     if not name:
-        raise CommandError("usage: run job=NAME [level=] [client=] [fileset=] [pool=] [storage=] [priority=] [when=] [yes]")
+        raise CommandError("usage: run job=NAME [level=] [client=] [fileset=] [pool=] [storage=] [priority=] [when=] "
+                           "[expires=] [yes]")
     priority = args.get("priority")
     return RunRequest(
         job=name, level=args.get("level"), client=args.get("client"), fileset=args.get("fileset"),
@@ -38,6 +39,7 @@ def _request(args: Args) -> RunRequest:
         priority=int(priority) if priority and priority.isdigit() else None,
         when=_parse_when(args.get("when")),
         params={"next_pool": args.get("nextpool")} if args.get("nextpool") else {},
+        expires=_parse_when(args.get("expires")),
     )
 
 
@@ -87,7 +89,8 @@ async def _start(session: Session, req: RunRequest) -> Reply:
     return Reply(text=f"Job queued. JobId={jcr.job_id}", data={"run": {"jobid": jcr.job_id, "job": jcr.unique}})
 
 
-@command("run", usage="run job=NAME [level=] [client=] [fileset=] [pool=] [storage=] [priority=] [when=] [yes]")
+@command("run", usage="run job=NAME [level=] [client=] [fileset=] [pool=] [storage=] [priority=] [when=] [expires=] "
+                      "[yes]")
 async def run(session: Session, args: Args) -> Reply:
     """Run a job now (or at when=); without `yes` show the resolved job and ask."""
     req = _request(args)

@@ -95,9 +95,17 @@ async def serve_console(director: DirectorDaemon, conn: Connection, peer: Hello,
                 return
             await _answer(conn, reply, event.line, log)
     finally:
-        if incoming is not None and not incoming.done():
-            incoming.cancel()
-            await asyncio.wait({incoming})
+        if incoming is not None:
+            await _discard(incoming)
+
+
+async def _discard(task: asyncio.Task[Any]) -> None:
+    """Cancel a read nobody will use; a failure it already had is consumed, not left unretrieved."""
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()
 
 
 async def _answer(conn: Connection, reply: Reply, line: str, log: Any, more: bool = False) -> None:
@@ -145,6 +153,8 @@ async def send_stream(
                     part.cancel()
                     await asyncio.wait({part})
             if incoming.done():
+                if not part.cancelled():
+                    part.exception()  # an item (or a failure) that raced the console is dropped
                 if incoming.cancelled() or incoming.exception() is not None:
                     return None
                 return None if incoming.result() is Signal.TERMINATE else incoming
@@ -153,9 +163,7 @@ async def send_stream(
                 return incoming
             await _answer(conn, item, "(stream)", log, more=True)
     except BaseException:
-        if not incoming.done():
-            incoming.cancel()
-            await asyncio.wait({incoming})
+        await _discard(incoming)
         raise
     finally:
         await stream.aclose()

@@ -6,6 +6,7 @@ from typing import Any, Final
 
 from common.config import dump_resource, render_resource
 from director.console.registry import Args, CommandError, Reply, Session, command
+from director.console.schedule_view import next_runs_text, schedule_next_runs
 
 # show keyword -> (DirectorConfig attribute, resource type name as written in configuration)
 RESOURCE_TYPES: Final = {
@@ -79,6 +80,10 @@ async def show(session: Session, args: Args) -> Reply:
             resources = {name: resources[name]}
         type_name = RESOURCE_TYPES[kind][1]
         for resource in resources.values():
-            texts.append(render_resource(resource, type_name))
-            data.setdefault(kind, []).append(dump_resource(resource))
+            text, dumped = render_resource(resource, type_name), dump_resource(resource)
+            if kind == "schedules":  # and when it fires next
+                dumped["next_runs"] = runs = schedule_next_runs(session.director.config, resource)
+                text = f"{text}\n{next_runs_text(runs, resource.enabled)}"
+            texts.append(text)
+            data.setdefault(kind, []).append(dumped)
     return Reply(text="\n".join(texts) if texts else "No resources.", data=data)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from director.console.catalog_cmd import job_dict
 from director.console.format import status_data, status_text
 from director.console.registry import Args, CommandError, Reply, Session, command
+from director.console.schedule_view import status_scheduler
 from director.jobs import status as st
 from director.peers import PeerError, query_client_status, query_storage_status
 
@@ -64,7 +65,7 @@ async def _job_status(session: Session, raw: str) -> Reply:
     return Reply(text="\n".join(lines), data={"job": data})
 
 
-@command("status", usage="status [dir | client=NAME | storage=NAME | job=JOBID]")
+@command("status", usage="status [dir | client=NAME | storage=NAME | job=JOBID | scheduler [days=N] [job=NAME]]")
 async def status(session: Session, args: Args) -> Reply:
     """Report the status of the Director, a File Daemon or a Storage Daemon."""
     director = session.director
@@ -94,6 +95,8 @@ async def status(session: Session, args: Args) -> Reply:
         return Reply(
             text=status_text(result, "Storage Daemon"), data={"storage": status_data(result)}
         )
+    if target in ("scheduler", "schedule"):
+        return await status_scheduler(session, args)
     raw_job = args.get("job") or args.get("jobid")
     if raw_job is not None:
         return await _job_status(session, raw_job)
@@ -102,4 +105,4 @@ async def status(session: Session, args: Args) -> Reply:
         return Reply(text=_director_text(session, status_text(own, "Director")),
                      data={"director": status_data(own), "running": [j.summary() for j in director.queue.running],
                            "waiting": [j.summary() for j in director.queue.waiting]})
-    raise CommandError(f"unknown status target {target!r}; use dir, client=NAME or storage=NAME")
+    raise CommandError(f"unknown status target {target!r}; use dir, scheduler, client=NAME or storage=NAME")

@@ -75,6 +75,7 @@ async def do_backup(director: DirectorDaemon, jcr: JobControl) -> str:
                                     tls=bool(storage.tls_enable and director.own.tls_enable)),
                       Ok, "client connecting to the storage daemon")
         jcr.set_status(st.RUNNING)
+        jcr.params["moving_data"] = True
         await request(fd, FdBackup(), Ok, "start backup")
         sink = AttributeSink(director.catalog, jcr.job_id)
         ends = await _converse(director, jcr, sd, fd, sink=sink, pool=pool, storage=storage)

@@ -97,6 +97,9 @@ class JobEngine:
 
             task.add_done_callback(forget)
             return
+        self._gate(jcr)  # duplicates are judged as the job is queued, and again as it starts
+        if jcr.canceled.is_set():
+            return
         self.queue.add(jcr)
 
     async def _start_later(self, jcr: JobControl) -> None:
@@ -110,7 +113,7 @@ class JobEngine:
             return
         jcr.wait = None
         jcr.status = st.CREATED
-        self.queue.add(jcr)
+        self._enqueue(jcr)
 
     # -- duplicate control (Bareos allow_duplicate_job) ---------------------------------------
 
@@ -164,6 +167,8 @@ class JobEngine:
         """Cancel in any state: scheduled and queued jobs end at once; running jobs are told to stop."""
         if jcr.status in st.FINAL or jcr.done.is_set():
             return f"JobId {jcr.job_id} already ended with status {jcr.status}"
+        if jcr.canceled.is_set() and jcr not in self.queue.running:
+            return f"JobId {jcr.job_id} is being canceled already"
         jcr.params.setdefault("cancel_reason", reason)
         jcr.canceled.set()
         if jcr in self.queue.running:

@@ -26,6 +26,7 @@ class JobQueue:
         self.waiting: list[JobControl] = []
         self.running: list[JobControl] = []
         self.jobs: dict[int, JobControl] = {}  # every job the Director holds in memory, by JobId
+        self._waiting_ids: set[int] = set()
         self._seq = 0
         self._wake = asyncio.Event()
         self._specific: set[int] = set()  # waiting jobs that got a reason of their own last time
@@ -39,6 +40,7 @@ class JobQueue:
         jcr.params["_order"] = (jcr.priority if not jcr.canceled.is_set() else -(2**31), self._seq)
         index = bisect.bisect_right(self.waiting, jcr.params["_order"], key=lambda j: j.params["_order"])
         self.waiting.insert(index, jcr)
+        self._waiting_ids.add(jcr.job_id)
         self.jobs[jcr.job_id] = jcr
         self._unmarked.add(jcr.job_id)
         self.kick()
@@ -49,8 +51,9 @@ class JobQueue:
 
     def remove_waiting(self, jcr: JobControl) -> bool:
         """Take a job that has not started out of the queue; True when it was waiting."""
-        if jcr in self.waiting:
+        if jcr.job_id in self._waiting_ids:
             self.waiting.remove(jcr)
+            self._waiting_ids.discard(jcr.job_id)
             self._unmarked.discard(jcr.job_id)
             jcr.wait = None
             self.kick()
@@ -90,7 +93,10 @@ class JobQueue:
             if reason is not None:
                 self._set_reason(jcr, reason)
                 continue
+            if job_id not in self._waiting_ids:  # the gate canceled it (a duplicate)
+                continue
             self.waiting.remove(jcr)
+            self._waiting_ids.discard(job_id)
             self._unmarked.discard(job_id)
             jcr.wait = None
             self.running.append(jcr)
@@ -109,7 +115,7 @@ class JobQueue:
                 todo = [j for j in self.waiting if j.job_id not in head]
             else:
                 ids = (self._specific | self._unmarked) - head
-                todo = [j for j in (self.jobs.get(i) for i in ids) if j is not None and j in self.waiting]
+                todo = [self.jobs[i] for i in ids if i in self._waiting_ids]
             for jcr in todo:
                 self._set_reason(jcr, tail)
         self._unmarked.clear()

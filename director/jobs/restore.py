@@ -85,6 +85,7 @@ async def _one_pass(director: DirectorDaemon, jcr: JobControl, client: Any, stor
                                     tls=bool(storage.tls_enable and director.own.tls_enable)),
                       Ok, "client connecting to the storage daemon")
         jcr.set_status(st.RUNNING)
+        jcr.params["moving_data"] = True
         params = jcr.params
         await request(fd, FdRestore(
             where=params["where"], replace=params.get("replace", "always"),

@@ -42,8 +42,7 @@ async def run_job(director: DirectorDaemon, jcr: JobControl) -> None:
     final = st.ERROR
     reason = ""
     try:
-        await _run_scripts(director, jcr, [s for s in scripts if s.when == "Before"], ok=True)
-        final = await _until_canceled(jcr, _payload(director, jcr))
+        final = await _until_canceled(jcr, _payload(director, jcr, [s for s in scripts if s.when == "Before"]))
     except JobCanceled as exc:
         final, reason = st.CANCELED, str(exc)
     except JobError as exc:
@@ -68,7 +67,8 @@ async def run_job(director: DirectorDaemon, jcr: JobControl) -> None:
     await _finish(director, jcr, final, reason)
 
 
-async def _payload(director: DirectorDaemon, jcr: JobControl) -> str:
+async def _payload(director: DirectorDaemon, jcr: JobControl, before: list[Script]) -> str:
+    await _run_scripts(director, jcr, before, ok=True)
     if jcr.resource.action:
         return await do_actions(director, jcr)
     if jcr.job_type == "B":
@@ -83,13 +83,14 @@ async def _payload(director: DirectorDaemon, jcr: JobControl) -> str:
 
 
 async def _until_canceled(jcr: JobControl, payload: Coroutine[Any, Any, str]) -> str:
-    """Run the job's payload; after a cancel it has CANCEL_GRACE seconds to stop its daemons itself
-    (the normal path), then it is cut off wherever it waits (connecting, a reply, a volume)."""
+    """Run the job's payload. A canceled job that moves data has CANCEL_GRACE seconds to stop its
+    daemons itself (the normal path); one still waiting (for a daemon, a volume, a script) or past
+    the grace is cut off where it waits, which closes its connections and kills its scripts."""
     task = asyncio.ensure_future(payload)
     canceled = asyncio.ensure_future(jcr.canceled.wait())
     try:
         await asyncio.wait({task, canceled}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
+        if not task.done() and jcr.status == st.RUNNING and (jcr.params.get("moving_data") or jcr.job_type in ("c", "g")):
             await asyncio.wait({task}, timeout=CANCEL_GRACE)
         if not task.done():
             task.cancel()

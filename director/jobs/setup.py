@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from director.catalog import JobRow, NewJob
+from director.catalog import DuplicateJobName, JobRow, NewJob
 from director.fileset_spec import fileset_spec
 from director.jobs import status as st
 from director.jobs.control import LEVEL_CODES, TYPE_CODES, JobControl
@@ -97,12 +97,19 @@ async def setup_job(director: DirectorDaemon, req: RunRequest, existing: JobRow 
         except TypeError as exc:
             saved = None
             director.log.warning("run_request_not_durable", job=req.job, reason=str(exc))
-        job_id = await director.catalog_call("create_job", NewJob(
-            job=unique, name=resolved.resource.name, type=resolved.job_type, level=resolved.level,
-            client_id=client_id, fileset_id=fileset_id, pool_id=pool_id, sched_time=sched_time,
-            priority=resolved.priority, request=saved, retry=req.retry, expires_at=req.expires,
-            parent_job_id=req.parent_job_id,
-        ))
+        for _attempt in range(100):
+            try:
+                job_id = await director.catalog_call("create_job", NewJob(
+                    job=unique, name=resolved.resource.name, type=resolved.job_type, level=resolved.level,
+                    client_id=client_id, fileset_id=fileset_id, pool_id=pool_id, sched_time=sched_time,
+                    priority=resolved.priority, request=saved, retry=req.retry, expires_at=req.expires,
+                    parent_job_id=req.parent_job_id,
+                ))
+                break
+            except DuplicateJobName:
+                unique = director.namer.make(resolved.resource.name, time.time())
+        else:
+            raise JobError(f"cannot find a free unique name for job {resolved.resource.name!r}")
     else:
         unique, job_id = existing.job, existing.job_id
     jcr = JobControl(

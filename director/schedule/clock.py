@@ -26,6 +26,9 @@ def zone(name: str | None) -> dt.tzinfo:
 def resolve(naive: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
     """The UTC instant at which a local wall-clock time happens, by the policy above."""
     first = naive.replace(tzinfo=tz, fold=0)
+    offset = first.utcoffset()
+    if offset is not None and offset == naive.replace(tzinfo=tz, fold=1).utcoffset():
+        return (naive - offset).replace(tzinfo=UTC)  # the common case: neither in a gap nor ambiguous
     instant = first.astimezone(UTC)
     if instant.astimezone(tz).replace(tzinfo=None) == naive:
         return instant  # exists (and for an ambiguous time, fold=0 is the first occurrence)

@@ -112,10 +112,11 @@ class Cron:
     end: dt.datetime | None = None
 
     def _day_ok(self, day: dt.date) -> bool:
-        f = self.fields
-        checks = (("year", day.year), ("month", day.month), ("day", day.day), ("week", day.isocalendar().week),
-                  ("day_of_week", day.weekday()))
-        return all(f.get(name) is None or value in f[name] for name, value in checks)  # type: ignore[operator]
+        """Weekday and ISO week (year, month and day of month are filtered by the loops)."""
+        dows, weeks = self.fields.get("day_of_week"), self.fields.get("week")
+        if dows is not None and day.weekday() not in dows:
+            return False
+        return weeks is None or day.isocalendar().week in weeks
 
     def next_after(self, after: dt.datetime, tz: dt.tzinfo) -> dt.datetime | None:
         if self.start is not None and after < self.start:
@@ -127,15 +128,27 @@ class Cron:
         local = after.astimezone(tz)
         start_day = local.date() - dt.timedelta(days=1)
         year, month = start_day.year, start_day.month
+        months, years, mdays = f.get("month"), f.get("year"), f.get("day")
+        numbers = sorted(mdays) if mdays is not None else range(1, 32)
         for _ in range(HORIZON_MONTHS):
-            months = f.get("month")
-            if months is None or month in months:
-                for number in range(1, calendar.monthrange(year, month)[1] + 1):
+            if (months is None or month in months) and (years is None or year in years):
+                length = calendar.monthrange(year, month)[1]
+                for number in numbers:
+                    if number > length:
+                        break
                     day = dt.date(year, month, number)
                     if day < start_day or not self._day_ok(day):
                         continue
+                    # resolve() never goes backwards in wall time, so an hour (or minute) whose last
+                    # candidate is not after `after` is skipped whole: a seconds cron stays cheap.
+                    if resolve(dt.datetime(year, month, number, hours[-1], minutes[-1], seconds[-1]), tz) <= after:
+                        continue
                     for hour in hours:
+                        if resolve(dt.datetime(year, month, number, hour, minutes[-1], seconds[-1]), tz) <= after:
+                            continue
                         for minute in minutes:
+                            if resolve(dt.datetime(year, month, number, hour, minute, seconds[-1]), tz) <= after:
+                                continue
                             for second in seconds:
                                 instant = resolve(dt.datetime(year, month, number, hour, minute, second), tz)
                                 if instant > after:

@@ -175,6 +175,7 @@ class Scheduler:
         if not fired:
             return False
         fired.sort(key=lambda item: (item[0], item[1]))
+        fired = [f for i, f in enumerate(fired) if i == 0 or f[0] != fired[i - 1][0]]  # first Run line wins a tie
         cutoff = end - dt.timedelta(seconds=grace)
         due = [f for f in fired if grace > 0 and f[0] > cutoff]
         missed = fired[: len(fired) - len(due)]

@@ -175,7 +175,7 @@ async def test_missed_runs_skip(running: Any) -> None:
     h = await running(conf, utc(2026, 3, 29, 12, 0), state={"job:nightly": utc(2026, 3, 29, 1, 0)})
     assert h.submitted == []
     (missed,) = h.log.named("scheduled_runs_missed")
-    assert missed["count"] == 11 and missed["policy"] == "skip"  # 02:00 and ten :30s
+    assert missed["count"] == 12 and missed["policy"] == "skip"  # 02:00 and the :30s from 01:30 to 11:30
 
 
 async def test_no_missed_runs_when_nothing_fired_while_down(running: Any) -> None:
@@ -185,7 +185,7 @@ async def test_no_missed_runs_when_nothing_fired_while_down(running: Any) -> Non
 
 
 async def test_too_many_missed_runs_are_counted_up_to_a_cap(running: Any) -> None:
-    h = await running("Job { Name = j; JobDefs = base; Schedule Cron = \"second=*/1 minute=* hour=*\" }\n",
+    h = await running('Job { Name = j; JobDefs = base; Schedule Interval = "1 second" }\n',
                       utc(2026, 3, 25, 12, 0), state={"job:j": utc(2026, 3, 24, 12, 0)})
     assert len(h.submitted) == 1
     (missed,) = h.log.named("scheduled_runs_missed")
