@@ -162,4 +162,5 @@ async def update(session: Session, args: Args) -> Reply:
     if await director.catalog_call("get_media", volume) is None:
         raise CommandError(f"no volume named {volume!r} in the catalog")
     await director.catalog_call("update_media", volume, VolStatus=wanted)
+    director.engine.media_added()
     return Reply(text=f"New Volume status is: {wanted}", data={"update": {"volume": volume, "volstatus": wanted}})

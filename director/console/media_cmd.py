@@ -43,6 +43,7 @@ async def label(session: Session, args: Args) -> Reply:
     media_id = await director.catalog_call("create_media", volume, pool_id, media_type, storage.name,
                                            max_vol_bytes=int(pool.maximum_volume_bytes or 0),
                                            max_vol_jobs=int(pool.maximum_volume_jobs or 0))
+    director.engine.media_added()
     return Reply(text=f"{reply.text}\nCatalog record for Volume \"{volume}\", Slot 0 successfully created.",
                  data={"label": {"volume": volume, "mediaid": media_id, "pool": pool.name, "storage": storage.name}})
 

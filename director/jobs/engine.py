@@ -43,6 +43,18 @@ class JobEngine:
         self.writer = JobWriter(self._apply, director.log)
         self._timers: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._media = asyncio.Event()
+
+    # -- media ------------------------------------------------------------------------------
+
+    def media_added(self) -> None:
+        """A volume was labeled or changed status: jobs waiting for media look again now."""
+        self._media.set()
+        self._media = asyncio.Event()
+
+    async def media_changed(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._media.wait(), timeout)
 
     async def _apply(self, updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]) -> None:
         await self.director.catalog_call("apply_job_changes", updates, logs)

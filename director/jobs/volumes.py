@@ -8,7 +8,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from director.catalog import JobMediaRow
-from director.jobs.errors import JobError
+from director.jobs import status as st
+from director.jobs.admission import WaitReason
 from protocol.jobs import JobMediaReport, VolumeAssignment, VolumeUpdate
 
 if TYPE_CHECKING:
@@ -34,9 +35,38 @@ def next_volume_name(label_format: str, existing: set[str], count: int) -> str:
         n += 1
 
 
+MEDIA_RECHECK = 30.0  # a job waiting for media looks again this often, and whenever the media change
+
+
+class NoVolume(Exception):
+    """No volume can be appended to or created; the message says what the operator can do."""
+
+
 async def assign_volume(director: DirectorDaemon, jcr: JobControl, pool: Any, storage: Any,
                         exclude: tuple[str | None, ...] = ()) -> VolumeAssignment:
-    """An Append volume of the pool with room for this job, or a newly labeled one."""
+    """An Append volume of the pool with room for this job, or a newly labeled one. When there is
+    neither, the job waits for media (status m, `waiting_for_volume`) as in Bareos, until an
+    operator labels or frees a volume (`label`, `update volume`), it is canceled, or Max Wait Time."""
+    before: str | None = None
+    while True:
+        try:
+            assignment = await _find_or_create(director, jcr, pool, storage, exclude)
+        except NoVolume as exc:
+            if before is None:
+                before = jcr.status
+                director.joblog(jcr, "warning", f"Job is waiting for media: {exc}")
+                jcr.set_wait(WaitReason(st.WAIT_MEDIA, "waiting_for_volume", f"pool={pool.name}"))
+            await director.engine.media_changed(MEDIA_RECHECK)
+            continue
+        if before is not None:
+            director.joblog(jcr, "info", f"Volume \"{assignment.volume_name}\" is available; the job continues")
+            jcr.wait = None
+            jcr.status = before
+        return assignment
+
+
+async def _find_or_create(director: DirectorDaemon, jcr: JobControl, pool: Any, storage: Any,
+                          exclude: tuple[str | None, ...]) -> VolumeAssignment:
     pool_id = jcr.params["pool_id"]
     media_type = storage.media_type or "File"
     media = await director.catalog_call("list_media", pool_id)
@@ -51,10 +81,11 @@ async def assign_volume(director: DirectorDaemon, jcr: JobControl, pool: Any, st
                                 pool_type=pool.pool_type, media_type=media_type, max_bytes=max_bytes,
                                 max_jobs=max_jobs, needs_label=False)
     if not pool.label_format:
-        raise JobError(f"no appendable volume in pool {pool.name!r} (media type {media_type}) and the pool has no "
+        raise NoVolume(f"no appendable volume in pool {pool.name!r} (media type {media_type}) and the pool has no "
                        f"Label Format; label one with: label storage={storage.name} pool={pool.name} volume=NAME")
     if pool.maximum_volumes and len(media) >= pool.maximum_volumes:
-        raise JobError(f"pool {pool.name!r} reached Maximum Volumes = {pool.maximum_volumes} and no volume can be appended to")
+        raise NoVolume(f"pool {pool.name!r} reached Maximum Volumes = {pool.maximum_volumes} and no volume can be "
+                       "appended to; free one with: update volume=NAME volstatus=Append (or Recycle/Purged)")
     all_names = {m.volume_name for m in await director.catalog_call("list_media", None)}
     name = next_volume_name(pool.label_format, all_names, len(media))
     media_id = await director.catalog_call("create_media", name, pool_id, media_type, storage.name,

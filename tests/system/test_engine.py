@@ -57,8 +57,11 @@ def engine(installation: Installation) -> Installation:
     ]
     (etc / "job" / "engine.conf").write_text("".join(jobs) + "".join(
         f"Job {{\n  Name = {name}\n  JobDefs = DefaultJob\n  FileSet = Small\n}}\n" for name in ("small-a", "small-b"))
+        + "Job {\n  Name = nomedia\n  JobDefs = DefaultJob\n  FileSet = Small\n  Pool = Manual\n"
+          "  Full Backup Pool = Manual\n}\n"
         + "Job {\n  Name = slow-bk\n  JobDefs = DefaultJob\n  FileSet = Slow\n  Reschedule On Error = yes\n"
           "  Reschedule Interval = 1 s\n  Reschedule Times = 1\n}\n")
+    (etc / "pool" / "Manual.conf").write_text("Pool {\n  Name = Manual\n  Pool Type = Backup\n}\n")
     (reply,) = run(installation, "reload")
     assert "reloaded" in str(reply), reply
     return installation
@@ -268,3 +271,15 @@ def test_sigkill_during_a_backup_is_recovered_and_rescheduled(engine: Installati
                   timeout=20, what="the rescheduled backup")[0]
     rows = wait_all(inst, [int(retry["jobid"])], timeout=300)
     assert rows[int(retry["jobid"])]["jobstatus"] == "T"
+
+
+def test_a_job_waits_for_media_until_a_volume_is_labeled(engine: Installation) -> None:
+    inst = engine
+    (job_id,) = submit(inst, "run job=nomedia level=Full yes")
+    until(lambda: jobs_by_id(inst)[job_id]["jobstatus"] == "m", what="the job waiting for media")
+    (status,) = run(inst, f"status job={job_id}")
+    assert status["job"]["wait_reason"] == {"status": "m", "code": "waiting_for_volume", "resource": "pool=Manual"}
+    (labeled,) = run(inst, "label storage=File pool=Manual volume=Manual-0001")
+    assert labeled["label"]["volume"] == "Manual-0001", labeled
+    rows = wait_all(inst, [job_id], timeout=60)
+    assert rows[job_id]["jobstatus"] == "T", rows

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from director.jobs.admission import Candidate, Limits, admit
@@ -55,3 +57,33 @@ def test_wait_reason_names_the_resource() -> None:
     decision = admit([job(1), job(2)], [], Limits(director=9, clients={"c1": 1}, storages={"s1": 9}, jobs={"j": 9}))
     assert decision.waits[2].resource == "client=c1"
     assert decision.waits[2].describe() == "max_client_jobs client=c1"
+
+
+def test_a_lazy_scan_stops_at_the_director_limit_and_names_one_reason_for_the_rest() -> None:
+    consumed: list[int] = []
+
+    def waiting() -> Iterator[Candidate]:
+        for n in range(1, 10_001):
+            consumed.append(n)
+            yield job(n)
+
+    decision = admit(waiting(), [], Limits(director=3, jobs={"j": 99}, clients={"c1": 99}, storages={"s1": 99}),
+                     expand_tail=False)
+    assert decision.start == (1, 2, 3)
+    assert decision.tail is not None and decision.tail.code == "max_director_jobs"
+    assert decision.scanned == 3 and len(consumed) == 4  # the 4th was looked at, not the 10,000
+
+
+def test_a_lazy_scan_blocked_by_priority_names_priority_for_the_rest() -> None:
+    decision = admit([job(1, 5), job(2, 10), job(3, 10)], [], WIDE, expand_tail=False)
+    assert decision.start == (1,)
+    assert decision.waits[2].code == "priority"
+    assert decision.tail is not None and decision.tail.code == "priority" and decision.scanned == 2
+
+
+def test_a_coordinator_holds_no_slot() -> None:
+    parent = Candidate(1, "multi", 10, False, None, (), coordinator=True)
+    child = job(2)
+    limits = Limits(director=1, jobs={"j": 1, "multi": 1}, clients={"c1": 1}, storages={"s1": 1})
+    assert admit([child], [parent], limits).start == (2,)
+    assert admit([parent, child], [], limits).start == (1, 2)

@@ -285,3 +285,24 @@ def test_upcoming_is_sorted_and_skips_disabled(tmp_path: Path) -> None:
     ]
     assert got[1].pool == "Full" and got[1].storage == "Tape" and got[1].priority == 5
     assert Scheduler.upcoming is upcoming
+
+
+def _series(spec: str, after: dt.datetime, count: int) -> list[str]:
+    from director.schedule.freezer import parse_cron
+
+    cron, out = parse_cron(spec), []
+    for _ in range(count):
+        nxt = cron.next_after(after, BERLIN)
+        assert nxt is not None
+        out.append(nxt.strftime("%H:%M:%S"))
+        after = nxt
+    return out
+
+
+def test_a_seconds_cron_across_dst_changes() -> None:
+    # spring: local 02:00:00 .. 02:59:30 do not exist; they run once, at 03:00 CEST (01:00 UTC)
+    assert _series("second=*/30 minute=*", dt.datetime(2026, 3, 29, 0, 58, tzinfo=dt.UTC), 5) == [
+        "00:58:30", "00:59:00", "00:59:30", "01:00:00", "01:00:30"]
+    # autumn: local 02:xx happens twice; only the first (CEST) hour runs
+    assert _series("second=*/30 minute=*", dt.datetime(2026, 10, 25, 0, 59, tzinfo=dt.UTC), 3) == [
+        "00:59:30", "02:00:00", "02:00:30"]
