@@ -148,9 +148,9 @@ class DirectorDaemon(Daemon):
     async def on_started(self, tg: asyncio.TaskGroup) -> None:
         await self.run_in_thread(lambda: self.catalog)
         tg.create_task(self.queue.serve(self.stop_event))
-        tg.create_task(self.scheduler.serve(self.stop_event))
         tg.create_task(self.engine.watch(self.stop_event))
-        await self.engine.recover()
+        await self.engine.recover()  # the queue as it was, before the scheduler adds catch-up runs
+        tg.create_task(self.scheduler.serve(self.stop_event))
 
     def reload_config(self) -> tuple[bool, str]:
         """Build a new configuration and swap it whole, or keep the old one and say why."""

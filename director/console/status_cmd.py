@@ -9,6 +9,16 @@ from director.console.schedule_view import status_scheduler
 from director.jobs import status as st
 from director.peers import PeerError, query_client_status, query_storage_status
 
+WAITING_SHOWN = 200
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
 
 def _pick(session: Session, kind: str, name: str | None, names: list[str]) -> str:
     if name:
@@ -28,15 +38,21 @@ def _director_text(session: Session, base: str) -> str:
     for jcr in queue.running:
         info = jcr.summary()
         rate = f" {info['rate'] / 1000:,.1f} KB/s" if info.get("rate") else ""
+        done = f" {info['percent']:.0f}% ETA {_eta(info['eta'])}" if info.get("percent") is not None else ""
+        why = f" ({jcr.wait.describe()})" if jcr.wait else ""
         lines.append(f" JobId {jcr.job_id} {jcr.type_name} {jcr.level_name} {jcr.unique} is "
-                     f"{st.describe(jcr.status).lower()}: files={info['jobfiles']:,} bytes={info['jobbytes']:,}{rate}")
+                     f"{st.describe(jcr.status).lower()}{why}: files={info['jobfiles']:,} "
+                     f"bytes={info['jobbytes']:,}{rate}{done}")
     if not queue.running:
         lines.append("No Jobs running.")
     lines += ["", "Waiting Jobs:"]
-    for jcr in queue.waiting:
-        why = f" ({jcr.wait.code} {jcr.wait.resource})".replace(" )", ")") if jcr.wait else ""
+    waiting = [*queue.waiting, *(j for j in queue.jobs.values() if j.status == st.WAIT_START_TIME)]
+    for jcr in waiting[:WAITING_SHOWN]:
+        why = f" ({jcr.wait.describe()})" if jcr.wait else ""
         lines.append(f" JobId {jcr.job_id} {jcr.unique} priority {jcr.priority}: {st.describe(jcr.status)}{why}")
-    if not queue.waiting:
+    if len(waiting) > WAITING_SHOWN:
+        lines.append(f" … and {len(waiting) - WAITING_SHOWN:,} more (list jobs shows them all)")
+    if not waiting:
         lines.append("No Jobs waiting.")
     lines.append("====")
     return "\n".join(lines)
@@ -58,8 +74,14 @@ async def _job_status(session: Session, raw: str) -> Reply:
     lines = [f"JobId {data['jobid']} Job {data['job']} is {st.describe(str(data['jobstatus']))} ({data['jobstatus']})",
              f"  Files={data.get('jobfiles', 0):,} Bytes={data.get('jobbytes', 0):,}"
              + (f" Rate={data['rate'] / 1000:.1f} KB/s" if data.get("rate") else "")]
-    if wait:
+    if isinstance(wait, dict):
         lines.append(f"  Waiting: {wait['code']} {wait['resource']}".rstrip())
+    elif wait:
+        lines.append(f"  Waiting: {wait}")
+    if data.get("percent") is not None:
+        lines.append(f"  Progress: {data['percent']:.1f}% ETA {_eta(data.get('eta'))}")
+    if data.get("retry"):
+        lines.append(f"  Retry {data['retry']}")
     if data.get("current_file"):
         lines.append(f"  Processing file: {data['current_file']}")
     return Reply(text="\n".join(lines), data={"job": data})

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import time
 from typing import TYPE_CHECKING, Any, Final
 
@@ -255,7 +254,7 @@ class JobEngine:
                 await asyncio.wait_for(stop.wait(), WATCH_INTERVAL)
             now = time.time()
             for jcr in list(self.queue.jobs.values()):
-                problem = self._limit_problem(jcr, now)
+                problem = limit_problem(jcr, now)
                 if problem is not None:
                     final, reason = problem
                     self.director.joblog(jcr, "fatal" if final == st.ERROR else "error", reason)
@@ -267,28 +266,6 @@ class JobEngine:
                     if jcr.status == st.RUNNING and counters != jcr.progress.persisted:
                         jcr.progress.persisted = counters
                         self.writer.job(jcr.job_id, JobFiles=counters[0], JobBytes=counters[1])
-
-    def _limit_problem(self, jcr: JobControl, now: float) -> tuple[str, str] | None:
-        if jcr.canceled.is_set() or jcr.status in st.FINAL:
-            return None
-        res = jcr.resource
-        started = jcr.start_time is not None
-        expires = jcr.params.get("expires")
-        if not started and expires and now > expires:
-            return st.ERROR, f"expired: not started by {_stamp(expires)}"
-        if not started and res.max_start_delay and now - jcr.sched_time > res.max_start_delay:
-            return st.CANCELED, f"Max Start Delay exceeded: not started within {res.max_start_delay:.0f} s"
-        if res.max_run_sched_time and now - jcr.sched_time > res.max_run_sched_time:
-            return st.CANCELED, f"Max Run Sched Time exceeded: {res.max_run_sched_time:.0f} s since scheduled"
-        if started and res.max_run_time and now - (jcr.start_time or now) > res.max_run_time:
-            return st.CANCELED, f"Max Run Time exceeded: running longer than {res.max_run_time:.0f} s"
-        if started and res.max_wait_time:
-            waited = jcr.params.get("_waited", 0.0)
-            if jcr.params.get("_wait_since"):
-                waited += now - jcr.params["_wait_since"]
-            if waited > res.max_wait_time:
-                return st.CANCELED, f"Max Wait Time exceeded: waited {waited:.0f} s for resources"
-        return None
 
     # -- recovery: the catalog is the queue ----------------------------------------------------
 
@@ -339,6 +316,26 @@ class JobEngine:
                                     retry_of=first)
         self._spawn(self.submit(again))
 
-    def snapshot(self) -> str:
-        """One line per job in memory, for debugging."""
-        return json.dumps([j.summary() for j in self.queue.jobs.values()], default=str)
+
+def limit_problem(jcr: JobControl, now: float) -> tuple[str, str] | None:
+    """The time limit a job has exceeded, as (final status, reason), or None (pure)."""
+    if jcr.canceled.is_set() or jcr.status in st.FINAL:
+        return None
+    res = jcr.resource
+    started = jcr.start_time is not None
+    expires = jcr.params.get("expires")
+    if not started and expires and now > expires:
+        return st.ERROR, f"expired: not started by {_stamp(expires)}"
+    if not started and res.max_start_delay and now - jcr.sched_time > res.max_start_delay:
+        return st.CANCELED, f"Max Start Delay exceeded: not started within {res.max_start_delay:.0f} s"
+    if res.max_run_sched_time and now - jcr.sched_time > res.max_run_sched_time:
+        return st.CANCELED, f"Max Run Sched Time exceeded: {res.max_run_sched_time:.0f} s since scheduled"
+    if started and res.max_run_time and now - (jcr.start_time or now) > res.max_run_time:
+        return st.CANCELED, f"Max Run Time exceeded: running longer than {res.max_run_time:.0f} s"
+    if started and res.max_wait_time:
+        waited = jcr.params.get("_waited", 0.0)
+        if jcr.params.get("_wait_since"):
+            waited += now - jcr.params["_wait_since"]
+        if waited > res.max_wait_time:
+            return st.CANCELED, f"Max Wait Time exceeded: waited {waited:.0f} s for resources"
+    return None
