@@ -21,6 +21,7 @@ from director.joblog import LogLine, MessageQueue
 from director.jobs.admission import Limits as JobLimits
 from director.jobs.control import JobControl
 from director.jobs.engine import JobEngine
+from director.jobs.hooks import HookRunner
 from director.jobs.naming import UniqueNamer
 from director.jobs.setup import RunRequest
 from director.schedule.scheduler import Scheduler
@@ -44,6 +45,7 @@ class DirectorDaemon(Daemon):
         self._db_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
         self._catalog: Catalog | None = None
         self.engine = JobEngine(self)
+        self.status_hooks = HookRunner(self)
         self.queue = self.engine.queue
         self.scheduler = Scheduler(lambda: self.config, self.submit, lambda: self.catalog_call("scheduler_state"),
                                    lambda s: self.catalog_call("save_scheduler_state", s), log)
@@ -151,6 +153,11 @@ class DirectorDaemon(Daemon):
         tg.create_task(self.engine.watch(self.stop_event))
         await self.engine.recover()  # the queue as it was, before the scheduler adds catch-up runs
         tg.create_task(self.scheduler.serve(self.stop_event))
+        tg.create_task(self._close_hooks_on_stop())
+
+    async def _close_hooks_on_stop(self) -> None:
+        await self.stop_event.wait()
+        await self.status_hooks.aclose()
 
     def reload_config(self) -> tuple[bool, str]:
         """Build a new configuration and swap it whole, or keep the old one and say why."""

@@ -7,6 +7,7 @@ from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any, Final
 
 from common.net import Connection
+from director.catalog import CatalogError
 from director.console import (  # noqa: F401  (register commands)
     catalog_cmd,
     events_cmd,
@@ -193,6 +194,13 @@ async def run_command(session: Session, line: str, log: Any) -> Reply:
         return await cmd.handler(session, args)
     except CommandError as exc:
         return Reply(text=str(exc), data={"error": str(exc)}, ok=False)
+    except CatalogError as exc:
+        log.error("console_command_catalog_error", command=line.split(maxsplit=1)[0] if line.split() else "", error=str(exc))
+        return Reply(text=f"catalog error: {exc}", data={"error": str(exc)}, ok=False)
+    except Exception as exc:  # a command's bug must not hang up on the operator: say so, keep the session
+        log.exception("console_command_crashed", command=line.split(maxsplit=1)[0] if line.split() else "")
+        return Reply(text=f"internal error running {line.split(maxsplit=1)[0] if line.split() else 'command'}: {exc!r}; "
+                     "see the Director's log", data={"error": "internal error"}, ok=False)
 
 
 __all__ = ["ALL", "DEFAULT_CONSOLE", "make_acl", "run_command", "serve_console"]
