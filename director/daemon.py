@@ -149,9 +149,9 @@ class DirectorDaemon(Daemon):
 
     async def on_started(self, tg: asyncio.TaskGroup) -> None:
         await self.run_in_thread(lambda: self.catalog)
-        tg.create_task(self.queue.serve(self.stop_event))
+        await self.engine.recover()  # the queue as it was, before admission and catch-up runs
+        tg.create_task(self.engine.serve(self.stop_event))
         tg.create_task(self.engine.watch(self.stop_event))
-        await self.engine.recover()  # the queue as it was, before the scheduler adds catch-up runs
         tg.create_task(self.scheduler.serve(self.stop_event))
         tg.create_task(self._close_hooks_on_stop())
 

@@ -110,12 +110,13 @@ async def _wait_child(director: DirectorDaemon, parent: JobControl, child: JobCo
     try:
         await asyncio.wait({done, canceled}, return_when=asyncio.FIRST_COMPLETED)
         if not child.done.is_set():
-            director.engine.cancel_job(child, f"its multi-action job JobId {parent.job_id} was canceled")
-            await child.done.wait()
             raise JobCanceled()
     finally:
         done.cancel()
         canceled.cancel()
+        # Also when the parent is cut off (cancel, Director stopping): its action must not live on.
+        if not child.done.is_set():
+            director.engine.cancel_job(child, f"its multi-action job JobId {parent.job_id} was canceled")
 
 
 async def _sleep_unless_canceled(jcr: JobControl, seconds: float) -> None:

@@ -69,8 +69,8 @@ def admit(waiting: Iterable[Candidate], running: Sequence[Candidate], limits: Li
     Once the Director is full or a priority blocks the scan, every later job waits for the same
     reason; with `expand_tail=False` the scan stops there and returns that reason once (`tail`), so
     admission costs O(jobs that can start) instead of O(queue length) with 10,000 jobs queued."""
-    running = [c for c in running if not c.coordinator]  # multi-action parents hold no slots
-    jobs = Counter(c.job_name for c in running)
+    jobs = Counter(c.job_name for c in running)  # a multi-action parent holds its Job slot only
+    running = [c for c in running if not c.coordinator]
     clients = Counter(c.client for c in running if c.client)
     storages = Counter(s for c in running for s in set(c.storages))
     active = list(running)
@@ -101,6 +101,11 @@ def admit(waiting: Iterable[Candidate], running: Sequence[Candidate], limits: Li
             waits[cand.job_id] = WaitReason(status.WAIT_PRIORITY, "priority", f"priority={reference}")
             continue
         if cand.coordinator:
+            limit = limits.jobs.get(cand.job_name, limits.default)
+            if jobs[cand.job_name] >= limit:
+                waits[cand.job_id] = WaitReason(status.WAIT_JOB_RES, "max_job_jobs", f"job={cand.job_name}")
+                continue
+            jobs[cand.job_name] += 1
             start.append(cand.job_id)
             continue
         if len(active) >= limits.director:

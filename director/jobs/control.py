@@ -97,6 +97,10 @@ class JobControl:
         if old != new and self.observer is not None:
             self.observer(self, old, new)
 
+    def set_status_quietly(self, new: str) -> None:
+        """Change the letter without telling observers (the caller records the change itself)."""
+        self._status = new
+
     def set_status(self, new: str) -> None:
         """A status change that obeys the sticky-status rule (a final status never changes)."""
         self.status = st.next_status(self.status, new)

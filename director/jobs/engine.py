@@ -38,7 +38,7 @@ class JobEngine:
     def __init__(self, director: DirectorDaemon) -> None:
         self.director = director
         self.log = director.log
-        self.queue = JobQueue(director.job_limits, self._run, director.log, gate=self._gate)
+        self.queue = JobQueue(director.job_limits, self._run, director.log, gate=self._gate, on_tail=self._tail_waits)
         self.writer = JobWriter(self._apply, director.log)
         self._timers: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -79,6 +79,15 @@ class JobEngine:
         text = f"Status {old} -> {new}: {st.describe(new)}{reason}" if old != new else f"Waiting: {wait.describe() if wait else ''}"
         self.director.joblog(jcr, "info", text)
         hooks.on_status_change(self.director, jcr, old, new)
+
+    def _tail_waits(self, jobs: list[JobControl], reason: WaitReason) -> None:
+        """Many waiting jobs now share one reason: their rows are updated, and one event says so
+        (not one log line, event and hook per job: with 10,000 queued jobs that would stall)."""
+        text = f"{reason.code} {reason.resource}".strip()
+        for jcr in jobs:
+            self.writer.job(jcr.job_id, JobStatus=jcr.status, WaitReason=text)
+        self.director.events.publish("queue_waiting", status=reason.status, wait_reason=dataclasses.asdict(reason),
+                                     jobs=len(jobs), jobids=[j.job_id for j in jobs[:100]])
 
     # -- JobqAdd -----------------------------------------------------------------------------
 
@@ -196,13 +205,17 @@ class JobEngine:
         jcr.wait = None
         jcr.status = final
         jcr.end_time = time.time()
-        await self.writer.update_job(jcr.job_id, JobStatus=final, EndTime=jcr.end_time, RealEndTime=jcr.end_time,
-                                     WaitReason=None, Comment=reason[:250])
-        self.director.joblog(jcr, "info" if final == st.CANCELED else "error",
-                             f"Job {'canceled' if final == st.CANCELED else 'failed'} before it started: {reason}")
-        jcr.done.set()
-        self.queue.jobs.pop(jcr.job_id, None)
-        self.queue.kick()
+        try:
+            await self.writer.update_job(jcr.job_id, JobStatus=final, EndTime=jcr.end_time,
+                                         RealEndTime=jcr.end_time, WaitReason=None, Comment=reason[:250])
+            self.director.joblog(jcr, "info" if final == st.CANCELED else "error",
+                                 f"Job {'canceled' if final == st.CANCELED else 'failed'} before it started: {reason}")
+        except Exception:  # the catalog failed: still release everyone waiting on this job
+            self.log.exception("job_end_not_recorded", job_id=jcr.job_id)
+        finally:
+            jcr.done.set()
+            self.queue.jobs.pop(jcr.job_id, None)
+            self.queue.kick()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -218,23 +231,31 @@ class JobEngine:
 
     def job_ended(self, jcr: JobControl) -> None:
         """Reschedule On Error: a failed (not canceled) job runs again later, as a new JobId."""
-        if jcr.status not in (st.ERROR, st.FATAL, st.INCOMPLETE) or jcr.params.get("no_reschedule"):
+        if jcr.status not in (st.ERROR, st.FATAL, st.INCOMPLETE):
             return
-        res = jcr.resource
         req: RunRequest | None = jcr.params.get("request")
-        if req is None or not getattr(res, "reschedule_on_error", False):
+        if req is None:
             return
-        done = int(jcr.params.get("retry", 0))
+        retry = self._retry_request(jcr.resource, req, int(jcr.params.get("retry", 0)),
+                                    jcr.params.get("retry_of") or jcr.job_id)
+        if isinstance(retry, str):
+            if retry:
+                self.director.joblog(jcr, "info", retry)
+            return
+        self._spawn(self._resubmit(jcr, retry, (retry.when or time.time()) - time.time()))
+
+    @staticmethod
+    def _retry_request(res: Any, req: RunRequest, done: int, first: int) -> RunRequest | str:
+        """The next run of a failed job, or why there is none ('' when rescheduling is off)."""
+        if req.params.get("no_reschedule") or not getattr(res, "reschedule_on_error", False):
+            return ""  # actions of a multi-action job retry by their own Max Retries
         times = int(res.reschedule_times)
         if times and done >= times:
-            self.director.joblog(jcr, "info", f"Not rescheduled: Reschedule Times = {times} reached")
-            return
+            return f"Not rescheduled: Reschedule Times = {times} reached"
         delay = float(res.reschedule_interval) * (float(res.reschedule_backoff) ** done)
         if res.reschedule_max_interval:
             delay = min(delay, float(res.reschedule_max_interval))
-        first = jcr.params.get("retry_of") or jcr.job_id
-        retry = dataclasses.replace(req, when=time.time() + delay, retry=done + 1, retry_of=first)
-        self._spawn(self._resubmit(jcr, retry, delay))
+        return dataclasses.replace(req, when=time.time() + delay, retry=done + 1, retry_of=first)
 
     async def _resubmit(self, jcr: JobControl, req: RunRequest, delay: float) -> None:
         try:
@@ -270,52 +291,72 @@ class JobEngine:
     # -- recovery: the catalog is the queue ----------------------------------------------------
 
     async def recover(self) -> None:
-        """Queued and scheduled jobs go back in the queue; jobs that were running end in error (the
-        daemons dropped their sessions when the Director's connections went), then may reschedule."""
+        """Queued and scheduled jobs go back in the queue with their JobId, name and scheduled time;
+        jobs that were running end in error (their daemons dropped the sessions when the Director's
+        connections went) and may reschedule; actions of a multi-action job that was running end
+        with it (the multi-action job, if rescheduled, starts over from its first action)."""
         rows = await self.director.catalog_call("unfinished_jobs")
         now = time.time()
-        requeued, failed = 0, 0
-        for row, request, _wait, _retry in rows:
+        requeued, ended = 0, 0
+        running_parents = {row.job_id for row, *_ in rows if row.status in (st.RUNNING, *RUN_WAITS)}
+        for row, request, _wait, retry in rows:
             was_running = row.status in (st.RUNNING, *RUN_WAITS)
-            req = None
-            if request:
-                try:
-                    req = loads(request)
-                except (ValueError, TypeError, KeyError) as exc:
-                    self.log.warning("run_request_unreadable", job_id=row.job_id, reason=str(exc))
-            if not was_running and req is not None and row.name in self.director.config.jobs:
-                req.when = row.sched_time if row.sched_time and row.sched_time > now else None
+            req = self._saved_request(row, request)
+            status, reason = st.ERROR, ""
+            if row.parent_job_id is not None and (row.parent_job_id in running_parents or was_running):
+                status = st.CANCELED
+                reason = f"its multi-action job JobId {row.parent_job_id} ended when the Director stopped"
+            elif was_running:
+                reason = "the Director stopped while this job was running; the daemons dropped its sessions"
+            elif row.name not in self.director.config.jobs:
+                reason = f"the Director restarted and Job resource {row.name!r} no longer exists"
+            elif req is None:
+                reason = "the Director stopped while this job was queued, and its run request was not kept"
+            else:
+                req.when = row.sched_time  # Max Start Delay still counts from the original time
                 try:
                     await self.submit(req, existing=row)
                     requeued += 1
                     continue
-                except Exception as exc:  # config changed under the queued job: end it with the reason
+                except Exception as exc:  # the configuration changed under the queued job: say how
                     reason = f"could not queue again after a Director restart: {exc}"
-            elif was_running:
-                reason = "the Director stopped while this job was running; the daemons dropped its sessions"
-            else:
-                reason = "the Director stopped while this job was queued, and its run request was not kept"
-            failed += 1
-            status = st.ERROR
+            ended += 1
             await self.writer.update_job(row.job_id, JobStatus=status, EndTime=now, RealEndTime=now,
                                          WaitReason=None, Comment=reason[:250])
-            self.writer.add_log(row.job_id, now, f"{self.director.name} JobId {row.job_id}: Fatal error: {reason}")
-            if was_running and req is not None:
-                self._reschedule_recovered(row, req, _retry)
+            self.writer.add_log(row.job_id, now, f"{self.director.name} JobId {row.job_id}: "
+                                f"{'Fatal error' if status == st.ERROR else 'Canceled'}: {reason}")
+            res = self.director.config.jobs.get(row.name)
+            if status == st.ERROR and was_running and req is not None and res is not None:
+                again = self._retry_request(res, req, retry, req.retry_of or row.job_id)
+                if isinstance(again, RunRequest):
+                    await self.submit(again)
         if rows:
-            self.log.warning("queue_recovered", requeued=requeued, ended=failed)
+            self.log.warning("queue_recovered", requeued=requeued, ended=ended)
 
-    def _reschedule_recovered(self, row: JobRow, req: RunRequest, retry: int) -> None:
-        res = self.director.config.jobs.get(row.name)
-        if res is None or not res.reschedule_on_error:
-            return
-        if res.reschedule_times and retry >= res.reschedule_times:
-            return
-        first = req.retry_of or row.job_id
-        again = dataclasses.replace(req, when=time.time() + float(res.reschedule_interval), retry=retry + 1,
-                                    retry_of=first)
-        self._spawn(self.submit(again))
+    def _saved_request(self, row: JobRow, request: str | None) -> RunRequest | None:
+        if not request:
+            return None
+        try:
+            return loads(request)
+        except (ValueError, TypeError, KeyError) as exc:
+            self.log.warning("run_request_unreadable", job_id=row.job_id, reason=str(exc))
+            return None
 
+    # -- stopping ----------------------------------------------------------------------------
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Run the queue until the Director stops; then interrupt running jobs (their rows stay
+        unfinished, so the next start ends them and applies Reschedule On Error, as after a
+        crash) and write everything still pending to the catalog."""
+        await self.queue.serve(stop, interrupt=self._interrupt)
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=10)
+        await self.writer.flush()
+
+    def _interrupt(self, jcr: JobControl) -> None:
+        jcr.params["stopping"] = True
+        jcr.params.setdefault("cancel_reason", "the Director is stopping")
+        jcr.canceled.set()
 
 def limit_problem(jcr: JobControl, now: float) -> tuple[str, str] | None:
     """The time limit a job has exceeded, as (final status, reason), or None (pure)."""

@@ -18,10 +18,12 @@ Gate = Callable[[JobControl], WaitReason | None]
 class JobQueue:
     """Bareos jobq semantics, event-driven instead of polled: every change re-runs admission."""
 
-    def __init__(self, limits: Callable[[], Limits], run: RunJob, log: Any, gate: Gate | None = None) -> None:
+    def __init__(self, limits: Callable[[], Limits], run: RunJob, log: Any, gate: Gate | None = None,
+                 on_tail: Callable[[list[JobControl], WaitReason], None] | None = None) -> None:
         self._limits = limits
         self._run = run
         self._gate = gate
+        self._on_tail = on_tail
         self.log = log
         self.waiting: list[JobControl] = []
         self.running: list[JobControl] = []
@@ -60,7 +62,8 @@ class JobQueue:
             return True
         return False
 
-    async def serve(self, stop: asyncio.Event) -> None:
+    async def serve(self, stop: asyncio.Event, interrupt: Callable[[JobControl], None] | None = None) -> None:
+        """Admit jobs until `stop`; then interrupt the running ones and wait for their tasks."""
         async with asyncio.TaskGroup() as tg:
             stopper = tg.create_task(stop.wait())
             while not stop.is_set():
@@ -74,7 +77,10 @@ class JobQueue:
                 waker.cancel()
                 self._wake.clear()
             for jcr in list(self.running):
-                jcr.canceled.set()
+                if interrupt is not None:
+                    interrupt(jcr)
+                else:
+                    jcr.canceled.set()
 
     def _candidates(self) -> Iterator[Candidate]:
         for jcr in self.waiting:
@@ -87,11 +93,13 @@ class JobQueue:
                          expand_tail=False)
         head = self.waiting[: decision.scanned]
         by_id = {j.job_id: j for j in head}
+        held: set[int] = set()
         for job_id in decision.start:
             jcr = by_id[job_id]
             reason = self._gate(jcr) if self._gate is not None else None
-            if reason is not None:
+            if reason is not None:  # held by the duplicate policy: its slots were not used
                 self._set_reason(jcr, reason)
+                held.add(job_id)
                 continue
             if job_id not in self._waiting_ids:  # the gate canceled it (a duplicate)
                 continue
@@ -104,7 +112,9 @@ class JobQueue:
         for job_id, reason in decision.waits.items():
             self._set_reason(by_id[job_id], reason)
         self._mark_tail(set(by_id), decision.tail)
-        self._specific = set(decision.waits)
+        self._specific = set(decision.waits) | held
+        if held and len(held) < len(decision.start):
+            self.kick()  # admit again without the slots the held jobs were counted for
 
     def _mark_tail(self, head: set[int], tail: WaitReason | None) -> None:
         """Jobs past the scan share one reason; touch only those whose reason may have changed:
@@ -117,18 +127,24 @@ class JobQueue:
                 ids = (self._specific | self._unmarked) - head
                 todo = [self.jobs[i] for i in ids if i in self._waiting_ids]
             for jcr in todo:
-                self._set_reason(jcr, tail)
+                self._set_reason(jcr, tail, quiet=True)
+            if todo and self._on_tail is not None:
+                self._on_tail(todo, tail)
         self._unmarked.clear()
         self._tail = tail
 
-    def _set_reason(self, jcr: JobControl, reason: WaitReason) -> None:
+    def _set_reason(self, jcr: JobControl, reason: WaitReason, quiet: bool = False) -> None:
+        """Give a waiting job its reason. `quiet` (the shared tail reason of a long queue) skips the
+        per-job observers; `on_tail` then records the whole group at once."""
         self._unmarked.discard(jcr.job_id)
         if jcr.wait == reason:
             return
-        if jcr.status in st.WAITING or jcr.status == st.CREATED:
-            jcr.set_wait(reason)
-        else:
+        if quiet or jcr.status not in st.WAITING:
             jcr.wait = reason
+            if jcr.status in st.WAITING:
+                jcr.set_status_quietly(reason.status)
+            return
+        jcr.set_wait(reason)
 
     async def _run_one(self, jcr: JobControl) -> None:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Final
@@ -17,6 +18,7 @@ from director.jobs.links import connect, request
 from director.jobs.report import job_report
 from director.jobs.restore import do_restore
 from director.jobs.scripts import Script, scripts_of, substitute
+from director.jobs.setup import prepare_backup
 from protocol.jobs import RunScriptCommand, ScriptResult
 
 if TYPE_CHECKING:
@@ -52,6 +54,11 @@ async def run_job(director: DirectorDaemon, jcr: JobControl) -> None:
         log.exception("job_crashed")
         final, reason = st.ERROR, f"internal error: {exc!r}"
         director.joblog(jcr, "fatal", reason)
+    if jcr.params.get("stopping"):
+        # The Director is stopping: the row stays unfinished, so the next start ends the job in
+        # error and applies Reschedule On Error, exactly as after a crash.
+        director.joblog(jcr, "warning", "Interrupted: the Director is stopping; the job ends when it starts again")
+        return
     if jcr.canceled.is_set() and final not in st.FINAL - st.OK:
         final = st.CANCELED
     if final == st.CANCELED:
@@ -68,6 +75,7 @@ async def run_job(director: DirectorDaemon, jcr: JobControl) -> None:
 
 
 async def _payload(director: DirectorDaemon, jcr: JobControl, before: list[Script]) -> str:
+    await prepare_backup(director, jcr)
     await _run_scripts(director, jcr, before, ok=True)
     if jcr.resource.action:
         return await do_actions(director, jcr)
@@ -103,8 +111,10 @@ async def _until_canceled(jcr: JobControl, payload: Coroutine[Any, Any, str]) ->
         return task.result()
     finally:
         canceled.cancel()
-        if not task.done():
+        if not task.done():  # we are being cancelled ourselves: let the payload close its connections
             task.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(asyncio.wait({task}, timeout=5))
 
 
 async def _expectations(director: DirectorDaemon, jcr: JobControl) -> None:
@@ -152,6 +162,9 @@ async def _finish(director: DirectorDaemon, jcr: JobControl, final: str, reason:
     jcr.wait = None
     jcr.status = final
     jcr.end_time = time.time()
+    if final not in st.OK:  # a failed or canceled job keeps the counters it reached
+        jcr.files = jcr.files or jcr.progress.files
+        jcr.bytes = jcr.bytes or jcr.progress.bytes
     await director.engine.writer.update_job(
         jcr.job_id, JobStatus=final, EndTime=jcr.end_time, RealEndTime=jcr.end_time, WaitReason=None,
         JobFiles=jcr.files, JobBytes=jcr.bytes, ReadBytes=jcr.read_bytes, JobErrors=jcr.errors,

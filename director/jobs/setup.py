@@ -18,7 +18,7 @@ from director.jobs.request import RunRequest, dumps
 if TYPE_CHECKING:
     from director.daemon import DirectorDaemon
 
-__all__ = ["Resolved", "RunRequest", "fileset_hash", "resolve", "setup_job"]
+__all__ = ["Resolved", "RunRequest", "fileset_hash", "prepare_backup", "resolve", "setup_job"]
 
 
 @dataclass(frozen=True)
@@ -122,13 +122,6 @@ async def setup_job(director: DirectorDaemon, req: RunRequest, existing: JobRow 
     jcr.params.update(req.params)
     jcr.params.update(config=config, client_id=client_id, fileset_id=fileset_id, pool_id=pool_id, request=req,
                       retry=req.retry, retry_of=req.retry_of, parent_job_id=req.parent_job_id, expires=req.expires)
-    if jcr.job_type == "B" and jcr.fileset:
-        jcr.params["fileset_spec"] = fileset_spec(config.filesets[jcr.fileset]).model_dump()
-        await resolve_level(director, jcr)
-        if jcr.pool != resolved.pool:
-            jcr.params["pool_id"] = await director.ensure_pool(jcr.pool)
-        if (jcr.level, jcr.pool) != (resolved.level, resolved.pool):
-            await director.catalog_call("update_job", job_id, Level=jcr.level, PoolId=jcr.params["pool_id"])
     if existing is None:
         retry = f", retry {req.retry} of JobId {req.retry_of}" if req.retry else ""
         director.joblog(jcr, "info", f"Created {jcr.type_name} job {unique} (JobId {job_id}){retry}, "
@@ -136,3 +129,18 @@ async def setup_job(director: DirectorDaemon, req: RunRequest, existing: JobRow 
     else:
         director.joblog(jcr, "info", f"Queued again after a Director restart (JobId {job_id})")
     return jcr
+
+
+async def prepare_backup(director: DirectorDaemon, jcr: JobControl) -> None:
+    """GetLevelSinceTime as the job starts, not when it was queued: the since-time then counts the
+    backups that ended while this one waited, and a queued job holds no accurate list."""
+    if jcr.job_type != "B" or not jcr.fileset:
+        return
+    config = jcr.params["config"]
+    level, pool = jcr.level, jcr.pool
+    jcr.params["fileset_spec"] = fileset_spec(config.filesets[jcr.fileset]).model_dump()
+    await resolve_level(director, jcr)
+    if jcr.pool != pool:
+        jcr.params["pool_id"] = await director.ensure_pool(jcr.pool)
+    if (jcr.level, jcr.pool) != (level, pool):
+        await director.engine.writer.update_job(jcr.job_id, Level=jcr.level, PoolId=jcr.params["pool_id"])

@@ -54,6 +54,7 @@ def engine(installation: Installation) -> Installation:
               "Action {\n    Job = quick\n  }", "Action {\n    Job = failing\n    Mandatory = no\n  }",
               "Action {\n    Job = small-a\n    Level = Full\n  }"),
         admin("multi-strict", "Action {\n    Job = failing\n  }", "Action {\n    Job = quick\n  }"),
+        admin("multi-hold", "Action {\n    Job = hold1\n  }"),
     ]
     (etc / "job" / "engine.conf").write_text("".join(jobs) + "".join(
         f"Job {{\n  Name = {name}\n  JobDefs = DefaultJob\n  FileSet = Small\n}}\n" for name in ("small-a", "small-b"))
@@ -219,6 +220,16 @@ def test_multi_action_job_with_an_optional_action_failing(engine: Installation) 
     assert strict["jobstatus"] == "E" and "1 remaining action(s) skipped" in strict["comment"], strict
 
 
+def test_canceling_a_multi_action_job_cancels_its_running_action(engine: Installation) -> None:
+    inst = engine
+    (parent,) = submit(inst, "run job=multi-hold yes")
+    child = until(lambda: [r for r in jobs_by_id(inst).values() if r["parentjobid"] == parent
+                           and r["jobstatus"] == "R"], timeout=20, what="the action running")[0]
+    run(inst, f"cancel jobid={parent}")
+    rows = wait_all(inst, [parent, int(child["jobid"])], timeout=30)
+    assert rows[parent]["jobstatus"] == "A" and rows[int(child["jobid"])]["jobstatus"] == "A", rows
+
+
 def _restart_director(inst: Installation, kill: bool) -> None:
     director = next(p for p in processes(inst.root) if p.prog == "strongroom-dir")
     pid = launcher.running_pid(director.pid_file)
@@ -249,7 +260,7 @@ def test_restart_keeps_the_queue(engine: Installation) -> None:
     _restart_director(inst, kill=False)
     rows = wait_all(inst, [queued1, queued2, running], timeout=60)
     assert rows[queued1]["jobstatus"] == "T" and rows[queued2]["jobstatus"] == "T"
-    assert rows[running]["jobstatus"] in ("A", "E"), rows[running]
+    assert rows[running]["jobstatus"] == "E" and "Director stopped" in rows[running]["comment"], rows[running]
     (status,) = run(inst, f"status job={scheduled}")
     assert status["job"]["jobstatus"] == "t" and status["job"]["wait_reason"]["code"] == "start_time"
     run(inst, f"cancel jobid={scheduled}")

@@ -87,3 +87,6 @@ def test_a_coordinator_holds_no_slot() -> None:
     limits = Limits(director=1, jobs={"j": 1, "multi": 1}, clients={"c1": 1}, storages={"s1": 1})
     assert admit([child], [parent], limits).start == (2,)
     assert admit([parent, child], [], limits).start == (1, 2)
+    second = Candidate(3, "multi", 10, False, None, (), coordinator=True)
+    decision = admit([second], [parent], limits)
+    assert decision.start == () and decision.waits[3].code == "max_job_jobs"  # its Job limit still holds

@@ -65,7 +65,7 @@ def test_a_failed_write_reaches_the_waiting_caller(catalog: Catalog) -> None:
         async def apply(updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]) -> None:
             catalog.apply_job_changes(updates, logs)
 
-        writer = JobWriter(apply, _Log())
+        writer = JobWriter(apply, _Log(), retry_delay=0.001)
         with pytest.raises(Exception, match="unknown Job column"):
             await writer.update_job(job_id, NoSuchColumn=1)
         await writer.update_job(job_id, JobStatus="E")  # the writer keeps working
@@ -97,3 +97,26 @@ def test_a_restore_request_round_trips_with_bytes_and_bootstrap() -> None:
 def test_an_unkeepable_request_says_what_it_cannot_keep() -> None:
     with pytest.raises(TypeError, match="object"):
         dumps(RunRequest(job="x", params={"thing": object()}))
+
+
+def test_a_batch_the_catalog_refused_once_is_written_on_retry(catalog: Catalog) -> None:
+    job_id = _job(catalog, "y")
+
+    async def scenario() -> None:
+        failures = [1]
+
+        async def apply(updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]) -> None:
+            if failures:
+                failures.pop()
+                raise OSError("database is locked")
+            catalog.apply_job_changes(updates, logs)
+
+        writer = JobWriter(apply, _Log(), retry_delay=0.001)
+        writer.job(job_id, JobStatus="R")
+        writer.add_log(job_id, 1.0, "started")
+        await writer.update_job(job_id, JobFiles=5)
+
+    asyncio.run(scenario())
+    row = catalog.get_job(job_id)
+    assert row is not None and row.status == "R" and row.files == 5
+    assert len(catalog.job_log(job_id)) == 1
