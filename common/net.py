@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from common.stream import FrameStream
 from common.tls import describe_ssl_error
 from protocol.errors import FrameTooLarge, ProtocolError
 from protocol.frames import (
@@ -83,15 +84,9 @@ class Limits:
 class Connection:
     """A framed, typed connection over an asyncio stream (TLS or plain)."""
 
-    def __init__(
-        self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        limits: Limits,
-        peer: str,
-    ) -> None:
-        self._reader = reader
-        self._writer = writer
+    def __init__(self, stream: FrameStream, limits: Limits, peer: str) -> None:
+        self._reader = stream
+        self._writer = stream
         self.limits = limits
         self.peer = peer
         self._send_lock = asyncio.Lock()
@@ -100,7 +95,7 @@ class Connection:
         # Let a whole data batch or two sit in the transport: `drain` then returns at once and the
         # sender goes on reading while the kernel sends (the default 64 KiB mark stalls every batch).
         with contextlib.suppress(AttributeError, NotImplementedError, RuntimeError):
-            writer.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
+            stream.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
 
     @property
     def tls(self) -> bool:
@@ -271,29 +266,31 @@ async def dial(
     except (socket.gaierror, TimeoutError) as exc:
         raise NetError("dns", f"cannot resolve {host!r}: {exc}") from exc
     last: Exception | None = None
-    reader: asyncio.StreamReader | None = None
-    writer: asyncio.StreamWriter | None = None
+    stream: FrameStream | None = None
     for family, _type, _proto, _canon, sockaddr in infos:
         try:
             async with asyncio.timeout(limits.connect_timeout):
-                reader, writer = await asyncio.open_connection(
-                    str(sockaddr[0]), int(sockaddr[1]), family=family, limit=2**20
+                _transport, stream = await loop.create_connection(
+                    FrameStream, str(sockaddr[0]), int(sockaddr[1]), family=family
                 )
             break
         except (OSError, TimeoutError) as exc:
             last = exc
-    if reader is None or writer is None:
+    if stream is None:
         raise NetError("tcp", f"cannot connect to {where}: {last or 'no address'}")
-    _set_keepalive(writer.get_extra_info("socket"), limits.heartbeat_interval)
+    _set_keepalive(stream.get_extra_info("socket"), limits.heartbeat_interval)
     if ssl_context is not None:
         try:
-            await writer.start_tls(ssl_context, ssl_handshake_timeout=limits.tls_handshake_timeout)
+            stream.transport = await loop.start_tls(
+                stream.transport, stream, ssl_context,
+                ssl_handshake_timeout=limits.tls_handshake_timeout,
+            )
         except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as exc:
-            writer.close()
+            stream.close()
             raise NetError(
                 "tls", f"TLS handshake with {where} failed: {describe_tls_failure(exc)}"
             ) from exc
-    return Connection(reader, writer, limits, where)
+    return Connection(stream, limits, where)
 
 
 def describe_tls_failure(exc: BaseException) -> str:
@@ -442,11 +439,10 @@ class Listener:
         if self.ssl_context is None and offers_tls:
             log.warning("tls_refused", reason="TLS is disabled on this daemon (TLS Enable = no)")
             return None
-        reader = asyncio.StreamReader(limit=2**20)
-        protocol = asyncio.StreamReaderProtocol(reader)
+        stream = FrameStream()
         try:
-            transport, _ = await loop.connect_accepted_socket(
-                lambda: protocol,
+            await loop.connect_accepted_socket(
+                lambda: stream,
                 sock=client,
                 ssl=self.ssl_context,
                 ssl_handshake_timeout=self.limits.tls_handshake_timeout
@@ -456,8 +452,7 @@ class Listener:
         except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as exc:
             log.warning("tls_handshake_failed", reason=describe_tls_failure(exc))
             return None
-        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        return Connection(reader, writer, self.limits, peer)
+        return Connection(stream, self.limits, peer)
 
 
 async def _peek(sock: socket.socket, timeout: float) -> bytes:
