@@ -15,7 +15,7 @@ import asyncio
 from typing import Any, Final
 
 MIN_FREE: Final = 256 * 1024  # room offered to the transport for each read
-PAUSE_ABOVE: Final = 8 * 1024 * 1024  # unread bytes beyond which reading pauses (plus any awaited frame)
+PAUSE_ABOVE: Final = 4 * 1024 * 1024  # unread bytes beyond which reading pauses (plus any awaited frame)
 
 
 class FrameStream(asyncio.BufferedProtocol):
@@ -112,10 +112,18 @@ class FrameStream(asyncio.BufferedProtocol):
         return data
 
     def _make_room(self, need: int) -> None:
-        """Move unread bytes to the front, growing the buffer if they and `need` do not fit."""
+        """Move unread bytes to the front, growing the buffer so that moves stay rare.
+
+        Moving `unread` bytes must free at least twice as many (the buffer is kept at 3x the unread
+        bytes plus `need`), so each received byte is moved at most half a time on average. When a
+        reader lags (a remote copy whose disk is slower than the network) unread bytes pile up to
+        PAUSE_ABOVE, and moving all of them to free MIN_FREE more was the receiving SD's largest
+        copy, done holding the GIL its volume writer thread needs.
+        """
         unread = self._end - self._start
-        if unread + need > len(self._buf):
-            grown = bytearray(max(unread + need, len(self._buf) * 2))
+        room = 3 * unread + need
+        if room > len(self._buf):
+            grown = bytearray(max(room, MIN_FREE * 4))
             grown[:unread] = memoryview(self._buf)[self._start : self._end]
             self._buf = grown
         elif self._start:

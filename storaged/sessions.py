@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
@@ -40,6 +43,11 @@ CATALOG_STREAMS: Final = frozenset({Stream.ATTRIBUTES, Stream.DIGEST, Stream.DEL
 ATTR_BATCH: Final = 400
 VOLUME_WAIT: Final = 600.0
 SESSION_OPEN_TIMEOUT: Final = 60.0
+# Batches (~BATCH_BYTES each) queued to a session's volume writer thread, and read ahead by its
+# volume reader thread. Each thread goes from one batch to the next without waiting for the event
+# loop, which on a busy loop (TLS, a remote copy) answers a thread only after ~1 ms.
+WRITE_AHEAD: Final = 4
+READ_AHEAD: Final = 4
 
 
 @dataclass
@@ -53,6 +61,7 @@ class Segment:
     start_block: int = 0
     start_addr: int = 0
     bytes_before: int = 0
+    full: bool = False  # a record did not fit: later writes queued to this segment write nothing
 
 
 def _session_label(job: SdJob, *, end: bool, first: int = 0, last: int = 0, status: str = "R") -> vol.SessionLabel:
@@ -133,10 +142,13 @@ async def _report_segment(job: SdJob, seg: Segment, pos: vol.Position, size: int
 
 def _write_records(seg: Segment, job: SdJob, records: list[Record]) -> int:
     """Write records until the volume is full; return how many were written."""
+    if seg.full:
+        return 0
     for n, record in enumerate(records):
         try:
             seg.writer.write(job.session_id, job.session_time, record)
         except vol.VolumeFull:
+            seg.full = True
             return n
         if record.file_index > 0:
             if not seg.first_index:
@@ -188,7 +200,11 @@ async def append_batches(job: SdJob, seg: Segment, source: AsyncIterator[list[Re
     await job.set_status("R")
     pending: list[tuple[int, int, bytes]] = []
     status = "E"
-    inflight: tuple[asyncio.Future[int], list[Record]] | None = None
+    loop = asyncio.get_running_loop()
+    # One thread writes this session's batches in order, up to WRITE_AHEAD of them queued: the disk
+    # works on them while the next ones are received (or read).
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sd-write")
+    writes: deque[tuple[asyncio.Future[int], list[Record]]] = deque()
     try:
         async for batch in source:
             for record in batch:
@@ -199,41 +215,69 @@ async def append_batches(job: SdJob, seg: Segment, source: AsyncIterator[list[Re
                 elif record.stream != Stream.DELETED:
                     job.bytes += len(record.payload)
             records = [r for r in batch if r.stream != Stream.DELETED]
-            # One write in flight: the disk works on this batch while the next one is received.
-            if inflight is not None:
-                seg = await _settle_write(job, seg, *inflight)
-            inflight = (asyncio.ensure_future(asyncio.to_thread(_write_records, seg, job, records)), records)
+            if len(writes) >= WRITE_AHEAD:
+                seg = await _settle_writes(job, seg, writes, writer, keep=WRITE_AHEAD - 1)
+            writes.append((loop.run_in_executor(writer, _write_records, seg, job, records), records))
             if len(pending) >= ATTR_BATCH:
                 await job.tell_director(AttributeBatch(job=job.name, records=tuple(pending)))
                 pending = []
-        if inflight is not None:
-            seg = await _settle_write(job, seg, *inflight)
-            inflight = None
+        seg = await _settle_writes(job, seg, writes, writer, keep=0)
         if pending:
             await job.tell_director(AttributeBatch(job=job.name, records=tuple(pending)))
         status = "T"
     finally:
-        if inflight is not None:
-            with contextlib.suppress(Exception):
-                await inflight[0]
-        pos, size = await asyncio.to_thread(_close_segment, job, seg, final=True, status=status)
+        try:
+            if writes:
+                seg.full = True  # a failed or canceled session: queued writes that did not start write nothing
+                await asyncio.wait([write for write, _records in writes])
+                _discard(write for write, _records in writes)
+            # Queued behind any write still running in the thread, even after a cancel.
+            pos, size = await loop.run_in_executor(writer, partial(_close_segment, job, seg, final=True, status=status))
+        finally:
+            writer.shutdown(wait=False)
         with contextlib.suppress(NetError):
             await _report_segment(job, seg, pos, size, full=False)
 
 
-async def _settle_write(job: SdJob, seg: Segment, write: asyncio.Future[int], records: list[Record]) -> Segment:
-    """Wait for a batch's write; what did not fit goes to the next volume(s)."""
-    written = await write
-    remaining = records[written:]
-    while remaining:
-        seg = await _switch_volume(job, seg)
-        written = await asyncio.to_thread(_write_records, seg, job, remaining)
-        remaining = remaining[written:]
+async def _settle_writes(
+    job: SdJob, seg: Segment, writes: deque[tuple[asyncio.Future[int], list[Record]]],
+    writer: ThreadPoolExecutor, keep: int,
+) -> Segment:
+    """Wait for queued writes until `keep` are left; what did not fit goes to the next volume(s)."""
+    while len(writes) > keep:
+        write, records = writes[0]
+        written = await write
+        writes.popleft()
+        if written == len(records):
+            continue
+        # The volume is full: the writes queued behind this one wrote nothing (Segment.full), so
+        # their records follow this batch's remainder on the next volume, in order.
+        remaining = records[written:]
+        while writes:
+            write, records = writes[0]
+            written = await write
+            writes.popleft()
+            remaining.extend(records[written:])
+        loop = asyncio.get_running_loop()
+        while remaining:
+            seg = await _switch_volume(job, seg)
+            written = await loop.run_in_executor(writer, _write_records, seg, job, remaining)
+            remaining = remaining[written:]
     return seg
+
+
+def _discard(futures: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel futures nobody will await; retrieve the exceptions of finished ones (no log noise)."""
+    for future in futures:
+        if not future.done():
+            future.cancel()
+        elif not future.cancelled():
+            future.exception()
 
 
 async def read_batches(job: SdJob, archive: Path) -> AsyncIterator[list[Record]]:
     """The records the job's bootstrap selects, volume by volume (no JOB_START markers)."""
+    loop = asyncio.get_running_loop()
     for spec in job.bootstrap:
         path = archive / spec.volume_name
         if not path.exists():
@@ -244,24 +288,29 @@ async def read_batches(job: SdJob, archive: Path) -> AsyncIterator[list[Record]]
             start=vol.Position(spec.start_block, spec.start_addr) if spec.start_addr else None,
         )
         batches = _batches(job, entry, path)
-        # Read one batch ahead: the disk works while the previous batch is being sent or written.
-        ahead = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+        # One thread reads up to READ_AHEAD batches ahead (calls to `next` run in order, one at a
+        # time): the disk works while earlier batches are being sent or written.
+        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sd-read")
+        ahead: deque[asyncio.Future[list[Record] | None]] = deque(
+            loop.run_in_executor(reader, next, batches, None) for _ in range(READ_AHEAD)
+        )
         try:
             while True:
                 if job.canceled.is_set():
                     raise SdJobError("job canceled")
                 try:
-                    batch = await ahead
+                    batch = await ahead[0]
                 except vol.VolumeError as exc:
                     raise SdJobError(f"error reading volume {spec.volume_name}: {exc}") from exc
+                ahead.popleft()
                 if batch is None:
                     break
-                ahead = asyncio.ensure_future(asyncio.to_thread(next, batches, None))
+                ahead.append(loop.run_in_executor(reader, next, batches, None))
                 yield batch
         finally:
-            if not ahead.done():
-                with contextlib.suppress(Exception):
-                    await ahead
+            _discard(ahead)
+            # Wait for a `next` still running in the thread, so the volume file is closed after it.
+            await asyncio.to_thread(reader.shutdown, wait=True, cancel_futures=True)
 
 
 async def run_local_copy(job: SdJob, log: Any) -> None:
