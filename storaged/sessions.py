@@ -275,42 +275,52 @@ def _discard(futures: Iterable[asyncio.Future[Any]]) -> None:
             future.exception()
 
 
+def _entry(spec: Any) -> vol.BootstrapVolume:
+    return vol.BootstrapVolume(
+        volume_name=spec.volume_name, session_id=spec.session_id, session_time=spec.session_time,
+        file_indexes=spec.file_indexes,
+        start=vol.Position(spec.start_block, spec.start_addr) if spec.start_addr else None,
+    )
+
+
+async def volume_batches(job: SdJob, entry: vol.BootstrapVolume, path: Path) -> AsyncIterator[list[Record]]:
+    """The selected records of one volume in batches; a damaged volume raises vol.VolumeError.
+
+    One thread reads up to READ_AHEAD batches ahead (calls to `next` run in order, one at a time):
+    the disk works while earlier batches are being sent or written."""
+    loop = asyncio.get_running_loop()
+    batches = _batches(job, entry, path)
+    reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sd-read")
+    ahead: deque[asyncio.Future[list[Record] | None]] = deque(
+        loop.run_in_executor(reader, next, batches, None) for _ in range(READ_AHEAD)
+    )
+    try:
+        while True:
+            if job.canceled.is_set():
+                raise SdJobError("job canceled")
+            batch = await ahead[0]
+            ahead.popleft()
+            if batch is None:
+                return
+            ahead.append(loop.run_in_executor(reader, next, batches, None))
+            yield batch
+    finally:
+        _discard(ahead)
+        # Wait for a `next` still running in the thread, so the volume file is closed after it.
+        await asyncio.to_thread(reader.shutdown, wait=True, cancel_futures=True)
+
+
 async def read_batches(job: SdJob, archive: Path) -> AsyncIterator[list[Record]]:
     """The records the job's bootstrap selects, volume by volume (no JOB_START markers)."""
-    loop = asyncio.get_running_loop()
     for spec in job.bootstrap:
         path = archive / spec.volume_name
         if not path.exists():
             raise SdJobError(f"volume {spec.volume_name} not found in {archive}")
-        entry = vol.BootstrapVolume(
-            volume_name=spec.volume_name, session_id=spec.session_id, session_time=spec.session_time,
-            file_indexes=spec.file_indexes,
-            start=vol.Position(spec.start_block, spec.start_addr) if spec.start_addr else None,
-        )
-        batches = _batches(job, entry, path)
-        # One thread reads up to READ_AHEAD batches ahead (calls to `next` run in order, one at a
-        # time): the disk works while earlier batches are being sent or written.
-        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sd-read")
-        ahead: deque[asyncio.Future[list[Record] | None]] = deque(
-            loop.run_in_executor(reader, next, batches, None) for _ in range(READ_AHEAD)
-        )
         try:
-            while True:
-                if job.canceled.is_set():
-                    raise SdJobError("job canceled")
-                try:
-                    batch = await ahead[0]
-                except vol.VolumeError as exc:
-                    raise SdJobError(f"error reading volume {spec.volume_name}: {exc}") from exc
-                ahead.popleft()
-                if batch is None:
-                    break
-                ahead.append(loop.run_in_executor(reader, next, batches, None))
+            async for batch in volume_batches(job, _entry(spec), path):
                 yield batch
-        finally:
-            _discard(ahead)
-            # Wait for a `next` still running in the thread, so the volume file is closed after it.
-            await asyncio.to_thread(reader.shutdown, wait=True, cancel_futures=True)
+        except vol.VolumeError as exc:
+            raise SdJobError(f"error reading volume {spec.volume_name}: {exc}") from exc
 
 
 async def run_local_copy(job: SdJob, log: Any) -> None:
@@ -403,29 +413,18 @@ async def run_read(job: SdJob, data: Connection, log: Any) -> None:
             text = f"volume {spec.volume_name} not found on device {job.device.name!r} ({path})"
             await data.send(ErrorReply(code=Code.SD_ERROR, text=text))
             raise SdJobError(text)
-        entry = vol.BootstrapVolume(
-            volume_name=spec.volume_name, session_id=spec.session_id, session_time=spec.session_time,
-            file_indexes=spec.file_indexes,
-            start=vol.Position(spec.start_block, spec.start_addr) if spec.start_addr else None,
-        )
         if spec.job_id != current_job:
             # A new job's records follow; a job continuing on its next volume keeps its open file.
             await data.send_raw(encode_batch([Record(0, Stream.JOB_START, spec.job_id.to_bytes(8, "big"))]))
             current_job = spec.job_id
-        batches = _batches(job, entry, path)
-        while True:
-            if job.canceled.is_set():
-                raise SdJobError("job canceled")
-            try:
-                batch = await asyncio.to_thread(next, batches, None)
-            except vol.VolumeError as exc:
-                text = f"error reading volume {spec.volume_name}: {exc}"
-                await data.send(ErrorReply(code=Code.SD_ERROR, text=text))
-                raise SdJobError(text) from exc
-            if batch is None:
-                break
-            job.files += sum(1 for r in batch if r.stream == Stream.ATTRIBUTES)
-            job.bytes += sum(len(r.payload) for r in batch if r.stream != Stream.ATTRIBUTES)
-            await data.send_parts(encode_batch_parts(batch))
+        try:
+            async for batch in volume_batches(job, _entry(spec), path):
+                job.files += sum(1 for r in batch if r.stream == Stream.ATTRIBUTES)
+                job.bytes += sum(len(r.payload) for r in batch if r.stream != Stream.ATTRIBUTES)
+                await data.send_parts(encode_batch_parts(batch))
+        except vol.VolumeError as exc:
+            text = f"error reading volume {spec.volume_name}: {exc}"
+            await data.send(ErrorReply(code=Code.SD_ERROR, text=text))
+            raise SdJobError(text) from exc
     await data.send_signal(Signal.EOD)
     log.info("read_session_done", job=job.name, files=job.files, bytes=job.bytes)
