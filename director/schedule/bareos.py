@@ -13,13 +13,12 @@ week of year); parts not given match everything.
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import re
 from dataclasses import dataclass, field
 from typing import Final
 
-from director.schedule.clock import UTC, resolve
+from director.schedule.clock import UTC, calendar_days, resolve
 
 DAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 MONTHS: Final = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
@@ -32,7 +31,6 @@ OVERRIDES: Final = {"level": "level", "pool": "pool", "storage": "storage", "mes
                     "priority": "priority", "fullpool": "full_pool", "incrementalpool": "incremental_pool",
                     "differentialpool": "differential_pool", "nextpool": "next_pool", "accurate": "accurate",
                     "spooldata": "spool_data"}
-HORIZON_MONTHS: Final = 12 * 9  # covers w53 and Feb 29 patterns
 
 
 class ScheduleError(ValueError):
@@ -69,22 +67,13 @@ class RunSpec:
         """The first instant (UTC) strictly after `after` at which this Run fires, or None within the horizon."""
         start = after.astimezone(tz).date() - dt.timedelta(days=1)  # a gap-shifted run may land on the next day
         times = sorted((h, m) for h in self.hours for m in self.minutes)
-        days_wanted = sorted(self.mdays) if self.mdays is not None else list(range(1, 32))
-        year, month = start.year, start.month
-        for _ in range(HORIZON_MONTHS):
-            if self.months is None or month in self.months:
-                length = calendar.monthrange(year, month)[1]
-                for number in days_wanted:
-                    if number > length:
-                        break
-                    day = dt.date(year, month, number)
-                    if day < start or not self.matches_day(day):
-                        continue
-                    for hour, minute in times:
-                        instant = resolve(dt.datetime(year, month, number, hour, minute), tz)
-                        if instant > after:
-                            return instant
-            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        for day in calendar_days(start, self.months, self.mdays):
+            if not self.matches_day(day):
+                continue
+            for hour, minute in times:
+                instant = resolve(dt.datetime(day.year, day.month, day.day, hour, minute), tz)
+                if instant > after:
+                    return instant
         return None
 
 

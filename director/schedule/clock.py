@@ -8,10 +8,14 @@
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
+from collections.abc import Collection, Iterator
+from typing import Final
 from zoneinfo import ZoneInfo
 
 UTC = dt.UTC
+HORIZON_MONTHS: Final = 12 * 9  # how far a next run is searched: covers w53 and Feb 29 patterns
 
 
 def zone(name: str | None) -> dt.tzinfo:
@@ -44,3 +48,21 @@ def resolve(naive: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
         else:
             low = mid
     return high.replace(microsecond=0)
+
+
+def calendar_days(start: dt.date, months: Collection[int] | None = None, mdays: Collection[int] | None = None,
+                  years: Collection[int] | None = None) -> Iterator[dt.date]:
+    """The days from `start` on, in order, within HORIZON_MONTHS, whose month, day of month and
+    year are allowed (None allows all); the caller checks weekdays and weeks."""
+    numbers = sorted(mdays) if mdays is not None else range(1, 32)
+    year, month = start.year, start.month
+    for _ in range(HORIZON_MONTHS):
+        if (months is None or month in months) and (years is None or year in years):
+            length = calendar.monthrange(year, month)[1]
+            for number in numbers:
+                if number > length:
+                    break
+                day = dt.date(year, month, number)
+                if day >= start:
+                    yield day
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)

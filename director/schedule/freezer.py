@@ -11,13 +11,12 @@ Cron fields (APScheduler/Freezer names): year, month, day, week (ISO), day_of_we
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import re
 from dataclasses import dataclass
 from typing import Final
 
-from director.schedule.clock import resolve
+from director.schedule.clock import calendar_days, resolve
 
 FIELDS: Final = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
 _BOUNDS: Final = {"year": (1970, 2199), "month": (1, 12), "day": (1, 31), "week": (1, 53), "day_of_week": (0, 6),
@@ -25,7 +24,6 @@ _BOUNDS: Final = {"year": (1970, 2199), "month": (1, 12), "day": (1, 31), "week"
 _DOW: Final = {name: i for i, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
 _MON: Final = {name: i + 1 for i, name in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug",
                                                      "sep", "oct", "nov", "dec"))}
-HORIZON_MONTHS: Final = 12 * 9
 
 
 class FreezerScheduleError(ValueError):
@@ -125,37 +123,27 @@ class Cron:
         hours = sorted(f["hour"] if f.get("hour") is not None else range(24))  # type: ignore[arg-type]
         minutes = sorted(f["minute"] if f.get("minute") is not None else range(60))  # type: ignore[arg-type]
         seconds = sorted(f["second"] if f.get("second") is not None else {0})  # type: ignore[arg-type]
-        local = after.astimezone(tz)
-        start_day = local.date() - dt.timedelta(days=1)
-        year, month = start_day.year, start_day.month
-        months, years, mdays = f.get("month"), f.get("year"), f.get("day")
-        numbers = sorted(mdays) if mdays is not None else range(1, 32)
-        for _ in range(HORIZON_MONTHS):
-            if (months is None or month in months) and (years is None or year in years):
-                length = calendar.monthrange(year, month)[1]
-                for number in numbers:
-                    if number > length:
-                        break
-                    day = dt.date(year, month, number)
-                    if day < start_day or not self._day_ok(day):
+        start_day = after.astimezone(tz).date() - dt.timedelta(days=1)
+        for day in calendar_days(start_day, f.get("month"), f.get("day"), f.get("year")):
+            if not self._day_ok(day):
+                continue
+            y, mo, d = day.year, day.month, day.day
+            # resolve() never goes backwards in wall time, so an hour (or minute) whose last
+            # candidate is not after `after` is skipped whole: a seconds cron stays cheap.
+            if resolve(dt.datetime(y, mo, d, hours[-1], minutes[-1], seconds[-1]), tz) <= after:
+                continue
+            for hour in hours:
+                if resolve(dt.datetime(y, mo, d, hour, minutes[-1], seconds[-1]), tz) <= after:
+                    continue
+                for minute in minutes:
+                    if resolve(dt.datetime(y, mo, d, hour, minute, seconds[-1]), tz) <= after:
                         continue
-                    # resolve() never goes backwards in wall time, so an hour (or minute) whose last
-                    # candidate is not after `after` is skipped whole: a seconds cron stays cheap.
-                    if resolve(dt.datetime(year, month, number, hours[-1], minutes[-1], seconds[-1]), tz) <= after:
-                        continue
-                    for hour in hours:
-                        if resolve(dt.datetime(year, month, number, hour, minutes[-1], seconds[-1]), tz) <= after:
-                            continue
-                        for minute in minutes:
-                            if resolve(dt.datetime(year, month, number, hour, minute, seconds[-1]), tz) <= after:
-                                continue
-                            for second in seconds:
-                                instant = resolve(dt.datetime(year, month, number, hour, minute, second), tz)
-                                if instant > after:
-                                    if self.end is not None and instant > self.end:
-                                        return None
-                                    return instant
-            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+                    for second in seconds:
+                        instant = resolve(dt.datetime(y, mo, d, hour, minute, second), tz)
+                        if instant > after:
+                            if self.end is not None and instant > self.end:
+                                return None
+                            return instant
         return None
 
 
