@@ -31,6 +31,15 @@ LEVELS = {lv.lower(): lv for lv in ("Full", "Incremental", "Differential", "Virt
                                     "Catalog", "InitCatalog", "VolumeToCatalog", "DiskToCatalog", "Data")}
 
 
+def _level_name(value: str | None) -> str | None:
+    """A Level as written (any case) → its canonical name; unknown levels are errors."""
+    if value is None:
+        return None
+    if value.lower() not in LEVELS:
+        raise ValueError(f"unknown Level {value!r} (use Full, Incremental or Differential)")
+    return LEVELS[value.lower()]
+
+
 class DirectorResource(TlsFields):
     ALIASES: ClassVar[dict[str, str]] = {"dirport": "port", "diraddress": "address"}
     UNIMPLEMENTED: ClassVar[frozenset[str]] = TLS_UNIMPLEMENTED | normalized(
@@ -295,11 +304,7 @@ class JobAction(Resource):
     @field_validator("level")
     @classmethod
     def _level(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if value.lower() not in LEVELS:
-            raise ValueError(f"unknown Level {value!r} (use Full, Incremental or Differential)")
-        return LEVELS[value.lower()]
+        return _level_name(value)
 
 
 _JOB_UNIMPLEMENTED = normalized(
@@ -402,11 +407,7 @@ class JobResource(Resource):
     @field_validator("level")
     @classmethod
     def _level(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        if value.lower() not in LEVELS:
-            raise ValueError(f"unknown Level {value!r} (use Full, Incremental or Differential)")
-        return LEVELS[value.lower()]
+        return _level_name(value)
 
     @field_validator("missed_run_policy")
     @classmethod
