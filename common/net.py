@@ -85,8 +85,7 @@ class Connection:
     """A framed, typed connection over an asyncio stream (TLS or plain)."""
 
     def __init__(self, stream: FrameStream, limits: Limits, peer: str) -> None:
-        self._reader = stream
-        self._writer = stream
+        self._stream = stream
         self.limits = limits
         self.peer = peer
         self._send_lock = asyncio.Lock()
@@ -99,19 +98,19 @@ class Connection:
 
     @property
     def tls(self) -> bool:
-        return self._writer.get_extra_info("ssl_object") is not None
+        return self._stream.get_extra_info("ssl_object") is not None
 
     @property
     def ssl_object(self) -> Any:
-        return self._writer.get_extra_info("ssl_object")
+        return self._stream.get_extra_info("ssl_object")
 
     async def _write(self, data: bytes) -> None:
         if self.closed:
             raise ConnectionClosed("connection already closed")
         async with self._send_lock:
             try:
-                self._writer.write(data)
-                await self._writer.drain()
+                self._stream.write(data)
+                await self._stream.drain()
             except (ConnectionError, OSError) as exc:
                 raise ConnectionClosed(f"send failed: {exc}") from exc
             self._last_send = asyncio.get_running_loop().time()
@@ -137,8 +136,8 @@ class Connection:
             raise ConnectionClosed("connection already closed")
         async with self._send_lock:
             try:
-                self._writer.writelines(parts)
-                await self._writer.drain()
+                self._stream.writelines(parts)
+                await self._stream.drain()
             except (ConnectionError, OSError) as exc:
                 raise ConnectionClosed(f"send failed: {exc}") from exc
             self._last_send = asyncio.get_running_loop().time()
@@ -149,7 +148,7 @@ class Connection:
     async def _read_exactly(self, n: int, timeout: float | None, what: str) -> bytes:
         try:
             async with asyncio.timeout(timeout):
-                return await self._reader.readexactly(n)
+                return await self._stream.readexactly(n)
         except asyncio.IncompleteReadError as exc:
             raise ConnectionClosed(
                 "connection closed by peer" if not exc.partial else f"connection closed mid-{what}"
@@ -221,10 +220,10 @@ class Connection:
             with contextlib.suppress(NetError, ProtocolError):
                 await self.send_signal(Signal.TERMINATE)
         self.closed = True
-        self._writer.close()
+        self._stream.close()
         with contextlib.suppress(ConnectionError, OSError, ssl.SSLError, TimeoutError):
             async with asyncio.timeout(2):
-                await self._writer.wait_closed()
+                await self._stream.wait_closed()
 
 
 _COALESCE_BELOW: Final = 64 * 1024

@@ -25,7 +25,6 @@ from director.jobs.hooks import HookRunner
 from director.jobs.naming import UniqueNamer
 from director.jobs.setup import RunRequest
 from director.schedule.scheduler import Scheduler
-from protocol.jobs import CancelJob
 from protocol.messages import Code, ErrorReply, Hello, RunningJob
 
 DIR_PORT: Final = 9101
@@ -140,10 +139,6 @@ class DirectorDaemon(Daemon):
             out.append(RunningJob(job_id=jcr.job_id, job=jcr.unique, status=jcr.status,
                                   files=int(summary["jobfiles"] or 0), bytes=int(summary["jobbytes"] or 0)))
         return tuple(out)
-
-    async def cancel_on_daemons(self, jcr: JobControl, conns: list[Connection]) -> None:
-        for conn in conns:
-            await conn.send(CancelJob(job=jcr.unique))
 
     # -- lifecycle --------------------------------------------------------------------------
 
