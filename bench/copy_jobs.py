@@ -54,7 +54,7 @@ def configure(inst: Path, sd1_port: int, sd2_port: int, data: Path) -> None:
             '  Selection Pattern = "^big$"\n  Messages = Standard\n  Client = test-fd\n  FileSet = big\n  Storage = File\n}\n')
 
 
-async def bench(root: Path, scale: float, tls: bool = True, repeat: int = 3) -> None:
+async def bench(root: Path, scale: float, tls: bool = True, repeat: int = 3, only: str | None = None) -> None:
     data = root / "data"
     large_bytes, _ = generate(data, scale)
     inst = root / "copy-install"
@@ -76,39 +76,32 @@ async def bench(root: Path, scale: float, tls: bool = True, repeat: int = 3) -> 
             # Local and remote runs alternate so that both see the same disk weather; the best of
             # each is compared (this VM's disk throughput swings by 2x from minute to minute).
             locals_, remotes = [], []
-            sds = [p for p in procs if p.module == "storaged"]
-            cpu: dict[str, list[float]] = {"local": [], "remote": []}
-            ballast = _Ballast(BALLAST, large_bytes) if BALLAST.parent.is_dir() else None
+            sds = [p for p in procs if p.module == "storaged"][::-1]  # the source's SD, then the second SD
+            cpu: dict[str, list[list[float]]] = {"local": [], "remote": []}
+            if BALLAST.parent.is_dir():
+                take_free_memory(BALLAST)
             for _ in range(repeat):
                 for kind, times in (("local", locals_), ("remote", remotes)):
-                    if ballast is not None:
-                        ballast.release()
+                    if only is not None and kind != only:
+                        continue
                     before = _cpu_seconds(sds)
                     times.append((await _job(client, f"run job=copy-{kind} yes"))[0])
-                    cpu[kind].append(_cpu_seconds(sds) - before)
-                    if ballast is not None:
-                        ballast.fill()
-            local, remote = min(locals_), min(remotes)
+                    cpu[kind].append([b - a for a, b in zip(before, _cpu_seconds(sds), strict=True)])
             # CPU seconds of both Storage Daemons per run: above the wall time, the 2 SDs ran in parallel.
             print("local copy runs (s): " + " ".join(f"{t:.2f}" for t in locals_)
-                  + "   SD CPU (s): " + " ".join(f"{c:.2f}" for c in cpu["local"]))
+                  + "   CPU (s) of SD1+SD2: " + " ".join("+".join(f"{c:.2f}" for c in run) for run in cpu["local"]))
             print("remote copy runs (s): " + " ".join(f"{t:.2f}" for t in remotes)
-                  + "   SD CPU (s): " + " ".join(f"{c:.2f}" for c in cpu["remote"]))
+                  + "   CPU (s) of reading SD+writing SD: " + " ".join("+".join(f"{c:.2f}" for c in run) for run in cpu["remote"]))
+            cp = _cp(inst) if only is None else 0.0  # with the ballast still in place, as the jobs had it
         finally:
             await client.close()
     finally:
         for p in reversed(procs):
             launcher.stop(p.pid_file)
         BALLAST.unlink(missing_ok=True)
-    volumes = sorted((inst / "storage").glob("Source-*"))
-    target = inst / "cp-target"
-    target.mkdir()
-    _settle()
-    started = time.perf_counter()
-    for volume in volumes:
-        shutil.copyfile(volume, target / volume.name)
-    subprocess.run(["sync"], check=True)
-    cp = time.perf_counter() - started
+    if only is not None:
+        return  # one kind alone (for a profiler): the runs above are the figures
+    local, remote = min(locals_), min(remotes)
     mb = large_bytes / MIB
     print(f"\n{'measurement':32} {'seconds':>9} {'MB/s':>10}")
     for what, secs in (("local copy job", local), (f"remote copy job (2 SDs, {'TLS' if tls else 'plain'})", remote), ("cp of the volume files", cp)):
@@ -117,43 +110,60 @@ async def bench(root: Path, scale: float, tls: bool = True, repeat: int = 3) -> 
     print(f"local copy vs cp:          {cp / local:6.1%}  (target >= 50%)  {'ok' if cp / local >= 0.5 else 'MISSED'}")
 
 
+def _cp(inst: Path) -> float:
+    """Seconds for `cp` of the source volumes, then `sync`."""
+    target = inst / "cp-target"
+    target.mkdir()
+    _settle()
+    started = time.perf_counter()
+    for volume in sorted((inst / "storage").glob("Source-*")):
+        shutil.copyfile(volume, target / volume.name)
+    subprocess.run(["sync"], check=True)
+    return time.perf_counter() - started
+
+
 BALLAST = Path("/dev/shm/strongroom-copy-bench-ballast")
+KEEP_FREE = 512 * MIB
 
 
-class _Ballast:
-    """A tmpfs file as large as one copy, deleted just before each job.
+def take_free_memory(path: Path) -> None:
+    """Fill a tmpfs file with all free memory but KEEP_FREE, for the whole benchmark.
 
-    A copy's volume takes new memory pages (tmpfs, or the page cache on a disk), and on this VM a
-    page touched for the first time costs ~6x one that was just freed (dd of 1 GiB to /dev/shm:
-    3.1-3.5 s against 0.55 s). Without the ballast the first job after the install is wiped
-    (always a local one) got freed pages and every later job new ones, which decided the
-    comparison more than the Storage Daemons did. Freed ballast pages serve each job alike.
+    This VM returns memory that stays free for ~2 s to its host (virtio-balloon free page
+    reporting), and a page touched again after that costs ~3 us (touching 8.5 GB of it took 24 s of
+    system time). A copy writes 2 GiB of new page cache: from free memory it cost the writing SD
+    2-3 s of system time in some runs and nothing in others, depending on how long the pages had
+    been free, which decided the comparison more than the Storage Daemons did. With free memory
+    taken, new page cache comes from reclaiming old page cache, pages that never sat free: the
+    steady state of a long-running server, and the same for every job and for `cp`.
     """
-
-    def __init__(self, path: Path, size: int) -> None:
-        self.path, self.size = path, size
-        self.fill()
-
-    def fill(self) -> None:
-        chunk = bytes(8 * MIB)
-        with self.path.open("wb") as f:
-            for _ in range(0, self.size, len(chunk)):
-                f.write(chunk)
-
-    def release(self) -> None:
-        self.path.unlink(missing_ok=True)
+    free = _meminfo("MemFree")
+    chunk = bytes(64 * MIB)
+    with path.open("wb") as f:
+        for _ in range(max(0, free - KEEP_FREE) // len(chunk)):
+            f.write(chunk)
 
 
-def _cpu_seconds(daemons: list[launcher.DaemonProcess]) -> float:
-    """User + system CPU time of the daemons' processes (all threads), from /proc."""
-    total = 0
+def _meminfo(field: str) -> int:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name == field:
+            return int(value.split()[0]) * 1024
+    return 0
+
+
+def _cpu_seconds(daemons: list[launcher.DaemonProcess]) -> list[float]:
+    """User + system CPU time of each daemon's process (all threads), from /proc."""
+    seconds = []
     for daemon in daemons:
         pid = launcher.running_pid(daemon.pid_file)
         if pid is None:
+            seconds.append(0.0)
             continue
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
-    return total / os.sysconf("SC_CLK_TCK")
+        ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+        seconds.append(ticks / os.sysconf("SC_CLK_TCK"))
+    return seconds
 
 
 def main() -> None:
@@ -162,8 +172,9 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--plain", action="store_true", help="TLS Enable = no everywhere, to see what TLS costs")
     parser.add_argument("--repeat", type=int, default=3, help="alternating local/remote runs; the best of each counts")
+    parser.add_argument("--only", choices=("local", "remote"), help="run one kind of copy only (to profile it)")
     args = parser.parse_args()
-    asyncio.run(bench(args.dir, args.scale, tls=not args.plain, repeat=args.repeat))
+    asyncio.run(bench(args.dir, args.scale, tls=not args.plain, repeat=args.repeat, only=args.only))
 
 
 if __name__ == "__main__":

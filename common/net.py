@@ -6,144 +6,65 @@ import asyncio
 import contextlib
 import socket
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from common import bulk
+from common.link import (
+    TLS_RECORD_HANDSHAKE,
+    Body,
+    Connection,
+    ConnectionClosed,
+    Limits,
+    NetError,
+    Parts,
+    PeerRefused,
+    PeerTimeout,
+    set_keepalive,
+    tls_mismatch,
+)
 from common.stream import FrameStream
 from common.tls import describe_ssl_error
-from protocol.errors import FrameTooLarge, ProtocolError
-from protocol.frames import (
-    HEADER,
-    HEADER_SIZE,
-    MAX_FRAME_SIZE,
-    Signal,
-    encode_frame,
-    encode_signal,
-    parse_header,
-)
-from protocol.messages import Code, ErrorReply, Message, decode_message, encode_message
+from protocol.errors import ProtocolError
+from protocol.frames import HEADER_SIZE, Signal, encode_frame, parse_header
+from protocol.messages import Code, ErrorReply, encode_message
 
-TLS_RECORD_HANDSHAKE: Final = 0x16
-DEFAULT_FRAME_TIMEOUT: Final = 30.0
-DEFAULT_CONNECT_TIMEOUT: Final = 10.0
-DEFAULT_AUTH_TIMEOUT: Final = 30.0
-DEFAULT_TLS_HANDSHAKE_TIMEOUT: Final = 10.0
+__all__ = [
+    "Connection", "ConnectionClosed", "Limits", "Listener", "NetError", "PeerRefused",
+    "PeerTimeout", "StreamConnection", "dial",
+]
+
 PEEK_TIMEOUT: Final = 30.0
 WRITE_BUFFER_HIGH: Final = 2 * 1024 * 1024
 
 
-class NetError(Exception):
-    """Root of networking errors; `step` says where a connection failed (dns, tcp, tls, auth, io)."""
-
-    retriable = True
-
-    def __init__(self, step: str, message: str) -> None:
-        super().__init__(message)
-        self.step = step
-        self.message = message
-
-
-class ConnectionClosed(NetError):
-    """The peer closed the connection."""
-
-    def __init__(self, message: str = "connection closed by peer") -> None:
-        super().__init__("io", message)
-
-
-class PeerTimeout(NetError):
-    """The peer went silent for longer than allowed."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__("io", message)
-
-
-class PeerRefused(NetError):
-    """The peer answered with an ErrorReply instead of continuing."""
-
-    retriable = False
-
-    def __init__(self, code: int, text: str) -> None:
-        super().__init__("auth" if code != Code.TLS_REQUIRED else "tls", f"{code} {text}")
-        self.code = code
-        self.text = text
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Every limit a connection enforces; daemons build one from their configuration."""
-
-    max_frame_size: int = MAX_FRAME_SIZE
-    frame_timeout: float = DEFAULT_FRAME_TIMEOUT
-    auth_timeout: float = DEFAULT_AUTH_TIMEOUT
-    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
-    tls_handshake_timeout: float = DEFAULT_TLS_HANDSHAKE_TIMEOUT
-    heartbeat_interval: float = 0.0
-
-
-class Connection:
-    """A framed, typed connection over an asyncio stream (TLS or plain)."""
+class StreamConnection(Connection):
+    """A framed connection over an asyncio stream (TLS or plain), run by the event loop."""
 
     def __init__(self, stream: FrameStream, limits: Limits, peer: str) -> None:
+        super().__init__(limits, peer)
         self._stream = stream
-        self.limits = limits
-        self.peer = peer
         self._send_lock = asyncio.Lock()
-        self._last_send = asyncio.get_running_loop().time()
-        self.closed = False
         # Let a whole data batch or two sit in the transport: `drain` then returns at once and the
         # sender goes on reading while the kernel sends (the default 64 KiB mark stalls every batch).
         with contextlib.suppress(AttributeError, NotImplementedError, RuntimeError):
             stream.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
 
     @property
-    def tls(self) -> bool:
-        return self._stream.get_extra_info("ssl_object") is not None
-
-    @property
     def ssl_object(self) -> Any:
         return self._stream.get_extra_info("ssl_object")
 
-    async def _write(self, data: bytes) -> None:
-        if self.closed:
-            raise ConnectionClosed("connection already closed")
+    async def _send_frames(self, parts: Parts) -> None:
         async with self._send_lock:
             try:
-                self._stream.write(data)
+                if len(parts) == 1:
+                    self._stream.write(parts[0])
+                else:
+                    self._stream.writelines(parts)
                 await self._stream.drain()
             except (ConnectionError, OSError) as exc:
                 raise ConnectionClosed(f"send failed: {exc}") from exc
-            self._last_send = asyncio.get_running_loop().time()
-
-    async def send(self, msg: Message) -> None:
-        await self._write(encode_frame(encode_message(msg), self.limits.max_frame_size))
-
-    async def send_raw(self, body: bytes) -> None:
-        """Send one already-encoded frame body (data streams): header and body go out unjoined."""
-        if len(body) > self.limits.max_frame_size:
-            raise FrameTooLarge(len(body), self.limits.max_frame_size)
-        await self._write_parts((HEADER.pack(len(body)), body))
-
-    async def send_parts(self, parts: list[bytes | memoryview]) -> None:
-        """Send one frame whose body is the concatenation of `parts`, without joining them."""
-        size = sum(len(p) for p in parts)
-        if size > self.limits.max_frame_size:
-            raise FrameTooLarge(size, self.limits.max_frame_size)
-        await self._write_parts(_coalesce([HEADER.pack(size), *parts]))
-
-    async def _write_parts(self, parts: tuple[bytes | memoryview, ...]) -> None:
-        if self.closed:
-            raise ConnectionClosed("connection already closed")
-        async with self._send_lock:
-            try:
-                self._stream.writelines(parts)
-                await self._stream.drain()
-            except (ConnectionError, OSError) as exc:
-                raise ConnectionClosed(f"send failed: {exc}") from exc
-            self._last_send = asyncio.get_running_loop().time()
-
-    async def send_signal(self, signal: Signal) -> None:
-        await self._write(encode_signal(signal))
 
     async def _read_exactly(self, n: int, timeout: float | None, what: str) -> bytes:
         try:
@@ -158,8 +79,7 @@ class Connection:
         except (ConnectionError, OSError, ssl.SSLError) as exc:
             raise ConnectionClosed(f"receive failed: {exc}") from exc
 
-    async def recv_event(self, timeout: float | None = None) -> bytes | Signal:
-        """The next frame body or signal; heartbeats are absorbed here."""
+    async def recv_event(self, timeout: float | None = None) -> Body | Signal:
         while True:
             header = await self._read_exactly(HEADER_SIZE, timeout, "frame header")
             announced = parse_header(header, self.limits.max_frame_size)
@@ -171,79 +91,11 @@ class Connection:
                 return b""
             return await self._read_exactly(announced, self.limits.frame_timeout, "frame body")
 
-    async def recv(self, timeout: float | None = None) -> Message | Signal:
-        """The next typed message or signal."""
-        event = await self.recv_event(timeout)
-        if isinstance(event, Signal):
-            return event
-        return decode_message(event)
-
-    async def recv_message(self, timeout: float | None = None) -> Message:
-        """The next message; a TERMINATE signal or EOF is ConnectionClosed, other signals errors."""
-        event = await self.recv(timeout)
-        if event is Signal.TERMINATE:
-            raise ConnectionClosed("peer terminated the conversation")
-        if isinstance(event, Signal):
-            raise ProtocolError(f"expected a message, got signal {event.name}")
-        return event
-
-    @contextlib.asynccontextmanager
-    async def heartbeats(self, interval: float | None = None) -> AsyncIterator[None]:
-        """Send HEARTBEAT whenever nothing else was sent for `interval` seconds."""
-        every = self.limits.heartbeat_interval if interval is None else interval
-        if every <= 0:
-            yield
-            return
-        async with asyncio.TaskGroup() as tg:
-            task = tg.create_task(self._heartbeat_loop(every))
-            try:
-                yield
-            finally:
-                task.cancel()
-
-    async def _heartbeat_loop(self, every: float) -> None:
-        loop = asyncio.get_running_loop()
-        while not self.closed:
-            idle = loop.time() - self._last_send
-            if idle >= every:
-                try:
-                    await self.send_signal(Signal.HEARTBEAT)
-                except NetError:
-                    return
-                idle = 0.0
-            await asyncio.sleep(every - idle)
-
-    async def close(self, terminate: bool = False) -> None:
-        if self.closed:
-            return
-        if terminate:
-            with contextlib.suppress(NetError, ProtocolError):
-                await self.send_signal(Signal.TERMINATE)
-        self.closed = True
+    async def _shutdown(self) -> None:
         self._stream.close()
         with contextlib.suppress(ConnectionError, OSError, ssl.SSLError, TimeoutError):
             async with asyncio.timeout(2):
                 await self._stream.wait_closed()
-
-
-_COALESCE_BELOW: Final = 64 * 1024
-
-
-def _coalesce(parts: list[bytes | memoryview]) -> tuple[bytes | memoryview, ...]:
-    """Join runs of small parts (each becomes a TLS record otherwise); large payloads stay uncopied."""
-    out: list[bytes | memoryview] = []
-    run: list[bytes | memoryview] = []
-    for part in parts:
-        if len(part) >= _COALESCE_BELOW:
-            if run:
-                out.append(b"".join(run))
-                run = []
-            out.append(part)
-        else:
-            run.append(part)
-    if run:
-        out.append(b"".join(run))
-    return tuple(out)
 
 
 def format_address(host: str, port: int) -> str:
@@ -255,8 +107,16 @@ async def dial(
     port: int,
     ssl_context: ssl.SSLContext | None,
     limits: Limits,
+    *,
+    bulk_data: bool = False,
 ) -> Connection:
-    """Open a connection, failing with a NetError whose step names DNS, TCP or TLS."""
+    """Open a connection, failing with a NetError whose step names DNS, TCP or TLS.
+
+    `bulk_data` opens a connection run by a thread of its own (common.bulk), for streams that move
+    whole jobs between daemons.
+    """
+    if bulk_data:
+        return await bulk.dial(host, port, ssl_context, limits)
     loop = asyncio.get_running_loop()
     where = format_address(host, port)
     try:
@@ -277,7 +137,7 @@ async def dial(
             last = exc
     if stream is None:
         raise NetError("tcp", f"cannot connect to {where}: {last or 'no address'}")
-    _set_keepalive(stream.get_extra_info("socket"), limits.heartbeat_interval)
+    set_keepalive(stream.get_extra_info("socket"), limits.heartbeat_interval)
     if ssl_context is not None:
         try:
             stream.transport = await loop.start_tls(
@@ -289,22 +149,12 @@ async def dial(
             raise NetError(
                 "tls", f"TLS handshake with {where} failed: {describe_tls_failure(exc)}"
             ) from exc
-    return Connection(stream, limits, where)
+    return StreamConnection(stream, limits, where)
 
 
 def describe_tls_failure(exc: BaseException) -> str:
     """Operator-readable reason for a failed TLS handshake."""
     return describe_ssl_error(exc)
-
-
-def _set_keepalive(sock: socket.socket | None, interval: float) -> None:
-    if sock is None:
-        return
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        if interval > 0 and hasattr(socket, "TCP_KEEPIDLE"):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, int(interval)))
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, int(interval)))
 
 
 Handler = Callable[[Connection], Awaitable[None]]
@@ -422,21 +272,24 @@ class Listener:
 
     async def _open(self, client: socket.socket, peer: str, log: Any) -> Connection | None:
         client.setblocking(False)
-        _set_keepalive(client, self.limits.heartbeat_interval)
+        set_keepalive(client, self.limits.heartbeat_interval)
         first = await _peek(client, PEEK_TIMEOUT)
         if not first:
             log.info("connection_closed_before_data")
             return None
-        offers_tls = first[0] == TLS_RECORD_HANDSHAKE
+        if first == bulk.DATA_PREAMBLE[:1]:
+            return await bulk.accept(client, peer, ssl_context=self.ssl_context, limits=self.limits,
+                                     refusal_text=self.refusal_text, log=log)
         loop = asyncio.get_running_loop()
-        if self.ssl_context is not None and not offers_tls:
-            log.warning("plain_tcp_refused", reason="TLS is required on this daemon")
+        refused = tls_mismatch(self.ssl_context is not None, first[0] == TLS_RECORD_HANDSHAKE)
+        if refused == "plain_tcp_refused":
+            log.warning(refused, reason="TLS is required on this daemon")
             refusal = ErrorReply(code=Code.TLS_REQUIRED, text=self.refusal_text)
             with contextlib.suppress(OSError):
                 await loop.sock_sendall(client, encode_frame(encode_message(refusal)))
             return None
-        if self.ssl_context is None and offers_tls:
-            log.warning("tls_refused", reason="TLS is disabled on this daemon (TLS Enable = no)")
+        if refused is not None:
+            log.warning(refused, reason="TLS is disabled on this daemon (TLS Enable = no)")
             return None
         stream = FrameStream()
         try:
@@ -451,7 +304,7 @@ class Listener:
         except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as exc:
             log.warning("tls_handshake_failed", reason=describe_tls_failure(exc))
             return None
-        return Connection(stream, self.limits, peer)
+        return StreamConnection(stream, self.limits, peer)
 
 
 async def _peek(sock: socket.socket, timeout: float) -> bytes:

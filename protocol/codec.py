@@ -15,7 +15,7 @@ def pack(obj: object) -> bytes:
     return data
 
 
-def unpack(data: bytes | memoryview) -> Any:
+def unpack(data: bytes | bytearray | memoryview) -> Any:
     """Deserialise one msgpack value; malformed or trailing bytes raise DecodeError.
 
     The body was already bounded by the frame limit, and msgpack bounds every container by

@@ -216,7 +216,7 @@ def encode_message(msg: Message) -> bytes:
     return codec.pack(_to_wire(msg))
 
 
-def decode_message(body: bytes) -> Message:
+def decode_message(body: bytes | bytearray) -> Message:
     """Parse and validate one frame body; anything malformed raises DecodeError."""
     obj = codec.unpack(body)
     if not isinstance(obj, dict):

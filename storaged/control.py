@@ -156,7 +156,7 @@ async def _replicate(sd: StorageDaemon, job: SdJob, msg: SdReplicate, log: Any) 
     own = sd.own
     ssl_context = client_ssl_context(own, own) if msg.tls else None
     try:
-        peer = await dial(msg.address, msg.port, ssl_context, sd.limits())
+        peer = await dial(msg.address, msg.port, ssl_context, sd.limits(), bulk_data=True)
     except NetError as exc:
         raise SdJobError(f"cannot reach the writing Storage Daemon at {msg.address}:{msg.port}: {exc.step}: {exc}") from exc
     try:

@@ -98,7 +98,7 @@ class VolumeRecord:
     session_time: int
     file_index: int
     stream: int
-    payload: bytes
+    payload: bytes | memoryview
     position: Position
 
     def record(self) -> Record:
@@ -120,7 +120,7 @@ def _pack_label(label: Any) -> bytes:
     return codec.pack(asdict(label))
 
 
-def _unpack_label(cls: type[Any], payload: bytes, path: Path) -> Any:
+def _unpack_label(cls: type[Any], payload: bytes | memoryview, path: Path) -> Any:
     try:
         data = codec.unpack(payload)
         names = {f.name for f in fields(cls)}
@@ -188,7 +188,8 @@ def _read_block(f: BinaryIO, path: Path, expect: int | None) -> tuple[int, bytes
     return number, data, offset
 
 
-def _split(data: bytes, path: Path, number: int, offset: int) -> Iterator[tuple[int, int, int, int, bytes]]:
+def _split(data: bytes, path: Path, number: int, offset: int) -> Iterator[tuple[int, int, int, int, memoryview]]:
+    """The records of a block; payloads are views of the block (read once, never copied)."""
     pos = 0
     view = memoryview(data)
     while pos < len(data):
@@ -198,7 +199,7 @@ def _split(data: bytes, path: Path, number: int, offset: int) -> Iterator[tuple[
         pos += RECORD_HEADER.size
         if pos + length > len(data):
             raise VolumeCorrupt(path, number, offset, "record crosses the block end")
-        yield session_id, session_time, file_index, stream, bytes(view[pos : pos + length])
+        yield session_id, session_time, file_index, stream, view[pos : pos + length]
         pos += length
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from protocol.jobs import BootstrapSpec, JobMediaReport, SdJobSetup, VolumeAssignment
 from protocol.messages import Message
-from protocol.records import Record, Stream
+from protocol.records import BATCH_BYTES, Record, Stream
 from storaged import sessions
 from storaged import volume as vol
 from storaged.jobs import Device, SdJob
@@ -94,10 +94,10 @@ async def test_read_batches_in_order_and_stops_early(tmp_path: Path) -> None:
     reader_job = _job(tmp_path, bootstrap=(spec,))
     assert report.first_index == 1 and report.last_index == 80
 
-    read = [r async for batch in sessions.read_batches(reader_job, tmp_path) for r in batch]
+    read = [r async for batch in sessions.read_batches(reader_job, tmp_path, BATCH_BYTES) for r in batch]
     assert [(r.file_index, r.stream, bytes(r.payload)) for r in read] == [
         (r.file_index, r.stream, bytes(r.payload)) for batch in batches for r in batch]
 
-    stream = sessions.read_batches(reader_job, tmp_path)
+    stream = sessions.read_batches(reader_job, tmp_path, BATCH_BYTES)
     assert len(await anext(stream)) > 0
     await stream.aclose()  # read-ahead still queued: closing must not hang or leak a running read

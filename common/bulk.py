@@ -1,0 +1,322 @@
+"""Bulk data connections: a blocking socket (TLS or plain) owned by one worker thread.
+
+A remote copy moves every byte of a job from one Storage Daemon to another. On the event loop each
+16 KiB TLS record costs Python calls and buffer copies under the GIL, on the same thread that runs
+the job. Here the connection's socket is blocking and only its worker thread touches it: OpenSSL
+encrypts, decrypts and calls the kernel without the GIL, while the loop and the volume threads go on.
+
+The dialer announces such a connection with `DATA_PREAMBLE`, in clear, before TLS; the listener,
+which peeks at the first byte of every connection, hands the socket to a thread instead of the
+event loop's TLS. After that everything is as on any connection: the TLS handshake, the job's
+one-time-key authentication, then frames.
+
+One thread owns the socket (an OpenSSL connection must not be used from two threads at once), so
+sends and receives take turns in one queue:
+- sends are written behind: up to SEND_AHEAD frames wait for the worker before `send` waits;
+- receiving reads ahead, up to READ_AHEAD frames, but only across record batches (msgpack
+  arrays): after a message or a signal the peer usually waits for an answer, and a read queued
+  then would hold up that answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import socket
+import ssl
+import threading
+from collections import deque
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final
+
+from common.blocking_tls import BioTls
+from common.link import (
+    TLS_RECORD_HANDSHAKE,
+    Body,
+    Connection,
+    ConnectionClosed,
+    Limits,
+    NetError,
+    Parts,
+    PeerTimeout,
+    set_keepalive,
+    tls_mismatch,
+)
+from common.tls import describe_ssl_error
+from protocol.errors import ProtocolError
+from protocol.frames import HEADER_SIZE, Signal, encode_frame, parse_header
+from protocol.messages import Code, ErrorReply, encode_message
+
+DATA_PREAMBLE: Final = b"SRDATA/1"
+# Frames on a bulk connection may be this large (the usual limit is Bareos's 1,000,000 bytes): each
+# frame is one hand-over between the connection's thread, the event loop and the volume threads,
+# and on a VM such a hand-over (a futex wake, the GIL changing hands) costs tens of microseconds.
+BULK_FRAME_SIZE: Final = 8 * 1024 * 1024
+SEND_AHEAD: Final = 3
+READ_AHEAD: Final = 3
+PREAMBLE_TIMEOUT: Final = 30.0
+_BATCH_MARKERS: Final = frozenset({0xDC, 0xDD, *range(0x90, 0xA0)})  # msgpack array headers
+
+
+def _is_batch(event: Body | Signal) -> bool:
+    return not isinstance(event, Signal) and len(event) > 0 and event[0] in _BATCH_MARKERS
+
+
+class BlockingChannel:
+    """Framed I/O on a blocking socket, plain or TLS; every method but `interrupt` runs in the owning thread."""
+
+    def __init__(self, sock: socket.socket, tls: BioTls | None, max_frame_size: int) -> None:
+        self.sock = sock
+        self.tls = tls
+        self._stream: socket.socket | BioTls = tls if tls is not None else sock
+        self.max_frame_size = max_frame_size
+
+    def send_parts(self, parts: Parts) -> None:
+        try:
+            for part in parts:
+                self._stream.sendall(part)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConnectionClosed(f"send failed: {exc}") from exc
+
+    def recv_event(self) -> Body | Signal:
+        while True:
+            header = self._recv_exactly(HEADER_SIZE, "frame header")
+            announced = parse_header(bytes(header), self.max_frame_size)
+            if announced is Signal.HEARTBEAT:
+                continue
+            if isinstance(announced, Signal):
+                return announced
+            return self._recv_exactly(announced, "frame body") if announced else b""
+
+    def _recv_exactly(self, n: int, what: str) -> bytearray:
+        """n bytes, received straight into the buffer the caller keeps."""
+        buf = bytearray(n)
+        view = memoryview(buf)
+        got = 0
+        try:
+            while got < n:
+                k = self._stream.recv_into(view[got:], n - got)
+                if k == 0:
+                    raise ConnectionClosed("connection closed by peer" if got == 0 and what == "frame header"
+                                           else f"connection closed mid-{what}")
+                got += k
+        except (OSError, ssl.SSLError) as exc:
+            raise ConnectionClosed(f"receive failed: {exc}") from exc
+        finally:
+            view.release()
+        return buf
+
+    def interrupt(self) -> None:
+        """Wake the owning thread from a blocked send or receive (any thread may call this)."""
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(self.sock, socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, ssl.SSLError):
+            self.sock.close()
+
+
+class ThreadedConnection(Connection):
+    """A Connection whose blocking socket lives in one worker thread (see the module docstring)."""
+
+    def __init__(self, channel: BlockingChannel, limits: Limits, peer: str) -> None:
+        super().__init__(dataclasses.replace(limits, max_frame_size=BULK_FRAME_SIZE), peer)
+        self._channel = channel
+        self._loop = asyncio.get_running_loop()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-io")
+        self._sends: deque[asyncio.Future[None]] = deque()
+        self._inbox: asyncio.Queue[Body | Signal | BaseException] = asyncio.Queue()
+        self._room = threading.Semaphore(READ_AHEAD)
+        self._pumping = False
+        self._stopping = threading.Event()
+
+    @property
+    def ssl_object(self) -> Any:
+        tls = self._channel.tls
+        return None if tls is None else tls.ssl_object
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def _send_frames(self, parts: Parts) -> None:
+        self._sends.append(self._loop.run_in_executor(self._worker, self._channel.send_parts, parts))
+        while len(self._sends) > SEND_AHEAD or (self._sends and self._sends[0].done()):
+            await self._settle(self._sends.popleft())
+
+    async def _settle(self, send: asyncio.Future[None]) -> None:
+        try:
+            await send
+        except RuntimeError as exc:  # the worker was shut down by close()
+            raise ConnectionClosed("connection already closed") from exc
+
+    async def flush(self) -> None:
+        """Wait until every queued frame is handed to the kernel."""
+        while self._sends:
+            await self._settle(self._sends.popleft())
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    async def recv_event(self, timeout: float | None = None) -> Body | Signal:
+        if self._inbox.empty() and not self._pumping:
+            if self.closed:
+                raise ConnectionClosed("connection already closed")
+            self._pumping = True
+            self._worker.submit(self._pump)
+        try:
+            async with asyncio.timeout(timeout):
+                event = await self._inbox.get()
+        except TimeoutError as exc:
+            raise PeerTimeout(f"peer stalled: no frame within {timeout:g} s") from exc
+        self._room.release()
+        if isinstance(event, BaseException):
+            raise event
+        return event
+
+    def _pump(self) -> None:
+        """Worker thread: receive frames until one that is not a record batch (or an error)."""
+        while True:
+            self._room.acquire()
+            event: Body | Signal | BaseException
+            if self._stopping.is_set():
+                event = ConnectionClosed("connection closed")
+            else:
+                try:
+                    event = self._channel.recv_event()
+                except (NetError, ProtocolError) as exc:
+                    event = exc
+            last = not _is_batch(event) if not isinstance(event, BaseException) else True
+            try:
+                self._loop.call_soon_threadsafe(self._deliver, event, last)
+            except RuntimeError:  # the loop is closed: nobody is listening any more
+                return
+            if last:
+                return
+
+    def _deliver(self, event: Body | Signal | BaseException, last: bool) -> None:
+        if last:
+            self._pumping = False
+        self._inbox.put_nowait(event)
+
+    # -- closing -----------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def heartbeats(self, interval: float | None = None) -> AsyncIterator[None]:
+        """None here: a heartbeat would queue behind a waiting read; TCP keepalive watches the peer."""
+        yield
+
+    async def _shutdown(self) -> None:
+        if not self._pumping:  # frames queued behind a blocked read would never leave anyway
+            with contextlib.suppress(NetError, TimeoutError):
+                async with asyncio.timeout(self.limits.frame_timeout):
+                    await self.flush()
+        self._stopping.set()
+        self._channel.interrupt()
+        self._room.release(READ_AHEAD)  # a pump waiting for room sees `_stopping`
+        closing = self._loop.run_in_executor(self._worker, self._channel.close)
+        with contextlib.suppress(TimeoutError, RuntimeError):
+            async with asyncio.timeout(2):
+                await closing
+        for send in self._sends:
+            if send.done() and not send.cancelled():
+                send.exception()  # retrieved: a failed write-behind is not an "unhandled" error
+        self._worker.shutdown(wait=False, cancel_futures=True)
+
+
+# -- opening ---------------------------------------------------------------------------------
+
+
+def _connect(host: str, port: int, ssl_context: ssl.SSLContext | None, limits: Limits) -> BlockingChannel:
+    """Dialer side, in a thread: TCP, the preamble, then TLS; failures name the step."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        raise NetError("dns", f"cannot resolve {host!r}: {exc}") from exc
+    sock: socket.socket | None = None
+    last: Exception | None = None
+    for family, _type, _proto, _canon, sockaddr in infos:
+        candidate = socket.socket(family, socket.SOCK_STREAM)
+        candidate.settimeout(limits.connect_timeout)
+        try:
+            candidate.connect(sockaddr)
+        except OSError as exc:
+            candidate.close()
+            last = exc
+            continue
+        sock = candidate
+        break
+    if sock is None:
+        raise NetError("tcp", f"cannot connect to {where}: {last or 'no address'}")
+    set_keepalive(sock, limits.heartbeat_interval)
+    tls: BioTls | None = None
+    try:
+        sock.sendall(DATA_PREAMBLE)
+        if ssl_context is not None:
+            sock.settimeout(limits.tls_handshake_timeout)
+            tls = BioTls(sock, ssl_context, server_side=False)
+            try:
+                tls.handshake()
+            except (ssl.SSLError, OSError) as exc:
+                raise NetError("tls", f"TLS handshake with {where} failed: {describe_ssl_error(exc)}") from exc
+        sock.settimeout(None)
+    except OSError as exc:
+        sock.close()
+        raise NetError("tcp", f"cannot talk to {where}: {exc}") from exc
+    except BaseException:
+        sock.close()
+        raise
+    return BlockingChannel(sock, tls, BULK_FRAME_SIZE)
+
+
+async def dial(host: str, port: int, ssl_context: ssl.SSLContext | None, limits: Limits) -> ThreadedConnection:
+    """Open a bulk data connection (see the module docstring)."""
+    channel = await asyncio.to_thread(_connect, host, port, ssl_context, limits)
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return ThreadedConnection(channel, limits, where)
+
+
+def _accept(client: socket.socket, ssl_context: ssl.SSLContext | None, limits: Limits,
+            refusal_text: str, log: Any) -> BlockingChannel | None:
+    """Listener side, in a thread: check the preamble, apply the TLS policy, do the handshake."""
+    client.setblocking(True)
+    client.settimeout(PREAMBLE_TIMEOUT)
+    try:
+        preamble = client.recv(len(DATA_PREAMBLE), socket.MSG_WAITALL)
+        if preamble != DATA_PREAMBLE:
+            log.warning("data_preamble_refused", got=preamble[:16].hex())
+            return None
+        first = client.recv(1, socket.MSG_PEEK)
+        if not first:
+            log.info("connection_closed_before_data")
+            return None
+        refused = tls_mismatch(ssl_context is not None, first[0] == TLS_RECORD_HANDSHAKE)
+        if refused is not None:
+            log.warning(refused, reason="TLS is required on this daemon" if ssl_context else
+                        "TLS is disabled on this daemon (TLS Enable = no)")
+            if ssl_context is not None:
+                client.sendall(encode_frame(encode_message(ErrorReply(code=Code.TLS_REQUIRED, text=refusal_text))))
+            return None
+        tls: BioTls | None = None
+        if ssl_context is not None:
+            client.settimeout(limits.tls_handshake_timeout)
+            tls = BioTls(client, ssl_context, server_side=True)
+            try:
+                tls.handshake()
+            except (ssl.SSLError, OSError) as exc:
+                log.warning("tls_handshake_failed", reason=describe_ssl_error(exc))
+                return None
+        client.settimeout(None)
+        return BlockingChannel(client, tls, BULK_FRAME_SIZE)
+    except OSError as exc:
+        log.info("connection_closed_before_data", reason=str(exc))
+        return None
+
+
+async def accept(client: socket.socket, peer: str, *, ssl_context: ssl.SSLContext | None, limits: Limits,
+                 refusal_text: str, log: Any) -> ThreadedConnection | None:
+    """Take over an accepted socket whose first byte announced a bulk data connection."""
+    channel = await asyncio.to_thread(_accept, client, ssl_context, limits, refusal_text, log)
+    if channel is None:
+        return None
+    return ThreadedConnection(channel, limits, peer)

@@ -1,0 +1,232 @@
+"""What every framed connection offers, whatever carries its bytes: errors, limits, typed send/receive.
+
+Two carriers exist. `common.net.StreamConnection` runs on the event loop (control connections:
+Directors, consoles, File Daemon data). `common.bulk.ThreadedConnection` owns a blocking socket in a
+worker thread, for bulk data between Storage Daemons: TLS and the socket copies then run in OpenSSL
+and the kernel without the GIL, beside the event loop instead of on it.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+from protocol.errors import FrameTooLarge, ProtocolError
+from protocol.frames import HEADER, MAX_FRAME_SIZE, Signal, encode_frame, encode_signal
+from protocol.messages import Code, Message, decode_message, encode_message
+
+TLS_RECORD_HANDSHAKE: Final = 0x16  # the first byte a TLS client sends
+DEFAULT_FRAME_TIMEOUT: Final = 30.0
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+DEFAULT_AUTH_TIMEOUT: Final = 30.0
+DEFAULT_TLS_HANDSHAKE_TIMEOUT: Final = 10.0
+
+# A frame body as received: bytes, or the bytearray a blocking socket received it into (no copy).
+Body = bytes | bytearray
+
+
+class NetError(Exception):
+    """Root of networking errors; `step` says where a connection failed (dns, tcp, tls, auth, io)."""
+
+    retriable = True
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(message)
+        self.step = step
+        self.message = message
+
+
+class ConnectionClosed(NetError):
+    """The peer closed the connection."""
+
+    def __init__(self, message: str = "connection closed by peer") -> None:
+        super().__init__("io", message)
+
+
+class PeerTimeout(NetError):
+    """The peer went silent for longer than allowed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("io", message)
+
+
+class PeerRefused(NetError):
+    """The peer answered with an ErrorReply instead of continuing."""
+
+    retriable = False
+
+    def __init__(self, code: int, text: str) -> None:
+        super().__init__("auth" if code != Code.TLS_REQUIRED else "tls", f"{code} {text}")
+        self.code = code
+        self.text = text
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Every limit a connection enforces; daemons build one from their configuration."""
+
+    max_frame_size: int = MAX_FRAME_SIZE
+    frame_timeout: float = DEFAULT_FRAME_TIMEOUT
+    auth_timeout: float = DEFAULT_AUTH_TIMEOUT
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    tls_handshake_timeout: float = DEFAULT_TLS_HANDSHAKE_TIMEOUT
+    heartbeat_interval: float = 0.0
+
+
+Parts = tuple[bytes | memoryview, ...]
+
+
+class Connection(abc.ABC):
+    """A framed, typed connection: messages, raw data frames and signals both ways."""
+
+    def __init__(self, limits: Limits, peer: str) -> None:
+        self.limits = limits
+        self.peer = peer
+        self.closed = False
+        self._last_send = asyncio.get_running_loop().time()
+
+    # -- what a carrier provides -----------------------------------------------------------
+
+    @property
+    @abc.abstractmethod
+    def ssl_object(self) -> Any:
+        """The TLS object (for the peer certificate), or None on plain TCP."""
+
+    @abc.abstractmethod
+    async def _send_frames(self, parts: Parts) -> None:
+        """Send whole frames (headers included) in order; raise ConnectionClosed on failure."""
+
+    @abc.abstractmethod
+    async def recv_event(self, timeout: float | None = None) -> Body | Signal:
+        """The next frame body or signal; heartbeats are absorbed here."""
+
+    @abc.abstractmethod
+    async def _shutdown(self) -> None:
+        """Close the carrier and wait (briefly) until it is closed."""
+
+    # -- shared behaviour ------------------------------------------------------------------
+
+    @property
+    def tls(self) -> bool:
+        return self.ssl_object is not None
+
+    async def _write_parts(self, parts: Parts) -> None:
+        if self.closed:
+            raise ConnectionClosed("connection already closed")
+        await self._send_frames(parts)
+        self._last_send = asyncio.get_running_loop().time()
+
+    async def send(self, msg: Message) -> None:
+        await self._write_parts((encode_frame(encode_message(msg), self.limits.max_frame_size),))
+
+    async def send_raw(self, body: bytes) -> None:
+        """Send one already-encoded frame body (data streams): header and body go out unjoined."""
+        if len(body) > self.limits.max_frame_size:
+            raise FrameTooLarge(len(body), self.limits.max_frame_size)
+        await self._write_parts((HEADER.pack(len(body)), body))
+
+    async def send_parts(self, parts: list[bytes | memoryview]) -> None:
+        """Send one frame whose body is the concatenation of `parts`, without joining them."""
+        size = sum(len(p) for p in parts)
+        if size > self.limits.max_frame_size:
+            raise FrameTooLarge(size, self.limits.max_frame_size)
+        await self._write_parts(coalesce([HEADER.pack(size), *parts]))
+
+    async def send_signal(self, signal: Signal) -> None:
+        await self._write_parts((encode_signal(signal),))
+
+    async def recv(self, timeout: float | None = None) -> Message | Signal:
+        """The next typed message or signal."""
+        event = await self.recv_event(timeout)
+        if isinstance(event, Signal):
+            return event
+        return decode_message(event)
+
+    async def recv_message(self, timeout: float | None = None) -> Message:
+        """The next message; a TERMINATE signal or EOF is ConnectionClosed, other signals errors."""
+        event = await self.recv(timeout)
+        if event is Signal.TERMINATE:
+            raise ConnectionClosed("peer terminated the conversation")
+        if isinstance(event, Signal):
+            raise ProtocolError(f"expected a message, got signal {event.name}")
+        return event
+
+    @contextlib.asynccontextmanager
+    async def heartbeats(self, interval: float | None = None) -> AsyncIterator[None]:
+        """Send HEARTBEAT whenever nothing else was sent for `interval` seconds."""
+        every = self.limits.heartbeat_interval if interval is None else interval
+        if every <= 0:
+            yield
+            return
+        async with asyncio.TaskGroup() as tg:
+            task = tg.create_task(self._heartbeat_loop(every))
+            try:
+                yield
+            finally:
+                task.cancel()
+
+    async def _heartbeat_loop(self, every: float) -> None:
+        loop = asyncio.get_running_loop()
+        while not self.closed:
+            idle = loop.time() - self._last_send
+            if idle >= every:
+                try:
+                    await self.send_signal(Signal.HEARTBEAT)
+                except NetError:
+                    return
+                idle = 0.0
+            await asyncio.sleep(every - idle)
+
+    async def close(self, terminate: bool = False) -> None:
+        if self.closed:
+            return
+        if terminate:
+            with contextlib.suppress(NetError, ProtocolError):
+                await self.send_signal(Signal.TERMINATE)
+        self.closed = True
+        await self._shutdown()
+
+
+_COALESCE_BELOW: Final = 64 * 1024
+
+
+def coalesce(parts: list[bytes | memoryview]) -> Parts:
+    """Join runs of small parts (each becomes a TLS record otherwise); large payloads stay uncopied."""
+    out: list[bytes | memoryview] = []
+    run: list[bytes | memoryview] = []
+    for part in parts:
+        if len(part) >= _COALESCE_BELOW:
+            if run:
+                out.append(b"".join(run))
+                run = []
+            out.append(part)
+        else:
+            run.append(part)
+    if run:
+        out.append(b"".join(run))
+    return tuple(out)
+
+
+def set_keepalive(sock: socket.socket | None, interval: float) -> None:
+    """TCP keepalive, probing after `interval` idle seconds when one is configured."""
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if interval > 0 and hasattr(socket, "TCP_KEEPIDLE"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, int(interval)))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, int(interval)))
+
+
+def tls_mismatch(tls_required: bool, offers_tls: bool) -> str | None:
+    """The log event for a connection refused before any TLS (plain to a TLS daemon, or the reverse)."""
+    if tls_required and not offers_tls:
+        return "plain_tcp_refused"
+    if not tls_required and offers_tls:
+        return "tls_refused"
+    return None
