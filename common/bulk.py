@@ -27,8 +27,8 @@ import socket
 import ssl
 import threading
 from collections import deque
-from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Final
 
 from common.blocking_tls import BioTls
@@ -45,7 +45,6 @@ from common.link import (
     tls_mismatch,
 )
 from common.tls import describe_ssl_error
-from protocol.errors import ProtocolError
 from protocol.frames import HEADER_SIZE, Signal, encode_frame, parse_header
 from protocol.messages import Code, ErrorReply, encode_message
 
@@ -121,11 +120,11 @@ class BlockingChannel:
 class ThreadedConnection(Connection):
     """A Connection whose blocking socket lives in one worker thread (see the module docstring)."""
 
-    def __init__(self, channel: BlockingChannel, limits: Limits, peer: str) -> None:
+    def __init__(self, channel: BlockingChannel, limits: Limits, peer: str, worker: ThreadPoolExecutor) -> None:
         super().__init__(dataclasses.replace(limits, max_frame_size=BULK_FRAME_SIZE), peer)
         self._channel = channel
         self._loop = asyncio.get_running_loop()
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-io")
+        self._worker = worker  # one thread: it opened the socket, and it alone uses it
         self._sends: deque[asyncio.Future[None]] = deque()
         self._inbox: asyncio.Queue[Body | Signal | BaseException] = asyncio.Queue()
         self._room = threading.Semaphore(READ_AHEAD)
@@ -183,7 +182,7 @@ class ThreadedConnection(Connection):
             else:
                 try:
                     event = self._channel.recv_event()
-                except (NetError, ProtocolError) as exc:
+                except Exception as exc:  # delivered to the reader: it ends the stream either way
                     event = exc
             last = not _is_batch(event) if not isinstance(event, BaseException) else True
             try:
@@ -206,24 +205,39 @@ class ThreadedConnection(Connection):
         yield
 
     async def _shutdown(self) -> None:
-        if not self._pumping:  # frames queued behind a blocked read would never leave anyway
-            with contextlib.suppress(NetError, TimeoutError):
-                async with asyncio.timeout(self.limits.frame_timeout):
-                    await self.flush()
-        self._stopping.set()
-        self._channel.interrupt()
-        self._room.release(READ_AHEAD)  # a pump waiting for room sees `_stopping`
-        closing = self._loop.run_in_executor(self._worker, self._channel.close)
-        with contextlib.suppress(TimeoutError, RuntimeError):
+        try:
+            if not self._pumping:  # frames queued behind a blocked read would never leave anyway
+                with contextlib.suppress(NetError, TimeoutError):
+                    async with asyncio.timeout(self.limits.frame_timeout):
+                        await self.flush()
+        finally:
+            # Even when the close itself is canceled: wake the worker, queue the socket's close
+            # behind whatever it still has, and let the thread end after it.
+            self._stopping.set()
+            self._channel.interrupt()
+            self._room.release(READ_AHEAD)  # a pump waiting for room sees `_stopping`
+            closing = self._worker.submit(self._channel.close)
+            self._worker.shutdown(wait=False)
+            for send in self._sends:
+                send.add_done_callback(_retrieve)  # a failed write-behind is not an "unhandled" error
+        with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(2):
-                await closing
-        for send in self._sends:
-            if send.done() and not send.cancelled():
-                send.exception()  # retrieved: a failed write-behind is not an "unhandled" error
-        self._worker.shutdown(wait=False, cancel_futures=True)
+                await asyncio.wrap_future(closing)
+
+
+def _retrieve(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 # -- opening ---------------------------------------------------------------------------------
+
+
+def _tune(sock: socket.socket, limits: Limits) -> None:
+    set_keepalive(sock, limits.heartbeat_interval)
+    # A small frame (a message, EOD) must not wait for the ACK of the previous one (~40 ms).
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _connect(host: str, port: int, ssl_context: ssl.SSLContext | None, limits: Limits) -> BlockingChannel:
@@ -248,7 +262,7 @@ def _connect(host: str, port: int, ssl_context: ssl.SSLContext | None, limits: L
         break
     if sock is None:
         raise NetError("tcp", f"cannot connect to {where}: {last or 'no address'}")
-    set_keepalive(sock, limits.heartbeat_interval)
+    _tune(sock, limits)
     tls: BioTls | None = None
     try:
         sock.sendall(DATA_PREAMBLE)
@@ -271,21 +285,43 @@ def _connect(host: str, port: int, ssl_context: ssl.SSLContext | None, limits: L
 
 async def dial(host: str, port: int, ssl_context: ssl.SSLContext | None, limits: Limits) -> ThreadedConnection:
     """Open a bulk data connection (see the module docstring)."""
-    channel = await asyncio.to_thread(_connect, host, port, ssl_context, limits)
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-io")
+    channel = await _in_worker(worker, _connect, host, port, ssl_context, limits)
     where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return ThreadedConnection(channel, limits, where)
+    return ThreadedConnection(channel, limits, where, worker)
+
+
+async def _in_worker(worker: ThreadPoolExecutor, opener: Callable[..., BlockingChannel | None],
+                     *args: Any) -> BlockingChannel:
+    """Run an opener in the connection's own thread; a channel opened after a cancel is closed."""
+    job = worker.submit(opener, *args)
+    try:
+        channel = await asyncio.wrap_future(job)
+    except BaseException:
+        job.add_done_callback(_close_late_channel)
+        worker.shutdown(wait=False)
+        raise
+    if channel is None:
+        worker.shutdown(wait=False)
+        raise _Refused
+    return channel
+
+
+class _Refused(Exception):
+    """The listener side refused the connection (already logged)."""
+
+
+def _close_late_channel(job: Future[BlockingChannel | None]) -> None:
+    if not job.cancelled() and job.exception() is None and (channel := job.result()) is not None:
+        channel.close()
 
 
 def _accept(client: socket.socket, ssl_context: ssl.SSLContext | None, limits: Limits,
             refusal_text: str, log: Any) -> BlockingChannel | None:
-    """Listener side, in a thread: check the preamble, apply the TLS policy, do the handshake."""
+    """Listener side, in the connection's thread: apply the TLS policy, do the handshake."""
     client.setblocking(True)
-    client.settimeout(PREAMBLE_TIMEOUT)
+    client.settimeout(limits.tls_handshake_timeout)
     try:
-        preamble = client.recv(len(DATA_PREAMBLE), socket.MSG_WAITALL)
-        if preamble != DATA_PREAMBLE:
-            log.warning("data_preamble_refused", got=preamble[:16].hex())
-            return None
         first = client.recv(1, socket.MSG_PEEK)
         if not first:
             log.info("connection_closed_before_data")
@@ -299,7 +335,6 @@ def _accept(client: socket.socket, ssl_context: ssl.SSLContext | None, limits: L
             return None
         tls: BioTls | None = None
         if ssl_context is not None:
-            client.settimeout(limits.tls_handshake_timeout)
             tls = BioTls(client, ssl_context, server_side=True)
             try:
                 tls.handshake()
@@ -313,10 +348,43 @@ def _accept(client: socket.socket, ssl_context: ssl.SSLContext | None, limits: L
         return None
 
 
+async def _read_preamble(client: socket.socket) -> bytes:
+    """The first len(DATA_PREAMBLE) bytes, read on the event loop (a silent peer holds no thread)."""
+    loop = asyncio.get_running_loop()
+    got = b""
+    async with asyncio.timeout(PREAMBLE_TIMEOUT):
+        while len(got) < len(DATA_PREAMBLE):
+            chunk = await loop.sock_recv(client, len(DATA_PREAMBLE) - len(got))
+            if not chunk:
+                break
+            got += chunk
+    return got
+
+
 async def accept(client: socket.socket, peer: str, *, ssl_context: ssl.SSLContext | None, limits: Limits,
                  refusal_text: str, log: Any) -> ThreadedConnection | None:
-    """Take over an accepted socket whose first byte announced a bulk data connection."""
-    channel = await asyncio.to_thread(_accept, client, ssl_context, limits, refusal_text, log)
-    if channel is None:
+    """Take over an accepted socket whose first byte announced a bulk data connection.
+
+    The preamble is read on the event loop; only then does the connection get its thread, for the
+    TLS handshake (bounded by TLS Handshake Timeout) and everything after. A cancel (the daemon
+    stopping) shuts the socket down so that the thread lets go of it at once.
+    """
+    _tune(client, limits)
+    try:
+        preamble = await _read_preamble(client)
+    except (TimeoutError, OSError) as exc:
+        log.info("connection_closed_before_data", reason=str(exc) or "no preamble in time")
         return None
-    return ThreadedConnection(channel, limits, peer)
+    if preamble != DATA_PREAMBLE:
+        log.warning("data_preamble_refused", got=preamble.hex())
+        return None
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-io")
+    try:
+        channel = await _in_worker(worker, _accept, client, ssl_context, limits, refusal_text, log)
+    except _Refused:
+        return None
+    except asyncio.CancelledError:
+        with contextlib.suppress(OSError):
+            client.shutdown(socket.SHUT_RDWR)
+        raise
+    return ThreadedConnection(channel, limits, peer, worker)
