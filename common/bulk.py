@@ -96,7 +96,10 @@ class BlockingChannel:
         got = 0
         try:
             while got < n:
-                k = self._stream.recv_into(view[got:], n - got)
+                if self.tls is None:  # plain TCP: one call waits for the whole frame
+                    k = self.sock.recv_into(view[got:], n - got, socket.MSG_WAITALL)
+                else:
+                    k = self.tls.recv_into(view[got:], n - got)
                 if k == 0:
                     raise ConnectionClosed("connection closed by peer" if got == 0 and what == "frame header"
                                            else f"connection closed mid-{what}")
