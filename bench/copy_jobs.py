@@ -137,11 +137,16 @@ def take_free_memory(path: Path) -> None:
     taken, new page cache comes from reclaiming old page cache, pages that never sat free: the
     steady state of a long-running server, and the same for every job and for `cp`.
     """
-    free = _meminfo("MemFree")
+    # Never more than the tmpfs can hold (a small /dev/shm ends the ballast early, no error); a
+    # killed run leaves the file behind, and the next run overwrites it.
+    size = min(_meminfo("MemFree") - KEEP_FREE, shutil.disk_usage(path.parent).free - KEEP_FREE)
     chunk = bytes(64 * MIB)
     with path.open("wb") as f:
-        for _ in range(max(0, free - KEEP_FREE) // len(chunk)):
-            f.write(chunk)
+        for _ in range(max(0, size) // len(chunk)):
+            try:
+                f.write(chunk)
+            except OSError:  # ENOSPC
+                break
 
 
 def _meminfo(field: str) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import time
 from typing import Final, cast
 
 RAW_CHUNK: Final = 1024 * 1024
@@ -30,14 +31,19 @@ class BioTls:
         self.ssl_object = context.wrap_bio(self._incoming, self._outgoing, server_side=server_side)
         self._raw = bytearray(RAW_CHUNK)
 
-    def handshake(self) -> None:
-        """Complete the TLS handshake (the socket's timeout bounds each wait); raises ssl.SSLError or OSError."""
+    def handshake(self, timeout: float) -> None:
+        """Complete the TLS handshake within `timeout` seconds in all; raises ssl.SSLError or OSError."""
+        deadline = time.monotonic() + timeout
         while True:
             try:
                 self.ssl_object.do_handshake()
                 break
             except ssl.SSLWantReadError:
                 self._flush()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"TLS handshake not completed within {timeout:g} s") from None
+                self.sock.settimeout(remaining)  # a peer trickling bytes cannot stretch the deadline
                 if not self._fill():
                     raise ssl.SSLEOFError("the peer closed the connection during the TLS handshake") from None
         self._flush()

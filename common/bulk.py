@@ -56,6 +56,14 @@ BULK_FRAME_SIZE: Final = 8 * 1024 * 1024
 SEND_AHEAD: Final = 3
 READ_AHEAD: Final = 3
 PREAMBLE_TIMEOUT: Final = 30.0
+# Accepted bulk connections (each with its thread) that may wait for authentication at once.
+MAX_UNAUTHENTICATED: Final = 32
+
+
+class _Waiting:
+    """How many accepted bulk connections wait for authentication now (one event loop per process)."""
+
+    count = 0
 _BATCH_MARKERS: Final = frozenset({0xDC, 0xDD, *range(0x90, 0xA0)})  # msgpack array headers
 
 
@@ -66,18 +74,24 @@ def _is_batch(event: Body | Signal) -> bool:
 class BlockingChannel:
     """Framed I/O on a blocking socket, plain or TLS; every method but `interrupt` runs in the owning thread."""
 
-    def __init__(self, sock: socket.socket, tls: BioTls | None, max_frame_size: int) -> None:
+    def __init__(self, sock: socket.socket, tls: BioTls | None, limits: Limits) -> None:
         self.sock = sock
         self.tls = tls
         self._stream: socket.socket | BioTls = tls if tls is not None else sock
-        self.max_frame_size = max_frame_size
+        self.max_frame_size = limits.max_frame_size  # BULK_FRAME_SIZE once the peer is authenticated
+        self.frame_timeout = limits.frame_timeout
+        self._send_error: ConnectionClosed | None = None
 
     def send_parts(self, parts: Parts) -> None:
+        # Frames are queued one job each: after a failed one, none behind it may leave (no gap).
+        if self._send_error is not None:
+            raise self._send_error
         try:
             for part in parts:
                 self._stream.sendall(part)
         except (OSError, ssl.SSLError) as exc:
-            raise ConnectionClosed(f"send failed: {exc}") from exc
+            self._send_error = ConnectionClosed(f"send failed: {exc}")
+            raise self._send_error from exc
 
     def recv_event(self) -> Body | Signal:
         while True:
@@ -87,7 +101,14 @@ class BlockingChannel:
                 continue
             if isinstance(announced, Signal):
                 return announced
-            return self._recv_exactly(announced, "frame body") if announced else b""
+            if not announced:
+                return b""
+            # A body must keep coming (as on the event-loop carrier); a header may be awaited long.
+            self.sock.settimeout(self.frame_timeout)
+            try:
+                return self._recv_exactly(announced, "frame body")
+            finally:
+                self.sock.settimeout(None)
 
     def _recv_exactly(self, n: int, what: str) -> bytearray:
         """n bytes, received straight into the buffer the caller keeps."""
@@ -96,14 +117,13 @@ class BlockingChannel:
         got = 0
         try:
             while got < n:
-                if self.tls is None:  # plain TCP: one call waits for the whole frame
-                    k = self.sock.recv_into(view[got:], n - got, socket.MSG_WAITALL)
-                else:
-                    k = self.tls.recv_into(view[got:], n - got)
+                k = self._stream.recv_into(view[got:], n - got)
                 if k == 0:
                     raise ConnectionClosed("connection closed by peer" if got == 0 and what == "frame header"
                                            else f"connection closed mid-{what}")
                 got += k
+        except TimeoutError as exc:
+            raise PeerTimeout(f"peer stalled: no complete {what} within {self.frame_timeout:g} s") from exc
         except (OSError, ssl.SSLError) as exc:
             raise ConnectionClosed(f"receive failed: {exc}") from exc
         finally:
@@ -123,9 +143,11 @@ class BlockingChannel:
 class ThreadedConnection(Connection):
     """A Connection whose blocking socket lives in one worker thread (see the module docstring)."""
 
-    def __init__(self, channel: BlockingChannel, limits: Limits, peer: str, worker: ThreadPoolExecutor) -> None:
-        super().__init__(dataclasses.replace(limits, max_frame_size=BULK_FRAME_SIZE), peer)
+    def __init__(self, channel: BlockingChannel, limits: Limits, peer: str, worker: ThreadPoolExecutor,
+                 *, counted: bool = False) -> None:
+        super().__init__(limits, peer)
         self._channel = channel
+        self._counted = counted  # one of the accepted connections still waiting for authentication
         self._loop = asyncio.get_running_loop()
         self._worker = worker  # one thread: it opened the socket, and it alone uses it
         self._sends: deque[asyncio.Future[None]] = deque()
@@ -147,10 +169,18 @@ class ThreadedConnection(Connection):
             await self._settle(self._sends.popleft())
 
     async def _settle(self, send: asyncio.Future[None]) -> None:
-        try:
-            await send
-        except RuntimeError as exc:  # the worker was shut down by close()
-            raise ConnectionClosed("connection already closed") from exc
+        await send
+
+    def on_authenticated(self) -> None:
+        """Frames up to BULK_FRAME_SIZE from now on (an unauthenticated peer gets the usual limit)."""
+        self.limits = dataclasses.replace(self.limits, max_frame_size=BULK_FRAME_SIZE)
+        self._channel.max_frame_size = BULK_FRAME_SIZE  # read by the worker at its next header
+        self._uncount()
+
+    def _uncount(self) -> None:
+        if self._counted:
+            self._counted = False
+            _Waiting.count -= 1
 
     async def flush(self) -> None:
         """Wait until every queued frame is handed to the kernel."""
@@ -216,6 +246,7 @@ class ThreadedConnection(Connection):
         finally:
             # Even when the close itself is canceled: wake the worker, queue the socket's close
             # behind whatever it still has, and let the thread end after it.
+            self._uncount()
             self._stopping.set()
             self._channel.interrupt()
             self._room.release(READ_AHEAD)  # a pump waiting for room sees `_stopping`
@@ -270,10 +301,9 @@ def _connect(host: str, port: int, ssl_context: ssl.SSLContext | None, limits: L
     try:
         sock.sendall(DATA_PREAMBLE)
         if ssl_context is not None:
-            sock.settimeout(limits.tls_handshake_timeout)
             tls = BioTls(sock, ssl_context, server_side=False)
             try:
-                tls.handshake()
+                tls.handshake(limits.tls_handshake_timeout)
             except (ssl.SSLError, OSError) as exc:
                 raise NetError("tls", f"TLS handshake with {where} failed: {describe_ssl_error(exc)}") from exc
         sock.settimeout(None)
@@ -283,7 +313,7 @@ def _connect(host: str, port: int, ssl_context: ssl.SSLContext | None, limits: L
     except BaseException:
         sock.close()
         raise
-    return BlockingChannel(sock, tls, BULK_FRAME_SIZE)
+    return BlockingChannel(sock, tls, limits)
 
 
 async def dial(host: str, port: int, ssl_context: ssl.SSLContext | None, limits: Limits) -> ThreadedConnection:
@@ -340,12 +370,12 @@ def _accept(client: socket.socket, ssl_context: ssl.SSLContext | None, limits: L
         if ssl_context is not None:
             tls = BioTls(client, ssl_context, server_side=True)
             try:
-                tls.handshake()
+                tls.handshake(limits.tls_handshake_timeout)
             except (ssl.SSLError, OSError) as exc:
                 log.warning("tls_handshake_failed", reason=describe_ssl_error(exc))
                 return None
         client.settimeout(None)
-        return BlockingChannel(client, tls, BULK_FRAME_SIZE)
+        return BlockingChannel(client, tls, limits)
     except OSError as exc:
         log.info("connection_closed_before_data", reason=str(exc))
         return None
@@ -381,13 +411,20 @@ async def accept(client: socket.socket, peer: str, *, ssl_context: ssl.SSLContex
     if preamble != DATA_PREAMBLE:
         log.warning("data_preamble_refused", got=preamble.hex())
         return None
+    if _Waiting.count >= MAX_UNAUTHENTICATED:
+        log.warning("bulk_connection_refused", reason=f"{MAX_UNAUTHENTICATED} bulk connections are "
+                    "already waiting for authentication")
+        return None
+    _Waiting.count += 1  # until the ThreadedConnection is authenticated or closed
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-io")
     try:
         channel = await _in_worker(worker, _accept, client, ssl_context, limits, refusal_text, log)
     except _Refused:
+        _Waiting.count -= 1
         return None
-    except asyncio.CancelledError:
+    except BaseException:
+        _Waiting.count -= 1
         with contextlib.suppress(OSError):
-            client.shutdown(socket.SHUT_RDWR)
+            client.shutdown(socket.SHUT_RDWR)  # a cancel (the daemon stopping): wake the thread
         raise
-    return ThreadedConnection(channel, limits, peer, worker)
+    return ThreadedConnection(channel, limits, peer, worker, counted=True)

@@ -140,6 +140,9 @@ class Daemon(abc.ABC):
     async def serve_peer(self, conn: Connection, peer: Hello) -> None:
         """Serve one authenticated caller until it leaves."""
 
+    # Whether peers may open bulk data connections here (common.bulk): Storage Daemons, for copies.
+    accepts_bulk_data = False
+
     def running_jobs(self) -> tuple[RunningJob, ...]:
         return ()
 
@@ -244,6 +247,7 @@ class Daemon(abc.ABC):
                 f"{self.role} {self.name} requires TLS and this connection is plain TCP;"
                 " configure TLS (strongroom init) or set 'TLS Enable = no' on both sides"
             ),
+            accept_bulk=self.accepts_bulk_data,
         )
         try:
             self.listener.bind()

@@ -109,6 +109,9 @@ class Connection(abc.ABC):
     async def _shutdown(self) -> None:
         """Close the carrier and wait (briefly) until it is closed."""
 
+    def on_authenticated(self) -> None:  # noqa: B027 - a hook; most carriers need nothing
+        """Called once the peer has proved who it is (common.auth)."""
+
     # -- shared behaviour ------------------------------------------------------------------
 
     @property

@@ -180,6 +180,7 @@ class Listener:
     limits: Limits
     log: Any
     refusal_text: str = "TLS is required"
+    accept_bulk: bool = False  # bulk data connections (common.bulk): Storage Daemons only
     stats: ListenerStats = field(default_factory=ListenerStats)
     bound: list[str] = field(default_factory=list)
     _sockets: list[socket.socket] = field(default_factory=list)
@@ -277,7 +278,7 @@ class Listener:
         if not first:
             log.info("connection_closed_before_data")
             return None
-        if first == bulk.DATA_PREAMBLE[:1]:
+        if self.accept_bulk and first == bulk.DATA_PREAMBLE[:1]:
             return await bulk.accept(client, peer, ssl_context=self.ssl_context, limits=self.limits,
                                      refusal_text=self.refusal_text, log=log)
         loop = asyncio.get_running_loop()

@@ -19,6 +19,7 @@ class StorageDaemon(Daemon):
     role = "storage"
     ok_code = Code.SD_OK
     default_port = SD_PORT
+    accepts_bulk_data = True  # a reading SD streams a remote copy's records here
 
     def __init__(self, config_path: Path, loaded: object, log: object) -> None:
         super().__init__(config_path, loaded, log)

@@ -351,7 +351,8 @@ async def run_replicate(job: SdJob, peer: Connection, log: Any) -> None:
         job.bytes += sum(len(r.payload) for r in batch if r.stream != Stream.ATTRIBUTES)
         await peer.send_parts(encode_batch_parts(batch))
     await peer.send_signal(Signal.EOD)
-    done = await peer.recv_message(timeout=SESSION_OPEN_TIMEOUT)
+    # The writing SD answers after writing what is still queued and making the volume durable.
+    done = await peer.recv_message(timeout=VOLUME_WAIT)
     if not isinstance(done, AppendDone):
         raise SdJobError(f"the writing Storage Daemon did not confirm the data: {done.TYPE!r}")
     log.info("replicate_done", job=job.name, files=job.files, bytes=job.bytes)

@@ -188,8 +188,10 @@ def _read_block(f: BinaryIO, path: Path, expect: int | None) -> tuple[int, bytes
     return number, data, offset
 
 
-def _split(data: bytes, path: Path, number: int, offset: int) -> Iterator[tuple[int, int, int, int, memoryview]]:
-    """The records of a block; payloads are views of the block (read once, never copied)."""
+def _split(data: bytes, path: Path, number: int, offset: int) -> Iterator[tuple[int, int, int, int, bytes | memoryview]]:
+    """The records of a block. A large payload is a view of the block (no copy); one smaller than an
+    eighth of it is copied, so that a few selected small records (a restore of some files) do not
+    keep whole blocks alive: a view holds at most eight times its own size."""
     pos = 0
     view = memoryview(data)
     while pos < len(data):
@@ -199,7 +201,8 @@ def _split(data: bytes, path: Path, number: int, offset: int) -> Iterator[tuple[
         pos += RECORD_HEADER.size
         if pos + length > len(data):
             raise VolumeCorrupt(path, number, offset, "record crosses the block end")
-        yield session_id, session_time, file_index, stream, view[pos : pos + length]
+        payload = view[pos : pos + length]
+        yield session_id, session_time, file_index, stream, payload if length * 8 >= len(data) else bytes(payload)
         pos += length
 
 

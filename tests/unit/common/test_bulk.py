@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import random
 import socket
 import ssl
+import threading
 import time
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,7 +26,9 @@ from typing import Generic, TypeVar
 import pytest
 import structlog
 
+from common import bulk
 from common.auth import authenticate_acceptor, authenticate_initiator
+from common.blocking_tls import BioTls
 from common.bulk import (
     BULK_FRAME_SIZE,
     DATA_PREAMBLE,
@@ -45,6 +49,7 @@ from protocol.records import Record, Stream, decode_batch, encode_batch_parts
 T = TypeVar("T")
 
 LIMITS = Limits(frame_timeout=2.0, auth_timeout=5.0, connect_timeout=5.0, tls_handshake_timeout=5.0)
+BULK_LIMITS = dataclasses.replace(LIMITS, max_frame_size=BULK_FRAME_SIZE)  # as after authentication
 SECRET = "one-time-key"
 HELLO = Hello(role="storage", name="sd-a", version="test")
 REFUSAL = "sd-b requires TLS and this connection is plain TCP"
@@ -116,7 +121,8 @@ class Server(Generic[T]):
 
 @asynccontextmanager
 async def serving(
-    handler: Callable[[Connection], Awaitable[T]], ssl_context: ssl.SSLContext | None
+    handler: Callable[[Connection], Awaitable[T]], ssl_context: ssl.SSLContext | None,
+    *, accept_bulk: bool = True,
 ) -> AsyncIterator[Server[T]]:
     """A Listener on 127.0.0.1:0 whose handler's result (or exception) lands in `server.outcome`."""
 
@@ -142,6 +148,7 @@ async def serving(
         limits=LIMITS,
         log=structlog.get_logger(),
         refusal_text=REFUSAL,
+        accept_bulk=accept_bulk,
     )
     server: Server[T] = Server(listener)
     listener.bind()
@@ -437,7 +444,8 @@ def raw_bulk_client(port: int, ssl_context: ssl.SSLContext | None, payload: byte
         (HEADER.pack(100), ConnectionClosed, "mid-frame body"),
         (HEADER.pack(100)[:2], ConnectionClosed, "mid-frame header"),
         (b"", ConnectionClosed, "closed by peer"),
-        (HEADER.pack(BULK_FRAME_SIZE + 1), FrameTooLarge, "exceeds the limit of 8388608 bytes"),
+        # Before authentication a bulk connection has the usual limit, not BULK_FRAME_SIZE.
+        (HEADER.pack(MAX_FRAME_SIZE + 1), FrameTooLarge, "exceeds the limit of 1000000 bytes"),
     ],
     ids=["body-cut", "body-missing", "header-cut", "clean-eof", "too-large"],
 )
@@ -472,7 +480,7 @@ def test_blocking_channel_names_where_the_peer_closed(sent: bytes, text: str | N
     ours, theirs = socket.socketpair()
     with ours, theirs:
         ours.settimeout(WAIT)
-        channel = BlockingChannel(ours, None, BULK_FRAME_SIZE)
+        channel = BlockingChannel(ours, None, BULK_LIMITS)
         theirs.sendall(sent)
         theirs.close()
         if text is None:
@@ -488,7 +496,7 @@ def test_blocking_channel_skips_heartbeats_and_returns_signals() -> None:
     ours, theirs = socket.socketpair()
     with ours, theirs:
         ours.settimeout(WAIT)
-        channel = BlockingChannel(ours, None, BULK_FRAME_SIZE)
+        channel = BlockingChannel(ours, None, BULK_LIMITS)
         theirs.sendall(
             HEADER.pack(Signal.HEARTBEAT) + HEADER.pack(0) + HEADER.pack(Signal.HEARTBEAT)
             + HEADER.pack(Signal.EOD) + encode_frame(b"abc")
@@ -504,7 +512,7 @@ def test_an_oversized_frame_is_refused_before_its_body_is_allocated(announced: i
     with ours, theirs:
         # Only the header arrives and the peer stays open: reading on would block until the timeout.
         ours.settimeout(WAIT)
-        channel = BlockingChannel(ours, None, BULK_FRAME_SIZE)
+        channel = BlockingChannel(ours, None, BULK_LIMITS)
         theirs.sendall(HEADER.pack(announced))
         was_tracing = tracemalloc.is_tracing()  # e.g. under PYTHONTRACEMALLOC
         if not was_tracing:
@@ -748,3 +756,90 @@ async def test_a_cancelled_close_still_hangs_up(mode: Mode) -> None:
             conn._channel.close()
     assert 0 <= received <= frames  # a cancelled close may drop what it had not flushed yet
     assert isinstance(end, ConnectionClosed), end
+
+
+# -- review findings: pre-authentication limits, deadlines, sticky send errors -----------------------
+
+
+async def test_a_listener_without_bulk_connections_does_not_take_the_preamble() -> None:
+    async def handler(conn: Connection) -> object:
+        return await conn.recv_event(timeout=WAIT)
+
+    frame = encode_frame(encode_message(AppendOpen()))
+    async with serving(handler, None, accept_bulk=False) as server:
+        await asyncio.to_thread(raw_exchange, server.port, [DATA_PREAMBLE + frame], 0.0)
+        # Read as a plain frame header, "SRDA" announces ~1.4 GB: refused before anything is allocated.
+        with pytest.raises(FrameTooLarge, match="exceeds the limit of 1000000 bytes"):
+            await server.result()
+
+
+def test_a_trickling_tls_peer_cannot_stretch_the_handshake() -> None:
+    ours, theirs = socket.socketpair()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    stop = threading.Event()
+
+    def trickle() -> None:
+        with contextlib.suppress(OSError):
+            while not stop.wait(0.2):
+                theirs.sendall(b"\x16")  # one byte of a ClientHello at a time
+
+    feeder = threading.Thread(target=trickle)
+    feeder.start()
+    try:
+        with ours:
+            started = time.monotonic()
+            with pytest.raises((TimeoutError, ssl.SSLError)):
+                BioTls(ours, ctx, server_side=True).handshake(0.6)
+            elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        feeder.join()
+        theirs.close()
+    assert elapsed < 1.5, f"the handshake deadline was stretched to {elapsed:.1f} s"
+
+
+def test_a_body_that_stops_arriving_times_out() -> None:
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        channel = BlockingChannel(ours, None, dataclasses.replace(LIMITS, frame_timeout=0.3))
+        theirs.sendall(HEADER.pack(100) + b"0123456789")
+        started = time.monotonic()
+        with pytest.raises(PeerTimeout, match=r"no complete frame body within 0\.3 s"):
+            channel.recv_event()
+        assert time.monotonic() - started < 2.0
+
+
+def test_after_a_failed_send_no_later_frame_leaves() -> None:
+    ours, theirs = socket.socketpair()
+    with ours:
+        channel = BlockingChannel(ours, None, BULK_LIMITS)
+        theirs.close()
+        first: ConnectionClosed | None = None
+        for _ in range(64):  # the first sends may still fit in the socket buffer
+            try:
+                channel.send_parts((bytes(1 << 20),))
+            except ConnectionClosed as exc:
+                first = exc
+                break
+        assert first is not None
+        with pytest.raises(ConnectionClosed) as second:
+            channel.send_parts((b"a small frame that must not follow the lost one",))
+        assert second.value is first
+
+
+async def test_unauthenticated_bulk_connections_are_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bulk, "MAX_UNAUTHENTICATED", 1)
+
+    async def handler(conn: Connection) -> object:
+        return await conn.recv_event(timeout=WAIT)
+
+    async with serving(handler, None) as server:
+        first = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT)
+        second = socket.create_connection(("127.0.0.1", server.port), timeout=WAIT)
+        with first, second:
+            first.sendall(DATA_PREAMBLE)  # then silent: it holds the one slot
+            await asyncio.sleep(0.3)
+            second.sendall(DATA_PREAMBLE)
+            assert await asyncio.to_thread(second.recv, 1) == b"", "the second connection was served"
+            first.sendall(encode_frame(b"\x90"))
+            assert await server.result() == b"\x90"

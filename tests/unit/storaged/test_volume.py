@@ -130,3 +130,20 @@ def test_maximum_volume_bytes(tmp_path: Path) -> None:
     assert 15 <= written < 1000
     assert path.stat().st_size < 20_000 + 4096 + 1100
     assert max(r.file_index for r in VolumeReader(path).records()) == written
+
+
+def test_large_payloads_are_views_and_small_ones_copies(tmp_path: Path) -> None:
+    # A view keeps its whole block alive: only payloads of at least an eighth of the block are views,
+    # so a restore that selects a few small records does not hold whole blocks in memory.
+    path = _label(tmp_path / "v1")
+    writer = VolumeWriter(path, block_size=64 * 1024)
+    writer.start_session(_session(1))
+    writer.write(1, 100, Record(1, Stream.ATTRIBUTES, b"a" * 200))
+    writer.write(1, 100, Record(1, Stream.DATA, b"d" * 40_000))
+    writer.end_session(_session(1, files=1, status="T"))
+    writer.close()
+    payloads = {r.stream: r.payload for r in VolumeReader(path).records() if r.file_index == 1}
+    assert isinstance(payloads[Stream.ATTRIBUTES], bytes)
+    assert isinstance(payloads[Stream.DATA], memoryview)
+    assert payloads[Stream.ATTRIBUTES] == b"a" * 200
+    assert payloads[Stream.DATA] == b"d" * 40_000
