@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.backup_restore import MIB, _job, _settle, generate
+from bench.backup_restore import BALLAST, MIB, _job, _settle, generate, take_free_memory
 from console import launcher
 from console.admin import processes, write_installation
 from console.client import ConsoleClient, choose_credentials
@@ -120,41 +120,6 @@ def _cp(inst: Path) -> float:
         shutil.copyfile(volume, target / volume.name)
     subprocess.run(["sync"], check=True)
     return time.perf_counter() - started
-
-
-BALLAST = Path("/dev/shm/strongroom-copy-bench-ballast")
-KEEP_FREE = 512 * MIB
-
-
-def take_free_memory(path: Path) -> None:
-    """Fill a tmpfs file with all free memory but KEEP_FREE, for the whole benchmark.
-
-    This VM returns memory that stays free for ~2 s to its host (virtio-balloon free page
-    reporting), and a page touched again after that costs ~3 us (touching 8.5 GB of it took 24 s of
-    system time). A copy writes 2 GiB of new page cache: from free memory it cost the writing SD
-    2-3 s of system time in some runs and nothing in others, depending on how long the pages had
-    been free, which decided the comparison more than the Storage Daemons did. With free memory
-    taken, new page cache comes from reclaiming old page cache, pages that never sat free: the
-    steady state of a long-running server, and the same for every job and for `cp`.
-    """
-    # Never more than the tmpfs can hold (a small /dev/shm ends the ballast early, no error); a
-    # killed run leaves the file behind, and the next run overwrites it.
-    size = min(_meminfo("MemFree") - KEEP_FREE, shutil.disk_usage(path.parent).free - KEEP_FREE)
-    chunk = bytes(64 * MIB)
-    with path.open("wb") as f:
-        for _ in range(max(0, size) // len(chunk)):
-            try:
-                f.write(chunk)
-            except OSError:  # ENOSPC
-                break
-
-
-def _meminfo(field: str) -> int:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        name, _, value = line.partition(":")
-        if name == field:
-            return int(value.split()[0]) * 1024
-    return 0
 
 
 def _cpu_seconds(daemons: list[launcher.DaemonProcess]) -> list[float]:
