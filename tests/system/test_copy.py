@@ -3,13 +3,14 @@ copy promotion, restore from a copy when the original's volumes are gone, and th
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
 import shutil
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ import pytest
 
 from console import launcher
 from console.admin import processes, write_installation
+from console.client import ConsoleClient, choose_credentials
+from console.config import load_console_config
 from tests.support.trees import compare_trees, make_hostile_tree
 from tests.system.conftest import Installation, free_port, make_test_layout
 from tests.system.test_backup_restore import messages, run
@@ -293,15 +296,31 @@ def test_migrate_then_restore_latest(site: Site, job_name: str, remote: bool) ->
     no_reservations(site)
 
 
-def _wait_running(site: Site, jobid: int) -> None:
-    """Until the control job's worker is moving data (bounded)."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        (status,) = run(site.inst, "status storage=File2")
-        if any(j["bytes"] > 0 for j in status["storage"]["running_jobs"]):
-            return
-        time.sleep(0.05)
-    raise AssertionError("the copy never started moving data")
+def _start_and_act_while_copying(site: Site, act: Callable[[ConsoleClient, int], Awaitable[None]]) -> int:
+    """Run copy-big and call `act` as soon as the writing SD has data, on one console connection.
+
+    The copy of 400 MiB takes about half a second now; a console process per status poll took
+    longer than that, so the poll (every 10 ms) and the action share one in-process connection.
+    """
+
+    async def go() -> int:
+        config = load_console_config(site.inst.layout.console_config).config
+        client = await ConsoleClient.connect(choose_credentials(config, None, None))
+        try:
+            jobid = int((await client.execute("run job=copy-big yes")).data["run"]["jobid"])
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 60
+            while loop.time() < deadline:
+                status = (await client.execute("status storage=File2")).data
+                if any(j["bytes"] > 0 for j in status["storage"]["running_jobs"]):
+                    await act(client, jobid)
+                    return jobid
+                await asyncio.sleep(0.01)
+            raise AssertionError("the copy never started moving data")
+        finally:
+            await client.close()
+
+    return asyncio.run(go())
 
 
 @pytest.fixture(scope="module")
@@ -313,10 +332,11 @@ def big_backup(site: Site) -> int:
 
 def test_cancel_a_running_remote_copy(site: Site, big_backup: int) -> None:
     before = {j["jobid"] for j in jobs(site)}
-    (started,) = run(site.inst, "run job=copy-big yes")
-    jobid = started["run"]["jobid"]
-    _wait_running(site, jobid)
-    run(site.inst, f"cancel jobid={jobid}")
+
+    async def cancel(client: ConsoleClient, jobid: int) -> None:
+        await client.execute(f"cancel jobid={jobid}")
+
+    jobid = _start_and_act_while_copying(site, cancel)
     run(site.inst, f"wait jobid={jobid}")
     (listed,) = run(site.inst, f"list jobid={jobid}")
     assert listed["jobs"][0]["jobstatus"] == "A"
@@ -327,13 +347,14 @@ def test_cancel_a_running_remote_copy(site: Site, big_backup: int) -> None:
 
 def test_reading_sd_killed_mid_stream(site: Site, big_backup: int) -> None:
     before = {j["jobid"] for j in jobs(site)}
-    (started,) = run(site.inst, "run job=copy-big yes")
-    jobid = started["run"]["jobid"]
-    _wait_running(site, jobid)
     sd1 = next(p for p in processes(site.root) if p.prog == "strongroom-sd")
     pid = launcher.running_pid(sd1.pid_file)
     assert pid is not None
-    os.kill(pid, signal.SIGKILL)
+
+    async def kill(_client: ConsoleClient, _jobid: int) -> None:
+        os.kill(pid, signal.SIGKILL)
+
+    jobid = _start_and_act_while_copying(site, kill)
     try:
         run(site.inst, f"wait jobid={jobid}")
         (listed,) = run(site.inst, f"list jobid={jobid}")
