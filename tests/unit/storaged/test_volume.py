@@ -147,3 +147,13 @@ def test_large_payloads_are_views_and_small_ones_copies(tmp_path: Path) -> None:
     assert isinstance(payloads[Stream.DATA], memoryview)
     assert payloads[Stream.ATTRIBUTES] == b"a" * 200
     assert payloads[Stream.DATA] == b"d" * 40_000
+
+
+def test_block_checksums_are_zlibs_crc32() -> None:
+    # The volume format is CRC-32 as zlib computes it; zlib-ng only computes it faster.
+    import zlib
+
+    from storaged import volume
+
+    for data, start in ((b"", 0), (b"strongroom", 0), (bytes(range(256)) * 4099, 12345)):
+        assert volume._crc32(data, start) == zlib.crc32(data, start)
