@@ -41,12 +41,13 @@ from common.link import (
     NetError,
     Parts,
     PeerTimeout,
+    format_address,
     set_keepalive,
     tls_mismatch,
+    tls_required_reply,
 )
 from common.tls import describe_ssl_error
-from protocol.frames import HEADER_SIZE, Signal, encode_frame, parse_header
-from protocol.messages import Code, ErrorReply, encode_message
+from protocol.frames import HEADER_SIZE, Signal, parse_header
 
 DATA_PREAMBLE: Final = b"SRDATA/1"
 # Frames on a bulk connection may be this large (the usual limit is Bareos's 1,000,000 bytes): each
@@ -60,15 +61,17 @@ PREAMBLE_TIMEOUT: Final = 30.0
 MAX_UNAUTHENTICATED: Final = 32
 
 
-class _Waiting:
-    """How many accepted bulk connections wait for authentication now (one event loop per process)."""
-
-    count = 0
 _BATCH_MARKERS: Final = frozenset({0xDC, 0xDD, *range(0x90, 0xA0)})  # msgpack array headers
 
 
 def _is_batch(event: Body | Signal) -> bool:
     return not isinstance(event, Signal) and len(event) > 0 and event[0] in _BATCH_MARKERS
+
+
+class _Waiting:
+    """How many accepted bulk connections wait for authentication now (one event loop per process)."""
+
+    count = 0
 
 
 class BlockingChannel:
@@ -166,10 +169,7 @@ class ThreadedConnection(Connection):
     async def _send_frames(self, parts: Parts) -> None:
         self._sends.append(self._loop.run_in_executor(self._worker, self._channel.send_parts, parts))
         while len(self._sends) > SEND_AHEAD or (self._sends and self._sends[0].done()):
-            await self._settle(self._sends.popleft())
-
-    async def _settle(self, send: asyncio.Future[None]) -> None:
-        await send
+            await self._sends.popleft()
 
     def on_authenticated(self) -> None:
         """Frames up to BULK_FRAME_SIZE from now on (an unauthenticated peer gets the usual limit)."""
@@ -185,7 +185,7 @@ class ThreadedConnection(Connection):
     async def flush(self) -> None:
         """Wait until every queued frame is handed to the kernel."""
         while self._sends:
-            await self._settle(self._sends.popleft())
+            await self._sends.popleft()
 
     # -- receiving ---------------------------------------------------------------------------
 
@@ -276,26 +276,13 @@ def _tune(sock: socket.socket, limits: Limits) -> None:
 
 def _connect(host: str, port: int, ssl_context: ssl.SSLContext | None, limits: Limits) -> BlockingChannel:
     """Dialer side, in a thread: TCP, the preamble, then TLS; failures name the step."""
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    where = format_address(host, port)
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        sock = socket.create_connection((host, port), timeout=limits.connect_timeout)
     except socket.gaierror as exc:
         raise NetError("dns", f"cannot resolve {host!r}: {exc}") from exc
-    sock: socket.socket | None = None
-    last: Exception | None = None
-    for family, _type, _proto, _canon, sockaddr in infos:
-        candidate = socket.socket(family, socket.SOCK_STREAM)
-        candidate.settimeout(limits.connect_timeout)
-        try:
-            candidate.connect(sockaddr)
-        except OSError as exc:
-            candidate.close()
-            last = exc
-            continue
-        sock = candidate
-        break
-    if sock is None:
-        raise NetError("tcp", f"cannot connect to {where}: {last or 'no address'}")
+    except OSError as exc:
+        raise NetError("tcp", f"cannot connect to {where}: {exc}") from exc
     _tune(sock, limits)
     tls: BioTls | None = None
     try:
@@ -320,8 +307,7 @@ async def dial(host: str, port: int, ssl_context: ssl.SSLContext | None, limits:
     """Open a bulk data connection (see the module docstring)."""
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-io")
     channel = await _in_worker(worker, _connect, host, port, ssl_context, limits)
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    return ThreadedConnection(channel, limits, where, worker)
+    return ThreadedConnection(channel, limits, format_address(host, port), worker)
 
 
 async def _in_worker(worker: ThreadPoolExecutor, opener: Callable[..., BlockingChannel | None],
@@ -361,10 +347,10 @@ def _accept(client: socket.socket, ssl_context: ssl.SSLContext | None, limits: L
             return None
         refused = tls_mismatch(ssl_context is not None, first[0] == TLS_RECORD_HANDSHAKE)
         if refused is not None:
-            log.warning(refused, reason="TLS is required on this daemon" if ssl_context else
-                        "TLS is disabled on this daemon (TLS Enable = no)")
+            event, reason = refused
+            log.warning(event, reason=reason)
             if ssl_context is not None:
-                client.sendall(encode_frame(encode_message(ErrorReply(code=Code.TLS_REQUIRED, text=refusal_text))))
+                client.sendall(tls_required_reply(refusal_text))
             return None
         tls: BioTls | None = None
         if ssl_context is not None:

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from protocol.errors import FrameTooLarge, ProtocolError
 from protocol.frames import HEADER, MAX_FRAME_SIZE, Signal, encode_frame, encode_signal
-from protocol.messages import Code, Message, decode_message, encode_message
+from protocol.messages import Code, ErrorReply, Message, decode_message, encode_message
 
 TLS_RECORD_HANDSHAKE: Final = 0x16  # the first byte a TLS client sends
 DEFAULT_FRAME_TIMEOUT: Final = 30.0
@@ -226,10 +226,19 @@ def set_keepalive(sock: socket.socket | None, interval: float) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, int(interval)))
 
 
-def tls_mismatch(tls_required: bool, offers_tls: bool) -> str | None:
-    """The log event for a connection refused before any TLS (plain to a TLS daemon, or the reverse)."""
+def format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def tls_mismatch(tls_required: bool, offers_tls: bool) -> tuple[str, str] | None:
+    """Why a connection is refused before any TLS, as (log event, reason); None when it may go on."""
     if tls_required and not offers_tls:
-        return "plain_tcp_refused"
+        return "plain_tcp_refused", "TLS is required on this daemon"
     if not tls_required and offers_tls:
-        return "tls_refused"
+        return "tls_refused", "TLS is disabled on this daemon (TLS Enable = no)"
     return None
+
+
+def tls_required_reply(text: str) -> bytes:
+    """The frame that tells a plain-TCP caller this daemon requires TLS."""
+    return encode_frame(encode_message(ErrorReply(code=Code.TLS_REQUIRED, text=text)))

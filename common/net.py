@@ -21,14 +21,15 @@ from common.link import (
     Parts,
     PeerRefused,
     PeerTimeout,
+    format_address,
     set_keepalive,
     tls_mismatch,
+    tls_required_reply,
 )
 from common.stream import FrameStream
 from common.tls import describe_ssl_error
 from protocol.errors import ProtocolError
-from protocol.frames import HEADER_SIZE, Signal, encode_frame, parse_header
-from protocol.messages import Code, ErrorReply, encode_message
+from protocol.frames import HEADER_SIZE, Signal, parse_header
 
 __all__ = [
     "Connection", "ConnectionClosed", "Limits", "Listener", "NetError", "PeerRefused",
@@ -96,10 +97,6 @@ class StreamConnection(Connection):
         with contextlib.suppress(ConnectionError, OSError, ssl.SSLError, TimeoutError):
             async with asyncio.timeout(2):
                 await self._stream.wait_closed()
-
-
-def format_address(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 async def dial(
@@ -283,14 +280,12 @@ class Listener:
                                      refusal_text=self.refusal_text, log=log)
         loop = asyncio.get_running_loop()
         refused = tls_mismatch(self.ssl_context is not None, first[0] == TLS_RECORD_HANDSHAKE)
-        if refused == "plain_tcp_refused":
-            log.warning(refused, reason="TLS is required on this daemon")
-            refusal = ErrorReply(code=Code.TLS_REQUIRED, text=self.refusal_text)
-            with contextlib.suppress(OSError):
-                await loop.sock_sendall(client, encode_frame(encode_message(refusal)))
-            return None
         if refused is not None:
-            log.warning(refused, reason="TLS is disabled on this daemon (TLS Enable = no)")
+            event, reason = refused
+            log.warning(event, reason=reason)
+            if self.ssl_context is not None:
+                with contextlib.suppress(OSError):
+                    await loop.sock_sendall(client, tls_required_reply(self.refusal_text))
             return None
         stream = FrameStream()
         try:
