@@ -3,14 +3,13 @@ copy promotion, restore from a copy when the original's volumes are gone, and th
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
 import shutil
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,6 @@ import pytest
 
 from console import launcher
 from console.admin import processes, write_installation
-from console.client import ConsoleClient, choose_credentials
-from console.config import load_console_config
 from tests.support.trees import compare_trees, make_hostile_tree
 from tests.system.conftest import Installation, free_port, make_test_layout
 from tests.system.test_backup_restore import messages, run
@@ -296,31 +293,35 @@ def test_migrate_then_restore_latest(site: Site, job_name: str, remote: bool) ->
     no_reservations(site)
 
 
-def _start_and_act_while_copying(site: Site, act: Callable[[ConsoleClient, int], Awaitable[None]]) -> int:
-    """Run copy-big and call `act` as soon as the writing SD has data, on one console connection.
+def _start_and_freeze_mid_copy(site: Site, reading_sd: int) -> int:
+    """Run copy-big and SIGSTOP the reading SD as soon as the writing SD's volumes grow.
 
-    The copy of 400 MiB takes about half a second now; a console process per status poll took
-    longer than that, so the poll (every 10 ms) and the action share one in-process connection.
+    The 400 MiB copy takes about half a second; a status poll through the Director can take longer,
+    and a CI run saw the copy end before the test acted. The volume files are watched every 2 ms
+    instead, and the reading SD is frozen mid-stream so that what the test does next (cancel, kill)
+    happens while data is moving, whatever the machine's speed.
     """
+    storage2 = site.root / "storage2"
 
-    async def go() -> int:
-        config = load_console_config(site.inst.layout.console_config).config
-        client = await ConsoleClient.connect(choose_credentials(config, None, None))
-        try:
-            jobid = int((await client.execute("run job=copy-big yes")).data["run"]["jobid"])
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 60
-            while loop.time() < deadline:
-                status = (await client.execute("status storage=File2")).data
-                if any(j["bytes"] > 0 for j in status["storage"]["running_jobs"]):
-                    await act(client, jobid)
-                    return jobid
-                await asyncio.sleep(0.01)
+    def written() -> int:
+        return sum(f.stat().st_size for f in storage2.iterdir())
+
+    before = written()
+    (started,) = run(site.inst, "run job=copy-big yes")
+    deadline = time.monotonic() + 60
+    while written() < before + 8 * MIB:
+        if time.monotonic() > deadline:
             raise AssertionError("the copy never started moving data")
-        finally:
-            await client.close()
+        time.sleep(0.002)
+    os.kill(reading_sd, signal.SIGSTOP)
+    return int(started["run"]["jobid"])
 
-    return asyncio.run(go())
+
+def _reading_sd(site: Site) -> tuple[launcher.DaemonProcess, int]:
+    sd1 = next(p for p in processes(site.root) if p.prog == "strongroom-sd")
+    pid = launcher.running_pid(sd1.pid_file)
+    assert pid is not None
+    return sd1, pid
 
 
 @pytest.fixture(scope="module")
@@ -332,11 +333,12 @@ def big_backup(site: Site) -> int:
 
 def test_cancel_a_running_remote_copy(site: Site, big_backup: int) -> None:
     before = {j["jobid"] for j in jobs(site)}
-
-    async def cancel(client: ConsoleClient, jobid: int) -> None:
-        await client.execute(f"cancel jobid={jobid}")
-
-    jobid = _start_and_act_while_copying(site, cancel)
+    _sd1, pid = _reading_sd(site)
+    jobid = _start_and_freeze_mid_copy(site, pid)
+    try:
+        run(site.inst, f"cancel jobid={jobid}")
+    finally:
+        os.kill(pid, signal.SIGCONT)
     run(site.inst, f"wait jobid={jobid}")
     (listed,) = run(site.inst, f"list jobid={jobid}")
     assert listed["jobs"][0]["jobstatus"] == "A"
@@ -347,14 +349,9 @@ def test_cancel_a_running_remote_copy(site: Site, big_backup: int) -> None:
 
 def test_reading_sd_killed_mid_stream(site: Site, big_backup: int) -> None:
     before = {j["jobid"] for j in jobs(site)}
-    sd1 = next(p for p in processes(site.root) if p.prog == "strongroom-sd")
-    pid = launcher.running_pid(sd1.pid_file)
-    assert pid is not None
-
-    async def kill(_client: ConsoleClient, _jobid: int) -> None:
-        os.kill(pid, signal.SIGKILL)
-
-    jobid = _start_and_act_while_copying(site, kill)
+    sd1, pid = _reading_sd(site)
+    jobid = _start_and_freeze_mid_copy(site, pid)
+    os.kill(pid, signal.SIGKILL)
     try:
         run(site.inst, f"wait jobid={jobid}")
         (listed,) = run(site.inst, f"list jobid={jobid}")
