@@ -6,12 +6,19 @@ Uses the large files of bench/backup_restore.py (generated there if missing), ba
 prints MB/s for a local copy job, a remote copy job (best of --repeat alternating runs), and `cp` of the same volume files (followed by
 `sync`, as the Storage Daemon makes a volume durable before it confirms), with the ratios and targets:
 remote copy >= 80 % of local copy; local copy >= 50 % of cp.
+
+Each round also runs bench/copy_floor.py on the same volumes: the least a local copy and a remote
+copy (two processes, loopback, TLS unless --plain) must do, in bare Python without Strongroom. Their
+ratio is what this machine allows the first target whatever the Storage Daemons do: on one host the
+two SDs of a remote copy share its CPUs, and the remote copy has twice the data copies of a local
+one plus, with TLS, encryption and decryption.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import subprocess
@@ -77,7 +84,8 @@ async def bench(root: Path, scale: float, tls: bool = True, repeat: int = 3, onl
             # each is compared (this VM's disk throughput swings by 2x from minute to minute).
             locals_, remotes = [], []
             sds = [p for p in procs if p.module == "storaged"][::-1]  # the source's SD, then the second SD
-            cpu: dict[str, list[list[float]]] = {"local": [], "remote": []}
+            cpu: dict[str, list[list[float]]] = {"local": [], "remote": [], "bare local": [], "bare remote": []}
+            bare: dict[str, list[float]] = {"bare local": [], "bare remote": []}
             if BALLAST.parent.is_dir():
                 take_free_memory(BALLAST)
             for _ in range(repeat):
@@ -87,11 +95,20 @@ async def bench(root: Path, scale: float, tls: bool = True, repeat: int = 3, onl
                     before = _cpu_seconds(sds)
                     times.append((await _job(client, f"run job=copy-{kind} yes"))[0])
                     cpu[kind].append([b - a for a, b in zip(before, _cpu_seconds(sds), strict=True)])
+                if only is None:
+                    for kind, runs in bare.items():
+                        seconds, used = _bare_copy(inst, kind.split()[1], tls)
+                        runs.append(seconds)
+                        cpu[kind].append(used)
             # CPU seconds of both Storage Daemons per run: above the wall time, the 2 SDs ran in parallel.
             print("local copy runs (s): " + " ".join(f"{t:.2f}" for t in locals_)
                   + "   CPU (s) of SD1+SD2: " + " ".join("+".join(f"{c:.2f}" for c in run) for run in cpu["local"]))
             print("remote copy runs (s): " + " ".join(f"{t:.2f}" for t in remotes)
                   + "   CPU (s) of reading SD+writing SD: " + " ".join("+".join(f"{c:.2f}" for c in run) for run in cpu["remote"]))
+            for kind, runs in bare.items():
+                if runs:
+                    print(f"{kind} copy runs (s): " + " ".join(f"{t:.2f}" for t in runs)
+                          + "   CPU (s): " + " ".join("+".join(f"{c:.2f}" for c in run) for run in cpu[kind]))
             cp = _cp(inst) if only is None else 0.0  # with the ballast still in place, as the jobs had it
         finally:
             await client.close()
@@ -99,15 +116,24 @@ async def bench(root: Path, scale: float, tls: bool = True, repeat: int = 3, onl
         for p in reversed(procs):
             launcher.stop(p.pid_file)
         BALLAST.unlink(missing_ok=True)
+        shutil.rmtree(inst / "bare", ignore_errors=True)
     if only is not None:
         return  # one kind alone (for a profiler): the runs above are the figures
     local, remote = min(locals_), min(remotes)
+    bare_local, bare_remote = min(bare["bare local"]), min(bare["bare remote"])
     mb = large_bytes / MIB
-    print(f"\n{'measurement':32} {'seconds':>9} {'MB/s':>10}")
-    for what, secs in (("local copy job", local), (f"remote copy job (2 SDs, {'TLS' if tls else 'plain'})", remote), ("cp of the volume files", cp)):
-        print(f"{what:32} {secs:9.2f} {mb / secs:10.1f}")
+    link = "TLS" if tls else "plain"
+    print(f"\n{'measurement':44} {'seconds':>9} {'MB/s':>10}")
+    for what, secs in (("local copy job", local), (f"remote copy job (2 SDs, {link})", remote),
+                       ("cp of the volume files", cp), ("bare local copy (no Strongroom)", bare_local),
+                       (f"bare remote copy (no Strongroom, {link})", bare_remote)):
+        print(f"{what:44} {secs:9.2f} {mb / secs:10.1f}")
     print(f"\nremote copy vs local copy: {local / remote:6.1%}  (target >= 80%)  {'ok' if local / remote >= 0.8 else 'MISSED'}")
     print(f"local copy vs cp:          {cp / local:6.1%}  (target >= 50%)  {'ok' if cp / local >= 0.5 else 'MISSED'}")
+    # The same ratio for the least any copy program must do here (bench/copy_floor.py): how far the
+    # machine itself lets a remote copy come to a local one, whatever the Storage Daemons do.
+    print(f"bare remote vs bare local: {bare_local / bare_remote:6.1%}  (this machine's ceiling for the first ratio)")
+    print(f"local copy job vs bare:    {bare_local / local:6.1%}   remote copy job vs bare: {bare_remote / remote:6.1%}")
 
 
 def _cp(inst: Path) -> float:
@@ -120,6 +146,25 @@ def _cp(inst: Path) -> float:
         shutil.copyfile(volume, target / volume.name)
     subprocess.run(["sync"], check=True)
     return time.perf_counter() - started
+
+
+def _bare_copy(inst: Path, kind: str, tls: bool) -> tuple[float, list[float]]:
+    """bench/copy_floor.py on the source volumes: (seconds, CPU seconds of each process)."""
+    volumes = sorted((inst / "storage").glob("Source-*"))
+    work = inst / "bare"
+    work.mkdir(exist_ok=True)
+    seconds, cpu = 0.0, [0.0, 0.0]
+    for volume in volumes:
+        # Appended to one file per kind, never deleted during the run: new page cache comes from
+        # reclaiming old page cache, as for the copy jobs' volumes.
+        command = [sys.executable, str(Path(__file__).with_name("copy_floor.py")), kind, str(volume), str(work / kind)]
+        if tls and kind == "remote":
+            command += ["--tls", str(work / "pki")]
+        _settle()
+        result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+        seconds += result["seconds"]
+        cpu = [a + b for a, b in zip(cpu, [*result["cpu"], 0.0][:2], strict=True)]
+    return seconds, cpu
 
 
 def _cpu_seconds(daemons: list[launcher.DaemonProcess]) -> list[float]:
