@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import socket
 import ssl
 import threading
@@ -74,6 +75,23 @@ class _Waiting:
     count = 0
 
 
+_IOV_MAX: Final = 512  # parts per sendmsg call (Linux allows 1024)
+
+
+def _sendmsg_all(sock: socket.socket, parts: list[bytes | memoryview]) -> None:
+    """Send all parts with gathered writes: a frame leaves in one system call, not one per part."""
+    pending = deque(memoryview(part).cast("B") for part in parts if len(part))
+    while pending:
+        sent = sock.sendmsg(list(itertools.islice(pending, _IOV_MAX)))
+        while sent:  # drop what left; a short send leaves the rest of a part for the next call
+            head = pending[0]
+            if sent < len(head):
+                pending[0] = head[sent:]
+                break
+            sent -= len(head)
+            pending.popleft()
+
+
 class BlockingChannel:
     """Framed I/O on a blocking socket, plain or TLS; every method but `interrupt` runs in the owning thread."""
 
@@ -90,8 +108,11 @@ class BlockingChannel:
         if self._send_error is not None:
             raise self._send_error
         try:
-            for part in parts:
-                self._stream.sendall(part)
+            if self.tls is None:
+                _sendmsg_all(self.sock, list(parts))
+            else:
+                for part in parts:
+                    self.tls.sendall(part)
         except (OSError, ssl.SSLError) as exc:
             self._send_error = ConnectionClosed(f"send failed: {exc}")
             raise self._send_error from exc
