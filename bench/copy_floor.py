@@ -1,15 +1,15 @@
-"""What this machine allows a copy without Strongroom: the floor under bench/copy_jobs.py's ratios.
+"""Bare copies: the bytes of a copy moved with the Storage Daemons' transport design and nothing else.
 
     .venv/bin/python bench/copy_floor.py local SRC DST
     .venv/bin/python bench/copy_floor.py remote SRC DST [--tls DIR]
 
-`local` moves SRC's bytes to the end of DST as a local copy job must at the least: one thread reads
+`local` moves SRC's bytes to the end of DST as a local copy job does at the least: one thread reads
 1 MiB pieces, another appends them (4 MiB at a time), then fsync. A Storage Daemon does more (it
 checks each block, parses its records, builds and sums new blocks).
 
 `remote` does the same through a loopback TCP connection between two processes, as a remote copy
-must at the least: the child reads and sends (a reader thread and a sending thread), this process
-receives and writes (a receiving thread and a writing thread). With `--tls DIR` the connection is
+job does at the least: the child reads and sends (a reader thread and a sending thread), this
+process receives into fresh 4 MiB buffers and writes (a receiving thread and a writing thread). With `--tls DIR` the connection is
 mutual TLS as between two Storage Daemons (a private CA and a certificate made in DIR, the same
 context settings, `common.blocking_tls` as on a bulk data connection).
 
@@ -140,11 +140,11 @@ def copy_remote(src: Path, dst: Path, tls_dir: Path | None) -> dict[str, object]
         sender = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         listener.settimeout(30)
         conn, _addr = listener.accept()
-    conn.settimeout(None)
     stream: Stream = conn
     if server_ctx is not None:
         stream = BioTls(conn, server_ctx, server_side=True)
         stream.handshake(30)
+    conn.settimeout(None)  # blocking, as a bulk data connection after its handshake
     started, cpu = time.perf_counter(), _cpu()
     _append(dst, _threaded(lambda: _receive(stream)))
     seconds, cpu = time.perf_counter() - started, _cpu() - cpu
@@ -157,12 +157,12 @@ def copy_remote(src: Path, dst: Path, tls_dir: Path | None) -> dict[str, object]
 
 def send(port: int, src: Path, tls_dir: Path | None) -> None:
     sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    sock.settimeout(None)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     stream: Stream = sock
     if tls_dir is not None:
         stream = BioTls(sock, _contexts(tls_dir)[1], server_side=False)
         stream.handshake(30)
+    sock.settimeout(None)
     cpu = _cpu()
     for batch in _threaded(lambda: _read_batches(src)):
         for piece in batch:
