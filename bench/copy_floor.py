@@ -32,12 +32,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Final
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import pki, tls
+from common import gather, pki, tls
 from common.blocking_tls import BioTls
 
 PIECE: Final = 1024 * 1024  # a volume block
@@ -94,12 +95,7 @@ def _append(dst: Path, batches: Iterator[list[bytes] | list[memoryview]]) -> Non
     fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         for batch in batches:
-            total = sum(len(part) for part in batch)
-            written = os.writev(fd, batch)
-            if written < total:  # finish a short write
-                rest = b"".join(batch)[written:]
-                while rest:
-                    rest = rest[os.write(fd, rest):]
+            gather.write_all(partial(os.writev, fd), batch)
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import itertools
 import socket
 import ssl
 import threading
@@ -32,6 +31,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Final
 
+from common import gather
 from common.blocking_tls import BioTls
 from common.link import (
     TLS_RECORD_HANDSHAKE,
@@ -75,23 +75,6 @@ class _Waiting:
     count = 0
 
 
-_IOV_MAX: Final = 512  # parts per sendmsg call (Linux allows 1024)
-
-
-def _sendmsg_all(sock: socket.socket, parts: list[bytes | memoryview]) -> None:
-    """Send all parts with gathered writes: a frame leaves in one system call, not one per part."""
-    pending = deque(memoryview(part).cast("B") for part in parts if len(part))
-    while pending:
-        sent = sock.sendmsg(list(itertools.islice(pending, _IOV_MAX)))
-        while sent:  # drop what left; a short send leaves the rest of a part for the next call
-            head = pending[0]
-            if sent < len(head):
-                pending[0] = head[sent:]
-                break
-            sent -= len(head)
-            pending.popleft()
-
-
 class BlockingChannel:
     """Framed I/O on a blocking socket, plain or TLS; every method but `interrupt` runs in the owning thread."""
 
@@ -109,7 +92,7 @@ class BlockingChannel:
             raise self._send_error
         try:
             if self.tls is None:
-                _sendmsg_all(self.sock, list(parts))
+                gather.write_all(self.sock.sendmsg, parts)
             else:
                 for part in parts:
                     self.tls.sendall(part)

@@ -11,11 +11,13 @@ import os
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
 from zlib_ng import zlib_ng
 
+from common import gather
 from protocol import codec
 from protocol.errors import DecodeError
 from protocol.records import Record
@@ -267,23 +269,6 @@ def select_records(reader: VolumeReader, entries: Iterable[BootstrapVolume]) -> 
                 break
 
 
-_IOV_MAX: Final = 512
-
-
-def _write_all(f: BinaryIO, parts: list[bytes | memoryview]) -> None:
-    """os.writev in groups, finishing any short write (a full disk raises OSError with ENOSPC)."""
-    fd = f.fileno()
-    for start in range(0, len(parts), _IOV_MAX):
-        group = parts[start : start + _IOV_MAX]
-        total = sum(len(p) for p in group)
-        written = os.writev(fd, group)
-        if written < total:
-            rest = b"".join(bytes(p) for p in group)[written:]
-            while rest:
-                n = os.write(fd, rest)
-                rest = rest[n:]
-
-
 class VolumeWriter:
     """Append sessions to a labeled volume; blocks are written whole and checksummed."""
 
@@ -367,7 +352,9 @@ class VolumeWriter:
             for part in self._pending:
                 crc = _crc32(part, crc)
             # Gathered write: the block is never joined into one buffer (no copy under the GIL).
-            _write_all(self._f, [BLOCK_HEADER.pack(BLOCK_MAGIC, number, length, crc), *self._pending])
+            # A full disk raises OSError (ENOSPC).
+            gather.write_all(partial(os.writev, self._f.fileno()),
+                             [BLOCK_HEADER.pack(BLOCK_MAGIC, number, length, crc), *self._pending])
             self.size += BLOCK_HEADER.size + length
             self._next_block += 1
             self.blocks_written += 1
