@@ -341,6 +341,28 @@ class Catalog:
         with self._tx() as db:
             db.execute(f"UPDATE Media SET {sets} WHERE VolumeName=?", (*columns.values(), volume_name))
 
+    def add_volume_usage(self, volume_name: str, *, size: int, blocks: int, jobs: int, files: int,
+                         status: str | None, when: float) -> MediaRow | None:
+        """What one job wrote to a volume, applied atomically (several jobs append to one volume at
+        once and report in any order): VolJobs and VolFiles are added to; VolBytes and VolBlocks take
+        the larger value, except when the Storage Daemon cut the volume back (Full, Error), which is
+        exact. Volume Jobs reaching Maximum Volume Jobs turns an Append volume Used. Returns the row."""
+        with self._tx() as db:
+            exact = status in ("Full", "Error")
+            db.execute(
+                "UPDATE Media SET VolJobs = VolJobs + ?, VolFiles = VolFiles + ?, "
+                "VolBytes = CASE WHEN ? THEN ? ELSE MAX(VolBytes, ?) END, "
+                "VolBlocks = CASE WHEN ? THEN ? ELSE MAX(VolBlocks, ?) END, "
+                "LastWritten = ?, FirstWritten = COALESCE(FirstWritten, ?) WHERE VolumeName=?",
+                (jobs, files, exact, size, size, exact, blocks, blocks, when, when, volume_name))
+            if status is not None and status != "Append":
+                db.execute("UPDATE Media SET VolStatus=? WHERE VolumeName=? AND VolStatus IN ('Append', 'Used', 'Full')",
+                           (status, volume_name))
+            db.execute("UPDATE Media SET VolStatus='Used' WHERE VolumeName=? AND VolStatus='Append' "
+                       "AND MaxVolJobs > 0 AND VolJobs >= MaxVolJobs", (volume_name,))
+            row = db.execute(_MEDIA_SELECT + " WHERE m.VolumeName=?", (volume_name,)).fetchone()
+        return MediaRow(*row) if row else None
+
     def add_jobmedia(self, row: JobMediaRow) -> None:
         with self._tx() as db:
             db.execute("INSERT INTO JobMedia (JobId, MediaId, FirstIndex, LastIndex, StartFile, EndFile, StartBlock, "
