@@ -1,15 +1,13 @@
 """The restore writer: records in, files out, with their attributes, exactly and safely.
 
-Safety: every target is built under `where` component by component; a `..` component, a NUL, or
-an existing symlink among the parent directories (for example one restored a moment ago) makes
-the file refused and logged, never written.
+Targets are mapped and their parents checked by `filed.restore_paths`: a path that would land
+outside `where` makes the file refused and logged, never written.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any, Final
 
 from filed.backup import ACL_ACCESS, ACL_DEFAULT
 from filed.codecs import Hasher, decompressor, new_hasher
+from filed.restore_paths import PathMap, UnsafePath, parse_regex_where, printable
 from protocol import codec
 from protocol.attributes import FileAttributes, FileType, decode_attributes
 from protocol.errors import DecodeError
@@ -26,10 +25,6 @@ REPLACE_POLICIES: Final = ("always", "ifnewer", "ifolder", "never")
 HIDDEN_PREFIX: Final = b".strongroom-restore-"
 
 
-class UnsafePath(Exception):
-    """A restore target that would land outside `where`."""
-
-
 @dataclass
 class RestoreStats:
     files: int = 0
@@ -37,22 +32,6 @@ class RestoreStats:
     errors: int = 0
     skipped: int = 0
     warnings: list[str] = field(default_factory=list)
-
-
-def _printable(path: bytes) -> str:
-    return path.decode("utf-8", "backslashreplace").replace("\n", "\\n")
-
-
-def parse_regex_where(spec: str) -> list[tuple[re.Pattern[bytes], bytes]]:
-    """Bareos `regexwhere=!a!b!,!c!d!`: sed-like substitutions, the first character is the separator."""
-    out: list[tuple[re.Pattern[bytes], bytes]] = []
-    for part in (p for p in spec.split(",") if p):
-        sep = part[0]
-        pieces = part[1:].split(sep)
-        if len(pieces) < 2:
-            raise ValueError(f"bad regexwhere expression {part!r} (use !from!to!)")
-        out.append((re.compile(os.fsencode(pieces[0])), os.fsencode(pieces[1]).replace(b"$", b"\\")))
-    return out
 
 
 @dataclass
@@ -79,10 +58,8 @@ class RestoreWriter:
             raise ValueError(f"unknown replace policy {replace!r} (use {', '.join(REPLACE_POLICIES)})")
         self.where = os.fsencode(os.path.abspath(where))
         self.replace = replace.lower()
-        self.strip_prefix = strip_prefix
-        self.add_prefix = add_prefix
-        self.add_suffix = add_suffix
-        self.regex = parse_regex_where(regex_where) if regex_where else []
+        self.paths = PathMap(self.where, strip_prefix, add_prefix, add_suffix,
+                             tuple(parse_regex_where(regex_where)) if regex_where else ())
         self.hidden = set(hidden_indexes)
         self.log = log
         self.stats = RestoreStats()
@@ -93,48 +70,8 @@ class RestoreWriter:
         self._privileged = os.geteuid() == 0
         os.makedirs(self.where, exist_ok=True)
 
-    # -- mapping a backed-up path to the target ---------------------------------------------
-
     def target_of(self, path: bytes) -> bytes:
-        if b"\0" in path:
-            raise UnsafePath("name contains a NUL byte")
-        mapped = path
-        if self.strip_prefix and mapped.startswith(self.strip_prefix):
-            mapped = mapped[len(self.strip_prefix) :] or b"/"
-        if self.add_prefix:
-            mapped = self.add_prefix.rstrip(b"/") + (mapped if mapped.startswith(b"/") else b"/" + mapped)
-        if self.add_suffix:
-            mapped += self.add_suffix
-        for pattern, replacement in self.regex:
-            mapped = pattern.sub(replacement, mapped)
-        parts = [p for p in mapped.split(b"/") if p not in (b"", b".")]
-        if b".." in parts:
-            raise UnsafePath("path contains '..'")
-        if not parts:
-            return self.where
-        return os.path.join(self.where, *parts)
-
-    def _check_parents(self, target: bytes) -> None:
-        """Create missing parent directories; refuse a parent that is a symlink or not a directory."""
-        if self.where == b"/":
-            parent = os.path.dirname(target)
-            os.makedirs(parent, exist_ok=True)
-            return
-        rel = os.path.relpath(os.path.dirname(target), self.where)
-        current = self.where
-        if rel == b".":
-            return
-        for part in rel.split(b"/"):
-            current = os.path.join(current, part)
-            try:
-                st = os.lstat(current)
-            except FileNotFoundError:
-                os.mkdir(current, 0o700)
-                continue
-            if stat.S_ISLNK(st.st_mode):
-                raise UnsafePath(f"parent {_printable(current)} is a symlink; refusing to follow it")
-            if not stat.S_ISDIR(st.st_mode):
-                raise UnsafePath(f"parent {_printable(current)} is not a directory")
+        return self.paths.target_of(path)
 
     # -- records ----------------------------------------------------------------------------
 
@@ -159,7 +96,7 @@ class RestoreWriter:
             elif record.stream == Stream.DIGEST:
                 algorithm, digest = codec.unpack(record.payload)
                 if cur.hasher is not None and cur.hasher.digest() != digest:
-                    self._error(f"{_printable(cur.attrs.path)}: {algorithm} digest mismatch: the restored data differs from what was backed up")
+                    self._error(f"{printable(cur.attrs.path)}: {algorithm} digest mismatch: the restored data differs from what was backed up")
             elif record.stream == Stream.XATTRS:
                 cur.xattrs = [(bytes(n), bytes(v)) for n, v in codec.unpack(record.payload)]
             elif record.stream == Stream.ACL_ACCESS:
@@ -167,7 +104,7 @@ class RestoreWriter:
             elif record.stream == Stream.ACL_DEFAULT:
                 cur.acl_default = bytes(record.payload)
         except (OSError, DecodeError, ValueError) as exc:
-            self._error(f"{_printable(cur.attrs.path)}: {exc}")
+            self._error(f"{printable(cur.attrs.path)}: {exc}")
             self._abandon(cur)
 
     def _start(self, record: Record) -> None:
@@ -188,7 +125,7 @@ class RestoreWriter:
         cur = _Current(attrs, record.file_index, target, hidden=hidden)
         self._current = cur
         try:
-            self._check_parents(target)
+            self.paths.check_parents(target)
             if not hidden and not self._may_replace(cur):
                 cur.skip = True
                 self.stats.skipped += 1
@@ -198,7 +135,7 @@ class RestoreWriter:
             self._refuse(attrs.path, str(exc))
             cur.skip = True
         except OSError as exc:
-            self._error(f"{_printable(attrs.path)}: cannot create {_printable(target)}: {exc.strerror}")
+            self._error(f"{printable(attrs.path)}: cannot create {printable(target)}: {exc.strerror}")
             cur.skip = True
 
     def _may_replace(self, cur: _Current) -> bool:
@@ -284,7 +221,7 @@ class RestoreWriter:
             if not cur.hidden:
                 self.stats.files += 1
         except OSError as exc:
-            self._error(f"{_printable(a.path)}: cannot set attributes: {exc.strerror or exc}")
+            self._error(f"{printable(a.path)}: cannot set attributes: {exc.strerror or exc}")
 
     def _apply(self, target: bytes, a: FileAttributes, cur: _Current) -> None:
         """Owner, mode, ACLs, xattrs and times, in the order that keeps each one."""
@@ -295,7 +232,7 @@ class RestoreWriter:
             try:
                 os.lchown(target, a.uid, a.gid)
             except OSError as exc:
-                self._warn(f"{_printable(a.path)}: cannot set owner {a.uid}:{a.gid}: {exc.strerror}")
+                self._warn(f"{printable(a.path)}: cannot set owner {a.uid}:{a.gid}: {exc.strerror}")
         if not is_link:
             os.chmod(target, stat.S_IMODE(a.mode))
             for acl_name, acl in ((ACL_ACCESS, cur.acl_access), (ACL_DEFAULT, cur.acl_default)):
@@ -303,12 +240,12 @@ class RestoreWriter:
                     try:
                         os.setxattr(target, acl_name, acl)
                     except OSError as exc:
-                        self._warn(f"{_printable(a.path)}: cannot restore {acl_name}: {exc.strerror}")
+                        self._warn(f"{printable(a.path)}: cannot restore {acl_name}: {exc.strerror}")
         for name, value in cur.xattrs:
             try:
                 os.setxattr(target, name, value, follow_symlinks=False)
             except OSError as exc:
-                self._warn(f"{_printable(a.path)}: cannot restore xattr {name.decode(errors='replace')}: {exc.strerror}")
+                self._warn(f"{printable(a.path)}: cannot restore xattr {name.decode(errors='replace')}: {exc.strerror}")
         os.utime(target, ns=(a.atime_ns, a.mtime_ns), follow_symlinks=False)
 
     def finish(self) -> RestoreStats:
@@ -318,7 +255,7 @@ class RestoreWriter:
             try:
                 self._apply(target, attrs, cur)
             except OSError as exc:
-                self._error(f"{_printable(attrs.path)}: cannot set directory attributes: {exc.strerror}")
+                self._error(f"{printable(attrs.path)}: cannot set directory attributes: {exc.strerror}")
         self._dirs.clear()
         for key, path in list(self._restored.items()):
             if os.path.basename(path).startswith(HIDDEN_PREFIX):
@@ -334,9 +271,9 @@ class RestoreWriter:
         cur.skip = True
 
     def _refuse(self, path: bytes, reason: str) -> None:
-        self._error(f"{_printable(path)}: refused: {reason}")
+        self._error(f"{printable(path)}: refused: {reason}")
         if self.log is not None:
-            self.log.warning("restore_path_refused", path=_printable(path), reason=reason)
+            self.log.warning("restore_path_refused", path=printable(path), reason=reason)
 
     def _warn(self, text: str) -> None:
         self.stats.warnings.append(text)
