@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from protocol.records import Record, Stream
+from storaged.appender import VolumeWriter
 from storaged.volume import (
     BootstrapVolume,
     SessionLabel,
@@ -15,7 +16,6 @@ from storaged.volume import (
     VolumeFull,
     VolumeLabel,
     VolumeReader,
-    VolumeWriter,
     label_volume,
     read_label,
     select_records,
