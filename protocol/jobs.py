@@ -52,6 +52,9 @@ class SdJobSetup(Message):
     media_type: str
     append: bool
     volume: VolumeAssignment | None = None
+    # Every device of the Storage resource, in order: the SD reserves the first that can take the
+    # job, and the job waits (SdJobWaiting) while none can. Empty: `device` alone.
+    devices: tuple[str, ...] = ()
     bootstrap: tuple[BootstrapSpec, ...] = ()
     # Copy/migrate: a local copy reads `bootstrap` from `read_device` on this same SD; a writing SD
     # in `listen` mode waits for the reading SD's data session instead of a File Daemon's.
@@ -80,6 +83,18 @@ class SdJobAccepted(Message):
     session_time: int
     key: str
     device: str
+
+
+class SdJobWaiting(Message):
+    """`3602 Waiting`: no device can take the job yet; the SD reserves one as soon as one frees up
+    and then answers SdJobAccepted. Sent again when the reason changes, and every WAIT_REPORT
+    seconds while nothing changes, so the Director knows the SD is alive."""
+
+    TYPE: ClassVar[str] = "sd_job_wait"
+    code: int
+    reason: str  # machine-readable: waiting_for_device
+    resource: str  # device=NAME
+    text: str
 
 
 class SdRun(Message):
@@ -125,6 +140,8 @@ class VolumeUpdate(Message):
     blocks: int
     status: str  # Append, Full, Used, Error
     jobs_written: int = 1
+    files_written: int = 0  # file attributes this job wrote to the volume (VolFiles adds them up)
+    reason: str = ""  # why a volume became Full or Error
 
 
 class JobMediaReport(Message):
@@ -313,7 +330,7 @@ class ReadOpen(Message):
 
 
 for _cls in (
-    VolumeAssignment, BootstrapSpec, SdJobSetup, SdJobAccepted, SdRun, CancelJob, JobStatusChange,
+    VolumeAssignment, BootstrapSpec, SdJobSetup, SdJobAccepted, SdJobWaiting, SdRun, CancelJob, JobStatusChange,
     VolumeRequest, VolumeUpdate, JobMediaReport, AttributeBatch, JobMessage, JobProgress, JobEnd, Ok, FdJobSetup,
     AccurateBatch, FdStorage, FdBackup, FdRestore, FdEstimate, EstimateResult, AppendOpen,
     AppendDone, ReadOpen, SdLabel, RunScriptCommand, ScriptResult, SdReplicate,

@@ -29,6 +29,7 @@ class Code(enum.IntEnum):
     FD_JOB_END = 2800
     FD_ERROR = 2999
     SD_OK = 3000
+    SD_WAITING = 3602
     SD_JOB_START = 3010
     SD_JOB_END = 3099
     SD_ERROR = 3999

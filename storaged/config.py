@@ -30,7 +30,7 @@ class StorageResource(TlsFields):
     address: str | None = None
     working_directory: Path | None = None
     maximum_concurrent_jobs: int = 1000
-    heartbeat_interval: Duration = 0
+    heartbeat_interval: Duration = 60  # seconds; 0 turns heartbeats (and judging a silent peer dead) off
     client_connect_wait: Duration = 1800
     auth_timeout: Duration = 30
     messages: str | None = None

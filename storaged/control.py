@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from common.auth import authenticate_initiator
 from common.daemon import client_ssl_context
@@ -19,6 +19,7 @@ from protocol.jobs import (
     Ok,
     SdJobAccepted,
     SdJobSetup,
+    SdJobWaiting,
     SdLabel,
     SdReplicate,
     SdRun,
@@ -27,10 +28,13 @@ from protocol.jobs import (
 from protocol.messages import Code, ErrorReply, Hello, Message, StatusRequest
 from storaged import volume as vol
 from storaged.jobs import SdJob, SdJobError
+from storaged.reservation import Wait
 from storaged.sessions import run_local_copy, run_replicate
 
 if TYPE_CHECKING:
     from storaged.daemon import StorageDaemon
+
+WAIT_REPORT: Final = 60.0  # a job waiting for a device tells its Director so this often (it is alive)
 
 
 async def serve_director(sd: StorageDaemon, conn: Connection, monitor: bool, log: Any) -> None:
@@ -76,18 +80,63 @@ async def serve_director(sd: StorageDaemon, conn: Connection, monitor: bool, log
 
 
 async def _setup(sd: StorageDaemon, conn: Connection, setup: SdJobSetup, log: Any) -> SdJob | None:
+    """Create the job once a device can take it. While it waits, the Director hears why
+    (SdJobWaiting, again on every change and every WAIT_REPORT seconds) and may cancel it."""
+    waits: asyncio.Queue[Wait] = asyncio.Queue()
+    reserving = asyncio.ensure_future(sd.registry.create(setup, waits.put_nowait))
+    director: asyncio.Future[Message | Signal] | None = None
     try:
-        job = sd.registry.create(setup)
+        while not reserving.done():
+            if director is None:
+                director = asyncio.ensure_future(conn.recv())
+            news = asyncio.ensure_future(waits.get())
+            pending: set[asyncio.Future[Any]] = {reserving, director, news}
+            await asyncio.wait(pending, timeout=WAIT_REPORT, return_when=asyncio.FIRST_COMPLETED)
+            if news.done():
+                wait = news.result()
+                log.info("job_waiting_for_device", job=setup.job, device=wait.device, reason=wait.text)
+            else:
+                news.cancel()
+                wait = None
+            if reserving.done():
+                break
+            if director.done():
+                event = director.result()  # a lost connection raises here: the reservation is withdrawn
+                director = None
+                if isinstance(event, CancelJob) or event is Signal.TERMINATE:
+                    reserving.cancel()
+                    if event is not Signal.TERMINATE:
+                        await conn.send(ErrorReply(code=3904, text=f"Job {setup.job} canceled while waiting for a device"))
+                    return None
+                if isinstance(event, StatusRequest):
+                    await conn.send(sd.status())
+                continue
+            shown = wait or _current_wait(sd, setup.job)
+            if shown is not None:
+                await conn.send(SdJobWaiting(code=Code.SD_WAITING, reason=shown.code, resource=shown.resource,
+                                             text=shown.text))
+        job = reserving.result()
     except SdJobError as exc:
         log.warning("job_setup_refused", job=setup.job, reason=str(exc))
         await conn.send(ErrorReply(code=3915, text=str(exc)))
         return None
+    finally:
+        if not reserving.done():
+            reserving.cancel()
+            with contextlib.suppress(asyncio.CancelledError, SdJobError):
+                await reserving
+        if director is not None:
+            director.cancel()
     job.control = conn
     log.info("job_created", job=job.name, job_id=setup.job_id, device=job.device.name,
              mode="append" if setup.append else "read")
     await conn.send(SdJobAccepted(code=Code.SD_OK, session_id=job.session_id,
                                   session_time=job.session_time, key=job.key, device=job.device.name))
     return job
+
+
+def _current_wait(sd: StorageDaemon, job: str) -> Wait | None:
+    return next((wait for name, wait in sd.registry.reservations.waiting() if name == job), None)
 
 
 def _label(sd: StorageDaemon, msg: SdLabel) -> Message:

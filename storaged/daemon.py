@@ -9,7 +9,8 @@ from common.daemon import Daemon, OwnResource
 from common.net import Connection
 from protocol.messages import Code, ErrorReply, Hello, RunningJob
 from storaged.control import guarded, serve_director
-from storaged.jobs import Device, JobRegistry
+from storaged.jobs import JobRegistry
+from storaged.reservation import Device
 from storaged.sessions import run_append, run_read
 
 SD_PORT: Final = 9103

@@ -1,10 +1,11 @@
-"""Storage Daemon jobs: setup and device reservation, the one-time key, the FD data session."""
+"""Storage Daemon jobs: the job record, the one-time key, the registry of jobs and open volumes."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from protocol.jobs import (
     VolumeAssignment,
 )
 from protocol.messages import Code, Message
+from storaged.appender import VolumeAppender, VolumeWriteFailed
+from storaged.reservation import Device, Request, ReservationError, Reservations, Wait
 
 
 class SdJobError(Exception):
@@ -33,20 +36,46 @@ def make_key() -> str:
 
 
 @dataclass(eq=False)
-class Device:
-    """A configured File device and who holds it."""
+class _OpenVolume:
+    appender: VolumeAppender
+    users: int = 0
 
-    name: str
-    media_type: str
-    archive: Path
-    label_media: bool
-    max_jobs: int
-    holders: set[str] = field(default_factory=set)
-    mode: str | None = None  # "append" or "read" while reserved
 
-    @property
-    def busy(self) -> bool:
-        return len(self.holders) >= self.max_jobs
+class OpenVolumes:
+    """The volumes open for append on this Storage Daemon: one VolumeAppender per volume file,
+    shared by every session appending to it, closed when the last one leaves."""
+
+    def __init__(self) -> None:
+        self._open: dict[Path, _OpenVolume] = {}
+        self._lock = asyncio.Lock()
+
+    async def acquire(self, path: Path, max_bytes: int | None) -> VolumeAppender:
+        """The volume's appender (opening it, and repairing a torn tail, when nobody has it open).
+        A volume that failed or filled up while open is refused with that error."""
+        async with self._lock:
+            entry = self._open.get(path)
+            if entry is None:
+                appender = await asyncio.to_thread(VolumeAppender, path, max_bytes)
+                entry = self._open[path] = _OpenVolume(appender)
+            appender = entry.appender
+            if appender.status is not None:
+                raise VolumeWriteFailed(appender.name, appender.status, appender.reason)
+            entry.users += 1
+            return appender
+
+    async def release(self, appender: VolumeAppender) -> None:
+        async with self._lock:
+            entry = self._open.get(appender.path)
+            if entry is None or entry.appender is not appender:
+                return
+            entry.users -= 1
+            if entry.users <= 0:
+                del self._open[appender.path]
+                await asyncio.to_thread(appender.close)
+
+    def describe(self) -> list[dict[str, Any]]:
+        return [{"volume": e.appender.name, "sessions": e.users, "bytes": e.appender.size,
+                 "status": e.appender.status or "Append"} for e in self._open.values()]
 
 
 @dataclass(eq=False)
@@ -70,6 +99,9 @@ class SdJob:
     volume_replies: asyncio.Queue[VolumeAssignment] = field(default_factory=lambda: asyncio.Queue(maxsize=4))
     end: JobEnd | None = None
     used_key: bool = False
+    registry: JobRegistry | None = None
+    # The SD's open volumes (shared by every job of the registry; a job of its own in unit tests).
+    open_volumes: OpenVolumes = field(default_factory=OpenVolumes)
 
     @property
     def name(self) -> str:
@@ -107,57 +139,44 @@ class SdJob:
 
 @dataclass
 class JobRegistry:
-    """Jobs by unique name, devices by name, and the session counter."""
+    """Jobs by unique name, device reservations, open volumes, and the session counter."""
 
     devices: dict[str, Device]
     session_time: int = field(default_factory=lambda: int(time.time()))
     next_session: int = 1
     jobs: dict[str, SdJob] = field(default_factory=dict)
+    reservations: Reservations = field(init=False)
+    volumes: OpenVolumes = field(default_factory=OpenVolumes)
+    _reserving: set[str] = field(default_factory=set)  # jobs waiting for a device
 
-    def create(self, setup: SdJobSetup) -> SdJob:
-        if setup.job in self.jobs:
+    def __post_init__(self) -> None:
+        self.reservations = Reservations(self.devices)
+
+    async def create(self, setup: SdJobSetup, on_wait: Callable[[Wait], object] | None = None) -> SdJob:
+        """Reserve the job's device(s), waiting for them as long as it takes, and create the job.
+        Raises SdJobError for what waiting cannot fix (unknown device, wrong media type)."""
+        if setup.job in self.jobs or setup.job in self._reserving:
             raise SdJobError(f"job {setup.job} already exists on this Storage Daemon")
-        device = self.devices.get(setup.device)
-        if device is None:
-            raise SdJobError(
-                f"device {setup.device!r} is not configured on this Storage Daemon "
-                f"(known: {', '.join(sorted(self.devices)) or 'none'})"
-            )
-        if device.media_type != setup.media_type:
-            raise SdJobError(
-                f"media type mismatch: job wants {setup.media_type!r}, device {device.name!r} has {device.media_type!r}"
-            )
-        if device.busy:
-            raise SdJobError(f"device {device.name!r} is busy with {', '.join(sorted(device.holders))}")
-        read_device: Device | None = None
-        if setup.read_device is not None:
-            read_device = self.devices.get(setup.read_device)
-            if read_device is None:
-                raise SdJobError(f"read device {setup.read_device!r} is not configured on this Storage Daemon")
-            wanted = setup.read_media_type or read_device.media_type
-            if read_device.media_type != wanted:
-                raise SdJobError(f"media type mismatch: the source volumes are {wanted!r}, device "
-                                 f"{read_device.name!r} has {read_device.media_type!r}")
-            if read_device is not device and read_device.busy:
-                raise SdJobError(f"read device {read_device.name!r} is busy with {', '.join(sorted(read_device.holders))}")
-        device.holders.add(setup.job)
-        device.mode = "append" if setup.append else "read"
-        if read_device is not None and read_device is not device:
-            read_device.holders.add(setup.job)
-            read_device.mode = "read"
-        job = SdJob(setup=setup, key=make_key(), session_id=self.next_session,
-                    session_time=self.session_time, device=device, read_device=read_device)
+        request = Request(job=setup.job, devices=setup.devices or (setup.device,), media_type=setup.media_type,
+                          append=setup.append, volume=setup.volume.volume_name if setup.volume else None,
+                          read_device=setup.read_device, read_media_type=setup.read_media_type)
+        self._reserving.add(setup.job)
+        try:
+            grant = await self.reservations.reserve(request, on_wait)
+        except ReservationError as exc:
+            raise SdJobError(str(exc)) from exc
+        finally:
+            self._reserving.discard(setup.job)
+        job = SdJob(setup=setup, key=make_key(), session_id=self.next_session, session_time=self.session_time,
+                    device=grant.device, read_device=grant.read_device, registry=self, open_volumes=self.volumes)
         self.next_session += 1
         self.jobs[setup.job] = job
         return job
 
     def release(self, job: SdJob) -> None:
-        for device in (job.device, job.read_device):
-            if device is not None:
-                device.holders.discard(job.name)
-                if not device.holders:
-                    device.mode = None
-        self.jobs.pop(job.name, None)
+        if self.jobs.get(job.name) is job:
+            del self.jobs[job.name]
+            self.reservations.release(job.name)
 
     def key_for(self, job_name: str) -> str | None:
         job = self.jobs.get(job_name)
@@ -166,8 +185,12 @@ class JobRegistry:
         return job.key
 
     def describe(self) -> list[dict[str, Any]]:
+        waiting: dict[str, list[str]] = {}
+        for job, wait in self.reservations.waiting():
+            waiting.setdefault(wait.device, []).append(f"{job} ({wait.describe()})")
         return [
             {"device": d.name, "media_type": d.media_type, "archive": str(d.archive),
-             "reserved_by": sorted(d.holders), "mode": d.mode}
+             "reserved_by": sorted(d.holders), "mode": d.mode, "volumes": sorted(set(d.volumes.values())),
+             "waiting": waiting.get(d.name, [])}
             for d in self.devices.values()
         ]

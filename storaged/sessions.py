@@ -37,6 +37,7 @@ from protocol.records import (
     encode_batch_parts,
 )
 from storaged import volume as vol
+from storaged.appender import SessionWriter, VolumeAppender, VolumeWriteFailed
 from storaged.jobs import SdJob, SdJobError
 
 CATALOG_STREAMS: Final = frozenset({Stream.ATTRIBUTES, Stream.DIGEST, Stream.DELETED})
@@ -52,6 +53,8 @@ READ_AHEAD: Final = 4
 # frames of at most 1 MB): each batch is a hand-over between threads, which costs tens of
 # microseconds on a VM, so fewer and larger ones leave more of the CPU to the data.
 COPY_BATCH_BYTES: Final = 4 * 1024 * 1024
+# Volumes in a row that may fill up, fail or refuse a session before the job gives up.
+MAX_VOLUME_ATTEMPTS: Final = 3
 
 
 @dataclass
@@ -59,16 +62,15 @@ class Segment:
     """The part of this job on one volume: becomes one JobMedia row."""
 
     assignment: VolumeAssignment
-    writer: vol.VolumeWriter
-    first_index: int = 0
-    last_index: int = 0
-    start_block: int = 0
-    start_addr: int = 0
-    bytes_before: int = 0
-    full: bool = False  # a record did not fit: later writes queued to this segment write nothing
+    session: SessionWriter
+    stopped: bool = False  # a write failed or the volume filled: later writes queued here write nothing
+
+    @property
+    def appender(self) -> VolumeAppender:
+        return self.session.volume
 
 
-def _session_label(job: SdJob, *, end: bool, first: int = 0, last: int = 0, status: str = "R") -> vol.SessionLabel:
+def _session_label(job: SdJob, *, end: bool, seg: Segment | None = None, status: str = "R") -> vol.SessionLabel:
     setup = job.setup
     return vol.SessionLabel(
         job_id=setup.job_id,
@@ -86,13 +88,13 @@ def _session_label(job: SdJob, *, end: bool, first: int = 0, last: int = 0, stat
         files=job.files if end else 0,
         bytes=job.bytes if end else 0,
         status=status if end else None,
-        first_index=first if end else 0,
-        last_index=last if end else 0,
+        first_index=seg.session.first_index if end and seg else 0,
+        last_index=seg.session.last_index if end and seg else 0,
     )
 
 
-def _open_segment(job: SdJob, assignment: VolumeAssignment) -> Segment:
-    """Label the volume when the Director asked for a new one, then open it for append."""
+def _prepare_volume(job: SdJob, assignment: VolumeAssignment) -> Path:
+    """Label the volume when the Director asked for a new one; check the label of an existing one."""
     device = job.device
     path = device.archive / assignment.volume_name
     if assignment.needs_label and not path.exists():
@@ -114,51 +116,77 @@ def _open_segment(job: SdJob, assignment: VolumeAssignment) -> Segment:
     label = vol.read_label(path)
     if label.volume_name != assignment.volume_name:
         raise SdJobError(f"volume file {path} is labeled {label.volume_name!r}, not {assignment.volume_name!r}")
-    writer = vol.VolumeWriter(path, max_bytes=assignment.max_bytes or None)
-    pos = writer.start_session(_session_label(job, end=False))
-    return Segment(assignment, writer, start_block=pos.block_number, start_addr=pos.offset,
-                   bytes_before=path.stat().st_size)
+    return path
 
 
-def _close_segment(job: SdJob, seg: Segment, *, final: bool, status: str) -> tuple[vol.Position, int]:
-    if final:
-        pos = seg.writer.end_session(_session_label(job, end=True, first=seg.first_index, last=seg.last_index, status=status))
-    else:
-        pos = seg.writer.flush()
-    seg.writer.close()
-    size = (job.device.archive / seg.assignment.volume_name).stat().st_size
-    return pos, size
+async def _open_segment(job: SdJob, assignment: VolumeAssignment) -> Segment:
+    """Join the volume's one writer (opening the volume if this is its first session) and start
+    this job's session on it."""
+    path = await asyncio.to_thread(_prepare_volume, job, assignment)
+    appender = await job.open_volumes.acquire(path, assignment.max_bytes or None)
+    if appender.repair is not None and appender.blocks_written == 0:
+        repair = appender.repair
+        await job.message("warning", f"Volume {assignment.volume_name}: cut off {repair.removed} bytes at byte offset "
+                                     f"{repair.offset} ({repair.reason}), left by an interrupted write; every complete "
+                                     "block before it is kept")
+    session = SessionWriter(appender, job.session_id, job.session_time)
+    session.start(_session_label(job, end=False))
+    if job.registry is not None:
+        job.registry.reservations.volume_changed(job.device, job.name, assignment.volume_name)
+    return Segment(assignment, session)
 
 
-async def _report_segment(job: SdJob, seg: Segment, pos: vol.Position, size: int, full: bool) -> None:
-    if seg.first_index:
+def _end_segment(job: SdJob, seg: Segment, status: str | None) -> None:
+    """Close this job's part of the volume: with `status`, the end-of-session label; then make it
+    durable (the job is confirmed only after this)."""
+    if status is not None:
+        seg.session.end(_session_label(job, end=True, seg=seg, status=status))
+    elif seg.session.first is not None:
+        seg.appender.sync()
+
+
+async def _finish_segment(job: SdJob, seg: Segment) -> None:
+    """Report the segment (JobMedia and volume usage) and leave the volume."""
+    try:
+        with contextlib.suppress(NetError):
+            await _report_segment(job, seg)
+    finally:
+        await job.open_volumes.release(seg.appender)
+
+
+async def _report_segment(job: SdJob, seg: Segment) -> None:
+    session, appender = seg.session, seg.appender
+    if session.first is not None and session.last is not None and session.first_index:
         await job.tell_director(JobMediaReport(
             job=job.name, volume_name=seg.assignment.volume_name, media_id=seg.assignment.media_id,
-            first_index=seg.first_index, last_index=seg.last_index, start_block=seg.start_block,
-            end_block=pos.block_number, start_addr=seg.start_addr, end_addr=pos.offset,
-            bytes=size - seg.bytes_before,
+            first_index=session.first_index, last_index=session.last_index, start_block=session.first.block_number,
+            end_block=session.last.block_number, start_addr=session.first.offset, end_addr=session.last.offset,
+            bytes=session.written,
         ))
     await job.tell_director(VolumeUpdate(
-        job=job.name, volume_name=seg.assignment.volume_name, bytes=size, blocks=pos.block_number + 1,
-        status="Full" if full else "Append", jobs_written=1,
+        job=job.name, volume_name=seg.assignment.volume_name, bytes=appender.size, blocks=appender.next_block,
+        status=appender.status or "Append", jobs_written=1 if session.first is not None else 0,
+        files_written=session.files, reason=appender.reason,
     ))
 
 
-def _write_records(seg: Segment, job: SdJob, records: list[Record]) -> int:
-    """Write records until the volume is full; return how many were written."""
-    if seg.full:
-        return 0
+def _write_records(seg: Segment, records: list[Record]) -> list[Record]:
+    """Write records to the segment's volume; returns those that must go to the next volume (the
+    volume filled up or a write failed: the block that was not written and every later record)."""
+    if seg.stopped:
+        return records
     for n, record in enumerate(records):
         try:
-            seg.writer.write(job.session_id, job.session_time, record)
-        except vol.VolumeFull:
-            seg.full = True
-            return n
-        if record.file_index > 0:
-            if not seg.first_index:
-                seg.first_index = record.file_index
-            seg.last_index = max(seg.last_index, record.file_index)
-    return len(records)
+            try:
+                seg.session.write(record)
+            except vol.VolumeFull:
+                seg.session.flush()  # what is already in the block still goes to this volume
+                seg.stopped = True
+                return records[n:]
+        except VolumeWriteFailed:
+            seg.stopped = True
+            return seg.session.unwritten() + records[n:]
+    return []
 
 
 async def run_append(job: SdJob, data: Connection, log: Any) -> None:
@@ -208,7 +236,7 @@ async def append_batches(job: SdJob, seg: Segment, source: AsyncIterator[list[Re
     # One thread writes this session's batches in order, up to WRITE_AHEAD of them queued: the disk
     # works on them while the next ones are received (or read).
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sd-write")
-    writes: deque[tuple[asyncio.Future[int], list[Record]]] = deque()
+    writes: deque[asyncio.Future[list[Record]]] = deque()
     try:
         async for batch in source:
             for record in batch:
@@ -221,7 +249,7 @@ async def append_batches(job: SdJob, seg: Segment, source: AsyncIterator[list[Re
             records = [r for r in batch if r.stream != Stream.DELETED]
             if len(writes) >= WRITE_AHEAD:
                 seg = await _settle_writes(job, seg, writes, writer, keep=WRITE_AHEAD - 1)
-            writes.append((loop.run_in_executor(writer, _write_records, seg, job, records), records))
+            writes.append(loop.run_in_executor(writer, _write_records, seg, records))
             if len(pending) >= ATTR_BATCH:
                 await job.tell_director(AttributeBatch(job=job.name, records=tuple(pending)))
                 pending = []
@@ -232,41 +260,59 @@ async def append_batches(job: SdJob, seg: Segment, source: AsyncIterator[list[Re
     finally:
         try:
             if writes:
-                seg.full = True  # a failed or canceled session: queued writes that did not start write nothing
-                await asyncio.wait([write for write, _records in writes])
-                _discard(write for write, _records in writes)
+                seg.stopped = True  # a failed or canceled session: queued writes that did not start write nothing
+                await asyncio.wait(writes)
+                _discard(writes)
             # Queued behind any write still running in the thread, even after a cancel.
-            pos, size = await loop.run_in_executor(writer, partial(_close_segment, job, seg, final=True, status=status))
+            await _end_session(job, seg, writer, status)
         finally:
             writer.shutdown(wait=False)
-        with contextlib.suppress(NetError):
-            await _report_segment(job, seg, pos, size, full=False)
+
+
+async def _end_session(job: SdJob, seg: Segment, writer: ThreadPoolExecutor, status: str) -> None:
+    """Write the end-of-session label and make the session durable. A good session whose label
+    does not fit (the volume filled up or failed) ends on the next volume; a failed one ends where
+    it can, and its own failure is what the job reports."""
+    loop = asyncio.get_running_loop()
+    try:
+        for _attempt in range(MAX_VOLUME_ATTEMPTS):
+            try:
+                await loop.run_in_executor(writer, partial(_end_segment, job, seg, status))
+                return
+            except VolumeWriteFailed as exc:
+                if status != "T":
+                    return
+                seg.session.unwritten()
+                await job.message("warning", f"{exc}; the session ends on the next volume")
+                seg = await _switch_volume(job, seg, exc)
+        raise SdJobError(f"{MAX_VOLUME_ATTEMPTS} volumes in a row could not take the end of the session")
+    except (vol.VolumeError, OSError):
+        if status == "T":
+            raise
+    finally:
+        await _finish_segment(job, seg)
 
 
 async def _settle_writes(
-    job: SdJob, seg: Segment, writes: deque[tuple[asyncio.Future[int], list[Record]]],
-    writer: ThreadPoolExecutor, keep: int,
+    job: SdJob, seg: Segment, writes: deque[asyncio.Future[list[Record]]], writer: ThreadPoolExecutor, keep: int,
 ) -> Segment:
     """Wait for queued writes until `keep` are left; what did not fit goes to the next volume(s)."""
+    loop = asyncio.get_running_loop()
     while len(writes) > keep:
-        write, records = writes[0]
-        written = await write
-        writes.popleft()
-        if written == len(records):
+        leftover = await writes.popleft()
+        if not leftover:
             continue
-        # The volume is full: the writes queued behind this one wrote nothing (Segment.full), so
-        # their records follow this batch's remainder on the next volume, in order.
-        remaining = records[written:]
+        # The volume filled up or failed: the writes queued behind this one wrote nothing
+        # (Segment.stopped), so their records follow this batch's remainder on the next volume, in order.
         while writes:
-            write, records = writes[0]
-            written = await write
-            writes.popleft()
-            remaining.extend(records[written:])
-        loop = asyncio.get_running_loop()
-        while remaining:
-            seg = await _switch_volume(job, seg)
-            written = await loop.run_in_executor(writer, _write_records, seg, job, remaining)
-            remaining = remaining[written:]
+            leftover.extend(await writes.popleft())
+        for _attempt in range(MAX_VOLUME_ATTEMPTS):
+            if not leftover:
+                break
+            seg = await _switch_volume(job, seg, None)
+            leftover = await loop.run_in_executor(writer, _write_records, seg, leftover)
+        else:
+            raise SdJobError(f"{MAX_VOLUME_ATTEMPTS} volumes in a row filled up or failed; see the job log")
     return seg
 
 
@@ -359,39 +405,52 @@ async def run_replicate(job: SdJob, peer: Connection, log: Any) -> None:
 
 
 async def _open_first_segment(job: SdJob, assignment: VolumeAssignment) -> Segment:
-    """Open the assigned volume; a damaged one is marked Error and the Director asked for another."""
-    for _attempt in range(3):
+    """Open the assigned volume; one that cannot be appended to is marked and another one asked for."""
+    for _attempt in range(MAX_VOLUME_ATTEMPTS):
         try:
-            return await asyncio.to_thread(_open_segment, job, assignment)
+            return await _open_segment(job, assignment)
         except vol.VolumeError as exc:
-            path = job.device.archive / assignment.volume_name
-            size = path.stat().st_size if path.exists() else 0
-            await job.message("error", f"Volume {assignment.volume_name} cannot be appended to: {exc}; marking it Error")
-            await job.tell_director(VolumeUpdate(job=job.name, volume_name=assignment.volume_name, bytes=size,
-                                                 blocks=0, status="Error", jobs_written=0))
-            await job.tell_director(VolumeRequest(job=job.name, full_volume=assignment.volume_name, reason="error"))
-            try:
-                async with asyncio.timeout(VOLUME_WAIT):
-                    assignment = await job.volume_replies.get()
-            except TimeoutError as timeout:
-                raise SdJobError("no replacement volume from the Director") from timeout
-            job.setup = job.setup.model_copy(update={"volume": assignment})
-    raise SdJobError("three volumes in a row could not be appended to; see the job log")
+            assignment = await _replace_volume(job, assignment, exc)
+    raise SdJobError(f"{MAX_VOLUME_ATTEMPTS} volumes in a row could not be appended to; see the job log")
 
 
-async def _switch_volume(job: SdJob, seg: Segment) -> Segment:
-    """The volume is full: close this segment, ask the Director for the next volume, open it."""
-    pos, size = await asyncio.to_thread(_close_segment, job, seg, final=False, status="R")
-    await _report_segment(job, seg, pos, size, full=True)
-    await job.message("info", f"Volume {seg.assignment.volume_name} is full ({size} bytes); asking for the next volume")
-    await job.tell_director(VolumeRequest(job=job.name, full_volume=seg.assignment.volume_name, reason="full"))
+async def _replace_volume(job: SdJob, assignment: VolumeAssignment, exc: vol.VolumeError) -> VolumeAssignment:
+    """Mark a volume that cannot be opened for append (Full after ENOSPC, Error otherwise) and
+    wait for the Director's next volume."""
+    path = job.device.archive / assignment.volume_name
+    status = "Full" if isinstance(exc, vol.VolumeFull) or (
+        isinstance(exc, VolumeWriteFailed) and exc.status == "Full") else "Error"
+    size = path.stat().st_size if path.exists() else 0
+    await job.message("error", f"Volume {assignment.volume_name} cannot be appended to: {exc}; marking it {status}")
+    await job.tell_director(VolumeUpdate(job=job.name, volume_name=assignment.volume_name, bytes=size,
+                                         blocks=0, status=status, jobs_written=0, reason=str(exc)))
+    return await _next_assignment(job, assignment.volume_name, status.lower())
+
+
+async def _next_assignment(job: SdJob, volume: str, reason: str) -> VolumeAssignment:
+    await job.tell_director(VolumeRequest(job=job.name, full_volume=volume, reason=reason))
     try:
         async with asyncio.timeout(VOLUME_WAIT):
             assignment = await job.volume_replies.get()
-    except TimeoutError as exc:
-        raise SdJobError("no next volume from the Director") from exc
+    except TimeoutError as timeout:
+        raise SdJobError(f"no next volume from the Director within {VOLUME_WAIT:g} s") from timeout
     job.setup = job.setup.model_copy(update={"volume": assignment})
-    return await asyncio.to_thread(_open_segment, job, assignment)
+    return assignment
+
+
+async def _switch_volume(job: SdJob, seg: Segment, failure: vol.VolumeError | None) -> Segment:
+    """The volume filled up or failed: close this job's part of it, ask the Director for the next
+    volume, open it."""
+    await asyncio.to_thread(_end_segment, job, seg, None)
+    await _finish_segment(job, seg)
+    appender = seg.appender
+    name = seg.assignment.volume_name
+    if appender.status == "Error":
+        await job.message("error", f"Volume {name} is marked Error: {appender.reason}; asking for the next volume")
+    else:
+        await job.message("info", f"Volume {name} is full ({appender.size} bytes); asking for the next volume")
+    assignment = await _next_assignment(job, name, "error" if appender.status == "Error" else "full")
+    return await _open_first_segment(job, assignment)
 
 
 def _batches(entry: vol.BootstrapVolume, path: Path, batch_bytes: int) -> Iterator[list[Record]]:

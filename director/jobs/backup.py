@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from common.net import Connection
 from director.jobs import status as st
 from director.jobs.attributes import AttributeSink
 from director.jobs.errors import JobCanceled, JobError
-from director.jobs.links import connect, request, serve_job
+from director.jobs.links import connect, device_wait, request, serve_job
 from director.jobs.volumes import assign_volume, record_jobmedia, record_volume_update
 from protocol.frames import Signal
 from protocol.jobs import (
@@ -53,9 +54,11 @@ async def do_backup(director: DirectorDaemon, jcr: JobControl) -> str:
         accepted = await request(sd, SdJobSetup(
             job_id=jcr.job_id, job=jcr.unique, job_name=jcr.name, client=jcr.client or "",
             fileset=jcr.fileset or "", job_type=jcr.job_type, level=jcr.level,
-            device=storage.device[0] if storage.device else storage.name,
+            device=storage.device[0] if storage.device else storage.name, devices=tuple(storage.device),
             media_type=storage.media_type or "File", append=True, volume=assignment,
-        ), SdJobAccepted, "storage job setup")
+        ), SdJobAccepted, "storage job setup", canceled=jcr.canceled,
+            on_wait=device_wait(jcr, storage.name, partial(director.joblog, jcr)))
+        jcr.wait = None
         jcr.params["session"] = (accepted.session_id, accepted.session_time)
         await director.catalog_call("update_job", jcr.job_id, VolSessionId=accepted.session_id,
                                     VolSessionTime=accepted.session_time)

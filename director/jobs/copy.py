@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from common.net import Connection
@@ -23,7 +24,7 @@ from director.jobs import status as st
 from director.jobs.attributes import AttributeSink
 from director.jobs.control import JobControl
 from director.jobs.errors import JobCanceled, JobError
-from director.jobs.links import connect, request, serve_job
+from director.jobs.links import connect, device_wait, request, serve_job
 from director.jobs.volumes import assign_volume, record_jobmedia, record_volume_update
 from protocol.jobs import (
     AttributeBatch,
@@ -218,6 +219,11 @@ def _device(storage: Any) -> str:
     return str(storage.device[0] if storage.device else storage.name)
 
 
+def _devices(storage: Any) -> tuple[str, ...]:
+    """Every device of the Storage resource: the SD reserves the first one free."""
+    return tuple(str(d) for d in storage.device)
+
+
 @dataclasses.dataclass(frozen=True)
 class Move:
     """What one worker moves, from where to where."""
@@ -239,7 +245,10 @@ async def _local(director: DirectorDaemon, worker: JobControl, move: Move) -> di
         accepted = await request(sd, _setup(
             worker, source, _device(target_storage), target_storage.media_type or "File", append=True,
             volume=assignment, bootstrap=_bootstrap(source, jobmedia), read_device=_device(source_storage),
-            read_media_type=media.media_type if media else None), SdJobAccepted, "storage job setup (local copy)")
+            read_media_type=media.media_type if media else None, devices=_devices(target_storage)), SdJobAccepted,
+            "storage job setup (local copy)", canceled=worker.canceled,
+            on_wait=device_wait(worker, target_storage.name, partial(director.joblog, worker)))
+        worker.wait = None
         await _started(director, worker, accepted)
         await request(sd, SdRun(), Ok, "storage run")
         return await _converse(director, worker, {"writing SD": sd}, target_pool, target_storage)
@@ -256,12 +265,17 @@ async def _remote(director: DirectorDaemon, worker: JobControl, move: Move) -> d
     try:
         accepted = await request(writing, _setup(
             worker, source, _device(target_storage), target_storage.media_type or "File", append=True,
-            volume=assignment, listen=True), SdJobAccepted, "writing storage job setup")
+            volume=assignment, listen=True, devices=_devices(target_storage)), SdJobAccepted, "writing storage job setup",
+            canceled=worker.canceled, on_wait=device_wait(worker, target_storage.name, partial(director.joblog, worker)))
+        worker.wait = None
         await _started(director, worker, accepted)
         reading = await connect(director, "storage", source_storage)
         await request(reading, _setup(
             worker, source, _device(source_storage), (media.media_type if media else None) or "File", append=False,
-            bootstrap=_bootstrap(source, jobmedia)), SdJobAccepted, "reading storage job setup")
+            bootstrap=_bootstrap(source, jobmedia), devices=_devices(source_storage)), SdJobAccepted,
+            "reading storage job setup", canceled=worker.canceled,
+            on_wait=device_wait(worker, source_storage.name, partial(director.joblog, worker)))
+        worker.wait = None
         await request(writing, SdRun(), Ok, "writing storage listen")
         worker.set_status(st.WAIT_SD)
         await request(reading, SdReplicate(address=target_storage.address, port=target_storage.port, job=worker.unique,

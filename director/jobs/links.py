@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from common.net import Connection, NetError
 from common.tls import TlsError
+from director.jobs import status as st
+from director.jobs.admission import WaitReason
 from director.jobs.errors import JobCanceled, JobError
 from protocol.errors import ProtocolError
-from protocol.jobs import CancelJob
+from protocol.jobs import CancelJob, SdJobWaiting
 from protocol.messages import ErrorReply, Message
 
 if TYPE_CHECKING:
@@ -36,11 +38,27 @@ async def connect(director: DirectorDaemon, kind: str, resource: Any) -> Connect
         raise JobError(f"cannot authenticate with {where}: {exc.message}") from exc
 
 
-async def request(conn: Connection, msg: Message, expect: type[M], what: str, timeout: float = REPLY_TIMEOUT) -> M:
-    """Send a command and wait for its typed reply; an ErrorReply becomes a JobError."""
+async def request(conn: Connection, msg: Message, expect: type[M], what: str, timeout: float = REPLY_TIMEOUT, *,
+                  on_wait: Callable[[SdJobWaiting], object] | None = None,
+                  canceled: asyncio.Event | None = None) -> M:
+    """Send a command and wait for its typed reply; an ErrorReply becomes a JobError.
+
+    A Storage Daemon answers a job setup with SdJobWaiting while no device can take the job (again
+    at least every two minutes: `timeout` runs from the last message): `on_wait` hears each one and
+    the wait goes on, for as long as it takes. Once `canceled` is set, the Storage Daemon is told
+    and the wait ends with JobCanceled."""
     try:
         await conn.send(msg)
-        reply = await conn.recv_message(timeout=timeout)
+        while True:
+            reply = await _recv_unless(conn, timeout, canceled)
+            if reply is None:
+                with contextlib.suppress(NetError, ProtocolError):
+                    await conn.send(CancelJob(job=getattr(msg, "job", "")))
+                raise JobCanceled()
+            if not isinstance(reply, SdJobWaiting):
+                break
+            if on_wait is not None:
+                on_wait(reply)
     except (NetError, ProtocolError) as exc:
         raise JobError(f"{what}: connection to {conn.peer} failed: {exc}") from exc
     if isinstance(reply, ErrorReply):
@@ -48,6 +66,34 @@ async def request(conn: Connection, msg: Message, expect: type[M], what: str, ti
     if not isinstance(reply, expect):
         raise JobError(f"{what}: unexpected {reply.TYPE!r} reply")
     return reply
+
+
+async def _recv_unless(conn: Connection, timeout: float, canceled: asyncio.Event | None) -> Message | None:
+    """The next message, or None when `canceled` is set first."""
+    if canceled is None:
+        return await conn.recv_message(timeout=timeout)
+    receiving = asyncio.ensure_future(conn.recv_message(timeout=timeout))
+    cancel = asyncio.ensure_future(canceled.wait())
+    try:
+        await asyncio.wait({receiving, cancel}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        cancel.cancel()
+        if not receiving.done():
+            receiving.cancel()
+    return receiving.result() if receiving.done() and not receiving.cancelled() else None
+
+
+def device_wait(jcr: JobControl, storage: str, joblog: Callable[[str, str], None]) -> Callable[[SdJobWaiting], None]:
+    """Show a job's device wait (`waiting_for_device device=NAME`) as its wait reason and in its
+    log (`joblog(level, text)`)."""
+
+    def on_wait(wait: SdJobWaiting) -> None:
+        reason = WaitReason(st.WAIT_SD, wait.reason, wait.resource)
+        if reason != jcr.wait:
+            joblog("info", f"{storage}: {wait.text}; the job waits for the device")
+        jcr.set_wait(reason)
+
+    return on_wait
 
 
 async def serve_job(jcr: JobControl, conns: list[Connection], readers: list[Coroutine[Any, Any, None]],

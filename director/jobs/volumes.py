@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import re
 import time
+import weakref
 from typing import TYPE_CHECKING, Any
 
 from director.catalog import JobMediaRow
@@ -38,6 +40,13 @@ def next_volume_name(label_format: str, existing: set[str], count: int) -> str:
 MEDIA_RECHECK = 30.0  # a job waiting for media looks again this often, and whenever the media change
 
 
+_POOL_LOCKS: weakref.WeakKeyDictionary[object, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
+
+
+def _pool_lock(director: object, pool: str) -> asyncio.Lock:
+    return _POOL_LOCKS.setdefault(director, {}).setdefault(pool, asyncio.Lock())
+
+
 class NoVolume(Exception):
     """No volume can be appended to or created; the message says what the operator can do."""
 
@@ -50,7 +59,10 @@ async def assign_volume(director: DirectorDaemon, jcr: JobControl, pool: Any, st
     before: str | None = None
     while True:
         try:
-            assignment = await _find_or_create(director, jcr, pool, storage, exclude)
+            # One job at a time per pool chooses or creates a volume: two jobs that both find no
+            # appendable volume would otherwise create two, or the same name twice.
+            async with _pool_lock(director, pool.name):
+                assignment = await _find_or_create(director, jcr, pool, storage, exclude)
         except NoVolume as exc:
             if before is None:
                 before = jcr.status
@@ -107,19 +119,21 @@ async def record_jobmedia(director: DirectorDaemon, jcr: JobControl, msg: JobMed
 
 
 async def record_volume_update(director: DirectorDaemon, jcr: JobControl, msg: VolumeUpdate) -> None:
-    media = await director.catalog_call("get_media", msg.volume_name)
-    if media is None:
+    """Apply what one job wrote to a volume. Several jobs append to one volume at once and report
+    in any order: the catalog adds their counts up in one statement (Catalog.add_volume_usage)."""
+    before = await director.catalog_call("get_media", msg.volume_name)
+    if before is None:
         return
-    now = time.time()
-    jobs = media.jobs + msg.jobs_written
-    status = msg.status
-    if status == "Append" and media.max_vol_jobs and jobs >= media.max_vol_jobs:
-        status = "Used"
-        director.joblog(jcr, "info", f"Volume \"{msg.volume_name}\" reached Maximum Volume Jobs; marked Used")
-    if status == "Full":
-        director.joblog(jcr, "info", f"Volume \"{msg.volume_name}\" is Full ({msg.bytes:,} bytes)")
-    await director.catalog_call("update_media", msg.volume_name, VolBytes=msg.bytes, VolBlocks=msg.blocks,
-                                VolJobs=jobs, VolStatus=status, LastWritten=now,
-                                FirstWritten=media.first_written or now)
-    if msg.volume_name not in jcr.volumes:
+    status = msg.status if msg.status in ("Full", "Error") else None
+    after = await director.catalog_call("add_volume_usage", msg.volume_name, size=msg.bytes, blocks=msg.blocks,
+                                        jobs=msg.jobs_written, files=msg.files_written, status=status,
+                                        when=time.time())
+    if after is not None and after.status != before.status:
+        if after.status == "Used":
+            director.joblog(jcr, "info", f"Volume \"{msg.volume_name}\" reached Maximum Volume Jobs; marked Used")
+        elif after.status == "Full":
+            director.joblog(jcr, "info", f"Volume \"{msg.volume_name}\" is Full ({after.bytes:,} bytes)")
+        elif after.status == "Error":
+            director.joblog(jcr, "error", f"Volume \"{msg.volume_name}\" marked Error: {msg.reason}")
+    if msg.volume_name not in jcr.volumes and msg.jobs_written:
         jcr.volumes.append(msg.volume_name)
