@@ -2,36 +2,67 @@
 
 Targets are mapped and their parents checked by `filed.restore_paths`: a path that would land
 outside `where` makes the file refused and logged, never written.
+
+A restore survives a bad record (#11). A file whose attributes name an unknown codec or digest
+or an owner no system has, whose xattr list is malformed, whose compressed data does not
+decompress or whose data fails its digest is reported (an error naming the file and the problem)
+and not restored; the restore goes on with the next file. Every file but a directory is built
+under a temporary name beside its target and renamed over the target only when it is complete,
+so a failed file leaves nothing behind and never replaces a good file with a truncated one.
+Whatever goes wrong, descriptors are closed, temporary files and hidden carriers removed and
+directory attributes set (`finish`, `abort`, and a finalizer if the writer is simply dropped).
+
+Job-level problems (an invalid `regexwhere`, an unknown replace policy, a `where` that cannot be
+created) do not raise: the writer is `rejected`, writes nothing, drops every record and reports
+the reason as its one error, so the File Daemon still ends the job with a JobEnd saying why.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
+import secrets
 import stat
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any, Final
 
-from filed.backup import ACL_ACCESS, ACL_DEFAULT
-from filed.codecs import Hasher, decompressor, new_hasher
+from filed.codecs import Hasher
+from filed.restore_checks import (
+    FILE_ERRORS,
+    FileFailed,
+    decompress_chunk,
+    open_codecs,
+    parse_digest,
+    parse_xattrs,
+    reason,
+)
+from filed.restore_files import Leftovers, apply_attributes, create_node, install
 from filed.restore_paths import PathMap, UnsafePath, parse_regex_where, printable
-from protocol import codec
 from protocol.attributes import FileAttributes, FileType, decode_attributes
 from protocol.errors import DecodeError
-from protocol.records import Record, Stream, unpack_data
+from protocol.records import DATA_STREAMS, Record, Stream, unpack_data
 
 REPLACE_POLICIES: Final = ("always", "ifnewer", "ifolder", "never")
-HIDDEN_PREFIX: Final = b".strongroom-restore-"
+HIDDEN_PREFIX: Final = b".strongroom-restore-"  # a hardlink's data carrier whose own name is not selected
+TEMP_PREFIX: Final = b".strongroom-part-"  # a file being built, renamed over its target when complete
 
 
 @dataclass
 class RestoreStats:
+    """What a restore did. `files` counts the files restored plus those the replace policy kept as
+    they were (`skipped`), as Bareos counts JobFiles: both are what the Director asked for."""
+
     files: int = 0
     bytes: int = 0
     errors: int = 0
     skipped: int = 0
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # every note for the job log, errors included
+    failed: list[str] = field(default_factory=list)  # the notes that are errors
 
 
 @dataclass
@@ -39,11 +70,11 @@ class _Current:
     attrs: FileAttributes
     index: int
     target: bytes
+    hidden: bool = False
+    temp: bytes | None = None  # the name the file is built under until it is complete
     fd: int = -1
     hasher: Hasher | None = None
-    decompress: Any = None
-    skip: bool = False
-    hidden: bool = False
+    decompress: Callable[[Any], bytes] | None = None
     acl_access: bytes | None = None
     acl_default: bytes | None = None
     xattrs: list[tuple[bytes, bytes]] = field(default_factory=list)
@@ -54,21 +85,35 @@ class RestoreWriter:
                  add_prefix: bytes | None = None, add_suffix: bytes | None = None,
                  regex_where: str | None = None, hidden_indexes: tuple[tuple[int, int], ...] = (),
                  log: Any = None) -> None:
-        if replace.lower() not in REPLACE_POLICIES:
-            raise ValueError(f"unknown replace policy {replace!r} (use {', '.join(REPLACE_POLICIES)})")
         self.where = os.fsencode(os.path.abspath(where))
         self.replace = replace.lower()
-        self.paths = PathMap(self.where, strip_prefix, add_prefix, add_suffix,
-                             tuple(parse_regex_where(regex_where)) if regex_where else ())
         self.hidden = set(hidden_indexes)
         self.log = log
         self.stats = RestoreStats()
+        self.rejected: str | None = None
+        self.paths = PathMap(self.where, strip_prefix, add_prefix, add_suffix)
         self._current: _Current | None = None
+        self._dropping: int | None = None  # file index whose remaining records are dropped
         self._dirs: list[tuple[bytes, FileAttributes, _Current]] = []
         self._restored: dict[tuple[int, int], bytes] = {}
         self._job = 0
         self._privileged = os.geteuid() == 0
-        os.makedirs(self.where, exist_ok=True)
+        self._token = secrets.token_hex(4).encode()
+        self._serial = itertools.count()
+        self._leftovers = Leftovers()
+        self._release = weakref.finalize(self, self._leftovers.release)
+        self._closed = False
+        try:
+            if self.replace not in REPLACE_POLICIES:
+                raise ValueError(f"unknown replace policy {replace!r} (use {', '.join(REPLACE_POLICIES)})")
+            if regex_where:
+                self.paths = PathMap(self.where, strip_prefix, add_prefix, add_suffix,
+                                     tuple(parse_regex_where(regex_where)))
+            os.makedirs(self.where, exist_ok=True)
+        except ValueError as exc:
+            self._reject(str(exc))
+        except OSError as exc:
+            self._reject(f"cannot create {printable(self.where)}: {exc.strerror or exc}")
 
     def target_of(self, path: bytes) -> bytes:
         return self.paths.target_of(path)
@@ -76,9 +121,19 @@ class RestoreWriter:
     # -- records ----------------------------------------------------------------------------
 
     def feed(self, record: Record) -> None:
+        """Take one record; never raises: whatever is wrong with it costs at most its file."""
+        if self.rejected is not None or self._closed:
+            return
+        try:
+            self._feed(record)
+        except Exception as exc:  # a per-file boundary: an unforeseen failure loses one file, never the restore
+            self._unforeseen(exc, record.file_index)
+
+    def _feed(self, record: Record) -> None:
         if record.stream == Stream.JOB_START:
             self._finish_current()
             self._job = int.from_bytes(record.payload, "big")
+            self._dropping = None
             return
         if record.stream == Stream.ATTRIBUTES:
             self._finish_current()
@@ -86,59 +141,65 @@ class RestoreWriter:
             return
         cur = self._current
         if cur is None or record.file_index != cur.index:
-            self._error(f"record for file index {record.file_index} arrived without its attributes; dropped")
-            return
-        if cur.skip:
+            if record.file_index != self._dropping:
+                self._dropping = record.file_index  # one report per file, not one per record
+                self._error(f"record for file index {record.file_index} arrived without its attributes; dropped")
             return
         try:
-            if record.stream in (Stream.DATA, Stream.COMPRESSED_DATA):
+            if record.stream in DATA_STREAMS:
                 self._data(cur, record)
             elif record.stream == Stream.DIGEST:
-                algorithm, digest = codec.unpack(record.payload)
+                algorithm, digest = parse_digest(record.payload)
                 if cur.hasher is not None and cur.hasher.digest() != digest:
-                    self._error(f"{printable(cur.attrs.path)}: {algorithm} digest mismatch: the restored data differs from what was backed up")
+                    raise FileFailed(f"{algorithm} digest mismatch: the data read differs from what was backed up")
             elif record.stream == Stream.XATTRS:
-                cur.xattrs = [(bytes(n), bytes(v)) for n, v in codec.unpack(record.payload)]
+                cur.xattrs = parse_xattrs(record.payload)
             elif record.stream == Stream.ACL_ACCESS:
                 cur.acl_access = bytes(record.payload)
             elif record.stream == Stream.ACL_DEFAULT:
                 cur.acl_default = bytes(record.payload)
-        except (OSError, DecodeError, ValueError) as exc:
-            self._error(f"{printable(cur.attrs.path)}: {exc}")
-            self._abandon(cur)
+        except FILE_ERRORS as exc:
+            self._fail(cur, reason(exc))
 
     def _start(self, record: Record) -> None:
+        self._dropping = record.file_index  # until the file is set up
         try:
             attrs = decode_attributes(record.payload)
         except DecodeError as exc:
-            self._error(f"file index {record.file_index}: {exc}")
-            self._current = None
+            self._error(f"file index {record.file_index}: {exc}; not restored")
             return
         hidden = (self._job, record.file_index) in self.hidden
         try:
             target = (os.path.join(self.where, HIDDEN_PREFIX + f"{self._job}-{record.file_index}".encode()) if hidden
-                      else self.target_of(attrs.path))
+                      else self.paths.target_of(attrs.path))
         except UnsafePath as exc:
             self._refuse(attrs.path, str(exc))
-            self._current = _Current(attrs, record.file_index, b"", skip=True)
             return
         cur = _Current(attrs, record.file_index, target, hidden=hidden)
-        self._current = cur
+        try:
+            cur.hasher, cur.decompress = open_codecs(attrs)
+        except FileFailed as exc:
+            self._fail(cur, str(exc))
+            return
         try:
             self.paths.check_parents(target)
             if not hidden and not self._may_replace(cur):
-                cur.skip = True
                 self.stats.skipped += 1
+                self.stats.files += 1
                 return
             self._create(cur)
         except UnsafePath as exc:
             self._refuse(attrs.path, str(exc))
-            cur.skip = True
-        except OSError as exc:
-            self._error(f"{printable(attrs.path)}: cannot create {printable(target)}: {exc.strerror}")
-            cur.skip = True
+            self._discard(cur)
+            return
+        except FILE_ERRORS as exc:
+            self._fail(cur, f"cannot create {printable(target)}: {reason(exc)}")
+            return
+        self._current = cur
+        self._dropping = None
 
     def _may_replace(self, cur: _Current) -> bool:
+        """Whether the policy lets this file take the place of what is there (nothing is removed here)."""
         try:
             existing = os.lstat(cur.target)
         except FileNotFoundError:
@@ -153,40 +214,35 @@ class RestoreWriter:
             return False
         if stat.S_ISDIR(existing.st_mode):
             raise OSError(21, f"a directory is in the way of {cur.attrs.type.name.lower()}")
-        os.unlink(cur.target)
         return True
 
     def _create(self, cur: _Current) -> None:
+        """Make the file under a temporary name beside its target (a directory: in place)."""
         a, target = cur.attrs, cur.target
         kind = a.type
         if kind == FileType.DIRECTORY:
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                os.unlink(target)  # a file the policy lets the directory replace
             with contextlib.suppress(FileExistsError):
                 os.mkdir(target, 0o700)
-            self._dirs.append((target, a, cur))
-        elif kind == FileType.REGULAR:
-            cur.fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-            if a.digest_algorithm:
-                cur.hasher = new_hasher(a.digest_algorithm)
-            if a.compression:
-                cur.decompress = decompressor(a.compression)
-        elif kind == FileType.SYMLINK:
-            os.symlink(a.link_target, target)
-        elif kind == FileType.HARDLINK:
+            return
+        temp = os.path.join(os.path.dirname(target), TEMP_PREFIX + b"%s-%d" % (self._token, next(self._serial)))
+        if kind == FileType.HARDLINK:
             source = self._restored.get((self._job, a.link_index))
             if source is None:
-                raise OSError(2, f"hardlink target (file index {a.link_index}) was not restored")
+                raise FileFailed(f"hardlink target (file index {a.link_index}) was not restored")
             if os.path.basename(source).startswith(HIDDEN_PREFIX):
                 os.rename(source, target)  # the first selected name takes the hidden carrier's data
+                self._leftovers.paths.discard(source)
                 self._restored[(self._job, a.link_index)] = target
-            else:
-                os.link(source, target, follow_symlinks=False)
-        elif kind == FileType.FIFO:
-            os.mkfifo(target, 0o600)
-        elif kind in (FileType.CHAR_DEVICE, FileType.BLOCK_DEVICE):
-            os.mknod(target, a.mode, a.rdev)
+                return
+            os.link(source, temp, follow_symlinks=False)
         else:
-            raise OSError(22, f"cannot restore a {kind.name.lower()}")
-        self._restored[(self._job, cur.index)] = target
+            cur.fd = create_node(a, temp)
+            if cur.fd >= 0:
+                self._leftovers.fds.add(cur.fd)
+        cur.temp = temp  # only now: a name we did not create is never removed
+        self._leftovers.paths.add(temp)
 
     def _data(self, cur: _Current, record: Record) -> None:
         if cur.fd < 0:
@@ -194,9 +250,7 @@ class RestoreWriter:
         offset, chunk = unpack_data(record.payload)
         data: Any = chunk
         if record.stream == Stream.COMPRESSED_DATA:
-            if cur.decompress is None:
-                raise ValueError("compressed data for a file whose attributes name no compression")
-            data = cur.decompress(chunk)
+            data = decompress_chunk(cur.decompress, chunk, offset)
         if cur.hasher is not None:
             cur.hasher.update(data)
         written = os.pwrite(cur.fd, data, offset)
@@ -207,73 +261,133 @@ class RestoreWriter:
     # -- finishing --------------------------------------------------------------------------
 
     def _finish_current(self) -> None:
+        """The file's records are complete: size, attributes, then the rename that makes it appear."""
         cur, self._current = self._current, None
-        if cur is None or cur.skip:
+        if cur is None:
             return
         a = cur.attrs
         try:
             if cur.fd >= 0:
                 os.ftruncate(cur.fd, a.size)  # a sparse file's trailing hole, and its exact size
-                os.close(cur.fd)
-                cur.fd = -1
-            if a.type != FileType.DIRECTORY:
-                self._apply(cur.target, a, cur)
-            if not cur.hidden:
+                self._close(cur)
+            if a.type == FileType.DIRECTORY:
+                self._dirs.append((cur.target, a, cur))  # attributes set at the end, after the contents
+            else:
+                self._apply(cur.temp or cur.target, a, cur)
+                if cur.temp is not None:
+                    install(cur.temp, cur.target, a.type)
+                    self._leftovers.paths.discard(cur.temp)
+                    cur.temp = None
+            self._restored[(self._job, cur.index)] = cur.target
+            if cur.hidden:
+                self._leftovers.paths.add(cur.target)  # removed at the end unless a selected name takes it
+            else:
                 self.stats.files += 1
-        except OSError as exc:
-            self._error(f"{printable(a.path)}: cannot set attributes: {exc.strerror or exc}")
+        except FILE_ERRORS as exc:
+            self._error(f"{printable(a.path)}: cannot set attributes: {reason(exc)}; not restored")
+        finally:
+            self._discard(cur)
 
     def _apply(self, target: bytes, a: FileAttributes, cur: _Current) -> None:
-        """Owner, mode, ACLs, xattrs and times, in the order that keeps each one."""
-        is_link = a.type == FileType.SYMLINK
-        if a.type == FileType.HARDLINK:
-            return  # a hardlink shares its inode with the name that carried the data
-        if self._privileged or a.uid == os.geteuid():
-            try:
-                os.lchown(target, a.uid, a.gid)
-            except OSError as exc:
-                self._warn(f"{printable(a.path)}: cannot set owner {a.uid}:{a.gid}: {exc.strerror}")
-        if not is_link:
-            os.chmod(target, stat.S_IMODE(a.mode))
-            for acl_name, acl in ((ACL_ACCESS, cur.acl_access), (ACL_DEFAULT, cur.acl_default)):
-                if acl is not None:
-                    try:
-                        os.setxattr(target, acl_name, acl)
-                    except OSError as exc:
-                        self._warn(f"{printable(a.path)}: cannot restore {acl_name}: {exc.strerror}")
-        for name, value in cur.xattrs:
-            try:
-                os.setxattr(target, name, value, follow_symlinks=False)
-            except OSError as exc:
-                self._warn(f"{printable(a.path)}: cannot restore xattr {name.decode(errors='replace')}: {exc.strerror}")
-        os.utime(target, ns=(a.atime_ns, a.mtime_ns), follow_symlinks=False)
+        apply_attributes(target, a, privileged=self._privileged, acl_access=cur.acl_access,
+                         acl_default=cur.acl_default, xattrs=cur.xattrs, warn=self._warn)
 
     def finish(self) -> RestoreStats:
-        """Close the last file, then set directory attributes deepest first, after their contents."""
-        self._finish_current()
-        for target, attrs, cur in sorted(self._dirs, key=lambda d: d[0].count(b"/"), reverse=True):
+        """The records are complete: finish the last file, then set directory attributes deepest
+        first (after their contents), then remove hidden carriers; each step whatever the one
+        before it did. Never raises."""
+        if self._closed:
+            return self.stats
+        try:
+            self._guarded(self._finish_current)
+        finally:
+            self._closed = True
             try:
-                self._apply(target, attrs, cur)
-            except OSError as exc:
-                self._error(f"{printable(attrs.path)}: cannot set directory attributes: {exc.strerror}")
-        self._dirs.clear()
-        for key, path in list(self._restored.items()):
-            if os.path.basename(path).startswith(HIDDEN_PREFIX):
-                with contextlib.suppress(OSError):
-                    os.unlink(path)
-                self._restored.pop(key)
+                self._guarded(self._finish_dirs)
+            finally:
+                self._release()
         return self.stats
 
-    def _abandon(self, cur: _Current) -> None:
-        if cur.fd >= 0:
-            os.close(cur.fd)
-            cur.fd = -1
-        cur.skip = True
+    def abort(self, why: str = "the restore stopped") -> RestoreStats:
+        """The records stopped early: the file being written is discarded (a file it would have
+        replaced stays as it was), then everything `finish` does. Never raises."""
+        cur, self._current = self._current, None
+        if cur is not None and not self._closed:
+            self._fail(cur, f"{why} before its data was complete")
+        return self.finish()
 
-    def _refuse(self, path: bytes, reason: str) -> None:
-        self._error(f"{printable(path)}: refused: {reason}")
+    def close(self) -> None:
+        """Abort unless finished; for `with` and `finally`."""
+        if not self._closed:
+            self.abort()
+
+    def __enter__(self) -> RestoreWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _finish_dirs(self) -> None:
+        dirs, self._dirs = self._dirs, []
+        for target, attrs, cur in sorted(dirs, key=lambda d: d[0].count(b"/"), reverse=True):
+            try:
+                self._apply(target, attrs, cur)
+            except FILE_ERRORS as exc:
+                self._error(f"{printable(attrs.path)}: cannot set directory attributes: {reason(exc)}")
+
+    # -- failures ---------------------------------------------------------------------------
+
+    def _close(self, cur: _Current) -> None:
+        fd, cur.fd = cur.fd, -1
+        self._leftovers.fds.discard(fd)
+        os.close(fd)
+
+    def _discard(self, cur: _Current) -> None:
+        """Close the file's descriptor and remove its temporary name, if it still has them."""
+        if cur.fd >= 0:
+            with contextlib.suppress(OSError):
+                self._close(cur)
+        if cur.temp is not None:
+            temp, cur.temp = cur.temp, None
+            self._leftovers.paths.discard(temp)
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+
+    def _fail(self, cur: _Current, text: str) -> None:
+        """This file cannot be restored: report it, remove what was made of it, drop its other records."""
+        self._discard(cur)
+        if self._current is cur:
+            self._current = None
+        self._dropping = cur.index
+        self._error(f"{printable(cur.attrs.path)}: {text}; not restored")
         if self.log is not None:
-            self.log.warning("restore_path_refused", path=printable(path), reason=reason)
+            self.log.warning("restore_file_failed", path=printable(cur.attrs.path), reason=text)
+
+    def _unforeseen(self, exc: Exception, index: int) -> None:
+        if self.log is not None:
+            self.log.exception("restore_record_crashed", file_index=index)
+        cur = self._current
+        if cur is not None:
+            self._fail(cur, f"internal error: {exc!r}")
+        else:
+            self._dropping = index
+            self._error(f"file index {index}: internal error: {exc!r}; not restored")
+
+    def _guarded(self, step: Any) -> None:
+        try:
+            step()
+        except Exception as exc:  # finish() must return its stats whatever a step hit
+            self._unforeseen(exc, 0)
+
+    def _reject(self, text: str) -> None:
+        self.rejected = f"restore rejected: {text}; nothing was restored"
+        self._error(self.rejected)
+
+    def _refuse(self, path: bytes, why: str) -> None:
+        self._error(f"{printable(path)}: refused: {why}")
+        if self.log is not None:
+            self.log.warning("restore_path_refused", path=printable(path), reason=why)
 
     def _warn(self, text: str) -> None:
         self.stats.warnings.append(text)
@@ -281,3 +395,4 @@ class RestoreWriter:
     def _error(self, text: str) -> None:
         self.stats.errors += 1
         self.stats.warnings.append(text)
+        self.stats.failed.append(text)

@@ -22,14 +22,25 @@ def printable(path: bytes) -> str:
 
 
 def parse_regex_where(spec: str) -> list[tuple[re.Pattern[bytes], bytes]]:
-    """Bareos `regexwhere=!a!b!,!c!d!`: sed-like substitutions, the first character is the separator."""
+    """Bareos `regexwhere=!a!b!,!c!d!`: sed-like substitutions, the first character is the separator.
+
+    Anything wrong raises ValueError naming the expression: a missing separator, a pattern that
+    does not compile, a replacement that refers to a group the pattern lacks. All of it is found
+    here, before the first file, never by the substitution of some file in the middle.
+    """
     out: list[tuple[re.Pattern[bytes], bytes]] = []
     for part in (p for p in spec.split(",") if p):
         sep = part[0]
         pieces = part[1:].split(sep)
         if len(pieces) < 2:
             raise ValueError(f"bad regexwhere expression {part!r} (use !from!to!)")
-        out.append((re.compile(os.fsencode(pieces[0])), os.fsencode(pieces[1]).replace(b"$", b"\\")))
+        replacement = os.fsencode(pieces[1]).replace(b"$", b"\\")
+        try:
+            pattern = re.compile(os.fsencode(pieces[0]))
+            pattern.sub(replacement, b"")  # parses the replacement: a bad group reference fails now
+        except re.error as exc:
+            raise ValueError(f"bad regexwhere expression {part!r}: {exc}") from exc
+        out.append((pattern, replacement))
     return out
 
 
