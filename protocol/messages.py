@@ -102,6 +102,19 @@ class RunningJob(Message):
     bytes: int = 0
 
 
+class DeviceStatus(Message):
+    """One device of a Storage Daemon: who holds it, what it appends to, who waits for it."""
+
+    TYPE: ClassVar[str] = "device_status"
+    name: str
+    media_type: str
+    mode: str = ""  # append, read, or "" when free
+    max_jobs: int = 1
+    reserved_by: tuple[str, ...] = ()
+    volumes: tuple[str, ...] = ()
+    waiting: tuple[str, ...] = ()  # "job (waiting_for_device device=NAME): why"
+
+
 class ConnectionCounts(Message):
     """How many connections a daemon holds and has seen."""
 
@@ -126,6 +139,7 @@ class DaemonStatus(Message):
     tls: bool
     running_jobs: tuple[RunningJob, ...]
     connections: ConnectionCounts
+    devices: tuple[DeviceStatus, ...] = ()  # Storage Daemons only
 
 
 class ConsoleCommand(Message):
@@ -162,6 +176,7 @@ MESSAGE_TYPES: Final[dict[str, type[Message]]] = {
         ErrorReply,
         StatusRequest,
         RunningJob,
+        DeviceStatus,
         ConnectionCounts,
         DaemonStatus,
         ConsoleCommand,

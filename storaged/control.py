@@ -125,8 +125,12 @@ async def _setup(sd: StorageDaemon, conn: Connection, setup: SdJobSetup, log: An
             reserving.cancel()
             with contextlib.suppress(asyncio.CancelledError, SdJobError):
                 await reserving
-        if director is not None:
+        if director is not None and not director.done():
+            # Let the canceled receive finish before anyone else reads this connection: two
+            # readers at once would lose a frame.
             director.cancel()
+            with contextlib.suppress(asyncio.CancelledError, NetError, ProtocolError):
+                await director
     job.control = conn
     log.info("job_created", job=job.name, job_id=setup.job_id, device=job.device.name,
              mode="append" if setup.append else "read")

@@ -7,7 +7,7 @@ from typing import Final
 
 from common.daemon import Daemon, OwnResource
 from common.net import Connection
-from protocol.messages import Code, ErrorReply, Hello, RunningJob
+from protocol.messages import Code, DaemonStatus, ErrorReply, Hello, RunningJob
 from storaged.control import guarded, serve_director
 from storaged.jobs import JobRegistry
 from storaged.reservation import Device
@@ -45,6 +45,9 @@ class StorageDaemon(Daemon):
             return None
         director = self.config.directors.get(hello.name)
         return None if director is None else director.password.get_secret_value()
+
+    def status(self) -> DaemonStatus:
+        return super().status().model_copy(update={"devices": self.registry.device_status()})
 
     def running_jobs(self) -> tuple[RunningJob, ...]:
         return tuple(RunningJob(job_id=j.setup.job_id, job=j.name, status=j.status, files=j.files, bytes=j.bytes)

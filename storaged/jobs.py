@@ -19,7 +19,7 @@ from protocol.jobs import (
     SdJobSetup,
     VolumeAssignment,
 )
-from protocol.messages import Code, Message
+from protocol.messages import Code, DeviceStatus, Message
 from storaged.appender import VolumeAppender, VolumeWriteFailed
 from storaged.reservation import Device, Request, ReservationError, Reservations, Wait
 
@@ -184,13 +184,13 @@ class JobRegistry:
             return None
         return job.key
 
-    def describe(self) -> list[dict[str, Any]]:
+    def device_status(self) -> tuple[DeviceStatus, ...]:
         waiting: dict[str, list[str]] = {}
         for job, wait in self.reservations.waiting():
-            waiting.setdefault(wait.device, []).append(f"{job} ({wait.describe()})")
-        return [
-            {"device": d.name, "media_type": d.media_type, "archive": str(d.archive),
-             "reserved_by": sorted(d.holders), "mode": d.mode, "volumes": sorted(set(d.volumes.values())),
-             "waiting": waiting.get(d.name, [])}
+            waiting.setdefault(wait.device, []).append(f"{job} ({wait.describe()}): {wait.text}")
+        return tuple(
+            DeviceStatus(name=d.name, media_type=d.media_type, mode=d.mode or "", max_jobs=d.max_jobs,
+                         reserved_by=tuple(sorted(d.holders)), volumes=tuple(sorted(set(d.volumes.values()))),
+                         waiting=tuple(waiting.get(d.name, ())))
             for d in self.devices.values()
-        ]
+        )

@@ -79,8 +79,10 @@ async def _recv_unless(conn: Connection, timeout: float, canceled: asyncio.Event
     finally:
         cancel.cancel()
         if not receiving.done():
-            receiving.cancel()
-    return receiving.result() if receiving.done() and not receiving.cancelled() else None
+            receiving.cancel()  # and let it finish: a second reader of the connection would lose frames
+            with contextlib.suppress(asyncio.CancelledError, NetError, ProtocolError):
+                await receiving
+    return receiving.result() if not receiving.cancelled() else None
 
 
 def device_wait(jcr: JobControl, storage: str, joblog: Callable[[str, str], None]) -> Callable[[SdJobWaiting], None]:
