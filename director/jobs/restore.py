@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 from typing import TYPE_CHECKING, Any
 
 from common.net import Connection
@@ -29,11 +31,24 @@ if TYPE_CHECKING:
 
 
 async def do_restore(director: DirectorDaemon, jcr: JobControl) -> str:
+    """Restore the selection, one pass per storage; return T or W, or raise for E and A.
+
+    How a restore ends (#11): canceled, A. The Storage Daemon could not deliver the data (a volume
+    missing or damaged), E at once. Otherwise every pass runs, and the job ends **E** when the
+    File Daemon restored fewer files than the catalog selected ("restored N of M files ..."), and
+    also E when the File Daemon reported any error even if the count is met: an error means part
+    of the selection is not as it was backed up (a file skipped for a bad record, data that had no
+    file to go to, a directory without its attributes), and an operator must see such a restore
+    as not OK, not as a W to skim past. Files the replace policy kept as they were count as done
+    (the File Daemon counts them, as Bareos counts JobFiles). More files than selected is W.
+    An invalid regexwhere is refused before any daemon is contacted.
+    """
     config = jcr.params["config"]
     client = config.clients[jcr.client]
     bootstrap = jcr.params["bootstrap"]
     if not bootstrap:
         raise JobError("nothing to restore: the selection is empty")
+    check_regex_where(jcr.params.get("regex_where"))
     jcr.volumes = sorted({b.volume_name for b in bootstrap})
     # Volumes written on different storages are read in one pass per storage (Bareos does the same).
     volume_storage: dict[str, str] = jcr.params.get("volume_storage", {})
@@ -46,6 +61,7 @@ async def do_restore(director: DirectorDaemon, jcr: JobControl) -> str:
         passes[-1][1].append(spec)
     totals = [0, 0, 0]
     status = st.TERMINATED
+    fd_failures: list[str] = []
     for storage_name, specs in passes:
         if storage_name not in config.storages:
             raise JobError(f"volume(s) {', '.join(s.volume_name for s in specs)} were written on storage "
@@ -57,8 +73,37 @@ async def do_restore(director: DirectorDaemon, jcr: JobControl) -> str:
         totals[2] += fd_end.errors + sd_end.errors
         jcr.files, jcr.bytes, jcr.errors = totals
         status = _pass_status(jcr, fd_end, sd_end, status)
+        if fd_end.status not in st.OK:
+            fd_failures.append(fd_end.text or f"ended with status {fd_end.status}")
+    return _final_status(director, jcr, status, fd_failures)
+
+
+def check_regex_where(spec: str | None) -> None:
+    """Refuse a regexwhere the File Daemon could not apply (`!from!to!,...`, Python regexes;
+    the same rules as filed.restore_paths.parse_regex_where, which the Director may not import)."""
+    for part in (p for p in (spec or "").split(",") if p):
+        pieces = part[1:].split(part[0])
+        if len(pieces) < 2:
+            raise JobError(f"invalid regexwhere {spec!r}: expression {part!r} has no replacement (use !from!to!)")
+        try:
+            re.compile(os.fsencode(pieces[0])).sub(os.fsencode(pieces[1]).replace(b"$", b"\\"), b"")
+        except re.error as exc:
+            raise JobError(f"invalid regexwhere {spec!r}: expression {part!r}: {exc}") from exc
+
+
+def _counts(jcr: JobControl) -> str:
     expected = jcr.params.get("expected_files")
-    if expected is not None and jcr.files != expected:
+    return f"restored {jcr.files} of {expected} files" if expected is not None else f"restored {jcr.files} files"
+
+
+def _final_status(director: DirectorDaemon, jcr: JobControl, status: str, fd_failures: list[str]) -> str:
+    expected = jcr.params.get("expected_files")
+    why = "; ".join(f"File Daemon: {text}" for text in fd_failures)
+    if expected is not None and jcr.files < expected:
+        raise JobError(f"{_counts(jcr)} the catalog selected" + (f" ({why})" if why else ""))
+    if fd_failures or jcr.errors:
+        raise JobError(f"{_counts(jcr)}, with {jcr.errors} error(s)" + (f" ({why})" if why else ""))
+    if expected is not None and jcr.files > expected:
         director.joblog(jcr, "warning", f"expected {expected} files, the File Daemon restored {jcr.files}")
         return st.WARNINGS
     return status
@@ -101,12 +146,13 @@ async def _one_pass(director: DirectorDaemon, jcr: JobControl, client: Any, stor
 
 
 def _pass_status(jcr: JobControl, fd_end: JobEnd, sd_end: JobEnd, status: str) -> str:
+    """Cancel and a failed Storage Daemon end the job now; a File Daemon E is weighed at the end."""
     if jcr.canceled.is_set() or "A" in (fd_end.status, sd_end.status):
         raise JobCanceled()
     if sd_end.status not in st.OK:
-        raise JobError(f"Storage Daemon ended the restore with status {sd_end.status}: {sd_end.text}")
-    if fd_end.status not in st.OK:
-        raise JobError(f"File Daemon ended the restore with status {fd_end.status}: {fd_end.text}")
+        fd_said = f"; File Daemon: {fd_end.text}" if fd_end.status not in st.OK and fd_end.text else ""
+        raise JobError(f"Storage Daemon ended the restore with status {sd_end.status}: {sd_end.text}{fd_said} "
+                       f"({_counts(jcr)})")
     return st.WARNINGS if "W" in (fd_end.status, sd_end.status, status) else status
 
 
