@@ -165,6 +165,8 @@ class VolumeAppender:
     def write_block(self, session_id: int, session_time: int, parts: Sequence[bytes | memoryview], length: int) -> Position:
         """Write one block of a session at the end of the volume; returns where it starts."""
         with self._lock:
+            if self._fd < 0:
+                raise VolumeError(f"volume {self.name} was closed by its last session")  # a bug, not a bad disk
             if self._refused:
                 raise VolumeWriteFailed(self.name, self.status or "Error", self.reason)
             number, offset = self._next_block, self.size

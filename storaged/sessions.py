@@ -64,10 +64,19 @@ class Segment:
     assignment: VolumeAssignment
     session: SessionWriter
     stopped: bool = False  # a write failed or the volume filled: later writes queued here write nothing
+    released: bool = False  # reported, and the volume left: nothing more is written here
 
     @property
     def appender(self) -> VolumeAppender:
         return self.session.volume
+
+
+@dataclass
+class Appending:
+    """The segment a session currently writes: it moves on when a volume fills up or fails, and
+    whoever ends the session must end it where it is now."""
+
+    seg: Segment
 
 
 def _session_label(job: SdJob, *, end: bool, seg: Segment | None = None, status: str = "R") -> vol.SessionLabel:
@@ -146,7 +155,10 @@ def _end_segment(job: SdJob, seg: Segment, status: str | None) -> None:
 
 
 async def _finish_segment(job: SdJob, seg: Segment) -> None:
-    """Report the segment (JobMedia and volume usage) and leave the volume."""
+    """Report the segment (JobMedia and volume usage) and leave the volume (once)."""
+    if seg.released:
+        return
+    seg.released = True
     try:
         with contextlib.suppress(NetError):
             await _report_segment(job, seg)
@@ -232,6 +244,7 @@ async def append_batches(job: SdJob, seg: Segment, source: AsyncIterator[list[Re
     await job.set_status("R")
     pending: list[tuple[int, int, bytes]] = []
     status = "E"
+    at = Appending(seg)
     loop = asyncio.get_running_loop()
     # One thread writes this session's batches in order, up to WRITE_AHEAD of them queued: the disk
     # works on them while the next ones are received (or read).
@@ -248,55 +261,58 @@ async def append_batches(job: SdJob, seg: Segment, source: AsyncIterator[list[Re
                     job.bytes += len(record.payload)
             records = [r for r in batch if r.stream != Stream.DELETED]
             if len(writes) >= WRITE_AHEAD:
-                seg = await _settle_writes(job, seg, writes, writer, keep=WRITE_AHEAD - 1)
-            writes.append(loop.run_in_executor(writer, _write_records, seg, records))
+                await _settle_writes(job, at, writes, writer, keep=WRITE_AHEAD - 1)
+            writes.append(loop.run_in_executor(writer, _write_records, at.seg, records))
             if len(pending) >= ATTR_BATCH:
                 await job.tell_director(AttributeBatch(job=job.name, records=tuple(pending)))
                 pending = []
-        seg = await _settle_writes(job, seg, writes, writer, keep=0)
+        await _settle_writes(job, at, writes, writer, keep=0)
         if pending:
             await job.tell_director(AttributeBatch(job=job.name, records=tuple(pending)))
         status = "T"
     finally:
         try:
             if writes:
-                seg.stopped = True  # a failed or canceled session: queued writes that did not start write nothing
+                at.seg.stopped = True  # a failed or canceled session: queued writes that did not start write nothing
                 await asyncio.wait(writes)
                 _discard(writes)
             # Queued behind any write still running in the thread, even after a cancel.
-            await _end_session(job, seg, writer, status)
+            await _end_session(job, at, writer, status)
         finally:
             writer.shutdown(wait=False)
 
 
-async def _end_session(job: SdJob, seg: Segment, writer: ThreadPoolExecutor, status: str) -> None:
+async def _end_session(job: SdJob, at: Appending, writer: ThreadPoolExecutor, status: str) -> None:
     """Write the end-of-session label and make the session durable. A good session whose label
-    does not fit (the volume filled up or failed) ends on the next volume; a failed one ends where
-    it can, and its own failure is what the job reports."""
+    does not fit (the volume failed) ends on the next volume; a failed one ends where it can, and
+    its own failure is what the job reports."""
     loop = asyncio.get_running_loop()
     try:
         for _attempt in range(MAX_VOLUME_ATTEMPTS):
+            if at.seg.released:  # moving to the next volume failed: the session already failed
+                return
             try:
-                await loop.run_in_executor(writer, partial(_end_segment, job, seg, status))
+                await loop.run_in_executor(writer, partial(_end_segment, job, at.seg, status))
                 return
             except VolumeWriteFailed as exc:
                 if status != "T":
                     return
-                seg.session.unwritten()
+                at.seg.session.unwritten()
                 await job.message("warning", f"{exc}; the session ends on the next volume")
-                seg = await _switch_volume(job, seg, exc)
+                await _switch_volume(job, at)
         raise SdJobError(f"{MAX_VOLUME_ATTEMPTS} volumes in a row could not take the end of the session")
     except (vol.VolumeError, OSError):
         if status == "T":
             raise
     finally:
-        await _finish_segment(job, seg)
+        await _finish_segment(job, at.seg)
 
 
 async def _settle_writes(
-    job: SdJob, seg: Segment, writes: deque[asyncio.Future[list[Record]]], writer: ThreadPoolExecutor, keep: int,
-) -> Segment:
-    """Wait for queued writes until `keep` are left; what did not fit goes to the next volume(s)."""
+    job: SdJob, at: Appending, writes: deque[asyncio.Future[list[Record]]], writer: ThreadPoolExecutor, keep: int,
+) -> None:
+    """Wait for queued writes until `keep` are left; what did not fit goes to the next volume(s).
+    A job gives up when MAX_VOLUME_ATTEMPTS volumes in a row take none of its records."""
     loop = asyncio.get_running_loop()
     while len(writes) > keep:
         leftover = await writes.popleft()
@@ -306,14 +322,15 @@ async def _settle_writes(
         # (Segment.stopped), so their records follow this batch's remainder on the next volume, in order.
         while writes:
             leftover.extend(await writes.popleft())
-        for _attempt in range(MAX_VOLUME_ATTEMPTS):
-            if not leftover:
-                break
-            seg = await _switch_volume(job, seg, None)
-            leftover = await loop.run_in_executor(writer, _write_records, seg, leftover)
-        else:
-            raise SdJobError(f"{MAX_VOLUME_ATTEMPTS} volumes in a row filled up or failed; see the job log")
-    return seg
+        refused = 0
+        while leftover:
+            await _switch_volume(job, at)
+            rest = await loop.run_in_executor(writer, _write_records, at.seg, leftover)
+            refused = refused + 1 if len(rest) == len(leftover) else 0
+            if refused >= MAX_VOLUME_ATTEMPTS:
+                raise SdJobError(f"{MAX_VOLUME_ATTEMPTS} volumes in a row took none of the job's records; "
+                                 "see the job log")
+            leftover = rest
 
 
 def _discard(futures: Iterable[asyncio.Future[Any]]) -> None:
@@ -438,19 +455,24 @@ async def _next_assignment(job: SdJob, volume: str, reason: str) -> VolumeAssign
     return assignment
 
 
-async def _switch_volume(job: SdJob, seg: Segment, failure: vol.VolumeError | None) -> Segment:
+async def _switch_volume(job: SdJob, at: Appending) -> None:
     """The volume filled up or failed: close this job's part of it, ask the Director for the next
     volume, open it."""
-    await asyncio.to_thread(_end_segment, job, seg, None)
-    await _finish_segment(job, seg)
+    seg = at.seg
+    try:
+        await asyncio.to_thread(_end_segment, job, seg, None)
+    finally:
+        await _finish_segment(job, seg)
     appender = seg.appender
     name = seg.assignment.volume_name
     if appender.status == "Error":
         await job.message("error", f"Volume {name} is marked Error: {appender.reason}; asking for the next volume")
+    elif appender.reason.startswith("writing"):
+        await job.message("warning", f"Volume {name} is Full: {appender.reason}; asking for the next volume")
     else:
         await job.message("info", f"Volume {name} is full ({appender.size} bytes); asking for the next volume")
     assignment = await _next_assignment(job, name, "error" if appender.status == "Error" else "full")
-    return await _open_first_segment(job, assignment)
+    at.seg = await _open_first_segment(job, assignment)
 
 
 def _batches(entry: vol.BootstrapVolume, path: Path, batch_bytes: int) -> Iterator[list[Record]]:
