@@ -83,6 +83,7 @@ async def _list(session: Session, args: Args, long: bool) -> Reply:
         media = await director.catalog_call("list_media", None)
         rows = [{"mediaid": m.media_id, "volumename": m.volume_name, "pool": m.pool, "volstatus": m.status,
                  "mediatype": m.media_type, "volbytes": m.bytes, "volblocks": m.blocks, "voljobs": m.jobs,
+                 "volfiles": m.files,
                  "lastwritten": _when(m.last_written), "storage": m.storage} for m in media]
         if args.get("pool"):
             rows = [r for r in rows if r["pool"] == args.get("pool")]

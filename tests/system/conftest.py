@@ -6,7 +6,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,9 +80,13 @@ class Installation:
         return (self.root / "log" / f"{prog}.log").read_text(errors="replace")
 
 
-def _install(root: Path, tls: bool) -> Iterator[Installation]:
+def _install(root: Path, tls: bool,
+             before_start: Callable[[Installation], None] | None = None) -> Iterator[Installation]:
+    """Write an installation, let `before_start` change its configuration, start its daemons."""
     layout = make_test_layout(root, tls=tls)
     write_installation(layout)
+    if before_start is not None:
+        before_start(Installation(layout, {}))
     pids: dict[str, int] = {}
     try:
         for process in processes(root):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import threading
 from collections.abc import Sequence
@@ -12,7 +13,13 @@ import pytest
 
 from protocol.records import Record, Stream
 from storaged import volume as vol
-from storaged.appender import SessionWriter, VolumeAppender, VolumeWriteFailed, VolumeWriter, scan_tail
+from storaged.appender import (
+    SessionWriter,
+    VolumeAppender,
+    VolumeWriteFailed,
+    VolumeWriter,
+    scan_tail,
+)
 
 
 def _label(path: Path, name: str = "Full-0001") -> Path:
@@ -58,7 +65,7 @@ def test_interleaved_sessions_each_read_back_exactly(tmp_path: Path) -> None:
 
     reader = vol.VolumeReader(path)
     owners = [r.session_id for r in reader.records() if r.file_index != vol.VOL_LABEL]
-    changes = sum(1 for a, b in zip(owners, owners[1:], strict=False) if a != b)
+    changes = sum(1 for a, b in itertools.pairwise(owners) if a != b)
     assert changes > 10  # really interleaved
     for s in sessions:
         got = [(r.file_index, r.stream, bytes(r.payload))
@@ -138,14 +145,15 @@ def test_failed_write_cuts_back_and_keeps_the_block(tmp_path: Path, err: int, st
     session.start(_session(1))
     records = _records(1, 30)
     leftover: list[Record] = []
+    failure: VolumeWriteFailed | None = None
     for n, record in enumerate(records):
         try:
             session.write(record)
         except VolumeWriteFailed as exc:
-            assert exc.status == status
+            failure = exc
             leftover = session.unwritten() + records[n:]
             break
-    assert leftover, "the fourth block write should have failed"
+    assert failure is not None and failure.status == status, "the fourth block write should have failed"
     good_end = appender.size
     assert path.stat().st_size == good_end  # the partial block was cut off
     assert appender.status == status

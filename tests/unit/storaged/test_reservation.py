@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from storaged.reservation import Device, Grant, Request, ReservationError, Reservations, Wait, choose
+from storaged.reservation import (
+    Device,
+    Grant,
+    Request,
+    ReservationError,
+    Reservations,
+    Wait,
+    choose,
+)
 
 
 def _devices(*specs: tuple[str, int], media: str = "File") -> dict[str, Device]:
