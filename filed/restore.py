@@ -1,16 +1,16 @@
 """The restore writer: records in, files out, with their attributes, exactly and safely.
 
 Targets are mapped and their parents checked by `filed.restore_paths`: a path that would land
-outside `where` makes the file refused and logged, never written.
-
-A restore survives a bad record (#11). A file whose attributes name an unknown codec or digest
-or an owner no system has, whose xattr list is malformed, whose compressed data does not
-decompress or whose data fails its digest is reported (an error naming the file and the problem)
-and not restored; the restore goes on with the next file. Every file but a directory is built
-under a temporary name beside its target and renamed over the target only when it is complete,
-so a failed file leaves nothing behind and never replaces a good file with a truncated one.
-Whatever goes wrong, descriptors are closed, temporary files and hidden carriers removed and
-directory attributes set (`finish`, `abort`, and a finalizer if the writer is simply dropped).
+outside `where` makes the file refused and logged, never written. A restore survives a bad
+record (#11). A file whose attributes name an unknown codec or digest or an owner no system has,
+whose xattr list is malformed, whose compressed data does not decompress or whose data fails its
+digest is reported (an error naming the file and the problem) and not restored; the restore goes
+on with the next file. Every file but a directory is built under a temporary name beside its
+target and renamed over the target only when it is complete, so a failed file leaves nothing
+behind and never replaces a good file with a truncated one. Whatever goes wrong, `finish` and
+`abort` close descriptors, remove temporary files and hidden carriers and set directory
+attributes; a writer simply dropped still has its descriptors closed and files removed by a
+finalizer.
 
 Job-level problems (an invalid `regexwhere`, an unknown replace policy, a `where` that cannot be
 created) do not raise: the writer is `rejected`, writes nothing, drops every record and reports
@@ -221,9 +221,12 @@ class RestoreWriter:
         a, target = cur.attrs, cur.target
         kind = a.type
         if kind == FileType.DIRECTORY:
-            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            try:
+                os.mkdir(target, 0o700)
+            except FileExistsError:
+                if stat.S_ISDIR(os.lstat(target).st_mode):
+                    return  # merged
                 os.unlink(target)  # a file the policy lets the directory replace
-            with contextlib.suppress(FileExistsError):
                 os.mkdir(target, 0o700)
             return
         temp = os.path.join(os.path.dirname(target), TEMP_PREFIX + b"%s-%d" % (self._token, next(self._serial)))

@@ -364,3 +364,18 @@ def test_an_unforeseen_failure_costs_one_file(tmp_path: Path, monkeypatch: pytes
 
 def test_temporary_names_are_hidden_and_distinct() -> None:
     assert TEMP_PREFIX.startswith(b".strongroom-") and not TEMP_PREFIX.startswith(HIDDEN_PREFIX)
+
+
+@pytest.mark.usefixtures("no_leaks")
+def test_directories_merge_or_replace_a_file(tmp_path: Path) -> None:
+    where = tmp_path / "where"
+    (where / "src" / "keep").mkdir(parents=True)
+    (where / "src" / "keep" / "old").write_text("old")
+    (where / "src" / "was-a-file").write_text("in the way")
+    records = [Record(1, Stream.ATTRIBUTES, attributes(b"/src/keep", kind=FileType.DIRECTORY, mode=0o751)),
+               Record(2, Stream.ATTRIBUTES, attributes(b"/src/was-a-file", kind=FileType.DIRECTORY, mode=0o705))]
+    writer = restore(records, where, replace="always")
+    assert writer.stats.errors == 0, writer.stats.warnings
+    assert (where / "src" / "keep" / "old").read_text() == "old"
+    assert stat.S_IMODE((where / "src" / "keep").stat().st_mode) == 0o751
+    assert stat.S_IMODE((where / "src" / "was-a-file").stat().st_mode) == 0o705
