@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from console import launcher
+from console.admin import processes
 from tests.support.trees import compare_trees, make_hostile_tree
 from tests.system.conftest import Installation, _install
 from tests.system.test_backup_restore import messages, run
@@ -141,27 +144,32 @@ def test_eight_fulls_share_one_volume_and_restore_exactly(site: Installation) ->
 
 
 def test_a_busy_device_makes_jobs_wait_with_a_reason(site: Installation) -> None:
+    """The first job holds the device (its File Daemon is frozen mid-backup, so the test does not
+    race the machine's speed); the two others wait for the device with the reason in all views."""
     names = [f"ser-{n}" for n in range(SERIAL)]
-    jobids = _start(site, *names)
-    seen_dir = seen_list = seen_storage = False
+    archive = site.root / "storage-serial"
+    (first,) = _start(site, names[0])
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (seen_dir and seen_list and seen_storage):
-        status_dir, listed, status_sd = run(site, "status dir", "list jobs", "status storage=Serial")
-        text = json.dumps(status_dir)
-        seen_dir = seen_dir or "waiting_for_device device=SerialDevice" in text
-        seen_list = seen_list or any(j.get("wait_reason") == "waiting_for_device device=SerialDevice"
-                                     for j in listed["jobs"])
-        devices = status_sd["storage"].get("devices", [])
-        seen_storage = seen_storage or any(d["name"] == "SerialDevice" and d["waiting"] for d in devices)
-        done = _finished(site, jobids)
-        if done == len(jobids):
-            break
-    assert seen_dir and seen_list and seen_storage, (seen_dir, seen_list, seen_storage)
+    while sum(f.stat().st_size for f in archive.iterdir()) < 4 * MIB:
+        assert time.monotonic() < deadline, "the first job never started writing"
+        time.sleep(0.002)
+    fd = launcher.running_pid(next(p for p in processes(site.root) if p.prog == "strongroom-fd").pid_file)
+    assert fd is not None
+    os.kill(fd, signal.SIGSTOP)
+    try:
+        jobids = [first, *_start(site, *names[1:])]
+        seen_dir = seen_list = seen_storage = False
+        deadline = time.monotonic() + 60
+        while not (seen_dir and seen_list and seen_storage):
+            assert time.monotonic() < deadline, (seen_dir, seen_list, seen_storage)
+            status_dir, listed, status_sd = run(site, "status dir", "list jobs", "status storage=Serial")
+            seen_dir = seen_dir or "waiting_for_device device=SerialDevice" in json.dumps(status_dir)
+            waiting = {j["jobid"] for j in listed["jobs"] if j.get("wait_reason") == "waiting_for_device device=SerialDevice"}
+            seen_list = seen_list or waiting == set(jobids[1:])
+            devices = status_sd["storage"].get("devices", [])
+            seen_storage = seen_storage or any(d["name"] == "SerialDevice" and len(d["waiting"]) == 2 for d in devices)
+    finally:
+        os.kill(fd, signal.SIGCONT)
     rows = _rows(site, jobids)
     assert [row["jobstatus"] for row in rows.values()] == ["T"] * SERIAL, messages(site)
     _restore_all(site, dict(zip(names, jobids, strict=True)), "serial")
-
-
-def _finished(inst: Installation, jobids: list[int]) -> int:
-    (listed,) = run(inst, "list jobs")
-    return sum(1 for j in listed["jobs"] if j["jobid"] in jobids and j["jobstatus"] in ("T", "E", "A", "W", "f"))

@@ -67,6 +67,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]:
         storage = (etc / "storage" / "File.conf").read_text()
         (etc / "storage" / "Tiny.conf").write_text(storage.replace("Name = File", "Name = Tiny")
                                                    .replace("Device = FileStorage", "Device = TinyDevice"))
+        (etc / "pool" / "Flip.conf").write_text(
+            'Pool {\n  Name = Flip\n  Pool Type = Backup\n  Label Format = "Flip-"\n}\n')
+        _job(etc, "flip-good", trees / "small-a", "Flip", "File")
+        _job(etc, "flip-hit", trees / "small-b", "Flip", "File")
         (etc / "pool" / "Tiny.conf").write_text(
             'Pool {\n  Name = Tiny\n  Pool Type = Backup\n  Storage = Tiny\n  Label Format = "Tiny-"\n}\n')
         for name in ("small-a", "small-b", "small-c", "big"):
@@ -126,10 +130,10 @@ def _volume_of(inst: Installation, jobid: int) -> Path:
 
 
 def test_flipped_byte_fails_that_restore_only(site: Installation) -> None:
-    good = _run_full(site, "small-a")
-    hit = _run_full(site, "small-b")
+    good = _run_full(site, "flip-good")  # a pool of their own: the damaged volume is theirs alone
+    hit = _run_full(site, "flip-hit")
     assert good["jobstatus"] == hit["jobstatus"] == "T", messages(site)
-    path = _volume_of(site, hit["jobid"])
+    path = site.root / "storage" / "Flip-0001"
     session = hit["volsessionid"]
     offsets = sorted({r.position.offset for r in VolumeReader(path).records()
                       if r.session_id == session and r.file_index > 0})
