@@ -1,7 +1,13 @@
 """The catalog: Bareos-shaped tables behind one interface (SQLite embedded; PostgreSQL next)."""
 
 from director.catalog.models import FileRow, JobMediaRow, JobRow, MediaRow, NewJob, PoolRow
-from director.catalog.sqlite import Catalog, CatalogError, DuplicateJobName, open_catalog
+from director.catalog.sqlite import (
+    Catalog,
+    CatalogError,
+    CatalogWriteError,
+    DuplicateJobName,
+    open_catalog,
+)
 
-__all__ = ["Catalog", "CatalogError", "DuplicateJobName", "FileRow", "JobMediaRow", "JobRow", "MediaRow", "NewJob", "PoolRow",
-           "open_catalog"]
+__all__ = ["Catalog", "CatalogError", "CatalogWriteError", "DuplicateJobName", "FileRow",
+           "JobMediaRow", "JobRow", "MediaRow", "NewJob", "PoolRow", "open_catalog"]

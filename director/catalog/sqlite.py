@@ -1,5 +1,6 @@
 """The SQLite catalog (WAL). Every method is synchronous and thread-safe; the Director calls them in a
-worker thread so the event loop never waits on the database."""
+worker thread so the event loop never waits on the database. A write that fails, its COMMIT included,
+is rolled back and raised as a CatalogError naming the operation; the connection stays usable."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Final
 
@@ -38,8 +39,37 @@ FROM Media m JOIN Pool p ON p.PoolId = m.PoolId LEFT JOIN Storage s ON s.Storage
 """
 
 
+# SQLite primary result codes of a write the database may take later, once space, the device or the
+# lock is back: busy/locked, out of memory, read-only, I/O error, disk full, cannot open.
+_RETRIABLE_CODES: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM,
+                                     sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL,
+                                     sqlite3.SQLITE_CANTOPEN})
+
+
 class CatalogError(Exception):
     """The catalog cannot be opened or used; the message names the database."""
+
+    retriable: bool = False
+
+
+class CatalogWriteError(CatalogError):
+    """SQLite refused a transaction (its COMMIT included); it was rolled back and nothing of it was
+    written. `retriable` when the same write may succeed later (disk full, I/O error, locked)."""
+
+    def __init__(self, operation: str, path: Path, reason: str, *, retriable: bool) -> None:
+        super().__init__(f"cannot {operation} in the catalog {path}: {reason}")
+        self.operation = operation
+        self.path = path
+        self.reason = reason
+        self.retriable = retriable
+
+
+def _is_retriable(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:  # no result code (an error raised by the sqlite3 module itself): only the classic ones
+        return isinstance(exc, sqlite3.OperationalError) and any(
+            word in str(exc) for word in ("locked", "disk", "I/O", "readonly", "unable to open"))
+    return (code & 0xFF) in _RETRIABLE_CODES
 
 
 class DuplicateJobName(CatalogError):
@@ -74,19 +104,38 @@ class Catalog:
         self._path_ids: dict[bytes, int] = {}
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self, operation: str) -> Iterator[sqlite3.Connection]:
+        """One write transaction. Any failure in it, the COMMIT included, rolls it back; an SQLite
+        error is raised as CatalogWriteError naming `operation`."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            if self._db.in_transaction:  # never expected: a transaction left open would block every write
+                self._rollback()
             try:
-                yield self._db
-            except BaseException:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._db
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
+            except sqlite3.Error as exc:
+                raise CatalogWriteError(operation, self.path, str(exc), retriable=_is_retriable(exc)) from exc
+
+    def _rollback(self) -> None:
+        """Roll back the open transaction, if SQLite has not already (it does on some disk-full and
+        I/O errors); caches filled inside it no longer describe the database."""
+        self._path_ids.clear()
+        if self._db.in_transaction:
+            with suppress(sqlite3.Error):  # nothing more to undo when this fails: SQLite rolled back itself
                 self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     def _query(self, sql: str, args: Sequence[Any] = ()) -> list[Any]:
+        """A read in autocommit mode: its implicit read transaction ends with the statement."""
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise CatalogError(f"cannot read the catalog {self.path}: {exc}") from exc
 
     # -- schema -----------------------------------------------------------------------------
 
@@ -104,7 +153,7 @@ class Catalog:
             raise CatalogError(f"catalog {self.path} has schema version {current}, newer than this Director "
                                f"({SCHEMA_VERSION}); upgrade Strongroom")
         for version in range(current + 1, SCHEMA_VERSION + 1):
-            with self._tx() as db:
+            with self._tx(f"migrate the schema to version {version}") as db:
                 for statement in MIGRATIONS[version].split(";"):
                     if statement.strip():
                         db.execute(statement)
@@ -117,8 +166,8 @@ class Catalog:
 
     # -- resources --------------------------------------------------------------------------
 
-    def _ensure(self, select: str, insert: str, args: Sequence[Any], insert_args: Sequence[Any]) -> int:
-        with self._tx() as db:
+    def _ensure(self, what: str, select: str, insert: str, args: Sequence[Any], insert_args: Sequence[Any]) -> int:
+        with self._tx(f"add {what}") as db:
             row = db.execute(select, args).fetchone()
             if row:
                 return int(row[0])
@@ -127,21 +176,21 @@ class Catalog:
             return cur.lastrowid
 
     def ensure_client(self, name: str) -> int:
-        return self._ensure("SELECT ClientId FROM Client WHERE Name=?", "INSERT INTO Client (Name) VALUES (?)",
+        return self._ensure(f"Client {name!r}", "SELECT ClientId FROM Client WHERE Name=?", "INSERT INTO Client (Name) VALUES (?)",
                             (name,), (name,))
 
     def ensure_fileset(self, name: str, md5: str) -> int:
-        return self._ensure("SELECT FileSetId FROM FileSet WHERE FileSet=? AND MD5=?",
+        return self._ensure(f"FileSet {name!r}", "SELECT FileSetId FROM FileSet WHERE FileSet=? AND MD5=?",
                             "INSERT INTO FileSet (FileSet, MD5, CreateTime) VALUES (?,?,?)",
                             (name, md5), (name, md5, time.time()))
 
     def ensure_storage(self, name: str) -> int:
-        return self._ensure("SELECT StorageId FROM Storage WHERE Name=?", "INSERT INTO Storage (Name) VALUES (?)",
+        return self._ensure(f"Storage {name!r}", "SELECT StorageId FROM Storage WHERE Name=?", "INSERT INTO Storage (Name) VALUES (?)",
                             (name,), (name,))
 
     def ensure_pool(self, pool: PoolRow) -> int:
         """Create the Pool row, or update it from the configuration (Bareos does this at start-up)."""
-        with self._tx() as db:
+        with self._tx(f"update Pool {pool.name!r}") as db:
             values = (pool.pool_type, pool.label_format, pool.max_vol_bytes, pool.max_vol_jobs, pool.max_vols,
                       pool.vol_retention, int(pool.recycle), int(pool.auto_prune))
             row = db.execute("SELECT PoolId FROM Pool WHERE Name=?", (pool.name,)).fetchone()
@@ -165,13 +214,13 @@ class Catalog:
     def create_job(self, job: NewJob) -> int:
         try:
             return self._create_job(job)
-        except sqlite3.IntegrityError as exc:
-            if "Job.Job" in str(exc):
+        except CatalogWriteError as exc:
+            if isinstance(exc.__cause__, sqlite3.IntegrityError) and "Job.Job" in exc.reason:
                 raise DuplicateJobName(f"a job named {job.job!r} exists already") from exc
-            raise CatalogError(f"cannot create the Job row for {job.job!r}: {exc}") from exc
+            raise
 
     def _create_job(self, job: NewJob) -> int:
-        with self._tx() as db:
+        with self._tx(f"create the Job row for {job.job!r}") as db:
             cur = db.execute(
                 "INSERT INTO Job (Job, Name, Type, Level, ClientId, FileSetId, PoolId, JobStatus, SchedTime, "
                 "Priority, PriorJobId, JobTDate, Request, RetryCount, ExpiresAt, ParentJobId) "
@@ -189,7 +238,7 @@ class Catalog:
         if not columns:
             return
         sets = ", ".join(f"{name}=?" for name in columns)
-        with self._tx() as db:
+        with self._tx(f"update JobId {job_id}") as db:
             db.execute(f"UPDATE Job SET {sets} WHERE JobId=?", (*columns.values(), job_id))
 
     def apply_job_changes(self, updates: dict[int, dict[str, Any]], logs: Sequence[tuple[int, float, str]]) -> None:
@@ -198,7 +247,7 @@ class Catalog:
             unknown = set(columns) - JOB_COLUMNS
             if unknown:
                 raise CatalogError(f"unknown Job column(s): {', '.join(sorted(unknown))}")
-        with self._tx() as db:
+        with self._tx(f"write the state of {len(updates)} job(s) and {len(logs)} log line(s)") as db:
             for job_id, columns in updates.items():
                 if columns:
                     sets = ", ".join(f"{name}=?" for name in columns)
@@ -264,7 +313,7 @@ class Catalog:
 
     def delete_job(self, job_id: int) -> list[int]:
         """Delete a job and its File, JobMedia and Log rows; its copies are promoted to backups (Bareos)."""
-        with self._tx() as db:
+        with self._tx(f"delete JobId {job_id}") as db:
             promoted = [int(r[0]) for r in db.execute(
                 "SELECT JobId FROM Job WHERE PriorJobId=? AND Type='C' AND JobStatus IN ('T','W')", (job_id,)).fetchall()]
             db.execute("UPDATE Job SET Type='B' WHERE PriorJobId=? AND Type='C' AND JobStatus IN ('T','W')", (job_id,))
@@ -275,7 +324,7 @@ class Catalog:
 
     def copy_deleted_files(self, source_job: int, new_job: int) -> None:
         """Accurate-mode deletion rows are not on volumes: a copy takes them from the catalog."""
-        with self._tx() as db:
+        with self._tx(f"copy the deleted-file rows of JobId {source_job} to JobId {new_job}") as db:
             db.execute("INSERT INTO File (FileIndex, JobId, PathId, Name, LStat, MD5) SELECT 0, ?, PathId, Name, LStat, "
                        "MD5 FROM File WHERE JobId=? AND FileIndex=0", (new_job, source_job))
 
@@ -299,7 +348,7 @@ class Catalog:
 
     def insert_files(self, job_id: int, rows: Sequence[FileRow]) -> None:
         """One transaction per batch: Path rows deduplicated, File rows inserted with executemany."""
-        with self._tx() as db:
+        with self._tx(f"insert {len(rows)} File row(s) of JobId {job_id}") as db:
             values = [(r.file_index, job_id, self._path_id(db, r.path), r.name, r.lstat, r.digest) for r in rows]
             db.executemany("INSERT INTO File (FileIndex, JobId, PathId, Name, LStat, MD5) VALUES (?,?,?,?,?,?)", values)
 
@@ -314,7 +363,7 @@ class Catalog:
     def create_media(self, volume_name: str, pool_id: int, media_type: str, storage: str | None, *,
                      max_vol_bytes: int = 0, max_vol_jobs: int = 0) -> int:
         storage_id = self.ensure_storage(storage) if storage else None
-        with self._tx() as db:
+        with self._tx(f"create volume {volume_name!r}") as db:
             cur = db.execute("INSERT INTO Media (VolumeName, PoolId, StorageId, MediaType, LabelDate, MaxVolBytes, "
                              "MaxVolJobs) VALUES (?,?,?,?,?,?,?)",
                              (volume_name, pool_id, storage_id, media_type, time.time(), max_vol_bytes, max_vol_jobs))
@@ -338,7 +387,7 @@ class Catalog:
         if unknown:
             raise CatalogError(f"unknown Media column(s): {', '.join(sorted(unknown))}")
         sets = ", ".join(f"{name}=?" for name in columns)
-        with self._tx() as db:
+        with self._tx(f"update volume {volume_name!r}") as db:
             db.execute(f"UPDATE Media SET {sets} WHERE VolumeName=?", (*columns.values(), volume_name))
 
     def add_volume_usage(self, volume_name: str, *, size: int, blocks: int, jobs: int, files: int,
@@ -347,7 +396,7 @@ class Catalog:
         once and report in any order): VolJobs and VolFiles are added to; VolBytes and VolBlocks take
         the larger value, except when the Storage Daemon cut the volume back (Full, Error), which is
         exact. Volume Jobs reaching Maximum Volume Jobs turns an Append volume Used. Returns the row."""
-        with self._tx() as db:
+        with self._tx(f"add the usage of volume {volume_name!r}") as db:
             exact = status in ("Full", "Error")
             db.execute(
                 "UPDATE Media SET VolJobs = VolJobs + ?, VolFiles = VolFiles + ?, "
@@ -364,7 +413,7 @@ class Catalog:
         return MediaRow(*row) if row else None
 
     def add_jobmedia(self, row: JobMediaRow) -> None:
-        with self._tx() as db:
+        with self._tx(f"add a JobMedia row of JobId {row.job_id}") as db:
             db.execute("INSERT INTO JobMedia (JobId, MediaId, FirstIndex, LastIndex, StartFile, EndFile, StartBlock, "
                        "EndBlock, JobBytes) VALUES (?,?,?,?,?,?,?,?,?)",
                        (row.job_id, row.media_id, row.first_index, row.last_index, row.start_addr, row.end_addr,
@@ -395,14 +444,14 @@ class Catalog:
         return {str(r[0]): float(r[1]) for r in self._query("SELECT Name, LastSeen FROM SchedulerState")}
 
     def save_scheduler_state(self, seen: dict[str, float]) -> None:
-        with self._tx() as db:
+        with self._tx("save the scheduler state") as db:
             db.executemany("INSERT INTO SchedulerState (Name, LastSeen) VALUES (?,?) "
                            "ON CONFLICT (Name) DO UPDATE SET LastSeen=excluded.LastSeen", list(seen.items()))
 
     # -- log --------------------------------------------------------------------------------
 
     def add_log(self, job_id: int, when: float, text: str) -> None:
-        with self._tx() as db:
+        with self._tx(f"add a log line of JobId {job_id}") as db:
             db.execute("INSERT INTO Log (JobId, Time, LogText) VALUES (?,?,?)", (job_id, when, text))
 
     def job_log(self, job_id: int) -> list[tuple[float, str]]:
