@@ -2,6 +2,7 @@
 
 from director.catalog.models import FileRow, JobMediaRow, JobRow, MediaRow, NewJob, PoolRow
 from director.catalog.sqlite import (
+    FINAL_STATUSES,
     Catalog,
     CatalogError,
     CatalogWriteError,
@@ -9,5 +10,5 @@ from director.catalog.sqlite import (
     open_catalog,
 )
 
-__all__ = ["Catalog", "CatalogError", "CatalogWriteError", "DuplicateJobName", "FileRow",
+__all__ = ["FINAL_STATUSES", "Catalog", "CatalogError", "CatalogWriteError", "DuplicateJobName", "FileRow",
            "JobMediaRow", "JobRow", "MediaRow", "NewJob", "PoolRow", "open_catalog"]

@@ -39,6 +39,8 @@ FROM Media m JOIN Pool p ON p.PoolId = m.PoolId LEFT JOIN Storage s ON s.Storage
 """
 
 
+# Job statuses after which a job does not change again (the unfinished_jobs query lists the others).
+FINAL_STATUSES: Final = frozenset({"T", "W", "E", "f", "D", "A", "I"})
 # SQLite primary result codes of a write the database may take later, once space, the device or the
 # lock is back: busy/locked, out of memory, read-only, I/O error, disk full, cannot open.
 _RETRIABLE_CODES: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM,
@@ -104,20 +106,28 @@ class Catalog:
         self._path_ids: dict[bytes, int] = {}
 
     @contextmanager
-    def _tx(self, operation: str) -> Iterator[sqlite3.Connection]:
+    def _tx(self, operation: str, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
         """One write transaction. Any failure in it, the COMMIT included, rolls it back; an SQLite
-        error is raised as CatalogWriteError naming `operation`."""
+        error is raised as CatalogWriteError naming `operation`. `durable` commits with
+        synchronous=FULL: the WAL is synced before COMMIT returns, so this transaction and every
+        one before it survive a power loss (see docs/catalog.md)."""
         with self._lock:
             if self._db.in_transaction:  # never expected: a transaction left open would block every write
                 self._rollback()
             try:
-                self._db.execute("BEGIN IMMEDIATE")
+                if durable:
+                    self._db.execute("PRAGMA synchronous=FULL")
                 try:
-                    yield self._db
-                    self._db.execute("COMMIT")
-                except BaseException:
-                    self._rollback()
-                    raise
+                    self._db.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield self._db
+                        self._db.execute("COMMIT")
+                    except BaseException:
+                        self._rollback()
+                        raise
+                finally:
+                    if durable:
+                        self._db.execute("PRAGMA synchronous=NORMAL")
             except sqlite3.Error as exc:
                 raise CatalogWriteError(operation, self.path, str(exc), retriable=_is_retriable(exc)) from exc
 
@@ -238,16 +248,18 @@ class Catalog:
         if not columns:
             return
         sets = ", ".join(f"{name}=?" for name in columns)
-        with self._tx(f"update JobId {job_id}") as db:
+        with self._tx(f"update JobId {job_id}", durable=columns.get("JobStatus") in FINAL_STATUSES) as db:
             db.execute(f"UPDATE Job SET {sets} WHERE JobId=?", (*columns.values(), job_id))
 
     def apply_job_changes(self, updates: dict[int, dict[str, Any]], logs: Sequence[tuple[int, float, str]]) -> None:
-        """Many jobs' column changes and log lines in one transaction (the Director's write-behind)."""
+        """Many jobs' column changes and log lines in one transaction (the Director's write-behind).
+        A batch that ends a job (a final JobStatus) is committed durably (synchronous=FULL)."""
         for columns in updates.values():
             unknown = set(columns) - JOB_COLUMNS
             if unknown:
                 raise CatalogError(f"unknown Job column(s): {', '.join(sorted(unknown))}")
-        with self._tx(f"write the state of {len(updates)} job(s) and {len(logs)} log line(s)") as db:
+        final = any(columns.get("JobStatus") in FINAL_STATUSES for columns in updates.values())
+        with self._tx(f"write the state of {len(updates)} job(s) and {len(logs)} log line(s)", durable=final) as db:
             for job_id, columns in updates.items():
                 if columns:
                     sets = ", ".join(f"{name}=?" for name in columns)

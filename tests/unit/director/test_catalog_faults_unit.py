@@ -90,7 +90,7 @@ def test_a_commit_on_a_full_disk_raises_and_the_catalog_works_once_space_is_back
         with pytest.raises(CatalogWriteError) as failed:
             catalog.apply_job_changes({job_id: {"JobStatus": "T", "Comment": "done"}}, [(job_id, 2.0, LOG_LINE)])
         # the COMMIT failed, not a statement before it (SQLite rolled back itself: no ROLLBACK ran)
-        assert statements[-1] == "COMMIT", statements
+        assert statements[-2:] == ["COMMIT", "PRAGMA synchronous=NORMAL"], statements
         assert str(failed.value) == (f"cannot write the state of 1 job(s) and 1 log line(s) in the catalog "
                                      f"{fs / 'catalog.db'}: database or disk is full")
         assert failed.value.retriable and failed.value.operation.startswith("write the state")
@@ -193,4 +193,24 @@ def test_errors_that_will_not_pass_are_not_retriable(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="unknown Job column"):
         catalog.apply_job_changes({job_id: {"Nope": 1}}, [])
     catalog.update_job(job_id, JobStatus="R")
+    catalog.close()
+
+
+def test_a_final_status_is_committed_with_a_full_sync(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "catalog.db")
+    catalog.migrate()
+    job_id = new_job(catalog, "j")
+    statements: list[str] = []
+    catalog._db.set_trace_callback(statements.append)
+    catalog.apply_job_changes({job_id: {"JobStatus": "R"}}, [(job_id, 1.0, "started")])
+    assert not any(s.startswith("PRAGMA synchronous") for s in statements)
+    for final in ("T", "W", "E", "f", "A"):
+        statements.clear()
+        catalog.apply_job_changes({job_id: {"JobStatus": final}}, [])
+        assert [s for s in statements if not s.startswith("UPDATE")] == [
+            "PRAGMA synchronous=FULL", "BEGIN IMMEDIATE", "COMMIT", "PRAGMA synchronous=NORMAL"], final
+    statements.clear()
+    catalog.update_job(job_id, JobStatus="T", EndTime=5.0)  # the direct path (copy jobs) too
+    assert statements[0] == "PRAGMA synchronous=FULL"
+    assert catalog._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # back to NORMAL
     catalog.close()
