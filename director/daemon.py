@@ -21,6 +21,7 @@ from director.joblog import LogLine, MessageQueue
 from director.jobs.admission import Limits as JobLimits
 from director.jobs.control import JobControl
 from director.jobs.engine import JobEngine
+from director.jobs.errors import JobError
 from director.jobs.hooks import HookRunner
 from director.jobs.naming import UniqueNamer
 from director.jobs.setup import RunRequest
@@ -116,6 +117,11 @@ class DirectorDaemon(Daemon):
         line = LogLine(now, jcr.job_id, jcr.unique, level, text).render(self.name)
         self.engine.writer.add_log(jcr.job_id, now, line)
 
+    def director_message(self, level: str, text: str) -> None:
+        """A message of the Director itself, not of a job: for `messages` and the daemon log."""
+        self.messages.add(LogLine(time.time(), None, None, level, text))
+        self.log.info("director_message", level=level, text=text)
+
     def job_limits(self) -> JobLimits:
         config = self.config
         return JobLimits(
@@ -126,7 +132,14 @@ class DirectorDaemon(Daemon):
         )
 
     async def submit(self, req: RunRequest) -> JobControl:
-        """RunJob → SetupJob → JobqAdd."""
+        """RunJob → SetupJob → JobqAdd. A new job (console, scheduler, restore) is refused while the
+        catalog does not take the job state; the actions of a job already accepted are not, nor are
+        queued jobs, retries and recovery (they do not come through here)."""
+        refusal = self.engine.refusal()
+        if refusal is not None and req.parent_job_id is None:
+            if req.params.get("scheduled"):
+                self.director_message("error", f"Job {req.job} (schedule {req.params['scheduled']}) not run: {refusal}")
+            raise JobError(refusal)
         return await self.engine.submit(req)
 
     async def cancel(self, jcr: JobControl, reason: str = "canceled by the console") -> str:

@@ -34,7 +34,8 @@ def _director_text(session: Session, base: str) -> str:
     """bconsole's Director status: running jobs with live counters and rate, waiting jobs with why."""
     queue = session.director.queue
     head = base.split("Running Jobs:", maxsplit=1)[0].rstrip()
-    lines = [head, "", "Running Jobs:"]
+    refusal = session.director.engine.refusal()
+    lines = [head, *([f"Catalog: {refusal}"] if refusal else []), "", "Running Jobs:"]
     for jcr in queue.running:
         info = jcr.summary()
         rate = f" {info['rate'] / 1000:,.1f} KB/s" if info.get("rate") else ""
@@ -125,6 +126,8 @@ async def status(session: Session, args: Args) -> Reply:
     if target in (None, "dir", "director", "all"):
         own = director.status()
         return Reply(text=_director_text(session, status_text(own, "Director")),
-                     data={"director": status_data(own), "running": [j.summary() for j in director.queue.running],
+                     data={"director": status_data(own), "catalog": {"writable": director.engine.refusal() is None,
+                                                                     "error": director.engine.refusal()},
+                           "running": [j.summary() for j in director.queue.running],
                            "waiting": [j.summary() for j in director.queue.waiting]})
     raise CommandError(f"unknown status target {target!r}; use dir, scheduler, client=NAME or storage=NAME")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 WATCH_INTERVAL: Final = 0.5
 PROGRESS_INTERVAL: Final = 1.0  # running counters reach the catalog at most once a second
+STOP_WRITE_TIMEOUT: Final = 30.0  # a stopping Director waits this long for an unwritable catalog, then gives up
 RUN_WAITS: Final = frozenset({st.WAIT_FD, st.WAIT_SD, st.WAIT_MOUNT, st.WAIT_MEDIA, st.BLOCKED})
 LEVEL_RANK: Final = {"F": 3, "D": 2, "I": 1}
 
@@ -39,7 +40,7 @@ class JobEngine:
         self.director = director
         self.log = director.log
         self.queue = JobQueue(director.job_limits, self._run, director.log, gate=self._gate, on_tail=self._tail_waits)
-        self.writer = JobWriter(self._apply, director.log)
+        self.writer = JobWriter(self._apply, director.log, on_writable=self._catalog_writable)
         self._timers: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._media = asyncio.Event()
@@ -57,6 +58,25 @@ class JobEngine:
 
     async def _apply(self, updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]) -> None:
         await self.director.catalog_call("apply_job_changes", updates, logs)
+
+    # -- an unwritable catalog ----------------------------------------------------------------
+
+    def refusal(self) -> str | None:
+        """Why new jobs are refused now (the catalog does not take the job state), or None."""
+        reason = self.writer.unwritable
+        if reason is None:
+            return None
+        return f"the catalog is not writable: {reason}; new jobs are refused until it is"
+
+    def _catalog_writable(self, reason: str | None) -> None:
+        """The write-behind found the catalog unwritable (reason) or writable again (None): tell the
+        operator; queued and running jobs keep their place, their state is written when it can be."""
+        if reason is not None:
+            text = f"{self.refusal()} (queued and running jobs keep their state in memory until then)"
+        else:
+            text = "the catalog is writable again; new jobs are accepted"
+        self.director.director_message("error" if reason is not None else "info", text)
+        self.queue.kick()
 
     # -- status changes are events -----------------------------------------------------------
 
@@ -287,6 +307,7 @@ class JobEngine:
                     if jcr.status == st.RUNNING and counters != jcr.progress.persisted:
                         jcr.progress.persisted = counters
                         self.writer.job(jcr.job_id, JobFiles=counters[0], JobBytes=counters[1])
+        self.writer.stop_retrying_after(STOP_WRITE_TIMEOUT)  # jobs may wait on an unwritable catalog
 
     # -- recovery: the catalog is the queue ----------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Catalog faults (#11): a failed COMMIT is rolled back and the connection keeps working.
+"""Catalog faults (#11): a failed COMMIT is rolled back and the connection keeps working; the job-state
+write-behind keeps every status until the catalog takes it; the Director refuses new jobs meanwhile.
 
 The disk-full cases run a real SQLite catalog on a tiny tmpfs filled with a ballast file; the cases
 SQLite cannot be made to produce on demand (a COMMIT that fails and leaves the transaction open, a
@@ -6,6 +7,7 @@ ROLLBACK that fails) use a connection that injects the fault."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import subprocess
@@ -15,6 +17,8 @@ from typing import Any
 
 import pytest
 
+from console.admin import write_installation
+from console.templates import Layout
 from director.catalog import (
     Catalog,
     CatalogError,
@@ -23,8 +27,33 @@ from director.catalog import (
     FileRow,
     NewJob,
 )
+from director.config import load_director_config
+from director.console.registry import Session
+from director.console.server import run_command
+from director.daemon import DirectorDaemon
+from director.jobs.errors import JobError
+from director.jobs.persist import JobWriter
+from director.jobs.request import RunRequest
 
 LOG_LINE = "x" * 40_000  # more than the slack at the end of the WAL: a transaction with it needs new space
+
+
+class _Log:
+    """A structlog stand-in that remembers events."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def bind(self, **_kwargs: Any) -> _Log:
+        return self
+
+    def _event(self, event: str, **kwargs: Any) -> None:
+        self.events.append((event, kwargs))
+
+    info = warning = error = exception = debug = _event
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.events]
 
 
 @pytest.fixture
@@ -214,3 +243,213 @@ def test_a_final_status_is_committed_with_a_full_sync(tmp_path: Path) -> None:
     assert statements[0] == "PRAGMA synchronous=FULL"
     assert catalog._db.execute("PRAGMA synchronous").fetchone()[0] == 1  # back to NORMAL
     catalog.close()
+
+
+# -- the write-behind -------------------------------------------------------------------------
+
+
+class FakeTime:
+    """A clock that jumps by each backoff; the writer's sleep holds while the catalog is declared
+    unwritable, until the test has freed the space (`resume`)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.delays: list[float] = []
+        self.writer: JobWriter | None = None
+        self.blocked = asyncio.Event()
+        self.resume = asyncio.Event()
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        self.delays.append(delay)
+        self.now += delay
+        if self.writer is not None and self.writer.unwritable is not None:
+            self.blocked.set()
+            await self.resume.wait()
+        await asyncio.sleep(0)
+
+
+def _writer(catalog: Catalog, time: FakeTime, log: _Log, states: list[str | None], **limits: Any) -> JobWriter:
+    async def apply(updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]) -> None:
+        await asyncio.to_thread(catalog.apply_job_changes, updates, logs)
+
+    writer = JobWriter(apply, log, on_writable=states.append, **limits)
+    writer.clock, writer.sleep = time.clock, time.sleep
+    time.writer = writer
+    return writer
+
+
+async def test_no_status_is_lost_while_the_disk_is_full(full_catalog: tuple[Catalog, Path]) -> None:
+    catalog, fs = full_catalog
+    ids = {status: new_job(catalog, f"job-{status}") for status in ("T", "E", "A", "W", "R")}
+    time, log = FakeTime(), _Log()
+    states: list[str | None] = []
+    writer = _writer(catalog, time, log, states)
+    ballast = fill(fs)
+    for status, job_id in ids.items():
+        writer.job(job_id, JobStatus="R", StartTime=1.0)
+        writer.add_log(job_id, 1.0, f"{status} started " + LOG_LINE)
+    ends = [asyncio.create_task(writer.update_job(job_id, JobStatus=status, EndTime=2.0, Comment=f"ended {status}"))
+            for status, job_id in ids.items() if status != "R"]
+    await asyncio.wait_for(time.blocked.wait(), 30)
+    # refused three times in a row (backoff 0.5 s, 1 s, 2 s on the injected clock): not writable
+    assert time.delays == [0.5, 1.0, 2.0]
+    assert writer.unwritable is not None and "database or disk is full" in writer.unwritable
+    assert states == [writer.unwritable] and "catalog_unwritable" in log.names()
+    assert not any(task.done() for task in ends)  # nobody was told their final status is written
+    writer.job(ids["R"], JobFiles=7)  # state keeps coming in while the catalog is full: the newest wins
+    writer.job(ids["R"], JobFiles=9)
+    ballast.unlink()
+    time.resume.set()
+    await asyncio.wait_for(asyncio.gather(*ends), 30)
+    await asyncio.wait_for(writer.flush(), 30)
+    assert writer.unwritable is None and states[-1] is None and writer.pending == 0
+    for status, job_id in ids.items():
+        row = catalog.get_job(job_id)
+        assert row is not None
+        if status == "R":
+            assert row.status == "R" and row.files == 9
+        else:
+            assert (row.status, row.end_time, row.comment) == (status, 2.0, f"ended {status}")
+        assert [text[:9] for _, text in catalog.job_log(job_id)] == [f"{status} started"]
+
+
+async def test_unwritable_after_a_time_too_and_the_backoff_is_capped(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "catalog.db")
+    catalog.migrate()
+    job_id = new_job(catalog, "j")
+    time, log = FakeTime(), _Log()
+    states: list[str | None] = []
+    refusals = [0]
+
+    async def apply(updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]) -> None:
+        if refusals[0] < 8:
+            refusals[0] += 1
+            raise CatalogWriteError("write the state", catalog.path, "database is locked", retriable=True)
+        catalog.apply_job_changes(updates, logs)
+
+    writer = JobWriter(apply, log, on_writable=states.append, unwritable_attempts=100, unwritable_after=10.0)
+    writer.clock, writer.sleep = time.clock, time.sleep
+    time.resume.set()
+    await asyncio.wait_for(writer.update_job(job_id, JobStatus="T"), 30)
+    assert time.delays == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 5.0]
+    # failures at 0, 0.5, 1.5, 3.5, 7.5, 12.5 s: the sixth is past UNWRITABLE_AFTER
+    assert [name for name in log.names() if name.startswith("catalog_")] == ["catalog_unwritable", "catalog_writable"]
+    assert next(e for n, e in log.events if n == "catalog_unwritable")["attempts"] == 6
+    assert states == ["cannot write the state in the catalog " + str(catalog.path) + ": database is locked", None]
+    row = catalog.get_job(job_id)
+    assert row is not None and row.status == "T"
+    catalog.close()
+
+
+async def test_a_change_the_catalog_can_never_take_costs_only_its_own_job(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "catalog.db")
+    catalog.migrate()
+    good, bad = new_job(catalog, "good"), new_job(catalog, "bad")
+    log = _Log()
+
+    async def apply(updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]) -> None:
+        catalog.apply_job_changes(updates, logs)
+
+    writer = JobWriter(apply, log)
+    writer.job(good, JobStatus="T")
+    writer.add_log(good, 1.0, "good ended")
+    writer.job(bad, Comment=object())  # a value SQLite cannot store
+    with pytest.raises(CatalogWriteError, match=r"binding parameter"):
+        await writer.flush()
+    assert "job_state_batch_split" in log.names()
+    assert next(e for n, e in log.events if n == "job_state_dropped")["jobids"] == [bad]
+    row = catalog.get_job(good)
+    assert row is not None and row.status == "T" and catalog.job_log(good) == [(1.0, "good ended")]
+    await writer.update_job(bad, JobStatus="E")  # the writer goes on
+    row = catalog.get_job(bad)
+    assert row is not None and row.status == "E"
+    catalog.close()
+
+
+async def test_a_stopping_director_gives_up_on_an_unwritable_catalog(tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "catalog.db")
+    catalog.migrate()
+    job_id = new_job(catalog, "j")
+    time, log = FakeTime(), _Log()
+    time.resume.set()
+
+    async def apply(updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]) -> None:
+        raise CatalogWriteError("write the state", catalog.path, "database or disk is full", retriable=True)
+
+    writer = JobWriter(apply, log)
+    writer.clock, writer.sleep = time.clock, time.sleep
+    writer.stop_retrying_after(30.0)
+    with pytest.raises(CatalogWriteError, match="disk is full"):
+        await asyncio.wait_for(writer.update_job(job_id, JobStatus="T"), 30)
+    assert sum(time.delays) >= 30.0
+    assert next(e for n, e in log.events if n == "job_state_not_written")["jobids"] == [job_id]
+    catalog.close()
+
+
+# -- the Director -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def director(tiny_fs: Path, tmp_path: Path) -> Any:
+    layout = Layout(root=tmp_path / "inst", director="test-dir", storage="test-sd", client="test-fd", console="admin",
+                    address="127.0.0.1", dir_port=1, sd_port=2, fd_port=3, dir_password="p" * 20,
+                    sd_password="s" * 20, fd_password="f" * 20, console_password="c" * 20, tls=False)
+    write_installation(layout)
+    etc = layout.etc / "strongroom-dir.d"
+    (etc / "catalog" / "MyCatalog.conf").write_text(
+        f'Catalog {{\n  Name = MyCatalog\n  DB Driver = sqlite3\n  DB Name = "{tiny_fs / "catalog.db"}"\n}}\n')
+    (etc / "job" / "quick.conf").write_text("Job {\n  Name = quick\n  Type = Admin\n  Messages = Standard\n}\n")
+    daemon = DirectorDaemon(etc, load_director_config(etc), _Log())
+    assert await daemon.run_in_thread(lambda: daemon.catalog.path) == tiny_fs / "catalog.db"
+    yield daemon
+    await daemon.run_in_thread(daemon.catalog.close)
+    daemon._db_thread.shutdown()
+
+
+async def test_the_director_refuses_new_jobs_while_the_catalog_is_not_writable(director: DirectorDaemon,
+                                                                                tiny_fs: Path) -> None:
+    session = Session(console="admin", acl=lambda _kind, _name: True, director=director, api=True)
+    log = _Log()
+    queued = await run_command(session, "run job=quick yes", log)
+    assert queued.ok, queued.text
+    first = queued.data["run"]["jobid"]
+    time = FakeTime()
+    writer = director.engine.writer
+    writer.clock, writer.sleep = time.clock, time.sleep
+    time.writer = writer
+    await writer.flush()
+    ballast = fill(tiny_fs)
+    ending = asyncio.create_task(writer.update_job(first, JobStatus="T", EndTime=2.0, Comment=LOG_LINE[:250]))
+    director.engine.writer.add_log(first, 2.0, LOG_LINE)
+    await asyncio.wait_for(time.blocked.wait(), 30)
+
+    refused = await run_command(session, "run job=quick yes", log)
+    path = tiny_fs / "catalog.db"
+    expected = ("the catalog is not writable: cannot write the state of 1 job(s) and 1 log line(s) in the catalog "
+                f"{path}: database or disk is full; new jobs are refused until it is")
+    assert not refused.ok and refused.text == expected
+    status = await run_command(session, "status dir", log)
+    assert f"Catalog: {expected}" in status.text.splitlines()
+    assert status.data["catalog"] == {"writable": False, "error": expected}
+    with pytest.raises(JobError, match=r"^the catalog is not writable: "):  # as when a schedule fires
+        await director.submit(RunRequest(job="quick", params={"scheduled": "Nightly"}))
+    messages = [line.text for line in director.messages.drain()]
+    assert any(text.startswith(expected) for text in messages), messages
+    assert f"Job quick (schedule Nightly) not run: {expected}" in messages
+    assert first in director.queue.jobs  # the queued job is still there
+
+    ballast.unlink()
+    time.resume.set()
+    await asyncio.wait_for(ending, 30)
+    assert director.engine.refusal() is None
+    assert "the catalog is writable again; new jobs are accepted" in [line.text for line in director.messages.drain()]
+    status = await run_command(session, "status dir", log)
+    assert status.data["catalog"] == {"writable": True, "error": None}
+    assert not any(line.startswith("Catalog:") for line in status.text.splitlines())
+    again = await run_command(session, "run job=quick yes", log)
+    assert again.ok and again.data["run"]["jobid"] > first
+    row = await director.catalog_call("get_job", first)
+    assert row.status == "T"
