@@ -141,6 +141,8 @@ class DaemonStatus(Message):
     connections: ConnectionCounts
     devices: tuple[DeviceStatus, ...] = ()  # Storage Daemons only
 
+    OPTIONAL_ON_WIRE: ClassVar[frozenset[str]] = frozenset({"devices"})  # absent when empty: older peers unchanged
+
 
 class ConsoleCommand(Message):
     """One console command line, exactly as typed."""
