@@ -163,7 +163,8 @@ def test_a_busy_device_makes_jobs_wait_with_a_reason(site: Installation) -> None
         while not (seen_dir and seen_list and seen_storage):
             assert time.monotonic() < deadline, (seen_dir, seen_list, seen_storage)
             status_dir, listed, status_sd = run(site, "status dir", "list jobs", "status storage=Serial")
-            seen_dir = seen_dir or "waiting_for_device device=SerialDevice" in json.dumps(status_dir)
+            shown = json.dumps(status_dir)
+            seen_dir = seen_dir or ('"waiting_for_device"' in shown and '"device=SerialDevice"' in shown)
             waiting = {j["jobid"] for j in listed["jobs"] if j.get("wait_reason") == "waiting_for_device device=SerialDevice"}
             seen_list = seen_list or waiting == set(jobids[1:])
             devices = status_sd["storage"].get("devices", [])

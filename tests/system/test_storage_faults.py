@@ -123,6 +123,8 @@ def _volume_of(inst: Installation, jobid: int) -> Path:
     (row,) = run(inst, f"list jobid={jobid}")
     session = row["jobs"][0]["volsessionid"]
     for volume in listed["volumes"]:
+        if volume["pool"] != "Full":  # the Flip volume is damaged on purpose
+            continue
         path = inst.root / "storage" / volume["volumename"]
         if path.exists() and any(r.session_id == session for r in VolumeReader(path).records() if r.file_index > 0):
             return path
