@@ -24,6 +24,9 @@ EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 41
 EXIT_CONFIG: Final = 42
 CONFIG_ROOT: Final = Path("/etc/strongroom")
+# Files a daemon creates (volumes, catalog, logs, spool, state) are not for other users: no write
+# for the group, nothing for others. systemd units say the same (UMask=0027).
+DAEMON_UMASK: Final = 0o027
 
 
 class UsageError(Exception):
@@ -124,6 +127,7 @@ async def _serve(daemon: Daemon) -> int:
 
 
 def daemon_main(spec: DaemonSpec, argv: Sequence[str] | None = None) -> NoReturn:
+    os.umask(DAEMON_UMASK)  # before anything below creates a file
     args = build_parser(spec).parse_args(argv)
     path: Path = args.config or default_config_path(spec.prog)
     loaded = load_or_exit(spec, path)
