@@ -27,7 +27,7 @@ import socket
 import ssl
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Final
 
@@ -236,10 +236,10 @@ class ThreadedConnection(Connection):
 
     # -- closing -----------------------------------------------------------------------------
 
-    @contextlib.asynccontextmanager
-    async def heartbeats(self, interval: float | None = None) -> AsyncIterator[None]:
-        """None here: a heartbeat would queue behind a waiting read; TCP keepalive watches the peer."""
-        yield
+    def start_heartbeats(self, interval: float | None = None) -> None:
+        """None here: a heartbeat would queue behind a waiting read in the one thread. TCP keepalive
+        and TCP_USER_TIMEOUT (common.link.set_keepalive) watch the peer instead, and the jobs'
+        control connections, which do carry heartbeats, end a job whose daemon stopped answering."""
 
     async def _shutdown(self) -> None:
         try:
@@ -272,7 +272,7 @@ def _retrieve(future: asyncio.Future[None]) -> None:
 
 
 def _tune(sock: socket.socket, limits: Limits) -> None:
-    set_keepalive(sock, limits.heartbeat_interval)
+    set_keepalive(sock, limits)
     # A small frame (a message, EOD) must not wait for the ACK of the previous one (~40 ms).
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

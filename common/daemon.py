@@ -21,6 +21,11 @@ from protocol.errors import AuthenticationFailed, ProtocolError
 from protocol.messages import ConnectionCounts, DaemonStatus, Hello, Role, RunningJob
 
 DRAIN_TIMEOUT: Final = 10.0
+# How an authenticated caller is named in error texts ("connection closed by File Daemon test-fd at ...").
+PEER_ROLES: Final[Mapping[str, str]] = {
+    "director": "Director", "storage": "Storage Daemon", "client": "File Daemon", "console": "console",
+    "job": "the data connection of job",
+}
 
 
 class TlsSettings(Protocol):
@@ -193,6 +198,9 @@ class Daemon(abc.ABC):
     ) -> Connection:
         """Connect to another daemon and authenticate both ways (steps named on failure)."""
         conn = await dial(address, port, client_ssl_context(self.own, peer), self.limits())
+        name = getattr(peer, "name", None)
+        if name:
+            conn.peer_name = f"{name} at {conn.peer}"
         try:
             if conn.tls and self.own.tls_allowed_cn:
                 tls.check_allowed_cn(conn.ssl_object, self.own.tls_allowed_cn)
@@ -226,11 +234,11 @@ class Daemon(abc.ABC):
                 self.listener.stats.refused += 1
             log.warning("authentication_failed", reason=exc.message)
             return
+        conn.peer_name = f"{PEER_ROLES.get(peer.role, peer.role)} {peer.name} at {conn.peer}"
         log = log.bind(peer_role=peer.role, peer_name=peer.name)
         log.info("peer_authenticated")
         try:
-            async with conn.heartbeats():
-                await self.serve_peer(conn, peer)
+            await self.serve_peer(conn, peer)  # heartbeats run from authentication on (common.link)
         except (NetError, ProtocolError) as exc:
             log.info("peer_disconnected", reason=str(exc))
 

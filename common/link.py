@@ -25,6 +25,18 @@ DEFAULT_FRAME_TIMEOUT: Final = 30.0
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 DEFAULT_AUTH_TIMEOUT: Final = 30.0
 DEFAULT_TLS_HANDSHAKE_TIMEOUT: Final = 10.0
+# Heartbeats: daemons send one on every connection they have said nothing on for Heartbeat Interval
+# seconds. A peer that has shown it sends them and then says nothing at all, not even a heartbeat,
+# for 2 x interval + HEARTBEAT_GRACE is taken for dead (stopped, hung, or cut off): see `Liveness`.
+DEFAULT_HEARTBEAT_INTERVAL: Final = 60.0
+HEARTBEAT_GRACE: Final = 10.0
+# Below the heartbeats, the kernel drops a connection whose peer stops acknowledging for this long
+# (TCP_USER_TIMEOUT: sent data, or keepalive probes, unacknowledged); keepalive probes an idle
+# connection after KEEPALIVE_IDLE, then every KEEPALIVE_INTERVAL seconds.
+TCP_USER_TIMEOUT: Final = 120.0
+KEEPALIVE_IDLE: Final = 60.0
+KEEPALIVE_INTERVAL: Final = 10.0
+KEEPALIVE_PROBES: Final = 6
 
 # A frame body as received: bytes, or the bytearray a blocking socket received it into (no copy).
 Body = bytes | bytearray
@@ -75,7 +87,38 @@ class Limits:
     auth_timeout: float = DEFAULT_AUTH_TIMEOUT
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     tls_handshake_timeout: float = DEFAULT_TLS_HANDSHAKE_TIMEOUT
-    heartbeat_interval: float = 0.0
+    heartbeat_interval: float = 0.0  # 0: no heartbeats, and no peer is ever taken for dead by silence
+    heartbeat_grace: float = HEARTBEAT_GRACE
+    tcp_user_timeout: float = TCP_USER_TIMEOUT
+    keepalive_idle: float = KEEPALIVE_IDLE
+    keepalive_interval: float = KEEPALIVE_INTERVAL
+    keepalive_probes: int = KEEPALIVE_PROBES
+
+
+@dataclass
+class Liveness:
+    """When a silent peer counts as dead (sans-IO: the carrier asks `window()` before each read).
+
+    Only a peer that has sent a heartbeat is ever judged: it runs heartbeats, so even when it has
+    nothing to say it sends a frame every interval. From then on a read that sees no frame at all,
+    not even a heartbeat, for 2 x interval + grace ends with PeerTimeout. The window restarts with
+    every frame, so a long silent phase of the job (a tree walk with nothing to send, a volume
+    wait) is fine as long as the heartbeats come. `interval` is this daemon's own Heartbeat
+    Interval: daemons that talk to each other should use the same one (the default everywhere);
+    0 turns judging off, as it turns sending off.
+    """
+
+    interval: float
+    grace: float = HEARTBEAT_GRACE
+    armed: bool = False
+
+    def heard_heartbeat(self) -> None:
+        if self.interval > 0:
+            self.armed = True
+
+    def window(self) -> float | None:
+        """Seconds a read may see no frame before the peer is dead; None while not judging."""
+        return 2 * self.interval + self.grace if self.armed else None
 
 
 Parts = tuple[bytes | memoryview, ...]
@@ -87,8 +130,13 @@ class Connection(abc.ABC):
     def __init__(self, limits: Limits, peer: str) -> None:
         self.limits = limits
         self.peer = peer
+        # Who the peer is, for error texts that reach an operator ("test-fd at 10.0.0.7:9102");
+        # whoever knows more than the address (the dialer of a configured daemon) sets it.
+        self.peer_name = f"peer {peer}"
         self.closed = False
+        self.liveness = Liveness(limits.heartbeat_interval, limits.heartbeat_grace)
         self._last_send = asyncio.get_running_loop().time()
+        self._heartbeat: asyncio.Task[None] | None = None
 
     # -- what a carrier provides -----------------------------------------------------------
 
@@ -109,8 +157,9 @@ class Connection(abc.ABC):
     async def _shutdown(self) -> None:
         """Close the carrier and wait (briefly) until it is closed."""
 
-    def on_authenticated(self) -> None:  # noqa: B027 - a hook; most carriers need nothing
-        """Called once the peer has proved who it is (common.auth)."""
+    def on_authenticated(self) -> None:
+        """Called once the peer has proved who it is (common.auth): heartbeats start."""
+        self.start_heartbeats()
 
     # -- shared behaviour ------------------------------------------------------------------
 
@@ -159,40 +208,64 @@ class Connection(abc.ABC):
             raise ProtocolError(f"expected a message, got signal {event.name}")
         return event
 
+    def start_heartbeats(self, interval: float | None = None) -> None:
+        """Send HEARTBEAT now, then whenever nothing else was sent for `interval` seconds.
+
+        The first one tells the peer that this side runs heartbeats (`Liveness`). The task belongs
+        to the connection: `close` cancels it and waits for it.
+        """
+        every = self.limits.heartbeat_interval if interval is None else interval
+        if every <= 0 or self.closed or self._heartbeat is not None:
+            return
+        self._heartbeat = asyncio.get_running_loop().create_task(
+            self._heartbeat_loop(every), name=f"heartbeats {self.peer}"
+        )
+
+    async def stop_heartbeats(self) -> None:
+        task, self._heartbeat = self._heartbeat, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait({task})
+
     @contextlib.asynccontextmanager
     async def heartbeats(self, interval: float | None = None) -> AsyncIterator[None]:
-        """Send HEARTBEAT whenever nothing else was sent for `interval` seconds."""
-        every = self.limits.heartbeat_interval if interval is None else interval
-        if every <= 0:
+        """Heartbeats for the duration of a block (connections that are not authenticated)."""
+        self.start_heartbeats(interval)
+        try:
             yield
-            return
-        async with asyncio.TaskGroup() as tg:
-            task = tg.create_task(self._heartbeat_loop(every))
-            try:
-                yield
-            finally:
-                task.cancel()
+        finally:
+            await self.stop_heartbeats()
 
     async def _heartbeat_loop(self, every: float) -> None:
         loop = asyncio.get_running_loop()
+        idle = every
         while not self.closed:
-            idle = loop.time() - self._last_send
             if idle >= every:
+                # A heartbeat is one whole frame under the carrier's send lock (or in its one send
+                # queue): it goes between two frames of a busy sender, never into one.
                 try:
                     await self.send_signal(Signal.HEARTBEAT)
                 except NetError:
                     return
-                idle = 0.0
-            await asyncio.sleep(every - idle)
+            await asyncio.sleep(max(0.0, every - (loop.time() - self._last_send)))
+            idle = loop.time() - self._last_send
 
     async def close(self, terminate: bool = False) -> None:
         if self.closed:
             return
-        if terminate:
-            with contextlib.suppress(NetError, ProtocolError):
-                await self.send_signal(Signal.TERMINATE)
-        self.closed = True
-        await self._shutdown()
+        beating, self._heartbeat = self._heartbeat, None
+        if beating is not None:
+            beating.cancel()
+        try:
+            if terminate:
+                with contextlib.suppress(NetError, ProtocolError):
+                    await self.send_signal(Signal.TERMINATE)
+            self.closed = True
+            await self._shutdown()
+        finally:
+            self.closed = True
+            if beating is not None:
+                await asyncio.wait({beating})
 
 
 _COALESCE_BELOW: Final = 64 * 1024
@@ -215,15 +288,25 @@ def coalesce(parts: list[bytes | memoryview]) -> Parts:
     return tuple(out)
 
 
-def set_keepalive(sock: socket.socket | None, interval: float) -> None:
-    """TCP keepalive, probing after `interval` idle seconds when one is configured."""
+def set_keepalive(sock: socket.socket | None, limits: Limits) -> None:
+    """TCP keepalive and (Linux) TCP_USER_TIMEOUT: the kernel drops a connection whose peer stopped
+    acknowledging, even one blocked in a read or a write that no heartbeat can reach."""
     if sock is None:
         return
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        if interval > 0 and hasattr(socket, "TCP_KEEPIDLE"):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, int(interval)))
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, int(interval)))
+    options = (
+        ("TCP_KEEPIDLE", limits.keepalive_idle),
+        ("TCP_KEEPINTVL", limits.keepalive_interval),
+        ("TCP_KEEPCNT", limits.keepalive_probes),
+    )
+    for name, value in options:
+        if hasattr(socket, name):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), max(1, int(value)))
+    if hasattr(socket, "TCP_USER_TIMEOUT") and limits.tcp_user_timeout > 0:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(limits.tcp_user_timeout * 1000))
 
 
 def format_address(host: str, port: int) -> str:

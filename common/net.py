@@ -38,6 +38,8 @@ __all__ = [
 
 PEEK_TIMEOUT: Final = 30.0
 WRITE_BUFFER_HIGH: Final = 2 * 1024 * 1024
+SHUTDOWN_TIMEOUT: Final = 2.0
+SILENCE_RECHECK: Final = 0.5  # one more look at the socket before a silent peer is declared dead
 
 
 class StreamConnection(Connection):
@@ -65,7 +67,7 @@ class StreamConnection(Connection):
                     self._stream.writelines(parts)
                 await self._stream.drain()
             except (ConnectionError, OSError) as exc:
-                raise ConnectionClosed(f"send failed: {exc}") from exc
+                raise ConnectionClosed(f"send to {self.peer_name} failed: {exc}") from exc
 
     async def _read_exactly(self, n: int, timeout: float | None, what: str) -> bytes:
         try:
@@ -73,18 +75,39 @@ class StreamConnection(Connection):
                 return await self._stream.readexactly(n)
         except asyncio.IncompleteReadError as exc:
             raise ConnectionClosed(
-                "connection closed by peer" if not exc.partial else f"connection closed mid-{what}"
+                f"connection closed by {self.peer_name}" if not exc.partial
+                else f"connection closed by {self.peer_name} mid-{what}"
             ) from exc
         except TimeoutError as exc:
             raise PeerTimeout(f"peer stalled: no complete {what} within {timeout:g} s") from exc
         except (ConnectionError, OSError, ssl.SSLError) as exc:
-            raise ConnectionClosed(f"receive failed: {exc}") from exc
+            raise ConnectionClosed(f"receive from {self.peer_name} failed: {exc}") from exc
+
+    async def _read_header(self, timeout: float | None) -> bytes:
+        """A frame header within the caller's timeout, or the peer's liveness window when shorter."""
+        window = self.liveness.window()
+        if window is None or (timeout is not None and timeout <= window):
+            return await self._read_exactly(HEADER_SIZE, timeout, "frame header")
+        try:
+            return await self._read_exactly(HEADER_SIZE, window, "frame header")
+        except PeerTimeout:
+            pass
+        # When this process was the one stopped (SIGSTOP, a suspended VM, a loop blocked too long),
+        # its timer fires before the frames waiting in the socket are read: look once more.
+        try:
+            return await self._read_exactly(HEADER_SIZE, SILENCE_RECHECK, "frame header")
+        except PeerTimeout as exc:
+            raise PeerTimeout(
+                f"{self.peer_name} sent nothing, not even a heartbeat, for {window:g} s:"
+                " it stopped answering (stopped, hung, or the network is cut)"
+            ) from exc
 
     async def recv_event(self, timeout: float | None = None) -> Body | Signal:
         while True:
-            header = await self._read_exactly(HEADER_SIZE, timeout, "frame header")
+            header = await self._read_header(timeout)
             announced = parse_header(header, self.limits.max_frame_size)
             if announced is Signal.HEARTBEAT:
+                self.liveness.heard_heartbeat()
                 continue
             if isinstance(announced, Signal):
                 return announced
@@ -95,8 +118,13 @@ class StreamConnection(Connection):
     async def _shutdown(self) -> None:
         self._stream.close()
         with contextlib.suppress(ConnectionError, OSError, ssl.SSLError, TimeoutError):
-            async with asyncio.timeout(2):
+            async with asyncio.timeout(SHUTDOWN_TIMEOUT):
                 await self._stream.wait_closed()
+                return
+        # Unsent data towards a peer that stopped reading keeps a closing transport open, and a
+        # send blocked in `drain` blocked with it: drop the data and wake the sender.
+        with contextlib.suppress(AttributeError, OSError, RuntimeError):
+            self._stream.transport.abort()
 
 
 async def dial(
@@ -134,7 +162,7 @@ async def dial(
             last = exc
     if stream is None:
         raise NetError("tcp", f"cannot connect to {where}: {last or 'no address'}")
-    set_keepalive(stream.get_extra_info("socket"), limits.heartbeat_interval)
+    set_keepalive(stream.get_extra_info("socket"), limits)
     if ssl_context is not None:
         try:
             stream.transport = await loop.start_tls(
@@ -270,7 +298,7 @@ class Listener:
 
     async def _open(self, client: socket.socket, peer: str, log: Any) -> Connection | None:
         client.setblocking(False)
-        set_keepalive(client, self.limits.heartbeat_interval)
+        set_keepalive(client, self.limits)
         first = await _peek(client, PEEK_TIMEOUT)
         if not first:
             log.info("connection_closed_before_data")

@@ -22,6 +22,7 @@ from common.config.parser import normalize
 from common.config.resources import TLS_UNIMPLEMENTED, Messages, TlsFields
 from common.config.schema import Resource, Values, build, normalized
 from common.config.types import Duration, Size
+from common.link import DEFAULT_HEARTBEAT_INTERVAL
 from director.schedule.plan import check_run, check_schedules, director_zone
 
 ACL_FIELDS = ("command_acl", "job_acl", "client_acl", "storage_acl", "schedule_acl", "pool_acl",
@@ -58,7 +59,7 @@ class DirectorResource(TlsFields):
     maximum_concurrent_jobs: int = 1
     working_directory: Path | None = None
     query_file: str | None = None
-    heartbeat_interval: Duration = 0
+    heartbeat_interval: Duration = DEFAULT_HEARTBEAT_INTERVAL  # 0 turns heartbeats off (common.link)
     fd_connect_timeout: Duration = 180
     sd_connect_timeout: Duration = 1800
     auth_timeout: Duration = 30

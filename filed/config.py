@@ -11,6 +11,7 @@ from common.config.loader import Loaded, build_named, check_ref, exactly_one, re
 from common.config.resources import TLS_UNIMPLEMENTED, Messages, TlsFields
 from common.config.schema import normalized
 from common.config.types import Duration, Size
+from common.link import DEFAULT_HEARTBEAT_INTERVAL
 
 
 class FileDaemonResource(TlsFields):
@@ -28,7 +29,7 @@ class FileDaemonResource(TlsFields):
     port: int = 9102
     address: str | None = None
     working_directory: Path | None = None
-    heartbeat_interval: Duration = 0
+    heartbeat_interval: Duration = DEFAULT_HEARTBEAT_INTERVAL  # 0 turns heartbeats off (common.link)
     maximum_network_buffer_size: Size | None = None
     auth_timeout: Duration = 30
     messages: str | None = None
