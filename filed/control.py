@@ -56,7 +56,9 @@ if TYPE_CHECKING:
     from filed.daemon import FileDaemon
 
 PROGRESS_INTERVAL: Final = 1.0
-SD_REPLY_TIMEOUT: Final = 120.0
+# No fixed timeout waits for a reply from the Director or the Storage Daemon: a reply may take long
+# (the SD waits for a device or a volume, flushes a large job), and a peer that stopped answering is
+# found by its missing heartbeats instead (common.link.Liveness: 2 x Heartbeat Interval + grace).
 
 
 class FdJobError(Exception):
@@ -76,6 +78,7 @@ class FdJob:
     warnings: int = 0
     current: builtins.bytes = b""
     status: str = "C"
+    director_lost: str = ""  # why the Director's connection ended mid-job (nobody hears the JobEnd)
 
     @property
     def name(self) -> str:
@@ -138,7 +141,7 @@ async def serve_director(fd: FileDaemon, conn: Connection, monitor: bool, log: A
 
 async def _receive_accurate(job: FdJob, conn: Connection) -> None:
     while True:
-        event = await conn.recv(timeout=SD_REPLY_TIMEOUT)
+        event = await conn.recv()
         if event is Signal.EOD:
             return
         if not isinstance(event, AccurateBatch):
@@ -152,6 +155,7 @@ async def _connect_storage(fd: FileDaemon, job: FdJob, msg: FdStorage, conn: Con
     ssl_context = client_ssl_context(own, own) if msg.tls else None
     try:
         sd = await dial(msg.address, msg.port, ssl_context, fd.limits())
+        sd.peer_name = f"the Storage Daemon at {sd.peer}"
         try:
             await authenticate_initiator(sd, Hello(role="job", name=job.name, version=VERSION), msg.key)
         except BaseException:
@@ -170,7 +174,7 @@ async def _connect_storage(fd: FileDaemon, job: FdJob, msg: FdStorage, conn: Con
 async def _session(fd: FileDaemon, job: FdJob, conn: Connection, log: Any, work: Any) -> None:
     """Run a backup or restore while watching the control connection for cancel."""
     job.status = "R"
-    watcher = asyncio.create_task(_watch_control(job, conn))
+    watcher = asyncio.create_task(_watch_control(job, conn, log))
     progress = asyncio.create_task(_report_progress(job, conn))
     status, text = "E", ""
     try:
@@ -186,21 +190,36 @@ async def _session(fd: FileDaemon, job: FdJob, conn: Connection, log: Any, work:
             with contextlib.suppress(asyncio.CancelledError, NetError, ProtocolError):
                 await task
     job.status = status
-    if text:
-        await _jmsg(conn, job, "error" if status not in ("T", "W") else "warning", text)
-    await conn.send(JobEnd(code=Code.FD_JOB_END, job=job.name, status=status, files=job.files, bytes=job.bytes,
-                           read_bytes=job.read_bytes, errors=job.errors, warnings=job.warnings, text=text))
+    if not job.director_lost:
+        if text:
+            await _jmsg(conn, job, "error" if status not in ("T", "W") else "warning", text)
+        try:
+            await conn.send(JobEnd(code=Code.FD_JOB_END, job=job.name, status=status, files=job.files,
+                                   bytes=job.bytes, read_bytes=job.read_bytes, errors=job.errors,
+                                   warnings=job.warnings, text=text))
+        except NetError as exc:
+            job.director_lost = str(exc)
+    if job.director_lost:
+        log.warning("job_ended_without_director", job=job.name, status=status, files=job.files,
+                    bytes=job.bytes, reason=job.director_lost)
+        return
     log.info("job_ended", job=job.name, status=status, files=job.files, bytes=job.bytes)
 
 
-async def _watch_control(job: FdJob, conn: Connection) -> None:
-    while True:
-        event = await conn.recv()
-        if isinstance(event, CancelJob) or event is Signal.TERMINATE:
-            job.canceled.set()
-            if job.sd is not None:
-                await job.sd.close()
-            return
+async def _watch_control(job: FdJob, conn: Connection, log: Any) -> None:
+    """End the job on CancelJob or TERMINATE, and when the Director is gone (closed, or silent past
+    its heartbeats): no one would take its end, and the Storage Daemon must let its device go."""
+    try:
+        while True:
+            event = await conn.recv()
+            if isinstance(event, CancelJob) or event is Signal.TERMINATE:
+                break
+    except (NetError, ProtocolError) as exc:
+        job.director_lost = str(exc)
+        log.warning("director_lost", job=job.name, reason=str(exc))
+    job.canceled.set()
+    if job.sd is not None:
+        await job.sd.close()
 
 
 async def _report_progress(job: FdJob, conn: Connection) -> None:
@@ -246,7 +265,7 @@ async def _backup(fd: FileDaemon, job: FdJob, conn: Connection, log: Any) -> tup
     )
     sd = job.sd
     await sd.send(AppendOpen())
-    reply = await sd.recv_message(timeout=SD_REPLY_TIMEOUT)
+    reply = await sd.recv_message()
     if isinstance(reply, ErrorReply):
         raise FdJobError(f"Storage Daemon refused the append session: {reply.code} {reply.text}")
     records = reader.records()
@@ -258,7 +277,7 @@ async def _backup(fd: FileDaemon, job: FdJob, conn: Connection, log: Any) -> tup
             break
         await sd.send_parts(encode_batch_parts(batch))
     await sd.send_signal(Signal.EOD)
-    done = await sd.recv_message(timeout=SD_REPLY_TIMEOUT)
+    done = await sd.recv_message()
     if not isinstance(done, AppendDone):
         raise FdJobError(f"Storage Daemon did not confirm the data: {done!r}")
     stats = reader.stats
@@ -287,7 +306,7 @@ async def _restore(job: FdJob, msg: FdRestore, conn: Connection, log: Any) -> tu
     )
     sd = job.sd
     await sd.send(ReadOpen())
-    reply = await sd.recv_message(timeout=SD_REPLY_TIMEOUT)
+    reply = await sd.recv_message()
     if isinstance(reply, ErrorReply):
         raise FdJobError(f"Storage Daemon refused the read session: {reply.code} {reply.text}")
     failure = ""
