@@ -9,6 +9,7 @@ from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Final
 
 from common.scripts import run_command
+from director.catalog import CatalogError
 from director.jobs import status as st
 from director.jobs.actions import do_actions
 from director.jobs.backup import do_backup
@@ -50,6 +51,9 @@ async def run_job(director: DirectorDaemon, jcr: JobControl) -> None:
     except JobError as exc:
         final, reason = exc.status, str(exc)
         director.joblog(jcr, "fatal" if final == st.ERROR else "error", reason)
+    except CatalogError as exc:  # the catalog refused the job's rows (full disk, I/O error): say so plainly
+        final, reason = st.ERROR, f"catalog: {exc}"
+        director.joblog(jcr, "fatal", reason)
     except Exception as exc:  # job boundary: log with traceback, end the job in error
         log.exception("job_crashed")
         final, reason = st.ERROR, f"internal error: {exc!r}"
