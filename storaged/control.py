@@ -74,8 +74,9 @@ async def serve_director(sd: StorageDaemon, conn: Connection, monitor: bool, log
                         await conn.send(ErrorReply(code=3900, text=f"Invalid command {event.TYPE!r}"))
     finally:
         if job is not None and not job.finished.is_set():
+            job.abandoned = job.abandoned or "Director connection lost"
             job.canceled.set()
-            job.finish("A", "Director connection lost")
+            job.finish("E", job.abandoned)
             sd.registry.release(job)
 
 
@@ -173,17 +174,25 @@ async def guarded(job: SdJob, work: Coroutine[Any, Any, None], log: Any, peer: s
         await work
         status = "T"
     except SdJobError as exc:
-        status, text = ("A" if job.canceled.is_set() else "E"), str(exc)
+        status, text = _stopped(job, str(exc))
     except (vol.VolumeError, OSError) as exc:
         status, text = "E", f"volume error: {exc}"
     except (NetError, ProtocolError) as exc:
-        status, text = ("A" if job.canceled.is_set() else "E"), f"{peer} connection failed: {exc}"
+        status, text = _stopped(job, f"{peer} connection failed: {exc}")
     finally:
         if text:
             log.warning("job_data_failed", job=job.name, reason=text)
             with contextlib.suppress(NetError):
                 await job.message("error", text)
         job.finish(status, text)
+
+
+def _stopped(job: SdJob, text: str) -> tuple[str, str]:
+    """How a job that stopped early ends: A when it was canceled, E when its Director went away
+    (or ended it) or anything else failed."""
+    if job.abandoned:
+        return "E", f"{job.abandoned}; {text}"
+    return ("A" if job.canceled.is_set() else "E"), text
 
 
 async def _own(sd: StorageDaemon, job: SdJob, conn: Connection, log: Any, work: Coroutine[Any, Any, None]) -> None:
@@ -224,18 +233,19 @@ async def _run(sd: StorageDaemon, job: SdJob, conn: Connection, log: Any) -> Non
     await job.set_status("S" if job.setup.listen else "F")
     reader = asyncio.create_task(_read_director(job, conn, log))
     try:
-        waiter = asyncio.ensure_future(job.finished.wait())
         attach = asyncio.ensure_future(job.data_attached.wait())
+        canceled = asyncio.ensure_future(job.canceled.wait())
         try:
             async with asyncio.timeout(sd.client_connect_wait):
-                await asyncio.wait({attach, asyncio.ensure_future(job.canceled.wait())},
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({attach, canceled}, return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
             job.finish("E", f"File Daemon did not connect within {sd.client_connect_wait:g} s")
+        finally:
+            attach.cancel()
+            canceled.cancel()
         if job.canceled.is_set() and not job.data_attached.is_set():
-            job.finish("A", "canceled before the File Daemon connected")
-        await waiter
-        attach.cancel()
+            job.finish(*_stopped(job, "stopped before the File Daemon connected"))
+        await job.finished.wait()
         end = job.end
         assert end is not None
         with contextlib.suppress(NetError):
@@ -260,12 +270,19 @@ async def _read_director(job: SdJob, conn: Connection, log: Any) -> None:
                     job.canceled.set()
                 case ErrorReply():
                     log.warning("director_error", job=job.name, text=event.text)
-                    job.canceled.set()
+                    _abandon(job, f"the Director ended the job: {event.code} {event.text}")
                 case Signal.TERMINATE:
-                    job.canceled.set()
+                    _abandon(job, "the Director ended the job")
                     return
                 case _:
-                    pass
+                    log.warning("unexpected_director_message", job=job.name, message=getattr(event, "TYPE", str(event)))
     except (NetError, ProtocolError) as exc:
         log.warning("director_connection_lost", job=job.name, reason=str(exc))
-        job.canceled.set()
+        _abandon(job, f"Director connection lost: {exc}")
+
+
+def _abandon(job: SdJob, why: str) -> None:
+    """The Director went away or ended the job: stop it; it ends E (a cancel asked for first stays A)."""
+    if not job.canceled.is_set():
+        job.abandoned = why
+    job.canceled.set()

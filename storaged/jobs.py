@@ -99,6 +99,7 @@ class SdJob:
     volume_replies: asyncio.Queue[VolumeAssignment] = field(default_factory=lambda: asyncio.Queue(maxsize=4))
     end: JobEnd | None = None
     used_key: bool = False
+    abandoned: str = ""  # why the Director went away (or ended the job): it then ends E, not A
     registry: JobRegistry | None = None
     # The SD's open volumes (shared by every job of the registry; a job of its own in unit tests).
     open_volumes: OpenVolumes = field(default_factory=OpenVolumes)
