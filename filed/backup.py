@@ -223,7 +223,7 @@ class BackupReader:
             self._error(f"{_printable(path)}: cannot open: {exc.strerror}")
             return
         hasher = new_hasher(attrs.digest_algorithm) if attrs.digest_algorithm else None
-        compress = compressor(attrs.compression) if attrs.compression else None
+        compress = compressor(attrs.compression, options.compression_level) if attrs.compression else None
         try:
             for start, length in self._extents(fd, st.st_size, attrs.sparse):
                 os.lseek(fd, start, os.SEEK_SET)
