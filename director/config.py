@@ -24,6 +24,7 @@ from common.config.schema import Resource, Values, build, normalized
 from common.config.types import Duration, Size
 from common.link import DEFAULT_HEARTBEAT_INTERVAL
 from director.schedule.plan import check_run, check_schedules, director_zone
+from protocol.fileset import SIGNATURES, parse_compression
 
 ACL_FIELDS = ("command_acl", "job_acl", "client_acl", "storage_acl", "schedule_acl", "pool_acl",
               "file_set_acl", "catalog_acl", "where_acl", "plugin_options_acl")
@@ -217,22 +218,17 @@ class OptionsBlock(Resource):
     def _signature(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        known = {"md5": "MD5", "sha1": "SHA1", "sha256": "SHA256", "sha512": "SHA512", "xxh128": "XXH128"}
-        if value.lower() not in known:
-            raise ValueError(f"unknown Signature {value!r} (use MD5, SHA1, SHA256, SHA512 or XXH128)")
-        return known[value.lower()]
+        if value.upper() not in SIGNATURES:
+            raise ValueError(f"unknown Signature {value!r} (use {', '.join(SIGNATURES)})")
+        return value.upper()
 
     @field_validator("compression")
     @classmethod
     def _compression(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        lowered = value.lower()
-        if lowered == "gzip" or (lowered.startswith("gzip") and lowered[4:].isdigit() and 1 <= int(lowered[4:]) <= 9):
-            return lowered.upper()
-        if lowered in ("lz4", "lzo", "zstd", "lz4hc"):
-            return lowered.upper()
-        raise ValueError(f"unknown Compression {value!r} (use GZIP, GZIP1..GZIP9, LZ4 or ZSTD)")
+        parse_compression(value)  # the File Daemon's own list: what passes -t runs
+        return value.strip().upper()
 
 
 class IncludeBlock(Resource):

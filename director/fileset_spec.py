@@ -7,20 +7,15 @@ from typing import Any
 
 from protocol.fileset import FileSetSpec, IncludeSpec, OptionsSpec
 
-_OPTION_FIELDS = (
-    "signature", "compression", "one_fs", "sparse", "hard_links", "xattr_support", "acl_support",
-    "no_atime", "exclude", "ignore_case", "wild", "wild_dir", "wild_file", "regex", "regex_dir",
-    "regex_file", "mtime_only",
-)
-
 
 def _options(block: Any) -> OptionsSpec:
+    """Every Options directive the wire spec has, copied by name from the configured block: the
+    field list is the spec's, so a directive can never be dropped on the way (Recurse was)."""
     values: dict[str, Any] = {}
-    for name in _OPTION_FIELDS:
-        if name in OptionsSpec.model_fields and hasattr(block, name):
-            value = getattr(block, name)
-            if value is not None:
-                values[name] = value
+    for name in OptionsSpec.model_fields:
+        value = getattr(block, name, None)
+        if value is not None:
+            values[name] = value
     return OptionsSpec(**values)
 
 

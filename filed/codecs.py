@@ -26,12 +26,15 @@ def new_hasher(algorithm: str) -> Hasher:
     return hashlib.new(names[algorithm], usedforsecurity=False)
 
 
-def compressor(name: str) -> Callable[[bytes], bytes]:
+def compressor(name: str, level: int | None = None) -> Callable[[bytes], bytes]:
+    """Compress one chunk with the codec `name`; `level` overrides its default (LZ4HC is lz4 at
+    an HC level: the same frames, decompressed as plain LZ4)."""
     if name.startswith("gzip"):
-        level = int(name[4:] or 6)
-        return lambda data: zlib.compress(data, level)
+        gzip_level = int(name[4:] or 6)
+        return lambda data: zlib.compress(data, gzip_level)
     if name == "lz4":
-        return lambda data: bytes(lz4.frame.compress(data))
+        lz4_level = level or 0
+        return lambda data: bytes(lz4.frame.compress(data, compression_level=lz4_level))
     if name == "zstd":
         ctx = zstandard.ZstdCompressor(level=3)
         return lambda data: bytes(ctx.compress(data))
