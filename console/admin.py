@@ -38,7 +38,10 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _port_free(address: str, port: int) -> bool:
+    """Whether a daemon could listen on the port: as the daemons do, with SO_REUSEADDR, so that
+    the connections a `strongroom stop` left in TIME_WAIT do not make a free port look taken."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((address, port))
         except OSError:

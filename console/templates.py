@@ -174,7 +174,7 @@ def director_files(layout: Layout) -> dict[str, str]:
             "  Name = QuickstartSet\n"
             '  Description = "What the quickstart backs up; change File = to your data."\n'
             "  Include {\n"
-            "    Options {\n      Signature = XXH128\n    }\n"
+            "    Options {\n      Signature = XXH128\n      Sparse = yes\n    }\n"
             f"    File = {_q(layout.root / 'data')}\n"
             "  }\n"
             "}\n"
