@@ -3,14 +3,14 @@
 Targets are mapped and their parents checked by `filed.restore_paths`: a path that would land
 outside `where` makes the file refused and logged, never written. A restore survives a bad
 record (#11). A file whose attributes name an unknown codec or digest or an owner no system has,
-whose xattr list is malformed, whose compressed data does not decompress or whose data fails its
-digest is reported (an error naming the file and the problem) and not restored; the restore goes
-on with the next file. Every file but a directory is built under a temporary name beside its
-target and renamed over the target only when it is complete, so a failed file leaves nothing
-behind and never replaces a good file with a truncated one. Whatever goes wrong, `finish` and
-`abort` close descriptors, remove temporary files and hidden carriers and set directory
-attributes; a writer simply dropped still has its descriptors closed and files removed by a
-finalizer.
+whose xattr list is malformed, whose compressed data does not decompress (or would expand past
+its limit, `restore_checks.MAX_CHUNK_SIZE`) or whose data fails its digest is reported (an error
+naming the file and the problem) and not restored; the restore goes on with the next file.
+Every file but a directory is built under a temporary name beside its target and renamed over
+the target only when it is complete, so a failed file leaves nothing behind and never replaces a
+good file with a truncated one. Whatever goes wrong, `finish` and `abort` close descriptors,
+remove temporary files and hidden carriers and set directory attributes; a writer simply dropped
+still has its descriptors closed and files removed by a finalizer.
 
 Job-level problems (an invalid `regexwhere`, an unknown replace policy, a `where` that cannot be
 created) do not raise: the writer is `rejected`, writes nothing, drops every record and reports
@@ -25,7 +25,6 @@ import os
 import secrets
 import stat
 import weakref
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -34,6 +33,8 @@ from typing import Any, Final
 from filed.codecs import Hasher
 from filed.restore_checks import (
     FILE_ERRORS,
+    MAX_CHUNK_SIZE,
+    Decompress,
     FileFailed,
     decompress_chunk,
     open_codecs,
@@ -74,7 +75,7 @@ class _Current:
     temp: bytes | None = None  # the name the file is built under until it is complete
     fd: int = -1
     hasher: Hasher | None = None
-    decompress: Callable[[Any], bytes] | None = None
+    decompress: Decompress | None = None
     acl_access: bytes | None = None
     acl_default: bytes | None = None
     xattrs: list[tuple[bytes, bytes]] = field(default_factory=list)
@@ -84,12 +85,13 @@ class RestoreWriter:
     def __init__(self, where: Path, *, replace: str = "always", strip_prefix: bytes | None = None,
                  add_prefix: bytes | None = None, add_suffix: bytes | None = None,
                  regex_where: str | None = None, hidden_indexes: tuple[tuple[int, int], ...] = (),
-                 log: Any = None) -> None:
+                 log: Any = None, max_chunk_size: int = MAX_CHUNK_SIZE) -> None:
         self.where = os.fsencode(os.path.abspath(where))
         self.replace = replace.lower()
         self.hidden = set(hidden_indexes)
         self.log = log
         self.stats = RestoreStats()
+        self.max_chunk_size = max_chunk_size
         self.rejected: str | None = None
         self.paths = PathMap(self.where, strip_prefix, add_prefix, add_suffix)
         self._current: _Current | None = None
@@ -253,7 +255,7 @@ class RestoreWriter:
         offset, chunk = unpack_data(record.payload)
         data: Any = chunk
         if record.stream == Stream.COMPRESSED_DATA:
-            data = decompress_chunk(cur.decompress, chunk, offset)
+            data = decompress_chunk(cur.decompress, chunk, offset, self.max_chunk_size)
         if cur.hasher is not None:
             cur.hasher.update(data)
         written = os.pwrite(cur.fd, data, offset)

@@ -6,14 +6,22 @@ import zlib
 from collections.abc import Callable
 from typing import Any, Final
 
+import lz4.frame
 import zstandard
 
-from filed.codecs import Hasher, decompressor, new_hasher
+from filed.codecs import Hasher, new_hasher
 from protocol import codec
 from protocol.attributes import FileAttributes, FileType
 from protocol.errors import DecodeError
 
 MAX_ID: Final = 2**32 - 2  # uid_t / gid_t; 2**32 - 1 is (uid_t)-1, "leave unchanged" to chown
+# The most one compressed chunk may expand to when its codec does not declare its size: the largest
+# block a volume holds (storaged.volume.MAX_BLOCK_DATA), so no chunk a backup wrote is larger. A
+# crafted chunk that would expand further fails its file instead of filling memory.
+MAX_CHUNK_SIZE: Final = 64 * 1024 * 1024
+
+# Decompresses one chunk to at most `limit` bytes, or raises (ChunkTooLarge, or a codec's error).
+Decompress = Callable[[Any, int], bytes]
 
 
 class FileFailed(Exception):
@@ -35,7 +43,68 @@ def reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def open_codecs(attrs: FileAttributes) -> tuple[Hasher | None, Callable[[Any], bytes] | None]:
+class ChunkTooLarge(FileFailed):
+    """A compressed chunk that would expand past its limit."""
+
+
+def _inflate_zlib(chunk: Any, limit: int) -> bytes:
+    inflater = zlib.decompressobj()
+    data = inflater.decompress(chunk, limit + 1)
+    if len(data) > limit:
+        raise ChunkTooLarge(f"expands to more than {limit} bytes")
+    if not inflater.eof:
+        raise zlib.error("incomplete or truncated stream")
+    return data
+
+
+def _declared(size: int, limit: int) -> int:
+    """The limit for a chunk whose codec declares `size` bytes (a negative size: none declared)."""
+    if size > limit:
+        raise ChunkTooLarge(f"declares {size} bytes, more than a chunk may hold ({limit})")
+    return limit if size < 0 else size
+
+
+def _inflate_lz4(chunk: Any, limit: int) -> bytes:
+    size = lz4.frame.get_frame_info(chunk)["content_size"]  # 0: not declared
+    limit = _declared(size or -1, limit)
+    inflater = lz4.frame.LZ4FrameDecompressor()
+    data = bytes(inflater.decompress(chunk, max_length=limit + 1))
+    if len(data) > limit:
+        raise ChunkTooLarge(f"expands to more than {limit} bytes")
+    if not inflater.eof:
+        raise RuntimeError("incomplete or truncated frame")
+    if size and len(data) != size:
+        raise RuntimeError(f"expands to {len(data)} bytes, not the {size} its frame declares")
+    return data
+
+
+def _inflate_zstd(chunk: Any, limit: int) -> bytes:
+    inflater = zstandard.ZstdDecompressor()
+    size = zstandard.frame_content_size(chunk)  # -1: not declared
+    limit = _declared(size, limit)
+    if size >= 0:
+        return bytes(inflater.decompress(chunk))  # zstd writes into exactly the declared size, or fails
+    try:
+        return bytes(inflater.decompress(chunk, max_output_size=limit))
+    except zstandard.ZstdError:
+        with inflater.stream_reader(chunk) as reader:  # too large, or corrupt? (the failure path only)
+            if len(reader.read(limit + 1)) > limit:
+                raise ChunkTooLarge(f"expands to more than {limit} bytes") from None
+        raise
+
+
+def decompressor(name: str) -> Decompress:
+    """The bounded decompressor for a compression name as attributes carry it (filed.codecs)."""
+    if name.startswith("gzip"):
+        return _inflate_zlib
+    if name == "lz4":
+        return _inflate_lz4
+    if name == "zstd":
+        return _inflate_zstd
+    raise ValueError(f"unknown compression {name!r}")
+
+
+def open_codecs(attrs: FileAttributes) -> tuple[Hasher | None, Decompress | None]:
     """The digest and decompressor the attributes name; FileFailed for anything no restore can honour."""
     for what, value in (("uid", attrs.uid), ("gid", attrs.gid)):
         if not 0 <= value <= MAX_ID:
@@ -56,11 +125,16 @@ def open_codecs(attrs: FileAttributes) -> tuple[Hasher | None, Callable[[Any], b
     return hasher, decompress
 
 
-def decompress_chunk(decompress: Callable[[Any], bytes] | None, chunk: memoryview, offset: int) -> bytes:
+def decompress_chunk(decompress: Decompress | None, chunk: memoryview, offset: int,
+                     limit: int = MAX_CHUNK_SIZE) -> bytes:
+    """One chunk's data, at most `limit` bytes (less when its codec declares its size); FileFailed
+    for a chunk that is corrupt or would expand further."""
     if decompress is None:
         raise FileFailed("compressed data for a file whose attributes name no compression")
     try:
-        return decompress(chunk)
+        return decompress(chunk, limit)
+    except ChunkTooLarge as exc:
+        raise FileFailed(f"compressed chunk at offset {offset} {exc}") from exc
     except _CHUNK_ERRORS as exc:
         raise FileFailed(f"corrupt compressed chunk at offset {offset}: {exc}") from exc
 

@@ -10,13 +10,17 @@ from __future__ import annotations
 import gc
 import os
 import stat
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+import lz4.frame
 import pytest
+import zstandard
 
 from filed.codecs import compressor, new_hasher
 from filed.restore import HIDDEN_PREFIX, TEMP_PREFIX, RestoreWriter
+from filed.restore_checks import MAX_CHUNK_SIZE
 from protocol import codec
 from protocol.attributes import FileAttributes, FileType, encode_attributes
 from protocol.records import Record, Stream, pack_data, unpack_data
@@ -382,3 +386,77 @@ def test_directories_merge_or_replace_a_file(tmp_path: Path) -> None:
     assert (where / "src" / "keep" / "old").read_text() == "old"
     assert stat.S_IMODE((where / "src" / "keep").stat().st_mode) == 0o751
     assert stat.S_IMODE((where / "src" / "was-a-file").stat().st_mode) == 0o705
+
+
+# -- decompression is bounded (#11) --------------------------------------------------------------
+
+
+def _chunk_file(index: int, path: bytes, compression: str, size: int, chunk: bytes) -> list[Record]:
+    return [Record(index, Stream.ATTRIBUTES, attributes(path, size, compression=compression)),
+            Record(index, Stream.COMPRESSED_DATA, pack_data(0, chunk))]
+
+
+MIB = 1024 * 1024
+BOMBS: dict[str, tuple[str, bytes, str]] = {
+    "gzip": ("gzip6", zlib.compress(b"\0" * (2 * MIB)), f"expands to more than {MIB} bytes"),
+    "lz4, size declared": ("lz4", lz4.frame.compress(b"\0" * (2 * MIB)), f"declares {2 * MIB} bytes, more than"),
+    "lz4, no size": ("lz4", lz4.frame.compress(b"\0" * (2 * MIB), store_size=False),
+                     f"expands to more than {MIB} bytes"),
+    "zstd, size declared": ("zstd", zstandard.ZstdCompressor().compress(b"\0" * (2 * MIB)),
+                            f"declares {2 * MIB} bytes, more than"),
+    "zstd, no size": ("zstd", zstandard.ZstdCompressor(write_content_size=False).compress(b"\0" * (2 * MIB)),
+                      f"expands to more than {MIB} bytes"),
+}
+
+
+@pytest.mark.usefixtures("no_leaks")
+@pytest.mark.parametrize("kind", list(BOMBS))
+def test_a_chunk_expanding_past_the_limit_costs_its_file(tmp_path: Path, kind: str) -> None:
+    compression, chunk, problem = BOMBS[kind]
+    where = tmp_path / "where"
+    writer = RestoreWriter(where, max_chunk_size=MIB)
+    for record in [*file_records(1, b"/src/before", BEFORE),
+                   *_chunk_file(2, b"/src/bomb", compression, 2 * MIB, chunk),
+                   *file_records(3, b"/src/after", AFTER)]:
+        writer.feed(record)
+    stats = writer.finish()
+    (failure,) = stats.failed
+    assert failure.startswith(f"/src/bomb: compressed chunk at offset 0 {problem}") and failure.endswith(
+        "; not restored")
+    assert not (where / "src" / "bomb").exists()
+    assert (where / "src" / "after").read_bytes() == AFTER
+
+
+@pytest.mark.usefixtures("no_leaks")
+@pytest.mark.parametrize("compression", ["gzip6", "lz4", "zstd"])
+def test_a_chunk_at_the_limit_is_restored(tmp_path: Path, compression: str) -> None:
+    content = bytes(range(256)) * (MIB // 256)
+    records = file_records(1, b"/src/f", content, compression=compression)
+    writer = RestoreWriter(tmp_path / "where", max_chunk_size=4096)  # file_records writes 4 KiB chunks
+    for record in records:
+        writer.feed(record)
+    assert writer.finish().failed == []
+    assert (tmp_path / "where" / "src" / "f").read_bytes() == content
+
+
+@pytest.mark.usefixtures("no_leaks")
+def test_a_declared_size_past_the_default_limit_fails_before_anything_is_allocated(tmp_path: Path) -> None:
+    chunk = zstandard.ZstdCompressor().compress(b"\0" * (MAX_CHUNK_SIZE + 1))
+    writer = RestoreWriter(tmp_path / "where")
+    for record in _chunk_file(1, b"/src/bomb", "zstd", MAX_CHUNK_SIZE + 1, chunk):
+        writer.feed(record)
+    assert writer.finish().failed == [f"/src/bomb: compressed chunk at offset 0 declares {MAX_CHUNK_SIZE + 1} "
+                                      f"bytes, more than a chunk may hold ({MAX_CHUNK_SIZE}); not restored"]
+
+
+@pytest.mark.usefixtures("no_leaks")
+@pytest.mark.parametrize("compression", ["gzip6", "lz4", "zstd"])
+def test_a_truncated_chunk_is_corrupt(tmp_path: Path, compression: str) -> None:
+    records = file_records(1, b"/src/f", b"t" * 4096, compression=compression, digest="")
+    attrs, data = records
+    truncated = Record(1, Stream.COMPRESSED_DATA, bytes(data.payload)[:-4])
+    writer = RestoreWriter(tmp_path / "where")
+    for record in (attrs, truncated):
+        writer.feed(record)
+    (failure,) = writer.finish().failed
+    assert failure.startswith("/src/f: corrupt compressed chunk at offset 0"), failure
