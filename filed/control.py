@@ -18,7 +18,7 @@ from common.net import Connection, NetError, dial
 from common.scripts import run_command
 from common.version import VERSION
 from filed.backup import AccurateEntry, BackupReader
-from filed.restore import RestoreWriter
+from filed.restore import RestoreStats, RestoreWriter
 from protocol.attributes import decode_attributes
 from protocol.errors import ProtocolError
 from protocol.fileset import FileSetSpec
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from filed.daemon import FileDaemon
 
 PROGRESS_INTERVAL: Final = 1.0
+MAX_REASON: Final = 500  # characters of an unforeseen exception's repr in a JobEnd
 # No fixed timeout waits for a reply from the Director or the Storage Daemon: a reply may take long
 # (the SD waits for a device or a volume, flushes a large job), and a peer that stopped answering is
 # found by its missing heartbeats instead (common.link.Liveness: 2 x Heartbeat Interval + grace).
@@ -79,6 +80,7 @@ class FdJob:
     current: builtins.bytes = b""
     status: str = "C"
     director_lost: str = ""  # why the Director's connection ended mid-job (nobody hears the JobEnd)
+    notes: RestoreStats | None = None  # a restore's per-file errors and warnings, sent before its JobEnd
 
     @property
     def name(self) -> str:
@@ -115,7 +117,7 @@ async def serve_director(fd: FileDaemon, conn: Connection, monitor: bool, log: A
                         return
                     case FdRestore() if job is not None and job.sd is not None:
                         await conn.send(Ok(code=Code.FD_OK, text="OK restore"))
-                        await _session(fd, job, conn, log, _restore(job, event, conn, log))
+                        await _session(fd, job, conn, log, _restore(job, event, log))
                         return
                     case FdEstimate() if job is not None:
                         await conn.send(await asyncio.to_thread(_estimate, job, event))
@@ -183,6 +185,9 @@ async def _session(fd: FileDaemon, job: FdJob, conn: Connection, log: Any, work:
         status, text = ("A" if job.canceled.is_set() else "E"), str(exc)
     except (NetError, ProtocolError) as exc:
         status, text = ("A" if job.canceled.is_set() else "E"), f"Storage Daemon connection failed: {exc}"
+    except Exception as exc:  # the job's boundary: whatever went wrong, the Director gets a JobEnd
+        log.exception("job_crashed", job=job.name)
+        status, text = "E", f"internal error: {exc!r:.{MAX_REASON}}"
     finally:
         progress.cancel()
         watcher.cancel()
@@ -191,6 +196,8 @@ async def _session(fd: FileDaemon, job: FdJob, conn: Connection, log: Any, work:
                 await task
     job.status = status
     if not job.director_lost:
+        if job.notes is not None:
+            await _send_notes(conn, job, job.notes)
         if text:
             await _jmsg(conn, job, "error" if status not in ("T", "W") else "warning", text)
         try:
@@ -235,6 +242,17 @@ async def _report_progress(job: FdJob, conn: Connection) -> None:
 async def _jmsg(conn: Connection, job: FdJob, level: str, text: str) -> None:
     with contextlib.suppress(NetError):
         await conn.send(JobMessage(job=job.name, level=level, text=text, time=time.time()))
+
+
+async def _send_notes(conn: Connection, job: FdJob, stats: RestoreStats) -> None:
+    """Each per-file error and warning the writer kept as a job message, then one line for the
+    ones it only counted: a restore with thousands of bad files does not flood the Director."""
+    for level, texts, total, kind in (("error", stats.failed, stats.errors, "error(s)"),
+                                      ("warning", stats.warnings, stats.warning_count, "warning(s)")):
+        for text in texts:
+            await _jmsg(conn, job, level, text)
+        if total > len(texts):
+            await _jmsg(conn, job, level, f"{total - len(texts)} more {kind} not listed (the first {len(texts)} are)")
 
 
 def _next_batch(records: Iterator[Record], job: FdJob) -> list[Record] | None:
@@ -292,9 +310,15 @@ async def _backup(fd: FileDaemon, job: FdJob, conn: Connection, log: Any) -> tup
     return ("W" if stats.warnings else "T"), ""
 
 
-async def _restore(job: FdJob, msg: FdRestore, conn: Connection, log: Any) -> tuple[str, str]:
+async def _restore(job: FdJob, msg: FdRestore, log: Any) -> tuple[str, str]:
+    """Receive the Storage Daemon's records into a RestoreWriter. Whatever ends the restore (the
+    end of the data, an SD error, cancel, a broken connection, a bug), the writer is finished or
+    aborted before this returns or raises: descriptors closed, half-written files and hidden
+    carriers removed, directory attributes set."""
     assert job.sd is not None
-    writer = RestoreWriter(
+    sd = job.sd
+    writer = await asyncio.to_thread(
+        RestoreWriter,
         Path(os.fsdecode(msg.where)),
         replace=msg.replace,
         hidden_indexes=msg.hidden_indexes,
@@ -304,41 +328,63 @@ async def _restore(job: FdJob, msg: FdRestore, conn: Connection, log: Any) -> tu
         regex_where=msg.regex_where,
         log=log,
     )
-    sd = job.sd
+    if writer.rejected is not None:  # nothing can be restored: the SD's read session is never opened
+        job.errors = writer.stats.errors
+        await sd.close(terminate=True)
+        return "E", writer.rejected
+    why, failure = "the restore stopped", ""
+    try:
+        failure = await _receive(job, sd, writer)
+        if failure:
+            why = "the Storage Daemon failed"  # the file being received is discarded, not installed
+        else:
+            await asyncio.to_thread(writer.finish)
+        await sd.close(terminate=True)
+    except FdJobError as exc:
+        why = str(exc)
+        raise
+    except (NetError, ProtocolError):
+        why = "job canceled" if job.canceled.is_set() else "the Storage Daemon connection failed"
+        raise
+    finally:
+        # A no-op after finish(). In a worker thread, shielded: a cancel while it runs does not stop
+        # it, and it waits for a feed still running in its own thread (RestoreWriter's lock).
+        stats = await asyncio.shield(asyncio.get_running_loop().run_in_executor(None, writer.abort, why))
+        job.notes = stats
+        job.files = stats.files  # hidden hardlink carriers are not files of this restore
+        job.errors = stats.errors
+        job.warnings = stats.warning_count
+    if failure:
+        return "E", failure
+    if stats.errors:
+        return "E", f"{stats.errors} file(s) could not be restored"
+    return "T", ""
+
+
+async def _receive(job: FdJob, sd: Connection, writer: RestoreWriter) -> str:
+    """Feed the read session's records to the writer until its EOD; the Storage Daemon's error text
+    if it ended the session with one instead."""
     await sd.send(ReadOpen())
     reply = await sd.recv_message()
     if isinstance(reply, ErrorReply):
         raise FdJobError(f"Storage Daemon refused the read session: {reply.code} {reply.text}")
-    failure = ""
     while True:
         if job.canceled.is_set():
             raise FdJobError("job canceled")
         event = await sd.recv_event()
         if event is Signal.EOD:
-            break
+            return ""
         if isinstance(event, Signal):
             raise FdJobError(f"Storage Daemon sent {event.name} during the restore")
         decoded = decode_body(event)
         if isinstance(decoded, ErrorReply):
-            failure = f"Storage Daemon: {decoded.text}"
-            break
+            return f"Storage Daemon: {decoded.text}"
         if not isinstance(decoded, list):
             raise FdJobError(f"unexpected {decoded.TYPE!r} from the Storage Daemon")
         records = decoded
         job.files += sum(1 for r in records if r.stream == Stream.ATTRIBUTES)
         job.bytes += sum(len(r.payload) - 8 for r in records if r.stream in DATA_STREAMS)
         await asyncio.to_thread(_feed, writer, records)
-    stats = await asyncio.to_thread(writer.finish)
-    job.files = stats.files  # hidden hardlink carriers are not files of this restore
-    job.errors = stats.errors
-    for note in getattr(stats, "warnings", []):
-        await _jmsg(conn, job, "warning", note)
-    await sd.close(terminate=True)
-    if failure:
-        return "E", failure
-    if stats.errors:
-        return "E", f"{stats.errors} file(s) could not be restored"
-    return "T", ""
 
 
 def _feed(writer: RestoreWriter, records: list[Record]) -> None:

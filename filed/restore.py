@@ -24,6 +24,7 @@ import itertools
 import os
 import secrets
 import stat
+import threading
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,19 +52,38 @@ from protocol.records import DATA_STREAMS, Record, Stream, unpack_data
 REPLACE_POLICIES: Final = ("always", "ifnewer", "ifolder", "never")
 HIDDEN_PREFIX: Final = b".strongroom-restore-"  # a hardlink's data carrier whose own name is not selected
 TEMP_PREFIX: Final = b".strongroom-part-"  # a file being built, renamed over its target when complete
+# The notes of each kind (errors, warnings) a restore keeps the text of; the rest are only counted,
+# so a restore with thousands of bad files neither grows without bound nor floods the job log.
+MAX_NOTES: Final = 100
 
 
 @dataclass
 class RestoreStats:
     """What a restore did. `files` counts the files restored plus those the replace policy kept as
-    they were (`skipped`), as Bareos counts JobFiles: both are what the Director asked for."""
+    they were (`skipped`), as Bareos counts JobFiles: both are what the Director asked for.
+
+    Notes for the job log come in two kinds, each counted in full with the first `keep` texts kept:
+    errors (`errors`, `failed`: a file not restored, a job-level rejection) and warnings
+    (`warning_count`, `warnings`: what was restored without all of its attributes)."""
 
     files: int = 0
     bytes: int = 0
     errors: int = 0
     skipped: int = 0
-    warnings: list[str] = field(default_factory=list)  # every note for the job log, errors included
-    failed: list[str] = field(default_factory=list)  # the notes that are errors
+    warning_count: int = 0
+    warnings: list[str] = field(default_factory=list)  # the first `keep` warnings
+    failed: list[str] = field(default_factory=list)  # the first `keep` errors
+    keep: int = MAX_NOTES
+
+    def error(self, text: str) -> None:
+        self.errors += 1
+        if len(self.failed) < self.keep:
+            self.failed.append(text)
+
+    def warn(self, text: str) -> None:
+        self.warning_count += 1
+        if len(self.warnings) < self.keep:
+            self.warnings.append(text)
 
 
 @dataclass
@@ -85,13 +105,16 @@ class RestoreWriter:
     def __init__(self, where: Path, *, replace: str = "always", strip_prefix: bytes | None = None,
                  add_prefix: bytes | None = None, add_suffix: bytes | None = None,
                  regex_where: str | None = None, hidden_indexes: tuple[tuple[int, int], ...] = (),
-                 log: Any = None, max_chunk_size: int = MAX_CHUNK_SIZE) -> None:
+                 log: Any = None, max_notes: int = MAX_NOTES, max_chunk_size: int = MAX_CHUNK_SIZE) -> None:
         self.where = os.fsencode(os.path.abspath(where))
         self.replace = replace.lower()
         self.hidden = set(hidden_indexes)
         self.log = log
-        self.stats = RestoreStats()
+        self.stats = RestoreStats(keep=max_notes)
         self.max_chunk_size = max_chunk_size
+        # One call at a time: the File Daemon feeds from a worker thread and may abort from another
+        # while a feed is still running (a canceled job); the abort waits for that feed to return.
+        self._lock = threading.Lock()
         self.rejected: str | None = None
         self.paths = PathMap(self.where, strip_prefix, add_prefix, add_suffix)
         self._current: _Current | None = None
@@ -124,12 +147,13 @@ class RestoreWriter:
 
     def feed(self, record: Record) -> None:
         """Take one record; never raises: whatever is wrong with it costs at most its file."""
-        if self.rejected is not None or self._closed:
-            return
-        try:
-            self._feed(record)
-        except Exception as exc:  # a per-file boundary: an unforeseen failure loses one file, never the restore
-            self._unforeseen(exc, record.file_index)
+        with self._lock:
+            if self.rejected is not None or self._closed:
+                return
+            try:
+                self._feed(record)
+            except Exception as exc:  # a per-file boundary: an unforeseen failure loses one file, never the restore
+                self._unforeseen(exc, record.file_index)
 
     def _feed(self, record: Record) -> None:
         if record.stream == Stream.JOB_START:
@@ -301,6 +325,10 @@ class RestoreWriter:
         """The records are complete: finish the last file, then set directory attributes deepest
         first (after their contents), then remove hidden carriers; each step whatever the one
         before it did. Never raises."""
+        with self._lock:
+            return self._finish()
+
+    def _finish(self) -> RestoreStats:
         if self._closed:
             return self.stats
         try:
@@ -315,11 +343,13 @@ class RestoreWriter:
 
     def abort(self, why: str = "the restore stopped") -> RestoreStats:
         """The records stopped early: the file being written is discarded (a file it would have
-        replaced stays as it was), then everything `finish` does. Never raises."""
-        cur, self._current = self._current, None
-        if cur is not None and not self._closed:
-            self._fail(cur, f"{why} before its data was complete")
-        return self.finish()
+        replaced stays as it was), then everything `finish` does. Never raises. Safe to call from
+        another thread than a `feed` in progress: it waits for that feed to return."""
+        with self._lock:
+            cur, self._current = self._current, None
+            if cur is not None and not self._closed:
+                self._fail(cur, f"{why} before its data was complete")
+            return self._finish()
 
     def close(self) -> None:
         """Abort unless finished; for `with` and `finally`."""
@@ -395,9 +425,7 @@ class RestoreWriter:
             self.log.warning("restore_path_refused", path=printable(path), reason=why)
 
     def _warn(self, text: str) -> None:
-        self.stats.warnings.append(text)
+        self.stats.warn(text)
 
     def _error(self, text: str) -> None:
-        self.stats.errors += 1
-        self.stats.warnings.append(text)
-        self.stats.failed.append(text)
+        self.stats.error(text)

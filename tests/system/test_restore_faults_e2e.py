@@ -112,3 +112,20 @@ def test_an_invalid_regexwhere_is_refused_before_anything_is_written(
     assert row["jobstatus"] == "E"
     assert "invalid regexwhere" in messages(inst)
     assert not where.exists()
+
+
+def test_a_where_the_client_cannot_create_ends_E_before_any_data_is_read(
+        backed_up: tuple[Installation, Path, dict[str, Any]], tmp_path: Path) -> None:
+    """The File Daemon's writer is rejected: the FD ends the job at once with the reason and never
+    opens the Storage Daemon's read session, which ends without sending anything."""
+    inst, _src, _row = backed_up
+    (tmp_path / "a-file").write_text("not a directory\n")
+    where = tmp_path / "a-file" / "r"
+    row = run_job(inst, f'restore client={inst.layout.client} fileset=Faults where="{where}" select all done yes')
+    text = messages(inst)
+    assert row["jobstatus"] == "E", text
+    assert f"restore rejected: cannot create {where}: Not a directory; nothing was restored" in text, text
+    assert "could not be restored" not in text, text
+    assert row["jobfiles"] == 0 and row["jobbytes"] == 0, row
+    (status,) = run(inst, "status storage=File")
+    assert status["storage"]["running_jobs"] == [], status

@@ -19,7 +19,7 @@ import pytest
 import zstandard
 
 from filed.codecs import compressor, new_hasher
-from filed.restore import HIDDEN_PREFIX, TEMP_PREFIX, RestoreWriter
+from filed.restore import HIDDEN_PREFIX, TEMP_PREFIX, RestoreStats, RestoreWriter
 from filed.restore_checks import MAX_CHUNK_SIZE
 from protocol import codec
 from protocol.attributes import FileAttributes, FileType, encode_attributes
@@ -161,7 +161,7 @@ def test_a_bad_record_costs_only_its_file(tmp_path: Path, kind: str) -> None:
     assert (src / "before").read_bytes() == BEFORE
     assert (src / "after").read_bytes() == AFTER
     assert not (src / "bad").exists()
-    assert writer.stats.errors == 1, writer.stats.warnings
+    assert writer.stats.errors == 1, writer.stats.failed
     assert writer.stats.files == 2
     (failure,) = writer.stats.failed
     assert failure.startswith("/src/bad: ") and problem in failure and failure.endswith("not restored"), failure
@@ -210,7 +210,7 @@ def test_replace_always_replaces_whole_files_of_every_kind(tmp_path: Path) -> No
     (src / "before").write_bytes(b"old, and longer than nothing" * 1000)
     (src / "after").symlink_to("/nonexistent")  # a symlink in the way is replaced, not followed
     writer = restore(stream(file_records(2, b"/src/bad", b"fine after all")), where, replace="always")
-    assert writer.stats.errors == 0, writer.stats.warnings
+    assert writer.stats.errors == 0, writer.stats.failed
     assert (src / "before").read_bytes() == BEFORE
     assert not (src / "after").is_symlink() and (src / "after").read_bytes() == AFTER
     assert (src / "bad").read_bytes() == b"fine after all"
@@ -382,10 +382,20 @@ def test_directories_merge_or_replace_a_file(tmp_path: Path) -> None:
     records = [Record(1, Stream.ATTRIBUTES, attributes(b"/src/keep", kind=FileType.DIRECTORY, mode=0o751)),
                Record(2, Stream.ATTRIBUTES, attributes(b"/src/was-a-file", kind=FileType.DIRECTORY, mode=0o705))]
     writer = restore(records, where, replace="always")
-    assert writer.stats.errors == 0, writer.stats.warnings
+    assert writer.stats.errors == 0, writer.stats.failed
     assert (where / "src" / "keep" / "old").read_text() == "old"
     assert stat.S_IMODE((where / "src" / "keep").stat().st_mode) == 0o751
     assert stat.S_IMODE((where / "src" / "was-a-file").stat().st_mode) == 0o705
+
+
+def test_stats_count_every_note_and_keep_the_first_texts() -> None:
+    stats = RestoreStats(keep=3)
+    for i in range(10):
+        stats.error(f"e{i}")
+        stats.warn(f"w{i}")
+        stats.warn(f"v{i}")
+    assert (stats.errors, stats.failed) == (10, ["e0", "e1", "e2"])
+    assert (stats.warning_count, stats.warnings) == (20, ["w0", "v0", "w1"])
 
 
 # -- decompression is bounded (#11) --------------------------------------------------------------
