@@ -20,7 +20,7 @@ MIB = 1024 * 1024
 
 def _fileset(root: Path, **options: object) -> FileSetSpec:
     return FileSetSpec(name="fs", include=(IncludeSpec(files=(os.fsencode(root),),
-                                                       options=(OptionsSpec(**options),)),))  # type: ignore[arg-type]
+                                                       options=(OptionsSpec(**options),)),))
 
 
 def _restore(records: Iterable[Record], where: Path, **kw: object) -> RestoreWriter:
@@ -146,7 +146,7 @@ def test_flipped_data_fails_the_digest(tmp_path: Path) -> None:
     src.mkdir()
     (src / "f").write_bytes(b"A" * 1000)
     records = list(BackupReader(_fileset(src, signature="SHA256")).records())
-    bad = [Record(r.file_index, r.stream, r.payload[:-1] + b"B") if r.stream == Stream.DATA else r for r in records]
+    bad = [Record(r.file_index, r.stream, bytes(r.payload[:-1]) + b"B") if r.stream == Stream.DATA else r for r in records]
     writer = _restore(bad, tmp_path / "out")
     assert writer.stats.errors == 1
     assert "digest mismatch" in writer.stats.failed[0]
