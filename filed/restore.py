@@ -48,8 +48,8 @@ from filed.restore_paths import PathMap, UnsafePath, parse_regex_where, printabl
 from protocol.attributes import FileAttributes, FileType, decode_attributes
 from protocol.errors import DecodeError
 from protocol.records import DATA_STREAMS, Record, Stream, unpack_data
+from protocol.restore_policy import REPLACE_POLICIES
 
-REPLACE_POLICIES: Final = ("always", "ifnewer", "ifolder", "never")
 HIDDEN_PREFIX: Final = b".strongroom-restore-"  # a hardlink's data carrier whose own name is not selected
 TEMP_PREFIX: Final = b".strongroom-part-"  # a file being built, renamed over its target when complete
 # The notes of each kind (errors, warnings) a restore keeps the text of; the rest are only counted,
