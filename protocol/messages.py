@@ -156,16 +156,21 @@ class ConsoleReply(Message):
 
     `more=True` marks one item of a streamed answer (`.events`): the console prints it and keeps
     reading; the answer ends with the first reply whose `more` is false.
+
+    `rows` names a part of a long answer sent in pieces (`list files`): its `data` is a list of
+    rows that extends the final reply's `data[rows]`, so a JSON console joins them into one answer
+    while a text console prints each part's `text` as it arrives.
     """
 
     TYPE: ClassVar[str] = "reply"
-    OPTIONAL_ON_WIRE: ClassVar[frozenset[str]] = frozenset({"more"})
+    OPTIONAL_ON_WIRE: ClassVar[frozenset[str]] = frozenset({"more", "rows"})
     code: int
     ok: bool
     text: str
     data: Any = None
     prompt: str | None = None
     more: bool = False
+    rows: str | None = None
 
 
 MESSAGE_TYPES: Final[dict[str, type[Message]]] = {
