@@ -125,7 +125,8 @@ async def do_copy(director: DirectorDaemon, jcr: JobControl) -> str:
         director.joblog(jcr, "info", f"No JobIds found to {what}: nothing to do "
                                      f"(Selection Type = {resource.selection_type or 'Job'}, pool {targets.source_pool})")
         return st.TERMINATED
-    director.joblog(jcr, "info", f"The following {len(selected)} JobId(s) were chosen to be {what}ed: "
+    director.joblog(jcr, "info", f"The following {len(selected)} JobId(s) were chosen to be "
+                                 f"{'migrated' if migrate else 'copied'}: "
                                  + ",".join(str(j.job_id) for j in selected))
     worst = st.TERMINATED
     for source in selected:
