@@ -469,3 +469,52 @@ class Catalog:
     def job_log(self, job_id: int) -> list[tuple[float, str]]:
         return [(float(r[0]), str(r[1])) for r in
                 self._query("SELECT Time, LogText FROM Log WHERE JobId=? ORDER BY LogId", (job_id,))]
+
+    # -- console reads in pages: a listing never holds a whole table ---------------------------
+
+    def files_page(self, job_id: int, after: int, limit: int, offset: int = 0) -> list[tuple[int, FileRow]]:
+        """Up to `limit` File rows of a job with FileId > `after` (skipping `offset` of them), in
+        FileId order, each with its FileId (the key of the next page)."""
+        rows = self._query("SELECT f.FileId, f.JobId, p.Path, f.Name, f.FileIndex, f.LStat, f.MD5 FROM File f "
+                           "JOIN Path p ON p.PathId = f.PathId WHERE f.JobId=? AND f.FileId>? ORDER BY f.FileId "
+                           "LIMIT ? OFFSET ?", (job_id, after, limit, offset))
+        return [(int(r[0]), FileRow(int(r[1]), bytes(r[2]), bytes(r[3]), int(r[4]), bytes(r[5]), r[6]))
+                for r in rows]
+
+    def jobs_page(self, after: int | None, limit: int, *, offset: int = 0, descending: bool = False,
+                  job_name: str | None = None, client: str | None = None, status: str | None = None,
+                  job_type: str | None = None) -> list[JobRow]:
+        """Up to `limit` jobs after JobId `after` in JobId order (newest first when `descending`),
+        filtered by job name, client name, status letter and type."""
+        where: list[str] = []
+        args: list[Any] = []
+        if after is not None:
+            where.append("j.JobId<?" if descending else "j.JobId>?")
+            args.append(after)
+        for column, value in (("j.Name", job_name), ("c.Name", client), ("j.JobStatus", status), ("j.Type", job_type)):
+            if value is not None:
+                where.append(f"{column}=?")
+                args.append(value)
+        sql = (_JOB_SELECT + (" WHERE " + " AND ".join(where) if where else "")
+               + f" ORDER BY j.JobId{' DESC' if descending else ''} LIMIT ? OFFSET ?")
+        return [JobRow(*r) for r in self._query(sql, (*args, limit, offset))]
+
+    def media_page(self, after: int, limit: int, *, offset: int = 0, pool: str | None = None) -> list[MediaRow]:
+        """Up to `limit` volumes with MediaId > `after` in MediaId order, of one pool when given."""
+        where = " WHERE m.MediaId>?" + (" AND p.Name=?" if pool is not None else "")
+        args: tuple[Any, ...] = (after, pool) if pool is not None else (after,)
+        return [MediaRow(*r) for r in self._query(_MEDIA_SELECT + where + " ORDER BY m.MediaId LIMIT ? OFFSET ?",
+                                                  (*args, limit, offset))]
+
+    def log_page(self, job_id: int, after: int, limit: int, offset: int = 0) -> list[tuple[int, float, str]]:
+        """Up to `limit` Log rows of a job with LogId > `after`, in order: (LogId, Time, LogText)."""
+        return [(int(r[0]), float(r[1]), str(r[2])) for r in self._query(
+            "SELECT LogId, Time, LogText FROM Log WHERE JobId=? AND LogId>? ORDER BY LogId LIMIT ? OFFSET ?",
+            (job_id, after, limit, offset))]
+
+    def known_names(self, kind: str) -> list[str]:
+        """The names the catalog has seen of a kind: job, client, fileset, pool or storage."""
+        sql = {"job": "SELECT DISTINCT Name FROM Job", "client": "SELECT Name FROM Client",
+               "fileset": "SELECT DISTINCT FileSet FROM FileSet", "pool": "SELECT Name FROM Pool",
+               "storage": "SELECT Name FROM Storage"}[kind]
+        return sorted(str(r[0]) for r in self._query(sql) if r[0] is not None)
