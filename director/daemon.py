@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import functools
 import time
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from common.config import ConfigError
 from common.daemon import Daemon, OwnResource, StartupError
 from common.net import Connection
 from director.catalog import Catalog, CatalogError, PoolRow, open_catalog
+from director.catalog.service import CatalogService
 from director.config import load_director_config
 from director.console.server import DEFAULT_CONSOLE, serve_console
 from director.events import EventBus
@@ -42,13 +42,12 @@ class DirectorDaemon(Daemon):
         self.namer = UniqueNamer()
         self.messages = MessageQueue()
         self.events = EventBus()
-        self._db_thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
-        self._catalog: Catalog | None = None
+        self.db = CatalogService(self._open_catalog)
         self.engine = JobEngine(self)
         self.status_hooks = HookRunner(self)
         self.queue = self.engine.queue
-        self.scheduler = Scheduler(lambda: self.config, self.submit, lambda: self.catalog_call("scheduler_state"),
-                                   lambda s: self.catalog_call("save_scheduler_state", s), log)
+        self.scheduler = Scheduler(lambda: self.config, self.submit, self.db.scheduler_state,
+                                   self.db.save_scheduler_state, log)
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -76,26 +75,26 @@ class DirectorDaemon(Daemon):
     def working_dir(self) -> Path:
         return Path(self.config.director.working_directory or ".")
 
+    def _open_catalog(self) -> Catalog:
+        catalogs = list(self.config.catalogs.values())
+        if not catalogs:
+            raise StartupError("no Catalog resource is configured", 42)
+        try:
+            return open_catalog(catalogs[0], self.working_dir)
+        except CatalogError as exc:
+            raise StartupError(str(exc)) from exc
+
     @property
     def catalog(self) -> Catalog:
-        if self._catalog is None:
-            catalogs = list(self.config.catalogs.values())
-            if not catalogs:
-                raise StartupError("no Catalog resource is configured", 42)
-            try:
-                self._catalog = open_catalog(catalogs[0], self.working_dir)
-            except CatalogError as exc:
-                raise StartupError(str(exc)) from exc
-        return self._catalog
+        """The catalog backend itself, for code already on the catalog thread (use `db`)."""
+        return self.db.backend
 
     async def catalog_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Run one catalog method on the catalog thread (the event loop never waits on SQL)."""
-        fn = getattr(self.catalog, method)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._db_thread, functools.partial(fn, *args, **kwargs))
+        """Call a catalog method by name (the console's older way; new code uses `db`)."""
+        return await getattr(self.db, method)(*args, **kwargs)
 
     async def run_in_thread(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._db_thread, functools.partial(fn, *args))
+        return await self.db.run_blocking(functools.partial(fn, *args))
 
     async def ensure_pool(self, name: str | None) -> int | None:
         if name is None:
@@ -105,7 +104,7 @@ class DirectorDaemon(Daemon):
                       max_vol_bytes=int(pool.maximum_volume_bytes or 0), max_vol_jobs=int(pool.maximum_volume_jobs or 0),
                       max_vols=int(pool.maximum_volumes or 0), vol_retention=float(pool.volume_retention),
                       recycle=pool.recycle, auto_prune=pool.auto_prune)
-        return int(await self.catalog_call("ensure_pool", row))
+        return await self.db.ensure_pool(row)
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -156,7 +155,7 @@ class DirectorDaemon(Daemon):
     # -- lifecycle --------------------------------------------------------------------------
 
     async def on_started(self, tg: asyncio.TaskGroup) -> None:
-        await self.run_in_thread(lambda: self.catalog)
+        await self.db.open()
         await self.engine.recover()  # the queue as it was, before admission and catch-up runs
         tg.create_task(self.engine.serve(self.stop_event))
         tg.create_task(self.engine.watch(self.stop_event))

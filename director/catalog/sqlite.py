@@ -241,7 +241,7 @@ class Catalog:
             assert cur.lastrowid is not None
             return cur.lastrowid
 
-    def update_job(self, job_id: int, **columns: Any) -> None:
+    def update_job(self, /, job_id: int, **columns: Any) -> None:
         unknown = set(columns) - JOB_COLUMNS
         if unknown:
             raise CatalogError(f"unknown Job column(s): {', '.join(sorted(unknown))}")
@@ -394,7 +394,7 @@ class Catalog:
             rows = self._query(_MEDIA_SELECT + " WHERE m.PoolId=? ORDER BY m.MediaId", (pool_id,))
         return [MediaRow(*r) for r in rows]
 
-    def update_media(self, volume_name: str, **columns: Any) -> None:
+    def update_media(self, /, volume_name: str, **columns: Any) -> None:
         unknown = set(columns) - MEDIA_COLUMNS
         if unknown:
             raise CatalogError(f"unknown Media column(s): {', '.join(sorted(unknown))}")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
-from typing import Any, Final
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
 
 from director.catalog import FileRow
 from protocol.attributes import decode_attributes
@@ -26,8 +26,8 @@ def split_path(path: bytes, is_dir: bool) -> tuple[bytes, bytes]:
 class AttributeSink:
     """Collects File rows for one job and inserts them in batches off the event loop."""
 
-    def __init__(self, catalog: Any, job_id: int) -> None:
-        self.catalog = catalog
+    def __init__(self, insert: Callable[[int, Sequence[FileRow]], Awaitable[None]], job_id: int) -> None:
+        self._insert = insert  # CatalogService.insert_files: on the catalog thread
         self.job_id = job_id
         self._rows: dict[int, FileRow] = {}
         self._deleted: list[FileRow] = []
@@ -65,4 +65,4 @@ class AttributeSink:
         rows = list(self._rows.values()) + self._deleted
         self._rows, self._deleted = keep, []
         if rows:
-            await asyncio.to_thread(self.catalog.insert_files, self.job_id, rows)
+            await self._insert(self.job_id, rows)

@@ -60,7 +60,7 @@ async def do_backup(director: DirectorDaemon, jcr: JobControl) -> str:
             on_wait=device_wait(jcr, storage.name, partial(director.joblog, jcr)))
         jcr.wait = None
         jcr.params["session"] = (accepted.session_id, accepted.session_time)
-        await director.catalog_call("update_job", jcr.job_id, VolSessionId=accepted.session_id,
+        await director.db.update_job(jcr.job_id, VolSessionId=accepted.session_id,
                                     VolSessionTime=accepted.session_time)
         jcr.set_status(st.WAIT_FD)
         fd = await connect(director, "client", client)
@@ -80,7 +80,7 @@ async def do_backup(director: DirectorDaemon, jcr: JobControl) -> str:
         jcr.set_status(st.RUNNING)
         jcr.params["moving_data"] = True
         await request(fd, FdBackup(), Ok, "start backup")
-        sink = AttributeSink(director.catalog, jcr.job_id)
+        sink = AttributeSink(director.db.insert_files, jcr.job_id)
         ends = await _converse(director, jcr, sd, fd, sink=sink, pool=pool, storage=storage)
         await sink.flush()
     finally:

@@ -13,6 +13,7 @@ SD is told to replicate to it with the writing job's one-time key.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import time
 from functools import partial
@@ -118,8 +119,8 @@ async def do_copy(director: DirectorDaemon, jcr: JobControl) -> str:
     resource = jcr.resource
     migrate = jcr.job_type == "g"
     targets = resolve_targets(config, resource, jcr.pool, jcr.params.get("next_pool"))
-    selected: list[JobRow] = await director.run_in_thread(select_jobs, director.catalog, config, resource,
-                                                          targets.source_pool)
+    selected: list[JobRow] = await director.db.run(
+        functools.partial(select_jobs, config=config, resource=resource, source_pool=targets.source_pool))
     what = "migrate" if migrate else "copy"
     if not selected:
         director.joblog(jcr, "info", f"No JobIds found to {what}: nothing to do "
@@ -153,11 +154,11 @@ async def _worker(director: DirectorDaemon, control: JobControl, source: JobRow,
                   migrate: bool) -> str:
     """One worker: a new job row (C for a copy, B for the migrated job) filled from the source's records."""
     config = control.params["config"]
-    jobmedia = await director.catalog_call("list_jobmedia", [source.job_id])
+    jobmedia = await director.db.list_jobmedia([source.job_id])
     if not jobmedia:
         director.joblog(control, "error", f"JobId {source.job_id} has no volumes recorded; skipped")
         return st.ERROR
-    media = await director.catalog_call("get_media", jobmedia[0].volume_name)
+    media = await director.db.get_media(jobmedia[0].volume_name)
     source_storage_name = (media.storage if media and media.storage in config.storages else None) or \
         (control.resource.storage[0] if control.resource.storage else targets.target_storage)
     source_storage = config.storages[source_storage_name]
@@ -165,7 +166,7 @@ async def _worker(director: DirectorDaemon, control: JobControl, source: JobRow,
     target_pool = config.pools[targets.target_pool]
     pool_id = await director.ensure_pool(target_pool.name)
     unique = director.namer.make(source.name)
-    new_id = await director.catalog_call("create_job", NewJob(
+    new_id = await director.db.create_job(NewJob(
         job=unique, name=source.name, type="B" if migrate else "C", level=source.level, client_id=source.client_id,
         fileset_id=source.fileset_id, pool_id=pool_id, sched_time=source.sched_time or time.time(),
         status=st.RUNNING, prior_job_id=source.job_id))
@@ -192,18 +193,18 @@ async def _worker(director: DirectorDaemon, control: JobControl, source: JobRow,
         status, reason = st.ERROR, str(exc)
     now = time.time()
     if status == st.TERMINATED:
-        await director.catalog_call("copy_deleted_files", source.job_id, new_id)
+        await director.db.copy_deleted_files(source.job_id, new_id)
         # The new record stands for the same backup: it keeps the source's times (as Bareos does).
-        await director.catalog_call("update_job", new_id, JobStatus=status, SchedTime=source.sched_time,
+        await director.db.update_job(new_id, JobStatus=status, SchedTime=source.sched_time,
                                     StartTime=source.start_time, EndTime=source.end_time, RealEndTime=now,
                                     JobTDate=int(source.start_time or now), JobFiles=worker.files,
                                     JobBytes=worker.bytes, Level=source.level)
         if migrate:
-            await director.catalog_call("update_job", source.job_id, Type="M")
+            await director.db.update_job(source.job_id, Type="M")
         director.joblog(control, "info", f"JobId {new_id}: {'migrated' if migrate else 'copied'} JobId "
                                          f"{source.job_id}, {worker.files:,} files, {worker.bytes:,} bytes")
     else:
-        await director.catalog_call("update_job", new_id, JobStatus=status, EndTime=now, RealEndTime=now,
+        await director.db.update_job(new_id, JobStatus=status, EndTime=now, RealEndTime=now,
                                     JobFiles=worker.files, JobBytes=worker.bytes, Comment=reason[:250])
         director.joblog(control, "error", f"JobId {new_id} ({'migrate' if migrate else 'copy'} of JobId "
                                           f"{source.job_id}) ended {status}: {reason}")
@@ -293,7 +294,7 @@ async def _remote(director: DirectorDaemon, worker: JobControl, move: Move) -> d
 
 async def _started(director: DirectorDaemon, worker: JobControl, accepted: SdJobAccepted) -> None:
     worker.params["session"] = (accepted.session_id, accepted.session_time)
-    await director.catalog_call("update_job", worker.job_id, VolSessionId=accepted.session_id,
+    await director.db.update_job(worker.job_id, VolSessionId=accepted.session_id,
                                 VolSessionTime=accepted.session_time, StartTime=time.time())
 
 
@@ -301,7 +302,7 @@ async def _converse(director: DirectorDaemon, worker: JobControl, conns: dict[st
                     storage: Any) -> dict[str, JobEnd]:
     """Serve the SD connections until each has sent its JobEnd; the writing SD's attributes become File rows."""
     ends: dict[str, JobEnd] = {}
-    sink = AttributeSink(director.catalog, worker.job_id)
+    sink = AttributeSink(director.db.insert_files, worker.job_id)
 
     async def reader(label: str, conn: Connection) -> None:
         while label not in ends:

@@ -57,7 +57,7 @@ class JobEngine:
             await asyncio.wait_for(self._media.wait(), timeout)
 
     async def _apply(self, updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]) -> None:
-        await self.director.catalog_call("apply_job_changes", updates, logs)
+        await self.director.db.apply_job_changes(updates, logs)
 
     # -- an unwritable catalog ----------------------------------------------------------------
 
@@ -316,7 +316,7 @@ class JobEngine:
         jobs that were running end in error (their daemons dropped the sessions when the Director's
         connections went) and may reschedule; actions of a multi-action job that was running end
         with it (the multi-action job, if rescheduled, starts over from its first action)."""
-        rows = await self.director.catalog_call("unfinished_jobs")
+        rows = await self.director.db.unfinished_jobs()
         now = time.time()
         requeued, ended = 0, 0
         running_parents = {row.job_id for row, *_ in rows if row.status in (st.RUNNING, *RUN_WAITS)}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
-from director.catalog import JobRow
+from director.catalog import Catalog
 from director.restore.selection import backup_chain, latest_files
 from protocol.attributes import FileType, decode_attributes
 
@@ -18,8 +19,7 @@ async def resolve_level(director: DirectorDaemon, jcr: JobControl) -> None:
     client_id = jcr.params["client_id"]
     fileset_id = jcr.params["fileset_id"]
     if jcr.level in ("I", "D"):
-        full: JobRow | None = await director.catalog_call(
-            "last_job", jcr.name, client_id, fileset_id, ["F"])
+        full = await director.db.last_job(jcr.name, client_id, fileset_id, ["F"])
         if full is None:
             director.joblog(jcr, "info", "No prior Full backup Job record found. Upgrading to Full.")
             jcr.params["level_note"] = " (upgraded from " + ("Incremental" if jcr.level == "I" else "Differential") + ")"
@@ -28,19 +28,18 @@ async def resolve_level(director: DirectorDaemon, jcr: JobControl) -> None:
             jcr.pool = resource.full_backup_pool or jcr.pool
         else:
             levels = ["F", "D", "I"] if jcr.level == "I" else ["F"]
-            prior: JobRow | None = await director.catalog_call(
-                "last_job", jcr.name, client_id, fileset_id, levels)
+            prior = await director.db.last_job(jcr.name, client_id, fileset_id, levels)
             assert prior is not None
             jcr.since = prior.start_time
             jcr.since_ns = int((prior.start_time or 0) * 1_000_000_000)
             director.joblog(jcr, "info", f"Since time from JobId {prior.job_id} ({prior.level}): {prior.start_time}")
     if jcr.job_type == "B" and jcr.resource.accurate and jcr.level in ("I", "D"):
-        jcr.params["accurate_entries"] = await director.run_in_thread(_accurate_entries, director, jcr)
+        jcr.params["accurate_entries"] = await director.db.run(functools.partial(_accurate_entries, jcr=jcr))
 
 
-def _accurate_entries(director: DirectorDaemon, jcr: JobControl) -> list[tuple[bytes, int, int, int, int]]:
-    """The latest state of the backup chain, as (path, mtime_ns, ctime_ns, size, mode)."""
-    catalog = director.catalog
+def _accurate_entries(catalog: Catalog, jcr: JobControl) -> list[tuple[bytes, int, int, int, int]]:
+    """The latest state of the backup chain, as (path, mtime_ns, ctime_ns, size, mode) (on the
+    catalog thread: several reads in a row)."""
     jobs = catalog.list_jobs(client_id=jcr.params["client_id"], fileset_id=jcr.params["fileset_id"],
                              job_name=jcr.name)
     chain = backup_chain([j for j in jobs if j.job_id != jcr.job_id], jcr.params["client_id"],

@@ -126,7 +126,7 @@ async def _expectations(director: DirectorDaemon, jcr: JobControl) -> None:
     if jcr.job_type != "B":
         return
     try:
-        last = await director.catalog_call("last_job", jcr.name, jcr.params.get("client_id"),
+        last = await director.db.last_job(jcr.name, jcr.params.get("client_id"),
                                            jcr.params.get("fileset_id"), [jcr.level])
     except Exception:  # the estimate is a nicety; never fail a job over it
         director.log.exception("progress_estimate_failed", job_id=jcr.job_id)

@@ -84,10 +84,10 @@ async def setup_job(director: DirectorDaemon, req: RunRequest, existing: JobRow 
     resolved = resolve(config, req)
     now = time.time()
     sched_time = req.when or now
-    client_id = await director.catalog_call("ensure_client", resolved.client) if resolved.client else None
+    client_id = await director.db.ensure_client(resolved.client) if resolved.client else None
     fileset_id = None
     if resolved.fileset:
-        fileset_id = await director.catalog_call("ensure_fileset", resolved.fileset,
+        fileset_id = await director.db.ensure_fileset(resolved.fileset,
                                                  fileset_hash(config.filesets[resolved.fileset]))
     pool_id = await director.ensure_pool(resolved.pool) if resolved.pool else None
     if existing is None:
@@ -99,7 +99,7 @@ async def setup_job(director: DirectorDaemon, req: RunRequest, existing: JobRow 
             director.log.warning("run_request_not_durable", job=req.job, reason=str(exc))
         for _attempt in range(100):
             try:
-                job_id = await director.catalog_call("create_job", NewJob(
+                job_id = await director.db.create_job(NewJob(
                     job=unique, name=resolved.resource.name, type=resolved.job_type, level=resolved.level,
                     client_id=client_id, fileset_id=fileset_id, pool_id=pool_id, sched_time=sched_time,
                     priority=resolved.priority, request=saved, retry=req.retry, expires_at=req.expires,

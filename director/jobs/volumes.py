@@ -81,7 +81,7 @@ async def _find_or_create(director: DirectorDaemon, jcr: JobControl, pool: Any, 
                           exclude: tuple[str | None, ...]) -> VolumeAssignment:
     pool_id = jcr.params["pool_id"]
     media_type = storage.media_type or "File"
-    media = await director.catalog_call("list_media", pool_id)
+    media = await director.db.list_media(pool_id)
     max_bytes = int(pool.maximum_volume_bytes or 0)
     max_jobs = int(pool.maximum_volume_jobs or 0)
     for m in media:
@@ -98,9 +98,9 @@ async def _find_or_create(director: DirectorDaemon, jcr: JobControl, pool: Any, 
     if pool.maximum_volumes and len(media) >= pool.maximum_volumes:
         raise NoVolume(f"pool {pool.name!r} reached Maximum Volumes = {pool.maximum_volumes} and no volume can be "
                        "appended to; free one with: update volume=NAME volstatus=Append (or Recycle/Purged)")
-    all_names = {m.volume_name for m in await director.catalog_call("list_media", None)}
+    all_names = {m.volume_name for m in await director.db.list_media(None)}
     name = next_volume_name(pool.label_format, all_names, len(media))
-    media_id = await director.catalog_call("create_media", name, pool_id, media_type, storage.name,
+    media_id = await director.db.create_media(name, pool_id, media_type, storage.name,
                                            max_vol_bytes=max_bytes, max_vol_jobs=max_jobs)
     director.joblog(jcr, "info", f"Created new Volume \"{name}\" in catalog (pool {pool.name}); the Storage Daemon labels it")
     return VolumeAssignment(volume_name=name, media_id=media_id, pool_name=pool.name, pool_type=pool.pool_type,
@@ -109,7 +109,7 @@ async def _find_or_create(director: DirectorDaemon, jcr: JobControl, pool: Any, 
 
 async def record_jobmedia(director: DirectorDaemon, jcr: JobControl, msg: JobMediaReport) -> None:
     session_id, session_time = jcr.params.get("session", (0, 0))
-    await director.catalog_call("add_jobmedia", JobMediaRow(
+    await director.db.add_jobmedia(JobMediaRow(
         job_id=jcr.job_id, media_id=msg.media_id, volume_name=msg.volume_name, first_index=msg.first_index,
         last_index=msg.last_index, start_block=msg.start_block, end_block=msg.end_block, start_addr=msg.start_addr,
         end_addr=msg.end_addr, bytes=msg.bytes, session_id=session_id, session_time=session_time,
@@ -121,11 +121,11 @@ async def record_jobmedia(director: DirectorDaemon, jcr: JobControl, msg: JobMed
 async def record_volume_update(director: DirectorDaemon, jcr: JobControl, msg: VolumeUpdate) -> None:
     """Apply what one job wrote to a volume. Several jobs append to one volume at once and report
     in any order: the catalog adds their counts up in one statement (Catalog.add_volume_usage)."""
-    before = await director.catalog_call("get_media", msg.volume_name)
+    before = await director.db.get_media(msg.volume_name)
     if before is None:
         return
     status = msg.status if msg.status in ("Full", "Error") else None
-    after = await director.catalog_call("add_volume_usage", msg.volume_name, size=msg.bytes, blocks=msg.blocks,
+    after = await director.db.add_volume_usage(msg.volume_name, size=msg.bytes, blocks=msg.blocks,
                                         jobs=msg.jobs_written, files=msg.files_written, status=status,
                                         when=time.time())
     if after is not None and after.status != before.status:
