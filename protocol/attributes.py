@@ -16,6 +16,7 @@ from protocol import codec
 from protocol.errors import DecodeError
 
 ATTRIBUTES_VERSION: Final = 1
+_I64: Final = 2**63 - 1
 
 
 class FileType(enum.IntEnum):
@@ -118,6 +119,8 @@ def decode_attributes(payload: bytes | memoryview) -> FileAttributes:
         raise DecodeError("file attributes: numeric field is not an integer")
     if not isinstance(compression, str) or not isinstance(digest, str) or not isinstance(sparse, bool):
         raise DecodeError("file attributes: malformed compression, sparse or digest field")
+    if not all(-_I64 <= v <= _I64 for v in ints):  # catalog columns and struct fields are 64-bit
+        raise DecodeError("file attributes: numeric field does not fit in 64 bits")
     try:
         file_type = FileType(kind)
     except ValueError as exc:
