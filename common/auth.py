@@ -36,7 +36,7 @@ async def authenticate_initiator(conn: Connection, hello: Hello, secret: str) ->
                 await conn.send(msg)
             if side.failed:
                 raise AuthenticationFailed(side.failure or "authentication failed")
-    conn.on_authenticated()
+    conn.mark_authenticated()
 
 
 async def authenticate_acceptor(
@@ -57,5 +57,5 @@ async def authenticate_acceptor(
             f"handshake not completed within {conn.limits.auth_timeout:g} s (stalled peer)"
         ) from exc
     assert side.peer is not None
-    conn.on_authenticated()
+    conn.mark_authenticated()
     return side.peer

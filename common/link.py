@@ -12,7 +12,7 @@ import abc
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -37,6 +37,13 @@ TCP_USER_TIMEOUT: Final = 120.0
 KEEPALIVE_IDLE: Final = 60.0
 KEEPALIVE_INTERVAL: Final = 10.0
 KEEPALIVE_PROBES: Final = 6
+# Before a peer has proved who it is (hostile until then): one deadline for everything from accept
+# to the last handshake message, frames no larger than a Hello needs, and caps on how many such
+# connections a listener holds at once, in all and per source address (the oldest goes first).
+DEFAULT_HANDSHAKE_TIMEOUT: Final = 20.0
+UNAUTHENTICATED_FRAME_SIZE: Final = 16 * 1024
+MAX_UNAUTHENTICATED: Final = 256
+MAX_UNAUTHENTICATED_PER_ADDRESS: Final = 32
 
 # A frame body as received: bytes, or the bytearray a blocking socket received it into (no copy).
 Body = bytes | bytearray
@@ -93,6 +100,10 @@ class Limits:
     keepalive_idle: float = KEEPALIVE_IDLE
     keepalive_interval: float = KEEPALIVE_INTERVAL
     keepalive_probes: int = KEEPALIVE_PROBES
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT
+    unauthenticated_frame_size: int = UNAUTHENTICATED_FRAME_SIZE
+    max_unauthenticated: int = MAX_UNAUTHENTICATED
+    max_unauthenticated_per_address: int = MAX_UNAUTHENTICATED_PER_ADDRESS
 
 
 @dataclass
@@ -134,6 +145,8 @@ class Connection(abc.ABC):
         # whoever knows more than the address (the dialer of a configured daemon) sets it.
         self.peer_name = f"peer {peer}"
         self.closed = False
+        self.authenticated = False
+        self._auth_watchers: list[Callable[[], None]] = []
         self.liveness = Liveness(limits.heartbeat_interval, limits.heartbeat_grace)
         self._last_send = asyncio.get_running_loop().time()
         self._heartbeat: asyncio.Task[None] | None = None
@@ -162,6 +175,27 @@ class Connection(abc.ABC):
         self.start_heartbeats()
 
     # -- shared behaviour ------------------------------------------------------------------
+
+    @property
+    def frame_limit(self) -> int:
+        """The largest frame body accepted now: small until the peer is authenticated."""
+        if self.authenticated:
+            return self.limits.max_frame_size
+        return min(self.limits.max_frame_size, self.limits.unauthenticated_frame_size)
+
+    def watch_authentication(self, callback: Callable[[], None]) -> None:
+        """Run `callback` once, when the peer is authenticated (the listener stops counting it)."""
+        self._auth_watchers.append(callback)
+
+    def mark_authenticated(self) -> None:
+        """The handshake succeeded: lift the pre-authentication limits, tell the watchers."""
+        if self.authenticated:
+            return
+        self.authenticated = True
+        watchers, self._auth_watchers = self._auth_watchers, []
+        for callback in watchers:
+            callback()
+        self.on_authenticated()
 
     @property
     def tls(self) -> bool:

@@ -58,6 +58,10 @@ class StreamConnection(Connection):
     def ssl_object(self) -> Any:
         return self._stream.get_extra_info("ssl_object")
 
+    def on_authenticated(self) -> None:
+        self._stream.open_up()
+        super().on_authenticated()
+
     async def _send_frames(self, parts: Parts) -> None:
         async with self._send_lock:
             try:
@@ -105,7 +109,7 @@ class StreamConnection(Connection):
     async def recv_event(self, timeout: float | None = None) -> Body | Signal:
         while True:
             header = await self._read_header(timeout)
-            announced = parse_header(header, self.limits.max_frame_size)
+            announced = parse_header(header, self.frame_limit)
             if announced is Signal.HEARTBEAT:
                 self.liveness.heard_heartbeat()
                 continue
@@ -155,7 +159,7 @@ async def dial(
         try:
             async with asyncio.timeout(limits.connect_timeout):
                 _transport, stream = await loop.create_connection(
-                    FrameStream, str(sockaddr[0]), int(sockaddr[1]), family=family
+                    lambda: FrameStream(guarded=True), str(sockaddr[0]), int(sockaddr[1]), family=family
                 )
             break
         except (OSError, TimeoutError) as exc:
@@ -207,10 +211,13 @@ class Listener:
     refusal_text: str = "TLS is required"
     accept_bulk: bool = False  # bulk data connections (common.bulk): Storage Daemons only
     stats: ListenerStats = field(default_factory=ListenerStats)
+    stop_requested: bool = False
     bound: list[str] = field(default_factory=list)
     _sockets: list[socket.socket] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _connections: dict[Connection, asyncio.Task[None]] = field(default_factory=dict)
+    # Connections not yet authenticated, oldest first, with their source host (see `_admit`).
+    _unauthenticated: dict[asyncio.Task[None], str] = field(default_factory=dict)
 
     def bind(self) -> None:
         """Create every listening socket (raises OSError naming the address on failure)."""
@@ -242,6 +249,7 @@ class Listener:
         async with asyncio.TaskGroup() as tg:
             accepters = [tg.create_task(self._accept_loop(sock, tg)) for sock in self._sockets]
             await stop.wait()
+            self.stop_requested = True
             for task in accepters:
                 task.cancel()
             self.close_sockets()
@@ -264,25 +272,69 @@ class Listener:
                 self.log.warning("accept_failed", error=str(exc))
                 await asyncio.sleep(0.1)
                 continue
-            task = tg.create_task(self._serve_one(client, format_address(addr[0], addr[1])))
+            task = tg.create_task(self._serve_one(client, format_address(addr[0], addr[1]), str(addr[0])))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _serve_one(self, client: socket.socket, peer: str) -> None:
+    def _admit(self, task: asyncio.Task[None], host: str) -> None:
+        """Count a new unauthenticated connection; over a cap, the oldest one goes.
+
+        Closing the oldest rather than refusing the newest keeps the daemon reachable under a
+        flood of idle connections: a caller that completes its handshake promptly gets through.
+        """
+        same = [t for t, h in self._unauthenticated.items() if h == host]
+        victims: list[asyncio.Task[None]] = []
+        if len(same) >= self.limits.max_unauthenticated_per_address:
+            victims.append(same[0])
+        elif len(self._unauthenticated) >= self.limits.max_unauthenticated:
+            victims.append(next(iter(self._unauthenticated)))
+        for victim in victims:
+            self._unauthenticated.pop(victim, None)
+            self.stats.refused += 1
+            self.log.warning("unauthenticated_connection_dropped", peer_host=host,
+                             reason="too many connections waiting for authentication",
+                             cap=self.limits.max_unauthenticated,
+                             cap_per_address=self.limits.max_unauthenticated_per_address)
+            victim.cancel()
+        self._unauthenticated[task] = host
+
+    def _expire(self, task: asyncio.Task[None], peer: str) -> None:
+        """The handshake deadline passed and the peer is still not authenticated: close it."""
+        if self._unauthenticated.pop(task, None) is not None:
+            self.stats.refused += 1
+            self.log.warning("handshake_timeout", peer=peer,
+                             reason=f"not authenticated within {self.limits.handshake_timeout:g} s")
+            task.cancel()
+
+    async def _serve_one(self, client: socket.socket, peer: str, host: str = "") -> None:
         self.stats.total += 1
         log = self.log.bind(peer=peer)
         conn: Connection | None = None
+        current = asyncio.current_task()
+        assert current is not None
+        loop = asyncio.get_running_loop()
+        self._admit(current, host or peer)
+        deadline = loop.call_later(self.limits.handshake_timeout, self._expire, current, peer)
         try:
-            conn = await self._open(client, peer, log)
+            try:
+                conn = await self._open(client, peer, log)
+            except asyncio.CancelledError:
+                if current in self._unauthenticated or self.stop_requested:
+                    raise
+                current.uncancel()
+                return  # dropped by a cap or the deadline (logged there)
             if conn is None:
                 self.stats.refused += 1
                 return
+            conn.watch_authentication(lambda: self._authenticated(current, deadline))
             self.stats.active += 1
-            current = asyncio.current_task()
-            assert current is not None
             self._connections[conn] = current
             try:
                 await self.handler(conn)
+            except asyncio.CancelledError:
+                if conn.authenticated or current in self._unauthenticated or self.stop_requested:
+                    raise
+                current.uncancel()  # dropped by a cap or the deadline (logged there)
             finally:
                 self.stats.active -= 1
                 self._connections.pop(conn, None)
@@ -291,10 +343,21 @@ class Listener:
         except Exception:  # a connection boundary: log it, keep serving everyone else
             log.exception("connection_handler_crashed")
         finally:
+            deadline.cancel()
+            self._unauthenticated.pop(current, None)
             if conn is not None:
                 await conn.close()
             else:
                 client.close()
+
+    def _authenticated(self, task: asyncio.Task[None], deadline: asyncio.TimerHandle) -> None:
+        deadline.cancel()
+        self._unauthenticated.pop(task, None)
+
+    @property
+    def unauthenticated(self) -> int:
+        """Connections accepted and not yet authenticated."""
+        return len(self._unauthenticated)
 
     async def _open(self, client: socket.socket, peer: str, log: Any) -> Connection | None:
         client.setblocking(False)
@@ -315,7 +378,7 @@ class Listener:
                 with contextlib.suppress(OSError):
                     await loop.sock_sendall(client, tls_required_reply(self.refusal_text))
             return None
-        stream = FrameStream()
+        stream = FrameStream(guarded=True)
         try:
             await loop.connect_accepted_socket(
                 lambda: stream,

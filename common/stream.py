@@ -16,11 +16,17 @@ from typing import Any, Final
 
 MIN_FREE: Final = 256 * 1024  # room offered to the transport for each read
 PAUSE_ABOVE: Final = 4 * 1024 * 1024  # unread bytes beyond which reading pauses (plus any awaited frame)
+# Until the peer is authenticated (`open_up`): a small buffer, and reading pauses early, so that
+# connections nobody has vouched for hold a few KiB each, not megabytes.
+GUARDED_FREE: Final = 4 * 1024
+GUARDED_PAUSE_ABOVE: Final = 32 * 1024
 
 
 class FrameStream(asyncio.BufferedProtocol):
-    def __init__(self) -> None:
-        self._buf = bytearray(MIN_FREE * 4)
+    def __init__(self, guarded: bool = False) -> None:
+        self._min_free = GUARDED_FREE if guarded else MIN_FREE
+        self._pause_above = GUARDED_PAUSE_ABOVE if guarded else PAUSE_ABOVE
+        self._buf = bytearray(self._min_free * 4)
         self._start = 0  # first unread byte
         self._end = 0  # end of received bytes
         self._wanted = 0  # size a reader waits for (0: nobody waits)
@@ -39,8 +45,14 @@ class FrameStream(asyncio.BufferedProtocol):
         self.transport = transport
         self._closed = asyncio.get_running_loop().create_future()
 
+    def open_up(self) -> None:
+        """The peer is authenticated: full-size reads from now on."""
+        self._min_free = MIN_FREE
+        self._pause_above = PAUSE_ABOVE
+
     def get_buffer(self, sizehint: int) -> memoryview:
-        need = max(sizehint, MIN_FREE, self._wanted - (self._end - self._start))
+        hint = sizehint if self._min_free >= MIN_FREE else 0  # a hint is not a reason to grow
+        need = max(hint, self._min_free, self._wanted - (self._end - self._start))
         if len(self._buf) - self._end < need:
             self._make_room(need)
         return memoryview(self._buf)[self._end :]
@@ -50,7 +62,7 @@ class FrameStream(asyncio.BufferedProtocol):
         unread = self._end - self._start
         if self._waiter is not None and unread >= self._wanted:
             self._wake()
-        if unread > PAUSE_ABOVE + self._wanted and not self._paused_reading and self._open():
+        if unread > self._pause_above + self._wanted and not self._paused_reading and self._open():
             self._paused_reading = True
             self.transport.pause_reading()
 
@@ -107,7 +119,7 @@ class FrameStream(asyncio.BufferedProtocol):
         self._start += n
         if self._start == self._end:
             self._start = self._end = 0
-        if self._paused_reading and self._end - self._start <= PAUSE_ABOVE // 2:
+        if self._paused_reading and self._end - self._start <= self._pause_above // 2:
             self._resume()
         return data
 
@@ -123,7 +135,7 @@ class FrameStream(asyncio.BufferedProtocol):
         unread = self._end - self._start
         room = 3 * unread + need
         if room > len(self._buf):
-            grown = bytearray(max(room, MIN_FREE * 4))
+            grown = bytearray(max(room, self._min_free * 4))
             grown[:unread] = memoryview(self._buf)[self._start : self._end]
             self._buf = grown
         elif self._start:

@@ -769,7 +769,7 @@ async def test_a_listener_without_bulk_connections_does_not_take_the_preamble() 
     async with serving(handler, None, accept_bulk=False) as server:
         await asyncio.to_thread(raw_exchange, server.port, [DATA_PREAMBLE + frame], 0.0)
         # Read as a plain frame header, "SRDA" announces ~1.4 GB: refused before anything is allocated.
-        with pytest.raises(FrameTooLarge, match="exceeds the limit of 1000000 bytes"):
+        with pytest.raises(FrameTooLarge, match="exceeds the limit of 16384 bytes"):  # before auth
             await server.result()
 
 
