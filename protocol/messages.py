@@ -241,7 +241,7 @@ def encode_message(msg: Message) -> bytes:
 
 def decode_message(body: bytes | bytearray) -> Message:
     """Parse and validate one frame body; anything malformed raises DecodeError."""
-    obj = codec.unpack(body)
+    obj = codec.unpack(body, max_depth=codec.MAX_DEPTH)
     if not isinstance(obj, dict):
         raise DecodeError(f"message body is a {type(obj).__name__}, expected a map")
     tag = obj.get("t")
@@ -252,7 +252,9 @@ def decode_message(body: bytes | bytearray) -> Message:
         raise DecodeError(f"unknown message type {tag!r}")
     try:
         return _from_wire(cls, obj)
-    except ValidationError as exc:
+    except (TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        if not isinstance(exc, ValidationError):
+            raise DecodeError(f"invalid {tag!r} message: {exc}") from exc
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise DecodeError(f"invalid {tag!r} message: {where}: {first['msg']}") from exc
