@@ -41,11 +41,13 @@ ACCURATE_BATCH = 2000
 
 async def do_backup(director: DirectorDaemon, jcr: JobControl) -> str:
     """Run one backup; returns the final status letter (raises JobError on failure)."""
-    config = jcr.params["config"]
-    client = config.clients[jcr.client]
-    storage = config.storages[jcr.storage]
-    pool = config.pools[jcr.pool]
-    fileset_spec = jcr.params["fileset_spec"]
+    config = jcr.settings
+    client = config.clients[jcr.named("Client")]
+    storage = config.storages[jcr.named("Storage")]
+    pool = config.pools[jcr.named("Pool")]
+    fileset_spec = jcr.backup.fileset_spec
+    if fileset_spec is None:
+        raise JobError("the backup has no FileSet")
     assignment = await assign_volume(director, jcr, pool, storage)
     jcr.set_status(st.WAIT_SD)
     sd = await connect(director, "storage", storage)
@@ -59,7 +61,7 @@ async def do_backup(director: DirectorDaemon, jcr: JobControl) -> str:
         ), SdJobAccepted, "storage job setup", canceled=jcr.canceled,
             on_wait=device_wait(jcr, storage.name, partial(director.joblog, jcr)))
         jcr.wait = None
-        jcr.params["session"] = (accepted.session_id, accepted.session_time)
+        jcr.session = (accepted.session_id, accepted.session_time)
         await director.db.update_job(jcr.job_id, VolSessionId=accepted.session_id,
                                     VolSessionTime=accepted.session_time)
         jcr.set_status(st.WAIT_FD)
@@ -68,7 +70,7 @@ async def do_backup(director: DirectorDaemon, jcr: JobControl) -> str:
         await fd.send(FdJobSetup(job_id=jcr.job_id, job=jcr.unique, job_type=jcr.job_type, level=jcr.level,
                                  since_ns=jcr.since_ns, fileset=fileset_spec, accurate=accurate))
         if accurate:
-            entries = jcr.params.get("accurate_entries", [])
+            entries = jcr.backup.accurate_entries
             for start in range(0, len(entries), ACCURATE_BATCH):
                 await fd.send(AccurateBatch(entries=tuple(entries[start : start + ACCURATE_BATCH])))
             await fd.send_signal(Signal.EOD)
@@ -78,7 +80,7 @@ async def do_backup(director: DirectorDaemon, jcr: JobControl) -> str:
                                     tls=bool(storage.tls_enable and director.own.tls_enable)),
                       Ok, "client connecting to the storage daemon")
         jcr.set_status(st.RUNNING)
-        jcr.params["moving_data"] = True
+        jcr.moving_data = True
         await request(fd, FdBackup(), Ok, "start backup")
         sink = AttributeSink(director.db.insert_files, jcr.job_id)
         ends = await _converse(director, jcr, sd, fd, sink=sink, pool=pool, storage=storage)

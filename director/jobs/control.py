@@ -6,10 +6,16 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from director.jobs import status as st
 from director.jobs.admission import Candidate, WaitReason
+from director.jobs.errors import JobError
+from director.jobs.plans import BackupState, RestorePlan
+
+if TYPE_CHECKING:
+    from director.config import DirectorConfig
+    from director.jobs.request import RunRequest
 
 TYPE_CODES = {"Backup": "B", "Restore": "R", "Verify": "V", "Admin": "D", "Copy": "c", "Migrate": "g", "Consolidate": "O"}
 LEVEL_CODES = {"Full": "F", "Incremental": "I", "Differential": "D", "VirtualFull": "f", "Base": "B"}
@@ -84,8 +90,41 @@ class JobControl:
     progress: Progress = field(default_factory=Progress)
     canceled: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
-    params: dict[str, Any] = field(default_factory=dict)
     volumes: list[str] = field(default_factory=list)
+    # -- what the job was set up with (setup.setup_job; a copy worker's by copy._worker) ------
+    config: DirectorConfig | None = None  # the configuration the job started with (a reload does not change it)
+    client_id: int | None = None
+    fileset_id: int | None = None
+    pool_id: int | None = None
+    request: RunRequest | None = None  # kept for Reschedule On Error
+    retry: int = 0
+    retry_of: int | None = None
+    parent_job_id: int | None = None
+    expires: float | None = None
+    restore: RestorePlan | None = None
+    next_pool: str | None = None  # Copy/Migrate: run's nextpool= override
+    backup: BackupState = field(default_factory=BackupState)
+    # -- what happens to it while it exists ------------------------------------------------
+    session: tuple[int, int] | None = None  # the SD's (VolSessionId, VolSessionTime) while appending
+    moving_data: bool = False  # data flows between daemons: a cancel lets them stop by themselves
+    cancel_reason: str | None = None
+    stopping: bool = False  # the Director is stopping: the job ends when it starts again
+    queue_order: tuple[int, int] = (0, 0)  # (priority, arrival) in the waiting list
+    waited: float = 0.0  # seconds spent in run waits (Max Wait Time)
+    wait_since: float | None = None
+
+    def named(self, what: str) -> str:
+        """The name of the job's Client, Storage or Pool (`what`); a job without one cannot run."""
+        value = {"Client": self.client, "Storage": self.storage, "Pool": self.pool, "FileSet": self.fileset}[what]
+        if value is None:
+            raise JobError(f"job {self.name!r} has no {what}")
+        return value
+
+    @property
+    def settings(self) -> DirectorConfig:
+        """The configuration the job runs with."""
+        assert self.config is not None, "a job is set up with its configuration"
+        return self.config
 
     @property
     def status(self) -> str:
@@ -117,7 +156,7 @@ class JobControl:
             self.observer(self, self._status, self._status)
 
     def candidate(self) -> Candidate:
-        storages = tuple(s for s in (self.storage, self.params.get("read_storage")) if s)
+        storages = tuple(s for s in (self.storage,) if s)
         return Candidate(
             job_id=self.job_id,
             job_name=self.name,
@@ -163,8 +202,8 @@ class JobControl:
             "current_file": self.progress.current_file or None,
             "percent": _round(self.progress.percent()) if self.status == st.RUNNING else None,
             "eta": _round(self.progress.eta()) if self.status == st.RUNNING else None,
-            "retry": self.params.get("retry", 0),
-            "parent": self.params.get("parent_job_id"),
+            "retry": self.retry,
+            "parent": self.parent_job_id,
         }
 
 

@@ -115,10 +115,10 @@ def select_jobs(catalog: Any, config: Any, resource: Any, source_pool: str) -> l
 
 async def do_copy(director: DirectorDaemon, jcr: JobControl) -> str:
     """The control job: select, then run one worker per selected job, in order."""
-    config = jcr.params["config"]
+    config = jcr.settings
     resource = jcr.resource
     migrate = jcr.job_type == "g"
-    targets = resolve_targets(config, resource, jcr.pool, jcr.params.get("next_pool"))
+    targets = resolve_targets(config, resource, jcr.pool, jcr.next_pool)
     selected: list[JobRow] = await director.db.run(
         functools.partial(select_jobs, config=config, resource=resource, source_pool=targets.source_pool))
     what = "migrate" if migrate else "copy"
@@ -153,7 +153,7 @@ def _bootstrap(source: JobRow, jobmedia: list[Any]) -> tuple[BootstrapSpec, ...]
 async def _worker(director: DirectorDaemon, control: JobControl, source: JobRow, targets: Targets,
                   migrate: bool) -> str:
     """One worker: a new job row (C for a copy, B for the migrated job) filled from the source's records."""
-    config = control.params["config"]
+    config = control.settings
     jobmedia = await director.db.list_jobmedia([source.job_id])
     if not jobmedia:
         director.joblog(control, "error", f"JobId {source.job_id} has no volumes recorded; skipped")
@@ -174,7 +174,8 @@ async def _worker(director: DirectorDaemon, control: JobControl, source: JobRow,
                         level=source.level, resource=control.resource, client=source.client, fileset=source.fileset,
                         pool=target_pool.name, storage=target_storage.name, priority=control.priority,
                         allow_mixed=control.allow_mixed, sched_time=time.time(), canceled=control.canceled)
-    worker.params.update(config=config, pool_id=pool_id)
+    worker.config, worker.pool_id = config, pool_id
+    worker.client_id, worker.fileset_id = source.client_id, source.fileset_id
     worker.start_time = time.time()
     local = (source_storage.address, source_storage.port) == (target_storage.address, target_storage.port)
     director.joblog(control, "info", f"{'Migrating' if migrate else 'Copying'} JobId {source.job_id} to new JobId "
@@ -293,7 +294,7 @@ async def _remote(director: DirectorDaemon, worker: JobControl, move: Move) -> d
 
 
 async def _started(director: DirectorDaemon, worker: JobControl, accepted: SdJobAccepted) -> None:
-    worker.params["session"] = (accepted.session_id, accepted.session_time)
+    worker.session = (accepted.session_id, accepted.session_time)
     await director.db.update_job(worker.job_id, VolSessionId=accepted.session_id,
                                 VolSessionTime=accepted.session_time, StartTime=time.time())
 

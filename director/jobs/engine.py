@@ -83,10 +83,11 @@ class JobEngine:
     def status_changed(self, jcr: JobControl, old: str, new: str) -> None:
         now = time.time()
         wait = jcr.wait if new not in (st.RUNNING, *st.FINAL) else None
-        if old in RUN_WAITS and jcr.params.get("_wait_since"):
-            jcr.params["_waited"] = jcr.params.get("_waited", 0.0) + now - jcr.params.pop("_wait_since")
+        if old in RUN_WAITS and jcr.wait_since is not None:
+            jcr.waited += now - jcr.wait_since
+            jcr.wait_since = None
         if new in RUN_WAITS:
-            jcr.params["_wait_since"] = now
+            jcr.wait_since = now
         columns: dict[str, Any] = {"JobStatus": new,
                                    "WaitReason": None if wait is None else f"{wait.code} {wait.resource}".strip()}
         if new not in st.FINAL:  # the final row is written by the runner, with its counters, at once
@@ -209,7 +210,7 @@ class JobEngine:
             return f"JobId {jcr.job_id} already ended with status {jcr.status}"
         if jcr.canceled.is_set() and jcr not in self.queue.running:
             return f"JobId {jcr.job_id} is being canceled already"
-        jcr.params.setdefault("cancel_reason", reason)
+        jcr.cancel_reason = jcr.cancel_reason or reason
         jcr.canceled.set()
         if jcr in self.queue.running:
             self.director.joblog(jcr, "info", f"Cancel: {reason}")
@@ -253,11 +254,10 @@ class JobEngine:
         """Reschedule On Error: a failed (not canceled) job runs again later, as a new JobId."""
         if jcr.status not in (st.ERROR, st.FATAL, st.INCOMPLETE):
             return
-        req: RunRequest | None = jcr.params.get("request")
+        req = jcr.request
         if req is None:
             return
-        retry = self._retry_request(jcr.resource, req, int(jcr.params.get("retry", 0)),
-                                    jcr.params.get("retry_of") or jcr.job_id)
+        retry = self._retry_request(jcr.resource, req, jcr.retry, jcr.retry_of or jcr.job_id)
         if isinstance(retry, str):
             if retry:
                 self.director.joblog(jcr, "info", retry)
@@ -375,8 +375,8 @@ class JobEngine:
         await self.writer.flush()
 
     def _interrupt(self, jcr: JobControl) -> None:
-        jcr.params["stopping"] = True
-        jcr.params.setdefault("cancel_reason", "the Director is stopping")
+        jcr.stopping = True
+        jcr.cancel_reason = jcr.cancel_reason or "the Director is stopping"
         jcr.canceled.set()
 
 def limit_problem(jcr: JobControl, now: float) -> tuple[str, str] | None:
@@ -385,7 +385,7 @@ def limit_problem(jcr: JobControl, now: float) -> tuple[str, str] | None:
         return None
     res = jcr.resource
     started = jcr.start_time is not None
-    expires = jcr.params.get("expires")
+    expires = jcr.expires
     if not started and expires and now > expires:
         return st.ERROR, f"expired: not started by {_stamp(expires)}"
     if not started and res.max_start_delay and now - jcr.sched_time > res.max_start_delay:
@@ -395,9 +395,9 @@ def limit_problem(jcr: JobControl, now: float) -> tuple[str, str] | None:
     if started and res.max_run_time and now - (jcr.start_time or now) > res.max_run_time:
         return st.CANCELED, f"Max Run Time exceeded: running longer than {res.max_run_time:.0f} s"
     if started and res.max_wait_time:
-        waited = jcr.params.get("_waited", 0.0)
-        if jcr.params.get("_wait_since"):
-            waited += now - jcr.params["_wait_since"]
+        waited = jcr.waited
+        if jcr.wait_since is not None:
+            waited += now - jcr.wait_since
         if waited > res.max_wait_time:
             return st.CANCELED, f"Max Wait Time exceeded: waited {waited:.0f} s for resources"
     return None

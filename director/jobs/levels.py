@@ -16,13 +16,13 @@ if TYPE_CHECKING:
 
 async def resolve_level(director: DirectorDaemon, jcr: JobControl) -> None:
     """Set since/since_ns for Incremental and Differential, or upgrade to Full when no Full exists."""
-    client_id = jcr.params["client_id"]
-    fileset_id = jcr.params["fileset_id"]
+    client_id = jcr.client_id
+    fileset_id = jcr.fileset_id
     if jcr.level in ("I", "D"):
         full = await director.db.last_job(jcr.name, client_id, fileset_id, ["F"])
         if full is None:
             director.joblog(jcr, "info", "No prior Full backup Job record found. Upgrading to Full.")
-            jcr.params["level_note"] = " (upgraded from " + ("Incremental" if jcr.level == "I" else "Differential") + ")"
+            jcr.backup.level_note = " (upgraded from " + ("Incremental" if jcr.level == "I" else "Differential") + ")"
             jcr.level = "F"
             resource = jcr.resource
             jcr.pool = resource.full_backup_pool or jcr.pool
@@ -34,16 +34,15 @@ async def resolve_level(director: DirectorDaemon, jcr: JobControl) -> None:
             jcr.since_ns = int((prior.start_time or 0) * 1_000_000_000)
             director.joblog(jcr, "info", f"Since time from JobId {prior.job_id} ({prior.level}): {prior.start_time}")
     if jcr.job_type == "B" and jcr.resource.accurate and jcr.level in ("I", "D"):
-        jcr.params["accurate_entries"] = await director.db.run(functools.partial(_accurate_entries, jcr=jcr))
+        jcr.backup.accurate_entries = await director.db.run(functools.partial(_accurate_entries, jcr=jcr))
 
 
 def _accurate_entries(catalog: Catalog, jcr: JobControl) -> list[tuple[bytes, int, int, int, int]]:
     """The latest state of the backup chain, as (path, mtime_ns, ctime_ns, size, mode) (on the
     catalog thread: several reads in a row)."""
-    jobs = catalog.list_jobs(client_id=jcr.params["client_id"], fileset_id=jcr.params["fileset_id"],
+    jobs = catalog.list_jobs(client_id=jcr.client_id, fileset_id=jcr.fileset_id,
                              job_name=jcr.name)
-    chain = backup_chain([j for j in jobs if j.job_id != jcr.job_id], jcr.params["client_id"],
-                         jcr.params["fileset_id"], None)
+    chain = backup_chain([j for j in jobs if j.job_id != jcr.job_id], jcr.client_id, jcr.fileset_id, None)
     if jcr.level == "D":
         chain = chain[:1]  # a Differential compares against its Full only
     files = latest_files([(job, catalog.list_files(job.job_id)) for job in chain])

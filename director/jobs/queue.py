@@ -39,8 +39,8 @@ class JobQueue:
     def add(self, jcr: JobControl) -> None:
         """JobqAdd: insert by priority, FIFO among equals; a canceled job goes to the head."""
         self._seq += 1
-        jcr.params["_order"] = (jcr.priority if not jcr.canceled.is_set() else -(2**31), self._seq)
-        index = bisect.bisect_right(self.waiting, jcr.params["_order"], key=lambda j: j.params["_order"])
+        jcr.queue_order = (jcr.priority if not jcr.canceled.is_set() else -(2**31), self._seq)
+        index = bisect.bisect_right(self.waiting, jcr.queue_order, key=lambda j: j.queue_order)
         self.waiting.insert(index, jcr)
         self._waiting_ids.add(jcr.job_id)
         self.jobs[jcr.job_id] = jcr

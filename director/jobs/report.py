@@ -37,7 +37,7 @@ def job_report(director: DirectorDaemon, jcr: JobControl, reason: str) -> str:
         f"  Job:                    {jcr.unique}",
     ]
     if jcr.job_type == "B":
-        lines.append(f"  Backup Level:           {jcr.level_name}{jcr.params.get('level_note', '')}")
+        lines.append(f"  Backup Level:           {jcr.level_name}{jcr.backup.level_note}")
     lines += [
         f"  Client:                 {jcr.client or '-'}",
         f"  FileSet:                {jcr.fileset or '-'}",

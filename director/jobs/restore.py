@@ -43,19 +43,22 @@ async def do_restore(director: DirectorDaemon, jcr: JobControl) -> str:
     (the File Daemon counts them, as Bareos counts JobFiles). More files than selected is W.
     An invalid regexwhere is refused before any daemon is contacted.
     """
-    config = jcr.params["config"]
-    client = config.clients[jcr.client]
-    bootstrap = jcr.params["bootstrap"]
+    config = jcr.settings
+    plan = jcr.restore
+    if plan is None:
+        raise JobError("the restore has no plan (no files were selected)")
+    client = config.clients[jcr.named("Client")]
+    bootstrap = plan.bootstrap
     if not bootstrap:
         raise JobError("nothing to restore: the selection is empty")
-    check_regex_where(jcr.params.get("regex_where"))
+    check_regex_where(plan.regex_where)
     jcr.volumes = sorted({b.volume_name for b in bootstrap})
     # Volumes written on different storages are read in one pass per storage (Bareos does the same).
-    volume_storage: dict[str, str] = jcr.params.get("volume_storage", {})
+    volume_storage = plan.volume_storage
     passes: list[tuple[str, list[BootstrapSpec]]] = []
     for spec in bootstrap:
         default = jcr.storage or ""
-        name = default if jcr.params.get("storage_override") else volume_storage.get(spec.volume_name, default)
+        name = default if plan.storage_override else volume_storage.get(spec.volume_name, default)
         if not passes or passes[-1][0] != name:
             passes.append((name, []))
         passes[-1][1].append(spec)
@@ -92,12 +95,12 @@ def check_regex_where(spec: str | None) -> None:
 
 
 def _counts(jcr: JobControl) -> str:
-    expected = jcr.params.get("expected_files")
+    expected = jcr.restore.expected_files if jcr.restore else None
     return f"restored {jcr.files} of {expected} files" if expected is not None else f"restored {jcr.files} files"
 
 
 def _final_status(director: DirectorDaemon, jcr: JobControl, status: str, fd_failures: list[str]) -> str:
-    expected = jcr.params.get("expected_files")
+    expected = jcr.restore.expected_files if jcr.restore else None
     why = "; ".join(f"File Daemon: {text}" for text in fd_failures)
     if expected is not None and jcr.files < expected:
         raise JobError(f"{_counts(jcr)} the catalog selected" + (f" ({why})" if why else ""))
@@ -130,13 +133,12 @@ async def _one_pass(director: DirectorDaemon, jcr: JobControl, client: Any, stor
                                     tls=bool(storage.tls_enable and director.own.tls_enable)),
                       Ok, "client connecting to the storage daemon")
         jcr.set_status(st.RUNNING)
-        jcr.params["moving_data"] = True
-        params = jcr.params
+        jcr.moving_data = True
+        plan = jcr.restore
+        assert plan is not None
         await request(fd, FdRestore(
-            where=params["where"], replace=params.get("replace", "always"),
-            strip_prefix=params.get("strip_prefix"), add_prefix=params.get("add_prefix"),
-            add_suffix=params.get("add_suffix"), regex_where=params.get("regex_where"),
-            hidden_indexes=tuple(params.get("hidden_indexes", ())),
+            where=plan.where, replace=plan.replace, strip_prefix=plan.strip_prefix, add_prefix=plan.add_prefix,
+            add_suffix=plan.add_suffix, regex_where=plan.regex_where, hidden_indexes=plan.hidden_indexes,
         ), Ok, "start restore")
         return await _converse(director, jcr, sd, fd)
     finally:

@@ -33,7 +33,7 @@ async def run_job(director: DirectorDaemon, jcr: JobControl) -> None:
     """Everything from `R` to the final status; never raises for job failures."""
     log = director.log.bind(job_id=jcr.job_id, job=jcr.unique)
     if jcr.canceled.is_set():
-        await _finish(director, jcr, st.CANCELED, jcr.params.get("cancel_reason") or "canceled before it started")
+        await _finish(director, jcr, st.CANCELED, jcr.cancel_reason or "canceled before it started")
         return
     jcr.start_time = time.time()
     jcr.progress.started = jcr.start_time
@@ -58,7 +58,7 @@ async def run_job(director: DirectorDaemon, jcr: JobControl) -> None:
         log.exception("job_crashed")
         final, reason = st.ERROR, f"internal error: {exc!r}"
         director.joblog(jcr, "fatal", reason)
-    if jcr.params.get("stopping"):
+    if jcr.stopping:
         # The Director is stopping: the row stays unfinished, so the next start ends the job in
         # error and applies Reschedule On Error, exactly as after a crash.
         director.joblog(jcr, "warning", "Interrupted: the Director is stopping; the job ends when it starts again")
@@ -66,7 +66,7 @@ async def run_job(director: DirectorDaemon, jcr: JobControl) -> None:
     if jcr.canceled.is_set() and final not in st.FINAL - st.OK:
         final = st.CANCELED
     if final == st.CANCELED:
-        reason = jcr.params.get("cancel_reason") or reason or "canceled"
+        reason = jcr.cancel_reason or reason or "canceled"
     ok = final in st.OK
     try:
         await _run_scripts(director, jcr, [s for s in scripts if s.when in ("After", "Always")], ok=ok,
@@ -102,7 +102,7 @@ async def _until_canceled(jcr: JobControl, payload: Coroutine[Any, Any, str]) ->
     canceled = asyncio.ensure_future(jcr.canceled.wait())
     try:
         await asyncio.wait({task, canceled}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done() and jcr.status == st.RUNNING and (jcr.params.get("moving_data") or jcr.job_type in ("c", "g")):
+        if not task.done() and jcr.status == st.RUNNING and (jcr.moving_data or jcr.job_type in ("c", "g")):
             await asyncio.wait({task}, timeout=CANCEL_GRACE)
         if not task.done():
             task.cancel()
@@ -126,8 +126,7 @@ async def _expectations(director: DirectorDaemon, jcr: JobControl) -> None:
     if jcr.job_type != "B":
         return
     try:
-        last = await director.db.last_job(jcr.name, jcr.params.get("client_id"),
-                                           jcr.params.get("fileset_id"), [jcr.level])
+        last = await director.db.last_job(jcr.name, jcr.client_id, jcr.fileset_id, [jcr.level])
     except Exception:  # the estimate is a nicety; never fail a job over it
         director.log.exception("progress_estimate_failed", job_id=jcr.job_id)
         return
@@ -181,7 +180,7 @@ async def _client_script(director: DirectorDaemon, jcr: JobControl, command: str
     """Run a RunScript on the job's File Daemon (Runs On Client = yes, the Bareos default)."""
     if jcr.client is None:
         raise JobError("a client run script needs a Client")
-    conn = await connect(director, "client", jcr.params["config"].clients[jcr.client])
+    conn = await connect(director, "client", jcr.settings.clients[jcr.client])
     try:
         result = await request(conn, RunScriptCommand(command=command), ScriptResult, "client run script", timeout=3700)
     finally:

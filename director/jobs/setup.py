@@ -13,6 +13,7 @@ from director.jobs import status as st
 from director.jobs.control import LEVEL_CODES, TYPE_CODES, JobControl
 from director.jobs.errors import JobError
 from director.jobs.levels import resolve_level
+from director.jobs.plans import RestorePlan
 from director.jobs.request import RunRequest, dumps
 
 if TYPE_CHECKING:
@@ -119,9 +120,12 @@ async def setup_job(director: DirectorDaemon, req: RunRequest, existing: JobRow 
         allow_mixed=bool(resolved.resource.allow_mixed_priority), sched_time=sched_time,
         coordinator=bool(resolved.resource.action),
     )
-    jcr.params.update(req.params)
-    jcr.params.update(config=config, client_id=client_id, fileset_id=fileset_id, pool_id=pool_id, request=req,
-                      retry=req.retry, retry_of=req.retry_of, parent_job_id=req.parent_job_id, expires=req.expires)
+    jcr.config, jcr.client_id, jcr.fileset_id, jcr.pool_id = config, client_id, fileset_id, pool_id
+    jcr.request, jcr.retry, jcr.retry_of = req, req.retry, req.retry_of
+    jcr.parent_job_id, jcr.expires = req.parent_job_id, req.expires
+    if jcr.job_type == "R":
+        jcr.restore = RestorePlan.from_params(req.params)
+    jcr.next_pool = req.params.get("next_pool")
     if existing is None:
         retry = f", retry {req.retry} of JobId {req.retry_of}" if req.retry else ""
         director.joblog(jcr, "info", f"Created {jcr.type_name} job {unique} (JobId {job_id}){retry}, "
@@ -136,11 +140,11 @@ async def prepare_backup(director: DirectorDaemon, jcr: JobControl) -> None:
     backups that ended while this one waited, and a queued job holds no accurate list."""
     if jcr.job_type != "B" or not jcr.fileset:
         return
-    config = jcr.params["config"]
+    config = jcr.settings
     level, pool = jcr.level, jcr.pool
-    jcr.params["fileset_spec"] = fileset_spec(config.filesets[jcr.fileset]).model_dump()
+    jcr.backup.fileset_spec = fileset_spec(config.filesets[jcr.fileset]).model_dump()
     await resolve_level(director, jcr)
     if jcr.pool != pool:
-        jcr.params["pool_id"] = await director.ensure_pool(jcr.pool)
+        jcr.pool_id = await director.ensure_pool(jcr.pool)
     if (jcr.level, jcr.pool) != (level, pool):
-        await director.engine.writer.update_job(jcr.job_id, Level=jcr.level, PoolId=jcr.params["pool_id"])
+        await director.engine.writer.update_job(jcr.job_id, Level=jcr.level, PoolId=jcr.pool_id)

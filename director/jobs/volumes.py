@@ -79,7 +79,9 @@ async def assign_volume(director: DirectorDaemon, jcr: JobControl, pool: Any, st
 
 async def _find_or_create(director: DirectorDaemon, jcr: JobControl, pool: Any, storage: Any,
                           exclude: tuple[str | None, ...]) -> VolumeAssignment:
-    pool_id = jcr.params["pool_id"]
+    pool_id = jcr.pool_id
+    if pool_id is None:
+        raise NoVolume(f"pool {pool.name!r} is not in the catalog")
     media_type = storage.media_type or "File"
     media = await director.db.list_media(pool_id)
     max_bytes = int(pool.maximum_volume_bytes or 0)
@@ -108,7 +110,7 @@ async def _find_or_create(director: DirectorDaemon, jcr: JobControl, pool: Any, 
 
 
 async def record_jobmedia(director: DirectorDaemon, jcr: JobControl, msg: JobMediaReport) -> None:
-    session_id, session_time = jcr.params.get("session", (0, 0))
+    session_id, session_time = jcr.session or (0, 0)
     await director.db.add_jobmedia(JobMediaRow(
         job_id=jcr.job_id, media_id=msg.media_id, volume_name=msg.volume_name, first_index=msg.first_index,
         last_index=msg.last_index, start_block=msg.start_block, end_block=msg.end_block, start_addr=msg.start_addr,

@@ -403,10 +403,10 @@ async def director(tiny_fs: Path, tmp_path: Path) -> Any:
         f'Catalog {{\n  Name = MyCatalog\n  DB Driver = sqlite3\n  DB Name = "{tiny_fs / "catalog.db"}"\n}}\n')
     (etc / "job" / "quick.conf").write_text("Job {\n  Name = quick\n  Type = Admin\n  Messages = Standard\n}\n")
     daemon = DirectorDaemon(etc, load_director_config(etc), _Log())
-    assert await daemon.run_in_thread(lambda: daemon.catalog.path) == tiny_fs / "catalog.db"
+    await daemon.db.open()
+    assert daemon.db.backend.path == tiny_fs / "catalog.db"
     yield daemon
-    await daemon.run_in_thread(daemon.catalog.close)
-    daemon._db_thread.shutdown()
+    daemon.db.close()
 
 
 async def test_the_director_refuses_new_jobs_while_the_catalog_is_not_writable(director: DirectorDaemon,

@@ -83,7 +83,7 @@ def test_by_default_the_newer_duplicate_is_canceled() -> None:
         new = job(engine, 2, res)
         assert engine._gate(new) is None
         assert new.canceled.is_set() and not old.canceled.is_set()
-        assert "duplicate of JobId 1, which is running" in new.params["cancel_reason"]
+        assert "duplicate of JobId 1, which is running" in (new.cancel_reason or "")
 
     run(scenario)
 
@@ -105,7 +105,7 @@ def test_cancel_queued_duplicates() -> None:
         new = job(engine, 2, res)
         assert engine._gate(new) is None
         assert queued.canceled.is_set() and not new.canceled.is_set()
-        assert "Cancel Queued Duplicates" in queued.params["cancel_reason"]
+        assert "Cancel Queued Duplicates" in (queued.cancel_reason or "")
 
     run(scenario)
 

@@ -48,7 +48,7 @@ def test_limits(jcr: JobControl, now: float, expected: tuple[str, str] | None) -
 
 def test_expiration_fails_a_job_that_has_not_started() -> None:
     jcr = make()
-    jcr.params["expires"] = T0 + 5
+    jcr.expires = T0 + 5
     assert limit_problem(jcr, T0 + 4) is None
     status, reason = limit_problem(jcr, T0 + 6) or ("", "")
     assert status == st.ERROR and reason.startswith("expired")
@@ -58,8 +58,8 @@ def test_expiration_fails_a_job_that_has_not_started() -> None:
 
 def test_max_wait_time_counts_only_time_spent_waiting_after_start() -> None:
     jcr = make(st.WAIT_SD, T0, max_wait_time=30)
-    jcr.params["_waited"] = 20.0
-    jcr.params["_wait_since"] = T0 + 100
+    jcr.waited = 20.0
+    jcr.wait_since = T0 + 100
     assert limit_problem(jcr, T0 + 105) is None
     status, reason = limit_problem(jcr, T0 + 111) or ("", "")
     assert status == st.CANCELED and "Max Wait Time" in reason

@@ -1,0 +1,60 @@
+"""Typed plans of the job kinds: what a job will do, read once from its run request.
+
+A RunRequest keeps the operator's overrides as a plain mapping (`params`) because it is stored in
+the catalog as JSON and read back after a restart; this module is the one place that turns that
+mapping into typed values. Job code reads the plans, never the mapping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocol.jobs import BootstrapSpec
+
+AccurateEntry = tuple[bytes, int, int, int, int]  # path, mtime_ns, ctime_ns, size, mode
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    """What a restore reads (the bootstrap) and how the File Daemon writes it."""
+
+    bootstrap: tuple[BootstrapSpec, ...]
+    where: bytes
+    replace: str = "always"
+    strip_prefix: bytes | None = None
+    add_prefix: bytes | None = None
+    add_suffix: bytes | None = None
+    regex_where: str | None = None
+    hidden_indexes: tuple[tuple[int, int], ...] = ()  # (JobId, FileIndex) of hardlink carriers
+    expected_files: int | None = None  # what the catalog selected; fewer restored ends E
+    volume_storage: Mapping[str, str] = field(default_factory=dict)  # volume -> the storage that wrote it
+    storage_override: bool = False  # the operator named a storage: every volume is read there
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> RestorePlan:
+        """The plan in a restore's run request (the console's restore command writes it)."""
+        where = params.get("where", b"")
+        return cls(
+            bootstrap=tuple(params.get("bootstrap", ())),
+            where=where if isinstance(where, bytes) else str(where).encode(),
+            replace=str(params.get("replace") or "always"),
+            strip_prefix=params.get("strip_prefix"),
+            add_prefix=params.get("add_prefix"),
+            add_suffix=params.get("add_suffix"),
+            regex_where=params.get("regex_where"),
+            hidden_indexes=tuple((int(job), int(index)) for job, index in params.get("hidden_indexes", ())),
+            expected_files=params.get("expected_files"),
+            volume_storage=dict(params.get("volume_storage") or {}),
+            storage_override=bool(params.get("storage_override")),
+        )
+
+
+@dataclass
+class BackupState:
+    """What a backup decides as it starts (level, since-time, accurate list) and learns as it runs."""
+
+    fileset_spec: dict[str, Any] | None = None  # the wire FileSetSpec, as sent to the File Daemon
+    accurate_entries: list[AccurateEntry] = field(default_factory=list)
+    level_note: str = ""  # " (upgraded from Incremental)"
