@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +15,7 @@ from director.jobs.plans import BackupState, RestorePlan
 if TYPE_CHECKING:
     from director.config import DirectorConfig
     from director.jobs.request import RunRequest
+    from director.jobs.transitions import Transitions
 
 TYPE_CODES = {"Backup": "B", "Restore": "R", "Verify": "V", "Admin": "D", "Copy": "c", "Migrate": "g", "Consolidate": "O"}
 LEVEL_CODES = {"Full": "F", "Incremental": "I", "Differential": "D", "VirtualFull": "f", "Base": "B"}
@@ -54,9 +54,6 @@ class Progress:
         return max(0.0, (self.expected_bytes - self.bytes) / rate)
 
 
-StatusObserver = Callable[["JobControl", str, str], None]
-
-
 @dataclass(eq=False)
 class JobControl:
     """Everything the Director knows about one job while it exists in memory."""
@@ -76,7 +73,7 @@ class JobControl:
     sched_time: float
     _status: str = st.CREATED
     wait: WaitReason | None = None
-    observer: StatusObserver | None = None
+    transitions: Transitions | None = None  # the engine's, once the job is queued
     coordinator: bool = False  # a multi-action parent: holds no Director/Client/Storage slot
     start_time: float | None = None
     end_time: float | None = None
@@ -128,32 +125,29 @@ class JobControl:
 
     @property
     def status(self) -> str:
+        """The status letter; it changes only through Transitions (set_status, set_wait)."""
         return self._status
 
-    @status.setter
-    def status(self, new: str) -> None:
-        old, self._status = self._status, new
-        if old != new and self.observer is not None:
-            self.observer(self, old, new)
-
-    def set_status_quietly(self, new: str) -> None:
-        """Change the letter without telling observers (the caller records the change itself)."""
+    def force_status(self, new: str) -> None:
+        """Set the letter; for Transitions alone, which checks and records the change."""
         self._status = new
 
     def set_status(self, new: str) -> None:
-        """A status change that obeys the sticky-status rule (a final status never changes)."""
-        self.status = st.next_status(self.status, new)
+        """Move to a non-final status (checked against the status table, recorded once)."""
+        if self.transitions is not None:
+            self.transitions.change(self, new)
+        else:  # a job outside the engine (unit tests): the table still applies
+            self._status = st.next_status(self._status, new)
+            self.wait = None
 
     def set_wait(self, reason: WaitReason | None) -> None:
-        """Wait (or stop waiting) with a reason; observers hear of a new reason even if the letter stays."""
-        changed = reason != self.wait
-        self.wait = reason
-        if reason is None:
-            return
-        if self._status != reason.status:
-            self.status = reason.status
-        elif changed and self.observer is not None:
-            self.observer(self, self._status, self._status)
+        """Wait with a reason (its letter becomes the status), or stop waiting (None)."""
+        if self.transitions is not None:
+            self.transitions.wait(self, reason)
+        else:
+            self.wait = reason
+            if reason is not None:
+                self._status = st.next_status(self._status, reason.status)
 
     def candidate(self) -> Candidate:
         storages = tuple(s for s in (self.storage,) if s)

@@ -177,6 +177,8 @@ async def _worker(director: DirectorDaemon, control: JobControl, source: JobRow,
     worker.config, worker.pool_id = config, pool_id
     worker.client_id, worker.fileset_id = source.client_id, source.fileset_id
     worker.start_time = time.time()
+    # A worker changes status as every job does: its row, events, log and hooks (Transitions).
+    director.engine.transitions.attach(worker).set_status(st.RUNNING)
     local = (source_storage.address, source_storage.port) == (target_storage.address, target_storage.port)
     director.joblog(control, "info", f"{'Migrating' if migrate else 'Copying'} JobId {source.job_id} to new JobId "
                                      f"{new_id} ({unique}): {source_storage.name} → {target_storage.name} "
@@ -196,17 +198,17 @@ async def _worker(director: DirectorDaemon, control: JobControl, source: JobRow,
     if status == st.TERMINATED:
         await director.db.copy_deleted_files(source.job_id, new_id)
         # The new record stands for the same backup: it keeps the source's times (as Bareos does).
-        await director.db.update_job(new_id, JobStatus=status, SchedTime=source.sched_time,
-                                    StartTime=source.start_time, EndTime=source.end_time, RealEndTime=now,
-                                    JobTDate=int(source.start_time or now), JobFiles=worker.files,
-                                    JobBytes=worker.bytes, Level=source.level)
+        await director.engine.transitions.end(
+            worker, status, SchedTime=source.sched_time, StartTime=source.start_time, EndTime=source.end_time,
+            RealEndTime=now, JobTDate=int(source.start_time or now), JobFiles=worker.files, JobBytes=worker.bytes,
+            Level=source.level)
         if migrate:
             await director.db.update_job(source.job_id, Type="M")
         director.joblog(control, "info", f"JobId {new_id}: {'migrated' if migrate else 'copied'} JobId "
                                          f"{source.job_id}, {worker.files:,} files, {worker.bytes:,} bytes")
     else:
-        await director.db.update_job(new_id, JobStatus=status, EndTime=now, RealEndTime=now,
-                                    JobFiles=worker.files, JobBytes=worker.bytes, Comment=reason[:250])
+        await director.engine.transitions.end(worker, status, EndTime=now, RealEndTime=now, JobFiles=worker.files,
+                                              JobBytes=worker.bytes, Comment=reason[:250])
         director.joblog(control, "error", f"JobId {new_id} ({'migrate' if migrate else 'copy'} of JobId "
                                           f"{source.job_id}) ended {status}: {reason}")
     return status

@@ -19,6 +19,7 @@ from director.jobs.queue import JobQueue
 from director.jobs.request import loads
 from director.jobs.runner import run_job
 from director.jobs.setup import RunRequest, setup_job
+from director.jobs.transitions import RUN_WAITS, Transitions
 
 if TYPE_CHECKING:
     from director.catalog import JobRow
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 WATCH_INTERVAL: Final = 0.5
 PROGRESS_INTERVAL: Final = 1.0  # running counters reach the catalog at most once a second
 STOP_WRITE_TIMEOUT: Final = 30.0  # a stopping Director waits this long for an unwritable catalog, then gives up
-RUN_WAITS: Final = frozenset({st.WAIT_FD, st.WAIT_SD, st.WAIT_MOUNT, st.WAIT_MEDIA, st.BLOCKED})
 LEVEL_RANK: Final = {"F": 3, "D": 2, "I": 1}
 
 
@@ -41,6 +41,8 @@ class JobEngine:
         self.log = director.log
         self.queue = JobQueue(director.job_limits, self._run, director.log, gate=self._gate, on_tail=self._tail_waits)
         self.writer = JobWriter(self._apply, director.log, on_writable=self._catalog_writable)
+        self.transitions = Transitions(self.writer, director.events.publish, director.joblog,
+                                       lambda jcr, old, new: hooks.on_status_change(director, jcr, old, new), time.time)
         self._timers: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._media = asyncio.Event()
@@ -80,27 +82,6 @@ class JobEngine:
 
     # -- status changes are events -----------------------------------------------------------
 
-    def status_changed(self, jcr: JobControl, old: str, new: str) -> None:
-        now = time.time()
-        wait = jcr.wait if new not in (st.RUNNING, *st.FINAL) else None
-        if old in RUN_WAITS and jcr.wait_since is not None:
-            jcr.waited += now - jcr.wait_since
-            jcr.wait_since = None
-        if new in RUN_WAITS:
-            jcr.wait_since = now
-        columns: dict[str, Any] = {"JobStatus": new,
-                                   "WaitReason": None if wait is None else f"{wait.code} {wait.resource}".strip()}
-        if new not in st.FINAL:  # the final row is written by the runner, with its counters, at once
-            self.writer.job(jcr.job_id, **columns)
-        self.director.events.publish(
-            "job_status", jobid=jcr.job_id, job=jcr.unique, name=jcr.name, type=jcr.job_type, level=jcr.level,
-            old=old, status=new, wait_reason=None if wait is None else dataclasses.asdict(wait),
-        )
-        reason = f" ({wait.describe()})" if wait is not None else ""
-        text = f"Status {old} -> {new}: {st.describe(new)}{reason}" if old != new else f"Waiting: {wait.describe() if wait else ''}"
-        self.director.joblog(jcr, "info", text)
-        hooks.on_status_change(self.director, jcr, old, new)
-
     def _tail_waits(self, jobs: list[JobControl], reason: WaitReason) -> None:
         """Many waiting jobs now share one reason: their rows are updated, and one event says so
         (not one log line, event and hook per job: with 10,000 queued jobs that would stall)."""
@@ -115,7 +96,7 @@ class JobEngine:
     async def submit(self, req: RunRequest, existing: JobRow | None = None) -> JobControl:
         """RunJob → SetupJob → JobqAdd."""
         jcr = await setup_job(self.director, req, existing)
-        jcr.observer = self.status_changed
+        self.transitions.attach(jcr)
         self.queue.jobs[jcr.job_id] = jcr
         self.director.events.publish("job_status", jobid=jcr.job_id, job=jcr.unique, name=jcr.name,
                                      type=jcr.job_type, level=jcr.level, old=None, status=jcr.status,
@@ -152,8 +133,7 @@ class JobEngine:
             canceled.cancel()
         if jcr.canceled.is_set() or jcr.status in st.FINAL:
             return
-        jcr.wait = None
-        jcr.status = st.CREATED
+        self.transitions.change(jcr, st.CREATED)
         self._enqueue(jcr)
 
     # -- duplicate control (Bareos allow_duplicate_job) ---------------------------------------
@@ -223,12 +203,10 @@ class JobEngine:
         return f"JobId {jcr.job_id}, Job {jcr.unique} marked to be canceled."
 
     async def _end_unstarted(self, jcr: JobControl, final: str, reason: str) -> None:
-        jcr.wait = None
-        jcr.status = final
         jcr.end_time = time.time()
         try:
-            await self.writer.update_job(jcr.job_id, JobStatus=final, EndTime=jcr.end_time,
-                                         RealEndTime=jcr.end_time, WaitReason=None, Comment=reason[:250])
+            await self.transitions.end(jcr, final, EndTime=jcr.end_time, RealEndTime=jcr.end_time,
+                                       Comment=reason[:250])
             self.director.joblog(jcr, "info" if final == st.CANCELED else "error",
                                  f"Job {'canceled' if final == st.CANCELED else 'failed'} before it started: {reason}")
         except Exception:  # the catalog failed: still release everyone waiting on this job

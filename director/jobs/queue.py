@@ -139,10 +139,11 @@ class JobQueue:
         self._unmarked.discard(jcr.job_id)
         if jcr.wait == reason:
             return
-        if quiet or jcr.status not in st.WAITING:
-            jcr.wait = reason
-            if jcr.status in st.WAITING:
-                jcr.set_status_quietly(reason.status)
+        if quiet or jcr.status not in st.WAITING or jcr.transitions is None:
+            if jcr.transitions is not None:
+                jcr.transitions.quiet(jcr, reason)
+            else:
+                jcr.wait = reason
             return
         jcr.set_wait(reason)
 

@@ -162,16 +162,13 @@ async def _run_scripts(director: DirectorDaemon, jcr: JobControl, scripts: list[
 
 
 async def _finish(director: DirectorDaemon, jcr: JobControl, final: str, reason: str) -> None:
-    jcr.wait = None
-    jcr.status = final
     jcr.end_time = time.time()
     if final not in st.OK:  # a failed or canceled job keeps the counters it reached
         jcr.files = jcr.files or jcr.progress.files
         jcr.bytes = jcr.bytes or jcr.progress.bytes
-    await director.engine.writer.update_job(
-        jcr.job_id, JobStatus=final, EndTime=jcr.end_time, RealEndTime=jcr.end_time, WaitReason=None,
-        JobFiles=jcr.files, JobBytes=jcr.bytes, ReadBytes=jcr.read_bytes, JobErrors=jcr.errors,
-        Comment=reason[:250] if reason else None,
+    await director.engine.transitions.end(
+        jcr, final, EndTime=jcr.end_time, RealEndTime=jcr.end_time, JobFiles=jcr.files, JobBytes=jcr.bytes,
+        ReadBytes=jcr.read_bytes, JobErrors=jcr.errors, Comment=reason[:250] if reason else None,
     )
     director.joblog(jcr, "info", job_report(director, jcr, reason))
 

@@ -72,8 +72,7 @@ async def assign_volume(director: DirectorDaemon, jcr: JobControl, pool: Any, st
             continue
         if before is not None:
             director.joblog(jcr, "info", f"Volume \"{assignment.volume_name}\" is available; the job continues")
-            jcr.wait = None
-            jcr.status = before
+            jcr.set_status(before)
         return assignment
 
 

@@ -47,10 +47,10 @@ def job(engine: JobEngine, job_id: int, res: SimpleNamespace, level: str = "I", 
     jcr = JobControl(job_id=job_id, unique=f"nightly.{job_id}", name="nightly", job_type="B", level=level,
                      resource=res, client="c", fileset="f", pool="p", storage="s", priority=10, allow_mixed=False,
                      sched_time=0.0)
-    jcr.observer = engine.status_changed
+    engine.transitions.attach(jcr)
     engine.queue.jobs[job_id] = jcr
     if running:
-        jcr.status = st.RUNNING
+        jcr.set_status(st.RUNNING)
         engine.queue.running.append(jcr)
     else:
         engine.queue.add(jcr)

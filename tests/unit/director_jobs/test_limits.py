@@ -21,7 +21,7 @@ def make(status: str = st.CREATED, started: float | None = None, **limits: Any) 
         setattr(resource, key, value)
     jcr = JobControl(job_id=1, unique="j.1", name="j", job_type="B", level="F", resource=resource, client=None,
                      fileset=None, pool=None, storage=None, priority=10, allow_mixed=False, sched_time=T0)
-    jcr.status = status
+    jcr.force_status(status)
     jcr.start_time = started
     return jcr
 
