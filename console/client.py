@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -85,13 +86,21 @@ class ConsoleClient:
         self, line: str, on_more: Callable[[ConsoleReply], None] | None = None
     ) -> ConsoleReply:
         """Send one command and return its answer; the parts of a streamed answer (`more=True`,
-        as `.events` sends) go to `on_more` as they arrive, and the final reply is returned."""
+        as `.events` sends) go to `on_more` as they arrive, and the final reply is returned.
+
+        Without `on_more`, the parts of a long listing (`rows` set) are joined into the final
+        reply's data, so a caller sees one answer whatever its size."""
         await self.conn.send(ConsoleCommand(line=line))
         reply = await self.conn.recv_message()
+        joined: dict[str, list[Any]] = {}
         while isinstance(reply, ConsoleReply) and reply.more:
             if on_more is not None:
                 on_more(reply)
+            elif reply.rows is not None and isinstance(reply.data, list):
+                joined.setdefault(reply.rows, []).extend(reply.data)
             reply = await self.conn.recv_message()
+        if joined and isinstance(reply, ConsoleReply):
+            reply = join_rows(reply, joined)
         if isinstance(reply, ErrorReply):
             return ConsoleReply(
                 code=reply.code, ok=False, text=reply.text, data={"error": reply.text}
@@ -104,3 +113,18 @@ class ConsoleClient:
 
     async def close(self) -> None:
         await self.conn.close(terminate=True)
+
+
+def join_rows(reply: ConsoleReply, parts: dict[str, list[Any]]) -> ConsoleReply:
+    """The final reply of a listing with the rows its streamed parts carried put in front."""
+    data: dict[str, Any] = copy.deepcopy(reply.data) if isinstance(reply.data, dict) else {}
+    for key, rows in parts.items():
+        *path, last = key.split(".")  # `estimate.listing` is data["estimate"]["listing"]
+        slot = data
+        for name in path:
+            inner = slot.get(name)
+            slot[name] = inner = inner if isinstance(inner, dict) else {}
+            slot = inner
+        tail = slot.get(last)
+        slot[last] = rows + (tail if isinstance(tail, list) else [])
+    return reply.model_copy(update={"data": data})

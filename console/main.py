@@ -13,7 +13,7 @@ from typing import Any, Final, NoReturn, TextIO
 from common.config import ConfigError
 from common.net import NetError
 from common.tls import TlsError
-from console.client import ConsoleClient, choose_credentials
+from console.client import ConsoleClient, choose_credentials, join_rows
 from console.config import load_console_config
 from protocol.errors import ProtocolError
 from protocol.messages import ConsoleReply
@@ -100,6 +100,7 @@ class Printer:
         self.as_json = as_json
         self.out = out
         self.failures = 0
+        self._rows: dict[str, list[Any]] = {}  # JSON mode: rows of a listing's parts, until its end
 
     def show(self, line: str, reply: ConsoleReply) -> None:
         words = line.split()
@@ -108,6 +109,8 @@ class Printer:
             self.as_json = mode in ("json", "2", "on")
         if not reply.ok:
             self.failures += 1
+        if self._rows:
+            reply, self._rows = join_rows(reply, self._rows), {}
         text = render(reply, self.as_json)
         if text:
             self.out.write(text + ("\n" if not text.endswith("\n") else ""))
@@ -116,7 +119,18 @@ class Printer:
         self.out.flush()
 
     def part(self, reply: ConsoleReply) -> None:
-        """One part of a streamed answer (`.events`), printed and flushed as it arrives."""
+        """One part of a streamed answer, printed and flushed as it arrives. In JSON mode the
+        rows of a long listing are kept until its final reply, which prints them as one answer
+        (`.events` parts are whole answers of their own and print at once)."""
+        if reply.rows is not None and self.as_json:
+            if isinstance(reply.data, list):
+                self._rows.setdefault(reply.rows, []).extend(reply.data)
+            return
+        if reply.rows is not None:  # the text of a listing's rows, without a JSON wrapper
+            if reply.text:
+                self.out.write(reply.text + ("\n" if not reply.text.endswith("\n") else ""))
+                self.out.flush()
+            return
         text = render(reply, self.as_json)
         if text:
             self.out.write(text + ("\n" if not text.endswith("\n") else ""))

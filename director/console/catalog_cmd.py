@@ -1,11 +1,16 @@
-"""Catalog views: list / llist (jobs, jobid=, volumes, pools, files jobid=), status job=N."""
+"""Catalog views: list / llist (jobs, jobid=, volumes, pools, files, joblog), delete, update volume.
+
+Listings that grow with the catalog are read a page at a time and streamed (director/console/paging.py)."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+from director.catalog import FileRow
 from director.console.format import display_path
+from director.console.names import check
+from director.console.paging import NO_RESULTS, Lines, Long, Table, Window, listing, paged
 from director.console.registry import Args, CommandError, Reply, Session, command
 from director.jobs import status as st
 from protocol.attributes import decode_attributes
@@ -37,29 +42,36 @@ def _live(session: Session, row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+JOB_COLUMNS = ["jobid", "name", "client", "starttime", "type", "level", "jobfiles", "jobbytes", "jobstatus"]
+VOLUME_COLUMNS = ["mediaid", "volumename", "volstatus", "pool", "volbytes", "voljobs", "mediatype", "lastwritten"]
+
+
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A whole (short) table at once."""
     if not rows:
-        return "No results to list."
-    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
-    sep = "+" + "+".join("-" * (widths[c] + 2) for c in columns) + "+"
-    head = "| " + " | ".join(c.ljust(widths[c]) for c in columns) + " |"
-    body = ["| " + " | ".join(str(r.get(c, "") if r.get(c) is not None else "").rjust(widths[c])
-                              if isinstance(r.get(c), int) else str(r.get(c) or "").ljust(widths[c]) for c in columns) + " |"
-            for r in rows]
-    return "\n".join([sep, head, sep, *body, sep])
+        return NO_RESULTS
+    table = Table(columns)
+    table.fit(rows)
+    return "\n".join([*table.header(), *(line for r in rows for line in table.lines(r)), *table.footer(len(rows))])
 
 
 def _long(rows: list[dict[str, Any]]) -> str:
     if not rows:
-        return "No results to list."
-    width = max(len(k) for r in rows for k in r)
-    return "\n\n".join("\n".join(f"{k.rjust(width)}: {'' if v is None else v}" for k, v in r.items()) for r in rows)
+        return NO_RESULTS
+    layout = Long()
+    return "\n".join(line for r in rows for line in layout.lines(r))
+
+
+async def _catalog_names(session: Session, kind: str) -> list[str]:
+    names: list[str] = await session.director.catalog_call("known_names", kind)
+    return names
 
 
 async def _list(session: Session, args: Args, long: bool) -> Reply:
     director = session.director
     what = (args.words[0].lower() if args.words else "")
-    if "jobid" in args.options and what != "files":
+    window = Window.parse(args)
+    if "jobid" in args.options and what not in ("files", "joblog"):
         raw = args.get("jobid") or ""
         if not raw.isdigit():
             raise CommandError("usage: list jobid=N")
@@ -69,54 +81,88 @@ async def _list(session: Session, args: Args, long: bool) -> Reply:
                                                                   "jobfiles", "jobbytes", "jobstatus"]),
                      data={"jobs": rows})
     if what in ("jobs", ""):
-        jobs = await director.catalog_call("list_jobs", job_name=args.get("job"), limit=int(args.get("limit") or 0) or None)
-        rows = [_live(session, job_dict(j)) for j in jobs]
-        if args.get("jobstatus"):
-            rows = [r for r in rows if r["jobstatus"] == args.get("jobstatus")]
-        if args.get("client"):
-            rows = [r for r in rows if r["client"] == args.get("client")]
-        columns = ["jobid", "name", "client", "starttime", "type", "level", "jobfiles", "jobbytes", "jobstatus"]
-        if any(r["wait_reason"] for r in rows):
-            columns.append("wait_reason")
-        return Reply(text=_long(rows) if long else _table(rows, columns), data={"jobs": rows})
+        job_name = check(session, "job", args.get("job"), also=await _catalog_names(session, "job"))
+        client = check(session, "client", args.get("client"), also=await _catalog_names(session, "client"))
+        descending = (args.get("order") or "asc").lower() == "desc"
+
+        async def fetch(after: int | None, size: int, offset: int) -> list[Any]:
+            rows: list[Any] = await director.catalog_call(
+                "jobs_page", after, size, offset=offset, descending=descending, job_name=job_name, client=client,
+                status=args.get("jobstatus"))
+            return rows
+
+        jobs = (_live(session, job_dict(j)) async for j in paged(fetch, lambda j: j.job_id, window, None))
+        return listing("jobs", jobs, Long() if long else Table(list(JOB_COLUMNS), optional=("wait_reason",)))
     if what in ("volumes", "media"):
-        media = await director.catalog_call("list_media", None)
-        rows = [{"mediaid": m.media_id, "volumename": m.volume_name, "pool": m.pool, "volstatus": m.status,
-                 "mediatype": m.media_type, "volbytes": m.bytes, "volblocks": m.blocks, "voljobs": m.jobs,
-                 "volfiles": m.files,
-                 "lastwritten": _when(m.last_written), "storage": m.storage} for m in media]
-        if args.get("pool"):
-            rows = [r for r in rows if r["pool"] == args.get("pool")]
-        columns = ["mediaid", "volumename", "volstatus", "pool", "volbytes", "voljobs", "mediatype", "lastwritten"]
-        return Reply(text=_long(rows) if long else _table(rows, columns), data={"volumes": rows})
+        pool = check(session, "pool", args.get("pool"), also=await _catalog_names(session, "pool"))
+
+        async def fetch_media(after: int, size: int, offset: int) -> list[Any]:
+            rows: list[Any] = await director.catalog_call("media_page", after, size, offset=offset, pool=pool)
+            return rows
+
+        volumes = (_volume(m) async for m in paged(fetch_media, lambda m: m.media_id, window, 0))
+        return listing("volumes", volumes, Long() if long else Table(list(VOLUME_COLUMNS)))
     if what == "pools":
         rows = await director.catalog_call("list_pools")
         return Reply(text=_long(rows) if long else _table(rows, list(rows[0]) if rows else []), data={"pools": rows})
     if what == "files":
-        raw = args.get("jobid") or ""
-        if not raw.isdigit():
-            raise CommandError("usage: list files jobid=N")
-        files = await director.catalog_call("list_files", int(raw))
-        rows = []
-        for f in files:
-            entry: dict[str, Any] = {"fileindex": f.file_index, "path": display_path(f.full_path)}
-            if long:
-                a = decode_attributes(f.lstat)
-                entry.update(type=a.type.name.lower(), mode=oct(a.mode), uid=a.uid, gid=a.gid, size=a.size,
-                             mtime=_when(a.mtime_ns / 1e9), digest=f.digest, deleted=f.file_index == 0)
-            rows.append(entry)
-        text = "\n".join(("(deleted) " if r["fileindex"] == 0 else "") + r["path"] for r in rows) if not long else _long(rows)
-        return Reply(text=text or "No files.", data={"files": rows})
-    raise CommandError(f"list {what}: use jobs, jobid=N, volumes, pools or files jobid=N")
+        job_id = _jobid(args, "list files jobid=N")
+
+        async def fetch_files(after: int, size: int, offset: int) -> list[Any]:
+            rows: list[Any] = await director.catalog_call("files_page", job_id, after, size, offset)
+            return rows
+
+        files = (_file(row, long) async for _, row in paged(fetch_files, lambda item: item[0], window, 0))
+        layout = Long() if long else Lines(lambda r: ("(deleted) " if r["fileindex"] == 0 else "") + r["path"],
+                                           empty="No files.")
+        return listing("files", files, layout)
+    if what == "joblog":
+        job_id = _jobid(args, "list joblog jobid=N")
+
+        async def fetch_log(after: int, size: int, offset: int) -> list[Any]:
+            rows: list[Any] = await director.catalog_call("log_page", job_id, after, size, offset)
+            return rows
+
+        log = ({"time": _when(when), "logtext": text} async for _, when, text in
+               paged(fetch_log, lambda item: item[0], window, 0))
+        return listing("joblog", log, Long() if long else Lines(lambda r: str(r["logtext"]).rstrip("\n"),
+                                                                empty=f"No job log for JobId {job_id}."))
+    raise CommandError(f"list {what}: use jobs, jobid=N, volumes, pools, files jobid=N or joblog jobid=N")
 
 
-@command("list", usage="list jobs [job=NAME] [client=] [jobstatus=] | jobid=N | volumes [pool=] | pools | files jobid=N")
+def _jobid(args: Args, usage: str) -> int:
+    raw = args.get("jobid") or ""
+    if not raw.isdigit():
+        raise CommandError(f"usage: {usage}")
+    return int(raw)
+
+
+def _volume(m: Any) -> dict[str, Any]:
+    return {"mediaid": m.media_id, "volumename": m.volume_name, "pool": m.pool, "volstatus": m.status,
+            "mediatype": m.media_type, "volbytes": m.bytes, "volblocks": m.blocks, "voljobs": m.jobs,
+            "volfiles": m.files, "lastwritten": _when(m.last_written), "storage": m.storage}
+
+
+def _file(f: FileRow, long: bool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"fileindex": f.file_index, "path": display_path(f.full_path)}
+    if long:
+        a = decode_attributes(f.lstat)
+        entry.update(type=a.type.name.lower(), mode=oct(a.mode), uid=a.uid, gid=a.gid, size=a.size,
+                     mtime=_when(a.mtime_ns / 1e9), digest=f.digest, deleted=f.file_index == 0)
+    return entry
+
+
+LIST_USAGE = ("list jobs [job=NAME] [client=] [jobstatus=] [order=asc|desc] [limit=N] [offset=N] | jobid=N | "
+              "volumes [pool=] [limit=] [offset=] | pools | files jobid=N [limit=] [offset=] | joblog jobid=N")
+
+
+@command("list", usage=LIST_USAGE)
 async def list_(session: Session, args: Args) -> Reply:
     """List catalog records."""
     return await _list(session, args, long=False)
 
 
-@command("llist", usage="llist jobs | jobid=N | volumes | pools | files jobid=N")
+@command("llist", usage="l" + LIST_USAGE)
 async def llist(session: Session, args: Args) -> Reply:
     """List catalog records with every column."""
     return await _list(session, args, long=True)

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncGenerator
 from typing import Any
 
+from director.catalog import JobRow
+from director.console.names import check, check_all
+from director.console.paging import Lines, listing
 from director.console.registry import Args, CommandError, Reply, Session, command
+from director.joblog import LogLine
 from director.jobs import status as st
 from director.jobs.control import LEVEL_NAMES, TYPE_NAMES, JobControl
 from director.jobs.copy import resolve_targets
@@ -44,6 +49,8 @@ def _request(args: Args) -> RunRequest:
 
 
 def _describe(session: Session, req: RunRequest) -> tuple[str, dict[str, Any]]:
+    check_all(session, job=req.job, client=req.client, fileset=req.fileset, pool=req.pool, storage=req.storage)
+    check(session, "pool", req.params.get("next_pool"))
     try:
         resolved = resolve(session.director.config, req)
     except JobError as exc:
@@ -137,19 +144,47 @@ async def cancel(session: Session, args: Args) -> Reply:
 
 @command("wait", usage="wait [jobid=N] [timeout=SECONDS]")
 async def wait(session: Session, args: Args) -> Reply:
-    """Wait until a job (or every running and queued job) has finished."""
+    """Wait until a job (or every running and queued job) has finished; a job that has ended already
+    reports its final status from the catalog. Fails unless every job ended T or W."""
     timeout = float(args.get("timeout") or WAIT_TIMEOUT)
     queue = session.director.queue
-    targets = [find_job(session, args)] if (args.get("jobid") or args.words) else list(queue.jobs.values())
+    if args.get("jobid") or args.words:
+        raw = args.get("jobid") or args.words[0]
+        if not raw.isdigit():
+            raise CommandError("usage: wait [jobid=N] [timeout=SECONDS]")
+        jcr = queue.jobs.get(int(raw))
+        if jcr is None:
+            return await _ended(session, int(raw))
+        targets = [jcr]
+    else:
+        targets = list(queue.jobs.values())
     try:
         async with asyncio.timeout(timeout):
             for jcr in targets:
                 await jcr.done.wait()
     except TimeoutError as exc:
         raise CommandError(f"timed out after {timeout:g} s") from exc
-    data = [{"jobid": j.job_id, "job": j.unique, "jobstatus": j.status} for j in targets]
-    text = "\n".join(f"JobId={j.job_id} Job={j.unique} JobStatus={j.status} ({st.describe(j.status)})" for j in targets)
-    failed = any(j.status not in st.OK for j in targets)
+    return _waited([(j.job_id, j.unique, j.status) for j in targets])
+
+
+async def _ended(session: Session, job_id: int) -> Reply:
+    """`wait jobid=N` for a job no longer in the queue: its final status, as the catalog has it."""
+    row: JobRow | None = await session.director.catalog_call("get_job", job_id)
+    if row is None:
+        raise CommandError(f"JobId {job_id} is not in the catalog")
+    if not session.acl("job", row.name):
+        raise CommandError(f"job {row.name!r} is not permitted for console {session.console!r}")
+    if row.status not in st.FINAL:
+        raise CommandError(f"JobId {job_id} has status {row.status} ({st.describe(row.status)}) in the catalog "
+                           "but is not queued on this Director")
+    return _waited([(row.job_id, row.job, row.status)])
+
+
+def _waited(jobs: list[tuple[int, str, str]]) -> Reply:
+    data = [{"jobid": job_id, "job": unique, "jobstatus": status} for job_id, unique, status in jobs]
+    text = "\n".join(f"JobId={job_id} Job={unique} JobStatus={status} ({st.describe(status)})"
+                     for job_id, unique, status in jobs)
+    failed = any(status not in st.OK for _, _, status in jobs)
     return Reply(text=text or "No jobs.", data={"wait": data}, ok=not failed)
 
 
@@ -158,6 +193,12 @@ async def messages(session: Session, args: Args) -> Reply:
     """Show and clear the job messages collected since the last `messages`."""
     director = session.director
     lines = director.messages.drain()
-    data = [{"time": m.time, "jobid": m.job_id, "job": m.job, "level": m.level, "text": m.text} for m in lines]
-    text = "\n".join(m.render(director.name) for m in lines) or "You have no messages."
-    return Reply(text=text, data={"messages": data})
+
+    async def rows() -> AsyncGenerator[dict[str, Any], None]:
+        for m in lines:
+            yield {"time": m.time, "jobid": m.job_id, "job": m.job, "level": m.level, "text": m.text}
+
+    def render(row: dict[str, Any]) -> str:
+        return LogLine(row["time"], row["jobid"], row["job"], row["level"], row["text"]).render(director.name)
+
+    return listing("messages", rows(), Lines(render, empty="You have no messages."))

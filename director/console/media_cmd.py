@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncGenerator
 
 from director.console.format import display_path
+from director.console.names import check_all
+from director.console.paging import Lines, listing
 from director.console.registry import Args, CommandError, Reply, Session, command
 from director.fileset_spec import fileset_spec
 from director.jobs.errors import JobError
@@ -21,10 +24,9 @@ async def label(session: Session, args: Args) -> Reply:
     storage_name, pool_name, volume = args.get("storage"), args.get("pool"), args.get("volume")
     if not (storage_name and pool_name and volume):
         raise CommandError("usage: label storage=NAME pool=NAME volume=NAME")
-    storage = config.storages.get(storage_name)
-    pool = config.pools.get(pool_name)
-    if storage is None or pool is None:
-        raise CommandError(f"unknown {'storage' if storage is None else 'pool'} {storage_name if storage is None else pool_name!r}")
+    check_all(session, storage=storage_name, pool=pool_name)
+    storage = config.storages[storage_name]
+    pool = config.pools[pool_name]
     if await director.catalog_call("get_media", volume) is not None:
         raise CommandError(f"Media record for volume \"{volume}\" already exists")
     media_type = storage.media_type or "File"
@@ -55,6 +57,7 @@ async def estimate(session: Session, args: Args) -> Reply:
     name = args.get("job")
     if not name:
         raise CommandError("usage: estimate job=NAME [listing]")
+    check_all(session, job=name, client=args.get("client"), fileset=args.get("fileset"))
     try:
         resolved = resolve(director.config, RunRequest(job=name, client=args.get("client"), fileset=args.get("fileset")))
     except JobError as exc:
@@ -73,7 +76,13 @@ async def estimate(session: Session, args: Args) -> Reply:
             await conn.close(terminate=True)
     except JobError as exc:
         raise CommandError(str(exc)) from exc
-    lines = [display_path(p) for p in result.listing]
-    text = "\n".join([*lines, f"{result.files:,} OK estimate files={result.files} bytes={result.bytes:,}"])
-    return Reply(text=text, data={"estimate": {"job": name, "client": resolved.client, "files": result.files,
-                                               "bytes": result.bytes, "listing": lines}})
+    listed = result.listing
+
+    async def lines() -> AsyncGenerator[str, None]:
+        for path in listed:
+            yield display_path(path)
+
+    return listing("estimate.listing", lines(), Lines(str, empty=""),
+                   data={"estimate": {"job": name, "client": resolved.client, "files": result.files,
+                                      "bytes": result.bytes}},
+                   trailer=f"{result.files:,} OK estimate files={result.files} bytes={result.bytes:,}")

@@ -74,6 +74,7 @@ class Reply:
     ok: bool = True
     prompt: str | None = None
     stream: AsyncGenerator[Reply, None] | None = None
+    rows: str | None = None  # on a streamed part: its data is rows of the final reply's data[rows]
 
 
 @dataclass

@@ -20,6 +20,7 @@ from director.console import (  # noqa: F401  (register commands)
 )
 from director.console.acl import ALL, acl_allows
 from director.console.registry import CommandError, Reply, Session, lookup, parse_command
+from protocol.errors import FrameTooLarge
 from protocol.frames import Signal
 from protocol.messages import Code, ConsoleCommand, ConsoleReply, ErrorReply, Hello, Message
 
@@ -119,9 +120,10 @@ async def _answer(conn: Connection, reply: Reply, line: str, log: Any, more: boo
             data=reply.data,
             prompt=reply.prompt,
             more=more,
+            rows=reply.rows if more else None,
         )
         await conn.send(answer)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, FrameTooLarge) as exc:
         log.exception("console_reply_unencodable", command=line)
         await conn.send(ConsoleReply(code=Code.COMMAND_FAILED, ok=False, more=more,
                                      text=f"internal error encoding the reply: {exc}", data=None))

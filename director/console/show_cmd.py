@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any, Final
 
 from common.config import dump_resource, render_resource
+from director.console.paging import PART_BYTES
 from director.console.registry import Args, CommandError, Reply, Session, command
 from director.console.schedule_view import next_runs_text, schedule_next_runs
 
@@ -70,8 +72,7 @@ async def show(session: Session, args: Args) -> Reply:
         wanted.append((_resolve_type(key), value))
     if not wanted:
         raise CommandError("usage: show <resource type>[=NAME] | show all")
-    texts: list[str] = []
-    data: dict[str, list[dict[str, object]]] = {}
+    shown: list[tuple[str, str, dict[str, object]]] = []
     for kind, name in wanted:
         resources = _resources(session, kind)
         if name is not None:
@@ -84,6 +85,37 @@ async def show(session: Session, args: Args) -> Reply:
             if kind == "schedules":  # and when it fires next
                 dumped["next_runs"] = runs = schedule_next_runs(session.director.config, resource)
                 text = f"{text}\n{next_runs_text(runs, resource.enabled)}"
-            texts.append(text)
-            data.setdefault(kind, []).append(dumped)
-    return Reply(text="\n".join(texts) if texts else "No resources.", data=data)
+            shown.append((kind, text, dumped))
+    return _reply(shown)
+
+
+def _reply(shown: list[tuple[str, str, dict[str, object]]]) -> Reply:
+    """One reply; a configuration too large for one frame goes in parts of `PART_BYTES` of text,
+    one part per resource type in them, the rest in the final reply."""
+    pieces: list[list[tuple[str, str, dict[str, object]]]] = [[]]
+    size = 0
+    for item in shown:
+        if size + len(item[1]) > PART_BYTES and pieces[-1]:
+            pieces.append([])
+            size = 0
+        pieces[-1].append(item)
+        size += len(item[1])
+    last = pieces.pop()
+    data: dict[str, list[dict[str, object]]] = {}
+    for kind, _, dumped in last:
+        data.setdefault(kind, []).append(dumped)
+    reply = Reply(text="\n".join(text for _, text, _ in last) if shown else "No resources.", data=data)
+    if pieces:
+        reply.stream = _parts(pieces)
+    return reply
+
+
+async def _parts(pieces: list[list[tuple[str, str, dict[str, object]]]]) -> AsyncGenerator[Reply, None]:
+    for piece in pieces:
+        text = "\n".join(t for _, t, _ in piece)
+        by_kind: dict[str, list[dict[str, object]]] = {}
+        for kind, _, dumped in piece:
+            by_kind.setdefault(kind, []).append(dumped)
+        for kind, rows in by_kind.items():
+            yield Reply(text=text, data=rows, rows=kind)
+            text = ""  # a piece's text goes with its first part
