@@ -5,15 +5,16 @@ from __future__ import annotations
 import fnmatch
 import os
 import posixpath
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING
 
 from director.console.format import display_path
+from director.console.paging import split_lines
 from director.console.registry import Reply, Session
 from protocol.attributes import FileType, decode_attributes
 
 if TYPE_CHECKING:
-    from director.console.restore_cmd import Plan
+    from director.restore.plan import Plan
 
 PROMPT = "$ "
 HELP = ("Commands: cd DIR, ls [PATTERN], dir [PATTERN], mark PATTERN|*, unmark PATTERN|*, find PATTERN, "
@@ -114,11 +115,26 @@ def enter_tree(session: Session, plan: Plan, confirm: Callable[[Plan], Reply]) -
             plan.chosen = {p: plan.files[p] for p in tree.marked}
             return confirm(plan)
         session.pending = step
-        return Reply(text=text, prompt=PROMPT)
+        return _answer(text)
 
     session.pending = step
-    intro = (f"Building directory tree for JobId(s) {','.join(str(j.job_id) for j in plan.jobs)} ...\n"
+    intro = (f"{plan.selected_text()}\n"
+             f"Building directory tree for JobId(s) {','.join(str(j.job_id) for j in plan.jobs)} ...\n"
              f"{len(plan.files)} files inserted into the tree.\n\n"
              "You are now entering file selection mode where you add (mark) and remove (unmark) files to be "
              "restored. No files are initially added.\n" + HELP + f"\n\ncwd is: {os.fsdecode(tree.cwd)}")
     return Reply(text=intro, prompt=PROMPT)
+
+
+def _answer(text: str) -> Reply:
+    """A tree command's answer; a long one (`ls` of a huge directory, `find *`) in parts."""
+    parts = list(split_lines(text.split("\n")))
+    last = Reply(text="\n".join(parts.pop()) if parts else "", prompt=PROMPT)
+    if parts:
+        last.stream = _parts(parts)
+    return last
+
+
+async def _parts(parts: list[list[str]]) -> AsyncGenerator[Reply, None]:
+    for lines in parts:
+        yield Reply(text="\n".join(lines), data=lines, rows="tree")

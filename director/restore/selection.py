@@ -1,6 +1,6 @@
 """Which jobs and files a restore takes, as pure functions over catalog rows.
 
-The chain for "the latest state before T" is Bareos's: the newest Full before T, the newest
+The chain for "the latest state before T" (and, with `chain_to`, for "up to job N") is Bareos's: the newest Full before T, the newest
 Differential after that Full (and before T), then every Incremental after the Differential (or the
 Full). The latest version of each path wins; a path whose latest row is a deletion is absent.
 """
@@ -34,6 +34,15 @@ def backup_chain(jobs: Iterable[JobRow], client_id: int | None, fileset_id: int 
     base = diffs[-1] if diffs else full
     incrs = [j for j in after_full if j.level == "I" and (j.start_time or 0, j.job_id) > (base.start_time or 0, base.job_id)]
     return [full, *([base] if diffs else []), *incrs]
+
+
+def chain_to(jobs: Iterable[JobRow], target: JobRow) -> list[JobRow]:
+    """The restore chain ending at `target` (Bareos "full restore to a specified job"): the newest
+    Full up to it, the newest Differential after that Full up to it, then every Incremental after
+    that up to it; oldest first. Empty when there is no Full before it."""
+    key = (target.start_time or 0, target.job_id)
+    upto = [j for j in jobs if (j.start_time or 0, j.job_id) <= key and j.job_id != target.job_id]
+    return backup_chain([*upto, target], target.client_id, None, None)
 
 
 def latest_files(chain: Sequence[tuple[JobRow, Sequence[FileRow]]]) -> dict[bytes, FileRow]:

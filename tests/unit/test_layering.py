@@ -27,7 +27,6 @@ KNOWN: frozenset[tuple[str, str]] = frozenset({
     ("bench.backup_restore", "tests"),  # make_test_layout: the bench needs a layout builder of its own
     ("bench.copy_jobs", "tests"),
     ("bench.job_queue", "tests"),
-    ("director.console.restore_cmd", "filed"),  # REPLACE_POLICIES: the vocabulary belongs in protocol/
 })
 
 
