@@ -6,10 +6,11 @@ in worker threads, and offline tools and tests call it directly.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import os
 import struct
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from functools import partial
 from pathlib import Path
@@ -273,36 +274,50 @@ def _read_block(f: BinaryIO, path: Path, expect: int | None,
     return header, data
 
 
-def _split(data: bytes, path: Path, number: int, offset: int) -> Iterator[tuple[int, int, int, int, bytes | memoryview]]:
+def _split(data: bytes, path: Path, number: int, offset: int) -> list[tuple[int, int, int, int, bytes | memoryview]]:
     """The records of a block. A large payload is a view of the block (no copy); one smaller than an
     eighth of it is copied, so that a few selected small records (a restore of some files) do not
     keep whole blocks alive: a view holds at most eight times its own size."""
     pos = 0
+    size = len(data)
+    small = size // 8  # payloads shorter than this are copied
     view = memoryview(data)
-    while pos < len(data):
-        if len(data) - pos < RECORD_HEADER.size:
+    unpack = RECORD_HEADER.unpack_from
+    head = RECORD_HEADER.size
+    out: list[tuple[int, int, int, int, bytes | memoryview]] = []
+    while pos < size:
+        if size - pos < head:
             raise VolumeCorrupt(path, number, offset, "record header crosses the block end")
-        session_id, session_time, file_index, stream, length = RECORD_HEADER.unpack_from(data, pos)
-        pos += RECORD_HEADER.size
-        if pos + length > len(data):
+        session_id, session_time, file_index, stream, length = unpack(data, pos)
+        pos += head
+        end = pos + length
+        if end > size:
             raise VolumeCorrupt(path, number, offset, "record crosses the block end")
-        payload = view[pos : pos + length]
-        yield session_id, session_time, file_index, stream, payload if length * 8 >= len(data) else bytes(payload)
-        pos += length
+        out.append((session_id, session_time, file_index, stream, view[pos:end] if length >= small else data[pos:end]))
+        pos = end
+    return out
 
 
-def _records(f: BinaryIO, path: Path, first_block: int, session: tuple[int, int] | None = None,
-             starts_session: bool = False) -> Iterator[VolumeRecord]:
-    """The records from the current position on; with `session`, blocks of other sessions are skipped.
-    With `starts_session`, the first block must be that session's (a format-2 header says so)."""
+def _blocks(f: BinaryIO, path: Path, first_block: int, session: tuple[int, int] | None = None,
+            starts_session: bool = False) -> Iterator[tuple[BlockHeader, bytes | None]]:
+    """The checked blocks from the current position on; with `session`, blocks of other sessions are
+    skipped unread (data None). With `starts_session`, the first block must be that session's (a
+    format-2 header says so)."""
     expect = first_block
     while (block := _read_block(f, path, expect, session)) is not None:
-        header, data = block
+        header = block[0]
         if starts_session and expect == first_block and session is not None and header.session not in (None, session):
             sid, stime = header.session
             raise VolumeError(f"volume {path.name}: block {header.number} at byte offset {header.offset} belongs to "
                               f"session {sid}/{stime}, not {session[0]}/{session[1]}")
         expect = header.number + 1
+        yield block
+
+
+def _records(f: BinaryIO, path: Path, first_block: int, session: tuple[int, int] | None = None,
+             starts_session: bool = False) -> Iterator[VolumeRecord]:
+    """The records from the current position on (see `_blocks`)."""
+    for header, data in _blocks(f, path, first_block, session, starts_session):
         if data is None:
             continue
         where = Position(header.number, header.offset)
@@ -330,6 +345,18 @@ class VolumeReader:
         except FileNotFoundError as exc:
             raise VolumeError(f"volume file {self.path} not found") from exc
 
+    def blocks(self, start: Position | None = None,
+               session: tuple[int, int] | None = None) -> Iterator[tuple[BlockHeader, bytes | None]]:
+        """The checked blocks from `start` (see `records`); blocks of other sessions have no data."""
+        try:
+            with self.path.open("rb") as f:
+                if start is not None:
+                    f.seek(start.offset)
+                yield from _blocks(f, self.path, start.block_number if start else 0, session,
+                                   starts_session=start is not None)
+        except FileNotFoundError as exc:
+            raise VolumeError(f"volume file {self.path} not found") from exc
+
     def sessions(self) -> Iterator[SessionLabel]:
         """Start- and end-of-session labels, for listing a volume or rebuilding a catalog."""
         for record in self.records():
@@ -337,8 +364,31 @@ class VolumeReader:
                 yield _unpack_label(SessionLabel, record.payload, self.path)
 
 
-def _wanted(index: int, ranges: Sequence[tuple[int, int]]) -> bool:
-    return any(lo <= index <= hi for lo, hi in ranges)
+class IndexSelection:
+    """Membership in a set of inclusive file-index ranges in O(log ranges).
+
+    A restore of the newest state of a Full and its Incrementals selects the Full's files around
+    every file a later job replaced: thousands of ranges, tested against every record read."""
+
+    __slots__ = ("_his", "_los")
+
+    def __init__(self, ranges: Iterable[tuple[int, int]]) -> None:
+        merged: list[list[int]] = []
+        for lo, hi in sorted(ranges):
+            if merged and lo <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], hi)
+            else:
+                merged.append([lo, hi])
+        self._los = [lo for lo, _hi in merged]
+        self._his = [hi for _lo, hi in merged]
+
+    def __contains__(self, index: int) -> bool:
+        n = bisect.bisect_right(self._los, index) - 1
+        return n >= 0 and index <= self._his[n]
+
+    @property
+    def last(self) -> int:
+        return self._his[-1] if self._his else 0
 
 
 def select_records(reader: VolumeReader, entries: Iterable[BootstrapVolume]) -> Iterator[tuple[BootstrapVolume, Record]]:
@@ -351,21 +401,30 @@ def select_records(reader: VolumeReader, entries: Iterable[BootstrapVolume]) -> 
         if entry.volume_name != reader.label.volume_name:
             continue
         session = (entry.session_id, entry.session_time)
-        last = max((hi for _lo, hi in entry.file_indexes), default=0)
+        wanted = IndexSelection(entry.file_indexes)
+        last = wanted.last
         seen_session = False
-        for rec in reader.records(entry.start, session):
-            if (rec.session_id, rec.session_time) != session:
-                if entry.start is not None and not seen_session:
-                    # A format-1 block (no session in its header) where the session should begin.
-                    raise _session_missing(reader, entry, f"block {rec.position.block_number} at byte offset "
-                                           f"{rec.position.offset} holds session {rec.session_id}/{rec.session_time}")
+        done = False
+        for header, data in reader.blocks(entry.start, session):
+            if data is None:
                 continue
-            seen_session = True
-            if rec.file_index == EOS_LABEL:
-                break
-            if rec.file_index > 0 and _wanted(rec.file_index, entry.file_indexes):
-                yield entry, rec.record()
-            elif rec.file_index > last:
+            for sid, stime, index, stream, payload in _split(data, reader.path, header.number, header.offset):
+                if sid != session[0] or stime != session[1]:
+                    if entry.start is not None and not seen_session:
+                        # A format-1 block (no session in its header) where the session should begin.
+                        raise _session_missing(reader, entry, f"block {header.number} at byte offset "
+                                               f"{header.offset} holds session {sid}/{stime}")
+                    continue
+                seen_session = True
+                if index == EOS_LABEL:
+                    done = True
+                    break
+                if index > 0 and index in wanted:
+                    yield entry, Record(index, stream, payload)
+                elif index > last:
+                    done = True
+                    break
+            if done:
                 break
         if not seen_session:
             where = f" from block {entry.start.block_number} (byte offset {entry.start.offset}) on" if entry.start else ""

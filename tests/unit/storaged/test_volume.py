@@ -10,6 +10,7 @@ from protocol.records import Record, Stream
 from storaged.appender import VolumeWriter
 from storaged.volume import (
     BootstrapVolume,
+    IndexSelection,
     SessionLabel,
     VolumeCorrupt,
     VolumeError,
@@ -157,3 +158,20 @@ def test_block_checksums_are_zlibs_crc32() -> None:
 
     for data, start in ((b"", 0), (b"strongroom", 0), (bytes(range(256)) * 4099, 12345)):
         assert volume._crc32(data, start) == zlib.crc32(data, start)
+
+
+def test_index_selection_matches_a_linear_scan() -> None:
+    ranges = ((40, 45), (1, 3), (7, 7), (9, 10), (4, 5), (44, 50))  # unsorted, adjacent, overlapping
+    wanted = IndexSelection(ranges)
+    for index in range(-2, 60):
+        assert (index in wanted) == any(lo <= index <= hi for lo, hi in ranges), index
+    assert wanted.last == 50
+    assert IndexSelection(()).last == 0 and 1 not in IndexSelection(())
+
+
+def test_selection_of_many_ranges_reads_only_those_files(tmp_path: Path) -> None:
+    path = _label(tmp_path / "Full-0001")
+    _write(path, 1, 300, size=10)
+    ranges = tuple((i, i) for i in range(1, 301, 3))
+    got = [r.file_index for _e, r in select_records(VolumeReader(path), [BootstrapVolume("Full-0001", 1, 100, ranges)])]
+    assert got == [i for i in range(1, 301, 3) for _record in ("attributes", "data")]
