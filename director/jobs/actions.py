@@ -16,8 +16,8 @@ from director.jobs.errors import JobCanceled, JobError
 from director.jobs.setup import RunRequest
 
 if TYPE_CHECKING:
-    from director.daemon import DirectorDaemon
     from director.jobs.control import JobControl
+    from director.jobs.services import JobServices
 
 OVERRIDES: Final = ("level", "client", "file_set", "pool", "storage", "priority")
 
@@ -56,18 +56,18 @@ def merged_actions(resource: Any) -> list[Action]:
     return out
 
 
-async def do_actions(director: DirectorDaemon, jcr: JobControl) -> str:
+async def do_actions(svc: JobServices, jcr: JobControl) -> str:
     actions = merged_actions(jcr.resource)
     optional_failed = 0
     for number, action in enumerate(actions, 1):
         label = f"Action {number}/{len(actions)} (job {action.job}{'' if action.mandatory else ', optional'})"
-        status, child_id = await _run_action(director, jcr, action, label)
+        status, child_id = await _run_action(svc, jcr, action, label)
         if status in st.OK:
-            director.joblog(jcr, "info", f"{label}: JobId {child_id} ended {status} — OK")
+            svc.joblog(jcr, "info", f"{label}: JobId {child_id} ended {status} — OK")
             continue
         if not action.mandatory:
             optional_failed += 1
-            director.joblog(jcr, "warning", f"{label}: JobId {child_id} ended {status}: {st.describe(status)}; "
+            svc.joblog(jcr, "warning", f"{label}: JobId {child_id} ended {status}: {st.describe(status)}; "
                             "optional, continuing")
             continue
         skipped = len(actions) - number
@@ -79,31 +79,31 @@ async def do_actions(director: DirectorDaemon, jcr: JobControl) -> str:
     return st.TERMINATED
 
 
-async def _run_action(director: DirectorDaemon, parent: JobControl, action: Action, label: str) -> tuple[str, int]:
+async def _run_action(svc: JobServices, parent: JobControl, action: Action, label: str) -> tuple[str, int]:
     o = action.overrides
     status, child_id = st.ERROR, 0
     for attempt in range(action.max_retries + 1):
         if attempt:
-            director.joblog(parent, "info", f"{label}: retry {attempt} of {action.max_retries} in "
+            svc.joblog(parent, "info", f"{label}: retry {attempt} of {action.max_retries} in "
                             f"{action.retry_interval:.0f} s")
             await _sleep_unless_canceled(parent, action.retry_interval)
         req = RunRequest(job=action.job, level=o["level"], client=o["client"], fileset=o["file_set"], pool=o["pool"],
                          storage=o["storage"], priority=o["priority"], parent_job_id=parent.job_id,
                          params={"no_reschedule": True})
         try:
-            child = await director.submit(req)
+            child = await svc.submit(req)
         except JobError as exc:
             raise JobError(f"{label}: cannot start: {exc}") from exc
         child_id = child.job_id
-        director.joblog(parent, "info", f"{label}: queued as JobId {child_id}")
-        await _wait_child(director, parent, child)
+        svc.joblog(parent, "info", f"{label}: queued as JobId {child_id}")
+        await _wait_child(svc, parent, child)
         status = child.status
         if status in st.OK or status == st.CANCELED:
             break
     return status, child_id
 
 
-async def _wait_child(director: DirectorDaemon, parent: JobControl, child: JobControl) -> None:
+async def _wait_child(svc: JobServices, parent: JobControl, child: JobControl) -> None:
     """Wait for an action's job; canceling the parent cancels the running action."""
     done = asyncio.ensure_future(child.done.wait())
     canceled = asyncio.ensure_future(parent.canceled.wait())
@@ -116,7 +116,7 @@ async def _wait_child(director: DirectorDaemon, parent: JobControl, child: JobCo
         canceled.cancel()
         # Also when the parent is cut off (cancel, Director stopping): its action must not live on.
         if not child.done.is_set():
-            director.engine.cancel_job(child, f"its multi-action job JobId {parent.job_id} was canceled")
+            svc.cancel_job(child, f"its multi-action job JobId {parent.job_id} was canceled")
 
 
 async def _sleep_unless_canceled(jcr: JobControl, seconds: float) -> None:

@@ -33,13 +33,13 @@ from protocol.jobs import (
 from protocol.messages import ErrorReply
 
 if TYPE_CHECKING:
-    from director.daemon import DirectorDaemon
     from director.jobs.control import JobControl
+    from director.jobs.services import JobServices
 
 ACCURATE_BATCH = 2000
 
 
-async def do_backup(director: DirectorDaemon, jcr: JobControl) -> str:
+async def do_backup(svc: JobServices, jcr: JobControl) -> str:
     """Run one backup; returns the final status letter (raises JobError on failure)."""
     config = jcr.settings
     client = config.clients[jcr.named("Client")]
@@ -48,9 +48,9 @@ async def do_backup(director: DirectorDaemon, jcr: JobControl) -> str:
     fileset_spec = jcr.backup.fileset_spec
     if fileset_spec is None:
         raise JobError("the backup has no FileSet")
-    assignment = await assign_volume(director, jcr, pool, storage)
+    assignment = await assign_volume(svc, jcr, pool, storage)
     jcr.set_status(st.WAIT_SD)
-    sd = await connect(director, "storage", storage)
+    sd = await connect(svc, "storage", storage)
     fd: Connection | None = None
     try:
         accepted = await request(sd, SdJobSetup(
@@ -59,13 +59,13 @@ async def do_backup(director: DirectorDaemon, jcr: JobControl) -> str:
             device=storage.device[0] if storage.device else storage.name, devices=tuple(storage.device),
             media_type=storage.media_type or "File", append=True, volume=assignment,
         ), SdJobAccepted, "storage job setup", canceled=jcr.canceled,
-            on_wait=device_wait(jcr, storage.name, partial(director.joblog, jcr)))
+            on_wait=device_wait(jcr, storage.name, partial(svc.joblog, jcr)))
         jcr.wait = None
         jcr.session = (accepted.session_id, accepted.session_time)
-        await director.db.update_job(jcr.job_id, VolSessionId=accepted.session_id,
+        await svc.db.update_job(jcr.job_id, VolSessionId=accepted.session_id,
                                     VolSessionTime=accepted.session_time)
         jcr.set_status(st.WAIT_FD)
-        fd = await connect(director, "client", client)
+        fd = await connect(svc, "client", client)
         accurate = bool(jcr.resource.accurate)
         await fd.send(FdJobSetup(job_id=jcr.job_id, job=jcr.unique, job_type=jcr.job_type, level=jcr.level,
                                  since_ns=jcr.since_ns, fileset=fileset_spec, accurate=accurate))
@@ -77,13 +77,13 @@ async def do_backup(director: DirectorDaemon, jcr: JobControl) -> str:
         await _expect_ok(fd, "client job setup")
         await request(sd, SdRun(), Ok, "storage run")
         await request(fd, FdStorage(address=storage.address, port=storage.port, key=accepted.key,
-                                    tls=bool(storage.tls_enable and director.own.tls_enable)),
+                                    tls=bool(storage.tls_enable and svc.tls_enable())),
                       Ok, "client connecting to the storage daemon")
         jcr.set_status(st.RUNNING)
         jcr.moving_data = True
         await request(fd, FdBackup(), Ok, "start backup")
-        sink = AttributeSink(director.db.insert_files, jcr.job_id)
-        ends = await _converse(director, jcr, sd, fd, sink=sink, pool=pool, storage=storage)
+        sink = AttributeSink(svc.db.insert_files, jcr.job_id)
+        ends = await _converse(svc, jcr, sd, fd, sink=sink, pool=pool, storage=storage)
         await sink.flush()
     finally:
         for conn in (fd, sd):
@@ -100,7 +100,7 @@ async def _expect_ok(conn: Connection, what: str) -> None:
         raise JobError(f"{what}: unexpected {reply.TYPE!r}")
 
 
-async def _converse(director: DirectorDaemon, jcr: JobControl, sd: Connection, fd: Connection, *,
+async def _converse(svc: JobServices, jcr: JobControl, sd: Connection, fd: Connection, *,
                     sink: AttributeSink, pool: Any, storage: Any) -> dict[str, JobEnd]:
     """Serve both daemons until each has sent its JobEnd (or the job is canceled)."""
     ends: dict[str, JobEnd] = {}
@@ -115,13 +115,13 @@ async def _converse(director: DirectorDaemon, jcr: JobControl, sd: Connection, f
                     jcr.files = sink.files
                     await sink.maybe_flush()
                 case JobMediaReport():
-                    await record_jobmedia(director, jcr, msg)
+                    await record_jobmedia(svc, jcr, msg)
                 case VolumeUpdate():
-                    await record_volume_update(director, jcr, msg)
+                    await record_volume_update(svc, jcr, msg)
                 case VolumeRequest():
-                    await sd.send(await assign_volume(director, jcr, pool, storage, exclude=(msg.full_volume,)))
+                    await sd.send(await assign_volume(svc, jcr, pool, storage, exclude=(msg.full_volume,)))
                 case JobMessage():
-                    director.joblog(jcr, msg.level, f"{storage.name}: {msg.text}")
+                    svc.joblog(jcr, msg.level, f"{storage.name}: {msg.text}")
                 case JobStatusChange():
                     pass
                 case JobEnd():
@@ -140,7 +140,7 @@ async def _converse(director: DirectorDaemon, jcr: JobControl, sd: Connection, f
                     jcr.progress.bytes = msg.bytes
                     jcr.progress.current_file = msg.current_file.decode("utf-8", "replace")
                 case JobMessage():
-                    director.joblog(jcr, msg.level, f"{jcr.client}: {msg.text}")
+                    svc.joblog(jcr, msg.level, f"{jcr.client}: {msg.text}")
                 case JobEnd():
                     ends["fd"] = msg
                 case _:

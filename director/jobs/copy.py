@@ -44,7 +44,7 @@ from protocol.jobs import (
 from protocol.messages import ErrorReply
 
 if TYPE_CHECKING:
-    from director.daemon import DirectorDaemon
+    from director.jobs.services import JobServices
 
 SELECTION_TYPES = ("Job", "Client", "Volume", "SQLQuery", "PoolUncopiedJobs", "PoolTime", "OldestVolume")
 
@@ -113,27 +113,27 @@ def select_jobs(catalog: Any, config: Any, resource: Any, source_pool: str) -> l
     return [j for j in jobs if j.job_id in ids]
 
 
-async def do_copy(director: DirectorDaemon, jcr: JobControl) -> str:
+async def do_copy(svc: JobServices, jcr: JobControl) -> str:
     """The control job: select, then run one worker per selected job, in order."""
     config = jcr.settings
     resource = jcr.resource
     migrate = jcr.job_type == "g"
     targets = resolve_targets(config, resource, jcr.pool, jcr.next_pool)
-    selected: list[JobRow] = await director.db.run(
+    selected: list[JobRow] = await svc.db.run(
         functools.partial(select_jobs, config=config, resource=resource, source_pool=targets.source_pool))
     what = "migrate" if migrate else "copy"
     if not selected:
-        director.joblog(jcr, "info", f"No JobIds found to {what}: nothing to do "
+        svc.joblog(jcr, "info", f"No JobIds found to {what}: nothing to do "
                                      f"(Selection Type = {resource.selection_type or 'Job'}, pool {targets.source_pool})")
         return st.TERMINATED
-    director.joblog(jcr, "info", f"The following {len(selected)} JobId(s) were chosen to be "
+    svc.joblog(jcr, "info", f"The following {len(selected)} JobId(s) were chosen to be "
                                  f"{'migrated' if migrate else 'copied'}: "
                                  + ",".join(str(j.job_id) for j in selected))
     worst = st.TERMINATED
     for source in selected:
         if jcr.canceled.is_set():
             raise JobCanceled()
-        status = await _worker(director, jcr, source, targets, migrate)
+        status = await _worker(svc, jcr, source, targets, migrate)
         jcr.files += 1 if status in st.OK else 0
         if status not in st.OK:
             worst = status if status == st.CANCELED else st.ERROR
@@ -150,23 +150,23 @@ def _bootstrap(source: JobRow, jobmedia: list[Any]) -> tuple[BootstrapSpec, ...]
                                start_addr=jm.start_addr, job_id=source.job_id) for jm in jobmedia)
 
 
-async def _worker(director: DirectorDaemon, control: JobControl, source: JobRow, targets: Targets,
+async def _worker(svc: JobServices, control: JobControl, source: JobRow, targets: Targets,
                   migrate: bool) -> str:
     """One worker: a new job row (C for a copy, B for the migrated job) filled from the source's records."""
     config = control.settings
-    jobmedia = await director.db.list_jobmedia([source.job_id])
+    jobmedia = await svc.db.list_jobmedia([source.job_id])
     if not jobmedia:
-        director.joblog(control, "error", f"JobId {source.job_id} has no volumes recorded; skipped")
+        svc.joblog(control, "error", f"JobId {source.job_id} has no volumes recorded; skipped")
         return st.ERROR
-    media = await director.db.get_media(jobmedia[0].volume_name)
+    media = await svc.db.get_media(jobmedia[0].volume_name)
     source_storage_name = (media.storage if media and media.storage in config.storages else None) or \
         (control.resource.storage[0] if control.resource.storage else targets.target_storage)
     source_storage = config.storages[source_storage_name]
     target_storage = config.storages[targets.target_storage]
     target_pool = config.pools[targets.target_pool]
-    pool_id = await director.ensure_pool(target_pool.name)
-    unique = director.namer.make(source.name)
-    new_id = await director.db.create_job(NewJob(
+    pool_id = await svc.ensure_pool(target_pool.name)
+    unique = svc.namer.make(source.name)
+    new_id = await svc.db.create_job(NewJob(
         job=unique, name=source.name, type="B" if migrate else "C", level=source.level, client_id=source.client_id,
         fileset_id=source.fileset_id, pool_id=pool_id, sched_time=source.sched_time or time.time(),
         status=st.RUNNING, prior_job_id=source.job_id))
@@ -178,15 +178,15 @@ async def _worker(director: DirectorDaemon, control: JobControl, source: JobRow,
     worker.client_id, worker.fileset_id = source.client_id, source.fileset_id
     worker.start_time = time.time()
     # A worker changes status as every job does: its row, events, log and hooks (Transitions).
-    director.engine.transitions.attach(worker).set_status(st.RUNNING)
+    svc.transitions.attach(worker).set_status(st.RUNNING)
     local = (source_storage.address, source_storage.port) == (target_storage.address, target_storage.port)
-    director.joblog(control, "info", f"{'Migrating' if migrate else 'Copying'} JobId {source.job_id} to new JobId "
+    svc.joblog(control, "info", f"{'Migrating' if migrate else 'Copying'} JobId {source.job_id} to new JobId "
                                      f"{new_id} ({unique}): {source_storage.name} → {target_storage.name} "
                                      f"(pool {target_pool.name}, {'local' if local else 'remote'})")
     reason = ""
     try:
         move = Move(source, jobmedia, source_storage, target_storage, target_pool, media)
-        ends = await (_local if local else _remote)(director, worker, move)
+        ends = await (_local if local else _remote)(svc, worker, move)
         status = st.TERMINATED if all(e.status in st.OK for e in ends.values()) else st.ERROR
         if status != st.TERMINATED:
             reason = "; ".join(f"{k}: {e.status} {e.text}".strip() for k, e in ends.items() if e.status not in st.OK)
@@ -196,20 +196,20 @@ async def _worker(director: DirectorDaemon, control: JobControl, source: JobRow,
         status, reason = st.ERROR, str(exc)
     now = time.time()
     if status == st.TERMINATED:
-        await director.db.copy_deleted_files(source.job_id, new_id)
+        await svc.db.copy_deleted_files(source.job_id, new_id)
         # The new record stands for the same backup: it keeps the source's times (as Bareos does).
-        await director.engine.transitions.end(
+        await svc.transitions.end(
             worker, status, SchedTime=source.sched_time, StartTime=source.start_time, EndTime=source.end_time,
             RealEndTime=now, JobTDate=int(source.start_time or now), JobFiles=worker.files, JobBytes=worker.bytes,
             Level=source.level)
         if migrate:
-            await director.db.update_job(source.job_id, Type="M")
-        director.joblog(control, "info", f"JobId {new_id}: {'migrated' if migrate else 'copied'} JobId "
+            await svc.db.update_job(source.job_id, Type="M")
+        svc.joblog(control, "info", f"JobId {new_id}: {'migrated' if migrate else 'copied'} JobId "
                                          f"{source.job_id}, {worker.files:,} files, {worker.bytes:,} bytes")
     else:
-        await director.engine.transitions.end(worker, status, EndTime=now, RealEndTime=now, JobFiles=worker.files,
+        await svc.transitions.end(worker, status, EndTime=now, RealEndTime=now, JobFiles=worker.files,
                                               JobBytes=worker.bytes, Comment=reason[:250])
-        director.joblog(control, "error", f"JobId {new_id} ({'migrate' if migrate else 'copy'} of JobId "
+        svc.joblog(control, "error", f"JobId {new_id} ({'migrate' if migrate else 'copy'} of JobId "
                                           f"{source.job_id}) ended {status}: {reason}")
     return status
 
@@ -241,45 +241,45 @@ class Move:
     media: Any
 
 
-async def _local(director: DirectorDaemon, worker: JobControl, move: Move) -> dict[str, JobEnd]:
+async def _local(svc: JobServices, worker: JobControl, move: Move) -> dict[str, JobEnd]:
     source, jobmedia, media = move.source, move.jobmedia, move.media
     source_storage, target_storage, target_pool = move.source_storage, move.target_storage, move.target_pool
-    assignment = await assign_volume(director, worker, target_pool, target_storage)
-    sd = await connect(director, "storage", target_storage)
+    assignment = await assign_volume(svc, worker, target_pool, target_storage)
+    sd = await connect(svc, "storage", target_storage)
     try:
         accepted = await request(sd, _setup(
             worker, source, _device(target_storage), target_storage.media_type or "File", append=True,
             volume=assignment, bootstrap=_bootstrap(source, jobmedia), read_device=_device(source_storage),
             read_media_type=media.media_type if media else None, devices=_devices(target_storage)), SdJobAccepted,
             "storage job setup (local copy)", canceled=worker.canceled,
-            on_wait=device_wait(worker, target_storage.name, partial(director.joblog, worker)))
+            on_wait=device_wait(worker, target_storage.name, partial(svc.joblog, worker)))
         worker.wait = None
-        await _started(director, worker, accepted)
+        await _started(svc, worker, accepted)
         await request(sd, SdRun(), Ok, "storage run")
-        return await _converse(director, worker, {"writing SD": sd}, target_pool, target_storage)
+        return await _converse(svc, worker, {"writing SD": sd}, target_pool, target_storage)
     finally:
         await sd.close(terminate=True)
 
 
-async def _remote(director: DirectorDaemon, worker: JobControl, move: Move) -> dict[str, JobEnd]:
+async def _remote(svc: JobServices, worker: JobControl, move: Move) -> dict[str, JobEnd]:
     source, jobmedia, media = move.source, move.jobmedia, move.media
     source_storage, target_storage, target_pool = move.source_storage, move.target_storage, move.target_pool
-    assignment = await assign_volume(director, worker, target_pool, target_storage)
-    writing = await connect(director, "storage", target_storage)
+    assignment = await assign_volume(svc, worker, target_pool, target_storage)
+    writing = await connect(svc, "storage", target_storage)
     reading: Connection | None = None
     try:
         accepted = await request(writing, _setup(
             worker, source, _device(target_storage), target_storage.media_type or "File", append=True,
             volume=assignment, listen=True, devices=_devices(target_storage)), SdJobAccepted, "writing storage job setup",
-            canceled=worker.canceled, on_wait=device_wait(worker, target_storage.name, partial(director.joblog, worker)))
+            canceled=worker.canceled, on_wait=device_wait(worker, target_storage.name, partial(svc.joblog, worker)))
         worker.wait = None
-        await _started(director, worker, accepted)
-        reading = await connect(director, "storage", source_storage)
+        await _started(svc, worker, accepted)
+        reading = await connect(svc, "storage", source_storage)
         await request(reading, _setup(
             worker, source, _device(source_storage), (media.media_type if media else None) or "File", append=False,
             bootstrap=_bootstrap(source, jobmedia), devices=_devices(source_storage)), SdJobAccepted,
             "reading storage job setup", canceled=worker.canceled,
-            on_wait=device_wait(worker, source_storage.name, partial(director.joblog, worker)))
+            on_wait=device_wait(worker, source_storage.name, partial(svc.joblog, worker)))
         worker.wait = None
         await request(writing, SdRun(), Ok, "writing storage listen")
         worker.set_status(st.WAIT_SD)
@@ -287,7 +287,7 @@ async def _remote(director: DirectorDaemon, worker: JobControl, move: Move) -> d
                                            key=accepted.key, tls=bool(target_storage.tls_enable and source_storage.tls_enable)),
                       Ok, "reading storage replicate")
         worker.set_status(st.RUNNING)
-        return await _converse(director, worker, {"writing SD": writing, "reading SD": reading}, target_pool,
+        return await _converse(svc, worker, {"writing SD": writing, "reading SD": reading}, target_pool,
                                target_storage)
     finally:
         for conn in (reading, writing):
@@ -295,17 +295,17 @@ async def _remote(director: DirectorDaemon, worker: JobControl, move: Move) -> d
                 await conn.close(terminate=True)
 
 
-async def _started(director: DirectorDaemon, worker: JobControl, accepted: SdJobAccepted) -> None:
+async def _started(svc: JobServices, worker: JobControl, accepted: SdJobAccepted) -> None:
     worker.session = (accepted.session_id, accepted.session_time)
-    await director.db.update_job(worker.job_id, VolSessionId=accepted.session_id,
+    await svc.db.update_job(worker.job_id, VolSessionId=accepted.session_id,
                                 VolSessionTime=accepted.session_time, StartTime=time.time())
 
 
-async def _converse(director: DirectorDaemon, worker: JobControl, conns: dict[str, Connection], pool: Any,
+async def _converse(svc: JobServices, worker: JobControl, conns: dict[str, Connection], pool: Any,
                     storage: Any) -> dict[str, JobEnd]:
     """Serve the SD connections until each has sent its JobEnd; the writing SD's attributes become File rows."""
     ends: dict[str, JobEnd] = {}
-    sink = AttributeSink(director.db.insert_files, worker.job_id)
+    sink = AttributeSink(svc.db.insert_files, worker.job_id)
 
     async def reader(label: str, conn: Connection) -> None:
         while label not in ends:
@@ -317,13 +317,13 @@ async def _converse(director: DirectorDaemon, worker: JobControl, conns: dict[st
                     worker.progress.files = sink.files
                     await sink.maybe_flush()
                 case JobMediaReport():
-                    await record_jobmedia(director, worker, msg)
+                    await record_jobmedia(svc, worker, msg)
                 case VolumeUpdate():
-                    await record_volume_update(director, worker, msg)
+                    await record_volume_update(svc, worker, msg)
                 case VolumeRequest():
-                    await conn.send(await assign_volume(director, worker, pool, storage, exclude=(msg.full_volume,)))
+                    await conn.send(await assign_volume(svc, worker, pool, storage, exclude=(msg.full_volume,)))
                 case JobMessage():
-                    director.joblog(worker, msg.level, f"{label}: {msg.text}")
+                    svc.joblog(worker, msg.level, f"{label}: {msg.text}")
                 case JobEnd():
                     ends[label] = msg
                 case ErrorReply():

@@ -18,6 +18,7 @@ from director.jobs.persist import JobWriter
 from director.jobs.queue import JobQueue
 from director.jobs.request import loads
 from director.jobs.runner import run_job
+from director.jobs.services import JobServices
 from director.jobs.setup import RunRequest, setup_job
 from director.jobs.transitions import RUN_WAITS, Transitions
 
@@ -43,6 +44,14 @@ class JobEngine:
         self.writer = JobWriter(self._apply, director.log, on_writable=self._catalog_writable)
         self.transitions = Transitions(self.writer, director.events.publish, director.joblog,
                                        lambda jcr, old, new: hooks.on_status_change(director, jcr, old, new), time.time)
+        # What job code sees of the Director (never the daemon itself).
+        self.services = JobServices(
+            name=director.name, log=director.log, db=director.db, joblog=director.joblog,
+            transitions=self.transitions, writer=self.writer, dialer=director,
+            current_config=lambda: director.config, tls_enable=lambda: bool(director.own.tls_enable),
+            media_changed=self.media_changed, ensure_pool=director.ensure_pool, namer=director.namer,
+            submit=director.submit, cancel_job=self.cancel_job,
+        )
         self._timers: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._media = asyncio.Event()
@@ -95,7 +104,7 @@ class JobEngine:
 
     async def submit(self, req: RunRequest, existing: JobRow | None = None) -> JobControl:
         """RunJob → SetupJob → JobqAdd."""
-        jcr = await setup_job(self.director, req, existing)
+        jcr = await setup_job(self.services, req, existing)
         self.transitions.attach(jcr)
         self.queue.jobs[jcr.job_id] = jcr
         self.director.events.publish("job_status", jobid=jcr.job_id, job=jcr.unique, name=jcr.name,
@@ -224,7 +233,7 @@ class JobEngine:
     # -- the job task ------------------------------------------------------------------------
 
     async def _run(self, jcr: JobControl) -> None:
-        await run_job(self.director, jcr)
+        await run_job(self.services, jcr)
         self.queue.jobs.pop(jcr.job_id, None)
         self.job_ended(jcr)
 

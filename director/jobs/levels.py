@@ -10,31 +10,31 @@ from director.restore.selection import backup_chain, latest_files
 from protocol.attributes import FileType, decode_attributes
 
 if TYPE_CHECKING:
-    from director.daemon import DirectorDaemon
     from director.jobs.control import JobControl
+    from director.jobs.services import JobServices
 
 
-async def resolve_level(director: DirectorDaemon, jcr: JobControl) -> None:
+async def resolve_level(svc: JobServices, jcr: JobControl) -> None:
     """Set since/since_ns for Incremental and Differential, or upgrade to Full when no Full exists."""
     client_id = jcr.client_id
     fileset_id = jcr.fileset_id
     if jcr.level in ("I", "D"):
-        full = await director.db.last_job(jcr.name, client_id, fileset_id, ["F"])
+        full = await svc.db.last_job(jcr.name, client_id, fileset_id, ["F"])
         if full is None:
-            director.joblog(jcr, "info", "No prior Full backup Job record found. Upgrading to Full.")
+            svc.joblog(jcr, "info", "No prior Full backup Job record found. Upgrading to Full.")
             jcr.backup.level_note = " (upgraded from " + ("Incremental" if jcr.level == "I" else "Differential") + ")"
             jcr.level = "F"
             resource = jcr.resource
             jcr.pool = resource.full_backup_pool or jcr.pool
         else:
             levels = ["F", "D", "I"] if jcr.level == "I" else ["F"]
-            prior = await director.db.last_job(jcr.name, client_id, fileset_id, levels)
+            prior = await svc.db.last_job(jcr.name, client_id, fileset_id, levels)
             assert prior is not None
             jcr.since = prior.start_time
             jcr.since_ns = int((prior.start_time or 0) * 1_000_000_000)
-            director.joblog(jcr, "info", f"Since time from JobId {prior.job_id} ({prior.level}): {prior.start_time}")
+            svc.joblog(jcr, "info", f"Since time from JobId {prior.job_id} ({prior.level}): {prior.start_time}")
     if jcr.job_type == "B" and jcr.resource.accurate and jcr.level in ("I", "D"):
-        jcr.backup.accurate_entries = await director.db.run(functools.partial(_accurate_entries, jcr=jcr))
+        jcr.backup.accurate_entries = await svc.db.run(functools.partial(_accurate_entries, jcr=jcr))
 
 
 def _accurate_entries(catalog: Catalog, jcr: JobControl) -> list[tuple[bytes, int, int, int, int]]:

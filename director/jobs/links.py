@@ -17,18 +17,18 @@ from protocol.jobs import CancelJob, SdJobWaiting
 from protocol.messages import ErrorReply, Message
 
 if TYPE_CHECKING:
-    from director.daemon import DirectorDaemon
     from director.jobs.control import JobControl
+    from director.jobs.services import Dialer
 
 M = TypeVar("M", bound=Message)
 REPLY_TIMEOUT = 120.0
 
 
-async def connect(director: DirectorDaemon, kind: str, resource: Any) -> Connection:
+async def connect(svc: Dialer, kind: str, resource: Any) -> Connection:
     """Dial a File or Storage Daemon for a job; failures name the daemon and the step."""
     where = f"{kind} {resource.name!r} at {resource.address}:{resource.port}"
     try:
-        return await director.dial_peer(resource.address, resource.port, resource,
+        return await svc.dial_peer(resource.address, resource.port, resource,
                                         resource.password.get_secret_value())
     except NetError as exc:
         raise JobError(f"cannot connect to {where}: {exc.step}: {exc.message}") from exc

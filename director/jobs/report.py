@@ -9,8 +9,8 @@ from common.version import VERSION
 from director.jobs import status as st
 
 if TYPE_CHECKING:
-    from director.daemon import DirectorDaemon
     from director.jobs.control import JobControl
+    from director.jobs.services import JobServices
 
 _TERMINATION = {
     st.TERMINATED: "{kind} OK",
@@ -26,12 +26,12 @@ def _when(epoch: float | None) -> str:
     return "-" if epoch is None else time.strftime("%d-%b-%Y %H:%M:%S", time.localtime(epoch))
 
 
-def job_report(director: DirectorDaemon, jcr: JobControl, reason: str) -> str:
+def job_report(svc: JobServices, jcr: JobControl, reason: str) -> str:
     elapsed = (jcr.end_time or time.time()) - (jcr.start_time or jcr.sched_time)
     rate = jcr.bytes / elapsed / 1000 if elapsed > 0 else 0.0
     kind = jcr.type_name
     lines = [
-        f"{director.name} JobId {jcr.job_id}: {kind} report",
+        f"{svc.name} JobId {jcr.job_id}: {kind} report",
         f"  Build:                  Strongroom {VERSION}",
         f"  JobId:                  {jcr.job_id}",
         f"  Job:                    {jcr.unique}",

@@ -26,11 +26,11 @@ from protocol.jobs import (
 from protocol.messages import ErrorReply
 
 if TYPE_CHECKING:
-    from director.daemon import DirectorDaemon
     from director.jobs.control import JobControl
+    from director.jobs.services import JobServices
 
 
-async def do_restore(director: DirectorDaemon, jcr: JobControl) -> str:
+async def do_restore(svc: JobServices, jcr: JobControl) -> str:
     """Restore the selection, one pass per storage; return T or W, or raise for E and A.
 
     How a restore ends (#11): canceled, A. The Storage Daemon could not deliver the data (a volume
@@ -69,7 +69,7 @@ async def do_restore(director: DirectorDaemon, jcr: JobControl) -> str:
         if storage_name not in config.storages:
             raise JobError(f"volume(s) {', '.join(s.volume_name for s in specs)} were written on storage "
                            f"{storage_name!r}, which is not configured")
-        ends = await _one_pass(director, jcr, client, config.storages[storage_name], specs)
+        ends = await _one_pass(svc, jcr, client, config.storages[storage_name], specs)
         fd_end, sd_end = ends["fd"], ends["sd"]
         totals[0] += fd_end.files
         totals[1] += fd_end.bytes
@@ -78,7 +78,7 @@ async def do_restore(director: DirectorDaemon, jcr: JobControl) -> str:
         status = _pass_status(jcr, fd_end, sd_end, status)
         if fd_end.status not in st.OK:
             fd_failures.append(fd_end.text or f"ended with status {fd_end.status}")
-    return _final_status(director, jcr, status, fd_failures)
+    return _final_status(svc, jcr, status, fd_failures)
 
 
 def check_regex_where(spec: str | None) -> None:
@@ -99,7 +99,7 @@ def _counts(jcr: JobControl) -> str:
     return f"restored {jcr.files} of {expected} files" if expected is not None else f"restored {jcr.files} files"
 
 
-def _final_status(director: DirectorDaemon, jcr: JobControl, status: str, fd_failures: list[str]) -> str:
+def _final_status(svc: JobServices, jcr: JobControl, status: str, fd_failures: list[str]) -> str:
     expected = jcr.restore.expected_files if jcr.restore else None
     why = "; ".join(f"File Daemon: {text}" for text in fd_failures)
     if expected is not None and jcr.files < expected:
@@ -107,15 +107,15 @@ def _final_status(director: DirectorDaemon, jcr: JobControl, status: str, fd_fai
     if fd_failures or jcr.errors:
         raise JobError(f"{_counts(jcr)}, with {jcr.errors} error(s)" + (f" ({why})" if why else ""))
     if expected is not None and jcr.files > expected:
-        director.joblog(jcr, "warning", f"expected {expected} files, the File Daemon restored {jcr.files}")
+        svc.joblog(jcr, "warning", f"expected {expected} files, the File Daemon restored {jcr.files}")
         return st.WARNINGS
     return status
 
 
-async def _one_pass(director: DirectorDaemon, jcr: JobControl, client: Any, storage: Any,
+async def _one_pass(svc: JobServices, jcr: JobControl, client: Any, storage: Any,
                     bootstrap: list[BootstrapSpec]) -> dict[str, JobEnd]:
     jcr.set_status(st.WAIT_SD)
-    sd = await connect(director, "storage", storage)
+    sd = await connect(svc, "storage", storage)
     fd: Connection | None = None
     try:
         accepted = await request(sd, SdJobSetup(
@@ -125,12 +125,12 @@ async def _one_pass(director: DirectorDaemon, jcr: JobControl, client: Any, stor
             media_type=storage.media_type or "File", append=False, bootstrap=tuple(bootstrap),
         ), SdJobAccepted, "storage job setup")
         jcr.set_status(st.WAIT_FD)
-        fd = await connect(director, "client", client)
+        fd = await connect(svc, "client", client)
         await request(fd, FdJobSetup(job_id=jcr.job_id, job=jcr.unique, job_type="R", level=" "),
                       Ok, "client job setup")
         await request(sd, SdRun(), Ok, "storage run")
         await request(fd, FdStorage(address=storage.address, port=storage.port, key=accepted.key,
-                                    tls=bool(storage.tls_enable and director.own.tls_enable)),
+                                    tls=bool(storage.tls_enable and svc.tls_enable())),
                       Ok, "client connecting to the storage daemon")
         jcr.set_status(st.RUNNING)
         jcr.moving_data = True
@@ -140,7 +140,7 @@ async def _one_pass(director: DirectorDaemon, jcr: JobControl, client: Any, stor
             where=plan.where, replace=plan.replace, strip_prefix=plan.strip_prefix, add_prefix=plan.add_prefix,
             add_suffix=plan.add_suffix, regex_where=plan.regex_where, hidden_indexes=plan.hidden_indexes,
         ), Ok, "start restore")
-        return await _converse(director, jcr, sd, fd)
+        return await _converse(svc, jcr, sd, fd)
     finally:
         for conn in (fd, sd):
             if conn is not None:
@@ -158,7 +158,7 @@ def _pass_status(jcr: JobControl, fd_end: JobEnd, sd_end: JobEnd, status: str) -
     return st.WARNINGS if "W" in (fd_end.status, sd_end.status, status) else status
 
 
-async def _converse(director: DirectorDaemon, jcr: JobControl, sd: Connection, fd: Connection) -> dict[str, JobEnd]:
+async def _converse(svc: JobServices, jcr: JobControl, sd: Connection, fd: Connection) -> dict[str, JobEnd]:
     ends: dict[str, JobEnd] = {}
 
     async def from_sd() -> None:
@@ -167,7 +167,7 @@ async def _converse(director: DirectorDaemon, jcr: JobControl, sd: Connection, f
             if isinstance(msg, JobEnd):
                 ends["sd"] = msg
             elif isinstance(msg, JobMessage):
-                director.joblog(jcr, msg.level, f"{jcr.storage}: {msg.text}")
+                svc.joblog(jcr, msg.level, f"{jcr.storage}: {msg.text}")
             elif isinstance(msg, ErrorReply):
                 raise JobError(f"storage daemon: {msg.code} {msg.text}")
 
@@ -177,7 +177,7 @@ async def _converse(director: DirectorDaemon, jcr: JobControl, sd: Connection, f
             if isinstance(msg, JobEnd):
                 ends["fd"] = msg
             elif isinstance(msg, JobMessage):
-                director.joblog(jcr, msg.level, f"{jcr.client}: {msg.text}")
+                svc.joblog(jcr, msg.level, f"{jcr.client}: {msg.text}")
             elif isinstance(msg, JobProgress):
                 jcr.progress.files, jcr.progress.bytes = msg.files, msg.bytes
                 jcr.progress.current_file = msg.current_file.decode("utf-8", "replace")

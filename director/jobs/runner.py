@@ -23,45 +23,45 @@ from director.jobs.setup import prepare_backup
 from protocol.jobs import RunScriptCommand, ScriptResult
 
 if TYPE_CHECKING:
-    from director.daemon import DirectorDaemon
     from director.jobs.control import JobControl
+    from director.jobs.services import JobServices
 
 CANCEL_GRACE: Final = 10.0  # a canceled job may take this long to stop its daemons before it is cut off
 
 
-async def run_job(director: DirectorDaemon, jcr: JobControl) -> None:
+async def run_job(svc: JobServices, jcr: JobControl) -> None:
     """Everything from `R` to the final status; never raises for job failures."""
-    log = director.log.bind(job_id=jcr.job_id, job=jcr.unique)
+    log = svc.log.bind(job_id=jcr.job_id, job=jcr.unique)
     if jcr.canceled.is_set():
-        await _finish(director, jcr, st.CANCELED, jcr.cancel_reason or "canceled before it started")
+        await _finish(svc, jcr, st.CANCELED, jcr.cancel_reason or "canceled before it started")
         return
     jcr.start_time = time.time()
     jcr.progress.started = jcr.start_time
-    director.engine.writer.job(jcr.job_id, StartTime=jcr.start_time)
+    svc.writer.job(jcr.job_id, StartTime=jcr.start_time)
     jcr.set_status(st.RUNNING)
-    director.joblog(jcr, "info", f"Start {jcr.type_name} JobId {jcr.job_id}, Job={jcr.unique}")
-    await _expectations(director, jcr)
+    svc.joblog(jcr, "info", f"Start {jcr.type_name} JobId {jcr.job_id}, Job={jcr.unique}")
+    await _expectations(svc, jcr)
     scripts = scripts_of(jcr.resource)
     final = st.ERROR
     reason = ""
     try:
-        final = await _until_canceled(jcr, _payload(director, jcr, [s for s in scripts if s.when == "Before"]))
+        final = await _until_canceled(jcr, _payload(svc, jcr, [s for s in scripts if s.when == "Before"]))
     except JobCanceled as exc:
         final, reason = st.CANCELED, str(exc)
     except JobError as exc:
         final, reason = exc.status, str(exc)
-        director.joblog(jcr, "fatal" if final == st.ERROR else "error", reason)
+        svc.joblog(jcr, "fatal" if final == st.ERROR else "error", reason)
     except CatalogError as exc:  # the catalog refused the job's rows (full disk, I/O error): say so plainly
         final, reason = st.ERROR, f"catalog: {exc}"
-        director.joblog(jcr, "fatal", reason)
+        svc.joblog(jcr, "fatal", reason)
     except Exception as exc:  # job boundary: log with traceback, end the job in error
         log.exception("job_crashed")
         final, reason = st.ERROR, f"internal error: {exc!r}"
-        director.joblog(jcr, "fatal", reason)
+        svc.joblog(jcr, "fatal", reason)
     if jcr.stopping:
         # The Director is stopping: the row stays unfinished, so the next start ends the job in
         # error and applies Reschedule On Error, exactly as after a crash.
-        director.joblog(jcr, "warning", "Interrupted: the Director is stopping; the job ends when it starts again")
+        svc.joblog(jcr, "warning", "Interrupted: the Director is stopping; the job ends when it starts again")
         return
     if jcr.canceled.is_set() and final not in st.FINAL - st.OK:
         final = st.CANCELED
@@ -69,26 +69,26 @@ async def run_job(director: DirectorDaemon, jcr: JobControl) -> None:
         reason = jcr.cancel_reason or reason or "canceled"
     ok = final in st.OK
     try:
-        await _run_scripts(director, jcr, [s for s in scripts if s.when in ("After", "Always")], ok=ok,
+        await _run_scripts(svc, jcr, [s for s in scripts if s.when in ("After", "Always")], ok=ok,
                            exit_status=EXIT_WORDS.get(final, final))
     except JobError as exc:
-        director.joblog(jcr, "error", str(exc))
+        svc.joblog(jcr, "error", str(exc))
         if ok:
             final = st.ERROR
-    await _finish(director, jcr, final, reason)
+    await _finish(svc, jcr, final, reason)
 
 
-async def _payload(director: DirectorDaemon, jcr: JobControl, before: list[Script]) -> str:
-    await prepare_backup(director, jcr)
-    await _run_scripts(director, jcr, before, ok=True)
+async def _payload(svc: JobServices, jcr: JobControl, before: list[Script]) -> str:
+    await prepare_backup(svc, jcr)
+    await _run_scripts(svc, jcr, before, ok=True)
     if jcr.resource.action:
-        return await do_actions(director, jcr)
+        return await do_actions(svc, jcr)
     if jcr.job_type == "B":
-        return await do_backup(director, jcr)
+        return await do_backup(svc, jcr)
     if jcr.job_type == "R":
-        return await do_restore(director, jcr)
+        return await do_restore(svc, jcr)
     if jcr.job_type in ("c", "g"):
-        return await do_copy(director, jcr)
+        return await do_copy(svc, jcr)
     if jcr.job_type == "D":
         return st.TERMINATED
     raise JobError(f"job type {jcr.type_name} is not implemented yet")
@@ -121,14 +121,14 @@ async def _until_canceled(jcr: JobControl, payload: Coroutine[Any, Any, str]) ->
                 await asyncio.shield(asyncio.wait({task}, timeout=5))
 
 
-async def _expectations(director: DirectorDaemon, jcr: JobControl) -> None:
+async def _expectations(svc: JobServices, jcr: JobControl) -> None:
     """Percent and ETA come from the previous comparable job (same Job, client, fileset, level)."""
     if jcr.job_type != "B":
         return
     try:
-        last = await director.db.last_job(jcr.name, jcr.client_id, jcr.fileset_id, [jcr.level])
+        last = await svc.db.last_job(jcr.name, jcr.client_id, jcr.fileset_id, [jcr.level])
     except Exception:  # the estimate is a nicety; never fail a job over it
-        director.log.exception("progress_estimate_failed", job_id=jcr.job_id)
+        svc.log.exception("progress_estimate_failed", job_id=jcr.job_id)
         return
     if last is not None:
         jcr.progress.expected_bytes = int(last.read_bytes or last.bytes)
@@ -140,44 +140,44 @@ EXIT_WORDS = {st.TERMINATED: "OK", st.WARNINGS: "OK -- with warnings", st.ERROR:
               st.CANCELED: "Canceled", st.DIFFERENCES: "Differences", st.INCOMPLETE: "Incomplete"}
 
 
-async def _run_scripts(director: DirectorDaemon, jcr: JobControl, scripts: list[Script], ok: bool,
+async def _run_scripts(svc: JobServices, jcr: JobControl, scripts: list[Script], ok: bool,
                        exit_status: str = "") -> None:
     for script in scripts:
         if script.when != "Always" and ((ok and not script.on_success) or (not ok and not script.on_failure)):
             continue
-        command = substitute(script.command, jcr, director.name, exit_status)
+        command = substitute(script.command, jcr, svc.name, exit_status)
         if script.on_client:
-            director.joblog(jcr, "info", f"{script.when}Job: run command \"{command}\" on client {jcr.client}")
-            code, output = await _client_script(director, jcr, command)
+            svc.joblog(jcr, "info", f"{script.when}Job: run command \"{command}\" on client {jcr.client}")
+            code, output = await _client_script(svc, jcr, command)
         else:
-            director.joblog(jcr, "info", f"{script.when}Job: run command \"{command}\"")
+            svc.joblog(jcr, "info", f"{script.when}Job: run command \"{command}\"")
             code, output = await run_command(command)
         for line in output.splitlines()[-20:]:
-            director.joblog(jcr, "info", f"{script.when}Job: {line}")
+            svc.joblog(jcr, "info", f"{script.when}Job: {line}")
         if code != 0:
             text = f"{script.when}Job returned non-zero status={code}. Command \"{command}\""
             if script.fail_job_on_error and script.when == "Before":
                 raise JobError(text)
-            director.joblog(jcr, "error", text)
+            svc.joblog(jcr, "error", text)
 
 
-async def _finish(director: DirectorDaemon, jcr: JobControl, final: str, reason: str) -> None:
+async def _finish(svc: JobServices, jcr: JobControl, final: str, reason: str) -> None:
     jcr.end_time = time.time()
     if final not in st.OK:  # a failed or canceled job keeps the counters it reached
         jcr.files = jcr.files or jcr.progress.files
         jcr.bytes = jcr.bytes or jcr.progress.bytes
-    await director.engine.transitions.end(
+    await svc.transitions.end(
         jcr, final, EndTime=jcr.end_time, RealEndTime=jcr.end_time, JobFiles=jcr.files, JobBytes=jcr.bytes,
         ReadBytes=jcr.read_bytes, JobErrors=jcr.errors, Comment=reason[:250] if reason else None,
     )
-    director.joblog(jcr, "info", job_report(director, jcr, reason))
+    svc.joblog(jcr, "info", job_report(svc, jcr, reason))
 
 
-async def _client_script(director: DirectorDaemon, jcr: JobControl, command: str) -> tuple[int, str]:
+async def _client_script(svc: JobServices, jcr: JobControl, command: str) -> tuple[int, str]:
     """Run a RunScript on the job's File Daemon (Runs On Client = yes, the Bareos default)."""
     if jcr.client is None:
         raise JobError("a client run script needs a Client")
-    conn = await connect(director, "client", jcr.settings.clients[jcr.client])
+    conn = await connect(svc, "client", jcr.settings.clients[jcr.client])
     try:
         result = await request(conn, RunScriptCommand(command=command), ScriptResult, "client run script", timeout=3700)
     finally:

@@ -17,7 +17,7 @@ from director.jobs.plans import RestorePlan
 from director.jobs.request import RunRequest, dumps
 
 if TYPE_CHECKING:
-    from director.daemon import DirectorDaemon
+    from director.jobs.services import JobServices
 
 __all__ = ["Resolved", "RunRequest", "fileset_hash", "prepare_backup", "resolve", "setup_job"]
 
@@ -76,31 +76,31 @@ def fileset_hash(fileset: Any) -> str:
     return hashlib.md5(repr(fileset.model_dump(exclude={"source"})).encode(), usedforsecurity=False).hexdigest()
 
 
-async def setup_job(director: DirectorDaemon, req: RunRequest, existing: JobRow | None = None) -> JobControl:
+async def setup_job(svc: JobServices, req: RunRequest, existing: JobRow | None = None) -> JobControl:
     """SetupJob: unique name, catalog Job row (the JobId exists before the job runs), level/since.
 
     `existing` is a queued job the catalog kept across a Director restart: it keeps its JobId and
     name and is set up again from its saved request."""
-    config = director.config
+    config = svc.current_config()
     resolved = resolve(config, req)
     now = time.time()
     sched_time = req.when or now
-    client_id = await director.db.ensure_client(resolved.client) if resolved.client else None
+    client_id = await svc.db.ensure_client(resolved.client) if resolved.client else None
     fileset_id = None
     if resolved.fileset:
-        fileset_id = await director.db.ensure_fileset(resolved.fileset,
+        fileset_id = await svc.db.ensure_fileset(resolved.fileset,
                                                  fileset_hash(config.filesets[resolved.fileset]))
-    pool_id = await director.ensure_pool(resolved.pool) if resolved.pool else None
+    pool_id = await svc.ensure_pool(resolved.pool) if resolved.pool else None
     if existing is None:
-        unique = director.namer.make(resolved.resource.name, now)
+        unique = svc.namer.make(resolved.resource.name, now)
         try:
             saved: str | None = dumps(req)
         except TypeError as exc:
             saved = None
-            director.log.warning("run_request_not_durable", job=req.job, reason=str(exc))
+            svc.log.warning("run_request_not_durable", job=req.job, reason=str(exc))
         for _attempt in range(100):
             try:
-                job_id = await director.db.create_job(NewJob(
+                job_id = await svc.db.create_job(NewJob(
                     job=unique, name=resolved.resource.name, type=resolved.job_type, level=resolved.level,
                     client_id=client_id, fileset_id=fileset_id, pool_id=pool_id, sched_time=sched_time,
                     priority=resolved.priority, request=saved, retry=req.retry, expires_at=req.expires,
@@ -108,7 +108,7 @@ async def setup_job(director: DirectorDaemon, req: RunRequest, existing: JobRow 
                 ))
                 break
             except DuplicateJobName:
-                unique = director.namer.make(resolved.resource.name, time.time())
+                unique = svc.namer.make(resolved.resource.name, time.time())
         else:
             raise JobError(f"cannot find a free unique name for job {resolved.resource.name!r}")
     else:
@@ -128,14 +128,14 @@ async def setup_job(director: DirectorDaemon, req: RunRequest, existing: JobRow 
     jcr.next_pool = req.params.get("next_pool")
     if existing is None:
         retry = f", retry {req.retry} of JobId {req.retry_of}" if req.retry else ""
-        director.joblog(jcr, "info", f"Created {jcr.type_name} job {unique} (JobId {job_id}){retry}, "
+        svc.joblog(jcr, "info", f"Created {jcr.type_name} job {unique} (JobId {job_id}){retry}, "
                         f"status {st.CREATED}")
     else:
-        director.joblog(jcr, "info", f"Queued again after a Director restart (JobId {job_id})")
+        svc.joblog(jcr, "info", f"Queued again after a Director restart (JobId {job_id})")
     return jcr
 
 
-async def prepare_backup(director: DirectorDaemon, jcr: JobControl) -> None:
+async def prepare_backup(svc: JobServices, jcr: JobControl) -> None:
     """GetLevelSinceTime as the job starts, not when it was queued: the since-time then counts the
     backups that ended while this one waited, and a queued job holds no accurate list."""
     if jcr.job_type != "B" or not jcr.fileset:
@@ -143,8 +143,8 @@ async def prepare_backup(director: DirectorDaemon, jcr: JobControl) -> None:
     config = jcr.settings
     level, pool = jcr.level, jcr.pool
     jcr.backup.fileset_spec = fileset_spec(config.filesets[jcr.fileset]).model_dump()
-    await resolve_level(director, jcr)
+    await resolve_level(svc, jcr)
     if jcr.pool != pool:
-        jcr.pool_id = await director.ensure_pool(jcr.pool)
+        jcr.pool_id = await svc.ensure_pool(jcr.pool)
     if (jcr.level, jcr.pool) != (level, pool):
-        await director.engine.writer.update_job(jcr.job_id, Level=jcr.level, PoolId=jcr.pool_id)
+        await svc.writer.update_job(jcr.job_id, Level=jcr.level, PoolId=jcr.pool_id)

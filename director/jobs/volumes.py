@@ -15,8 +15,8 @@ from director.jobs.admission import WaitReason
 from protocol.jobs import JobMediaReport, VolumeAssignment, VolumeUpdate
 
 if TYPE_CHECKING:
-    from director.daemon import DirectorDaemon
     from director.jobs.control import JobControl
+    from director.jobs.services import JobServices
 
 
 def _padded(number: int, match: re.Match[str]) -> str:
@@ -43,15 +43,15 @@ MEDIA_RECHECK = 30.0  # a job waiting for media looks again this often, and when
 _POOL_LOCKS: weakref.WeakKeyDictionary[object, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
 
 
-def _pool_lock(director: object, pool: str) -> asyncio.Lock:
-    return _POOL_LOCKS.setdefault(director, {}).setdefault(pool, asyncio.Lock())
+def _pool_lock(svc: object, pool: str) -> asyncio.Lock:
+    return _POOL_LOCKS.setdefault(svc, {}).setdefault(pool, asyncio.Lock())
 
 
 class NoVolume(Exception):
     """No volume can be appended to or created; the message says what the operator can do."""
 
 
-async def assign_volume(director: DirectorDaemon, jcr: JobControl, pool: Any, storage: Any,
+async def assign_volume(svc: JobServices, jcr: JobControl, pool: Any, storage: Any,
                         exclude: tuple[str | None, ...] = ()) -> VolumeAssignment:
     """An Append volume of the pool with room for this job, or a newly labeled one. When there is
     neither, the job waits for media (status m, `waiting_for_volume`) as in Bareos, until an
@@ -61,28 +61,28 @@ async def assign_volume(director: DirectorDaemon, jcr: JobControl, pool: Any, st
         try:
             # One job at a time per pool chooses or creates a volume: two jobs that both find no
             # appendable volume would otherwise create two, or the same name twice.
-            async with _pool_lock(director, pool.name):
-                assignment = await _find_or_create(director, jcr, pool, storage, exclude)
+            async with _pool_lock(svc, pool.name):
+                assignment = await _find_or_create(svc, jcr, pool, storage, exclude)
         except NoVolume as exc:
             if before is None:
                 before = jcr.status
-                director.joblog(jcr, "warning", f"Job is waiting for media: {exc}")
+                svc.joblog(jcr, "warning", f"Job is waiting for media: {exc}")
                 jcr.set_wait(WaitReason(st.WAIT_MEDIA, "waiting_for_volume", f"pool={pool.name}"))
-            await director.engine.media_changed(MEDIA_RECHECK)
+            await svc.media_changed(MEDIA_RECHECK)
             continue
         if before is not None:
-            director.joblog(jcr, "info", f"Volume \"{assignment.volume_name}\" is available; the job continues")
+            svc.joblog(jcr, "info", f"Volume \"{assignment.volume_name}\" is available; the job continues")
             jcr.set_status(before)
         return assignment
 
 
-async def _find_or_create(director: DirectorDaemon, jcr: JobControl, pool: Any, storage: Any,
+async def _find_or_create(svc: JobServices, jcr: JobControl, pool: Any, storage: Any,
                           exclude: tuple[str | None, ...]) -> VolumeAssignment:
     pool_id = jcr.pool_id
     if pool_id is None:
         raise NoVolume(f"pool {pool.name!r} is not in the catalog")
     media_type = storage.media_type or "File"
-    media = await director.db.list_media(pool_id)
+    media = await svc.db.list_media(pool_id)
     max_bytes = int(pool.maximum_volume_bytes or 0)
     max_jobs = int(pool.maximum_volume_jobs or 0)
     for m in media:
@@ -99,18 +99,18 @@ async def _find_or_create(director: DirectorDaemon, jcr: JobControl, pool: Any, 
     if pool.maximum_volumes and len(media) >= pool.maximum_volumes:
         raise NoVolume(f"pool {pool.name!r} reached Maximum Volumes = {pool.maximum_volumes} and no volume can be "
                        "appended to; free one with: update volume=NAME volstatus=Append (or Recycle/Purged)")
-    all_names = {m.volume_name for m in await director.db.list_media(None)}
+    all_names = {m.volume_name for m in await svc.db.list_media(None)}
     name = next_volume_name(pool.label_format, all_names, len(media))
-    media_id = await director.db.create_media(name, pool_id, media_type, storage.name,
+    media_id = await svc.db.create_media(name, pool_id, media_type, storage.name,
                                            max_vol_bytes=max_bytes, max_vol_jobs=max_jobs)
-    director.joblog(jcr, "info", f"Created new Volume \"{name}\" in catalog (pool {pool.name}); the Storage Daemon labels it")
+    svc.joblog(jcr, "info", f"Created new Volume \"{name}\" in catalog (pool {pool.name}); the Storage Daemon labels it")
     return VolumeAssignment(volume_name=name, media_id=media_id, pool_name=pool.name, pool_type=pool.pool_type,
                             media_type=media_type, max_bytes=max_bytes, max_jobs=max_jobs, needs_label=True)
 
 
-async def record_jobmedia(director: DirectorDaemon, jcr: JobControl, msg: JobMediaReport) -> None:
+async def record_jobmedia(svc: JobServices, jcr: JobControl, msg: JobMediaReport) -> None:
     session_id, session_time = jcr.session or (0, 0)
-    await director.db.add_jobmedia(JobMediaRow(
+    await svc.db.add_jobmedia(JobMediaRow(
         job_id=jcr.job_id, media_id=msg.media_id, volume_name=msg.volume_name, first_index=msg.first_index,
         last_index=msg.last_index, start_block=msg.start_block, end_block=msg.end_block, start_addr=msg.start_addr,
         end_addr=msg.end_addr, bytes=msg.bytes, session_id=session_id, session_time=session_time,
@@ -119,22 +119,22 @@ async def record_jobmedia(director: DirectorDaemon, jcr: JobControl, msg: JobMed
         jcr.volumes.append(msg.volume_name)
 
 
-async def record_volume_update(director: DirectorDaemon, jcr: JobControl, msg: VolumeUpdate) -> None:
+async def record_volume_update(svc: JobServices, jcr: JobControl, msg: VolumeUpdate) -> None:
     """Apply what one job wrote to a volume. Several jobs append to one volume at once and report
     in any order: the catalog adds their counts up in one statement (Catalog.add_volume_usage)."""
-    before = await director.db.get_media(msg.volume_name)
+    before = await svc.db.get_media(msg.volume_name)
     if before is None:
         return
     status = msg.status if msg.status in ("Full", "Error") else None
-    after = await director.db.add_volume_usage(msg.volume_name, size=msg.bytes, blocks=msg.blocks,
+    after = await svc.db.add_volume_usage(msg.volume_name, size=msg.bytes, blocks=msg.blocks,
                                         jobs=msg.jobs_written, files=msg.files_written, status=status,
                                         when=time.time())
     if after is not None and after.status != before.status:
         if after.status == "Used":
-            director.joblog(jcr, "info", f"Volume \"{msg.volume_name}\" reached Maximum Volume Jobs; marked Used")
+            svc.joblog(jcr, "info", f"Volume \"{msg.volume_name}\" reached Maximum Volume Jobs; marked Used")
         elif after.status == "Full":
-            director.joblog(jcr, "info", f"Volume \"{msg.volume_name}\" is Full ({after.bytes:,} bytes)")
+            svc.joblog(jcr, "info", f"Volume \"{msg.volume_name}\" is Full ({after.bytes:,} bytes)")
         elif after.status == "Error":
-            director.joblog(jcr, "error", f"Volume \"{msg.volume_name}\" marked Error: {msg.reason}")
+            svc.joblog(jcr, "error", f"Volume \"{msg.volume_name}\" marked Error: {msg.reason}")
     if msg.volume_name not in jcr.volumes and msg.jobs_written:
         jcr.volumes.append(msg.volume_name)
