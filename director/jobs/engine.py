@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import time
 from typing import TYPE_CHECKING, Any, Final
 
@@ -44,17 +45,21 @@ class JobEngine:
         self.writer = JobWriter(self._apply, director.log, on_writable=self._catalog_writable)
         self.transitions = Transitions(self.writer, director.events.publish, director.joblog,
                                        lambda jcr, old, new: hooks.on_status_change(director, jcr, old, new), time.time)
-        # What job code sees of the Director (never the daemon itself).
-        self.services = JobServices(
+        self._timers: dict[int, asyncio.Task[None]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._media = asyncio.Event()
+
+    @functools.cached_property
+    def services(self) -> JobServices:
+        """What job code sees of the Director (never the daemon itself)."""
+        director = self.director
+        return JobServices(
             name=director.name, log=director.log, db=director.db, joblog=director.joblog,
             transitions=self.transitions, writer=self.writer, dialer=director,
             current_config=lambda: director.config, tls_enable=lambda: bool(director.own.tls_enable),
             media_changed=self.media_changed, ensure_pool=director.ensure_pool, namer=director.namer,
             submit=director.submit, cancel_job=self.cancel_job,
         )
-        self._timers: dict[int, asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._media = asyncio.Event()
 
     # -- media ------------------------------------------------------------------------------
 
