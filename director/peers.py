@@ -1,4 +1,4 @@
-"""The Director's connections to File and Storage Daemons (status relay for now)."""
+"""The Director's connections to File and Storage Daemons: dialing (for jobs and status), status relay."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from protocol.errors import ProtocolError
 from protocol.messages import DaemonStatus, ErrorReply, StatusRequest
 
 if TYPE_CHECKING:
+    from common.net import Connection
     from director.daemon import DirectorDaemon
+    from director.jobs.services import Dialer
 
 
 class PeerError(Exception):
@@ -21,29 +23,36 @@ class PeerError(Exception):
         self.step = step
 
 
-async def _query_status(director: DirectorDaemon, kind: str, resource: Any) -> DaemonStatus:
-    where = f"{kind} {resource.name!r} at {resource.address}:{resource.port}"
+def where(kind: str, resource: Any) -> str:
+    return f"{kind} {resource.name!r} at {resource.address}:{resource.port}"
+
+
+async def dial(dialer: Dialer, kind: str, resource: Any) -> Connection:
+    """Connect to a File (`kind` client) or Storage Daemon and authenticate both ways; a failure
+    is a PeerError naming the daemon and the step (dns, tcp, tls, auth)."""
     try:
-        conn = await director.dial_peer(
-            resource.address, resource.port, resource, resource.password.get_secret_value()
-        )
+        return await dialer.dial_peer(resource.address, resource.port, resource, resource.password.get_secret_value())
     except NetError as exc:
-        raise PeerError(exc.step, f"cannot reach {where}: {exc.step}: {exc.message}") from exc
+        raise PeerError(exc.step, f"cannot connect to {where(kind, resource)}: {exc.step}: {exc.message}") from exc
     except TlsError as exc:
-        raise PeerError("tls", f"cannot reach {where}: tls: {exc}") from exc
+        raise PeerError("tls", f"cannot connect to {where(kind, resource)}: tls: {exc}") from exc
     except ProtocolError as exc:
-        raise PeerError("auth", f"cannot authenticate with {where}: {exc.message}") from exc
+        raise PeerError("auth", f"cannot authenticate with {where(kind, resource)}: {exc.message}") from exc
+
+
+async def _query_status(director: DirectorDaemon, kind: str, resource: Any) -> DaemonStatus:
+    conn = await dial(director, kind, resource)
     try:
         await conn.send(StatusRequest())
         reply = await conn.recv_message(timeout=conn.limits.frame_timeout)
     except (NetError, ProtocolError) as exc:
-        raise PeerError("io", f"{where} did not answer status: {exc}") from exc
+        raise PeerError("io", f"{where(kind, resource)} did not answer status: {exc}") from exc
     finally:
         await conn.close(terminate=True)
     if isinstance(reply, ErrorReply):
-        raise PeerError("io", f"{where} refused status: {reply.code} {reply.text}")
+        raise PeerError("io", f"{where(kind, resource)} refused status: {reply.code} {reply.text}")
     if not isinstance(reply, DaemonStatus):
-        raise PeerError("io", f"{where} answered status with {reply.TYPE!r}")
+        raise PeerError("io", f"{where(kind, resource)} answered status with {reply.TYPE!r}")
     return reply
 
 

@@ -9,7 +9,7 @@ from common.net import Connection
 from director.jobs import status as st
 from director.jobs.attributes import AttributeSink
 from director.jobs.errors import JobCanceled, JobError
-from director.jobs.links import connect, device_wait, request, serve_job
+from director.jobs.links import client_wait, connect, device_wait, request, serve_job, storage_wait
 from director.jobs.volumes import assign_volume, record_jobmedia, record_volume_update
 from protocol.frames import Signal
 from protocol.jobs import (
@@ -49,7 +49,7 @@ async def do_backup(svc: JobServices, jcr: JobControl) -> str:
     if fileset_spec is None:
         raise JobError("the backup has no FileSet")
     assignment = await assign_volume(svc, jcr, pool, storage)
-    jcr.set_status(st.WAIT_SD)
+    jcr.set_wait(storage_wait(storage.name))
     sd = await connect(svc, "storage", storage)
     fd: Connection | None = None
     try:
@@ -64,7 +64,7 @@ async def do_backup(svc: JobServices, jcr: JobControl) -> str:
         jcr.session = (accepted.session_id, accepted.session_time)
         await svc.db.update_job(jcr.job_id, VolSessionId=accepted.session_id,
                                     VolSessionTime=accepted.session_time)
-        jcr.set_status(st.WAIT_FD)
+        jcr.set_wait(client_wait(client.name))
         fd = await connect(svc, "client", client)
         accurate = bool(jcr.resource.accurate)
         await fd.send(FdJobSetup(job_id=jcr.job_id, job=jcr.unique, job_type=jcr.job_type, level=jcr.level,

@@ -25,7 +25,7 @@ from director.jobs import status as st
 from director.jobs.attributes import AttributeSink
 from director.jobs.control import JobControl
 from director.jobs.errors import JobCanceled, JobError
-from director.jobs.links import connect, device_wait, request, serve_job
+from director.jobs.links import connect, device_wait, request, serve_job, storage_wait
 from director.jobs.volumes import assign_volume, record_jobmedia, record_volume_update
 from protocol.jobs import (
     AttributeBatch,
@@ -282,7 +282,7 @@ async def _remote(svc: JobServices, worker: JobControl, move: Move) -> dict[str,
             on_wait=device_wait(worker, source_storage.name, partial(svc.joblog, worker)))
         worker.wait = None
         await request(writing, SdRun(), Ok, "writing storage listen")
-        worker.set_status(st.WAIT_SD)
+        worker.set_wait(storage_wait(target_storage.name))
         await request(reading, SdReplicate(address=target_storage.address, port=target_storage.port, job=worker.unique,
                                            key=accepted.key, tls=bool(target_storage.tls_enable and source_storage.tls_enable)),
                       Ok, "reading storage replicate")

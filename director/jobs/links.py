@@ -8,7 +8,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from common.net import Connection, NetError
-from common.tls import TlsError
+from director import peers
 from director.jobs import status as st
 from director.jobs.admission import WaitReason
 from director.jobs.errors import JobCanceled, JobError
@@ -26,16 +26,10 @@ REPLY_TIMEOUT = 120.0
 
 async def connect(svc: Dialer, kind: str, resource: Any) -> Connection:
     """Dial a File or Storage Daemon for a job; failures name the daemon and the step."""
-    where = f"{kind} {resource.name!r} at {resource.address}:{resource.port}"
     try:
-        return await svc.dial_peer(resource.address, resource.port, resource,
-                                        resource.password.get_secret_value())
-    except NetError as exc:
-        raise JobError(f"cannot connect to {where}: {exc.step}: {exc.message}") from exc
-    except TlsError as exc:
-        raise JobError(f"cannot connect to {where}: tls: {exc}") from exc
-    except ProtocolError as exc:
-        raise JobError(f"cannot authenticate with {where}: {exc.message}") from exc
+        return await peers.dial(svc, kind, resource)
+    except peers.PeerError as exc:
+        raise JobError(str(exc)) from exc
 
 
 async def request(conn: Connection, msg: Message, expect: type[M], what: str, timeout: float = REPLY_TIMEOUT, *,
@@ -83,6 +77,16 @@ async def _recv_unless(conn: Connection, timeout: float, canceled: asyncio.Event
             with contextlib.suppress(asyncio.CancelledError, NetError, ProtocolError):
                 await receiving
     return receiving.result() if not receiving.cancelled() else None
+
+
+def storage_wait(name: str) -> WaitReason:
+    """Waiting for a Storage Daemon to answer: connecting, setting the job up, or listening."""
+    return WaitReason(st.WAIT_SD, "waiting_for_storage_daemon", f"storage={name}")
+
+
+def client_wait(name: str) -> WaitReason:
+    """Waiting for a File Daemon: connecting, setting the job up, reaching its Storage Daemon."""
+    return WaitReason(st.WAIT_FD, "waiting_for_file_daemon", f"client={name}")
 
 
 def device_wait(jcr: JobControl, storage: str, joblog: Callable[[str, str], None]) -> Callable[[SdJobWaiting], None]:

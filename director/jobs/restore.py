@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from common.net import Connection
 from director.jobs import status as st
 from director.jobs.errors import JobCanceled, JobError
-from director.jobs.links import connect, request, serve_job
+from director.jobs.links import client_wait, connect, request, serve_job, storage_wait
 from protocol.jobs import (
     BootstrapSpec,
     FdJobSetup,
@@ -114,7 +114,7 @@ def _final_status(svc: JobServices, jcr: JobControl, status: str, fd_failures: l
 
 async def _one_pass(svc: JobServices, jcr: JobControl, client: Any, storage: Any,
                     bootstrap: list[BootstrapSpec]) -> dict[str, JobEnd]:
-    jcr.set_status(st.WAIT_SD)
+    jcr.set_wait(storage_wait(storage.name))
     sd = await connect(svc, "storage", storage)
     fd: Connection | None = None
     try:
@@ -124,7 +124,7 @@ async def _one_pass(svc: JobServices, jcr: JobControl, client: Any, storage: Any
             device=storage.device[0] if storage.device else storage.name,
             media_type=storage.media_type or "File", append=False, bootstrap=tuple(bootstrap),
         ), SdJobAccepted, "storage job setup")
-        jcr.set_status(st.WAIT_FD)
+        jcr.set_wait(client_wait(client.name))
         fd = await connect(svc, "client", client)
         await request(fd, FdJobSetup(job_id=jcr.job_id, job=jcr.unique, job_type="R", level=" "),
                       Ok, "client job setup")
