@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -17,7 +16,7 @@ from director.catalog.service import CatalogService
 from director.config import load_director_config
 from director.console.server import DEFAULT_CONSOLE, serve_console
 from director.events import EventBus
-from director.joblog import LogLine, MessageQueue
+from director.joblog import MessageQueue
 from director.jobs.admission import Limits as JobLimits
 from director.jobs.control import JobControl
 from director.jobs.engine import JobEngine
@@ -25,6 +24,7 @@ from director.jobs.errors import JobError
 from director.jobs.hooks import HookRunner
 from director.jobs.naming import UniqueNamer
 from director.jobs.setup import RunRequest
+from director.messages.router import MessageRouter
 from director.schedule.scheduler import Scheduler
 from protocol.messages import Code, ErrorReply, Hello, RunningJob
 
@@ -44,6 +44,8 @@ class DirectorDaemon(Daemon):
         self.events = EventBus()
         self.db = CatalogService(self._open_catalog)
         self.engine = JobEngine(self)
+        self.router = MessageRouter(director_name=lambda: self.name, config=lambda: self.config,
+                                    console=self.messages.add, catalog=self.engine.writer.add_log, log=log)
         self.status_hooks = HookRunner(self)
         self.queue = self.engine.queue
         self.scheduler = Scheduler(lambda: self.config, self.submit, self.db.scheduler_state,
@@ -109,17 +111,14 @@ class DirectorDaemon(Daemon):
     # -- jobs -------------------------------------------------------------------------------
 
     def joblog(self, jcr: JobControl, level: str, text: str) -> None:
-        """A job message: for `messages`, the catalog Log table, and the daemon log."""
-        now = time.time()
-        self.messages.add(LogLine(now, jcr.job_id, jcr.unique, level, text))
+        """A job message: to the daemon log, and where the job's Messages resource routes it."""
         self.log.info("job_message", job_id=jcr.job_id, job=jcr.unique, level=level, text=text)
-        line = LogLine(now, jcr.job_id, jcr.unique, level, text).render(self.name)
-        self.engine.writer.add_log(jcr.job_id, now, line)
+        self.router.job_message(jcr, level, text)
 
     def director_message(self, level: str, text: str) -> None:
-        """A message of the Director itself, not of a job: for `messages` and the daemon log."""
-        self.messages.add(LogLine(time.time(), None, None, level, text))
+        """A message of the Director itself, not of a job: the daemon log and its Messages resource."""
         self.log.info("director_message", level=level, text=text)
+        self.router.director_message(level, text)
 
     def job_limits(self) -> JobLimits:
         config = self.config
@@ -160,6 +159,7 @@ class DirectorDaemon(Daemon):
         tg.create_task(self.engine.serve(self.stop_event))
         tg.create_task(self.engine.watch(self.stop_event))
         tg.create_task(self.scheduler.serve(self.stop_event))
+        tg.create_task(self.router.serve(self.stop_event))
         tg.create_task(self._close_hooks_on_stop())
 
     async def _close_hooks_on_stop(self) -> None:
