@@ -111,7 +111,7 @@ class JobEngine:
         """RunJob → SetupJob → JobqAdd."""
         jcr = await setup_job(self.services, req, existing)
         self.transitions.attach(jcr)
-        self.queue.jobs[jcr.job_id] = jcr
+        self.queue.track(jcr)
         self.director.events.publish("job_status", jobid=jcr.job_id, job=jcr.unique, name=jcr.name,
                                      type=jcr.job_type, level=jcr.level, old=None, status=jcr.status,
                                      wait_reason=None)
@@ -165,10 +165,10 @@ class JobEngine:
             if other is jcr or other.name != jcr.name or other.status in st.FINAL or other.done.is_set():
                 continue
             if other.canceled.is_set():
-                if other in self.queue.running:
+                if self.queue.is_running(other):
                     pending_end.append(other)
                 continue
-            running = other in self.queue.running
+            running = self.queue.is_running(other)
             if not running and other.job_id > jcr.job_id and not res.cancel_queued_duplicates:
                 continue  # a newer queued duplicate is judged when its own turn comes
             if res.cancel_lower_level_duplicates and jcr.job_type == other.job_type == "B":
@@ -202,11 +202,11 @@ class JobEngine:
         """Cancel in any state: scheduled and queued jobs end at once; running jobs are told to stop."""
         if jcr.status in st.FINAL or jcr.done.is_set():
             return f"JobId {jcr.job_id} already ended with status {jcr.status}"
-        if jcr.canceled.is_set() and jcr not in self.queue.running:
+        if jcr.canceled.is_set() and not self.queue.is_running(jcr):
             return f"JobId {jcr.job_id} is being canceled already"
         jcr.cancel_reason = jcr.cancel_reason or reason
         jcr.canceled.set()
-        if jcr in self.queue.running:
+        if self.queue.is_running(jcr):
             self.director.joblog(jcr, "info", f"Cancel: {reason}")
             return f"JobId {jcr.job_id}, Job {jcr.unique} marked to be canceled."
         self.queue.remove_waiting(jcr)
@@ -227,8 +227,7 @@ class JobEngine:
             self.log.exception("job_end_not_recorded", job_id=jcr.job_id)
         finally:
             jcr.done.set()
-            self.queue.jobs.pop(jcr.job_id, None)
-            self.queue.kick()
+            self.queue.forget(jcr)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -238,8 +237,7 @@ class JobEngine:
     # -- the job task ------------------------------------------------------------------------
 
     async def _run(self, jcr: JobControl) -> None:
-        await run_job(self.services, jcr)
-        self.queue.jobs.pop(jcr.job_id, None)
+        await run_job(self.services, jcr)  # the queue lets the job go when its task ends
         self.job_ended(jcr)
 
     def job_ended(self, jcr: JobControl) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from director.jobs import status as st
@@ -25,9 +26,11 @@ class JobQueue:
         self._gate = gate
         self._on_tail = on_tail
         self.log = log
-        self.waiting: list[JobControl] = []
-        self.running: list[JobControl] = []
-        self.jobs: dict[int, JobControl] = {}  # every job the Director holds in memory, by JobId
+        # The queue alone changes these; everyone else reads them through the views below.
+        self._waiting: list[JobControl] = []
+        self._running: list[JobControl] = []
+        self._jobs: dict[int, JobControl] = {}  # every job the Director holds in memory, by JobId
+        self.jobs: Mapping[int, JobControl] = MappingProxyType(self._jobs)
         self._waiting_ids: set[int] = set()
         self._seq = 0
         self._wake = asyncio.Event()
@@ -36,14 +39,37 @@ class JobQueue:
         self._unmarked: set[int] = set()  # added since the last admission: no reason yet
         self.admissions = 0
 
+    @property
+    def waiting(self) -> Sequence[JobControl]:
+        """Jobs waiting to start, in the order they will be considered (read-only)."""
+        return tuple(self._waiting)
+
+    @property
+    def running(self) -> Sequence[JobControl]:
+        """Jobs whose task runs (read-only)."""
+        return tuple(self._running)
+
+    def is_running(self, jcr: JobControl) -> bool:
+        return jcr in self._running
+
+    def track(self, jcr: JobControl) -> None:
+        """Hold a job the Director knows of (scheduled, queued or running) until it ends."""
+        self._jobs[jcr.job_id] = jcr
+
+    def forget(self, jcr: JobControl) -> None:
+        """A job that never started has ended: let it go."""
+        if self._jobs.get(jcr.job_id) is jcr:
+            del self._jobs[jcr.job_id]
+        self.kick()
+
     def add(self, jcr: JobControl) -> None:
         """JobqAdd: insert by priority, FIFO among equals; a canceled job goes to the head."""
         self._seq += 1
         jcr.queue_order = (jcr.priority if not jcr.canceled.is_set() else -(2**31), self._seq)
-        index = bisect.bisect_right(self.waiting, jcr.queue_order, key=lambda j: j.queue_order)
-        self.waiting.insert(index, jcr)
+        index = bisect.bisect_right(self._waiting, jcr.queue_order, key=lambda j: j.queue_order)
+        self._waiting.insert(index, jcr)
         self._waiting_ids.add(jcr.job_id)
-        self.jobs[jcr.job_id] = jcr
+        self._jobs[jcr.job_id] = jcr
         self._unmarked.add(jcr.job_id)
         self.kick()
 
@@ -54,7 +80,7 @@ class JobQueue:
     def remove_waiting(self, jcr: JobControl) -> bool:
         """Take a job that has not started out of the queue; True when it was waiting."""
         if jcr.job_id in self._waiting_ids:
-            self.waiting.remove(jcr)
+            self._waiting.remove(jcr)
             self._waiting_ids.discard(jcr.job_id)
             self._unmarked.discard(jcr.job_id)
             jcr.wait = None
@@ -76,22 +102,22 @@ class JobQueue:
                 await asyncio.wait({waker, stopper}, return_when=asyncio.FIRST_COMPLETED)
                 waker.cancel()
                 self._wake.clear()
-            for jcr in list(self.running):
+            for jcr in list(self._running):
                 if interrupt is not None:
                     interrupt(jcr)
                 else:
                     jcr.canceled.set()
 
     def _candidates(self) -> Iterator[Candidate]:
-        for jcr in self.waiting:
+        for jcr in self._waiting:
             yield jcr.candidate()
 
     def _admit(self, tg: asyncio.TaskGroup) -> None:
         self._wake.clear()
         self.admissions += 1
-        decision = admit(self._candidates(), [j.candidate() for j in self.running], self._limits(),
+        decision = admit(self._candidates(), [j.candidate() for j in self._running], self._limits(),
                          expand_tail=False)
-        head = self.waiting[: decision.scanned]
+        head = self._waiting[: decision.scanned]
         by_id = {j.job_id: j for j in head}
         held: set[int] = set()
         for job_id in decision.start:
@@ -103,11 +129,11 @@ class JobQueue:
                 continue
             if job_id not in self._waiting_ids:  # the gate canceled it (a duplicate)
                 continue
-            self.waiting.remove(jcr)
+            self._waiting.remove(jcr)
             self._waiting_ids.discard(job_id)
             self._unmarked.discard(job_id)
             jcr.wait = None
-            self.running.append(jcr)
+            self._running.append(jcr)
             tg.create_task(self._run_one(jcr), name=f"job-{jcr.job_id}")
         for job_id, reason in decision.waits.items():
             self._set_reason(by_id[job_id], reason)
@@ -122,10 +148,10 @@ class JobQueue:
         reason of their own last time."""
         if tail is not None:
             if tail != self._tail:
-                todo = [j for j in self.waiting if j.job_id not in head]
+                todo = [j for j in self._waiting if j.job_id not in head]
             else:
                 ids = (self._specific | self._unmarked) - head
-                todo = [self.jobs[i] for i in ids if i in self._waiting_ids]
+                todo = [self._jobs[i] for i in ids if i in self._waiting_ids]
             for jcr in todo:
                 self._set_reason(jcr, tail, quiet=True)
             if todo and self._on_tail is not None:
@@ -153,7 +179,7 @@ class JobQueue:
         except Exception:  # a job task boundary: record and keep the queue alive
             self.log.exception("job_task_crashed", job_id=jcr.job_id, job=jcr.unique)
         finally:
-            self.running.remove(jcr)
+            self._running.remove(jcr)
             jcr.done.set()
-            self.jobs.pop(jcr.job_id, None)
+            self._jobs.pop(jcr.job_id, None)
             self.kick()

@@ -48,10 +48,10 @@ def job(engine: JobEngine, job_id: int, res: SimpleNamespace, level: str = "I", 
                      resource=res, client="c", fileset="f", pool="p", storage="s", priority=10, allow_mixed=False,
                      sched_time=0.0)
     engine.transitions.attach(jcr)
-    engine.queue.jobs[job_id] = jcr
+    engine.queue.track(jcr)
     if running:
         jcr.set_status(st.RUNNING)
-        engine.queue.running.append(jcr)
+        engine.queue._running.append(jcr)  # as if admitted: its task is not part of these tests
     else:
         engine.queue.add(jcr)
     return jcr
