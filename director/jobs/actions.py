@@ -11,6 +11,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from common.aio import first_set
 from director.jobs import status as st
 from director.jobs.errors import JobCanceled, JobError
 from director.jobs.setup import RunRequest
@@ -105,15 +106,10 @@ async def _run_action(svc: JobServices, parent: JobControl, action: Action, labe
 
 async def _wait_child(svc: JobServices, parent: JobControl, child: JobControl) -> None:
     """Wait for an action's job; canceling the parent cancels the running action."""
-    done = asyncio.ensure_future(child.done.wait())
-    canceled = asyncio.ensure_future(parent.canceled.wait())
     try:
-        await asyncio.wait({done, canceled}, return_when=asyncio.FIRST_COMPLETED)
-        if not child.done.is_set():
+        if await first_set([child.done, parent.canceled]) is not child.done:
             raise JobCanceled()
     finally:
-        done.cancel()
-        canceled.cancel()
         # Also when the parent is cut off (cancel, Director stopping): its action must not live on.
         if not child.done.is_set():
             svc.cancel_job(child, f"its multi-action job JobId {parent.job_id} was canceled")

@@ -11,6 +11,7 @@ import functools
 import time
 from typing import TYPE_CHECKING, Any, Final
 
+from common.aio import first_set
 from director.jobs import hooks
 from director.jobs import status as st
 from director.jobs.admission import WaitReason
@@ -139,12 +140,7 @@ class JobEngine:
         self.queue.add(jcr)
 
     async def _start_later(self, jcr: JobControl) -> None:
-        delay = jcr.sched_time - time.time()
-        canceled = asyncio.ensure_future(jcr.canceled.wait())
-        try:
-            await asyncio.wait({canceled}, timeout=max(0.0, delay))
-        finally:
-            canceled.cancel()
+        await first_set([jcr.canceled], timeout=max(0.0, jcr.sched_time - time.time()))
         if jcr.canceled.is_set() or jcr.status in st.FINAL:
             return
         self.transitions.change(jcr, st.CREATED)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Final
 
+from common.aio import done_or_set
 from common.scripts import run_command
 from director.catalog import CatalogError
 from director.jobs import status as st
@@ -99,9 +100,8 @@ async def _until_canceled(jcr: JobControl, payload: Coroutine[Any, Any, str]) ->
     daemons itself (the normal path); one still waiting (for a daemon, a volume, a script) or past
     the grace is cut off where it waits, which closes its connections and kills its scripts."""
     task = asyncio.ensure_future(payload)
-    canceled = asyncio.ensure_future(jcr.canceled.wait())
     try:
-        await asyncio.wait({task, canceled}, return_when=asyncio.FIRST_COMPLETED)
+        await done_or_set(task, jcr.canceled)
         if not task.done() and jcr.status == st.RUNNING and (jcr.moving_data or jcr.job_type in ("c", "g")):
             await asyncio.wait({task}, timeout=CANCEL_GRACE)
         if not task.done():
@@ -114,7 +114,6 @@ async def _until_canceled(jcr: JobControl, payload: Coroutine[Any, Any, str]) ->
                 raise JobCanceled("canceled; the job did not stop by itself and was cut off") from None
         return task.result()
     finally:
-        canceled.cancel()
         if not task.done():  # we are being cancelled ourselves: let the payload close its connections
             task.cancel()
             with contextlib.suppress(BaseException):

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from common.aio import first_set
 from director.jobs.setup import RunRequest
 from director.schedule.clock import UTC
 from director.schedule.plan import Trigger, all_triggers, director_zone
@@ -258,16 +259,13 @@ class Scheduler:
         delay = self.max_sleep if due is None else min(self.max_sleep, max(0.0, due - self._clock()))
         if delay <= 0:
             return
-        waiters = [asyncio.ensure_future(self._kicked.wait()), asyncio.ensure_future(stop.wait())]
-        waiters += [asyncio.ensure_future(r.done.wait()) for r in self._inflight.values() if not _finished(r)]
+        events = [self._kicked, stop, *(r.done for r in self._inflight.values() if not _finished(r))]
         if not self._kicked.is_set():
             self.idle.set()
         try:
-            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            await first_set(events, timeout=delay)
         finally:
             self.idle.clear()
-            for waiter in waiters:
-                waiter.cancel()
 
 
 def _latest(trigger: Trigger, start: dt.datetime, end: dt.datetime, tz: dt.tzinfo) -> dt.datetime | None:
