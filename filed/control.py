@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
 PROGRESS_INTERVAL: Final = 1.0
 MAX_REASON: Final = 500  # characters of an unforeseen exception's repr in a JobEnd
+DEFAULT_WORKING_DIRECTORY: Final = Path("/var/lib/strongroom")  # a Client resource without one
 # No fixed timeout waits for a reply from the Director or the Storage Daemon: a reply may take long
 # (the SD waits for a device or a volume, flushes a large job), and a peer that stopped answering is
 # found by its missing heartbeats instead (common.link.Liveness: 2 x Heartbeat Interval + grace).
@@ -117,7 +118,9 @@ async def serve_director(fd: FileDaemon, conn: Connection, monitor: bool, log: A
                         return
                     case FdRestore() if job is not None and job.sd is not None:
                         await conn.send(Ok(code=Code.FD_OK, text="OK restore"))
-                        await _session(fd, job, conn, log, _restore(job, event, log))
+                        where = (Path(os.fsdecode(event.where)) if event.where
+                                 else default_where(fd.config.client.working_directory))
+                        await _session(fd, job, conn, log, _restore(job, event, log, where))
                         return
                     case FdEstimate() if job is not None:
                         await conn.send(await asyncio.to_thread(_estimate, job, event))
@@ -310,7 +313,13 @@ async def _backup(fd: FileDaemon, job: FdJob, conn: Connection, log: Any) -> tup
     return ("W" if stats.warnings else "T"), ""
 
 
-async def _restore(job: FdJob, msg: FdRestore, log: Any) -> tuple[str, str]:
+def default_where(working_directory: Path | None) -> Path:
+    """Where a restore that names none writes: under the File Daemon's own working directory
+    (created 0700 with every missing parent), never a shared directory such as /tmp."""
+    return (working_directory or DEFAULT_WORKING_DIRECTORY) / "restores"
+
+
+async def _restore(job: FdJob, msg: FdRestore, log: Any, where: Path) -> tuple[str, str]:
     """Receive the Storage Daemon's records into a RestoreWriter. Whatever ends the restore (the
     end of the data, an SD error, cancel, a broken connection, a bug), the writer is finished or
     aborted before this returns or raises: descriptors closed, half-written files and hidden
@@ -319,13 +328,15 @@ async def _restore(job: FdJob, msg: FdRestore, log: Any) -> tuple[str, str]:
     sd = job.sd
     writer = await asyncio.to_thread(
         RestoreWriter,
-        Path(os.fsdecode(msg.where)),
+        where,
         replace=msg.replace,
         hidden_indexes=msg.hidden_indexes,
         strip_prefix=msg.strip_prefix,
         add_prefix=msg.add_prefix,
         add_suffix=msg.add_suffix,
         regex_where=msg.regex_where,
+        privileged_content=msg.privileged_content,
+        same_client=msg.same_client,
         log=log,
     )
     if writer.rejected is not None:  # nothing can be restored: the SD's read session is never opened

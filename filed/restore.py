@@ -1,7 +1,12 @@
 """The restore writer: records in, files out, with their attributes, exactly and safely.
 
-Targets are mapped and their parents checked by `filed.restore_paths`: a path that would land
-outside `where` makes the file refused and logged, never written. A restore survives a bad
+Files are reached by descriptor only (`filed.restore_paths`, `filed.restore_files`): `where` is
+opened from `/` without following symlinks and refused when others may write to it; every parent is
+opened with `openat(…, O_NOFOLLOW)`; files are created with O_EXCL under a temporary name and get
+their attributes through their own descriptor. A path that would land outside `where` makes the
+file refused and logged, never written. Restoring to a `where` other than `/` or to another client
+strips privileged content unless the restore asks for it (`privileged_content`): setuid/setgid
+bits, device nodes and security.*/trusted.* xattrs; each is a warning in the job log. A restore survives a bad
 record (#11). A file whose attributes name an unknown codec or digest or an owner no system has,
 whose xattr list is malformed, whose compressed data does not decompress (or would expand past
 its limit, `restore_checks.MAX_CHUNK_SIZE`) or whose data fails its digest is reported (an error
@@ -43,8 +48,17 @@ from filed.restore_checks import (
     parse_xattrs,
     reason,
 )
-from filed.restore_files import Leftovers, apply_attributes, create_node, install
-from filed.restore_paths import PathMap, UnsafePath, parse_regex_where, printable
+from filed.restore_files import Leftovers, Policy, apply_attributes, create_node, install
+from filed.restore_paths import (
+    DirWalker,
+    PathMap,
+    UnsafePath,
+    join,
+    open_component,
+    open_where,
+    parse_regex_where,
+    printable,
+)
 from protocol.attributes import FileAttributes, FileType, decode_attributes
 from protocol.errors import DecodeError
 from protocol.records import DATA_STREAMS, Record, Stream, unpack_data
@@ -90,9 +104,11 @@ class RestoreStats:
 class _Current:
     attrs: FileAttributes
     index: int
-    target: bytes
+    parts: tuple[bytes, ...]  # the target, as components below `where`
+    target: bytes  # the same as a path, for messages only
     hidden: bool = False
-    temp: bytes | None = None  # the name the file is built under until it is complete
+    temp: bytes | None = None  # the name (in the parent directory) it is built under until complete
+    dir_fd: int = -1  # the parent directory
     fd: int = -1
     hasher: Hasher | None = None
     decompress: Decompress | None = None
@@ -105,8 +121,9 @@ class RestoreWriter:
     def __init__(self, where: Path, *, replace: str = "always", strip_prefix: bytes | None = None,
                  add_prefix: bytes | None = None, add_suffix: bytes | None = None,
                  regex_where: str | None = None, hidden_indexes: tuple[tuple[int, int], ...] = (),
-                 log: Any = None, max_notes: int = MAX_NOTES, max_chunk_size: int = MAX_CHUNK_SIZE) -> None:
-        self.where = os.fsencode(os.path.abspath(where))
+                 log: Any = None, max_notes: int = MAX_NOTES, max_chunk_size: int = MAX_CHUNK_SIZE,
+                 privileged_content: bool = False, same_client: bool = True) -> None:
+        self.where = os.path.normpath(os.fsencode(where))
         self.replace = replace.lower()
         self.hidden = set(hidden_indexes)
         self.log = log
@@ -119,10 +136,12 @@ class RestoreWriter:
         self.paths = PathMap(self.where, strip_prefix, add_prefix, add_suffix)
         self._current: _Current | None = None
         self._dropping: int | None = None  # file index whose remaining records are dropped
-        self._dirs: list[tuple[bytes, FileAttributes, _Current]] = []
-        self._restored: dict[tuple[int, int], bytes] = {}
+        self._dirs: list[tuple[tuple[bytes, ...], FileAttributes, _Current]] = []
+        self._restored: dict[tuple[int, int], tuple[bytes, ...]] = {}
         self._job = 0
-        self._privileged = os.geteuid() == 0
+        self.policy = Policy(privileged=os.geteuid() == 0,
+                             strip=not privileged_content and (self.where != b"/" or not same_client))
+        self._walker: DirWalker | None = None
         self._token = secrets.token_hex(4).encode()
         self._serial = itertools.count()
         self._leftovers = Leftovers()
@@ -134,13 +153,17 @@ class RestoreWriter:
             if regex_where:
                 self.paths = PathMap(self.where, strip_prefix, add_prefix, add_suffix,
                                      tuple(parse_regex_where(regex_where)))
-            os.makedirs(self.where, exist_ok=True)
+            self._walker = DirWalker(open_where(self.where), self.where)
+            self._leftovers.walker = self._walker
+        except UnsafePath as exc:
+            self._reject(f"cannot create or use {printable(self.where)}: {exc}")
         except ValueError as exc:
             self._reject(str(exc))
         except OSError as exc:
             self._reject(f"cannot create {printable(self.where)}: {exc.strerror or exc}")
 
     def target_of(self, path: bytes) -> bytes:
+        """Where a backed-up path would land, as a path (for messages and tests)."""
         return self.paths.target_of(path)
 
     # -- records ----------------------------------------------------------------------------
@@ -196,20 +219,29 @@ class RestoreWriter:
             return
         hidden = (self._job, record.file_index) in self.hidden
         try:
-            target = (os.path.join(self.where, HIDDEN_PREFIX + f"{self._job}-{record.file_index}".encode()) if hidden
-                      else self.paths.target_of(attrs.path))
+            parts = ((HIDDEN_PREFIX + f"{self._job}-{record.file_index}".encode(),) if hidden
+                     else self.paths.parts_of(attrs.path))
+            if not parts and attrs.type != FileType.DIRECTORY:
+                raise UnsafePath("it would replace the restore location itself")
         except UnsafePath as exc:
             self._refuse(attrs.path, str(exc))
             return
-        cur = _Current(attrs, record.file_index, target, hidden=hidden)
+        cur = _Current(attrs, record.file_index, parts, join(self.where, parts), hidden=hidden)
+        if self.policy.strip and attrs.type in (FileType.CHAR_DEVICE, FileType.BLOCK_DEVICE):
+            self._warn(f"{printable(attrs.path)}: device node not restored (privileged content: restore to "
+                       "the same client at where=/ or ask for privileged content)")
+            return
         try:
             cur.hasher, cur.decompress = open_codecs(attrs)
         except FileFailed as exc:
             self._fail(cur, str(exc))
             return
         try:
-            self.paths.check_parents(target)
+            assert self._walker is not None
+            cur.dir_fd = self._walker.open_dir(parts[:-1])
+            self._leftovers.fds.add(cur.dir_fd)
             if not hidden and not self._may_replace(cur):
+                self._discard(cur)
                 self.stats.skipped += 1
                 self.stats.files += 1
                 return
@@ -219,15 +251,17 @@ class RestoreWriter:
             self._discard(cur)
             return
         except FILE_ERRORS as exc:
-            self._fail(cur, f"cannot create {printable(target)}: {reason(exc)}")
+            self._fail(cur, f"cannot create {printable(cur.target)}: {reason(exc)}")
             return
         self._current = cur
         self._dropping = None
 
     def _may_replace(self, cur: _Current) -> bool:
         """Whether the policy lets this file take the place of what is there (nothing is removed here)."""
+        if not cur.parts:
+            return True  # `where` itself: a directory, merged
         try:
-            existing = os.lstat(cur.target)
+            existing = os.stat(cur.parts[-1], dir_fd=cur.dir_fd, follow_symlinks=False)
         except FileNotFoundError:
             return True
         if cur.attrs.type == FileType.DIRECTORY and stat.S_ISDIR(existing.st_mode):
@@ -244,34 +278,45 @@ class RestoreWriter:
 
     def _create(self, cur: _Current) -> None:
         """Make the file under a temporary name beside its target (a directory: in place)."""
-        a, target = cur.attrs, cur.target
+        a, dir_fd = cur.attrs, cur.dir_fd
         kind = a.type
         if kind == FileType.DIRECTORY:
+            if not cur.parts:
+                return  # `where` itself
+            name = cur.parts[-1]
             try:
-                os.mkdir(target, 0o700)
+                os.mkdir(name, 0o700, dir_fd=dir_fd)
             except FileExistsError:
-                if stat.S_ISDIR(os.lstat(target).st_mode):
+                if stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
                     return  # merged
-                os.unlink(target)  # a file the policy lets the directory replace
-                os.mkdir(target, 0o700)
+                os.unlink(name, dir_fd=dir_fd)  # a file the policy lets the directory replace
+                assert self._walker is not None
+                self._walker.forget(cur.parts)
+                os.mkdir(name, 0o700, dir_fd=dir_fd)
             return
-        temp = os.path.join(os.path.dirname(target), TEMP_PREFIX + b"%s-%d" % (self._token, next(self._serial)))
+        temp = TEMP_PREFIX + b"%s-%d" % (self._token, next(self._serial))
         if kind == FileType.HARDLINK:
             source = self._restored.get((self._job, a.link_index))
             if source is None:
                 raise FileFailed(f"hardlink target (file index {a.link_index}) was not restored")
-            if os.path.basename(source).startswith(HIDDEN_PREFIX):
-                os.rename(source, target)  # the first selected name takes the hidden carrier's data
-                self._leftovers.paths.discard(source)
-                self._restored[(self._job, a.link_index)] = target
-                return
-            os.link(source, temp, follow_symlinks=False)
+            assert self._walker is not None
+            src_dir = self._walker.open_dir(source[:-1], create=False)
+            try:
+                if source[-1].startswith(HIDDEN_PREFIX):
+                    # the first selected name takes the hidden carrier's data
+                    os.rename(source[-1], cur.parts[-1], src_dir_fd=src_dir, dst_dir_fd=dir_fd)
+                    self._leftovers.paths.discard(source)
+                    self._restored[(self._job, a.link_index)] = cur.parts
+                    return
+                os.link(source[-1], temp, src_dir_fd=src_dir, dst_dir_fd=dir_fd, follow_symlinks=False)
+            finally:
+                os.close(src_dir)
         else:
-            cur.fd = create_node(a, temp)
+            cur.fd = create_node(a, dir_fd, temp)
             if cur.fd >= 0:
                 self._leftovers.fds.add(cur.fd)
         cur.temp = temp  # only now: a name we did not create is never removed
-        self._leftovers.paths.add(temp)
+        self._leftovers.paths.add((*cur.parts[:-1], temp))
 
     def _data(self, cur: _Current, record: Record) -> None:
         if cur.fd < 0:
@@ -296,20 +341,21 @@ class RestoreWriter:
             return
         a = cur.attrs
         try:
-            if cur.fd >= 0:
-                os.ftruncate(cur.fd, a.size)  # a sparse file's trailing hole, and its exact size
-                self._close(cur)
             if a.type == FileType.DIRECTORY:
-                self._dirs.append((cur.target, a, cur))  # attributes set at the end, after the contents
+                self._dirs.append((cur.parts, a, cur))  # attributes set at the end, after the contents
             else:
-                self._apply(cur.temp or cur.target, a, cur)
+                if cur.fd >= 0:
+                    os.ftruncate(cur.fd, a.size)  # a sparse file's trailing hole, and its exact size
+                self._apply(a, cur, cur.fd, cur.dir_fd, cur.temp or cur.parts[-1])
+                if cur.fd >= 0:
+                    self._close(cur)
                 if cur.temp is not None:
-                    install(cur.temp, cur.target, a.type)
-                    self._leftovers.paths.discard(cur.temp)
+                    install(cur.dir_fd, cur.temp, cur.parts[-1], a.type)
+                    self._leftovers.paths.discard((*cur.parts[:-1], cur.temp))
                     cur.temp = None
-            self._restored[(self._job, cur.index)] = cur.target
+            self._restored[(self._job, cur.index)] = cur.parts
             if cur.hidden:
-                self._leftovers.paths.add(cur.target)  # removed at the end unless a selected name takes it
+                self._leftovers.paths.add(cur.parts)  # removed at the end unless a selected name takes it
             else:
                 self.stats.files += 1
         except FILE_ERRORS as exc:
@@ -317,8 +363,8 @@ class RestoreWriter:
         finally:
             self._discard(cur)
 
-    def _apply(self, target: bytes, a: FileAttributes, cur: _Current) -> None:
-        apply_attributes(target, a, privileged=self._privileged, acl_access=cur.acl_access,
+    def _apply(self, a: FileAttributes, cur: _Current, fd: int, dir_fd: int, name: bytes) -> None:
+        apply_attributes(a, fd=fd, dir_fd=dir_fd, name=name, policy=self.policy, acl_access=cur.acl_access,
                          acl_default=cur.acl_default, xattrs=cur.xattrs, warn=self._warn)
 
     def finish(self) -> RestoreStats:
@@ -365,9 +411,20 @@ class RestoreWriter:
 
     def _finish_dirs(self) -> None:
         dirs, self._dirs = self._dirs, []
-        for target, attrs, cur in sorted(dirs, key=lambda d: d[0].count(b"/"), reverse=True):
+        walker = self._walker
+        for parts, attrs, cur in sorted(dirs, key=lambda d: len(d[0]), reverse=True):
+            if walker is None:
+                break
             try:
-                self._apply(target, attrs, cur)
+                parent = walker.open_dir(parts[:-1], create=False) if parts else os.dup(walker.root_fd)
+                try:
+                    fd = open_component(parent, parts[-1], join(self.where, parts)) if parts else os.dup(parent)
+                    try:
+                        self._apply(attrs, cur, fd, parent, parts[-1] if parts else b".")
+                    finally:
+                        os.close(fd)
+                finally:
+                    os.close(parent)
             except FILE_ERRORS as exc:
                 self._error(f"{printable(attrs.path)}: cannot set directory attributes: {reason(exc)}")
 
@@ -379,15 +436,20 @@ class RestoreWriter:
         os.close(fd)
 
     def _discard(self, cur: _Current) -> None:
-        """Close the file's descriptor and remove its temporary name, if it still has them."""
+        """Close the file's descriptors and remove its temporary name, if it still has them."""
         if cur.fd >= 0:
             with contextlib.suppress(OSError):
                 self._close(cur)
         if cur.temp is not None:
             temp, cur.temp = cur.temp, None
-            self._leftovers.paths.discard(temp)
+            self._leftovers.paths.discard((*cur.parts[:-1], temp))
             with contextlib.suppress(OSError):
-                os.unlink(temp)
+                os.unlink(temp, dir_fd=cur.dir_fd)
+        if cur.dir_fd >= 0:
+            dir_fd, cur.dir_fd = cur.dir_fd, -1
+            self._leftovers.fds.discard(dir_fd)
+            with contextlib.suppress(OSError):
+                os.close(dir_fd)
 
     def _fail(self, cur: _Current, text: str) -> None:
         """This file cannot be restored: report it, remove what was made of it, drop its other records."""

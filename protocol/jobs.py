@@ -262,6 +262,12 @@ class FdRestore(Message):
     regex_where: str | None = None
     # Hardlink carriers the selection did not include: their data goes to the next selected name.
     hidden_indexes: tuple[tuple[int, int], ...] = ()  # (job id, file index)
+    # Privileged content (setuid/setgid bits, device nodes, security.*/trusted.* xattrs) is restored
+    # verbatim only to the client that was backed up at where=/, or when the restore asks for it.
+    # An empty `where` means the File Daemon's default: <Working Directory>/restores, mode 0700.
+    privileged_content: bool = False
+    same_client: bool = True
+    OPTIONAL_ON_WIRE: ClassVar[frozenset[str]] = frozenset({"privileged_content", "same_client"})
 
 
 class FdEstimate(Message):

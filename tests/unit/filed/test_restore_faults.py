@@ -318,7 +318,7 @@ def test_abort_discards_the_file_being_written(tmp_path: Path) -> None:
     writer = RestoreWriter(where)
     for record in [*file_records(1, b"/src/before", BEFORE), *file_records(2, b"/src/bad", b"n" * 10000)[:2]]:
         writer.feed(record)
-    assert open_fds() == fds + 1 and len(leftovers(where)) == 1
+    assert open_fds() > fds and len(leftovers(where)) == 1  # the file's, and directories held by descriptor
     stats = writer.abort("the Storage Daemon failed")
     assert old.read_bytes() == b"old"
     assert (where / "src" / "before").read_bytes() == BEFORE
