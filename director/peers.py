@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from common.net import NetError
 from common.tls import TlsError
@@ -11,6 +11,7 @@ from protocol.messages import DaemonStatus, ErrorReply, StatusRequest
 
 if TYPE_CHECKING:
     from common.net import Connection
+    from director.config import ClientResource, StorageResource
     from director.daemon import DirectorDaemon
     from director.jobs.services import Dialer
 
@@ -23,11 +24,11 @@ class PeerError(Exception):
         self.step = step
 
 
-def where(kind: str, resource: Any) -> str:
+def where(kind: str, resource: ClientResource | StorageResource) -> str:
     return f"{kind} {resource.name!r} at {resource.address}:{resource.port}"
 
 
-async def dial(dialer: Dialer, kind: str, resource: Any) -> Connection:
+async def dial(dialer: Dialer, kind: str, resource: ClientResource | StorageResource) -> Connection:
     """Connect to a File (`kind` client) or Storage Daemon and authenticate both ways; a failure
     is a PeerError naming the daemon and the step (dns, tcp, tls, auth)."""
     try:
@@ -40,7 +41,7 @@ async def dial(dialer: Dialer, kind: str, resource: Any) -> Connection:
         raise PeerError("auth", f"cannot authenticate with {where(kind, resource)}: {exc.message}") from exc
 
 
-async def _query_status(director: DirectorDaemon, kind: str, resource: Any) -> DaemonStatus:
+async def _query_status(director: DirectorDaemon, kind: str, resource: ClientResource | StorageResource) -> DaemonStatus:
     conn = await dial(director, kind, resource)
     try:
         await conn.send(StatusRequest())

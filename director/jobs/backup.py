@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from common.net import Connection
 from director.jobs import status as st
@@ -33,6 +33,7 @@ from protocol.jobs import (
 from protocol.messages import ErrorReply
 
 if TYPE_CHECKING:
+    from director.config import PoolResource, StorageResource
     from director.jobs.control import JobControl
     from director.jobs.services import JobServices
 
@@ -101,7 +102,7 @@ async def _expect_ok(conn: Connection, what: str) -> None:
 
 
 async def _converse(svc: JobServices, jcr: JobControl, sd: Connection, fd: Connection, *,
-                    sink: AttributeSink, pool: Any, storage: Any) -> dict[str, JobEnd]:
+                    sink: AttributeSink, pool: PoolResource, storage: StorageResource) -> dict[str, JobEnd]:
     """Serve both daemons until each has sent its JobEnd (or the job is canceled)."""
     ends: dict[str, JobEnd] = {}
 

@@ -13,7 +13,7 @@ from director.jobs.errors import JobError
 from director.jobs.plans import BackupState, RestorePlan
 
 if TYPE_CHECKING:
-    from director.config import DirectorConfig
+    from director.config import DirectorConfig, JobResource
     from director.jobs.request import RunRequest
     from director.jobs.transitions import Transitions
 
@@ -63,7 +63,7 @@ class JobControl:
     name: str
     job_type: str
     level: str
-    resource: Any
+    resource: JobResource
     client: str | None
     fileset: str | None
     pool: str | None

@@ -44,6 +44,8 @@ from protocol.jobs import (
 from protocol.messages import ErrorReply
 
 if TYPE_CHECKING:
+    from director.catalog import Catalog, JobMediaRow, MediaRow
+    from director.config import DirectorConfig, JobResource, PoolResource, StorageResource
     from director.jobs.services import JobServices
 
 SELECTION_TYPES = ("Job", "Client", "Volume", "SQLQuery", "PoolUncopiedJobs", "PoolTime", "OldestVolume")
@@ -56,7 +58,7 @@ class Targets:
     target_storage: str
 
 
-def resolve_targets(config: Any, resource: Any, pool_override: str | None, next_pool_override: str | None) -> Targets:
+def resolve_targets(config: DirectorConfig, resource: JobResource, pool_override: str | None, next_pool_override: str | None) -> Targets:
     source_pool = pool_override or resource.pool
     if not source_pool:
         raise JobError(f"{resource.type} job {resource.name!r} names no Pool to select from")
@@ -73,7 +75,7 @@ def resolve_targets(config: Any, resource: Any, pool_override: str | None, next_
     return Targets(source_pool, target, storage)
 
 
-def select_jobs(catalog: Any, config: Any, resource: Any, source_pool: str) -> list[JobRow]:
+def select_jobs(catalog: Catalog, config: DirectorConfig, resource: JobResource, source_pool: str) -> list[JobRow]:
     """The backup jobs a Copy/Migrate job takes (runs on the catalog thread)."""
     kind = resource.selection_type or "Job"
     if kind not in SELECTION_TYPES:
@@ -144,7 +146,7 @@ async def do_copy(svc: JobServices, jcr: JobControl) -> str:
     return st.TERMINATED
 
 
-def _bootstrap(source: JobRow, jobmedia: list[Any]) -> tuple[BootstrapSpec, ...]:
+def _bootstrap(source: JobRow, jobmedia: list[JobMediaRow]) -> tuple[BootstrapSpec, ...]:
     return tuple(BootstrapSpec(volume_name=jm.volume_name, session_id=jm.session_id, session_time=jm.session_time,
                                file_indexes=((jm.first_index, jm.last_index),), start_block=jm.start_block,
                                start_addr=jm.start_addr, job_id=source.job_id) for jm in jobmedia)
@@ -220,11 +222,11 @@ def _setup(worker: JobControl, source: JobRow, device: str, media_type: str, **k
                       media_type=media_type, **kw)
 
 
-def _device(storage: Any) -> str:
+def _device(storage: StorageResource) -> str:
     return str(storage.device[0] if storage.device else storage.name)
 
 
-def _devices(storage: Any) -> tuple[str, ...]:
+def _devices(storage: StorageResource) -> tuple[str, ...]:
     """Every device of the Storage resource: the SD reserves the first one free."""
     return tuple(str(d) for d in storage.device)
 
@@ -234,11 +236,11 @@ class Move:
     """What one worker moves, from where to where."""
 
     source: JobRow
-    jobmedia: list[Any]
-    source_storage: Any
-    target_storage: Any
-    target_pool: Any
-    media: Any
+    jobmedia: list[JobMediaRow]
+    source_storage: StorageResource
+    target_storage: StorageResource
+    target_pool: PoolResource
+    media: MediaRow | None
 
 
 async def _local(svc: JobServices, worker: JobControl, move: Move) -> dict[str, JobEnd]:
@@ -301,8 +303,8 @@ async def _started(svc: JobServices, worker: JobControl, accepted: SdJobAccepted
                                 VolSessionTime=accepted.session_time, StartTime=time.time())
 
 
-async def _converse(svc: JobServices, worker: JobControl, conns: dict[str, Connection], pool: Any,
-                    storage: Any) -> dict[str, JobEnd]:
+async def _converse(svc: JobServices, worker: JobControl, conns: dict[str, Connection], pool: PoolResource,
+                    storage: StorageResource) -> dict[str, JobEnd]:
     """Serve the SD connections until each has sent its JobEnd; the writing SD's attributes become File rows."""
     ends: dict[str, JobEnd] = {}
     sink = AttributeSink(svc.db.insert_files, worker.job_id)

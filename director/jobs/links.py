@@ -17,6 +17,7 @@ from protocol.jobs import CancelJob, SdJobWaiting
 from protocol.messages import ErrorReply, Message
 
 if TYPE_CHECKING:
+    from director.config import ClientResource, StorageResource
     from director.jobs.control import JobControl
     from director.jobs.services import Dialer
 
@@ -24,7 +25,7 @@ M = TypeVar("M", bound=Message)
 REPLY_TIMEOUT = 120.0
 
 
-async def connect(svc: Dialer, kind: str, resource: Any) -> Connection:
+async def connect(svc: Dialer, kind: str, resource: ClientResource | StorageResource) -> Connection:
     """Dial a File or Storage Daemon for a job; failures name the daemon and the step."""
     try:
         return await peers.dial(svc, kind, resource)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from common.net import Connection
 from director.jobs import status as st
@@ -26,6 +26,7 @@ from protocol.jobs import (
 from protocol.messages import ErrorReply
 
 if TYPE_CHECKING:
+    from director.config import ClientResource, StorageResource
     from director.jobs.control import JobControl
     from director.jobs.services import JobServices
 
@@ -112,7 +113,7 @@ def _final_status(svc: JobServices, jcr: JobControl, status: str, fd_failures: l
     return status
 
 
-async def _one_pass(svc: JobServices, jcr: JobControl, client: Any, storage: Any,
+async def _one_pass(svc: JobServices, jcr: JobControl, client: ClientResource, storage: StorageResource,
                     bootstrap: list[BootstrapSpec]) -> dict[str, JobEnd]:
     jcr.set_wait(storage_wait(storage.name))
     sd = await connect(svc, "storage", storage)

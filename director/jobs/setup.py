@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from director.catalog import DuplicateJobName, JobRow, NewJob
 from director.fileset_spec import fileset_spec
@@ -17,6 +17,7 @@ from director.jobs.plans import RestorePlan
 from director.jobs.request import RunRequest, dumps
 
 if TYPE_CHECKING:
+    from director.config import DirectorConfig, FileSetResource, JobResource
     from director.jobs.services import JobServices
 
 __all__ = ["Resolved", "RunRequest", "fileset_hash", "prepare_backup", "resolve", "setup_job"]
@@ -26,7 +27,7 @@ __all__ = ["Resolved", "RunRequest", "fileset_hash", "prepare_backup", "resolve"
 class Resolved:
     """The resources a job will use, after overrides and pool-per-level rules."""
 
-    resource: Any
+    resource: JobResource
     job_type: str
     level: str
     client: str | None
@@ -36,12 +37,12 @@ class Resolved:
     priority: int
 
 
-def resolve(config: Any, req: RunRequest) -> Resolved:
+def resolve(config: DirectorConfig, req: RunRequest) -> Resolved:
     """Apply run overrides to the Job resource (pure, so `run` can print it before asking)."""
     resource = config.jobs.get(req.job)
     if resource is None:
         raise JobError(f"no Job resource named {req.job!r}")
-    job_type = TYPE_CODES.get(resource.type, "B")
+    job_type = TYPE_CODES.get(resource.type or "Backup", "B")
     level_name = req.level or resource.level or ("Incremental" if job_type == "B" else "")
     level_key = next((k for k in LEVEL_CODES if k.lower() == level_name.lower()), None)
     if job_type == "B" and level_key is None:
@@ -72,7 +73,7 @@ def resolve(config: Any, req: RunRequest) -> Resolved:
                     req.priority if req.priority is not None else resource.priority)
 
 
-def fileset_hash(fileset: Any) -> str:
+def fileset_hash(fileset: FileSetResource) -> str:
     return hashlib.md5(repr(fileset.model_dump(exclude={"source"})).encode(), usedforsecurity=False).hexdigest()
 
 

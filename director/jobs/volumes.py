@@ -7,7 +7,7 @@ import functools
 import re
 import time
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from director.catalog import JobMediaRow
 from director.jobs import status as st
@@ -15,6 +15,7 @@ from director.jobs.admission import WaitReason
 from protocol.jobs import JobMediaReport, VolumeAssignment, VolumeUpdate
 
 if TYPE_CHECKING:
+    from director.config import PoolResource, StorageResource
     from director.jobs.control import JobControl
     from director.jobs.services import JobServices
 
@@ -51,7 +52,7 @@ class NoVolume(Exception):
     """No volume can be appended to or created; the message says what the operator can do."""
 
 
-async def assign_volume(svc: JobServices, jcr: JobControl, pool: Any, storage: Any,
+async def assign_volume(svc: JobServices, jcr: JobControl, pool: PoolResource, storage: StorageResource,
                         exclude: tuple[str | None, ...] = ()) -> VolumeAssignment:
     """An Append volume of the pool with room for this job, or a newly labeled one. When there is
     neither, the job waits for media (status m, `waiting_for_volume`) as in Bareos, until an
@@ -76,7 +77,7 @@ async def assign_volume(svc: JobServices, jcr: JobControl, pool: Any, storage: A
         return assignment
 
 
-async def _find_or_create(svc: JobServices, jcr: JobControl, pool: Any, storage: Any,
+async def _find_or_create(svc: JobServices, jcr: JobControl, pool: PoolResource, storage: StorageResource,
                           exclude: tuple[str | None, ...]) -> VolumeAssignment:
     pool_id = jcr.pool_id
     if pool_id is None:
