@@ -106,3 +106,10 @@ class CatalogService:
     # -- scheduler --------------------------------------------------------------------------
     scheduler_state = _on_thread(Catalog.scheduler_state)
     save_scheduler_state = _on_thread(Catalog.save_scheduler_state)
+
+    # -- console reads in pages -------------------------------------------------------------
+    files_page = _on_thread(Catalog.files_page)
+    jobs_page = _on_thread(Catalog.jobs_page)
+    media_page = _on_thread(Catalog.media_page)
+    log_page = _on_thread(Catalog.log_page)
+    known_names = _on_thread(Catalog.known_names)
