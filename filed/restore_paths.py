@@ -28,6 +28,10 @@ class UnsafePath(Exception):
     """A restore target that would land outside `where`, or a `where` that is not safe to write to."""
 
 
+class NotADirectory(UnsafePath):
+    """A file (not a symlink) where a directory of the path must be."""
+
+
 def printable(path: bytes) -> str:
     return path.decode("utf-8", "backslashreplace").replace("\n", "\\n")
 
@@ -109,7 +113,7 @@ def _open_component(dir_fd: int, name: bytes, shown: bytes, create: bool) -> tup
             link = exc.errno != errno.ENOTDIR
         if link:
             raise UnsafePath(f"{printable(shown)} is a symlink; refusing to follow it") from exc
-        raise UnsafePath(f"{printable(shown)} is not a directory") from exc
+        raise NotADirectory(f"{printable(shown)} is not a directory") from exc
     with contextlib.suppress(FileExistsError):  # made by someone else meanwhile: opened as any other
         os.mkdir(name, NEW_DIR_MODE, dir_fd=dir_fd)
     return _open_component(dir_fd, name, shown, create=False)[0], True
@@ -136,7 +140,10 @@ def open_where(where: bytes, create: bool = True) -> int:
         parent_open = False  # the directory we are in lets others create names
         for part in parts:
             shown += b"/" + part
-            child, _created = _open_component(fd, part, shown, create)
+            try:
+                child, _created = _open_component(fd, part, shown, create)
+            except NotADirectory as exc:  # said as mkdir would say it
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), os.fsdecode(shown)) from exc
             os.close(fd)
             fd = child
             st = os.fstat(fd)
