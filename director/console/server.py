@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from common.net import Connection
@@ -91,7 +91,7 @@ async def serve_console(director: DirectorDaemon, conn: Connection, peer: Hello,
                     await _answer(conn, reply, event.line, log)
                     continue
             # A stream runs outside `busy`: a stop does not wait for an `.events` console.
-            incoming = await send_stream(conn, reply.stream, log)
+            incoming = await send_stream(conn, reply.stream, log, on_error=_failed(reply))
             if incoming is None:
                 log.info("console_stream_hung_up", command=event.line)
                 return
@@ -136,8 +136,21 @@ async def _next_part(stream: AsyncGenerator[Reply, None]) -> Reply | None:
         return None
 
 
+def _failed(reply: Reply) -> Callable[[Exception], None]:
+    """What a stream that raised leaves in its final reply: an error the console can show."""
+
+    def fail(exc: Exception) -> None:
+        reply.ok = False
+        message = f"catalog error: {exc}" if isinstance(exc, CatalogError) else f"internal error: {exc!r}"
+        reply.text = f"{reply.text}\n{message}".lstrip("\n")
+        reply.data = {"error": message}
+
+    return fail
+
+
 async def send_stream(
-    conn: Connection, stream: AsyncGenerator[Reply, None], log: Any
+    conn: Connection, stream: AsyncGenerator[Reply, None], log: Any,
+    on_error: Callable[[Exception], None] | None = None,
 ) -> asyncio.Task[Message | Signal] | None:
     """Send each part of a streamed answer with `more=True`, while watching the console.
 
@@ -161,7 +174,13 @@ async def send_stream(
                 if incoming.cancelled() or incoming.exception() is not None:
                     return None
                 return None if incoming.result() is Signal.TERMINATE else incoming
-            item = part.result()
+            try:
+                item = part.result()
+            except Exception as exc:  # a failing stream ends with an error reply, not a hang-up
+                log.exception("console_stream_failed")
+                if on_error is not None:
+                    on_error(exc)
+                return incoming
             if item is None:
                 return incoming
             await _answer(conn, item, "(stream)", log, more=True)
