@@ -1,10 +1,19 @@
-"""The catalog schema, versioned: each migration moves the database one version forward."""
+"""The catalog schema, versioned: each migration moves the database one version forward.
+
+Version 3 adds the directory tree (Bareos's PathHierarchy and PathVisibility, kept up to date as
+File rows are inserted instead of by `.bvfs_update`): Path.ParentId names the parent directory's
+Path row, and PathVisibility lists, per job, every directory that holds its files and every
+ancestor of those, so one directory of a job is listed without loading its whole file list.
+Rows from before version 3 are linked when the migration runs (`Catalog.migrate`). It also drops
+File's index on JobId alone, which (JobId, PathId, Name) covers: one index less to keep up on
+every inserted File row.
+"""
 
 from __future__ import annotations
 
 from typing import Final
 
-SCHEMA_VERSION: Final = 2
+SCHEMA_VERSION: Final = 3
 
 MIGRATIONS: Final[dict[int, str]] = {
     1: """
@@ -64,5 +73,12 @@ ALTER TABLE Job ADD COLUMN ExpiresAt REAL;
 ALTER TABLE Job ADD COLUMN ParentJobId INTEGER;
 CREATE INDEX job_status_idx ON Job (JobStatus);
 CREATE TABLE SchedulerState (Name TEXT PRIMARY KEY, LastSeen REAL NOT NULL);
+""",
+    3: """
+ALTER TABLE Path ADD COLUMN ParentId INTEGER;
+CREATE INDEX path_parent_idx ON Path (ParentId);
+DROP INDEX file_jobid_idx;
+CREATE TABLE PathVisibility (
+  PathId INTEGER NOT NULL, JobId INTEGER NOT NULL, PRIMARY KEY (JobId, PathId)) WITHOUT ROWID;
 """,
 }

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -46,6 +47,38 @@ FINAL_STATUSES: Final = frozenset({"T", "W", "E", "f", "D", "A", "I"})
 _RETRIABLE_CODES: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_NOMEM,
                                      sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL,
                                      sqlite3.SQLITE_CANTOPEN})
+
+
+# Path ids kept in memory (each with its parent), and jobs whose PathVisibility rows are remembered.
+PATH_CACHE: Final = 200_000
+VISIBLE_JOBS: Final = 16
+
+
+def parent_of(path: bytes) -> bytes | None:
+    """The parent of a directory path as the catalog stores it: b"/a/b/" -> b"/a/"; b"/" -> None."""
+    trimmed = path.rstrip(b"/")
+    if not trimmed:
+        return None
+    cut = trimmed.rfind(b"/")
+    return trimmed[: cut + 1] if cut >= 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class DirectoryEntry:
+    """One entry of a browsed directory: a subdirectory (`path_id` set, name ends with "/") or a
+    file; `row` is the newest File row of it among the jobs browsed (None: a directory only on
+    the way to backed-up files, such as the parents of a FileSet's top directory)."""
+
+    name: bytes
+    path_id: int | None
+    row: FileRow | None
+
+
+def _newest(entries: dict[bytes, DirectoryEntry], order: dict[int, int], name: bytes, path_id: int | None,
+            row: FileRow) -> None:
+    known = entries.get(name)
+    if known is None or known.row is None or order[row.job_id] > order[known.row.job_id]:
+        entries[name] = DirectoryEntry(name, path_id, row)
 
 
 class CatalogError(Exception):
@@ -103,7 +136,9 @@ class Catalog:
         except (sqlite3.Error, OSError) as exc:
             raise CatalogError(f"cannot open the SQLite catalog {path}: {exc}") from exc
         self._lock = threading.RLock()
-        self._path_ids: dict[bytes, int] = {}
+        self._path_ids: dict[bytes, int] = {}  # Path -> PathId
+        self._parents: dict[int, int | None] = {}  # PathId -> its parent's PathId
+        self._visible: dict[int, set[int]] = {}  # JobId -> PathIds with a PathVisibility row
 
     @contextmanager
     def _tx(self, operation: str, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
@@ -134,7 +169,7 @@ class Catalog:
     def _rollback(self) -> None:
         """Roll back the open transaction, if SQLite has not already (it does on some disk-full and
         I/O errors); caches filled inside it no longer describe the database."""
-        self._path_ids.clear()
+        self._forget_paths()
         if self._db.in_transaction:
             with suppress(sqlite3.Error):  # nothing more to undo when this fails: SQLite rolled back itself
                 self._db.execute("ROLLBACK")
@@ -167,6 +202,8 @@ class Catalog:
                 for statement in MIGRATIONS[version].split(";"):
                     if statement.strip():
                         db.execute(statement)
+                if version == 3:
+                    self._link_paths(db)
                 db.execute("DELETE FROM Version")
                 db.execute("INSERT INTO Version (VersionId) VALUES (?)", (version,))
 
@@ -329,8 +366,9 @@ class Catalog:
             promoted = [int(r[0]) for r in db.execute(
                 "SELECT JobId FROM Job WHERE PriorJobId=? AND Type='C' AND JobStatus IN ('T','W')", (job_id,)).fetchall()]
             db.execute("UPDATE Job SET Type='B' WHERE PriorJobId=? AND Type='C' AND JobStatus IN ('T','W')", (job_id,))
-            for table in ("File", "JobMedia", "Log"):
+            for table in ("File", "JobMedia", "Log", "PathVisibility"):
                 db.execute(f"DELETE FROM {table} WHERE JobId=?", (job_id,))
+            self._visible.pop(job_id, None)
             db.execute("DELETE FROM Job WHERE JobId=?", (job_id,))
         return promoted
 
@@ -342,27 +380,122 @@ class Catalog:
 
     # -- files ------------------------------------------------------------------------------
 
+    def _forget_paths(self) -> None:
+        """Drop the Path caches (a rolled-back transaction may have added rows that are gone)."""
+        self._path_ids.clear()
+        self._parents.clear()
+        self._visible.clear()
+
     def _path_id(self, db: sqlite3.Connection, path: bytes) -> int:
+        """The PathId of a directory path ("/a/b/"), adding it and its missing ancestors."""
         cached = self._path_ids.get(path)
         if cached is not None:
             return cached
-        row = db.execute("SELECT PathId FROM Path WHERE Path=?", (path,)).fetchone()
+        parent_path = parent_of(path)
+        parent = self._path_id(db, parent_path) if parent_path is not None else None
+        row = db.execute("SELECT PathId, ParentId FROM Path WHERE Path=?", (path,)).fetchone()
         if row:
             path_id = int(row[0])
+            if row[1] is None and parent is not None:
+                db.execute("UPDATE Path SET ParentId=? WHERE PathId=?", (parent, path_id))
         else:
-            cur = db.execute("INSERT INTO Path (Path) VALUES (?)", (path,))
+            cur = db.execute("INSERT INTO Path (Path, ParentId) VALUES (?,?)", (path, parent))
             assert cur.lastrowid is not None
             path_id = cur.lastrowid
-        if len(self._path_ids) > 100_000:
+        if len(self._path_ids) > PATH_CACHE:
             self._path_ids.clear()
+            self._parents.clear()
         self._path_ids[path] = path_id
+        self._parents[path_id] = parent
         return path_id
 
+    def _show_paths(self, db: sqlite3.Connection, job_id: int, path_ids: Iterable[int]) -> None:
+        """PathVisibility rows for the job: these directories and every ancestor of them."""
+        visible = self._visible.get(job_id)
+        if visible is None:
+            if len(self._visible) >= VISIBLE_JOBS:
+                self._visible.clear()
+            visible = self._visible[job_id] = set()
+        new: list[tuple[int, int]] = []
+        for path_id in path_ids:
+            current: int | None = path_id
+            while current is not None and current not in visible:
+                visible.add(current)
+                new.append((current, job_id))
+                current = self._parent_id(db, current)
+        if new:
+            db.executemany("INSERT OR IGNORE INTO PathVisibility (PathId, JobId) VALUES (?,?)", new)
+
+    def _parent_id(self, db: sqlite3.Connection, path_id: int) -> int | None:
+        if path_id in self._parents:
+            return self._parents[path_id]
+        row = db.execute("SELECT ParentId FROM Path WHERE PathId=?", (path_id,)).fetchone()
+        parent = int(row[0]) if row and row[0] is not None else None
+        self._parents[path_id] = parent
+        return parent
+
+    def _link_paths(self, db: sqlite3.Connection) -> None:
+        """Migration to version 3: parents for every Path row, visibility for every job's paths."""
+        self._forget_paths()
+        for (path,) in db.execute("SELECT Path FROM Path WHERE ParentId IS NULL").fetchall():
+            self._path_id(db, bytes(path))
+        by_job: dict[int, list[int]] = {}
+        for job_id, path_id in db.execute("SELECT DISTINCT JobId, PathId FROM File").fetchall():
+            by_job.setdefault(int(job_id), []).append(int(path_id))
+        for job_id, path_ids in by_job.items():
+            self._show_paths(db, job_id, path_ids)
+
     def insert_files(self, job_id: int, rows: Sequence[FileRow]) -> None:
-        """One transaction per batch: Path rows deduplicated, File rows inserted with executemany."""
+        """One transaction per batch: Path rows deduplicated (ids cached with their parents), File
+        rows inserted with one prepared statement (executemany), directories made visible."""
         with self._tx(f"insert {len(rows)} File row(s) of JobId {job_id}") as db:
-            values = [(r.file_index, job_id, self._path_id(db, r.path), r.name, r.lstat, r.digest) for r in rows]
+            ids = self._path_ids
+            path_id = self._path_id
+            values = [(r.file_index, job_id, ids.get(r.path) or path_id(db, r.path), r.name, r.lstat, r.digest)
+                      for r in rows]
             db.executemany("INSERT INTO File (FileIndex, JobId, PathId, Name, LStat, MD5) VALUES (?,?,?,?,?,?)", values)
+            self._show_paths(db, job_id, {v[2] for v in values})
+
+    def browse_directory(self, job_ids: Sequence[int], path: bytes, *, limit: int = 0,
+                         offset: int = 0) -> list[DirectoryEntry]:
+        """One directory of a backup (`.bvfs_lsdirs` and `.bvfs_lsfiles` in one): its
+        subdirectories, then its files, each by name, with the newest File row among `job_ids`
+        (oldest job first; a later job's row wins, and a file a later job saw deleted is gone).
+        Reads only that directory's rows, through Path.ParentId and PathVisibility. `limit` (0:
+        all) and `offset` page through the entries."""
+        if not job_ids:
+            return []
+        marks = ",".join("?" * len(job_ids))
+        order = {job_id: n for n, job_id in enumerate(job_ids)}
+        base = path if path.endswith(b"/") else path + b"/"
+        entries: dict[bytes, DirectoryEntry] = {}
+        with self._lock:
+            try:
+                row = self._db.execute("SELECT PathId FROM Path WHERE Path=?", (base,)).fetchone()
+                if row is None:
+                    return []
+                dirs = self._db.execute(
+                    f"SELECT p.PathId, p.Path FROM Path p WHERE p.ParentId=? AND EXISTS (SELECT 1 FROM PathVisibility v "
+                    f"WHERE v.PathId=p.PathId AND v.JobId IN ({marks}))", (row[0], *job_ids)).fetchall()
+                for child_id, child in dirs:
+                    name = bytes(child)[len(base):]
+                    entries[name] = DirectoryEntry(name, int(child_id), None)
+                    for f in self._db.execute(
+                            f"SELECT JobId, FileIndex, LStat, MD5 FROM File WHERE JobId IN ({marks}) AND PathId=? "
+                            "AND Name=x''", (*job_ids, child_id)).fetchall():
+                        _newest(entries, order, name, int(child_id), FileRow(int(f[0]), bytes(child), b"", int(f[1]),
+                                                                             bytes(f[2]), f[3]))
+                files = self._db.execute(
+                    f"SELECT JobId, Name, FileIndex, LStat, MD5 FROM File WHERE JobId IN ({marks}) AND PathId=? "
+                    "AND Name!=x''", (*job_ids, row[0])).fetchall()
+            except sqlite3.Error as exc:
+                raise CatalogError(f"cannot read the catalog {self.path}: {exc}") from exc
+        for f in files:
+            name = bytes(f[1])
+            _newest(entries, order, name, None, FileRow(int(f[0]), base, name, int(f[2]), bytes(f[3]), f[4]))
+        listing = sorted((e for e in entries.values() if e.row is None or e.row.file_index != 0),
+                         key=lambda e: (e.path_id is None, e.name))
+        return listing[offset : offset + limit] if limit else listing[offset:]
 
     def list_files(self, job_id: int) -> list[FileRow]:
         rows = self._query("SELECT f.JobId, p.Path, f.Name, f.FileIndex, f.LStat, f.MD5 FROM File f "
