@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import stat
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from protocol import codec
 from protocol.errors import DecodeError
@@ -105,8 +105,11 @@ def encode_attributes(attrs: FileAttributes) -> bytes:
     )
 
 
-def decode_attributes(payload: bytes | memoryview) -> FileAttributes:
-    """Parse an attributes record; anything malformed raises DecodeError."""
+_FILE_TYPES: Final = {int(t): t for t in FileType}
+
+
+def _checked(payload: bytes | memoryview) -> tuple[Any, ...]:
+    """The fields of an attributes record, type and range checked; anything malformed raises DecodeError."""
     obj = codec.unpack(payload)
     if not isinstance(obj, tuple) or len(obj) != 19 or obj[0] != ATTRIBUTES_VERSION:
         raise DecodeError("malformed file attributes record")
@@ -115,15 +118,30 @@ def decode_attributes(payload: bytes | memoryview) -> FileAttributes:
     if not isinstance(path, bytes) or not isinstance(target, bytes):
         raise DecodeError("file attributes: path and link target must be bytes")
     ints = (mode, uid, gid, size, atime, mtime, ctime, nlink, dev, ino, rdev, link_index)
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints):
-        raise DecodeError("file attributes: numeric field is not an integer")
-    if not isinstance(compression, str) or not isinstance(digest, str) or not isinstance(sparse, bool):
+    # `type(v) is int` refuses bool (a subclass) as isinstance would not; a loop and min/max in C
+    # instead of generator expressions: the Director checks every file of every backup.
+    for v in ints:
+        if type(v) is not int:
+            raise DecodeError("file attributes: numeric field is not an integer")
+    if type(compression) is not str or type(digest) is not str or type(sparse) is not bool:
         raise DecodeError("file attributes: malformed compression, sparse or digest field")
-    if not all(-_I64 <= v <= _I64 for v in ints):  # catalog columns and struct fields are 64-bit
+    if min(ints) < -_I64 or max(ints) > _I64:  # catalog columns and struct fields are 64-bit
         raise DecodeError("file attributes: numeric field does not fit in 64 bits")
-    try:
-        file_type = FileType(kind)
-    except ValueError as exc:
-        raise DecodeError(f"file attributes: unknown file type {kind!r}") from exc
-    return FileAttributes(path, file_type, mode, uid, gid, size, atime, mtime, ctime, nlink, dev, ino,
+    if type(kind) is not int or kind not in _FILE_TYPES:
+        raise DecodeError(f"file attributes: unknown file type {kind!r}")
+    return obj
+
+
+def decode_attributes(payload: bytes | memoryview) -> FileAttributes:
+    """Parse an attributes record; anything malformed raises DecodeError."""
+    (_v, path, kind, mode, uid, gid, size, atime, mtime, ctime, nlink, dev, ino, rdev,
+     target, link_index, compression, sparse, digest) = _checked(payload)
+    return FileAttributes(path, _FILE_TYPES[kind], mode, uid, gid, size, atime, mtime, ctime, nlink, dev, ino,
                           rdev, target, link_index, compression, sparse, digest)
+
+
+def path_and_type(payload: bytes | memoryview) -> tuple[bytes, FileType]:
+    """The path and type of an attributes record, checked as `decode_attributes` checks the whole
+    record, without building a FileAttributes (the catalog stores the record as it came)."""
+    obj = _checked(payload)
+    return obj[1], _FILE_TYPES[obj[2]]

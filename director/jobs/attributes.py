@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final
+from typing import Any, Final
 
 from director.catalog import FileRow
-from protocol.attributes import decode_attributes
+from protocol.attributes import FileType, path_and_type
 from protocol.codec import unpack
 from protocol.records import Stream
 
@@ -19,37 +17,42 @@ def split_path(path: bytes, is_dir: bool) -> tuple[bytes, bytes]:
     """Bareos File rows: a directory is (path + '/', ''); a file is (dirname + '/', basename)."""
     if is_dir:
         return (path if path.endswith(b"/") else path + b"/"), b""
-    head, tail = os.path.split(path)
-    return (head if head.endswith(b"/") else head + b"/"), tail
+    cut = path.rfind(b"/") + 1
+    head, tail = path[:cut], path[cut:]
+    if not head:
+        return b"/", tail  # os.path.split gives b"" for a name without a directory
+    if head.endswith(b"//") and head.strip(b"/"):
+        head = head.rstrip(b"/") + b"/"  # as os.path.split: repeated slashes trimmed, unless all slashes
+    return head, tail
 
 
 class AttributeSink:
-    """Collects File rows for one job and inserts them in batches off the event loop."""
+    """Collects File rows for one job and inserts them in batches off the event loop.
+
+    Rows wait as lists (a digest fills one in place) and become FileRow objects once, at flush."""
 
     def __init__(self, insert: Callable[[int, Sequence[FileRow]], Awaitable[None]], job_id: int) -> None:
         self._insert = insert  # CatalogService.insert_files: on the catalog thread
         self.job_id = job_id
-        self._rows: dict[int, FileRow] = {}
+        self._rows: dict[int, list[Any]] = {}  # file index -> [path, name, lstat, digest]
         self._deleted: list[FileRow] = []
         self.files = 0
         self._last_index = 0
 
     def add(self, file_index: int, stream: int, payload: bytes) -> None:
         if stream == Stream.ATTRIBUTES:
-            attrs = decode_attributes(payload)
-            path, name = split_path(attrs.path, attrs.type == 2)
-            self._rows[file_index] = FileRow(job_id=self.job_id, path=path, name=name, file_index=file_index,
-                                             lstat=payload, digest=None)
+            full, kind = path_and_type(payload)
+            path, name = split_path(full, kind == FileType.DIRECTORY)
+            self._rows[file_index] = [path, name, payload, None]
             self.files += 1
             self._last_index = file_index
         elif stream == Stream.DIGEST:
             row = self._rows.get(file_index)
             if row is not None:
                 algorithm, digest = unpack(payload)
-                self._rows[file_index] = dataclasses.replace(row, digest=f"{algorithm}:{bytes(digest).hex()}")
+                row[3] = f"{algorithm}:{bytes(digest).hex()}"
         elif stream == Stream.DELETED:
-            attrs = decode_attributes(payload)
-            path, name = split_path(attrs.path, False)
+            path, name = split_path(path_and_type(payload)[0], False)
             self._deleted.append(FileRow(job_id=self.job_id, path=path, name=name, file_index=0,
                                          lstat=payload, digest=None))
 
@@ -59,10 +62,13 @@ class AttributeSink:
 
     async def flush(self, final: bool = True) -> None:
         """Insert everything except (unless final) the newest file, which may still get its digest."""
-        keep: dict[int, FileRow] = {}
+        keep: dict[int, list[Any]] = {}
         if not final and self._last_index in self._rows:
             keep[self._last_index] = self._rows.pop(self._last_index)
-        rows = list(self._rows.values()) + self._deleted
+        job_id = self.job_id
+        rows = [FileRow(job_id, path, name, index, lstat, digest)
+                for index, (path, name, lstat, digest) in self._rows.items()]
+        rows += self._deleted
         self._rows, self._deleted = keep, []
         if rows:
             await self._insert(self.job_id, rows)
