@@ -92,8 +92,12 @@ class DirectorDaemon(Daemon):
         return self.db.backend
 
     async def catalog_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call a catalog method by name (the console's older way; new code uses `db`)."""
-        return await getattr(self.db, method)(*args, **kwargs)
+        """Call a catalog method by name (the console's older way; new code uses `db`); a
+        backend method the facade does not list yet still runs on the catalog thread."""
+        facade = getattr(self.db, method, None)
+        if facade is not None:
+            return await facade(*args, **kwargs)
+        return await self.db.run(lambda catalog: getattr(catalog, method)(*args, **kwargs))
 
     async def run_in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await self.db.run_blocking(functools.partial(fn, *args))

@@ -8,8 +8,9 @@ daemon builds it once (JobEngine); a test can build one from fakes.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ class Dialer(Protocol):
     async def dial_peer(self, address: str, port: int, peer: Any, secret: str) -> Connection: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class JobServices:
     name: str  # the Director's name (job reports, %d in scripts)
     log: Any  # the Director's structlog logger
@@ -45,6 +46,8 @@ class JobServices:
     namer: UniqueNamer
     submit: Callable[[RunRequest], Awaitable[JobControl]]
     cancel_job: Callable[[JobControl, str], str]
+    # One job per pool at a time chooses or creates a volume (volumes.assign_volume).
+    pool_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
     async def dial_peer(self, address: str, port: int, peer: Any, secret: str) -> Connection:
         return await self.dialer.dial_peer(address, port, peer, secret)

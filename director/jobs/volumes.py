@@ -6,7 +6,6 @@ import asyncio
 import functools
 import re
 import time
-import weakref
 from typing import TYPE_CHECKING
 
 from director.catalog import JobMediaRow
@@ -41,11 +40,8 @@ def next_volume_name(label_format: str, existing: set[str], count: int) -> str:
 MEDIA_RECHECK = 30.0  # a job waiting for media looks again this often, and whenever the media change
 
 
-_POOL_LOCKS: weakref.WeakKeyDictionary[object, dict[str, asyncio.Lock]] = weakref.WeakKeyDictionary()
-
-
-def _pool_lock(svc: object, pool: str) -> asyncio.Lock:
-    return _POOL_LOCKS.setdefault(svc, {}).setdefault(pool, asyncio.Lock())
+def _pool_lock(svc: JobServices, pool: str) -> asyncio.Lock:
+    return svc.pool_locks.setdefault(pool, asyncio.Lock())
 
 
 class NoVolume(Exception):
