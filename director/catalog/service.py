@@ -93,6 +93,7 @@ class CatalogService:
     insert_files = _on_thread(Catalog.insert_files)
     list_files = _on_thread(Catalog.list_files)
     copy_deleted_files = _on_thread(Catalog.copy_deleted_files)
+    browse_directory = _on_thread(Catalog.browse_directory)
 
     # -- media ------------------------------------------------------------------------------
     create_media = _on_thread(Catalog.create_media)
