@@ -230,6 +230,8 @@ class RestoreWriter:
         if self.policy.strip and attrs.type in (FileType.CHAR_DEVICE, FileType.BLOCK_DEVICE):
             self._warn(f"{printable(attrs.path)}: device node not restored (privileged content: restore to "
                        "the same client at where=/ or ask for privileged content)")
+            self.stats.skipped += 1  # handled as the policy says, as a file the replace policy keeps
+            self.stats.files += 1
             return
         try:
             cur.hasher, cur.decompress = open_codecs(attrs)
