@@ -11,7 +11,7 @@ from common.auth import authenticate_initiator
 from common.daemon import client_ssl_context
 from common.net import Connection, Limits, dial
 from common.version import VERSION
-from protocol.messages import ConsoleCommand, ConsoleReply, ErrorReply, Hello
+from protocol.messages import Code, ConsoleCommand, ConsoleReply, ErrorReply, Hello
 
 DEFAULT_CONSOLE = "*UserAgent*"
 
@@ -107,7 +107,7 @@ class ConsoleClient:
             )
         if not isinstance(reply, ConsoleReply):
             return ConsoleReply(
-                code=1900, ok=False, text=f"unexpected {reply.TYPE!r} reply", data=None
+                code=Code.COMMAND_FAILED, ok=False, text=f"unexpected {reply.TYPE!r} reply", data=None
             )
         return reply
 

@@ -98,7 +98,7 @@ async def serve_director(fd: FileDaemon, conn: Connection, monitor: bool, log: A
             if isinstance(event, Signal):
                 continue
             if monitor and not isinstance(event, StatusRequest):
-                await conn.send(ErrorReply(code=2997, text="Invalid command for a Director with Monitor directive enabled"))
+                await conn.send(ErrorReply(code=Code.FD_MONITOR_ONLY, text="Invalid command for a Director with Monitor directive enabled"))
                 continue
             with fd.busy(conn):
                 match event:
@@ -134,9 +134,9 @@ async def serve_director(fd: FileDaemon, conn: Connection, monitor: bool, log: A
                             target.canceled.set()
                             await conn.send(Ok(code=2001, text=f"Job {event.job} marked to be canceled"))
                         else:
-                            await conn.send(ErrorReply(code=2901, text=f"Job {event.job} not found"))
+                            await conn.send(ErrorReply(code=Code.FD_NO_SUCH_JOB, text=f"Job {event.job} not found"))
                     case _:
-                        await conn.send(ErrorReply(code=2999, text=f"Invalid command {event.TYPE!r}"))
+                        await conn.send(ErrorReply(code=Code.FD_ERROR, text=f"Invalid command {event.TYPE!r}"))
     finally:
         if job is not None:
             fd.jobs.pop(job.name, None)
@@ -170,7 +170,7 @@ async def _connect_storage(fd: FileDaemon, job: FdJob, msg: FdStorage, conn: Con
         step = getattr(exc, "step", "auth")
         text = f"cannot connect to the Storage Daemon at {msg.address}:{msg.port}: {step}: {exc}"
         log.warning("storage_connect_failed", job=job.name, reason=text)
-        await conn.send(ErrorReply(code=2902, text=text))
+        await conn.send(ErrorReply(code=Code.FD_JOB_REFUSED, text=text))
         return
     job.sd = sd
     await conn.send(Ok(code=Code.FD_OK, text="OK storage"))

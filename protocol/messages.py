@@ -27,11 +27,21 @@ class Code(enum.IntEnum):
     AUTH_FAILED = 1999
     FD_OK = 2000
     FD_JOB_END = 2800
-    FD_ERROR = 2999
+    FD_NO_SUCH_JOB = 2901
+    FD_JOB_REFUSED = 2902
+    FD_MONITOR_ONLY = 2997
+    FD_ERROR = 2999  # also: an unknown command
     SD_OK = 3000
-    SD_WAITING = 3602
     SD_JOB_START = 3010
     SD_JOB_END = 3099
+    SD_WAITING = 3602  # no device can take the job yet (SdJobWaiting)
+    SD_UNKNOWN_COMMAND = 3900
+    SD_NO_SUCH_JOB = 3904  # also: a job canceled while it waited for a device
+    SD_NO_SUCH_DEVICE = 3912
+    SD_MEDIA_TYPE_MISMATCH = 3913
+    SD_LABEL_FAILED = 3914
+    SD_JOB_REFUSED = 3915  # what waiting cannot fix: unknown device, wrong media type
+    SD_MONITOR_ONLY = 3997
     SD_ERROR = 3999
 
 

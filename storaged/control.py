@@ -47,7 +47,7 @@ async def serve_director(sd: StorageDaemon, conn: Connection, monitor: bool, log
             if isinstance(event, Signal):
                 continue
             if monitor and not isinstance(event, StatusRequest):
-                await conn.send(ErrorReply(code=3997, text="Invalid command for a Director with Monitor directive enabled"))
+                await conn.send(ErrorReply(code=Code.SD_MONITOR_ONLY, text="Invalid command for a Director with Monitor directive enabled"))
                 continue
             with sd.busy(conn):
                 match event:
@@ -71,7 +71,7 @@ async def serve_director(sd: StorageDaemon, conn: Connection, monitor: bool, log
                     case SdLabel():
                         await conn.send(await asyncio.to_thread(_label, sd, event))
                     case _:
-                        await conn.send(ErrorReply(code=3900, text=f"Invalid command {event.TYPE!r}"))
+                        await conn.send(ErrorReply(code=Code.SD_UNKNOWN_COMMAND, text=f"Invalid command {event.TYPE!r}"))
     finally:
         if job is not None and not job.finished.is_set():
             job.abandoned = job.abandoned or "Director connection lost"
@@ -107,7 +107,7 @@ async def _setup(sd: StorageDaemon, conn: Connection, setup: SdJobSetup, log: An
                 if isinstance(event, CancelJob) or event is Signal.TERMINATE:
                     reserving.cancel()
                     if event is not Signal.TERMINATE:
-                        await conn.send(ErrorReply(code=3904, text=f"Job {setup.job} canceled while waiting for a device"))
+                        await conn.send(ErrorReply(code=Code.SD_NO_SUCH_JOB, text=f"Job {setup.job} canceled while waiting for a device"))
                     return None
                 if isinstance(event, StatusRequest):
                     await conn.send(sd.status())
@@ -119,7 +119,7 @@ async def _setup(sd: StorageDaemon, conn: Connection, setup: SdJobSetup, log: An
         job = reserving.result()
     except SdJobError as exc:
         log.warning("job_setup_refused", job=setup.job, reason=str(exc))
-        await conn.send(ErrorReply(code=3915, text=str(exc)))
+        await conn.send(ErrorReply(code=Code.SD_JOB_REFUSED, text=str(exc)))
         return None
     finally:
         if not reserving.done():
@@ -147,22 +147,22 @@ def _current_wait(sd: StorageDaemon, job: str) -> Wait | None:
 def _label(sd: StorageDaemon, msg: SdLabel) -> Message:
     device = sd.registry.devices.get(msg.device)
     if device is None:
-        return ErrorReply(code=3912, text=f"device {msg.device!r} is not configured on this Storage Daemon")
+        return ErrorReply(code=Code.SD_NO_SUCH_DEVICE, text=f"device {msg.device!r} is not configured on this Storage Daemon")
     if device.media_type != msg.media_type:
-        return ErrorReply(code=3913, text=f"media type mismatch: device {device.name!r} has {device.media_type!r}")
+        return ErrorReply(code=Code.SD_MEDIA_TYPE_MISMATCH, text=f"media type mismatch: device {device.name!r} has {device.media_type!r}")
     label = vol.VolumeLabel(volume_name=msg.volume_name, pool_name=msg.pool_name, pool_type=msg.pool_type,
                             media_type=msg.media_type, label_time=time.time(), label_program="strongroom-sd")
     try:
         vol.label_volume(device.archive / msg.volume_name, label)
     except vol.VolumeError as exc:
-        return ErrorReply(code=3914, text=str(exc))
+        return ErrorReply(code=Code.SD_LABEL_FAILED, text=str(exc))
     return Ok(code=Code.SD_OK, text=f"3000 OK label. VolBytes=0 Volume=\"{msg.volume_name}\" Device={device.name}")
 
 
 def _cancel(sd: StorageDaemon, name: str) -> Message:
     job = sd.registry.jobs.get(name)
     if job is None:
-        return ErrorReply(code=3904, text=f"Job {name} not found")
+        return ErrorReply(code=Code.SD_NO_SUCH_JOB, text=f"Job {name} not found")
     job.canceled.set()
     return Ok(code=Code.SD_OK, text=f"Job {name} marked to be canceled")
 
