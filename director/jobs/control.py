@@ -11,6 +11,7 @@ from director.jobs import status as st
 from director.jobs.admission import Candidate, WaitReason
 from director.jobs.errors import JobError
 from director.jobs.plans import BackupState, RestorePlan
+from protocol.vocabulary import LEVEL_NAMES as PROTOCOL_LEVEL_NAMES
 
 if TYPE_CHECKING:
     from director.config import DirectorConfig, JobResource
@@ -18,8 +19,8 @@ if TYPE_CHECKING:
     from director.jobs.transitions import Transitions
 
 TYPE_CODES = {"Backup": "B", "Restore": "R", "Verify": "V", "Admin": "D", "Copy": "c", "Migrate": "g", "Consolidate": "O"}
-LEVEL_CODES = {"Full": "F", "Incremental": "I", "Differential": "D", "VirtualFull": "f", "Base": "B"}
-LEVEL_NAMES = {v: k for k, v in LEVEL_CODES.items()}
+LEVEL_NAMES: dict[str, str] = {str(level): name for level, name in PROTOCOL_LEVEL_NAMES.items()}
+LEVEL_CODES = {v: k for k, v in LEVEL_NAMES.items()}
 TYPE_NAMES = {v: k for k, v in TYPE_CODES.items()}
 
 

@@ -1,30 +1,32 @@
-"""Job status letters (Bareos compatible), their meaning, and the sticky-status rule as a table."""
+"""Job status letters (protocol.vocabulary), their meaning, and the sticky-status rule as a table."""
 
 from __future__ import annotations
 
 from typing import Final
 
-CREATED: Final = "C"
-RUNNING: Final = "R"
-BLOCKED: Final = "B"
-TERMINATED: Final = "T"
-WARNINGS: Final = "W"
-ERROR: Final = "E"
-NONFATAL_ERROR: Final = "e"
-FATAL: Final = "f"
-DIFFERENCES: Final = "D"
-CANCELED: Final = "A"
-INCOMPLETE: Final = "I"
-WAIT_FD: Final = "F"
-WAIT_SD: Final = "S"
-WAIT_MOUNT: Final = "M"
-WAIT_MEDIA: Final = "m"
-WAIT_STORE_RES: Final = "s"
-WAIT_JOB_RES: Final = "j"
-WAIT_CLIENT_RES: Final = "c"
-WAIT_MAX_JOBS: Final = "d"
-WAIT_START_TIME: Final = "t"
-WAIT_PRIORITY: Final = "p"
+from protocol.vocabulary import JobStatus
+
+CREATED: Final = JobStatus.CREATED.value
+RUNNING: Final = JobStatus.RUNNING.value
+BLOCKED: Final = JobStatus.BLOCKED.value
+TERMINATED: Final = JobStatus.TERMINATED.value
+WARNINGS: Final = JobStatus.WARNINGS.value
+ERROR: Final = JobStatus.ERROR.value
+NONFATAL_ERROR: Final = JobStatus.NONFATAL_ERROR.value
+FATAL: Final = JobStatus.FATAL.value
+DIFFERENCES: Final = JobStatus.DIFFERENCES.value
+CANCELED: Final = JobStatus.CANCELED.value
+INCOMPLETE: Final = JobStatus.INCOMPLETE.value
+WAIT_FD: Final = JobStatus.WAIT_FD.value
+WAIT_SD: Final = JobStatus.WAIT_SD.value
+WAIT_MOUNT: Final = JobStatus.WAIT_MOUNT.value
+WAIT_MEDIA: Final = JobStatus.WAIT_MEDIA.value
+WAIT_STORE_RES: Final = JobStatus.WAIT_STORE_RES.value
+WAIT_JOB_RES: Final = JobStatus.WAIT_JOB_RES.value
+WAIT_CLIENT_RES: Final = JobStatus.WAIT_CLIENT_RES.value
+WAIT_MAX_JOBS: Final = JobStatus.WAIT_MAX_JOBS.value
+WAIT_START_TIME: Final = JobStatus.WAIT_START_TIME.value
+WAIT_PRIORITY: Final = JobStatus.WAIT_PRIORITY.value
 
 DESCRIPTIONS: Final[dict[str, str]] = {
     CREATED: "Created, not yet running",
