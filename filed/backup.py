@@ -17,7 +17,7 @@ from filed.matching import CompiledOptions, choose
 from protocol import codec
 from protocol.attributes import FileAttributes, FileType, encode_attributes, type_of_mode
 from protocol.fileset import FileSetSpec, OptionsSpec
-from protocol.records import Record, Stream, pack_data
+from protocol.records import OFFSET_SIZE, Record, Stream, pack_data, set_data_offset
 
 CHUNK: Final = 256 * 1024
 ACL_ACCESS: Final = "system.posix_acl_access"
@@ -229,19 +229,31 @@ class BackupReader:
                 os.lseek(fd, start, os.SEEK_SET)
                 offset, end = start, start + length
                 while offset < end:
+                    if compress is None:
+                        # Read in place behind the payload's offset field: no byte is copied in Python.
+                        payload = bytearray(OFFSET_SIZE + min(CHUNK, end - offset))
+                        view = memoryview(payload)
+                        got = os.readv(fd, [view[OFFSET_SIZE:]])
+                        if not got:
+                            break
+                        self.stats.bytes += got
+                        if hasher is not None:
+                            hasher.update(view[OFFSET_SIZE : OFFSET_SIZE + got])
+                        set_data_offset(payload, offset)
+                        yield Record(index, Stream.DATA, view[: OFFSET_SIZE + got])
+                        offset += got
+                        continue
                     chunk = os.read(fd, min(CHUNK, end - offset))
                     if not chunk:
                         break
                     self.stats.bytes += len(chunk)
                     if hasher is not None:
                         hasher.update(chunk)
-                    if compress is not None:
-                        packed = compress(chunk)
-                        if len(packed) < len(chunk):
-                            yield Record(index, Stream.COMPRESSED_DATA, pack_data(offset, packed))
-                            offset += len(chunk)
-                            continue
-                    yield Record(index, Stream.DATA, pack_data(offset, chunk))
+                    packed = compress(chunk)
+                    if len(packed) < len(chunk):
+                        yield Record(index, Stream.COMPRESSED_DATA, pack_data(offset, packed))
+                    else:
+                        yield Record(index, Stream.DATA, pack_data(offset, chunk))
                     offset += len(chunk)
             after = os.fstat(fd)
         except OSError as exc:

@@ -34,9 +34,18 @@ DATA_STREAMS: Final = frozenset({Stream.DATA, Stream.COMPRESSED_DATA})
 _OFFSET: Final = struct.Struct(">Q")
 
 
+OFFSET_SIZE: Final = _OFFSET.size
+
+
 def pack_data(offset: int, chunk: bytes) -> bytes:
     """A DATA / COMPRESSED_DATA payload: where the chunk goes in the file, then the chunk."""
     return _OFFSET.pack(offset) + chunk
+
+
+def set_data_offset(payload: bytearray, offset: int) -> None:
+    """Write the offset into the first OFFSET_SIZE bytes of a payload whose chunk was read in
+    place after them (no copy of the chunk, as `pack_data` makes)."""
+    _OFFSET.pack_into(payload, 0, offset)
 
 
 def unpack_data(payload: bytes | memoryview) -> tuple[int, memoryview]:
