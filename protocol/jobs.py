@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import builtins
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
+
+from pydantic import AfterValidator
 
 from protocol.messages import Message, register
+from protocol.names import check_name
+
+
+def _volume(name: str) -> str:
+    return check_name(name, "volume name", volume=True)
+
+
+# A volume name becomes a file name in an Archive Device: legal names only, on both ends (#13).
+VolumeName = Annotated[str, AfterValidator(_volume)]
 
 # ---- Director -> Storage Daemon -------------------------------------------------------------
 
@@ -14,7 +25,7 @@ class VolumeAssignment(Message):
     """The volume a job should append to, chosen by the Director from the catalog."""
 
     TYPE: ClassVar[str] = "volume"
-    volume_name: str
+    volume_name: VolumeName
     media_id: int
     pool_name: str
     pool_type: str
@@ -28,7 +39,7 @@ class BootstrapSpec(Message):
     """Which records of one session on one volume a read session must send."""
 
     TYPE: ClassVar[str] = "bsr"
-    volume_name: str
+    volume_name: VolumeName
     session_id: int
     session_time: int
     file_indexes: tuple[tuple[int, int], ...]  # inclusive ranges
@@ -126,7 +137,7 @@ class VolumeRequest(Message):
 
     TYPE: ClassVar[str] = "volume_request"
     job: str
-    full_volume: str | None = None
+    full_volume: VolumeName | None = None
     reason: str = ""
 
 
@@ -135,7 +146,7 @@ class VolumeUpdate(Message):
 
     TYPE: ClassVar[str] = "volume_update"
     job: str
-    volume_name: str
+    volume_name: VolumeName
     bytes: int
     blocks: int
     status: str  # Append, Full, Used, Error
@@ -149,7 +160,7 @@ class JobMediaReport(Message):
 
     TYPE: ClassVar[str] = "jobmedia"
     job: str
-    volume_name: str
+    volume_name: VolumeName
     media_id: int
     first_index: int
     last_index: int
@@ -307,7 +318,7 @@ class SdLabel(Message):
     """Director → SD: write a volume label on a device (the console's `label` command)."""
 
     TYPE: ClassVar[str] = "sd_label"
-    volume_name: str
+    volume_name: VolumeName
     pool_name: str
     pool_type: str
     media_type: str

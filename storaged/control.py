@@ -26,6 +26,7 @@ from protocol.jobs import (
     VolumeAssignment,
 )
 from protocol.messages import Code, ErrorReply, Hello, Message, StatusRequest
+from protocol.names import name_problem
 from storaged import volume as vol
 from storaged.jobs import SdJob, SdJobError
 from storaged.reservation import Wait
@@ -150,10 +151,17 @@ def _label(sd: StorageDaemon, msg: SdLabel) -> Message:
         return ErrorReply(code=Code.SD_NO_SUCH_DEVICE, text=f"device {msg.device!r} is not configured on this Storage Daemon")
     if device.media_type != msg.media_type:
         return ErrorReply(code=Code.SD_MEDIA_TYPE_MISMATCH, text=f"media type mismatch: device {device.name!r} has {device.media_type!r}")
+    # The message decoder already holds volume names to Bareos's rule; the path is checked again here:
+    # a volume file is always directly inside the device's Archive Device directory (#13).
+    problem = name_problem(msg.volume_name, volume=True)
+    path = device.archive / msg.volume_name
+    if problem is not None or path.resolve().parent != device.archive.resolve():
+        return ErrorReply(code=3915, text=f"refusing volume name {msg.volume_name!r}: "
+                                          f"{problem or 'it resolves outside the Archive Device'}")
     label = vol.VolumeLabel(volume_name=msg.volume_name, pool_name=msg.pool_name, pool_type=msg.pool_type,
                             media_type=msg.media_type, label_time=time.time(), label_program="strongroom-sd")
     try:
-        vol.label_volume(device.archive / msg.volume_name, label)
+        vol.label_volume(path, label)
     except vol.VolumeError as exc:
         return ErrorReply(code=Code.SD_LABEL_FAILED, text=str(exc))
     return Ok(code=Code.SD_OK, text=f"3000 OK label. VolBytes=0 Volume=\"{msg.volume_name}\" Device={device.name}")

@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 from common.config.errors import ConfigError, ConfigWarning, SourceLocation
 from common.config.parser import RawResource, parse_source
 from common.config.schema import Resource, Values, build, collect
+from protocol.names import name_problem
 
 T = TypeVar("T")
 R = TypeVar("R", bound=Resource)
@@ -56,6 +57,9 @@ def resource_name(raw: RawResource, values: Values) -> str:
     name = values["name"][0]
     if not isinstance(name, str) or not name:
         raise ConfigError.at(values["name"][1], "empty Name", "Name")
+    problem = name_problem(name)  # Bareos's rule: names reach paths and command lines (#13)
+    if problem is not None:
+        raise ConfigError.at(values["name"][1], problem, "Name")
     return name
 
 
