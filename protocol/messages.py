@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import types
+import typing
 from typing import Any, ClassVar, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -228,20 +230,45 @@ def _wire_value(value: Any) -> Any:
 
 
 def _from_wire(cls: type[Message], body: dict[str, Any]) -> Message:
+    """Build `cls` from its wire map; a nested message is decoded by the field's declared type,
+    never by the shape of the value (a plain map that happens to hold a "t" key stays a map)."""
     fields: dict[str, Any] = {}
+    declared = cls.model_fields
     for key, value in body.items():
         if key == "t":
             continue
-        fields[key] = _nested(value)
+        info = declared.get(key)
+        fields[key] = value if info is None else _decode_field(info.annotation, value)
     return cls.model_validate(fields)
 
 
-def _nested(value: Any) -> Any:
-    if isinstance(value, dict) and isinstance(value.get("t"), str) and value["t"] in MESSAGE_TYPES:
-        return _from_wire(MESSAGE_TYPES[value["t"]], value)
-    if isinstance(value, tuple):
-        return tuple(_nested(v) for v in value)
+def _decode_field(annotation: Any, value: Any) -> Any:
+    nested = _message_class(annotation)
+    if nested is not None and isinstance(value, dict):
+        return _from_wire(nested, value)
+    item = _tuple_item(annotation)
+    if item is not None and isinstance(value, list | tuple):
+        return tuple(_decode_field(item, v) for v in value)
     return value
+
+
+def _message_class(annotation: Any) -> type[Message] | None:
+    """The Message class a field holds (`X` or `X | None`), or None."""
+    if isinstance(annotation, type) and issubclass(annotation, Message):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        found = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, Message)]
+        return found[0] if len(found) == 1 else None
+    return None
+
+
+def _tuple_item(annotation: Any) -> Any:
+    """The item type of a `tuple[X, ...]` field, or None."""
+    if typing.get_origin(annotation) is tuple:
+        args = typing.get_args(annotation)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return args[0]
+    return None
 
 
 def encode_message(msg: Message) -> bytes:
