@@ -22,7 +22,7 @@ def test_a_fileset_holding_a_t_key_decodes() -> None:
     fileset = {"name": "fs", "include": [{"files": [b"/t"], "options": [{"t": "odd", "wild": ["*.t"]}]}]}
     setup = FdJobSetup(job_id=1, job="j.1", job_type="B", level="F", fileset=fileset)
     back = _round(setup)
-    assert isinstance(back, FdJobSetup)
+    assert isinstance(back, FdJobSetup) and back.fileset is not None
     assert back.fileset["include"][0]["options"][0]["t"] == "odd"
 
 
