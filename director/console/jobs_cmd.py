@@ -184,7 +184,8 @@ def _waited(jobs: list[tuple[int, str, str]]) -> Reply:
     data = [{"jobid": job_id, "job": unique, "jobstatus": status} for job_id, unique, status in jobs]
     text = "\n".join(f"JobId={job_id} Job={unique} JobStatus={status} ({st.describe(status)})"
                      for job_id, unique, status in jobs)
-    failed = any(status not in st.OK for _, _, status in jobs)
+    # Scripted, 0 only when every job ended T: a W (files vanished, warnings) is worth a look too.
+    failed = any(status != st.TERMINATED for _, _, status in jobs)
     return Reply(text=text or "No jobs.", data={"wait": data}, ok=not failed)
 
 
