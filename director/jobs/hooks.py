@@ -158,9 +158,15 @@ def hook_runner(director: Any) -> HookRunner:
 
 
 def hook_environment(jcr: Any, old: str, new: str, event: Mapping[str, Any]) -> dict[str, str]:
+    """Every value a hook may need, as environment variables: a script reads "$STRONGROOM_JOB"
+    instead of having values pasted into its command line (the `%` codes are shell-quoted too)."""
     return {
         "STRONGROOM_JOBID": str(jcr.job_id),
         "STRONGROOM_JOB": jcr.unique,
+        "STRONGROOM_NAME": str(getattr(jcr, "name", "")),
+        "STRONGROOM_TYPE": str(getattr(jcr, "job_type", "")),
+        "STRONGROOM_LEVEL": str(getattr(jcr, "level", "")),
+        "STRONGROOM_CLIENT": str(getattr(jcr, "client", None) or ""),
         "STRONGROOM_STATUS": new,
         "STRONGROOM_OLD_STATUS": old,
         "STRONGROOM_EVENT": json.dumps(dict(event), default=str),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,13 @@ def substitute(
     exit_status: str = "",
     extra: Mapping[str, str] | None = None,
 ) -> str:
-    """Expand %c %d %e %i %j %l %n %t %b %F %v %% as Bareos does; `extra` adds or overrides codes."""
+    """Expand %c %d %e %i %j %l %n %t %b %F %v %% as Bareos does; `extra` adds or overrides codes.
+
+    The command runs under `sh -c`, so every substituted value is shell-quoted (`shlex.quote`): a
+    value with spaces or shell syntax (a name, a volume list, a status text) is one word and runs
+    nothing. A value made only of safe characters (every legal name) is left as it is, so stock
+    Bareos command lines read the same. `%%` is a literal `%`.
+    """
     codes = {
         "c": jcr.client or "*none*",
         "d": director_name,
@@ -65,7 +72,8 @@ def substitute(
     while i < len(command):
         ch = command[i]
         if ch == "%" and i + 1 < len(command) and command[i + 1] in codes:
-            out.append(codes[command[i + 1]])
+            code = command[i + 1]
+            out.append("%" if code == "%" else shlex.quote(codes[code]))
             i += 2
             continue
         out.append(ch)
