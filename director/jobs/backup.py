@@ -11,6 +11,7 @@ from director.jobs.attributes import AttributeSink
 from director.jobs.errors import JobCanceled, JobError
 from director.jobs.links import client_wait, connect, device_wait, request, serve_job, storage_wait
 from director.jobs.volumes import assign_volume, record_jobmedia, record_volume_update
+from protocol.conversations import DIRECTOR_FROM_FD, DIRECTOR_FROM_SD, Conversation
 from protocol.frames import Signal
 from protocol.jobs import (
     AccurateBatch,
@@ -107,8 +108,10 @@ async def _converse(svc: JobServices, jcr: JobControl, sd: Connection, fd: Conne
     ends: dict[str, JobEnd] = {}
 
     async def from_sd() -> None:
+        talk = Conversation(f"Director <- Storage Daemon {storage.name} (backup)", DIRECTOR_FROM_SD)
         while "sd" not in ends:
             msg = await sd.recv_message()
+            talk.receive(msg)  # an unexpected message is a ProtocolError naming it
             match msg:
                 case AttributeBatch():
                     for file_index, stream, payload in msg.records:
@@ -129,12 +132,12 @@ async def _converse(svc: JobServices, jcr: JobControl, sd: Connection, fd: Conne
                     ends["sd"] = msg
                 case ErrorReply():
                     raise JobError(f"storage daemon: {msg.code} {msg.text}")
-                case _:
-                    pass
 
     async def from_fd() -> None:
+        talk = Conversation(f"Director <- File Daemon {jcr.client} (backup)", DIRECTOR_FROM_FD)
         while "fd" not in ends:
             msg = await fd.recv_message()
+            talk.receive(msg)
             match msg:
                 case JobProgress():
                     jcr.progress.files = msg.files
@@ -144,8 +147,8 @@ async def _converse(svc: JobServices, jcr: JobControl, sd: Connection, fd: Conne
                     svc.joblog(jcr, msg.level, f"{jcr.client}: {msg.text}")
                 case JobEnd():
                     ends["fd"] = msg
-                case _:
-                    pass
+                case ErrorReply():
+                    raise JobError(f"file daemon: {msg.code} {msg.text}")
 
     await serve_job(jcr, [sd, fd], [from_sd(), from_fd()], "backup")
     return ends

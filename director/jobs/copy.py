@@ -27,6 +27,7 @@ from director.jobs.control import JobControl
 from director.jobs.errors import JobCanceled, JobError
 from director.jobs.links import connect, device_wait, request, serve_job, storage_wait
 from director.jobs.volumes import assign_volume, record_jobmedia, record_volume_update
+from protocol.conversations import DIRECTOR_FROM_SD, Conversation
 from protocol.jobs import (
     AttributeBatch,
     BootstrapSpec,
@@ -310,8 +311,10 @@ async def _converse(svc: JobServices, worker: JobControl, conns: dict[str, Conne
     sink = AttributeSink(svc.db.insert_files, worker.job_id)
 
     async def reader(label: str, conn: Connection) -> None:
+        talk = Conversation(f"Director <- {label} (copy)", DIRECTOR_FROM_SD)
         while label not in ends:
             msg = await conn.recv_message()
+            talk.receive(msg)  # an unexpected message is a ProtocolError naming it
             match msg:
                 case AttributeBatch():
                     for file_index, stream, payload in msg.records:
@@ -330,8 +333,6 @@ async def _converse(svc: JobServices, worker: JobControl, conns: dict[str, Conne
                     ends[label] = msg
                 case ErrorReply():
                     raise JobError(f"{label}: {msg.code} {msg.text}")
-                case _:
-                    pass
 
     await serve_job(worker, list(conns.values()), [reader(k, c) for k, c in conns.items()], "copy")
     await sink.flush()

@@ -10,6 +10,7 @@ from common.net import Connection
 from director.jobs import status as st
 from director.jobs.errors import JobCanceled, JobError
 from director.jobs.links import client_wait, connect, request, serve_job, storage_wait
+from protocol.conversations import DIRECTOR_FROM_FD, DIRECTOR_FROM_READING_SD, Conversation
 from protocol.jobs import (
     BootstrapSpec,
     FdJobSetup,
@@ -163,8 +164,10 @@ async def _converse(svc: JobServices, jcr: JobControl, sd: Connection, fd: Conne
     ends: dict[str, JobEnd] = {}
 
     async def from_sd() -> None:
+        talk = Conversation(f"Director <- Storage Daemon {jcr.storage} (restore)", DIRECTOR_FROM_READING_SD)
         while "sd" not in ends:
             msg = await sd.recv_message()
+            talk.receive(msg)  # an unexpected message is a ProtocolError naming it
             if isinstance(msg, JobEnd):
                 ends["sd"] = msg
             elif isinstance(msg, JobMessage):
@@ -173,8 +176,10 @@ async def _converse(svc: JobServices, jcr: JobControl, sd: Connection, fd: Conne
                 raise JobError(f"storage daemon: {msg.code} {msg.text}")
 
     async def from_fd() -> None:
+        talk = Conversation(f"Director <- File Daemon {jcr.client} (restore)", DIRECTOR_FROM_FD)
         while "fd" not in ends:
             msg = await fd.recv_message()
+            talk.receive(msg)
             if isinstance(msg, JobEnd):
                 ends["fd"] = msg
             elif isinstance(msg, JobMessage):
@@ -182,6 +187,8 @@ async def _converse(svc: JobServices, jcr: JobControl, sd: Connection, fd: Conne
             elif isinstance(msg, JobProgress):
                 jcr.progress.files, jcr.progress.bytes = msg.files, msg.bytes
                 jcr.progress.current_file = msg.current_file.decode("utf-8", "replace")
+            elif isinstance(msg, ErrorReply):
+                raise JobError(f"file daemon: {msg.code} {msg.text}")
 
     await serve_job(jcr, [sd, fd], [from_sd(), from_fd()], "restore")
     return ends
