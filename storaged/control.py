@@ -12,6 +12,7 @@ from common.auth import authenticate_initiator
 from common.daemon import client_ssl_context
 from common.net import Connection, NetError, dial
 from common.version import VERSION
+from protocol.conversations import SD_FROM_DIRECTOR, Conversation
 from protocol.errors import ProtocolError
 from protocol.frames import Signal
 from protocol.jobs import (
@@ -268,9 +269,12 @@ async def _run(sd: StorageDaemon, job: SdJob, conn: Connection, log: Any) -> Non
 
 async def _read_director(job: SdJob, conn: Connection, log: Any) -> None:
     """Director → SD traffic during a job: volume assignments and cancel."""
+    talk = Conversation(f"Storage Daemon <- Director (job {job.name})", SD_FROM_DIRECTOR)
     try:
         while not job.finished.is_set():
             event = await conn.recv()
+            if isinstance(event, Message):
+                talk.receive(event)  # anything else from the Director mid-job is a protocol error
             match event:
                 case VolumeAssignment():
                     await job.volume_replies.put(event)
@@ -282,8 +286,6 @@ async def _read_director(job: SdJob, conn: Connection, log: Any) -> None:
                 case Signal.TERMINATE:
                     _abandon(job, "the Director ended the job")
                     return
-                case _:
-                    log.warning("unexpected_director_message", job=job.name, message=getattr(event, "TYPE", str(event)))
     except (NetError, ProtocolError) as exc:
         log.warning("director_connection_lost", job=job.name, reason=str(exc))
         _abandon(job, f"Director connection lost: {exc}")
