@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final, NoReturn
 
+from common.cli import UsageParser
 from common.net import NetError
 from common.pki import PkiError, init_pki
 from console import demo, launcher
 from console.templates import Layout, client_files, console_text, director_files, storage_files
 from protocol.errors import ProtocolError
 
-EXIT_USAGE: Final = 41
 DEFAULT_PORTS: Final = (9101, 9102, 9103)
 DAEMONS: Final = (
     ("strongroom-sd", "storaged"),
@@ -30,11 +30,6 @@ DAEMONS: Final = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(EXIT_USAGE)
 
 
 def _port_free(address: str, port: int) -> bool:
@@ -221,7 +216,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="strongroom", description="Strongroom admin helper.")
+    parser = UsageParser(prog="strongroom", description="Strongroom admin helper.")
     sub = parser.add_subparsers(dest="command", required=True)
     init = sub.add_parser("init", help="create a private CA and one certificate per daemon")
     init.add_argument("directory", type=Path)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn, TextIO
 
+from common.cli import UsageParser
 from common.config import ConfigError
 from common.net import NetError
 from common.tls import TlsError
@@ -18,7 +19,6 @@ from console.config import load_console_config
 from protocol.errors import ProtocolError
 from protocol.messages import ConsoleReply
 
-EXIT_USAGE: Final = 41
 EXIT_CONFIG: Final = 42
 DEFAULT_CONFIG: Final = Path("/etc/strongroom/srconsole.conf")
 QUIT_WORDS: Final = frozenset({"quit", "exit", ".quit", "q"})
@@ -53,15 +53,10 @@ COMPLETION_WORDS: Final = (
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(EXIT_USAGE)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="srconsole", description="Strongroom console: drive the Director.")
+    parser = UsageParser(prog="srconsole", description="Strongroom console: drive the Director.")
     parser.add_argument(
         "-c", dest="config", type=Path, default=DEFAULT_CONFIG, help="console configuration file"
     )
