@@ -109,7 +109,8 @@ async def _until_canceled(jcr: JobControl, payload: Coroutine[Any, Any, str]) ->
             try:
                 await task
             except asyncio.CancelledError:
-                if asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
                     raise
                 raise JobCanceled("canceled; the job did not stop by itself and was cut off") from None
         return task.result()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -120,9 +121,9 @@ class Cron:
         if self.start is not None and after < self.start:
             after = self.start - dt.timedelta(seconds=1)
         f = self.fields
-        hours = sorted(f["hour"] if f.get("hour") is not None else range(24))  # type: ignore[arg-type]
-        minutes = sorted(f["minute"] if f.get("minute") is not None else range(60))  # type: ignore[arg-type]
-        seconds = sorted(f["second"] if f.get("second") is not None else {0})  # type: ignore[arg-type]
+        hours = _values(f.get("hour"), range(24))
+        minutes = _values(f.get("minute"), range(60))
+        seconds = _values(f.get("second"), (0,))
         start_day = after.astimezone(tz).date() - dt.timedelta(days=1)
         for day in calendar_days(start_day, f.get("month"), f.get("day"), f.get("year")):
             if not self._day_ok(day):
@@ -176,3 +177,8 @@ def parse_interval(text: str, start: dt.datetime | None = None, end: dt.datetime
     if count < 1:
         raise FreezerScheduleError("an interval must be at least 1")
     return Interval(dt.timedelta(**{unit: count}), start, end)
+
+
+def _values(field: Iterable[int] | None, every: Iterable[int]) -> list[int]:
+    """The sorted values a cron field allows; None means every value."""
+    return sorted(every if field is None else field)
