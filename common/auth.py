@@ -6,6 +6,7 @@ import asyncio
 from typing import Final
 
 from common.net import Connection, PeerRefused
+from common.tls import client_channel_binding, server_channel_binding
 from protocol.errors import AuthenticationFailed, HandshakeError
 from protocol.frames import Signal
 from protocol.handshake import Acceptor, Initiator, SecretLookup
@@ -24,7 +25,7 @@ async def _recv(conn: Connection) -> Message:
 
 async def authenticate_initiator(conn: Connection, hello: Hello, secret: str) -> None:
     """Say Hello and prove/verify the shared secret; raises on any failure."""
-    side = Initiator(hello, secret)
+    side = Initiator(hello, secret, channel_binding=client_channel_binding(conn.ssl_object))
     async with asyncio.timeout(conn.limits.auth_timeout):
         for msg in side.start():
             await conn.send(msg)
@@ -42,8 +43,12 @@ async def authenticate_initiator(conn: Connection, hello: Hello, secret: str) ->
 async def authenticate_acceptor(
     conn: Connection, lookup: SecretLookup, failure_delay: float = AUTH_FAILURE_DELAY
 ) -> Hello:
-    """Challenge the caller, answer its challenge, and return its verified Hello."""
-    side = Acceptor(lookup)
+    """Challenge the caller, answer its challenge, and return its verified Hello.
+
+    Inside TLS both MACs bind the channel: this side's certificate's tls-server-end-point, which
+    the caller takes from the certificate it was shown (`common.tls`).
+    """
+    side = Acceptor(lookup, channel_binding=server_channel_binding(conn.ssl_object))
     try:
         async with asyncio.timeout(conn.limits.auth_timeout):
             while not side.done:

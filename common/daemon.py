@@ -21,6 +21,7 @@ from protocol.errors import AuthenticationFailed, ProtocolError
 from protocol.messages import ConnectionCounts, DaemonStatus, Hello, Role, RunningJob
 
 DRAIN_TIMEOUT: Final = 10.0
+EXIT_CONFIG: Final = 42  # as common.runtime: a configuration that cannot work; systemd does not restart
 # How an authenticated caller is named in error texts ("connection closed by File Daemon test-fd at ...").
 PEER_ROLES: Final[Mapping[str, str]] = {
     "director": "Director", "storage": "Storage Daemon", "client": "File Daemon", "console": "console",
@@ -75,6 +76,11 @@ def tls_problems(resource: TlsSettings, what: str) -> list[str]:
     if not resource.tls_enable:
         return []
     problems: list[str] = []
+    if resource.tls_verify_peer and resource.tls_ca_certificate_file is None:
+        problems.append(
+            f"{what}: TLS Verify Peer is on but no 'TLS CA Certificate File' is set; peers are never"
+            " trusted through the system's CA store"
+        )
     if resource.tls_certificate is None or resource.tls_key is None:
         problems.append(
             f"{what}: TLS is enabled (the default) but no 'TLS Certificate' and 'TLS Key' are set;"
@@ -89,7 +95,15 @@ def tls_problems(resource: TlsSettings, what: str) -> list[str]:
     ):
         if path is not None and not path.exists():
             problems.append(f"{what}: {label} {path} does not exist")
+    if resource.tls_key.exists():
+        key = tls.key_problem(resource.tls_key)
+        if key is not None:
+            problems.append(f"{what}: {key}")
     return problems
+
+
+# Roles whose Hello names a configured daemon resource: their certificate must carry that name.
+BOUND_ROLES: Final = frozenset({"director", "storage", "client"})
 
 
 def server_ssl_context(own: TlsSettings) -> ssl.SSLContext | None:
@@ -151,6 +165,10 @@ class Daemon(abc.ABC):
     def running_jobs(self) -> tuple[RunningJob, ...]:
         return ()
 
+    def peer_allowed_cn(self, hello: Hello) -> tuple[str, ...]:
+        """TLS Allowed CN for a caller: certificate names accepted instead of its resource name."""
+        return tuple(self.own.tls_allowed_cn)
+
     def reload(self) -> None:
         """SIGHUP: only the Director reloads; the others log that they ignore it."""
         self.log.info("reload_ignored", reason="this daemon reloads on restart only")
@@ -197,13 +215,21 @@ class Daemon(abc.ABC):
         self, address: str, port: int, peer: TlsSettings, secret: str
     ) -> Connection:
         """Connect to another daemon and authenticate both ways (steps named on failure)."""
-        conn = await dial(address, port, client_ssl_context(self.own, peer), self.limits())
         name = getattr(peer, "name", None)
+        own = self.own
+        if own.tls_enable and own.tls_require and not peer.tls_enable:
+            raise NetError("tls", f"TLS Require = yes on {self.name}, but {name or 'the peer'} is configured "
+                                  "with TLS Enable = no: refusing to talk to it in plain TCP")
+        conn = await dial(address, port, client_ssl_context(own, peer), self.limits())
         if name:
             conn.peer_name = f"{name} at {conn.peer}"
         try:
-            if conn.tls and self.own.tls_allowed_cn:
-                tls.check_allowed_cn(conn.ssl_object, self.own.tls_allowed_cn)
+            if conn.tls and name:
+                try:
+                    tls.check_peer_name(conn.ssl_object, name, tuple(peer.tls_allowed_cn or own.tls_allowed_cn),
+                                        "peer")
+                except tls.TlsError as exc:
+                    raise NetError("tls", f"refusing {name} at {conn.peer}: {exc}") from exc
             await authenticate_initiator(conn, self.hello(), secret)
         except BaseException:
             await conn.close()
@@ -236,6 +262,15 @@ class Daemon(abc.ABC):
             return
         conn.peer_name = f"{PEER_ROLES.get(peer.role, peer.role)} {peer.name} at {conn.peer}"
         log = log.bind(peer_role=peer.role, peer_name=peer.name)
+        if conn.tls and peer.role in BOUND_ROLES:
+            try:
+                tls.check_peer_name(conn.ssl_object, peer.name, self.peer_allowed_cn(peer),
+                                    PEER_ROLES.get(peer.role, peer.role))
+            except tls.TlsError as exc:
+                if self.listener:
+                    self.listener.stats.refused += 1
+                log.warning("tls_peer_refused", reason=str(exc))
+                return
         log.info("peer_authenticated")
         try:
             await self.serve_peer(conn, peer)  # heartbeats run from authentication on (common.link)
@@ -244,7 +279,10 @@ class Daemon(abc.ABC):
 
     async def run(self) -> int:
         """Bind, report READY, serve until SIGTERM, drain, report STOPPING."""
-        ssl_context = server_ssl_context(self.own)
+        try:
+            ssl_context = server_ssl_context(self.own)
+        except (tls.TlsError, OSError, ValueError) as exc:
+            raise StartupError(f"TLS cannot be set up: {exc}", EXIT_CONFIG) from exc
         self.listener = Listener(
             addresses=self.listen_addresses(),
             handler=self._handle,
@@ -256,6 +294,7 @@ class Daemon(abc.ABC):
                 " configure TLS (strongroom init) or set 'TLS Enable = no' on both sides"
             ),
             accept_bulk=self.accepts_bulk_data,
+            tls_optional=self.own.tls_enable and not self.own.tls_require,
         )
         try:
             self.listener.bind()

@@ -212,6 +212,7 @@ class Listener:
     accept_bulk: bool = False  # bulk data connections (common.bulk): Storage Daemons only
     stats: ListenerStats = field(default_factory=ListenerStats)
     stop_requested: bool = False
+    tls_optional: bool = False  # TLS Require = no: plain TCP callers are served too
     bound: list[str] = field(default_factory=list)
     _sockets: list[socket.socket] = field(default_factory=list)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -370,7 +371,10 @@ class Listener:
             return await bulk.accept(client, peer, ssl_context=self.ssl_context, limits=self.limits,
                                      refusal_text=self.refusal_text, log=log)
         loop = asyncio.get_running_loop()
-        refused = tls_mismatch(self.ssl_context is not None, first[0] == TLS_RECORD_HANDSHAKE)
+        offers_tls = first[0] == TLS_RECORD_HANDSHAKE
+        refused = tls_mismatch(self.ssl_context is not None and not self.tls_optional, offers_tls)
+        if refused is not None and self.tls_optional:
+            refused = None
         if refused is not None:
             event, reason = refused
             log.warning(event, reason=reason)
@@ -380,13 +384,12 @@ class Listener:
             return None
         stream = FrameStream(guarded=True)
         try:
+            use_tls = self.ssl_context if offers_tls else None
             await loop.connect_accepted_socket(
                 lambda: stream,
                 sock=client,
-                ssl=self.ssl_context,
-                ssl_handshake_timeout=self.limits.tls_handshake_timeout
-                if self.ssl_context
-                else None,
+                ssl=use_tls,
+                ssl_handshake_timeout=self.limits.tls_handshake_timeout if use_tls else None,
             )
         except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as exc:
             log.warning("tls_handshake_failed", reason=describe_tls_failure(exc))

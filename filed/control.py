@@ -16,6 +16,7 @@ from common.auth import authenticate_initiator
 from common.daemon import client_ssl_context
 from common.net import Connection, NetError, dial
 from common.scripts import run_command
+from common.tls import TlsError, check_peer_name
 from common.version import VERSION
 from filed.backup import AccurateEntry, BackupReader
 from filed.restore import RestoreStats, RestoreWriter
@@ -162,6 +163,11 @@ async def _connect_storage(fd: FileDaemon, job: FdJob, msg: FdStorage, conn: Con
         sd = await dial(msg.address, msg.port, ssl_context, fd.limits())
         sd.peer_name = f"the Storage Daemon at {sd.peer}"
         try:
+            if sd.tls and msg.name:
+                try:
+                    check_peer_name(sd.ssl_object, msg.name, tuple(own.tls_allowed_cn), "Storage Daemon")
+                except TlsError as exc:
+                    raise NetError("tls", str(exc)) from exc
             await authenticate_initiator(sd, Hello(role="job", name=job.name, version=VERSION), msg.key)
         except BaseException:
             await sd.close()

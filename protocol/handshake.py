@@ -50,9 +50,11 @@ def derive_key(secret: str) -> bytes:
     return hmac.new(_KEY_LABEL, secret.encode("utf-8"), hashlib.sha256).digest()
 
 
-def compute_mac(key: bytes, challenger: str, hello: Hello, nonce: bytes) -> bytes:
-    """HMAC-SHA256 over the direction, the caller's identity and the nonce."""
-    parts = (
+def compute_mac(key: bytes, challenger: str, hello: Hello, nonce: bytes, channel_binding: bytes = b"") -> bytes:
+    """HMAC-SHA256 over the direction, the caller's identity, the nonce and, inside TLS, the
+    channel binding (RFC 5929 tls-server-end-point): a proof made for one TLS channel is worth
+    nothing on another, so a relay that terminates TLS cannot pass the handshake through."""
+    parts: tuple[bytes, ...] = (
         _MAC_LABEL,
         challenger.encode(),
         hello.role.encode(),
@@ -60,6 +62,8 @@ def compute_mac(key: bytes, challenger: str, hello: Hello, nonce: bytes) -> byte
         str(hello.protocol).encode(),
         nonce,
     )
+    if channel_binding:  # plain TCP: the MAC is what it always was
+        parts = (*parts, channel_binding)
     mac = hmac.new(key, digestmod=hashlib.sha256)
     for part in parts:
         mac.update(len(part).to_bytes(4, "big"))
@@ -94,8 +98,9 @@ _EXPECTED: Final[dict[State, tuple[type[Message], ...]]] = {
 class _Side:
     side: str
 
-    def __init__(self, nonce_factory: NonceFactory) -> None:
+    def __init__(self, nonce_factory: NonceFactory, channel_binding: bytes = b"") -> None:
         self._nonce_factory = nonce_factory
+        self._binding = channel_binding
         self.state = State.START
         self._issued: bytes | None = None
         self._key = b""
@@ -138,12 +143,12 @@ class _Side:
             raise HandshakeError("peer replayed our own challenge")
         assert self._hello is not None
         return ChallengeResponse(
-            digest=compute_mac(self._key, challenger, self._hello, challenge.nonce)
+            digest=compute_mac(self._key, challenger, self._hello, challenge.nonce, self._binding)
         )
 
     def _verify(self, response: ChallengeResponse, challenger: str) -> bool:
         assert self._hello is not None and self._issued is not None
-        expected = compute_mac(self._key, challenger, self._hello, self._issued)
+        expected = compute_mac(self._key, challenger, self._hello, self._issued, self._binding)
         return hmac.compare_digest(expected, response.digest)
 
 
@@ -153,9 +158,10 @@ class Initiator(_Side):
     side = "initiator"
 
     def __init__(
-        self, hello: Hello, secret: str, nonce_factory: NonceFactory = _fresh_nonce
+        self, hello: Hello, secret: str, nonce_factory: NonceFactory = _fresh_nonce,
+        channel_binding: bytes = b"",
     ) -> None:
-        super().__init__(nonce_factory)
+        super().__init__(nonce_factory, channel_binding)
         self._hello = hello
         self._key = derive_key(secret)
 
@@ -201,8 +207,9 @@ class Acceptor(_Side):
         lookup: SecretLookup,
         nonce_factory: NonceFactory = _fresh_nonce,
         protocol_version: int = PROTOCOL_VERSION,
+        channel_binding: bytes = b"",
     ) -> None:
-        super().__init__(nonce_factory)
+        super().__init__(nonce_factory, channel_binding)
         self._lookup = lookup
         self._protocol_version = protocol_version
         self._known = False

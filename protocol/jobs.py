@@ -253,6 +253,9 @@ class FdStorage(Message):
     port: int
     key: str
     tls: bool = True
+    # The Storage resource's name: its certificate must carry it (or a name in TLS Allowed CN).
+    name: str = ""
+    OPTIONAL_ON_WIRE: ClassVar[frozenset[str]] = frozenset({"name"})
 
 
 class FdBackup(Message):

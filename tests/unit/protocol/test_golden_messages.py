@@ -158,7 +158,7 @@ SAMPLES: tuple[Message, ...] = (
                since_ns=1_773_439_800_123_456_789, fileset=_FILESET, accurate=True),
     AccurateBatch(entries=((_PATH, 1_773_439_800_123_456_789, 1_773_439_800_223_456_789, 4096, 0o100644),
                            (b"/etc", 1_700_000_000_000_000_000, 1_700_000_000_000_000_001, 0, 0o40755))),
-    FdStorage(address="sd1.example.net", port=9103, key="Zm9vYmFy", tls=False),
+    FdStorage(address="sd1.example.net", port=9103, key="Zm9vYmFy", tls=False, name="sd1-sd"),
     FdBackup(),
     FdRestore(where=b"/tmp/bareos-restores/\xff", replace="ifnewer", strip_prefix=b"/home/ren\xe9e",
               add_prefix=b"/restored", add_suffix=b".orig", regex_where="!/home/!/restore/home/!",
@@ -348,8 +348,8 @@ GOLDEN: dict[str, str] = {
         "000100cd41ed"
     ),
     "fd_storage": (
-        "85a174aa66645f73746f72616765a761646472657373af7364312e6578616d706c652e6e6574a4706f7274cd238fa36b"
-        "6579a85a6d3976596d4679a3746c73c2"
+        "86a174aa66645f73746f72616765a761646472657373af7364312e6578616d706c652e6e6574a4706f7274cd238fa36b"
+        "6579a85a6d3976596d4679a3746c73c2a46e616d65a67364312d7364"
     ),
     "fd_backup": (
         "81a174a966645f6261636b7570"
@@ -408,6 +408,11 @@ DEFAULTS_OFF_THE_WIRE: tuple[tuple[Message, str], ...] = (
      (
        "86a174a57265706c79a4636f6465cd076ca26f6bc2a474657874ab6e6f2073756368206a6f62a464617461c0a670726f"
        "6d7074c0"
+     )),
+    (FdStorage(address="sd1.example.net", port=9103, key="Zm9vYmFy", tls=False),
+     (
+       "85a174aa66645f73746f72616765a761646472657373af7364312e6578616d706c652e6e6574a4706f7274cd238fa36b"
+       "6579a85a6d3976596d4679a3746c73c2"
      )),
     (FdRestore(where=b"", replace="never", strip_prefix=None, add_prefix=None, add_suffix=None, regex_where=None),
      (
