@@ -85,7 +85,7 @@ class BackupReader:
         self.stats = BackupStats()
         self._index = 0
         self._links: dict[tuple[int, int], tuple[int, bytes]] = {}
-        self._seen: set[bytes] = set()
+        self._seen: set[bytes] = set()  # accurate mode only: the paths walked, to find deleted ones
         self._excluded = {p.rstrip(b"/") or b"/" for p in fileset.exclude}
 
     # -- walking ----------------------------------------------------------------------------
@@ -157,7 +157,8 @@ class BackupReader:
         return st.st_mtime_ns >= self.since_ns or st.st_ctime_ns >= self.since_ns
 
     def _file(self, path: bytes, st: os.stat_result, options: OptionsSpec) -> Iterator[Record]:
-        self._seen.add(path)
+        if self.accurate is not None:
+            self._seen.add(path)
         kind = type_of_mode(st.st_mode)
         if kind != FileType.DIRECTORY and not self._changed(path, st, options):
             return
@@ -288,7 +289,7 @@ class BackupReader:
     def _deleted(self) -> Iterator[Record]:
         """Accurate mode: every path of the previous backup that was not seen now is gone."""
         assert self.accurate is not None
-        for path in sorted(set(self.accurate) - self._seen):
+        for path in sorted(p for p in self.accurate if p not in self._seen):
             before = self.accurate[path]
             attrs = FileAttributes(path=path, type=FileType.DELETED, mode=before.mode, uid=0, gid=0, size=0,
                                    atime_ns=0, mtime_ns=before.mtime_ns, ctime_ns=before.ctime_ns)
