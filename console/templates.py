@@ -125,7 +125,11 @@ def director_files(layout: Layout) -> dict[str, str]:
             f"  Password = {_q(layout.sd_password)}\n"
             "  Device = FileStorage\n"
             "  Media Type = File\n"
-            "  Maximum Concurrent Jobs = 10\n" + _peer_tls(layout) + "}\n"
+            "  Maximum Concurrent Jobs = 10\n"
+            # The Storage resource is "File", the Storage Daemon (and its certificate) is named
+            # after the host: the certificate must carry a name the resource allows.
+            + (f"  TLS Allowed CN = {_q(layout.storage)}\n" if layout.tls else "")
+            + _peer_tls(layout) + "}\n"
         ),
         "catalog/MyCatalog.conf": (
             "Catalog {\n"
