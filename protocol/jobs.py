@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import builtins
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator
 
+from protocol.fileset import FileSetSpec
 from protocol.messages import Message, register
 from protocol.names import check_name
 
@@ -234,7 +235,7 @@ class FdJobSetup(Message):
     job_type: str
     level: str
     since_ns: int | None = None
-    fileset: dict[str, Any] | None = None  # protocol.fileset.FileSetSpec as a dump
+    fileset: FileSetSpec | None = None  # the one FileSet model (config, Director and FD use it)
     accurate: bool = False
 
 

@@ -226,6 +226,8 @@ def _to_wire(msg: Message) -> dict[str, Any]:
 def _wire_value(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_to_wire(v) if isinstance(v, Message) else _wire_value(v) for v in value]
+    if isinstance(value, BaseModel):  # a typed value that is not a message (a FileSet): its fields, as a map
+        return value.model_dump()
     return value
 
 

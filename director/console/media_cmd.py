@@ -69,7 +69,7 @@ async def estimate(session: Session, args: Args) -> Reply:
         conn = await connect(director, "client", director.config.clients[resolved.client])
         try:
             await request(conn, FdJobSetup(job_id=0, job=f"estimate.{time.time():.6f}", job_type="B", level="F",
-                                           fileset=spec.model_dump()), Ok, "estimate setup")
+                                           fileset=spec), Ok, "estimate setup")
             result = await request(conn, FdEstimate(listing=args.has("listing")), EstimateResult, "estimate",
                                    timeout=3600)
         finally:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from protocol.fileset import FileSetSpec
 from protocol.jobs import BootstrapSpec
 
 AccurateEntry = tuple[bytes, int, int, int, int]  # path, mtime_ns, ctime_ns, size, mode
@@ -55,6 +56,6 @@ class RestorePlan:
 class BackupState:
     """What a backup decides as it starts (level, since-time, accurate list) and learns as it runs."""
 
-    fileset_spec: dict[str, Any] | None = None  # the wire FileSetSpec, as sent to the File Daemon
+    fileset_spec: FileSetSpec | None = None  # what the File Daemon walks
     accurate_entries: list[AccurateEntry] = field(default_factory=list)
     level_note: str = ""  # " (upgraded from Incremental)"

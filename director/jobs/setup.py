@@ -143,7 +143,7 @@ async def prepare_backup(svc: JobServices, jcr: JobControl) -> None:
         return
     config = jcr.settings
     level, pool = jcr.level, jcr.pool
-    jcr.backup.fileset_spec = fileset_spec(config.filesets[jcr.fileset]).model_dump()
+    jcr.backup.fileset_spec = fileset_spec(config.filesets[jcr.fileset])
     await resolve_level(svc, jcr)
     if jcr.pool != pool:
         jcr.pool_id = await svc.ensure_pool(jcr.pool)

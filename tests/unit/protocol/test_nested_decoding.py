@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from protocol.fileset import FileSetSpec, IncludeSpec, OptionsSpec
 from protocol.jobs import BootstrapSpec, FdJobSetup, SdJobSetup, VolumeAssignment
 from protocol.messages import ConsoleReply, StatusRequest, decode_message, encode_message
 
@@ -18,12 +19,11 @@ def test_a_plain_map_with_a_t_key_stays_a_map() -> None:
     assert not isinstance(back.data, StatusRequest)
 
 
-def test_a_fileset_holding_a_t_key_decodes() -> None:
-    fileset = {"name": "fs", "include": [{"files": [b"/t"], "options": [{"t": "odd", "wild": ["*.t"]}]}]}
+def test_the_fileset_is_a_typed_message_field() -> None:
+    fileset = FileSetSpec(name="t", include=(IncludeSpec(files=(b"/t",), options=(OptionsSpec(wild=("t",)),)),))
     setup = FdJobSetup(job_id=1, job="j.1", job_type="B", level="F", fileset=fileset)
     back = _round(setup)
-    assert isinstance(back, FdJobSetup) and back.fileset is not None
-    assert back.fileset["include"][0]["options"][0]["t"] == "odd"
+    assert isinstance(back, FdJobSetup) and back.fileset == fileset
 
 
 def test_declared_nested_messages_still_decode() -> None:
