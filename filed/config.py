@@ -19,7 +19,7 @@ class FileDaemonResource(TlsFields):
     UNIMPLEMENTED: ClassVar[frozenset[str]] = TLS_UNIMPLEMENTED | normalized(
         "Plugin Directory", "Plugin Names", "Fd Addresses", "Fd Source Address", "Maximum Workers Per Job",
         "Pki Signatures", "Pki Encryption", "Pki Key Pair", "Pki Signer", "Pki Master Key", "Pki Cipher",
-        "Allowed Script Dir", "Allowed Job Command", "Always Use LMDB", "LMDB Threshold", "Maximum Bandwidth Per Job",
+        "Always Use LMDB", "LMDB Threshold", "Maximum Bandwidth Per Job",
         "Allow Bandwidth Bursting", "Compatible", "Absolute Job Timeout", "Log Timestamp Format",
         "Secure Erase Command", "Pid Directory", "Scripts Directory", "Ver Id", "Maximum Concurrent Jobs",
         "Enable JSON Compatible Messages", "Sd Connect Timeout",
@@ -33,6 +33,13 @@ class FileDaemonResource(TlsFields):
     maximum_network_buffer_size: Size | None = None
     auth_timeout: Duration = 30
     messages: str | None = None
+    # Self-protection, enforced by the File Daemon whatever a Director asks (#13). Allowed Script
+    # Dir: client scripts must be programs inside these directories (no shell syntax). Allowed Job
+    # Command: client scripts must be exactly one of these command lines. Allow Restore = no: this
+    # client is read-only, restores to it are refused.
+    allowed_script_dir: tuple[Path, ...] = ()
+    allowed_job_command: tuple[str, ...] = ()
+    allow_restore: bool = True
 
 
 class FdDirector(TlsFields):

@@ -19,6 +19,7 @@ from common.scripts import run_command
 from common.tls import TlsError, check_peer_name
 from common.version import VERSION
 from filed.backup import AccurateEntry, BackupReader
+from filed.protection import RESTORE_REFUSED, script_refusal
 from filed.restore import RestoreStats, RestoreWriter
 from protocol.attributes import decode_attributes
 from protocol.errors import ProtocolError
@@ -117,6 +118,9 @@ async def serve_director(fd: FileDaemon, conn: Connection, monitor: bool, log: A
                         await conn.send(Ok(code=Code.FD_OK, text="OK backup"))
                         await _session(fd, job, conn, log, _backup(fd, job, conn, log))
                         return
+                    case FdRestore() if not fd.config.client.allow_restore:
+                        log.warning("restore_refused", reason=RESTORE_REFUSED)
+                        await conn.send(ErrorReply(code=Code.FD_ERROR, text=RESTORE_REFUSED))
                     case FdRestore() if job is not None and job.sd is not None:
                         await conn.send(Ok(code=Code.FD_OK, text="OK restore"))
                         where = (Path(os.fsdecode(event.where)) if event.where
@@ -126,6 +130,14 @@ async def serve_director(fd: FileDaemon, conn: Connection, monitor: bool, log: A
                     case FdEstimate() if job is not None:
                         await conn.send(await asyncio.to_thread(_estimate, job, event))
                     case RunScriptCommand():
+                        client = fd.config.client
+                        refusal = script_refusal(event.command, client.allowed_script_dir,
+                                                 client.allowed_job_command)
+                        if refusal is not None:
+                            log.warning("client_script_refused", command=event.command, reason=refusal)
+                            await conn.send(ScriptResult(code=Code.FD_ERROR, exit_status=-1,
+                                                         output=f"refused by the File Daemon: {refusal}"))
+                            continue
                         log.info("client_script", command=event.command)
                         status, output = await run_command(event.command, event.timeout)
                         await conn.send(ScriptResult(code=Code.FD_OK, exit_status=status, output=output))

@@ -1,0 +1,40 @@
+"""What a File Daemon refuses whatever its Director asks: scripts outside its allow-lists, restores
+to a read-only client (Bareos `Allowed Script Dir`, `Allowed Job Command`; `Allow Restore = no`)."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+# With Allowed Script Dir set, a command is a program and its arguments, nothing a shell interprets.
+SHELL_SYNTAX: Final = frozenset(";&|<>()$`\\\"'*?[]{}~!#\n\r\t")
+
+
+def script_refusal(command: str, allowed_dirs: Sequence[Path], allowed_commands: Sequence[str]) -> str | None:
+    """Why a client-side script may not run here, or None. With neither list set, anything runs."""
+    if allowed_commands and command in allowed_commands:
+        return None
+    if not allowed_dirs:
+        return (None if not allowed_commands
+                else f"command {command!r} is not in this client's Allowed Job Command")
+    if any(ch in SHELL_SYNTAX for ch in command):
+        return f"command {command!r} uses shell syntax, which Allowed Script Dir does not allow"
+    words = shlex.split(command)
+    if not words:
+        return "empty command"
+    program = words[0]
+    if not os.path.isabs(program):
+        return f"program {program!r} is not an absolute path inside Allowed Script Dir"
+    real = Path(os.path.realpath(program))
+    for directory in allowed_dirs:
+        root = Path(os.path.realpath(directory))
+        if real.parent == root or root in real.parents:
+            return None
+    listed = ", ".join(str(d) for d in allowed_dirs)
+    return f"program {program} is not inside Allowed Script Dir ({listed})"
+
+
+RESTORE_REFUSED: Final = "restores are disabled on this client (Allow Restore = no): it is read-only"
