@@ -225,16 +225,41 @@ class Daemon(abc.ABC):
             conn.peer_name = f"{name} at {conn.peer}"
         try:
             if conn.tls and name:
-                try:
-                    tls.check_peer_name(conn.ssl_object, name, tuple(peer.tls_allowed_cn or own.tls_allowed_cn),
-                                        "peer")
-                except tls.TlsError as exc:
-                    raise NetError("tls", f"refusing {name} at {conn.peer}: {exc}") from exc
+                self._bind_dialed(conn, name, tuple(peer.tls_allowed_cn or own.tls_allowed_cn))
             await authenticate_initiator(conn, self.hello(), secret)
         except BaseException:
             await conn.close()
             raise
         return conn
+
+    def configured_names(self) -> set[str]:
+        """Every resource name this daemon's configuration knows (its peers' and its own)."""
+        names = {self.name}
+        config = self.config
+        for field in getattr(type(config), "model_fields", {}):
+            value = getattr(config, field, None)
+            if isinstance(value, Mapping):
+                names.update(str(key) for key in value)
+        return names
+
+    def _bind_dialed(self, conn: Connection, name: str, allowed: tuple[str, ...]) -> None:
+        """The certificate of a daemon we dialed must be the one its resource names.
+
+        With TLS Allowed CN, only those names. Otherwise the resource's name; a Director's Storage
+        resource is often named otherwise than its Storage Daemon ("File" at "bareos-sd"), so a
+        certificate for a name this configuration does not know is let through with a warning
+        (list it in TLS Allowed CN to bind it), while one for another configured daemon (a Client
+        presenting its certificate as a Storage) is refused.
+        """
+        try:
+            names = tls.peer_names(conn.ssl_object)
+            if allowed or not names or name in names or names & self.configured_names():
+                tls.check_peer_name(conn.ssl_object, name, allowed, "peer")
+                return
+            self.log.warning("tls_peer_name_unbound", peer=name, certificate=sorted(names),
+                             hint=f"set 'TLS Allowed CN = {sorted(names)[0]}' in the resource {name!r}")
+        except tls.TlsError as exc:
+            raise NetError("tls", f"refusing {name} at {conn.peer}: {exc}") from exc
 
     @contextlib.contextmanager
     def busy(self, conn: Connection) -> Any:
