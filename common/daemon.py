@@ -325,6 +325,11 @@ class Daemon(abc.ABC):
             self.listener.bind()
         except OSError as exc:
             raise StartupError(str(exc.strerror or exc)) from exc
+        try:
+            await self.before_ready()
+        except BaseException:
+            self.listener.close_sockets()
+            raise
         self.log.info(
             "daemon_ready",
             version=VERSION,
@@ -340,6 +345,10 @@ class Daemon(abc.ABC):
             await self.on_started(tg)
         self.log.info("daemon_stopped")
         return 0
+
+    async def before_ready(self) -> None:  # noqa: B027 - optional hook
+        """Hook for what must work before READY=1 (the Director's catalog): raise StartupError,
+        with exit code 42 for a configuration that cannot work, and systemd does not restart."""
 
     async def on_started(self, tg: asyncio.TaskGroup) -> None:  # noqa: B027 - optional hook
         """Hook for daemons that run background tasks alongside the listener."""

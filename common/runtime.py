@@ -156,7 +156,8 @@ def daemon_main(spec: DaemonSpec, argv: Sequence[str] | None = None) -> NoReturn
         daemon = spec.create(path, loaded, log)
         code = uvloop.run(_serve(daemon))
     except StartupError as exc:
-        log.error("startup_failed", reason=str(exc))
+        if stream is not None:  # a log file: record it there; stderr gets the one line below
+            log.error("startup_failed", reason=str(exc))
         sys.stderr.write(f"{spec.prog}: {exc}\n")
         raise SystemExit(exc.exit_code) from exc
     raise SystemExit(code)

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from common.config import ConfigError
-from common.daemon import Daemon, OwnResource, StartupError
+from common.daemon import EXIT_CONFIG, Daemon, OwnResource, StartupError
 from common.net import Connection
 from director.catalog import Catalog, CatalogError, PoolRow, open_catalog
 from director.catalog.service import CatalogService
@@ -83,8 +83,8 @@ class DirectorDaemon(Daemon):
             raise StartupError("no Catalog resource is configured", 42)
         try:
             return open_catalog(catalogs[0], self.working_dir)
-        except CatalogError as exc:
-            raise StartupError(str(exc)) from exc
+        except (CatalogError, OSError) as exc:  # before READY=1, as a configuration error (#13)
+            raise StartupError(f"cannot open the catalog: {exc}", EXIT_CONFIG) from exc
 
     @property
     def catalog(self) -> Catalog:
@@ -157,8 +157,10 @@ class DirectorDaemon(Daemon):
 
     # -- lifecycle --------------------------------------------------------------------------
 
+    async def before_ready(self) -> None:
+        await self.db.open()  # an unopenable catalog ends the start with exit 42, before READY=1
+
     async def on_started(self, tg: asyncio.TaskGroup) -> None:
-        await self.db.open()
         await self.engine.recover()  # the queue as it was, before admission and catch-up runs
         tg.create_task(self.engine.serve(self.stop_event))
         tg.create_task(self.engine.watch(self.stop_event))
