@@ -47,6 +47,10 @@ from storaged.volume import (
 # errno values that mean "no room" (the volume is Full), not "the device failed" (Error).
 NO_ROOM: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _ZERO_CHUNK: Final = 1024 * 1024
+# A block of more than JOIN_PARTS_ABOVE parts averaging under JOIN_PART_BYTES is joined before
+# it is written; larger payloads go to the kernel as they are (views of the received frames).
+JOIN_PARTS_ABOVE: Final = 32
+JOIN_PART_BYTES: Final = 16 * 1024
 
 Writev = Callable[[int, Sequence[bytes | memoryview]], int]
 
@@ -262,7 +266,12 @@ class SessionWriter:
         """Write the block being filled (if any)."""
         if not self._records:
             return
-        pos = self.volume.write_block(self.session_id, self.session_time, self._parts, self._size)
+        parts: list[bytes | memoryview] = self._parts
+        if len(parts) > JOIN_PARTS_ABOVE and self._size < len(parts) * JOIN_PART_BYTES:
+            # Many small records (a tree of small files): one C-level copy of the block costs less
+            # than a writev entry, a memoryview and a CRC call per header and per payload.
+            parts = [b"".join(parts)]
+        pos = self.volume.write_block(self.session_id, self.session_time, parts, self._size)
         if self.first is None:
             self.first = pos
         self.last = pos
