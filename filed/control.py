@@ -118,21 +118,20 @@ async def serve_director(fd: FileDaemon, conn: Connection, monitor: bool, log: A
                         await conn.send(Ok(code=Code.FD_OK, text="OK backup"))
                         await _session(fd, job, conn, log, _backup(fd, job, conn, log))
                         return
-                    case FdRestore() if not fd.config.client.allow_restore:
+                    case FdRestore() if not _client_setting(fd, "allow_restore", True):
                         log.warning("restore_refused", reason=RESTORE_REFUSED)
                         await conn.send(ErrorReply(code=Code.FD_ERROR, text=RESTORE_REFUSED))
                     case FdRestore() if job is not None and job.sd is not None:
                         await conn.send(Ok(code=Code.FD_OK, text="OK restore"))
                         where = (Path(os.fsdecode(event.where)) if event.where
-                                 else default_where(fd.config.client.working_directory))
+                                 else default_where(_client_setting(fd, "working_directory", None)))
                         await _session(fd, job, conn, log, _restore(job, event, log, where))
                         return
                     case FdEstimate() if job is not None:
                         await conn.send(await asyncio.to_thread(_estimate, job, event))
                     case RunScriptCommand():
-                        client = fd.config.client
-                        refusal = script_refusal(event.command, client.allowed_script_dir,
-                                                 client.allowed_job_command)
+                        refusal = script_refusal(event.command, _client_setting(fd, "allowed_script_dir", ()),
+                                                 _client_setting(fd, "allowed_job_command", ()))
                         if refusal is not None:
                             log.warning("client_script_refused", command=event.command, reason=refusal)
                             await conn.send(ScriptResult(code=Code.FD_ERROR, exit_status=-1,
@@ -329,6 +328,13 @@ async def _backup(fd: FileDaemon, job: FdJob, conn: Connection, log: Any) -> tup
     if stats.errors:
         return "E" if stats.errors and not job.files else "W", f"{stats.errors} file(s) could not be read"
     return ("W" if stats.warnings else "T"), ""
+
+
+def _client_setting(fd: Any, name: str, default: Any) -> Any:
+    """A directive of the File Daemon's own Client resource (its default for a daemon built
+    without a configuration, as tests build one)."""
+    client = getattr(getattr(fd, "config", None), "client", None)
+    return getattr(client, name, default)
 
 
 def default_where(working_directory: Path | None) -> Path:
