@@ -10,10 +10,11 @@ import ssl
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Final, Generic, Protocol, TypeVar
 
 from common import tls
 from common.auth import authenticate_acceptor, authenticate_initiator
+from common.config.loader import Loaded
 from common.net import Connection, Limits, Listener, NetError, dial
 from common.notify import sd_notify
 from common.version import VERSION
@@ -125,14 +126,17 @@ def client_ssl_context(own: TlsSettings, peer: TlsSettings) -> ssl.SSLContext | 
     return tls.client_context(cert, key, ca, own.tls_verify_peer and peer.tls_verify_peer)
 
 
-class Daemon(abc.ABC):
+ConfigT = TypeVar("ConfigT")
+
+
+class Daemon(abc.ABC, Generic[ConfigT]):
     """Base of the Director, Storage Daemon and File Daemon processes."""
 
     role: Role
     ok_code: int
     default_port: int
 
-    def __init__(self, config_path: Path, loaded: Any, log: Any) -> None:
+    def __init__(self, config_path: Path, loaded: Loaded[ConfigT], log: Any) -> None:
         self.config_path = config_path
         self.loaded = loaded
         self.log = log
@@ -144,7 +148,7 @@ class Daemon(abc.ABC):
     # -- what each daemon provides -------------------------------------------------------------
 
     @property
-    def config(self) -> Any:
+    def config(self) -> ConfigT:
         return self.loaded.config
 
     @property
@@ -346,11 +350,11 @@ class Daemon(abc.ABC):
         self.log.info("daemon_stopped")
         return 0
 
-    async def before_ready(self) -> None:  # noqa: B027 - optional hook
+    async def before_ready(self) -> None:
         """Hook for what must work before READY=1 (the Director's catalog): raise StartupError,
         with exit code 42 for a configuration that cannot work, and systemd does not restart."""
 
-    async def on_started(self, tg: asyncio.TaskGroup) -> None:  # noqa: B027 - optional hook
+    async def on_started(self, tg: asyncio.TaskGroup) -> None:
         """Hook for daemons that run background tasks alongside the listener."""
 
     async def _drain(self, tasks: Mapping[Connection, asyncio.Task[None]]) -> None:

@@ -10,7 +10,7 @@ from protocol.frames import Signal
 from protocol.messages import Code, ErrorReply, Hello, StatusRequest
 
 
-async def serve_director(daemon: Daemon, conn: Connection, peer: Hello, log: Any) -> None:
+async def serve_director(daemon: Daemon[Any], conn: Connection, peer: Hello, log: Any) -> None:
     """Answer the Director's commands until it hangs up (status only, for now)."""
     if peer.role != "director":
         await conn.send(

@@ -49,7 +49,7 @@ class DaemonSpec:
     prog: str
     description: str
     load_config: Callable[[Path], Any]
-    create: Callable[[Path, Any, Any], Daemon]
+    create: Callable[[Path, Any, Any], Daemon[Any]]
     own_resource: Callable[[Any], Any]
     resource_label: str
     extra_checks: Callable[[Any], list[str]] | None = None
@@ -118,7 +118,7 @@ def _daemonize(log_path: Path) -> None:
     os.close(null)
 
 
-async def _serve(daemon: Daemon) -> int:
+async def _serve(daemon: Daemon[Any]) -> int:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, daemon.request_stop)
     loop.add_signal_handler(signal.SIGINT, daemon.request_stop)

@@ -13,7 +13,7 @@ from common.daemon import EXIT_CONFIG, Daemon, OwnResource, StartupError
 from common.net import Connection
 from director.catalog import Catalog, CatalogError, PoolRow, open_catalog
 from director.catalog.service import CatalogService
-from director.config import load_director_config
+from director.config import DirectorConfig, load_director_config
 from director.console.server import DEFAULT_CONSOLE, serve_console
 from director.events import EventBus
 from director.joblog import MessageQueue
@@ -32,7 +32,7 @@ DIR_PORT: Final = 9101
 T = TypeVar("T")
 
 
-class DirectorDaemon(Daemon):
+class DirectorDaemon(Daemon[DirectorConfig]):
     role = "director"
     ok_code = Code.DIR_OK
     default_port = DIR_PORT
@@ -55,13 +55,13 @@ class DirectorDaemon(Daemon):
 
     @property
     def own(self) -> OwnResource:
-        return self.config.director  # type: ignore[no-any-return]
+        return self.config.director
 
     def lookup_secret(self, hello: Hello) -> str | None:
         if hello.role != "console":
             return None
         if hello.name == DEFAULT_CONSOLE:
-            return self.config.director.password.get_secret_value()  # type: ignore[no-any-return]
+            return self.config.director.password.get_secret_value()
         console = self.config.consoles.get(hello.name)
         return None if console is None else console.password.get_secret_value()
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from common.config.loader import Loaded
 from common.daemon import Daemon, OwnResource
 from common.net import Connection
+from filed.config import FileDaemonConfig
 from filed.control import serve_director
 from protocol.messages import Code, ErrorReply, Hello, RunningJob
 
@@ -16,18 +18,18 @@ if TYPE_CHECKING:
 FD_PORT: Final = 9102
 
 
-class FileDaemon(Daemon):
+class FileDaemon(Daemon[FileDaemonConfig]):
     role = "client"
     ok_code = Code.FD_OK
     default_port = FD_PORT
 
-    def __init__(self, config_path: Path, loaded: object, log: object) -> None:
+    def __init__(self, config_path: Path, loaded: Loaded[FileDaemonConfig], log: object) -> None:
         super().__init__(config_path, loaded, log)
         self.jobs: dict[str, FdJob] = {}
 
     @property
     def own(self) -> OwnResource:
-        return self.config.client  # type: ignore[no-any-return]
+        return self.config.client
 
     def lookup_secret(self, hello: Hello) -> str | None:
         if hello.role != "director":

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
+from common.config.loader import Loaded
 from common.daemon import Daemon, OwnResource
 from common.net import Connection
 from protocol.messages import Code, DaemonStatus, ErrorReply, Hello, RunningJob
+from storaged.config import StorageDaemonConfig
 from storaged.control import guarded, serve_director
 from storaged.jobs import JobRegistry
 from storaged.reservation import Device
@@ -16,13 +18,13 @@ from storaged.sessions import run_append, run_read
 SD_PORT: Final = 9103
 
 
-class StorageDaemon(Daemon):
+class StorageDaemon(Daemon[StorageDaemonConfig]):
     role = "storage"
     ok_code = Code.SD_OK
     default_port = SD_PORT
     accepts_bulk_data = True  # a reading SD streams a remote copy's records here
 
-    def __init__(self, config_path: Path, loaded: object, log: object) -> None:
+    def __init__(self, config_path: Path, loaded: Loaded[StorageDaemonConfig], log: object) -> None:
         super().__init__(config_path, loaded, log)
         self.registry = JobRegistry(devices={
             name: Device(name=name, media_type=d.media_type, archive=Path(d.archive_device),
@@ -32,7 +34,7 @@ class StorageDaemon(Daemon):
 
     @property
     def own(self) -> OwnResource:
-        return self.config.storage  # type: ignore[no-any-return]
+        return self.config.storage
 
     @property
     def client_connect_wait(self) -> float:

@@ -52,8 +52,9 @@ def _query(args: Args) -> RestoreQuery:
 
 def _restore_job(session: Session, name: str | None) -> Any:
     config = session.director.config
-    if check(session, "restore job", name) is not None:
-        return config.jobs[name]
+    checked = check(session, "restore job", name)
+    if checked is not None:
+        return config.jobs[checked]
     restores = [j for j in config.jobs.values() if j.type == "Restore" and session.acl("job", j.name)]
     if not restores:
         raise CommandError("no Job with Type = Restore is configured")
