@@ -14,15 +14,12 @@ from typing import Any, Final, NoReturn
 
 import uvloop
 
+from common.cli import EXIT_CONFIG, EXIT_OK, EXIT_USAGE, UsageParser
 from common.config import ConfigError
 from common.daemon import Daemon, StartupError, tls_problems
 from common.logging import configure_logging
 from common.version import VERSION
 
-EXIT_OK: Final = 0
-EXIT_FAILURE: Final = 1
-EXIT_USAGE: Final = 41
-EXIT_CONFIG: Final = 42
 CONFIG_ROOT: Final = Path("/etc/strongroom")
 # Files a daemon creates (volumes, catalog, logs, spool, state) are not for other users: no write
 # for the group, nothing for others. systemd units say the same (UMask=0027).
@@ -70,7 +67,7 @@ def default_config_path(prog: str) -> Path:
 
 
 def build_parser(spec: DaemonSpec) -> argparse.ArgumentParser:
-    parser = _Parser(prog=spec.prog, description=spec.description)
+    parser = UsageParser(prog=spec.prog, description=spec.description)
     parser.add_argument("-c", dest="config", type=Path, help="configuration file or directory")
     parser.add_argument(
         "-t",
