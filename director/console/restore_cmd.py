@@ -24,7 +24,7 @@ from director.restore.selection import select
 USAGE = ("restore [jobid=N[,M] [select]] [client=NAME] [fileset=NAME] [before=\"YYYY-MM-DD HH:MM:SS\"] "
          "[file=PATH]... [directory=PATH] [fileregex=RE] [where=DIR] [replace=always|ifnewer|ifolder|never] "
          "[strip_prefix=] [add_prefix=] [add_suffix=] [regexwhere=!a!b!] [restorejob=] [restoreclient=] "
-         "[storage=] [select] [all] [done] [yes]")
+         "[storage=] [privileged=yes] [select] [all] [done] [yes]")
 
 
 def _parse_before(text: str | None) -> float | None:
@@ -75,6 +75,7 @@ def _options(session: Session, args: Args, restore_job: Any) -> RestoreOptions:
             add_suffix=args.get("add_suffix") or restore_job.add_suffix,
             regex_where=args.get("regexwhere") or restore_job.regex_where,
             storage=args.get("storage"),
+            privileged_content=(args.get("privileged") or "no").lower() in ("yes", "true", "1"),
         )
     except RestoreRefused as exc:
         raise CommandError(str(exc)) from exc

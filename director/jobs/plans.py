@@ -32,6 +32,8 @@ class RestorePlan:
     expected_files: int | None = None  # what the catalog selected; fewer restored ends E
     volume_storage: Mapping[str, str] = field(default_factory=dict)  # volume -> the storage that wrote it
     storage_override: bool = False  # the operator named a storage: every volume is read there
+    source_jobs: tuple[int, ...] = ()  # the JobIds whose files are restored
+    privileged_content: bool = False  # keep setuid/setgid, device nodes, security.* xattrs anywhere
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> RestorePlan:
@@ -49,6 +51,8 @@ class RestorePlan:
             expected_files=params.get("expected_files"),
             volume_storage=dict(params.get("volume_storage") or {}),
             storage_override=bool(params.get("storage_override")),
+            source_jobs=tuple(int(j) for j in params.get("source_jobs", ())),
+            privileged_content=bool(params.get("privileged_content")),
         )
 
 

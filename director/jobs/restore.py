@@ -64,6 +64,7 @@ async def do_restore(svc: JobServices, jcr: JobControl) -> str:
         if not passes or passes[-1][0] != name:
             passes.append((name, []))
         passes[-1][1].append(spec)
+    same_client = await _same_client(svc, jcr, plan.source_jobs)
     totals = [0, 0, 0]
     status = st.TERMINATED
     fd_failures: list[str] = []
@@ -71,7 +72,7 @@ async def do_restore(svc: JobServices, jcr: JobControl) -> str:
         if storage_name not in config.storages:
             raise JobError(f"volume(s) {', '.join(s.volume_name for s in specs)} were written on storage "
                            f"{storage_name!r}, which is not configured")
-        ends = await _one_pass(svc, jcr, client, config.storages[storage_name], specs)
+        ends = await _one_pass(svc, jcr, client, config.storages[storage_name], specs, same_client=same_client)
         fd_end, sd_end = ends["fd"], ends["sd"]
         totals[0] += fd_end.files
         totals[1] += fd_end.bytes
@@ -81,6 +82,16 @@ async def do_restore(svc: JobServices, jcr: JobControl) -> str:
         if fd_end.status not in st.OK:
             fd_failures.append(fd_end.text or f"ended with status {fd_end.status}")
     return _final_status(svc, jcr, status, fd_failures)
+
+
+async def _same_client(svc: JobServices, jcr: JobControl, source_jobs: tuple[int, ...]) -> bool:
+    """Whether every restored job was backed up from the client the files go to (the File Daemon
+    strips privileged content when they go to another one)."""
+    for job_id in source_jobs:
+        row = await svc.db.get_job(job_id)
+        if row is not None and row.client is not None and row.client != jcr.client:
+            return False
+    return True
 
 
 def check_regex_where(spec: str | None) -> None:
@@ -115,7 +126,7 @@ def _final_status(svc: JobServices, jcr: JobControl, status: str, fd_failures: l
 
 
 async def _one_pass(svc: JobServices, jcr: JobControl, client: ClientResource, storage: StorageResource,
-                    bootstrap: list[BootstrapSpec]) -> dict[str, JobEnd]:
+                    bootstrap: list[BootstrapSpec], *, same_client: bool) -> dict[str, JobEnd]:
     jcr.set_wait(storage_wait(storage.name))
     sd = await connect(svc, "storage", storage)
     fd: Connection | None = None
@@ -141,6 +152,7 @@ async def _one_pass(svc: JobServices, jcr: JobControl, client: ClientResource, s
         await request(fd, FdRestore(
             where=plan.where, replace=plan.replace, strip_prefix=plan.strip_prefix, add_prefix=plan.add_prefix,
             add_suffix=plan.add_suffix, regex_where=plan.regex_where, hidden_indexes=plan.hidden_indexes,
+            privileged_content=plan.privileged_content, same_client=same_client,
         ), Ok, "start restore")
         return await _converse(svc, jcr, sd, fd)
     finally:

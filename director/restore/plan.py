@@ -59,6 +59,9 @@ class RestoreOptions:
     add_suffix: str | None = None
     regex_where: str | None = None
     storage: str | None = None  # read from this Storage instead of each volume's own
+    # Keep setuid/setgid bits, device nodes and security.*/trusted.* xattrs also when restoring to
+    # a `where` other than / or to another client (the File Daemon strips them otherwise).
+    privileged_content: bool = False
 
     def __post_init__(self) -> None:
         if self.replace not in REPLACE_POLICIES:
@@ -187,6 +190,7 @@ async def restore_request(catalog_call: CatalogCall, plan: Plan, options: Restor
         "source_jobs": job_ids,
         "volume_storage": volume_storage,
         "storage_override": bool(options.storage),
+        "privileged_content": options.privileged_content,
     }
     storage = options.storage
     if not storage and bootstrap:

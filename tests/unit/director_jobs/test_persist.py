@@ -122,3 +122,13 @@ def test_a_batch_the_catalog_refused_once_is_written_on_retry(catalog: Catalog) 
     row = catalog.get_job(job_id)
     assert row is not None and row.status == "R" and row.files == 5
     assert len(catalog.job_log(job_id)) == 1
+
+
+def test_a_restore_plan_reads_its_sources_and_privileged_choice() -> None:
+    from director.jobs.plans import RestorePlan
+
+    plan = RestorePlan.from_params({"where": b"/r", "source_jobs": [3, 4], "privileged_content": True,
+                                    "hidden_indexes": [[3, 7]]})
+    assert plan.source_jobs == (3, 4) and plan.privileged_content is True
+    assert plan.hidden_indexes == ((3, 7),)
+    assert RestorePlan.from_params({"where": b"/r"}).privileged_content is False
