@@ -28,7 +28,9 @@ from protocol.jobs import BootstrapSpec
 from protocol.restore_policy import REPLACE_POLICIES
 
 UNAVAILABLE: Final = frozenset({"Error", "Purged", "Disabled", "Recycle"})
-DEFAULT_WHERE: Final = "/tmp/strongroom-restores"
+# No Where anywhere: the File Daemon restores under its own Working Directory (restores/, 0700),
+# never into a world-writable /tmp where another user could prepare the path.
+DEFAULT_WHERE: Final = ""
 
 
 class RestoreRefused(Exception):
