@@ -9,7 +9,15 @@ from common.net import Connection
 from director.jobs import status as st
 from director.jobs.attributes import AttributeSink
 from director.jobs.errors import JobCanceled, JobError
-from director.jobs.links import client_wait, connect, device_wait, request, serve_job, storage_wait
+from director.jobs.links import (
+    client_wait,
+    connect,
+    device_wait,
+    request,
+    sd_certificate_name,
+    serve_job,
+    storage_wait,
+)
 from director.jobs.volumes import assign_volume, record_jobmedia, record_volume_update
 from protocol.conversations import DIRECTOR_FROM_FD, DIRECTOR_FROM_SD, Conversation
 from protocol.frames import Signal
@@ -79,7 +87,7 @@ async def do_backup(svc: JobServices, jcr: JobControl) -> str:
         await _expect_ok(fd, "client job setup")
         await request(sd, SdRun(), Ok, "storage run")
         await request(fd, FdStorage(address=storage.address, port=storage.port, key=accepted.key,
-                                    tls=bool(storage.tls_enable and svc.tls_enable())),
+                                    tls=bool(storage.tls_enable and svc.tls_enable()), name=sd_certificate_name(storage)),
                       Ok, "client connecting to the storage daemon")
         jcr.set_status(st.RUNNING)
         jcr.moving_data = True

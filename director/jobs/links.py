@@ -80,6 +80,14 @@ async def _recv_unless(conn: Connection, timeout: float, canceled: asyncio.Event
     return receiving.result() if not receiving.cancelled() else None
 
 
+def sd_certificate_name(storage: StorageResource) -> str:
+    """The name a File Daemon must find in the Storage Daemon's certificate (FdStorage.name): the
+    Storage resource's one TLS Allowed CN (the quickstart sets the SD's own name there). With none
+    or several the FD is not told a name and only checks the certificate against the CA."""
+    allowed = tuple(storage.tls_allowed_cn or ())
+    return allowed[0] if len(allowed) == 1 else ""
+
+
 def storage_wait(name: str) -> WaitReason:
     """Waiting for a Storage Daemon to answer: connecting, setting the job up, or listening."""
     return WaitReason(st.WAIT_SD, "waiting_for_storage_daemon", f"storage={name}")

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING
 from common.net import Connection
 from director.jobs import status as st
 from director.jobs.errors import JobCanceled, JobError
-from director.jobs.links import client_wait, connect, request, serve_job, storage_wait
+from director.jobs.links import (
+    client_wait,
+    connect,
+    request,
+    sd_certificate_name,
+    serve_job,
+    storage_wait,
+)
 from protocol.conversations import DIRECTOR_FROM_FD, DIRECTOR_FROM_READING_SD, Conversation
 from protocol.jobs import (
     BootstrapSpec,
@@ -143,7 +150,7 @@ async def _one_pass(svc: JobServices, jcr: JobControl, client: ClientResource, s
                       Ok, "client job setup")
         await request(sd, SdRun(), Ok, "storage run")
         await request(fd, FdStorage(address=storage.address, port=storage.port, key=accepted.key,
-                                    tls=bool(storage.tls_enable and svc.tls_enable())),
+                                    tls=bool(storage.tls_enable and svc.tls_enable()), name=sd_certificate_name(storage)),
                       Ok, "client connecting to the storage daemon")
         jcr.set_status(st.RUNNING)
         jcr.moving_data = True
