@@ -53,6 +53,8 @@ READ_AHEAD: Final = 4
 # frames of at most 1 MB): each batch is a hand-over between threads, which costs tens of
 # microseconds on a VM, so fewer and larger ones leave more of the CPU to the data.
 COPY_BATCH_BYTES: Final = 4 * 1024 * 1024
+# How long a read session waits, after its EOD, for the File Daemon to finish writing and say so.
+READER_DONE_WAIT: Final = 600.0
 # Volumes in a row that may fill up, fail or refuse a session before the job gives up.
 MAX_VOLUME_ATTEMPTS: Final = 3
 
@@ -517,4 +519,15 @@ async def run_read(job: SdJob, data: Connection, log: Any) -> None:
             await data.send(ErrorReply(code=Code.SD_ERROR, text=text))
             raise SdJobError(text) from exc
     await data.send_signal(Signal.EOD)
+    await _until_reader_done(data)
     log.info("read_session_done", job=job.name, files=job.files, bytes=job.bytes)
+
+
+async def _until_reader_done(data: Connection) -> None:
+    """Keep the connection open until the File Daemon has taken everything: it answers EOD with
+    TERMINATE once its files are written. Closing right after EOD gives a transport with unsent
+    data only a short grace before it is aborted, and a File Daemon still writing a backlog of
+    small files then lost the end of its restore ("connection closed mid-frame body")."""
+    with contextlib.suppress(NetError, ProtocolError, TimeoutError):
+        while await data.recv_event(timeout=READER_DONE_WAIT) is not Signal.TERMINATE:
+            pass

@@ -101,3 +101,32 @@ async def test_read_batches_in_order_and_stops_early(tmp_path: Path) -> None:
     stream = sessions.read_batches(reader_job, tmp_path, BATCH_BYTES)
     assert len(await anext(stream)) > 0
     await stream.aclose()  # read-ahead still queued: closing must not hang or leak a running read
+
+
+class _Reader:
+    """What a File Daemon sends back on a read session after EOD, as recv_event returns it."""
+
+    def __init__(self, *events: object) -> None:
+        self.events = list(events)
+        self.reads = 0
+
+    async def recv_event(self, timeout: float | None = None) -> object:
+        self.reads += 1
+        event = self.events.pop(0)
+        if isinstance(event, BaseException):
+            raise event
+        return event
+
+
+async def test_a_read_session_stays_open_until_the_file_daemon_is_done() -> None:
+    from common.net import ConnectionClosed
+    from protocol.frames import Signal
+
+    # The File Daemon still writes its backlog: the session waits for its TERMINATE.
+    done = _Reader(Signal.EOD_POLL, Signal.TERMINATE, Signal.EOD)
+    await sessions._until_reader_done(done)  # type: ignore[arg-type]  # a fake connection
+    assert done.reads == 2
+    # It closed without a word, or went silent past the wait: the session ends all the same.
+    for gone in (_Reader(ConnectionClosed()), _Reader(TimeoutError())):
+        await sessions._until_reader_done(gone)  # type: ignore[arg-type]  # a fake connection
+        assert gone.reads == 1
