@@ -47,7 +47,9 @@ def _free_port() -> int:
 
 def generate(data: Path, jobs: int, mib: int) -> int:
     """One tree per job; returns the bytes of one tree."""
-    text = b"".join(b"%08d the quick brown fox jumps over the lazy dog\n" % i for i in range(20_000))
+    text = b"".join(
+        b"%08d the quick brown fox jumps over the lazy dog\n" % i for i in range(20_000)
+    )
     files = max(1, mib * MIB // FILE_SIZE)
     for n in range(jobs):
         tree = data / f"tree-{n}"
@@ -58,7 +60,11 @@ def generate(data: Path, jobs: int, mib: int) -> int:
         tree.mkdir(parents=True)
         rng = random.Random(1000 + n)
         for f in range(files):
-            body = rng.randbytes(FILE_SIZE) if f % 2 else (text * (FILE_SIZE // len(text) + 1))[:FILE_SIZE]
+            body = (
+                rng.randbytes(FILE_SIZE)
+                if f % 2
+                else (text * (FILE_SIZE // len(text) + 1))[:FILE_SIZE]
+            )
             (tree / f"file-{f:03d}.bin").write_bytes(body)
         marker.touch()
     return files * FILE_SIZE
@@ -66,28 +72,52 @@ def generate(data: Path, jobs: int, mib: int) -> int:
 
 def _install(root: Path, data: Path, jobs: int) -> Layout:
     shutil.rmtree(root, ignore_errors=True)
-    layout = Layout(root=root, director="bench-dir", storage="bench-sd", client="bench-fd", console="admin",
-                    address="127.0.0.1", dir_port=_free_port(), sd_port=_free_port(), fd_port=_free_port(),
-                    dir_password="bench-dir-pw", sd_password="bench-sd-pw", fd_password="bench-fd-pw",
-                    console_password="bench-console-pw", tls=True)
+    layout = Layout(
+        root=root,
+        director="bench-dir",
+        storage="bench-sd",
+        client="bench-fd",
+        console="admin",
+        address="127.0.0.1",
+        dir_port=_free_port(),
+        sd_port=_free_port(),
+        fd_port=_free_port(),
+        dir_password="bench-dir-pw",
+        sd_password="bench-sd-pw",
+        fd_password="bench-fd-pw",
+        console_password="bench-console-pw",
+        tls=True,
+    )
     write_installation(layout)
     etc = root / "etc" / "strongroom-dir.d"
     client = next((etc / "client").glob("*.conf"))
-    client.write_text(client.read_text().replace("  Catalog = MyCatalog\n",
-                                                 "  Catalog = MyCatalog\n  Maximum Concurrent Jobs = 20\n"))
+    client.write_text(
+        client.read_text().replace(
+            "  Catalog = MyCatalog\n", "  Catalog = MyCatalog\n  Maximum Concurrent Jobs = 20\n"
+        )
+    )
     director = next((etc / "director").glob("*.conf"))
-    director.write_text(director.read_text().replace("Maximum Concurrent Jobs = 10", "Maximum Concurrent Jobs = 20"))
+    director.write_text(
+        director.read_text().replace("Maximum Concurrent Jobs = 10", "Maximum Concurrent Jobs = 20")
+    )
     storage = etc / "storage" / "File.conf"
-    storage.write_text(storage.read_text().replace("Maximum Concurrent Jobs = 10", "Maximum Concurrent Jobs = 20"))
+    storage.write_text(
+        storage.read_text().replace("Maximum Concurrent Jobs = 10", "Maximum Concurrent Jobs = 20")
+    )
     for n in range(jobs):
         (etc / "fileset" / f"conc-{n}.conf").write_text(
-            f'FileSet {{\n  Name = conc-{n}\n  Include {{\n    Options {{\n      Signature = XXH128\n    }}\n'
-            f'    File = "{data / f"tree-{n}"}"\n  }}\n}}\n')
+            f"FileSet {{\n  Name = conc-{n}\n  Include {{\n    Options {{\n      Signature = XXH128\n    }}\n"
+            f'    File = "{data / f"tree-{n}"}"\n  }}\n}}\n'
+        )
         (etc / "job" / f"conc-{n}.conf").write_text(
-            f"Job {{\n  Name = conc-{n}\n  JobDefs = DefaultJob\n  FileSet = conc-{n}\n  Pool = Full\n}}\n")
+            f"Job {{\n  Name = conc-{n}\n  JobDefs = DefaultJob\n  FileSet = conc-{n}\n  Pool = Full\n}}\n"
+        )
     device = root / "etc" / "strongroom-sd.d" / "device" / "FileStorage.conf"
-    device.write_text(device.read_text().replace("  Label Media = yes\n",
-                                                 f"  Label Media = yes\n  Maximum Concurrent Jobs = {jobs}\n"))
+    device.write_text(
+        device.read_text().replace(
+            "  Label Media = yes\n", f"  Label Media = yes\n  Maximum Concurrent Jobs = {jobs}\n"
+        )
+    )
     return layout
 
 
@@ -142,9 +172,14 @@ async def _measure(layout: Layout, data: Path, jobs: int, tree_bytes: int, round
         try:
             # Warm the page cache for every tree so both measurements read from memory.
             for n in range(jobs):
-                subprocess.run(["cat", *map(str, sorted((data / f"tree-{n}").glob("*.bin")))],
-                               stdout=subprocess.DEVNULL, check=True)
-            for _round in range(rounds):  # alternate, keep the best of each: the VM's noise is large
+                subprocess.run(
+                    ["cat", *map(str, sorted((data / f"tree-{n}").glob("*.bin")))],
+                    stdout=subprocess.DEVNULL,
+                    check=True,
+                )
+            for _round in range(
+                rounds
+            ):  # alternate, keep the best of each: the VM's noise is large
                 for phase in ("alone", "together"):
                     start = {prog: _cpu(pid) for prog, pid in pids.items()}
                     if phase == "alone":  # the same jobs, one after the other
@@ -165,14 +200,20 @@ async def _measure(layout: Layout, data: Path, jobs: int, tree_bytes: int, round
     print()
     print(f"{'measurement (best of ' + str(rounds) + ')':48} {'seconds':>9} {'MB/s':>10}")
     print(f"{f'{jobs} Fulls one after the other (each alone)':48} {best['alone']:9.2f} {one:10.1f}")
-    print(f"{f'{jobs} Fulls at once, one device, one volume':48} {best['together']:9.2f} {aggregate:10.1f}")
+    print(
+        f"{f'{jobs} Fulls at once, one device, one volume':48} {best['together']:9.2f} {aggregate:10.1f}"
+    )
     print()
     for phase in ("alone", "together"):
-        parts = "  ".join(f"{prog.removeprefix('strongroom-')} {seconds / total * 1000:.2f}"
-                          for prog, seconds in cpu[phase].items())
+        parts = "  ".join(
+            f"{prog.removeprefix('strongroom-')} {seconds / total * 1000:.2f}"
+            for prog, seconds in cpu[phase].items()
+        )
         print(f"CPU ms per MiB, {phase:8}: {parts}")
     print()
-    print(f"aggregate vs one job at a time:  {ratio:6.1%}  (target >= 100%)  {'ok' if ratio >= 1.0 else 'MISSED'}")
+    print(
+        f"aggregate vs one job at a time:  {ratio:6.1%}  (target >= 100%)  {'ok' if ratio >= 1.0 else 'MISSED'}"
+    )
 
 
 def main() -> None:

@@ -70,7 +70,9 @@ def _read_batches(src: Path) -> Iterator[list[bytes]]:
         os.close(fd)
 
 
-def _threaded(produce: Callable[[], Iterator[list[bytes] | list[memoryview]]]) -> Iterator[list[bytes] | list[memoryview]]:
+def _threaded(
+    produce: Callable[[], Iterator[list[bytes] | list[memoryview]]],
+) -> Iterator[list[bytes] | list[memoryview]]:
     """Run a producer in its own thread, AHEAD batches ahead of the consumer."""
     handoff: queue.Queue[list[bytes] | list[memoryview] | BaseException | None] = queue.Queue(AHEAD)
 
@@ -110,7 +112,9 @@ def copy_local(src: Path, dst: Path) -> dict[str, object]:
 def _contexts(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     files = pki.init_pki(directory, ["floor"], ["127.0.0.1"])["floor"]
     ca = directory / "ca.pem"
-    return tls.server_context(files.cert, files.key, ca), tls.client_context(files.cert, files.key, ca)
+    return tls.server_context(files.cert, files.key, ca), tls.client_context(
+        files.cert, files.key, ca
+    )
 
 
 def _receive(stream: Stream) -> Iterator[list[memoryview]]:
@@ -171,10 +175,14 @@ def send(port: int, src: Path, tls_dir: Path | None) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("mode", choices=("local", "remote", "send"))
     parser.add_argument("args", nargs=2, help="SRC DST (send: PORT SRC)")
-    parser.add_argument("--tls", type=Path, help="mutual TLS with a CA and certificate made in this directory")
+    parser.add_argument(
+        "--tls", type=Path, help="mutual TLS with a CA and certificate made in this directory"
+    )
     ns = parser.parse_args()
     if ns.mode == "send":
         send(int(ns.args[0]), Path(ns.args[1]), ns.tls)

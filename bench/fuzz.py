@@ -120,12 +120,29 @@ def _console(data: bytes) -> object:
 
 
 def _attrs_seed() -> bytes:
-    return encode_attributes(FileAttributes(b"/etc/passwd", FileType.REGULAR, 0o100644, 0, 0, 1234,
-                                            1, 2, 3, link_target=b"", digest_algorithm="SHA256"))
+    return encode_attributes(
+        FileAttributes(
+            b"/etc/passwd",
+            FileType.REGULAR,
+            0o100644,
+            0,
+            0,
+            1234,
+            1,
+            2,
+            3,
+            link_target=b"",
+            digest_algorithm="SHA256",
+        )
+    )
 
 
 def _records() -> list[Record]:
-    return [Record(1, 1, _attrs_seed()), Record(1, 2, b"\x00" * 8 + b"hello"), Record(2, 3, b"\x91\xc4\x01x")]
+    return [
+        Record(1, 1, _attrs_seed()),
+        Record(1, 2, b"\x00" * 8 + b"hello"),
+        Record(2, 3, b"\x91\xc4\x01x"),
+    ]
 
 
 _MESSAGES: Final = (
@@ -136,40 +153,88 @@ _MESSAGES: Final = (
     ConsoleReply(code=1000, ok=True, text="ok", data={"a": [1, 2]}),
     jobs.FdRestore(where=b"/tmp/r", hidden_indexes=((1, 2),)),
     jobs.AttributeBatch(job="j", records=((1, 1, b"x"),)),
-    jobs.SdJobSetup(job_id=1, job="j", job_name="j", client="c", fileset="f", job_type="B", level="F",
-                    device="d", media_type="File", append=True,
-                    bootstrap=(jobs.BootstrapSpec(volume_name="v", session_id=1, session_time=2,
-                                                  file_indexes=((1, 3),)),)),
+    jobs.SdJobSetup(
+        job_id=1,
+        job="j",
+        job_name="j",
+        client="c",
+        fileset="f",
+        job_type="B",
+        level="F",
+        device="d",
+        media_type="File",
+        append=True,
+        bootstrap=(
+            jobs.BootstrapSpec(
+                volume_name="v", session_id=1, session_time=2, file_indexes=((1, 3),)
+            ),
+        ),
+    ),
 )
-_FILESET: Final = {"name": "fs", "include": [{"files": [b"/etc"], "options": [{"signature": "MD5",
-                                                                                 "wild": ["*.c"]}]}]}
+_FILESET: Final = {
+    "name": "fs",
+    "include": [{"files": [b"/etc"], "options": [{"signature": "MD5", "wild": ["*.c"]}]}],
+}
 _CONFIG: Final = (
     b'Director {\n  Name = dir\n  Password = "s3cret"\n  Maximum Concurrent Jobs = 10\n}\n'
     b'FileSet { Name = "fs"; Include { File = /etc; Options { Signature = MD5 } } }\n'
 )
 
 TARGETS: Final[dict[str, Target]] = {
-    "frames": Target(_frames, (ProtocolError,), (
-        encode_frame(b"abc") + encode_signal(Signal.EOD) + encode_frame(b""),
-        encode_signal(Signal.HEARTBEAT) * 3,
-    )),
+    "frames": Target(
+        _frames,
+        (ProtocolError,),
+        (
+            encode_frame(b"abc") + encode_signal(Signal.EOD) + encode_frame(b""),
+            encode_signal(Signal.HEARTBEAT) * 3,
+        ),
+    ),
     "message": Target(decode_message, (DecodeError,), tuple(encode_message(m) for m in _MESSAGES)),
     "attributes": Target(decode_attributes, (DecodeError,), (_attrs_seed(),)),
-    "record_batch": Target(_batch, (DecodeError,), (
-        encode_batch(_records()), b"".join(bytes(p) for p in encode_batch_parts(_records())),
-    )),
+    "record_batch": Target(
+        _batch,
+        (DecodeError,),
+        (
+            encode_batch(_records()),
+            b"".join(bytes(p) for p in encode_batch_parts(_records())),
+        ),
+    ),
     "fileset": Target(_fileset, (DecodeError, ValidationError), (codec.pack(_FILESET),)),
-    "handshake": Target(_handshake, (ProtocolError,), (
-        b"".join(encode_frame(encode_message(m)) for m in _MESSAGES[:3]),
-    )),
+    "handshake": Target(
+        _handshake,
+        (ProtocolError,),
+        (b"".join(encode_frame(encode_message(m)) for m in _MESSAGES[:3]),),
+    ),
     "config_lexer": Target(_lexer, (ConfigError,), (_CONFIG,)),
     "config_parser": Target(_parser, (ConfigError,), (_CONFIG,)),
-    "console_line": Target(_console, (CommandError,), (
-        b'run job="My Job" level=Full yes', b"restore jobid=1 where=/tmp/r all done",
-    )),
+    "console_line": Target(
+        _console,
+        (CommandError,),
+        (
+            b'run job="My Job" level=Full yes',
+            b"restore jobid=1 where=/tmp/r all done",
+        ),
+    ),
 }
 
-_INTERESTING: Final = (0, 1, 0x7F, 0x80, 0xFF, 0xC0, 0xC1, 0xC4, 0xC6, 0xD2, 0xDC, 0xDD, 0xDE, 0xDF, 0x90, 0x9F)
+_INTERESTING: Final = (
+    0,
+    1,
+    0x7F,
+    0x80,
+    0xFF,
+    0xC0,
+    0xC1,
+    0xC4,
+    0xC6,
+    0xD2,
+    0xDC,
+    0xDD,
+    0xDE,
+    0xDF,
+    0x90,
+    0x9F,
+)
 
 
 def mutate(rng: random.Random, seed: bytes, seeds: Sequence[bytes]) -> bytes:
@@ -192,8 +257,15 @@ def mutate(rng: random.Random, seed: bytes, seeds: Sequence[bytes]) -> bytes:
             data[pos:pos] = other[start : start + rng.randint(1, 64)]
         elif op == 5 and len(data) >= 4:
             at = pos % (len(data) - 3)
-            data[at : at + 4] = rng.choice((b"\x7f\xff\xff\xff", b"\xff\xff\xff\xff", b"\x80\x00\x00\x00",
-                                            b"\x00\x00\x00\x00", b"\x00\x0f\x42\x40"))
+            data[at : at + 4] = rng.choice(
+                (
+                    b"\x7f\xff\xff\xff",
+                    b"\xff\xff\xff\xff",
+                    b"\x80\x00\x00\x00",
+                    b"\x00\x00\x00\x00",
+                    b"\x00\x0f\x42\x40",
+                )
+            )
         elif op == 6:
             data[pos:pos] = bytes([rng.choice((0x91, 0x81, 0xDC))]) * rng.randint(1, 600)
         else:
@@ -208,6 +280,7 @@ def inputs(rng: random.Random, target: Target) -> Callable[[], bytes]:
         if rng.random() < 0.05:
             return bytes(msgpack.packb(_random_value(rng, 4), use_bin_type=True))
         return mutate(rng, rng.choice(target.seeds), target.seeds)
+
     return one
 
 
@@ -225,8 +298,10 @@ def _random_value(rng: random.Random, depth: int) -> Any:
         return rng.randint(-5, 5)
     if kind in (5, 6):
         return [_random_value(rng, depth - 1) for _ in range(rng.randint(0, 4))]
-    return {rng.choice(("t", "name", "role", "digest", "k")): _random_value(rng, depth - 1)
-            for _ in range(rng.randint(0, 4))}
+    return {
+        rng.choice(("t", "name", "role", "digest", "k")): _random_value(rng, depth - 1)
+        for _ in range(rng.randint(0, 4))
+    }
 
 
 @dataclass
@@ -238,7 +313,9 @@ class Result:
     hangs: list[tuple[bytes, float]] = field(default_factory=list)
 
 
-def fuzz(name: str, target: Target, count: int, rng: random.Random, hang: float = HANG_SECONDS) -> Result:
+def fuzz(
+    name: str, target: Target, count: int, rng: random.Random, hang: float = HANG_SECONDS
+) -> Result:
     result = Result(name)
     make = inputs(rng, target)
     clock = time.perf_counter
@@ -263,17 +340,23 @@ def fuzz(name: str, target: Target, count: int, rng: random.Random, hang: float 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inputs", type=int, default=1_000_000, help="inputs per target")
-    parser.add_argument("--target", action="append", choices=sorted(TARGETS), help="only these targets")
+    parser.add_argument(
+        "--target", action="append", choices=sorted(TARGETS), help="only these targets"
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--hang", type=float, default=HANG_SECONDS, help="seconds one input may take")
+    parser.add_argument(
+        "--hang", type=float, default=HANG_SECONDS, help="seconds one input may take"
+    )
     args = parser.parse_args(argv)
     bad = 0
     print(f"{'target':<14} {'inputs':>10} {'exec/s':>10} {'crashes':>8} {'hangs':>6}")
     for name in args.target or list(TARGETS):
         result = fuzz(name, TARGETS[name], args.inputs, random.Random(args.seed), args.hang)
         rate = result.executions / result.seconds if result.seconds else 0.0
-        print(f"{name:<14} {result.executions:>10} {rate:>10.0f} {len(result.crashes):>8} {len(result.hangs):>6}",
-              flush=True)
+        print(
+            f"{name:<14} {result.executions:>10} {rate:>10.0f} {len(result.crashes):>8} {len(result.hangs):>6}",
+            flush=True,
+        )
         for data, error in result.crashes[:3]:
             print(f"  crash: {error}\n    input: {data[:200].hex()}")
         for data, spent in result.hangs[:3]:

@@ -28,7 +28,9 @@ from director.schedule.plan import Rule, director_zone
 
 TARGET_SECONDS: Final = 1.0
 AFTER: Final = dt.datetime(2026, 3, 25, 11, 37, 12, tzinfo=dt.UTC)
-BEFORE_GAP: Final = dt.datetime(2026, 3, 29, 0, 45, tzinfo=dt.UTC)  # Europe/Berlin jumps 02:00 → 03:00 at 01:00 UTC
+BEFORE_GAP: Final = dt.datetime(
+    2026, 3, 29, 0, 45, tzinfo=dt.UTC
+)  # Europe/Berlin jumps 02:00 → 03:00 at 01:00 UTC
 
 RUN_FORMS: Final = (
     "hourly at :{m:02d}",
@@ -55,7 +57,14 @@ CRON_FORMS: Final = (
     "day=1,15 hour={h} minute={m}",
     "week={w} day_of_week=sun hour={h}",
 )
-INTERVALS: Final = ("continuous", "{n} seconds", "{n} minutes", "{n} hours", "{n} days", "{n} weeks")
+INTERVALS: Final = (
+    "continuous",
+    "{n} seconds",
+    "{n} minutes",
+    "{n} hours",
+    "{n} days",
+    "{n} weeks",
+)
 
 
 def build(count: int, tz: dt.tzinfo, seed: int = 20260325) -> list[tuple[str, Rule]]:
@@ -63,22 +72,38 @@ def build(count: int, tz: dt.tzinfo, seed: int = 20260325) -> list[tuple[str, Ru
     rng = random.Random(seed)
     out: list[tuple[str, Rule]] = []
     for i in range(count):
-        words = {"m": rng.randrange(60), "h": rng.randrange(24), "d": rng.randrange(1, 28), "d2": 28,
-                 "w": rng.randrange(1, 53), "step": rng.choice((2, 3, 4, 6, 8, 12)), "s": rng.choice((1, 2, 5, 30)),
-                 "n": rng.randrange(1, 30)}
+        words = {
+            "m": rng.randrange(60),
+            "h": rng.randrange(24),
+            "d": rng.randrange(1, 28),
+            "d2": 28,
+            "w": rng.randrange(1, 53),
+            "step": rng.choice((2, 3, 4, 6, 8, 12)),
+            "s": rng.choice((1, 2, 5, 30)),
+            "n": rng.randrange(1, 30),
+        }
         kind = i % 10
-        start = parse_datetime(f"2026-0{rng.randrange(1, 4)}-0{rng.randrange(1, 9)}T0{rng.randrange(10)}:00", tz)
+        start = parse_datetime(
+            f"2026-0{rng.randrange(1, 4)}-0{rng.randrange(1, 9)}T0{rng.randrange(10)}:00", tz
+        )
         if kind < 5:
             form = RUN_FORMS[rng.randrange(len(RUN_FORMS))]
             out.append((f"run:{form}", parse_run(form.format(**words))))
         elif kind < 8:
             form = CRON_FORMS[rng.randrange(len(CRON_FORMS))]
-            out.append((f"cron:{form}", parse_cron(form.format(**words), start if rng.random() < 0.3 else None)))
+            out.append(
+                (
+                    f"cron:{form}",
+                    parse_cron(form.format(**words), start if rng.random() < 0.3 else None),
+                )
+            )
         elif kind < 9:
             form = INTERVALS[rng.randrange(len(INTERVALS))]
             out.append((f"interval:{form}", parse_interval(form.format(**words), start)))
         else:
-            out.append(("date", OneShot(parse_datetime(f"2026-{rng.randrange(4, 13):02d}-15T12:00", tz))))
+            out.append(
+                ("date", OneShot(parse_datetime(f"2026-{rng.randrange(4, 13):02d}-15T12:00", tz)))
+            )
     return out
 
 
@@ -119,8 +144,10 @@ def main() -> int:
 
     print(f"schedules: {len(rules):,} ({args.zone}); forms: {len(per_form)}")
     print(f"  parse all:                    {parse_s * 1000:8.1f} ms")
-    print(f"  next run of all:              {next_s * 1000:8.1f} ms  ({next_s / len(rules) * 1e6:.1f} µs each)"
-          f"  target < {TARGET_SECONDS * 1000:.0f} ms: {'OK' if next_s < TARGET_SECONDS else 'MISSED'}")
+    print(
+        f"  next run of all:              {next_s * 1000:8.1f} ms  ({next_s / len(rules) * 1e6:.1f} µs each)"
+        f"  target < {TARGET_SECONDS * 1000:.0f} ms: {'OK' if next_s < TARGET_SECONDS else 'MISSED'}"
+    )
     print(f"  next run of all, before a DST gap: {gap_s * 1000:8.1f} ms")
     print(f"  soonest: {soonest.isoformat()}; with no next run: {sum(w is None for w in found)}")
     print("  slowest forms (mean per next run):")

@@ -8,7 +8,9 @@ from collections.abc import Iterable
 from typing import Any
 
 
-async def first_set(events: Iterable[asyncio.Event], timeout: float | None = None) -> asyncio.Event | None:
+async def first_set(
+    events: Iterable[asyncio.Event], timeout: float | None = None
+) -> asyncio.Event | None:
     """Wait until the first of `events` is set, or `timeout` seconds; returns that event (one
     already set is returned at once), or None on timeout. Its waiters are always canceled and
     awaited, also when the caller is canceled: none is left pending."""
@@ -18,13 +20,17 @@ async def first_set(events: Iterable[asyncio.Event], timeout: float | None = Non
             return event
     waiters = {asyncio.ensure_future(event.wait()): event for event in events}
     try:
-        done, _pending = await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        done, _pending = await asyncio.wait(
+            waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
     finally:
         await _cancel(waiters)
     return next((waiters[w] for w in waiters if w in done), None)
 
 
-async def done_or_set(future: asyncio.Future[Any], event: asyncio.Event, timeout: float | None = None) -> bool:
+async def done_or_set(
+    future: asyncio.Future[Any], event: asyncio.Event, timeout: float | None = None
+) -> bool:
     """Wait until `future` is done or `event` is set (or `timeout`), without canceling `future`;
     True when `future` is done. The event's waiter is always canceled."""
     waiter = asyncio.ensure_future(event.wait())

@@ -42,10 +42,16 @@ class BioTls:
                 self._flush()
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise TimeoutError(f"TLS handshake not completed within {timeout:g} s") from None
-                self.sock.settimeout(remaining)  # a peer trickling bytes cannot stretch the deadline
+                    raise TimeoutError(
+                        f"TLS handshake not completed within {timeout:g} s"
+                    ) from None
+                self.sock.settimeout(
+                    remaining
+                )  # a peer trickling bytes cannot stretch the deadline
                 if not self._fill():
-                    raise ssl.SSLEOFError("the peer closed the connection during the TLS handshake") from None
+                    raise ssl.SSLEOFError(
+                        "the peer closed the connection during the TLS handshake"
+                    ) from None
         self._flush()
 
     def sendall(self, data: bytes | memoryview) -> None:

@@ -82,7 +82,9 @@ class BlockingChannel:
         self.sock = sock
         self.tls = tls
         self._stream: socket.socket | BioTls = tls if tls is not None else sock
-        self.max_frame_size = limits.max_frame_size  # BULK_FRAME_SIZE once the peer is authenticated
+        self.max_frame_size = (
+            limits.max_frame_size
+        )  # BULK_FRAME_SIZE once the peer is authenticated
         self.frame_timeout = limits.frame_timeout
         self._send_error: ConnectionClosed | None = None
 
@@ -126,11 +128,16 @@ class BlockingChannel:
             while got < n:
                 k = self._stream.recv_into(view[got:], n - got)
                 if k == 0:
-                    raise ConnectionClosed("connection closed by peer" if got == 0 and what == "frame header"
-                                           else f"connection closed mid-{what}")
+                    raise ConnectionClosed(
+                        "connection closed by peer"
+                        if got == 0 and what == "frame header"
+                        else f"connection closed mid-{what}"
+                    )
                 got += k
         except TimeoutError as exc:
-            raise PeerTimeout(f"peer stalled: no complete {what} within {self.frame_timeout:g} s") from exc
+            raise PeerTimeout(
+                f"peer stalled: no complete {what} within {self.frame_timeout:g} s"
+            ) from exc
         except (OSError, ssl.SSLError) as exc:
             raise ConnectionClosed(f"receive failed: {exc}") from exc
         finally:
@@ -150,8 +157,15 @@ class BlockingChannel:
 class ThreadedConnection(Connection):
     """A Connection whose blocking socket lives in one worker thread (see the module docstring)."""
 
-    def __init__(self, channel: BlockingChannel, limits: Limits, peer: str, worker: ThreadPoolExecutor,
-                 *, counted: bool = False) -> None:
+    def __init__(
+        self,
+        channel: BlockingChannel,
+        limits: Limits,
+        peer: str,
+        worker: ThreadPoolExecutor,
+        *,
+        counted: bool = False,
+    ) -> None:
         super().__init__(limits, peer)
         self._channel = channel
         self._counted = counted  # one of the accepted connections still waiting for authentication
@@ -171,7 +185,9 @@ class ThreadedConnection(Connection):
     # -- sending -----------------------------------------------------------------------------
 
     async def _send_frames(self, parts: Parts) -> None:
-        self._sends.append(self._loop.run_in_executor(self._worker, self._channel.send_parts, parts))
+        self._sends.append(
+            self._loop.run_in_executor(self._worker, self._channel.send_parts, parts)
+        )
         while len(self._sends) > SEND_AHEAD or (self._sends and self._sends[0].done()):
             await self._sends.popleft()
 
@@ -257,7 +273,9 @@ class ThreadedConnection(Connection):
             closing = self._worker.submit(self._channel.close)
             self._worker.shutdown(wait=False)
             for send in self._sends:
-                send.add_done_callback(_retrieve)  # a failed write-behind is not an "unhandled" error
+                send.add_done_callback(
+                    _retrieve
+                )  # a failed write-behind is not an "unhandled" error
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(2):
                 await asyncio.wrap_future(closing)
@@ -278,7 +296,9 @@ def _tune(sock: socket.socket, limits: Limits) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _connect(host: str, port: int, ssl_context: ssl.SSLContext | None, limits: Limits) -> BlockingChannel:
+def _connect(
+    host: str, port: int, ssl_context: ssl.SSLContext | None, limits: Limits
+) -> BlockingChannel:
     """Dialer side, in a thread: TCP, the preamble, then TLS; failures name the step."""
     where = format_address(host, port)
     try:
@@ -296,7 +316,9 @@ def _connect(host: str, port: int, ssl_context: ssl.SSLContext | None, limits: L
             try:
                 tls.handshake(limits.tls_handshake_timeout)
             except (ssl.SSLError, OSError) as exc:
-                raise NetError("tls", f"TLS handshake with {where} failed: {describe_ssl_error(exc)}") from exc
+                raise NetError(
+                    "tls", f"TLS handshake with {where} failed: {describe_ssl_error(exc)}"
+                ) from exc
         sock.settimeout(None)
     except OSError as exc:
         sock.close()
@@ -307,15 +329,18 @@ def _connect(host: str, port: int, ssl_context: ssl.SSLContext | None, limits: L
     return BlockingChannel(sock, tls, limits)
 
 
-async def dial(host: str, port: int, ssl_context: ssl.SSLContext | None, limits: Limits) -> ThreadedConnection:
+async def dial(
+    host: str, port: int, ssl_context: ssl.SSLContext | None, limits: Limits
+) -> ThreadedConnection:
     """Open a bulk data connection (see the module docstring)."""
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-io")
     channel = await _in_worker(worker, _connect, host, port, ssl_context, limits)
     return ThreadedConnection(channel, limits, format_address(host, port), worker)
 
 
-async def _in_worker(worker: ThreadPoolExecutor, opener: Callable[..., BlockingChannel | None],
-                     *args: Any) -> BlockingChannel:
+async def _in_worker(
+    worker: ThreadPoolExecutor, opener: Callable[..., BlockingChannel | None], *args: Any
+) -> BlockingChannel:
     """Run an opener in the connection's own thread; a channel opened after a cancel is closed."""
     job = worker.submit(opener, *args)
     try:
@@ -339,8 +364,13 @@ def _close_late_channel(job: Future[BlockingChannel | None]) -> None:
         channel.close()
 
 
-def _accept(client: socket.socket, ssl_context: ssl.SSLContext | None, limits: Limits,
-            refusal_text: str, log: Any) -> BlockingChannel | None:
+def _accept(
+    client: socket.socket,
+    ssl_context: ssl.SSLContext | None,
+    limits: Limits,
+    refusal_text: str,
+    log: Any,
+) -> BlockingChannel | None:
     """Listener side, in the connection's thread: apply the TLS policy, do the handshake."""
     client.setblocking(True)
     client.settimeout(limits.tls_handshake_timeout)
@@ -384,8 +414,15 @@ async def _read_preamble(client: socket.socket) -> bytes:
     return got
 
 
-async def accept(client: socket.socket, peer: str, *, ssl_context: ssl.SSLContext | None, limits: Limits,
-                 refusal_text: str, log: Any) -> ThreadedConnection | None:
+async def accept(
+    client: socket.socket,
+    peer: str,
+    *,
+    ssl_context: ssl.SSLContext | None,
+    limits: Limits,
+    refusal_text: str,
+    log: Any,
+) -> ThreadedConnection | None:
     """Take over an accepted socket whose first byte announced a bulk data connection.
 
     The preamble is read on the event loop; only then does the connection get its thread, for the
@@ -402,8 +439,10 @@ async def accept(client: socket.socket, peer: str, *, ssl_context: ssl.SSLContex
         log.warning("data_preamble_refused", got=preamble.hex())
         return None
     if _Waiting.count >= MAX_UNAUTHENTICATED:
-        log.warning("bulk_connection_refused", reason=f"{MAX_UNAUTHENTICATED} bulk connections are "
-                    "already waiting for authentication")
+        log.warning(
+            "bulk_connection_refused",
+            reason=f"{MAX_UNAUTHENTICATED} bulk connections are already waiting for authentication",
+        )
         return None
     _Waiting.count += 1  # until the ThreadedConnection is authenticated or closed
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-io")

@@ -22,10 +22,15 @@ from protocol.errors import AuthenticationFailed, ProtocolError
 from protocol.messages import ConnectionCounts, DaemonStatus, Hello, Role, RunningJob
 
 DRAIN_TIMEOUT: Final = 10.0
-EXIT_CONFIG: Final = 42  # as common.runtime: a configuration that cannot work; systemd does not restart
+EXIT_CONFIG: Final = (
+    42  # as common.runtime: a configuration that cannot work; systemd does not restart
+)
 # How an authenticated caller is named in error texts ("connection closed by File Daemon test-fd at ...").
 PEER_ROLES: Final[Mapping[str, str]] = {
-    "director": "Director", "storage": "Storage Daemon", "client": "File Daemon", "console": "console",
+    "director": "Director",
+    "storage": "Storage Daemon",
+    "client": "File Daemon",
+    "console": "console",
     "job": "the data connection of job",
 }
 
@@ -222,8 +227,11 @@ class Daemon(abc.ABC, Generic[ConfigT]):
         name = getattr(peer, "name", None)
         own = self.own
         if own.tls_enable and own.tls_require and not peer.tls_enable:
-            raise NetError("tls", f"TLS Require = yes on {self.name}, but {name or 'the peer'} is configured "
-                                  "with TLS Enable = no: refusing to talk to it in plain TCP")
+            raise NetError(
+                "tls",
+                f"TLS Require = yes on {self.name}, but {name or 'the peer'} is configured "
+                "with TLS Enable = no: refusing to talk to it in plain TCP",
+            )
         conn = await dial(address, port, client_ssl_context(own, peer), self.limits())
         if name:
             conn.peer_name = f"{name} at {conn.peer}"
@@ -260,8 +268,12 @@ class Daemon(abc.ABC, Generic[ConfigT]):
             if allowed or not names or name in names or names & self.configured_names():
                 tls.check_peer_name(conn.ssl_object, name, allowed, "peer")
                 return
-            self.log.warning("tls_peer_name_unbound", peer=name, certificate=sorted(names),
-                             hint=f"set 'TLS Allowed CN = {sorted(names)[0]}' in the resource {name!r}")
+            self.log.warning(
+                "tls_peer_name_unbound",
+                peer=name,
+                certificate=sorted(names),
+                hint=f"set 'TLS Allowed CN = {sorted(names)[0]}' in the resource {name!r}",
+            )
         except tls.TlsError as exc:
             raise NetError("tls", f"refusing {name} at {conn.peer}: {exc}") from exc
 
@@ -293,8 +305,12 @@ class Daemon(abc.ABC, Generic[ConfigT]):
         log = log.bind(peer_role=peer.role, peer_name=peer.name)
         if conn.tls and peer.role in BOUND_ROLES:
             try:
-                tls.check_peer_name(conn.ssl_object, peer.name, self.peer_allowed_cn(peer),
-                                    PEER_ROLES.get(peer.role, peer.role))
+                tls.check_peer_name(
+                    conn.ssl_object,
+                    peer.name,
+                    self.peer_allowed_cn(peer),
+                    PEER_ROLES.get(peer.role, peer.role),
+                )
             except tls.TlsError as exc:
                 if self.listener:
                     self.listener.stats.refused += 1

@@ -10,7 +10,9 @@ from typing import Final
 IOV_MAX: Final = 512  # buffers per call (Linux allows 1024)
 
 
-def write_all(write: Callable[[list[memoryview]], int], parts: Iterable[bytes | bytearray | memoryview]) -> None:
+def write_all(
+    write: Callable[[list[memoryview]], int], parts: Iterable[bytes | bytearray | memoryview]
+) -> None:
     """Write every byte of `parts`, in order, with `write` (os.writev on a file, socket.sendmsg).
 
     A short write (a signal, a full disk's last bytes) leaves the rest of its buffer for the next

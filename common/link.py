@@ -94,7 +94,9 @@ class Limits:
     auth_timeout: float = DEFAULT_AUTH_TIMEOUT
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     tls_handshake_timeout: float = DEFAULT_TLS_HANDSHAKE_TIMEOUT
-    heartbeat_interval: float = 0.0  # 0: no heartbeats, and no peer is ever taken for dead by silence
+    heartbeat_interval: float = (
+        0.0  # 0: no heartbeats, and no peer is ever taken for dead by silence
+    )
     heartbeat_grace: float = HEARTBEAT_GRACE
     tcp_user_timeout: float = TCP_USER_TIMEOUT
     keepalive_idle: float = KEEPALIVE_IDLE
@@ -340,7 +342,9 @@ def set_keepalive(sock: socket.socket | None, limits: Limits) -> None:
                 sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), max(1, int(value)))
     if hasattr(socket, "TCP_USER_TIMEOUT") and limits.tcp_user_timeout > 0:
         with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(limits.tcp_user_timeout * 1000))
+            sock.setsockopt(
+                socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(limits.tcp_user_timeout * 1000)
+            )
 
 
 def format_address(host: str, port: int) -> str:

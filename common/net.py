@@ -32,8 +32,15 @@ from protocol.errors import ProtocolError
 from protocol.frames import HEADER_SIZE, Signal, parse_header
 
 __all__ = [
-    "Connection", "ConnectionClosed", "Limits", "Listener", "NetError", "PeerRefused",
-    "PeerTimeout", "StreamConnection", "dial",
+    "Connection",
+    "ConnectionClosed",
+    "Limits",
+    "Listener",
+    "NetError",
+    "PeerRefused",
+    "PeerTimeout",
+    "StreamConnection",
+    "dial",
 ]
 
 PEEK_TIMEOUT: Final = 30.0
@@ -79,7 +86,8 @@ class StreamConnection(Connection):
                 return await self._stream.readexactly(n)
         except asyncio.IncompleteReadError as exc:
             raise ConnectionClosed(
-                f"connection closed by {self.peer_name}" if not exc.partial
+                f"connection closed by {self.peer_name}"
+                if not exc.partial
                 else f"connection closed by {self.peer_name} mid-{what}"
             ) from exc
         except TimeoutError as exc:
@@ -159,7 +167,10 @@ async def dial(
         try:
             async with asyncio.timeout(limits.connect_timeout):
                 _transport, stream = await loop.create_connection(
-                    lambda: FrameStream(guarded=True), str(sockaddr[0]), int(sockaddr[1]), family=family
+                    lambda: FrameStream(guarded=True),
+                    str(sockaddr[0]),
+                    int(sockaddr[1]),
+                    family=family,
                 )
             break
         except (OSError, TimeoutError) as exc:
@@ -170,7 +181,9 @@ async def dial(
     if ssl_context is not None:
         try:
             stream.transport = await loop.start_tls(
-                stream.transport, stream, ssl_context,
+                stream.transport,
+                stream,
+                ssl_context,
                 ssl_handshake_timeout=limits.tls_handshake_timeout,
             )
         except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as exc:
@@ -273,7 +286,9 @@ class Listener:
                 self.log.warning("accept_failed", error=str(exc))
                 await asyncio.sleep(0.1)
                 continue
-            task = tg.create_task(self._serve_one(client, format_address(addr[0], addr[1]), str(addr[0])))
+            task = tg.create_task(
+                self._serve_one(client, format_address(addr[0], addr[1]), str(addr[0]))
+            )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -292,10 +307,13 @@ class Listener:
         for victim in victims:
             self._unauthenticated.pop(victim, None)
             self.stats.refused += 1
-            self.log.warning("unauthenticated_connection_dropped", peer_host=host,
-                             reason="too many connections waiting for authentication",
-                             cap=self.limits.max_unauthenticated,
-                             cap_per_address=self.limits.max_unauthenticated_per_address)
+            self.log.warning(
+                "unauthenticated_connection_dropped",
+                peer_host=host,
+                reason="too many connections waiting for authentication",
+                cap=self.limits.max_unauthenticated,
+                cap_per_address=self.limits.max_unauthenticated_per_address,
+            )
             victim.cancel()
         self._unauthenticated[task] = host
 
@@ -303,8 +321,11 @@ class Listener:
         """The handshake deadline passed and the peer is still not authenticated: close it."""
         if self._unauthenticated.pop(task, None) is not None:
             self.stats.refused += 1
-            self.log.warning("handshake_timeout", peer=peer,
-                             reason=f"not authenticated within {self.limits.handshake_timeout:g} s")
+            self.log.warning(
+                "handshake_timeout",
+                peer=peer,
+                reason=f"not authenticated within {self.limits.handshake_timeout:g} s",
+            )
             task.cancel()
 
     async def _serve_one(self, client: socket.socket, peer: str, host: str = "") -> None:
@@ -368,8 +389,14 @@ class Listener:
             log.info("connection_closed_before_data")
             return None
         if self.accept_bulk and first == bulk.DATA_PREAMBLE[:1]:
-            return await bulk.accept(client, peer, ssl_context=self.ssl_context, limits=self.limits,
-                                     refusal_text=self.refusal_text, log=log)
+            return await bulk.accept(
+                client,
+                peer,
+                ssl_context=self.ssl_context,
+                limits=self.limits,
+                refusal_text=self.refusal_text,
+                log=log,
+            )
         loop = asyncio.get_running_loop()
         offers_tls = first[0] == TLS_RECORD_HANDSHAKE
         refused = tls_mismatch(self.ssl_context is not None and not self.tls_optional, offers_tls)

@@ -72,9 +72,17 @@ def create_ca(directory: Path, common_name: str = "Strongroom CA", days: int = 3
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                          key_encipherment=False, data_encipherment=False, key_agreement=False,
-                          encipher_only=False, decipher_only=False),
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
             critical=True,
         )
         .add_extension(ski, critical=False)
@@ -108,7 +116,11 @@ def _san(hostnames: Sequence[str]) -> x509.SubjectAlternativeName:
 
 
 def issue_certificate(
-    ca: CertFiles, directory: Path, name: str, hostnames: Sequence[str] = DEFAULT_HOSTNAMES, days: int = 825
+    ca: CertFiles,
+    directory: Path,
+    name: str,
+    hostnames: Sequence[str] = DEFAULT_HOSTNAMES,
+    days: int = 825,
 ) -> CertFiles:
     """Write directory/<name>.pem and .key, signed by the CA, good as TLS server and client."""
     _prepare(directory)
@@ -131,7 +143,9 @@ def issue_certificate(
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+            ),
             critical=False,
         )
         .add_extension(_san(hostnames), critical=False)

@@ -15,7 +15,9 @@ import asyncio
 from typing import Any, Final
 
 MIN_FREE: Final = 256 * 1024  # room offered to the transport for each read
-PAUSE_ABOVE: Final = 4 * 1024 * 1024  # unread bytes beyond which reading pauses (plus any awaited frame)
+PAUSE_ABOVE: Final = (
+    4 * 1024 * 1024
+)  # unread bytes beyond which reading pauses (plus any awaited frame)
 # Until the peer is authenticated (`open_up`): a small buffer, and reading pauses early, so that
 # connections nobody has vouched for hold a few KiB each, not megabytes.
 GUARDED_FREE: Final = 4 * 1024
@@ -167,7 +169,9 @@ class FrameStream(asyncio.BufferedProtocol):
 
     def _check_writable(self) -> None:
         if self.transport is None or self.transport.is_closing():
-            raise ConnectionResetError(f"connection lost{f': {self._error}' if self._error else ''}")
+            raise ConnectionResetError(
+                f"connection lost{f': {self._error}' if self._error else ''}"
+            )
 
     async def drain(self) -> None:
         if self.transport is None or self.transport.is_closing():

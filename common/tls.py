@@ -32,8 +32,10 @@ def key_problem(key: Path) -> str | None:
     except OSError as exc:
         return f"TLS Key {key} cannot be read: {exc.strerror or exc}"
     if st.st_mode & KEY_MODE_FORBIDDEN:
-        return (f"TLS Key {key} is accessible by others (mode {stat.S_IMODE(st.st_mode):04o}); "
-                f"run 'chmod 600 {key}'")
+        return (
+            f"TLS Key {key} is accessible by others (mode {stat.S_IMODE(st.st_mode):04o}); "
+            f"run 'chmod 600 {key}'"
+        )
     return None
 
 
@@ -47,14 +49,18 @@ def _load_chain(ctx: ssl.SSLContext, cert: Path, key: Path) -> None:
     try:
         ctx.load_cert_chain(str(cert), str(key))
     except ssl.SSLError as exc:
-        raise TlsError(f"cannot load certificate {cert} with key {key}: {exc.reason or exc}", cert) from exc
+        raise TlsError(
+            f"cannot load certificate {cert} with key {key}: {exc.reason or exc}", cert
+        ) from exc
 
 
 def _load_ca(ctx: ssl.SSLContext, ca: Path | None) -> None:
     if ca is None:
         # Never the system store: any public CA could then vouch for a "Director" (#13).
-        raise TlsError("TLS Verify Peer is on but no 'TLS CA Certificate File' is set: peers cannot be "
-                       "verified (set the private CA's file, e.g. the one 'strongroom init' wrote)")
+        raise TlsError(
+            "TLS Verify Peer is on but no 'TLS CA Certificate File' is set: peers cannot be "
+            "verified (set the private CA's file, e.g. the one 'strongroom init' wrote)"
+        )
     if not ca.exists():
         raise TlsError(f"TLS CA Certificate File {ca} does not exist", ca)
     try:
@@ -63,7 +69,9 @@ def _load_ca(ctx: ssl.SSLContext, ca: Path | None) -> None:
         raise TlsError(f"cannot load CA certificates from {ca}: {exc.reason or exc}", ca) from exc
 
 
-def server_context(cert: Path, key: Path, ca: Path | None, verify_peer: bool = True) -> ssl.SSLContext:
+def server_context(
+    cert: Path, key: Path, ca: Path | None, verify_peer: bool = True
+) -> ssl.SSLContext:
     """Mutual TLS for a daemon: its own certificate, and client certificates required when verifying."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -79,7 +87,9 @@ def server_context(cert: Path, key: Path, ca: Path | None, verify_peer: bool = T
     return ctx
 
 
-def client_context(cert: Path | None, key: Path | None, ca: Path | None, verify_peer: bool = True) -> ssl.SSLContext:
+def client_context(
+    cert: Path | None, key: Path | None, ca: Path | None, verify_peer: bool = True
+) -> ssl.SSLContext:
     """Client side: verify the server against the private CA; present our certificate when we have one.
 
     Host names are not checked: peers are trusted because the private CA signed them (and,
@@ -100,7 +110,11 @@ def client_context(cert: Path | None, key: Path | None, ca: Path | None, verify_
 
 def looks_like_tls(first_bytes: bytes) -> bool:
     """True when the bytes start a TLS handshake record."""
-    return len(first_bytes) >= 1 and first_bytes[0] == 0x16 and (len(first_bytes) < 2 or first_bytes[1] == 0x03)
+    return (
+        len(first_bytes) >= 1
+        and first_bytes[0] == 0x16
+        and (len(first_bytes) < 2 or first_bytes[1] == 0x03)
+    )
 
 
 def peer_common_name(ssl_object: Any) -> str | None:
@@ -119,7 +133,9 @@ def peer_names(ssl_object: Any) -> set[str]:
     cert = ssl_object.getpeercert() if ssl_object is not None else None
     if not cert:
         return set()
-    names = {str(value) for rdn in cert.get("subject", ()) for key, value in rdn if key == "commonName"}
+    names = {
+        str(value) for rdn in cert.get("subject", ()) for key, value in rdn if key == "commonName"
+    }
     names |= {str(value) for kind, value in cert.get("subjectAltName", ()) if kind == "DNS"}
     return names
 
@@ -133,13 +149,17 @@ def check_peer_name(ssl_object: Any, expected: str, allowed: Sequence[str], role
     names = peer_names(ssl_object)
     if allowed:
         if not names & set(allowed):
-            raise TlsError(f"the {role}'s certificate names {', '.join(sorted(names)) or 'nothing'}, none of "
-                           f"which is in TLS Allowed CN ({', '.join(allowed)})")
+            raise TlsError(
+                f"the {role}'s certificate names {', '.join(sorted(names)) or 'nothing'}, none of "
+                f"which is in TLS Allowed CN ({', '.join(allowed)})"
+            )
         return
     if expected not in names:
-        raise TlsError(f"the {role}'s certificate is for {', '.join(sorted(names)) or 'no name'}, not for "
-                       f"{expected!r}: each daemon must present its own certificate (or list the name in "
-                       "TLS Allowed CN)")
+        raise TlsError(
+            f"the {role}'s certificate is for {', '.join(sorted(names)) or 'no name'}, not for "
+            f"{expected!r}: each daemon must present its own certificate (or list the name in "
+            "TLS Allowed CN)"
+        )
 
 
 CHANNEL_BINDING_LABEL: Final = b"tls-server-end-point:"  # RFC 5929
@@ -181,7 +201,9 @@ def check_allowed_cn(ssl_object: Any, allowed: Sequence[str]) -> None:
         return
     cn = peer_common_name(ssl_object)
     if cn not in allowed:
-        raise TlsError(f"peer certificate CN {cn!r} is not in TLS Allowed CN ({', '.join(allowed)})")
+        raise TlsError(
+            f"peer certificate CN {cn!r} is not in TLS Allowed CN ({', '.join(allowed)})"
+        )
 
 
 def describe_ssl_error(exc: BaseException) -> str:
@@ -194,12 +216,25 @@ def describe_ssl_error(exc: BaseException) -> str:
     if verify:
         return f"certificate verify failed: {verify} (is the peer's certificate signed by the configured CA?)"
     if "CERTIFICATE_VERIFY_FAILED" in text:
-        return "certificate verify failed: the peer's certificate is not signed by the configured CA"
-    if reason in ("PEER_DID_NOT_RETURN_A_CERTIFICATE", "CERTIFICATE_REQUIRED") or "CERTIFICATE_REQUIRED" in text:
+        return (
+            "certificate verify failed: the peer's certificate is not signed by the configured CA"
+        )
+    if (
+        reason in ("PEER_DID_NOT_RETURN_A_CERTIFICATE", "CERTIFICATE_REQUIRED")
+        or "CERTIFICATE_REQUIRED" in text
+    ):
         return "the peer requires a client certificate and none (or an untrusted one) was presented"
-    if reason == "WRONG_VERSION_NUMBER" or "WRONG_VERSION_NUMBER" in text or reason == "HTTP_REQUEST":
+    if (
+        reason == "WRONG_VERSION_NUMBER"
+        or "WRONG_VERSION_NUMBER" in text
+        or reason == "HTTP_REQUEST"
+    ):
         return "the peer speaks plain TCP, not TLS (set 'TLS Enable' the same on both sides)"
-    if isinstance(exc, ConnectionResetError | BrokenPipeError) or "EOF" in text or isinstance(exc, ssl.SSLEOFError):
+    if (
+        isinstance(exc, ConnectionResetError | BrokenPipeError)
+        or "EOF" in text
+        or isinstance(exc, ssl.SSLEOFError)
+    ):
         return "the peer closed the connection during the TLS handshake (TLS disabled there, or it refused our certificate)"
     if reason == "TLSV1_ALERT_UNKNOWN_CA" or "UNKNOWN_CA" in text:
         return "the peer does not trust our certificate (unknown CA)"

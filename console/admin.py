@@ -30,8 +30,6 @@ DAEMONS: Final = (
 )
 
 
-
-
 def _port_free(address: str, port: int) -> bool:
     """Whether a daemon could listen on the port: as the daemons do, with SO_REUSEADDR, so that
     the connections a `strongroom stop` left in TIME_WAIT do not make a free port look taken."""
@@ -233,8 +231,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-tls", action="store_true", help="plain TCP everywhere (not recommended)"
     )
     quick.add_argument("--no-start", action="store_true", help="only write the configuration")
-    quick.add_argument("--backup", type=Path, metavar="PATH",
-                       help="back PATH up, restore it into DIR/restore/<time>, compare, print a summary")
+    quick.add_argument(
+        "--backup",
+        type=Path,
+        metavar="PATH",
+        help="back PATH up, restore it into DIR/restore/<time>, compare, print a summary",
+    )
     quick.set_defaults(func=cmd_quickstart)
     stop = sub.add_parser("stop", help="stop the daemons a quickstart started")
     stop.add_argument("directory", type=Path)

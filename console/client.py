@@ -107,7 +107,10 @@ class ConsoleClient:
             )
         if not isinstance(reply, ConsoleReply):
             return ConsoleReply(
-                code=Code.COMMAND_FAILED, ok=False, text=f"unexpected {reply.TYPE!r} reply", data=None
+                code=Code.COMMAND_FAILED,
+                ok=False,
+                text=f"unexpected {reply.TYPE!r} reply",
+                data=None,
             )
         return reply
 

@@ -15,7 +15,9 @@ from common.config.schema import normalized
 
 class ConsoleDirector(TlsFields):
     ALIASES: ClassVar[dict[str, str]] = {"dirport": "port", "diraddress": "address"}
-    UNIMPLEMENTED: ClassVar[frozenset[str]] = TLS_UNIMPLEMENTED | normalized("Heartbeat Interval", "Source Address")
+    UNIMPLEMENTED: ClassVar[frozenset[str]] = TLS_UNIMPLEMENTED | normalized(
+        "Heartbeat Interval", "Source Address"
+    )
     name: str
     description: str | None = None
     address: str
@@ -24,7 +26,9 @@ class ConsoleDirector(TlsFields):
 
 
 class ConsoleConsole(TlsFields):
-    UNIMPLEMENTED: ClassVar[frozenset[str]] = TLS_UNIMPLEMENTED | normalized("Heartbeat Interval", "Rc File")
+    UNIMPLEMENTED: ClassVar[frozenset[str]] = TLS_UNIMPLEMENTED | normalized(
+        "Heartbeat Interval", "Rc File"
+    )
     name: str
     description: str | None = None
     password: SecretStr

@@ -29,8 +29,10 @@ class Step:
 
     def row(self) -> str:
         rate = self.bytes / self.seconds / 1e6 if self.seconds > 0 else 0.0
-        return (f"  {self.name:<10} {self.jobid:>6}  {self.status:^6} {self.files:>10,} "
-                f"{self.bytes:>16,} {self.seconds:>9.2f} {rate:>9.1f}")
+        return (
+            f"  {self.name:<10} {self.jobid:>6}  {self.status:^6} {self.files:>10,} "
+            f"{self.bytes:>16,} {self.seconds:>9.2f} {rate:>9.1f}"
+        )
 
 
 async def _command(client: ConsoleClient, line: str) -> Any:
@@ -62,20 +64,26 @@ async def run_demo(root: Path, source: Path, backup_job: str) -> int:
     where = root / "restore" / stamp
     try:
         backup = await _job(client, "backup", f"run job={backup_job} level=Full yes")
-        restore = await _job(client, "restore", f'restore jobid={backup.jobid} where="{where}" select all done yes')
+        restore = await _job(
+            client, "restore", f'restore jobid={backup.jobid} where="{where}" select all done yes'
+        )
     finally:
         await client.close()
     restored = where / source.relative_to(source.anchor)
     result = await asyncio.to_thread(compare, source, restored)
     print()
-    print(f"  {'job':<10} {'JobId':>6}  {'status':^6} {'files':>10} {'bytes':>16} {'seconds':>9} {'MB/s':>9}")
+    print(
+        f"  {'job':<10} {'JobId':>6}  {'status':^6} {'files':>10} {'bytes':>16} {'seconds':>9} {'MB/s':>9}"
+    )
     print(backup.row())
     print(restore.row())
     print()
     print(f"  source:   {source}")
     print(f"  restored: {restored}")
     if result.identical:
-        print(f"  compare:  identical ({result.files:,} entries, {result.bytes:,} bytes; content, type, mode, owner, mtime, links, xattrs)")
+        print(
+            f"  compare:  identical ({result.files:,} entries, {result.bytes:,} bytes; content, type, mode, owner, mtime, links, xattrs)"
+        )
         return 0
     print(f"  compare:  {len(result.differences)} difference(s):")
     for line in result.differences:

@@ -53,8 +53,6 @@ COMPLETION_WORDS: Final = (
 )
 
 
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = UsageParser(prog="srconsole", description="Strongroom console: drive the Director.")
     parser.add_argument(

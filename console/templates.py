@@ -129,7 +129,8 @@ def director_files(layout: Layout) -> dict[str, str]:
             # The Storage resource is "File", the Storage Daemon (and its certificate) is named
             # after the host: the certificate must carry a name the resource allows.
             + (f"  TLS Allowed CN = {_q(layout.storage)}\n" if layout.tls else "")
-            + _peer_tls(layout) + "}\n"
+            + _peer_tls(layout)
+            + "}\n"
         ),
         "catalog/MyCatalog.conf": (
             "Catalog {\n"

@@ -71,7 +71,9 @@ def compare(source: Path, restored: Path, limit: int = 50) -> Comparison:
             if stat.S_IFMT(sa.st_mode) != stat.S_IFMT(sb.st_mode):
                 differences.append(f"{shown}: type differs")
                 continue
-            if stat.S_IMODE(sa.st_mode) != stat.S_IMODE(sb.st_mode) and not stat.S_ISLNK(sa.st_mode):
+            if stat.S_IMODE(sa.st_mode) != stat.S_IMODE(sb.st_mode) and not stat.S_ISLNK(
+                sa.st_mode
+            ):
                 differences.append(f"{shown}: mode {oct(sa.st_mode)} != {oct(sb.st_mode)}")
             if (sa.st_uid, sa.st_gid) != (sb.st_uid, sb.st_gid):
                 differences.append(f"{shown}: owner differs")
@@ -88,7 +90,9 @@ def compare(source: Path, restored: Path, limit: int = 50) -> Comparison:
                     first = inodes.setdefault((sa.st_dev, sa.st_ino), rel)
                     restored_inodes[rel] = (sb.st_dev, sb.st_ino)
                     if first != rel and restored_inodes.get(first) != (sb.st_dev, sb.st_ino):
-                        differences.append(f"{shown}: hard link to {os.fsdecode(first)} not restored")
+                        differences.append(
+                            f"{shown}: hard link to {os.fsdecode(first)} not restored"
+                        )
             if not stat.S_ISLNK(sa.st_mode) and _xattrs(a) != _xattrs(b):
                 differences.append(f"{shown}: extended attributes differ")
             if len(differences) >= limit:

@@ -26,11 +26,37 @@ from common.link import DEFAULT_HEARTBEAT_INTERVAL
 from director.schedule.plan import check_run, check_schedules, director_zone
 from protocol.fileset import SIGNATURES, parse_compression
 
-ACL_FIELDS = ("command_acl", "job_acl", "client_acl", "storage_acl", "schedule_acl", "pool_acl",
-              "file_set_acl", "catalog_acl", "where_acl", "plugin_options_acl")
-JOB_TYPES = {t.lower(): t for t in ("Backup", "Restore", "Verify", "Admin", "Copy", "Migrate", "Consolidate", "Archive")}
-LEVELS = {lv.lower(): lv for lv in ("Full", "Incremental", "Differential", "VirtualFull", "Base",
-                                    "Catalog", "InitCatalog", "VolumeToCatalog", "DiskToCatalog", "Data")}
+ACL_FIELDS = (
+    "command_acl",
+    "job_acl",
+    "client_acl",
+    "storage_acl",
+    "schedule_acl",
+    "pool_acl",
+    "file_set_acl",
+    "catalog_acl",
+    "where_acl",
+    "plugin_options_acl",
+)
+JOB_TYPES = {
+    t.lower(): t
+    for t in ("Backup", "Restore", "Verify", "Admin", "Copy", "Migrate", "Consolidate", "Archive")
+}
+LEVELS = {
+    lv.lower(): lv
+    for lv in (
+        "Full",
+        "Incremental",
+        "Differential",
+        "VirtualFull",
+        "Base",
+        "Catalog",
+        "InitCatalog",
+        "VolumeToCatalog",
+        "DiskToCatalog",
+        "Data",
+    )
+}
 
 
 def _level_name(value: str | None) -> str | None:
@@ -45,11 +71,29 @@ def _level_name(value: str | None) -> str | None:
 class DirectorResource(TlsFields):
     ALIASES: ClassVar[dict[str, str]] = {"dirport": "port", "diraddress": "address"}
     UNIMPLEMENTED: ClassVar[frozenset[str]] = TLS_UNIMPLEMENTED | normalized(
-        "Subscriptions", "Plugin Directory", "Plugin Names", "Key Encryption Key", "Statistics Retention",
-        "Statistics Collect Interval", "Scripts Directory", "Maximum Console Connections", "Dir Addresses",
-        "Dir Source Address", "Audit Events", "Secure Erase Command", "Log Timestamp Format", "Ndmp Snooping",
-        "Ndmp Log Level", "Absolute Job Timeout", "Optimize For Size", "Optimize For Speed", "Ver Id",
-        "Enable JSON Compatible Messages", "Backend Directory", "Pid Directory", "Plugin Directory",
+        "Subscriptions",
+        "Plugin Directory",
+        "Plugin Names",
+        "Key Encryption Key",
+        "Statistics Retention",
+        "Statistics Collect Interval",
+        "Scripts Directory",
+        "Maximum Console Connections",
+        "Dir Addresses",
+        "Dir Source Address",
+        "Audit Events",
+        "Secure Erase Command",
+        "Log Timestamp Format",
+        "Ndmp Snooping",
+        "Ndmp Log Level",
+        "Absolute Job Timeout",
+        "Optimize For Size",
+        "Optimize For Speed",
+        "Ver Id",
+        "Enable JSON Compatible Messages",
+        "Backend Directory",
+        "Pid Directory",
+        "Plugin Directory",
     )
     name: str
     description: str | None = None
@@ -60,7 +104,9 @@ class DirectorResource(TlsFields):
     maximum_concurrent_jobs: int = 1
     working_directory: Path | None = None
     query_file: str | None = None
-    heartbeat_interval: Duration = DEFAULT_HEARTBEAT_INTERVAL  # 0 turns heartbeats off (common.link)
+    heartbeat_interval: Duration = (
+        DEFAULT_HEARTBEAT_INTERVAL  # 0 turns heartbeats off (common.link)
+    )
     fd_connect_timeout: Duration = 180
     sd_connect_timeout: Duration = 1800
     auth_timeout: Duration = 30
@@ -78,10 +124,24 @@ class DirectorResource(TlsFields):
 class ClientResource(TlsFields):
     ALIASES: ClassVar[dict[str, str]] = {"fdport": "port", "fdaddress": "address"}
     UNIMPLEMENTED: ClassVar[frozenset[str]] = TLS_UNIMPLEMENTED | normalized(
-        "File Retention", "Job Retention", "Auto Prune", "Maximum Bandwidth Per Job", "Lan Address",
-        "Connection From Director To Client", "Connection From Client To Director", "Protocol", "Username",
-        "Hard Quota", "Soft Quota", "Soft Quota Grace Period", "Strict Quotas", "Quota Include Failed Jobs",
-        "NDMP Log Level", "NDMP Block Size", "NDMP Use LMDB", "Auth Type",
+        "File Retention",
+        "Job Retention",
+        "Auto Prune",
+        "Maximum Bandwidth Per Job",
+        "Lan Address",
+        "Connection From Director To Client",
+        "Connection From Client To Director",
+        "Protocol",
+        "Username",
+        "Hard Quota",
+        "Soft Quota",
+        "Soft Quota Grace Period",
+        "Strict Quotas",
+        "Quota Include Failed Jobs",
+        "NDMP Log Level",
+        "NDMP Block Size",
+        "NDMP Use LMDB",
+        "Auth Type",
     )
     name: str
     description: str | None = None
@@ -98,9 +158,20 @@ class ClientResource(TlsFields):
 class StorageResource(TlsFields):
     ALIASES: ClassVar[dict[str, str]] = {"sdport": "port", "sdaddress": "address"}
     UNIMPLEMENTED: ClassVar[frozenset[str]] = TLS_UNIMPLEMENTED | normalized(
-        "Auto Changer", "Allow Compression", "Maximum Concurrent Read Jobs", "Paired Storage", "Lan Address",
-        "Maximum Bandwidth Per Job", "Collect Statistics", "Protocol", "Auth Type", "Username", "Cache Status Interval",
-        "Sdd Port", "Ndmp Changer Device", "Heartbeat Interval",
+        "Auto Changer",
+        "Allow Compression",
+        "Maximum Concurrent Read Jobs",
+        "Paired Storage",
+        "Lan Address",
+        "Maximum Bandwidth Per Job",
+        "Collect Statistics",
+        "Protocol",
+        "Auth Type",
+        "Username",
+        "Cache Status Interval",
+        "Sdd Port",
+        "Ndmp Changer Device",
+        "Heartbeat Interval",
     )
     name: str
     description: str | None = None
@@ -114,10 +185,21 @@ class StorageResource(TlsFields):
 
 
 class CatalogResource(Resource):
-    ALIASES: ClassVar[dict[str, str]] = {"user": "db_user", "password": "db_password", "dbpassword": "db_password"}
+    ALIASES: ClassVar[dict[str, str]] = {
+        "user": "db_user",
+        "password": "db_password",
+        "dbpassword": "db_password",
+    }
     UNIMPLEMENTED: ClassVar[frozenset[str]] = normalized(
-        "Reconnect", "Exit On Fatal", "Min Connections", "Max Connections", "Inc Connections", "Idle Timeout",
-        "Validate Timeout", "Multiple Connections", "Disable Batch Insert",
+        "Reconnect",
+        "Exit On Fatal",
+        "Min Connections",
+        "Max Connections",
+        "Inc Connections",
+        "Idle Timeout",
+        "Validate Timeout",
+        "Multiple Connections",
+        "Disable Batch Insert",
     )
     name: str
     description: str | None = None
@@ -142,10 +224,23 @@ class CatalogResource(Resource):
 
 class PoolResource(Resource):
     UNIMPLEMENTED: ClassVar[frozenset[str]] = normalized(
-        "Action On Purge", "Cleaning Prefix", "File Retention", "Job Retention", "Maximum Block Size",
-        "Minimum Block Size", "Migration High Bytes", "Migration Low Bytes", "Purge Oldest Volume",
-        "Recycle Current Volume", "Recycle Oldest Volume", "Scratch Pool", "Use Catalog", "Volume Use Duration",
-        "Maximum Volume Files", "Catalog Files", "Auto Prune Interval",
+        "Action On Purge",
+        "Cleaning Prefix",
+        "File Retention",
+        "Job Retention",
+        "Maximum Block Size",
+        "Minimum Block Size",
+        "Migration High Bytes",
+        "Migration Low Bytes",
+        "Purge Oldest Volume",
+        "Recycle Current Volume",
+        "Recycle Oldest Volume",
+        "Scratch Pool",
+        "Use Catalog",
+        "Volume Use Duration",
+        "Maximum Volume Files",
+        "Catalog Files",
+        "Auto Prune Interval",
     )
     name: str
     description: str | None = None
@@ -185,14 +280,38 @@ class ScheduleResource(Resource):
 
 
 class OptionsBlock(Resource):
-    ALIASES: ClassVar[dict[str, str]] = {"wilddir": "wild_dir", "wildfile": "wild_file", "regexdir": "regex_dir",
-                                          "regexfile": "regex_file", "aclsupport": "acl_support",
-                                          "xattrsupport": "xattr_support", "onefs": "one_fs",
-                                          "hardlinks": "hard_links", "noatime": "no_atime", "mtimeonly": "mtime_only"}
+    ALIASES: ClassVar[dict[str, str]] = {
+        "wilddir": "wild_dir",
+        "wildfile": "wild_file",
+        "regexdir": "regex_dir",
+        "regexfile": "regex_file",
+        "aclsupport": "acl_support",
+        "xattrsupport": "xattr_support",
+        "onefs": "one_fs",
+        "hardlinks": "hard_links",
+        "noatime": "no_atime",
+        "mtimeonly": "mtime_only",
+    }
     UNIMPLEMENTED: ClassVar[frozenset[str]] = normalized(
-        "FS Type", "Drive Type", "Portable", "HFS Plus Support", "Read Fifo", "Check File Changes", "Verify",
-        "Accurate", "Base Job", "Encryption", "Auto Exclude", "Size", "Shadowing", "Meta", "Strip Path",
-        "Force Encryption", "Honor No Dump Flag", "Keep Atime", "Plugin",
+        "FS Type",
+        "Drive Type",
+        "Portable",
+        "HFS Plus Support",
+        "Read Fifo",
+        "Check File Changes",
+        "Verify",
+        "Accurate",
+        "Base Job",
+        "Encryption",
+        "Auto Exclude",
+        "Size",
+        "Shadowing",
+        "Meta",
+        "Strip Path",
+        "Force Encryption",
+        "Honor No Dump Flag",
+        "Keep Atime",
+        "Plugin",
     )
     signature: str | None = None
     compression: str | None = None
@@ -253,9 +372,14 @@ class FileSetResource(Resource):
 
 
 class RunScript(Resource):
-    ALIASES: ClassVar[dict[str, str]] = {"runswhen": "runs_when", "runsonsuccess": "runs_on_success",
-                                          "runsonfailure": "runs_on_failure", "runsonclient": "runs_on_client",
-                                          "failjobonerror": "fail_job_on_error", "abortjobonerror": "fail_job_on_error"}
+    ALIASES: ClassVar[dict[str, str]] = {
+        "runswhen": "runs_when",
+        "runsonsuccess": "runs_on_success",
+        "runsonfailure": "runs_on_failure",
+        "runsonclient": "runs_on_client",
+        "failjobonerror": "fail_job_on_error",
+        "abortjobonerror": "fail_job_on_error",
+    }
     command: tuple[str, ...] = ()
     console: tuple[str, ...] = ()
     runs_when: str = "Before"
@@ -285,8 +409,11 @@ class RunScript(Resource):
 class JobAction(Resource):
     """One step of a multi-action job (Freezer `job_actions`): a run of another Job resource."""
 
-    ALIASES: ClassVar[dict[str, str]] = {"fileset": "file_set", "maxretries": "max_retries",
-                                          "maxretryinterval": "max_retry_interval"}
+    ALIASES: ClassVar[dict[str, str]] = {
+        "fileset": "file_set",
+        "maxretries": "max_retries",
+        "maxretryinterval": "max_retry_interval",
+    }
     job: str | None = None
     level: str | None = None
     client: str | None = None
@@ -305,24 +432,64 @@ class JobAction(Resource):
 
 
 _JOB_UNIMPLEMENTED = normalized(
-    "Spool Data", "Spool Attributes", "Spool Size", "Prefer Mounted Volumes", "Prune Jobs", "Prune Files",
-    "Prune Volumes", "Purge Migration Job", "Max Concurrent Copies", "Always Incremental",
-    "Always Incremental Job Retention", "Always Incremental Keep Number", "Always Incremental Max Full Age",
-    "Max Full Consolidations", "Run On Incoming Connect Interval", "Fd Plugin Options", "Sd Plugin Options",
-    "Dir Plugin Options", "Job To Verify", "Protocol", "Backup Format", "Save File History", "Max Full Interval",
-    "Max Diff Interval", "Max Virtual Full Interval", "Virtual Full Backup Pool", "Rerun Failed Levels",
-    "Allow Higher Duplicates", "Duplicate Job Proximity", "Strip Prefix Links", "Prefix Links", "Maximum Bandwidth",
-    "Full Max Runtime", "Incremental Max Runtime", "Differential Max Runtime", "Accurate File Check", "Run",
-    "Client Run Before Job Ignore Errors", "Selection Pool", "Base", "Regex Where Links",
+    "Spool Data",
+    "Spool Attributes",
+    "Spool Size",
+    "Prefer Mounted Volumes",
+    "Prune Jobs",
+    "Prune Files",
+    "Prune Volumes",
+    "Purge Migration Job",
+    "Max Concurrent Copies",
+    "Always Incremental",
+    "Always Incremental Job Retention",
+    "Always Incremental Keep Number",
+    "Always Incremental Max Full Age",
+    "Max Full Consolidations",
+    "Run On Incoming Connect Interval",
+    "Fd Plugin Options",
+    "Sd Plugin Options",
+    "Dir Plugin Options",
+    "Job To Verify",
+    "Protocol",
+    "Backup Format",
+    "Save File History",
+    "Max Full Interval",
+    "Max Diff Interval",
+    "Max Virtual Full Interval",
+    "Virtual Full Backup Pool",
+    "Rerun Failed Levels",
+    "Allow Higher Duplicates",
+    "Duplicate Job Proximity",
+    "Strip Prefix Links",
+    "Prefix Links",
+    "Maximum Bandwidth",
+    "Full Max Runtime",
+    "Incremental Max Runtime",
+    "Differential Max Runtime",
+    "Accurate File Check",
+    "Run",
+    "Client Run Before Job Ignore Errors",
+    "Selection Pool",
+    "Base",
+    "Regex Where Links",
 )
 
 
 class JobResource(Resource):
-    ALIASES: ClassVar[dict[str, str]] = {"fileset": "file_set", "jobdefs": "job_defs", "regexwhere": "regex_where",
-                                          "stripprefix": "strip_prefix", "addprefix": "add_prefix",
-                                          "addsuffix": "add_suffix"}
-    BLOCKS: ClassVar[dict[str, str]] = {"runscript": "run_script", "action": "action",
-                                         "actiondefaults": "action_defaults"}
+    ALIASES: ClassVar[dict[str, str]] = {
+        "fileset": "file_set",
+        "jobdefs": "job_defs",
+        "regexwhere": "regex_where",
+        "stripprefix": "strip_prefix",
+        "addprefix": "add_prefix",
+        "addsuffix": "add_suffix",
+    }
+    BLOCKS: ClassVar[dict[str, str]] = {
+        "runscript": "run_script",
+        "action": "action",
+        "actiondefaults": "action_defaults",
+    }
     UNIMPLEMENTED: ClassVar[frozenset[str]] = _JOB_UNIMPLEMENTED
     name: str
     description: str | None = None
@@ -411,7 +578,7 @@ class JobResource(Resource):
     def _missed(cls, value: str) -> str:
         word = " ".join(value.lower().split())
         if word not in ("run once", "skip"):
-            raise ValueError(f"unknown Missed Run Policy {value!r} (use \"run once\" or skip)")
+            raise ValueError(f'unknown Missed Run Policy {value!r} (use "run once" or skip)')
         return word
 
     @field_validator("replace")
@@ -427,7 +594,9 @@ class JobDefsResource(JobResource):
     """Same directives as Job; every field is a default for the Jobs that name it."""
 
 
-_ACL_ALIASES = {normalize(f.replace("_", " ")): f for f in ACL_FIELDS} | {"filesetacl": "file_set_acl"}
+_ACL_ALIASES = {normalize(f.replace("_", " ")): f for f in ACL_FIELDS} | {
+    "filesetacl": "file_set_acl"
+}
 
 
 class ProfileResource(Resource):
@@ -447,7 +616,9 @@ class ProfileResource(Resource):
 
 
 class ConsoleResource(ProfileResource, TlsFields):
-    UNIMPLEMENTED: ClassVar[frozenset[str]] = TLS_UNIMPLEMENTED | normalized("Use Pam Authentication")
+    UNIMPLEMENTED: ClassVar[frozenset[str]] = TLS_UNIMPLEMENTED | normalized(
+        "Use Pam Authentication"
+    )
     password: SecretStr
     profile: tuple[str, ...] = ()
 
@@ -471,9 +642,18 @@ class DirectorConfig(BaseModel):
 
 
 TYPES = {
-    "director": "Director", "client": "Client", "storage": "Storage", "catalog": "Catalog", "pool": "Pool",
-    "schedule": "Schedule", "fileset": "FileSet", "job": "Job", "jobdefs": "JobDefs", "messages": "Messages",
-    "console": "Console", "profile": "Profile",
+    "director": "Director",
+    "client": "Client",
+    "storage": "Storage",
+    "catalog": "Catalog",
+    "pool": "Pool",
+    "schedule": "Schedule",
+    "fileset": "FileSet",
+    "job": "Job",
+    "jobdefs": "JobDefs",
+    "messages": "Messages",
+    "console": "Console",
+    "profile": "Profile",
 }
 UNIMPLEMENTED_TYPES = normalized("Counter", "User", "Autochanger")
 
@@ -488,7 +668,9 @@ def _resolve_jobs(source: Source) -> tuple[dict[str, JobDefsResource], dict[str,
             raise ConfigError.at(loc, f"JobDefs cycle: {' -> '.join((*chain, name))}", "JobDefs")
         if name not in raw_defs:
             known = ", ".join(sorted(raw_defs)) or "none defined"
-            raise ConfigError.at(loc, f"refers to JobDefs {name!r}, which does not exist (known: {known})", "JobDefs")
+            raise ConfigError.at(
+                loc, f"refers to JobDefs {name!r}, which does not exist (known: {known})", "JobDefs"
+            )
         _raw, values = raw_defs[name]
         parent = values.get("job_defs")
         base = merged(parent[0], (*chain, name), parent[1]) if parent else {}
@@ -505,8 +687,11 @@ def _resolve_jobs(source: Source) -> tuple[dict[str, JobDefsResource], dict[str,
     for name, (raw, values) in raw_jobs.items():
         full = {}
         if "job_defs" in values:
-            full = {k: v for k, v in merged(values["job_defs"][0], (), values["job_defs"][1]).items()
-                    if k not in ("name", "description")}
+            full = {
+                k: v
+                for k, v in merged(values["job_defs"][0], (), values["job_defs"][1]).items()
+                if k not in ("name", "description")
+            }
         full.update(values)
         jobs[name] = build(JobResource, full, raw.loc, f"Job {name!r}")
     return defs, jobs
@@ -518,28 +703,51 @@ def _check_references(config: DirectorConfig) -> None:
     for client in config.clients.values():
         check_ref(client, "catalog", "Catalog", config.catalogs, "Catalog")
     for pool in config.pools.values():
-        for field, kind, table in (("next_pool", "Pool", config.pools), ("recycle_pool", "Pool", config.pools),
-                                   ("storage", "Storage", config.storages), ("catalog", "Catalog", config.catalogs)):
+        for field, kind, table in (
+            ("next_pool", "Pool", config.pools),
+            ("recycle_pool", "Pool", config.pools),
+            ("storage", "Storage", config.storages),
+            ("catalog", "Catalog", config.catalogs),
+        ):
             check_ref(pool, field, kind, table, field.replace("_", " ").title())
     for console in config.consoles.values():
         check_ref(console, "profile", "Profile", config.profiles, "Profile")
-    refs: tuple[tuple[str, str, Mapping[str, Any]], ...] = (("client", "Client", config.clients), ("file_set", "FileSet", config.filesets),
-            ("schedule", "Schedule", config.schedules), ("storage", "Storage", config.storages),
-            ("pool", "Pool", config.pools), ("full_backup_pool", "Pool", config.pools),
-            ("incremental_backup_pool", "Pool", config.pools), ("differential_backup_pool", "Pool", config.pools),
-            ("next_pool", "Pool", config.pools), ("messages", "Messages", config.messages))
+    refs: tuple[tuple[str, str, Mapping[str, Any]], ...] = (
+        ("client", "Client", config.clients),
+        ("file_set", "FileSet", config.filesets),
+        ("schedule", "Schedule", config.schedules),
+        ("storage", "Storage", config.storages),
+        ("pool", "Pool", config.pools),
+        ("full_backup_pool", "Pool", config.pools),
+        ("incremental_backup_pool", "Pool", config.pools),
+        ("differential_backup_pool", "Pool", config.pools),
+        ("next_pool", "Pool", config.pools),
+        ("messages", "Messages", config.messages),
+    )
     for job in (*config.jobdefs.values(), *config.jobs.values()):
         for field, kind, refs_table in refs:
-            check_ref(job, field, kind, refs_table, field.replace("_", " ").title().replace(" ", ""))
+            check_ref(
+                job, field, kind, refs_table, field.replace("_", " ").title().replace(" ", "")
+            )
     for job in config.jobs.values():
         if job.type is None:
-            raise ConfigError.at(job.source, f"Job {job.name!r} has no Type (set it here or in its JobDefs)", "Type")
+            raise ConfigError.at(
+                job.source, f"Job {job.name!r} has no Type (set it here or in its JobDefs)", "Type"
+            )
         if job.type == "Backup":
-            for field, directive in (("client", "Client"), ("file_set", "FileSet"), ("pool", "Pool")):
+            for field, directive in (
+                ("client", "Client"),
+                ("file_set", "FileSet"),
+                ("pool", "Pool"),
+            ):
                 if getattr(job, field) is None:
-                    raise ConfigError.at(job.source, f"Backup job {job.name!r} has no {directive}", directive)
+                    raise ConfigError.at(
+                        job.source, f"Backup job {job.name!r} has no {directive}", directive
+                    )
             if not job.storage:
-                raise ConfigError.at(job.source, f"Backup job {job.name!r} has no Storage", "Storage")
+                raise ConfigError.at(
+                    job.source, f"Backup job {job.name!r} has no Storage", "Storage"
+                )
         if job.type == "Restore" and job.client is None:
             raise ConfigError.at(job.source, f"Restore job {job.name!r} has no Client", "Client")
         _check_actions(config, job)
@@ -549,23 +757,38 @@ def _check_actions(config: DirectorConfig, job: JobResource) -> None:
     """A multi-action job is an Admin job whose actions name Job resources without actions."""
     if not job.action:
         if job.action_defaults:
-            raise ConfigError.at(job.source, f"Job {job.name!r} has Action Defaults but no Action", "Action Defaults")
+            raise ConfigError.at(
+                job.source, f"Job {job.name!r} has Action Defaults but no Action", "Action Defaults"
+            )
         return
     if job.type != "Admin":
-        raise ConfigError.at(job.source, f"Job {job.name!r} has Actions, so its Type must be Admin", "Type")
+        raise ConfigError.at(
+            job.source, f"Job {job.name!r} has Actions, so its Type must be Admin", "Type"
+        )
     if len(job.action_defaults) > 1:
-        raise ConfigError.at(job.source, f"Job {job.name!r} has more than one Action Defaults block", "Action Defaults")
+        raise ConfigError.at(
+            job.source,
+            f"Job {job.name!r} has more than one Action Defaults block",
+            "Action Defaults",
+        )
     default_job = job.action_defaults[0].job if job.action_defaults else None
     for action in job.action:
         name = action.job or default_job
         if name is None:
-            raise ConfigError.at(action.source, f"an Action of Job {job.name!r} names no Job", "Job")
+            raise ConfigError.at(
+                action.source, f"an Action of Job {job.name!r} names no Job", "Job"
+            )
         target = config.jobs.get(name)
         if target is None:
-            raise ConfigError.at(action.source, f"Action of Job {job.name!r}: no Job resource named {name!r}", "Job")
+            raise ConfigError.at(
+                action.source, f"Action of Job {job.name!r}: no Job resource named {name!r}", "Job"
+            )
         if target.action:
-            raise ConfigError.at(action.source, f"Action of Job {job.name!r}: Job {name!r} has Actions itself; "
-                                 "actions cannot nest", "Job")
+            raise ConfigError.at(
+                action.source,
+                f"Action of Job {job.name!r}: Job {name!r} has Actions itself; actions cannot nest",
+                "Job",
+            )
 
 
 def load_director_config(path: Path) -> Loaded[DirectorConfig]:

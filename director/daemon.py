@@ -44,12 +44,22 @@ class DirectorDaemon(Daemon[DirectorConfig]):
         self.events = EventBus()
         self.db = CatalogService(self._open_catalog)
         self.engine = JobEngine(self)
-        self.router = MessageRouter(director_name=lambda: self.name, config=lambda: self.config,
-                                    console=self.messages.add, catalog=self.engine.writer.add_log, log=log)
+        self.router = MessageRouter(
+            director_name=lambda: self.name,
+            config=lambda: self.config,
+            console=self.messages.add,
+            catalog=self.engine.writer.add_log,
+            log=log,
+        )
         self.status_hooks = HookRunner(self)
         self.queue = self.engine.queue
-        self.scheduler = Scheduler(lambda: self.config, self.submit, self.db.scheduler_state,
-                                   self.db.save_scheduler_state, log)
+        self.scheduler = Scheduler(
+            lambda: self.config,
+            self.submit,
+            self.db.scheduler_state,
+            self.db.save_scheduler_state,
+            log,
+        )
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -69,7 +79,9 @@ class DirectorDaemon(Daemon[DirectorConfig]):
         if peer.role == "console":
             await serve_console(self, conn, peer, self.log.bind(console=peer.name))
             return
-        await conn.send(ErrorReply(code=Code.COMMAND_FAILED, text=f"a {peer.role} cannot call the Director"))
+        await conn.send(
+            ErrorReply(code=Code.COMMAND_FAILED, text=f"a {peer.role} cannot call the Director")
+        )
 
     # -- catalog ----------------------------------------------------------------------------
 
@@ -106,10 +118,17 @@ class DirectorDaemon(Daemon[DirectorConfig]):
         if name is None:
             return None
         pool = self.config.pools[name]
-        row = PoolRow(name=pool.name, pool_type=pool.pool_type, label_format=pool.label_format,
-                      max_vol_bytes=int(pool.maximum_volume_bytes or 0), max_vol_jobs=int(pool.maximum_volume_jobs or 0),
-                      max_vols=int(pool.maximum_volumes or 0), vol_retention=float(pool.volume_retention),
-                      recycle=pool.recycle, auto_prune=pool.auto_prune)
+        row = PoolRow(
+            name=pool.name,
+            pool_type=pool.pool_type,
+            label_format=pool.label_format,
+            max_vol_bytes=int(pool.maximum_volume_bytes or 0),
+            max_vol_jobs=int(pool.maximum_volume_jobs or 0),
+            max_vols=int(pool.maximum_volumes or 0),
+            vol_retention=float(pool.volume_retention),
+            recycle=pool.recycle,
+            auto_prune=pool.auto_prune,
+        )
         return await self.db.ensure_pool(row)
 
     # -- jobs -------------------------------------------------------------------------------
@@ -140,7 +159,10 @@ class DirectorDaemon(Daemon[DirectorConfig]):
         refusal = self.engine.refusal()
         if refusal is not None and req.parent_job_id is None:
             if req.params.get("scheduled"):
-                self.director_message("error", f"Job {req.job} (schedule {req.params['scheduled']}) not run: {refusal}")
+                self.director_message(
+                    "error",
+                    f"Job {req.job} (schedule {req.params['scheduled']}) not run: {refusal}",
+                )
             raise JobError(refusal)
         return await self.engine.submit(req)
 
@@ -151,8 +173,15 @@ class DirectorDaemon(Daemon[DirectorConfig]):
         out = []
         for jcr in [*self.queue.running, *self.queue.waiting]:
             summary = jcr.summary()
-            out.append(RunningJob(job_id=jcr.job_id, job=jcr.unique, status=jcr.status,
-                                  files=int(summary["jobfiles"] or 0), bytes=int(summary["jobbytes"] or 0)))
+            out.append(
+                RunningJob(
+                    job_id=jcr.job_id,
+                    job=jcr.unique,
+                    status=jcr.status,
+                    files=int(summary["jobfiles"] or 0),
+                    bytes=int(summary["jobbytes"] or 0),
+                )
+            )
         return tuple(out)
 
     # -- lifecycle --------------------------------------------------------------------------

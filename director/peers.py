@@ -32,16 +32,24 @@ async def dial(dialer: Dialer, kind: str, resource: ClientResource | StorageReso
     """Connect to a File (`kind` client) or Storage Daemon and authenticate both ways; a failure
     is a PeerError naming the daemon and the step (dns, tcp, tls, auth)."""
     try:
-        return await dialer.dial_peer(resource.address, resource.port, resource, resource.password.get_secret_value())
+        return await dialer.dial_peer(
+            resource.address, resource.port, resource, resource.password.get_secret_value()
+        )
     except NetError as exc:
-        raise PeerError(exc.step, f"cannot connect to {where(kind, resource)}: {exc.step}: {exc.message}") from exc
+        raise PeerError(
+            exc.step, f"cannot connect to {where(kind, resource)}: {exc.step}: {exc.message}"
+        ) from exc
     except TlsError as exc:
         raise PeerError("tls", f"cannot connect to {where(kind, resource)}: tls: {exc}") from exc
     except ProtocolError as exc:
-        raise PeerError("auth", f"cannot authenticate with {where(kind, resource)}: {exc.message}") from exc
+        raise PeerError(
+            "auth", f"cannot authenticate with {where(kind, resource)}: {exc.message}"
+        ) from exc
 
 
-async def _query_status(director: DirectorDaemon, kind: str, resource: ClientResource | StorageResource) -> DaemonStatus:
+async def _query_status(
+    director: DirectorDaemon, kind: str, resource: ClientResource | StorageResource
+) -> DaemonStatus:
     conn = await dial(director, kind, resource)
     try:
         await conn.send(StatusRequest())

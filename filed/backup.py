@@ -48,7 +48,9 @@ def _printable(path: bytes) -> str:
     return path.decode("utf-8", "backslashreplace").replace("\n", "\\n")
 
 
-def read_xattrs(path: bytes, is_link: bool) -> tuple[list[tuple[bytes, bytes]], bytes | None, bytes | None]:
+def read_xattrs(
+    path: bytes, is_link: bool
+) -> tuple[list[tuple[bytes, bytes]], bytes | None, bytes | None]:
     """(xattrs, ACL access, ACL default) of a file; missing support is simply nothing."""
     try:
         names = os.listxattr(path, follow_symlinks=False)
@@ -76,8 +78,13 @@ def read_xattrs(path: bytes, is_link: bool) -> tuple[list[tuple[bytes, bytes]], 
 class BackupReader:
     """Walks the FileSet; `records()` yields every record of the job in file-index order."""
 
-    def __init__(self, fileset: FileSetSpec, level: str = "Full", since_ns: int | None = None,
-                 accurate: dict[bytes, AccurateEntry] | None = None) -> None:
+    def __init__(
+        self,
+        fileset: FileSetSpec,
+        level: str = "Full",
+        since_ns: int | None = None,
+        accurate: dict[bytes, AccurateEntry] | None = None,
+    ) -> None:
         self.fileset = fileset
         self.level = level
         self.since_ns = since_ns if level != "Full" else None
@@ -129,7 +136,9 @@ class BackupReader:
             if not is_dir or not options.recurse:
                 continue
             if options.one_fs and st.st_dev != top_st.st_dev:
-                self._warn(f"{_printable(path)}: is a different filesystem; not descending (One FS = yes)")
+                self._warn(
+                    f"{_printable(path)}: is a different filesystem; not descending (One FS = yes)"
+                )
                 continue
             try:
                 with os.scandir(path) as it:
@@ -148,8 +157,12 @@ class BackupReader:
     def _changed(self, path: bytes, st: os.stat_result, options: OptionsSpec) -> bool:
         if self.accurate is not None:
             before = self.accurate.get(path)
-            return before is None or (before.mtime_ns, before.ctime_ns, before.size, before.mode) != (
-                st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_mode)
+            return before is None or (
+                before.mtime_ns,
+                before.ctime_ns,
+                before.size,
+                before.mode,
+            ) != (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_mode)
         if self.since_ns is None:
             return True
         if options.mtime_only:
@@ -184,9 +197,21 @@ class BackupReader:
                 self._links[key] = (index, path)
         has_data = kind == FileType.REGULAR and st.st_size > 0
         attrs = FileAttributes(
-            path=path, type=kind, mode=st.st_mode, uid=st.st_uid, gid=st.st_gid, size=st.st_size,
-            atime_ns=st.st_atime_ns, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, nlink=st.st_nlink,
-            dev=st.st_dev, ino=st.st_ino, rdev=st.st_rdev, link_target=target, link_index=link_index,
+            path=path,
+            type=kind,
+            mode=st.st_mode,
+            uid=st.st_uid,
+            gid=st.st_gid,
+            size=st.st_size,
+            atime_ns=st.st_atime_ns,
+            mtime_ns=st.st_mtime_ns,
+            ctime_ns=st.st_ctime_ns,
+            nlink=st.st_nlink,
+            dev=st.st_dev,
+            ino=st.st_ino,
+            rdev=st.st_rdev,
+            link_target=target,
+            link_index=link_index,
             compression=(options.compression or "") if has_data else "",
             sparse=bool(options.sparse) and has_data,
             digest_algorithm=(options.signature or "") if has_data else "",
@@ -205,8 +230,14 @@ class BackupReader:
         if has_data:
             yield from self._data(index, path, st, attrs, options)
 
-    def _data(self, index: int, path: bytes, st: os.stat_result, attrs: FileAttributes,
-              options: OptionsSpec) -> Iterator[Record]:
+    def _data(
+        self,
+        index: int,
+        path: bytes,
+        st: os.stat_result,
+        attrs: FileAttributes,
+        options: OptionsSpec,
+    ) -> Iterator[Record]:
         flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
         fd = -1
         if options.no_atime:
@@ -224,7 +255,9 @@ class BackupReader:
             self._error(f"{_printable(path)}: cannot open: {exc.strerror}")
             return
         hasher = new_hasher(attrs.digest_algorithm) if attrs.digest_algorithm else None
-        compress = compressor(attrs.compression, options.compression_level) if attrs.compression else None
+        compress = (
+            compressor(attrs.compression, options.compression_level) if attrs.compression else None
+        )
         try:
             for start, length in self._extents(fd, st.st_size, attrs.sparse):
                 os.lseek(fd, start, os.SEEK_SET)
@@ -263,9 +296,13 @@ class BackupReader:
         finally:
             os.close(fd)
         if (after.st_mtime_ns, after.st_size) != (st.st_mtime_ns, st.st_size):
-            self._warn(f"{_printable(path)}: file changed during the backup; the copy may be inconsistent")
+            self._warn(
+                f"{_printable(path)}: file changed during the backup; the copy may be inconsistent"
+            )
         if hasher is not None:
-            yield Record(index, Stream.DIGEST, codec.pack((attrs.digest_algorithm, hasher.digest())))
+            yield Record(
+                index, Stream.DIGEST, codec.pack((attrs.digest_algorithm, hasher.digest()))
+            )
 
     @staticmethod
     def _extents(fd: int, size: int, sparse: bool) -> Iterator[tuple[int, int]]:
@@ -291,8 +328,17 @@ class BackupReader:
         assert self.accurate is not None
         for path in sorted(p for p in self.accurate if p not in self._seen):
             before = self.accurate[path]
-            attrs = FileAttributes(path=path, type=FileType.DELETED, mode=before.mode, uid=0, gid=0, size=0,
-                                   atime_ns=0, mtime_ns=before.mtime_ns, ctime_ns=before.ctime_ns)
+            attrs = FileAttributes(
+                path=path,
+                type=FileType.DELETED,
+                mode=before.mode,
+                uid=0,
+                gid=0,
+                size=0,
+                atime_ns=0,
+                mtime_ns=before.mtime_ns,
+                ctime_ns=before.ctime_ns,
+            )
             self.stats.deleted += 1
             yield Record(0, Stream.DELETED, encode_attributes(attrs))
 

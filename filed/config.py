@@ -17,19 +17,40 @@ from common.link import DEFAULT_HEARTBEAT_INTERVAL
 class FileDaemonResource(TlsFields):
     ALIASES: ClassVar[dict[str, str]] = {"fdport": "port", "fdaddress": "address"}
     UNIMPLEMENTED: ClassVar[frozenset[str]] = TLS_UNIMPLEMENTED | normalized(
-        "Plugin Directory", "Plugin Names", "Fd Addresses", "Fd Source Address", "Maximum Workers Per Job",
-        "Pki Signatures", "Pki Encryption", "Pki Key Pair", "Pki Signer", "Pki Master Key", "Pki Cipher",
-        "Always Use LMDB", "LMDB Threshold", "Maximum Bandwidth Per Job",
-        "Allow Bandwidth Bursting", "Compatible", "Absolute Job Timeout", "Log Timestamp Format",
-        "Secure Erase Command", "Pid Directory", "Scripts Directory", "Ver Id", "Maximum Concurrent Jobs",
-        "Enable JSON Compatible Messages", "Sd Connect Timeout",
+        "Plugin Directory",
+        "Plugin Names",
+        "Fd Addresses",
+        "Fd Source Address",
+        "Maximum Workers Per Job",
+        "Pki Signatures",
+        "Pki Encryption",
+        "Pki Key Pair",
+        "Pki Signer",
+        "Pki Master Key",
+        "Pki Cipher",
+        "Always Use LMDB",
+        "LMDB Threshold",
+        "Maximum Bandwidth Per Job",
+        "Allow Bandwidth Bursting",
+        "Compatible",
+        "Absolute Job Timeout",
+        "Log Timestamp Format",
+        "Secure Erase Command",
+        "Pid Directory",
+        "Scripts Directory",
+        "Ver Id",
+        "Maximum Concurrent Jobs",
+        "Enable JSON Compatible Messages",
+        "Sd Connect Timeout",
     )
     name: str
     description: str | None = None
     port: int = 9102
     address: str | None = None
     working_directory: Path | None = None
-    heartbeat_interval: Duration = DEFAULT_HEARTBEAT_INTERVAL  # 0 turns heartbeats off (common.link)
+    heartbeat_interval: Duration = (
+        DEFAULT_HEARTBEAT_INTERVAL  # 0 turns heartbeats off (common.link)
+    )
     maximum_network_buffer_size: Size | None = None
     auth_timeout: Duration = 30
     messages: str | None = None
@@ -44,7 +65,10 @@ class FileDaemonResource(TlsFields):
 
 class FdDirector(TlsFields):
     UNIMPLEMENTED: ClassVar[frozenset[str]] = TLS_UNIMPLEMENTED | normalized(
-        "Allowed Script Dir", "Allowed Job Command", "Maximum Bandwidth Per Job", "Key Encryption Key",
+        "Allowed Script Dir",
+        "Allowed Job Command",
+        "Maximum Bandwidth Per Job",
+        "Key Encryption Key",
     )
     name: str
     description: str | None = None
@@ -69,7 +93,9 @@ TYPES = {"client": "Client", "filedaemon": "Client", "director": "Director", "me
 def load_client_config(path: Path) -> Loaded[FileDaemonConfig]:
     source = read_source(path, TYPES)
     config = FileDaemonConfig(
-        client=exactly_one(build_named(FileDaemonResource, source, "Client"), "Client/FileDaemon", path),
+        client=exactly_one(
+            build_named(FileDaemonResource, source, "Client"), "Client/FileDaemon", path
+        ),
         directors=build_named(FdDirector, source, "Director"),
         messages=build_named(Messages, source, "Messages"),
     )

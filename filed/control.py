@@ -83,7 +83,9 @@ class FdJob:
     current: builtins.bytes = b""
     status: str = "C"
     director_lost: str = ""  # why the Director's connection ended mid-job (nobody hears the JobEnd)
-    notes: RestoreStats | None = None  # a restore's per-file errors and warnings, sent before its JobEnd
+    notes: RestoreStats | None = (
+        None  # a restore's per-file errors and warnings, sent before its JobEnd
+    )
 
     @property
     def name(self) -> str:
@@ -100,7 +102,12 @@ async def serve_director(fd: FileDaemon, conn: Connection, monitor: bool, log: A
             if isinstance(event, Signal):
                 continue
             if monitor and not isinstance(event, StatusRequest):
-                await conn.send(ErrorReply(code=Code.FD_MONITOR_ONLY, text="Invalid command for a Director with Monitor directive enabled"))
+                await conn.send(
+                    ErrorReply(
+                        code=Code.FD_MONITOR_ONLY,
+                        text="Invalid command for a Director with Monitor directive enabled",
+                    )
+                )
                 continue
             with fd.busy(conn):
                 match event:
@@ -123,32 +130,55 @@ async def serve_director(fd: FileDaemon, conn: Connection, monitor: bool, log: A
                         await conn.send(ErrorReply(code=Code.FD_ERROR, text=RESTORE_REFUSED))
                     case FdRestore() if job is not None and job.sd is not None:
                         await conn.send(Ok(code=Code.FD_OK, text="OK restore"))
-                        where = (Path(os.fsdecode(event.where)) if event.where
-                                 else default_where(_client_setting(fd, "working_directory", None)))
+                        where = (
+                            Path(os.fsdecode(event.where))
+                            if event.where
+                            else default_where(_client_setting(fd, "working_directory", None))
+                        )
                         await _session(fd, job, conn, log, _restore(job, event, log, where))
                         return
                     case FdEstimate() if job is not None:
                         await conn.send(await asyncio.to_thread(_estimate, job, event))
                     case RunScriptCommand():
-                        refusal = script_refusal(event.command, _client_setting(fd, "allowed_script_dir", ()),
-                                                 _client_setting(fd, "allowed_job_command", ()))
+                        refusal = script_refusal(
+                            event.command,
+                            _client_setting(fd, "allowed_script_dir", ()),
+                            _client_setting(fd, "allowed_job_command", ()),
+                        )
                         if refusal is not None:
-                            log.warning("client_script_refused", command=event.command, reason=refusal)
-                            await conn.send(ScriptResult(code=Code.FD_ERROR, exit_status=-1,
-                                                         output=f"refused by the File Daemon: {refusal}"))
+                            log.warning(
+                                "client_script_refused", command=event.command, reason=refusal
+                            )
+                            await conn.send(
+                                ScriptResult(
+                                    code=Code.FD_ERROR,
+                                    exit_status=-1,
+                                    output=f"refused by the File Daemon: {refusal}",
+                                )
+                            )
                             continue
                         log.info("client_script", command=event.command)
                         status, output = await run_command(event.command, event.timeout)
-                        await conn.send(ScriptResult(code=Code.FD_OK, exit_status=status, output=output))
+                        await conn.send(
+                            ScriptResult(code=Code.FD_OK, exit_status=status, output=output)
+                        )
                     case CancelJob():
                         target = fd.jobs.get(event.job)
                         if target is not None:
                             target.canceled.set()
-                            await conn.send(Ok(code=2001, text=f"Job {event.job} marked to be canceled"))
+                            await conn.send(
+                                Ok(code=2001, text=f"Job {event.job} marked to be canceled")
+                            )
                         else:
-                            await conn.send(ErrorReply(code=Code.FD_NO_SUCH_JOB, text=f"Job {event.job} not found"))
+                            await conn.send(
+                                ErrorReply(
+                                    code=Code.FD_NO_SUCH_JOB, text=f"Job {event.job} not found"
+                                )
+                            )
                     case _:
-                        await conn.send(ErrorReply(code=Code.FD_ERROR, text=f"Invalid command {event.TYPE!r}"))
+                        await conn.send(
+                            ErrorReply(code=Code.FD_ERROR, text=f"Invalid command {event.TYPE!r}")
+                        )
     finally:
         if job is not None:
             fd.jobs.pop(job.name, None)
@@ -164,10 +194,14 @@ async def _receive_accurate(job: FdJob, conn: Connection) -> None:
         if not isinstance(event, AccurateBatch):
             raise ProtocolError(f"expected the accurate list, got {event!r}")
         for path, mtime_ns, ctime_ns, size, mode in event.entries:
-            job.accurate[path] = AccurateEntry(mtime_ns=mtime_ns, ctime_ns=ctime_ns, size=size, mode=mode)
+            job.accurate[path] = AccurateEntry(
+                mtime_ns=mtime_ns, ctime_ns=ctime_ns, size=size, mode=mode
+            )
 
 
-async def _connect_storage(fd: FileDaemon, job: FdJob, msg: FdStorage, conn: Connection, log: Any) -> None:
+async def _connect_storage(
+    fd: FileDaemon, job: FdJob, msg: FdStorage, conn: Connection, log: Any
+) -> None:
     own = fd.own
     ssl_context = client_ssl_context(own, own) if msg.tls else None
     try:
@@ -176,10 +210,14 @@ async def _connect_storage(fd: FileDaemon, job: FdJob, msg: FdStorage, conn: Con
         try:
             if sd.tls and msg.name:
                 try:
-                    check_peer_name(sd.ssl_object, msg.name, tuple(own.tls_allowed_cn), "Storage Daemon")
+                    check_peer_name(
+                        sd.ssl_object, msg.name, tuple(own.tls_allowed_cn), "Storage Daemon"
+                    )
                 except TlsError as exc:
                     raise NetError("tls", str(exc)) from exc
-            await authenticate_initiator(sd, Hello(role="job", name=job.name, version=VERSION), msg.key)
+            await authenticate_initiator(
+                sd, Hello(role="job", name=job.name, version=VERSION), msg.key
+            )
         except BaseException:
             await sd.close()
             raise
@@ -204,7 +242,10 @@ async def _session(fd: FileDaemon, job: FdJob, conn: Connection, log: Any, work:
     except FdJobError as exc:
         status, text = ("A" if job.canceled.is_set() else "E"), str(exc)
     except (NetError, ProtocolError) as exc:
-        status, text = ("A" if job.canceled.is_set() else "E"), f"Storage Daemon connection failed: {exc}"
+        status, text = (
+            ("A" if job.canceled.is_set() else "E"),
+            f"Storage Daemon connection failed: {exc}",
+        )
     except Exception as exc:  # the job's boundary: whatever went wrong, the Director gets a JobEnd
         log.exception("job_crashed", job=job.name)
         status, text = "E", f"internal error: {exc!r:.{MAX_REASON}}"
@@ -221,14 +262,30 @@ async def _session(fd: FileDaemon, job: FdJob, conn: Connection, log: Any, work:
         if text:
             await _jmsg(conn, job, "error" if status not in ("T", "W") else "warning", text)
         try:
-            await conn.send(JobEnd(code=Code.FD_JOB_END, job=job.name, status=status, files=job.files,
-                                   bytes=job.bytes, read_bytes=job.read_bytes, errors=job.errors,
-                                   warnings=job.warnings, text=text))
+            await conn.send(
+                JobEnd(
+                    code=Code.FD_JOB_END,
+                    job=job.name,
+                    status=status,
+                    files=job.files,
+                    bytes=job.bytes,
+                    read_bytes=job.read_bytes,
+                    errors=job.errors,
+                    warnings=job.warnings,
+                    text=text,
+                )
+            )
         except NetError as exc:
             job.director_lost = str(exc)
     if job.director_lost:
-        log.warning("job_ended_without_director", job=job.name, status=status, files=job.files,
-                    bytes=job.bytes, reason=job.director_lost)
+        log.warning(
+            "job_ended_without_director",
+            job=job.name,
+            status=status,
+            files=job.files,
+            bytes=job.bytes,
+            reason=job.director_lost,
+        )
         return
     log.info("job_ended", job=job.name, status=status, files=job.files, bytes=job.bytes)
 
@@ -256,7 +313,9 @@ async def _report_progress(job: FdJob, conn: Connection) -> None:
         if job.current:
             with contextlib.suppress(ProtocolError):
                 current = decode_attributes(job.current).path
-        await conn.send(JobProgress(job=job.name, files=job.files, bytes=job.bytes, current_file=current))
+        await conn.send(
+            JobProgress(job=job.name, files=job.files, bytes=job.bytes, current_file=current)
+        )
 
 
 async def _jmsg(conn: Connection, job: FdJob, level: str, text: str) -> None:
@@ -267,12 +326,19 @@ async def _jmsg(conn: Connection, job: FdJob, level: str, text: str) -> None:
 async def _send_notes(conn: Connection, job: FdJob, stats: RestoreStats) -> None:
     """Each per-file error and warning the writer kept as a job message, then one line for the
     ones it only counted: a restore with thousands of bad files does not flood the Director."""
-    for level, texts, total, kind in (("error", stats.failed, stats.errors, "error(s)"),
-                                      ("warning", stats.warnings, stats.warning_count, "warning(s)")):
+    for level, texts, total, kind in (
+        ("error", stats.failed, stats.errors, "error(s)"),
+        ("warning", stats.warnings, stats.warning_count, "warning(s)"),
+    ):
         for text in texts:
             await _jmsg(conn, job, level, text)
         if total > len(texts):
-            await _jmsg(conn, job, level, f"{total - len(texts)} more {kind} not listed (the first {len(texts)} are)")
+            await _jmsg(
+                conn,
+                job,
+                level,
+                f"{total - len(texts)} more {kind} not listed (the first {len(texts)} are)",
+            )
 
 
 def _next_batch(records: Iterator[Record], job: FdJob) -> list[Record] | None:
@@ -326,7 +392,10 @@ async def _backup(fd: FileDaemon, job: FdJob, conn: Connection, log: Any) -> tup
         await _jmsg(conn, job, "warning", warning)
     await sd.close(terminate=True)
     if stats.errors:
-        return "E" if stats.errors and not job.files else "W", f"{stats.errors} file(s) could not be read"
+        return (
+            "E" if stats.errors and not job.files else "W",
+            f"{stats.errors} file(s) could not be read",
+        )
     return ("W" if stats.warnings else "T"), ""
 
 
@@ -363,7 +432,9 @@ async def _restore(job: FdJob, msg: FdRestore, log: Any, where: Path) -> tuple[s
         same_client=msg.same_client,
         log=log,
     )
-    if writer.rejected is not None:  # nothing can be restored: the SD's read session is never opened
+    if (
+        writer.rejected is not None
+    ):  # nothing can be restored: the SD's read session is never opened
         job.errors = writer.stats.errors
         await sd.close(terminate=True)
         return "E", writer.rejected
@@ -384,7 +455,9 @@ async def _restore(job: FdJob, msg: FdRestore, log: Any, where: Path) -> tuple[s
     finally:
         # A no-op after finish(). In a worker thread, shielded: a cancel while it runs does not stop
         # it, and it waits for a feed still running in its own thread (RestoreWriter's lock).
-        stats = await asyncio.shield(asyncio.get_running_loop().run_in_executor(None, writer.abort, why))
+        stats = await asyncio.shield(
+            asyncio.get_running_loop().run_in_executor(None, writer.abort, why)
+        )
         job.notes = stats
         job.files = stats.files  # hidden hardlink carriers are not files of this restore
         job.errors = stats.errors
@@ -429,7 +502,9 @@ def _feed(writer: RestoreWriter, records: list[Record]) -> None:
 
 def _estimate(job: FdJob, msg: FdEstimate) -> EstimateResult:
     assert job.setup.fileset is not None
-    reader = BackupReader(FileSetSpec.model_validate(job.setup.fileset), level="Full", since_ns=None)
+    reader = BackupReader(
+        FileSetSpec.model_validate(job.setup.fileset), level="Full", since_ns=None
+    )
     files = 0
     size = 0
     listing: list[bytes] = []

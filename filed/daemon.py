@@ -38,12 +38,18 @@ class FileDaemon(Daemon[FileDaemonConfig]):
         return None if director is None else director.password.get_secret_value()
 
     def running_jobs(self) -> tuple[RunningJob, ...]:
-        return tuple(RunningJob(job_id=j.setup.job_id, job=j.name, status=j.status, files=j.files, bytes=j.bytes)
-                     for j in self.jobs.values())
+        return tuple(
+            RunningJob(
+                job_id=j.setup.job_id, job=j.name, status=j.status, files=j.files, bytes=j.bytes
+            )
+            for j in self.jobs.values()
+        )
 
     async def serve_peer(self, conn: Connection, peer: Hello) -> None:
         if peer.role != "director":
-            await conn.send(ErrorReply(code=Code.FD_ERROR, text=f"a {peer.role} cannot use this daemon"))
+            await conn.send(
+                ErrorReply(code=Code.FD_ERROR, text=f"a {peer.role} cannot use this daemon")
+            )
             return
         monitor = bool(getattr(self.config.directors[peer.name], "monitor", False))
         await serve_director(self, conn, monitor, self.log.bind(peer_name=peer.name))

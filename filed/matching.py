@@ -43,7 +43,11 @@ class CompiledOptions:
         for kind in kinds:
             for pattern in self.compiled[kind]:
                 # wild* match the whole path (Bareos fnmatch); regex* search anywhere in it.
-                if pattern.fullmatch(path) if pattern.pattern.endswith(b"\\Z") else pattern.search(path):
+                if (
+                    pattern.fullmatch(path)
+                    if pattern.pattern.endswith(b"\\Z")
+                    else pattern.search(path)
+                ):
                     return True
         return False
 
@@ -59,8 +63,17 @@ def choose(blocks: list[CompiledOptions], path: bytes, is_dir: bool) -> OptionsS
         if block.matches(path, is_dir):
             return None if block.spec.exclude else block.spec
     if blocks and all(b.spec.exclude for b in blocks):
-        return blocks[0].spec.model_copy(update={"exclude": False, "wild": (), "wild_dir": (), "wild_file": (),
-                                                 "regex": (), "regex_dir": (), "regex_file": ()})
+        return blocks[0].spec.model_copy(
+            update={
+                "exclude": False,
+                "wild": (),
+                "wild_dir": (),
+                "wild_file": (),
+                "regex": (),
+                "regex_dir": (),
+                "regex_file": (),
+            }
+        )
     for block in blocks:
         if not block.spec.exclude:
             return block.spec

@@ -13,13 +13,18 @@ from typing import Final
 SHELL_SYNTAX: Final = frozenset(";&|<>()$`\\\"'*?[]{}~!#\n\r\t")
 
 
-def script_refusal(command: str, allowed_dirs: Sequence[Path], allowed_commands: Sequence[str]) -> str | None:
+def script_refusal(
+    command: str, allowed_dirs: Sequence[Path], allowed_commands: Sequence[str]
+) -> str | None:
     """Why a client-side script may not run here, or None. With neither list set, anything runs."""
     if allowed_commands and command in allowed_commands:
         return None
     if not allowed_dirs:
-        return (None if not allowed_commands
-                else f"command {command!r} is not in this client's Allowed Job Command")
+        return (
+            None
+            if not allowed_commands
+            else f"command {command!r} is not in this client's Allowed Job Command"
+        )
     if any(ch in SHELL_SYNTAX for ch in command):
         return f"command {command!r} uses shell syntax, which Allowed Script Dir does not allow"
     words = shlex.split(command)
@@ -37,4 +42,6 @@ def script_refusal(command: str, allowed_dirs: Sequence[Path], allowed_commands:
     return f"program {program} is not inside Allowed Script Dir ({listed})"
 
 
-RESTORE_REFUSED: Final = "restores are disabled on this client (Allow Restore = no): it is read-only"
+RESTORE_REFUSED: Final = (
+    "restores are disabled on this client (Allow Restore = no): it is read-only"
+)

@@ -64,8 +64,12 @@ from protocol.errors import DecodeError
 from protocol.records import DATA_STREAMS, Record, Stream, unpack_data
 from protocol.restore_policy import REPLACE_POLICIES
 
-HIDDEN_PREFIX: Final = b".strongroom-restore-"  # a hardlink's data carrier whose own name is not selected
-TEMP_PREFIX: Final = b".strongroom-part-"  # a file being built, renamed over its target when complete
+HIDDEN_PREFIX: Final = (
+    b".strongroom-restore-"  # a hardlink's data carrier whose own name is not selected
+)
+TEMP_PREFIX: Final = (
+    b".strongroom-part-"  # a file being built, renamed over its target when complete
+)
 # The notes of each kind (errors, warnings) a restore keeps the text of; the rest are only counted,
 # so a restore with thousands of bad files neither grows without bound nor floods the job log.
 MAX_NOTES: Final = 100
@@ -118,11 +122,22 @@ class _Current:
 
 
 class RestoreWriter:
-    def __init__(self, where: Path, *, replace: str = "always", strip_prefix: bytes | None = None,
-                 add_prefix: bytes | None = None, add_suffix: bytes | None = None,
-                 regex_where: str | None = None, hidden_indexes: tuple[tuple[int, int], ...] = (),
-                 log: Any = None, max_notes: int = MAX_NOTES, max_chunk_size: int = MAX_CHUNK_SIZE,
-                 privileged_content: bool = False, same_client: bool = True) -> None:
+    def __init__(
+        self,
+        where: Path,
+        *,
+        replace: str = "always",
+        strip_prefix: bytes | None = None,
+        add_prefix: bytes | None = None,
+        add_suffix: bytes | None = None,
+        regex_where: str | None = None,
+        hidden_indexes: tuple[tuple[int, int], ...] = (),
+        log: Any = None,
+        max_notes: int = MAX_NOTES,
+        max_chunk_size: int = MAX_CHUNK_SIZE,
+        privileged_content: bool = False,
+        same_client: bool = True,
+    ) -> None:
         self.where = os.path.normpath(os.fsencode(where))
         self.replace = replace.lower()
         self.hidden = set(hidden_indexes)
@@ -139,8 +154,10 @@ class RestoreWriter:
         self._dirs: list[tuple[tuple[bytes, ...], FileAttributes, _Current]] = []
         self._restored: dict[tuple[int, int], tuple[bytes, ...]] = {}
         self._job = 0
-        self.policy = Policy(privileged=os.geteuid() == 0,
-                             strip=not privileged_content and (self.where != b"/" or not same_client))
+        self.policy = Policy(
+            privileged=os.geteuid() == 0,
+            strip=not privileged_content and (self.where != b"/" or not same_client),
+        )
         self._walker: DirWalker | None = None
         self._token = secrets.token_hex(4).encode()
         self._serial = itertools.count()
@@ -149,10 +166,17 @@ class RestoreWriter:
         self._closed = False
         try:
             if self.replace not in REPLACE_POLICIES:
-                raise ValueError(f"unknown replace policy {replace!r} (use {', '.join(REPLACE_POLICIES)})")
+                raise ValueError(
+                    f"unknown replace policy {replace!r} (use {', '.join(REPLACE_POLICIES)})"
+                )
             if regex_where:
-                self.paths = PathMap(self.where, strip_prefix, add_prefix, add_suffix,
-                                     tuple(parse_regex_where(regex_where)))
+                self.paths = PathMap(
+                    self.where,
+                    strip_prefix,
+                    add_prefix,
+                    add_suffix,
+                    tuple(parse_regex_where(regex_where)),
+                )
             self._walker = DirWalker(open_where(self.where), self.where)
             self._leftovers.walker = self._walker
         except UnsafePath as exc:
@@ -192,7 +216,9 @@ class RestoreWriter:
         if cur is None or record.file_index != cur.index:
             if record.file_index != self._dropping:
                 self._dropping = record.file_index  # one report per file, not one per record
-                self._error(f"record for file index {record.file_index} arrived without its attributes; dropped")
+                self._error(
+                    f"record for file index {record.file_index} arrived without its attributes; dropped"
+                )
             return
         try:
             if record.stream in DATA_STREAMS:
@@ -200,7 +226,9 @@ class RestoreWriter:
             elif record.stream == Stream.DIGEST:
                 algorithm, digest = parse_digest(record.payload)
                 if cur.hasher is not None and cur.hasher.digest() != digest:
-                    raise FileFailed(f"{algorithm} digest mismatch: the data read differs from what was backed up")
+                    raise FileFailed(
+                        f"{algorithm} digest mismatch: the data read differs from what was backed up"
+                    )
             elif record.stream == Stream.XATTRS:
                 cur.xattrs = parse_xattrs(record.payload)
             elif record.stream == Stream.ACL_ACCESS:
@@ -219,8 +247,11 @@ class RestoreWriter:
             return
         hidden = (self._job, record.file_index) in self.hidden
         try:
-            parts = ((HIDDEN_PREFIX + f"{self._job}-{record.file_index}".encode(),) if hidden
-                     else self.paths.parts_of(attrs.path))
+            parts = (
+                (HIDDEN_PREFIX + f"{self._job}-{record.file_index}".encode(),)
+                if hidden
+                else self.paths.parts_of(attrs.path)
+            )
             if not parts and attrs.type != FileType.DIRECTORY:
                 raise UnsafePath("it would replace the restore location itself")
         except UnsafePath as exc:
@@ -228,9 +259,13 @@ class RestoreWriter:
             return
         cur = _Current(attrs, record.file_index, parts, join(self.where, parts), hidden=hidden)
         if self.policy.strip and attrs.type in (FileType.CHAR_DEVICE, FileType.BLOCK_DEVICE):
-            self._warn(f"{printable(attrs.path)}: device node not restored (privileged content: restore to "
-                       "the same client at where=/ or ask for privileged content)")
-            self.stats.skipped += 1  # handled as the policy says, as a file the replace policy keeps
+            self._warn(
+                f"{printable(attrs.path)}: device node not restored (privileged content: restore to "
+                "the same client at where=/ or ask for privileged content)"
+            )
+            self.stats.skipped += (
+                1  # handled as the policy says, as a file the replace policy keeps
+            )
             self.stats.files += 1
             return
         try:
@@ -310,7 +345,9 @@ class RestoreWriter:
                     self._leftovers.paths.discard(source)
                     self._restored[(self._job, a.link_index)] = cur.parts
                     return
-                os.link(source[-1], temp, src_dir_fd=src_dir, dst_dir_fd=dir_fd, follow_symlinks=False)
+                os.link(
+                    source[-1], temp, src_dir_fd=src_dir, dst_dir_fd=dir_fd, follow_symlinks=False
+                )
             finally:
                 os.close(src_dir)
         else:
@@ -344,10 +381,14 @@ class RestoreWriter:
         a = cur.attrs
         try:
             if a.type == FileType.DIRECTORY:
-                self._dirs.append((cur.parts, a, cur))  # attributes set at the end, after the contents
+                self._dirs.append(
+                    (cur.parts, a, cur)
+                )  # attributes set at the end, after the contents
             else:
                 if cur.fd >= 0:
-                    os.ftruncate(cur.fd, a.size)  # a sparse file's trailing hole, and its exact size
+                    os.ftruncate(
+                        cur.fd, a.size
+                    )  # a sparse file's trailing hole, and its exact size
                 self._apply(a, cur, cur.fd, cur.dir_fd, cur.temp or cur.parts[-1])
                 if cur.fd >= 0:
                     self._close(cur)
@@ -357,7 +398,9 @@ class RestoreWriter:
                     cur.temp = None
             self._restored[(self._job, cur.index)] = cur.parts
             if cur.hidden:
-                self._leftovers.paths.add(cur.parts)  # removed at the end unless a selected name takes it
+                self._leftovers.paths.add(
+                    cur.parts
+                )  # removed at the end unless a selected name takes it
             else:
                 self.stats.files += 1
         except FILE_ERRORS as exc:
@@ -366,8 +409,17 @@ class RestoreWriter:
             self._discard(cur)
 
     def _apply(self, a: FileAttributes, cur: _Current, fd: int, dir_fd: int, name: bytes) -> None:
-        apply_attributes(a, fd=fd, dir_fd=dir_fd, name=name, policy=self.policy, acl_access=cur.acl_access,
-                         acl_default=cur.acl_default, xattrs=cur.xattrs, warn=self._warn)
+        apply_attributes(
+            a,
+            fd=fd,
+            dir_fd=dir_fd,
+            name=name,
+            policy=self.policy,
+            acl_access=cur.acl_access,
+            acl_default=cur.acl_default,
+            xattrs=cur.xattrs,
+            warn=self._warn,
+        )
 
     def finish(self) -> RestoreStats:
         """The records are complete: finish the last file, then set directory attributes deepest
@@ -407,8 +459,9 @@ class RestoreWriter:
     def __enter__(self) -> RestoreWriter:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def _finish_dirs(self) -> None:
@@ -418,9 +471,15 @@ class RestoreWriter:
             if walker is None:
                 break
             try:
-                parent = walker.open_dir(parts[:-1], create=False) if parts else os.dup(walker.root_fd)
+                parent = (
+                    walker.open_dir(parts[:-1], create=False) if parts else os.dup(walker.root_fd)
+                )
                 try:
-                    fd = open_component(parent, parts[-1], join(self.where, parts)) if parts else os.dup(parent)
+                    fd = (
+                        open_component(parent, parts[-1], join(self.where, parts))
+                        if parts
+                        else os.dup(parent)
+                    )
                     try:
                         self._apply(attrs, cur, fd, parent, parts[-1] if parts else b".")
                     finally:
@@ -428,7 +487,9 @@ class RestoreWriter:
                 finally:
                     os.close(parent)
             except FILE_ERRORS as exc:
-                self._error(f"{printable(attrs.path)}: cannot set directory attributes: {reason(exc)}")
+                self._error(
+                    f"{printable(attrs.path)}: cannot set directory attributes: {reason(exc)}"
+                )
 
     # -- failures ---------------------------------------------------------------------------
 

@@ -83,11 +83,15 @@ def _inflate_zstd(chunk: Any, limit: int) -> bytes:
     size = zstandard.frame_content_size(chunk)  # -1: not declared
     limit = _declared(size, limit)
     if size >= 0:
-        return bytes(inflater.decompress(chunk))  # zstd writes into exactly the declared size, or fails
+        return bytes(
+            inflater.decompress(chunk)
+        )  # zstd writes into exactly the declared size, or fails
     try:
         return bytes(inflater.decompress(chunk, max_output_size=limit))
     except zstandard.ZstdError:
-        with inflater.stream_reader(chunk) as reader:  # too large, or corrupt? (the failure path only)
+        with inflater.stream_reader(
+            chunk
+        ) as reader:  # too large, or corrupt? (the failure path only)
             if len(reader.read(limit + 1)) > limit:
                 raise ChunkTooLarge(f"expands to more than {limit} bytes") from None
         raise
@@ -116,17 +120,22 @@ def open_codecs(attrs: FileAttributes) -> tuple[Hasher | None, Decompress | None
         try:
             decompress = decompressor(attrs.compression)
         except ValueError as exc:
-            raise FileFailed(f"unknown compression {attrs.compression!r} in its attributes") from exc
+            raise FileFailed(
+                f"unknown compression {attrs.compression!r} in its attributes"
+            ) from exc
     if attrs.digest_algorithm:
         try:
             hasher = new_hasher(attrs.digest_algorithm)
         except ValueError as exc:
-            raise FileFailed(f"unknown digest algorithm {attrs.digest_algorithm!r} in its attributes") from exc
+            raise FileFailed(
+                f"unknown digest algorithm {attrs.digest_algorithm!r} in its attributes"
+            ) from exc
     return hasher, decompress
 
 
-def decompress_chunk(decompress: Decompress | None, chunk: memoryview, offset: int,
-                     limit: int = MAX_CHUNK_SIZE) -> bytes:
+def decompress_chunk(
+    decompress: Decompress | None, chunk: memoryview, offset: int, limit: int = MAX_CHUNK_SIZE
+) -> bytes:
     """One chunk's data, at most `limit` bytes (less when its codec declares its size); FileFailed
     for a chunk that is corrupt or would expand further."""
     if decompress is None:
@@ -149,8 +158,13 @@ def parse_xattrs(payload: bytes | memoryview) -> list[tuple[bytes, bytes]]:
         raise FileFailed(f"malformed xattr list: a {type(items).__name__}, not a list")
     out: list[tuple[bytes, bytes]] = []
     for item in items:
-        if (not isinstance(item, tuple) or len(item) != 2 or not all(isinstance(x, bytes) for x in item)
-                or not item[0] or b"\0" in item[0]):
+        if (
+            not isinstance(item, tuple)
+            or len(item) != 2
+            or not all(isinstance(x, bytes) for x in item)
+            or not item[0]
+            or b"\0" in item[0]
+        ):
             raise FileFailed(f"malformed xattr list: entry {item!r:.60} is not [name, value]")
         out.append((item[0], item[1]))
     return out
@@ -159,7 +173,11 @@ def parse_xattrs(payload: bytes | memoryview) -> list[tuple[bytes, bytes]]:
 def parse_digest(payload: bytes | memoryview) -> tuple[str, bytes]:
     """A DIGEST payload: msgpack [algorithm, digest]."""
     value = codec.unpack(payload)
-    if (not isinstance(value, tuple) or len(value) != 2 or not isinstance(value[0], str)
-            or not isinstance(value[1], bytes)):
+    if (
+        not isinstance(value, tuple)
+        or len(value) != 2
+        or not isinstance(value[0], str)
+        or not isinstance(value[1], bytes)
+    ):
         raise FileFailed("malformed digest record")
     return value[0], value[1]

@@ -64,8 +64,12 @@ def create_node(a: FileAttributes, dir_fd: int, name: bytes) -> int:
     writer's."""
     kind = a.type
     if kind == FileType.REGULAR:
-        return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                       dir_fd=dir_fd)
+        return os.open(
+            name,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            0o600,
+            dir_fd=dir_fd,
+        )
     if kind == FileType.SYMLINK:
         os.symlink(a.link_target, name, dir_fd=dir_fd)
     elif kind == FileType.FIFO:
@@ -81,9 +85,13 @@ def install(dir_fd: int, temp: bytes, name: bytes, kind: FileType) -> None:
     """Put the complete file in its place, atomically replacing what the policy lets it replace."""
     if kind == FileType.HARDLINK:
         with contextlib.suppress(FileNotFoundError):
-            if os.path.samestat(os.stat(temp, dir_fd=dir_fd, follow_symlinks=False),
-                                os.stat(name, dir_fd=dir_fd, follow_symlinks=False)):
-                os.unlink(temp, dir_fd=dir_fd)  # a link onto its own source: rename() would keep both
+            if os.path.samestat(
+                os.stat(temp, dir_fd=dir_fd, follow_symlinks=False),
+                os.stat(name, dir_fd=dir_fd, follow_symlinks=False),
+            ):
+                os.unlink(
+                    temp, dir_fd=dir_fd
+                )  # a link onto its own source: rename() would keep both
                 return
     os.rename(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
@@ -105,9 +113,18 @@ def safe_mode(a: FileAttributes, policy: Policy) -> int:
     return mode
 
 
-def apply_attributes(a: FileAttributes, *, fd: int, dir_fd: int, name: bytes, policy: Policy,
-                     acl_access: bytes | None, acl_default: bytes | None, xattrs: list[tuple[bytes, bytes]],
-                     warn: Callable[[str], None]) -> None:
+def apply_attributes(
+    a: FileAttributes,
+    *,
+    fd: int,
+    dir_fd: int,
+    name: bytes,
+    policy: Policy,
+    acl_access: bytes | None,
+    acl_default: bytes | None,
+    xattrs: list[tuple[bytes, bytes]],
+    warn: Callable[[str], None],
+) -> None:
     """Owner, mode, ACLs, xattrs and times, in the order that keeps each one, on the file's own
     descriptor `fd` (-1: the node `name` in `dir_fd` is reached without following it). What the
     system refuses (an owner without privileges, an unsupported xattr) is a warning; anything
@@ -115,20 +132,37 @@ def apply_attributes(a: FileAttributes, *, fd: int, dir_fd: int, name: bytes, po
     if a.type == FileType.HARDLINK:
         return  # a hardlink shares its inode with the name that carried the data
     if fd >= 0:
-        _apply(a, fd, policy, acl_access=acl_access, acl_default=acl_default, xattrs=xattrs, warn=warn)
+        _apply(
+            a, fd, policy, acl_access=acl_access, acl_default=acl_default, xattrs=xattrs, warn=warn
+        )
     elif a.type == FileType.SYMLINK:
         _apply_symlink(a, dir_fd, name, policy, xattrs=xattrs, warn=warn)
     else:
         node = os.open(name, O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
         try:
-            _apply(a, f"{PROC_FD}/{node}", policy, acl_access=acl_access, acl_default=acl_default,
-                   xattrs=xattrs, warn=warn)
+            _apply(
+                a,
+                f"{PROC_FD}/{node}",
+                policy,
+                acl_access=acl_access,
+                acl_default=acl_default,
+                xattrs=xattrs,
+                warn=warn,
+            )
         finally:
             os.close(node)
 
 
-def _apply(a: FileAttributes, target: int | str, policy: Policy, *, acl_access: bytes | None,
-           acl_default: bytes | None, xattrs: list[tuple[bytes, bytes]], warn: Callable[[str], None]) -> None:
+def _apply(
+    a: FileAttributes,
+    target: int | str,
+    policy: Policy,
+    *,
+    acl_access: bytes | None,
+    acl_default: bytes | None,
+    xattrs: list[tuple[bytes, bytes]],
+    warn: Callable[[str], None],
+) -> None:
     if policy.privileged or a.uid == os.geteuid():
         try:
             os.chown(target, a.uid, a.gid)
@@ -136,8 +170,10 @@ def _apply(a: FileAttributes, target: int | str, policy: Policy, *, acl_access: 
             warn(f"{printable(a.path)}: cannot set owner {a.uid}:{a.gid}: {exc.strerror}")
     mode = safe_mode(a, policy)
     if mode != stat.S_IMODE(a.mode):
-        warn(f"{printable(a.path)}: setuid/setgid bits not restored (mode {stat.S_IMODE(a.mode):o} "
-             f"restored as {mode:o})")
+        warn(
+            f"{printable(a.path)}: setuid/setgid bits not restored (mode {stat.S_IMODE(a.mode):o} "
+            f"restored as {mode:o})"
+        )
     os.chmod(target, mode)
     for acl_name, acl in ((ACL_ACCESS, acl_access), (ACL_DEFAULT, acl_default)):
         if acl is not None:
@@ -149,12 +185,21 @@ def _apply(a: FileAttributes, target: int | str, policy: Policy, *, acl_access: 
         try:
             os.setxattr(target, xname, value)
         except OSError as exc:
-            warn(f"{printable(a.path)}: cannot restore xattr {xname.decode(errors='replace')}: {exc.strerror}")
+            warn(
+                f"{printable(a.path)}: cannot restore xattr {xname.decode(errors='replace')}: {exc.strerror}"
+            )
     os.utime(target, ns=(a.atime_ns, a.mtime_ns))
 
 
-def _apply_symlink(a: FileAttributes, dir_fd: int, name: bytes, policy: Policy, *,
-                   xattrs: list[tuple[bytes, bytes]], warn: Callable[[str], None]) -> None:
+def _apply_symlink(
+    a: FileAttributes,
+    dir_fd: int,
+    name: bytes,
+    policy: Policy,
+    *,
+    xattrs: list[tuple[bytes, bytes]],
+    warn: Callable[[str], None],
+) -> None:
     if policy.privileged or a.uid == os.geteuid():
         try:
             os.chown(name, a.uid, a.gid, dir_fd=dir_fd, follow_symlinks=False)
@@ -166,16 +211,24 @@ def _apply_symlink(a: FileAttributes, dir_fd: int, name: bytes, policy: Policy, 
         try:
             os.setxattr(link, xname, value, follow_symlinks=False)
         except OSError as exc:
-            warn(f"{printable(a.path)}: cannot restore xattr {xname.decode(errors='replace')}: {exc.strerror}")
+            warn(
+                f"{printable(a.path)}: cannot restore xattr {xname.decode(errors='replace')}: {exc.strerror}"
+            )
     os.utime(name, ns=(a.atime_ns, a.mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
 
 
-def _allowed(a: FileAttributes, xattrs: list[tuple[bytes, bytes]], policy: Policy,
-             warn: Callable[[str], None]) -> list[tuple[bytes, bytes]]:
+def _allowed(
+    a: FileAttributes,
+    xattrs: list[tuple[bytes, bytes]],
+    policy: Policy,
+    warn: Callable[[str], None],
+) -> list[tuple[bytes, bytes]]:
     if not policy.strip:
         return xattrs
     kept = [(n, v) for n, v in xattrs if not n.startswith(PRIVILEGED_XATTRS)]
     if len(kept) != len(xattrs):
-        dropped = ", ".join(n.decode(errors="replace") for n, _v in xattrs if n.startswith(PRIVILEGED_XATTRS))
+        dropped = ", ".join(
+            n.decode(errors="replace") for n, _v in xattrs if n.startswith(PRIVILEGED_XATTRS)
+        )
         warn(f"{printable(a.path)}: privileged xattrs not restored: {dropped}")
     return kept

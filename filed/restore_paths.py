@@ -76,7 +76,9 @@ class PathMap:
         if self.strip_prefix and mapped.startswith(self.strip_prefix):
             mapped = mapped[len(self.strip_prefix) :] or b"/"
         if self.add_prefix:
-            mapped = self.add_prefix.rstrip(b"/") + (mapped if mapped.startswith(b"/") else b"/" + mapped)
+            mapped = self.add_prefix.rstrip(b"/") + (
+                mapped if mapped.startswith(b"/") else b"/" + mapped
+            )
         if self.add_suffix:
             mapped += self.add_suffix
         for pattern, replacement in self.regex:
@@ -114,7 +116,9 @@ def _open_component(dir_fd: int, name: bytes, shown: bytes, create: bool) -> tup
         if link:
             raise UnsafePath(f"{printable(shown)} is a symlink; refusing to follow it") from exc
         raise NotADirectory(f"{printable(shown)} is not a directory") from exc
-    with contextlib.suppress(FileExistsError):  # made by someone else meanwhile: opened as any other
+    with contextlib.suppress(
+        FileExistsError
+    ):  # made by someone else meanwhile: opened as any other
         os.mkdir(name, NEW_DIR_MODE, dir_fd=dir_fd)
     return _open_component(dir_fd, name, shown, create=False)[0], True
 
@@ -143,13 +147,17 @@ def open_where(where: bytes, create: bool = True) -> int:
             try:
                 child, _created = _open_component(fd, part, shown, create)
             except NotADirectory as exc:  # said as mkdir would say it
-                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), os.fsdecode(shown)) from exc
+                raise NotADirectoryError(
+                    errno.ENOTDIR, os.strerror(errno.ENOTDIR), os.fsdecode(shown)
+                ) from exc
             os.close(fd)
             fd = child
             st = os.fstat(fd)
             if parent_open and st.st_uid not in (0, os.geteuid()):
-                raise UnsafePath(f"{printable(shown)} is in a directory others can write to and belongs to "
-                                 f"uid {st.st_uid}, not to this daemon or root")
+                raise UnsafePath(
+                    f"{printable(shown)} is in a directory others can write to and belongs to "
+                    f"uid {st.st_uid}, not to this daemon or root"
+                )
             parent_open = bool(st.st_mode & stat.S_IWOTH)
         if os.fstat(fd).st_mode & stat.S_IWOTH:
             raise UnsafePath(f"where {printable(where)} is writable by others")

@@ -113,8 +113,27 @@ def _checked(payload: bytes | memoryview) -> tuple[Any, ...]:
     obj = codec.unpack(payload)
     if not isinstance(obj, tuple) or len(obj) != 19 or obj[0] != ATTRIBUTES_VERSION:
         raise DecodeError("malformed file attributes record")
-    (_v, path, kind, mode, uid, gid, size, atime, mtime, ctime, nlink, dev, ino, rdev,
-     target, link_index, compression, sparse, digest) = obj
+    (
+        _v,
+        path,
+        kind,
+        mode,
+        uid,
+        gid,
+        size,
+        atime,
+        mtime,
+        ctime,
+        nlink,
+        dev,
+        ino,
+        rdev,
+        target,
+        link_index,
+        compression,
+        sparse,
+        digest,
+    ) = obj
     if not isinstance(path, bytes) or not isinstance(target, bytes):
         raise DecodeError("file attributes: path and link target must be bytes")
     ints = (mode, uid, gid, size, atime, mtime, ctime, nlink, dev, ino, rdev, link_index)
@@ -134,10 +153,47 @@ def _checked(payload: bytes | memoryview) -> tuple[Any, ...]:
 
 def decode_attributes(payload: bytes | memoryview) -> FileAttributes:
     """Parse an attributes record; anything malformed raises DecodeError."""
-    (_v, path, kind, mode, uid, gid, size, atime, mtime, ctime, nlink, dev, ino, rdev,
-     target, link_index, compression, sparse, digest) = _checked(payload)
-    return FileAttributes(path, _FILE_TYPES[kind], mode, uid, gid, size, atime, mtime, ctime, nlink, dev, ino,
-                          rdev, target, link_index, compression, sparse, digest)
+    (
+        _v,
+        path,
+        kind,
+        mode,
+        uid,
+        gid,
+        size,
+        atime,
+        mtime,
+        ctime,
+        nlink,
+        dev,
+        ino,
+        rdev,
+        target,
+        link_index,
+        compression,
+        sparse,
+        digest,
+    ) = _checked(payload)
+    return FileAttributes(
+        path,
+        _FILE_TYPES[kind],
+        mode,
+        uid,
+        gid,
+        size,
+        atime,
+        mtime,
+        ctime,
+        nlink,
+        dev,
+        ino,
+        rdev,
+        target,
+        link_index,
+        compression,
+        sparse,
+        digest,
+    )
 
 
 def path_and_type(payload: bytes | memoryview) -> tuple[bytes, FileType]:

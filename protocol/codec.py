@@ -30,7 +30,9 @@ def check_plain(obj: Any, max_depth: int = MAX_DEPTH) -> None:
         if isinstance(value, tuple):
             stack.extend((item, depth + 1) for item in value if not isinstance(item, _PLAIN))
         elif isinstance(value, dict):
-            stack.extend((item, depth + 1) for item in value.values() if not isinstance(item, _PLAIN))
+            stack.extend(
+                (item, depth + 1) for item in value.values() if not isinstance(item, _PLAIN)
+            )
         else:
             raise DecodeError(f"msgpack body holds a {type(value).__name__}, not a protocol value")
 

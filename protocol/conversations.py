@@ -34,42 +34,67 @@ ENDED: Final = "ended"
 
 
 def _table(states: dict[str, dict[type[Message], str]]) -> Table:
-    return MappingProxyType({state: MappingProxyType({cls.TYPE: nxt for cls, nxt in moves.items()})
-                             for state, moves in states.items()})
+    return MappingProxyType(
+        {
+            state: MappingProxyType({cls.TYPE: nxt for cls, nxt in moves.items()})
+            for state, moves in states.items()
+        }
+    )
 
 
 # What the Director hears from a Storage Daemon while a job moves data (backup, restore, copy).
-DIRECTOR_FROM_SD: Final = _table({
-    RUNNING: {
-        AttributeBatch: RUNNING, JobMediaReport: RUNNING, VolumeUpdate: RUNNING, VolumeRequest: RUNNING,
-        JobMessage: RUNNING, JobStatusChange: RUNNING, ErrorReply: RUNNING, JobEnd: ENDED,
-    },
-    ENDED: {},
-})
+DIRECTOR_FROM_SD: Final = _table(
+    {
+        RUNNING: {
+            AttributeBatch: RUNNING,
+            JobMediaReport: RUNNING,
+            VolumeUpdate: RUNNING,
+            VolumeRequest: RUNNING,
+            JobMessage: RUNNING,
+            JobStatusChange: RUNNING,
+            ErrorReply: RUNNING,
+            JobEnd: ENDED,
+        },
+        ENDED: {},
+    }
+)
 
 # What the Director hears from a Storage Daemon that reads for a restore (it writes nothing).
-DIRECTOR_FROM_READING_SD: Final = _table({
-    RUNNING: {JobMessage: RUNNING, JobStatusChange: RUNNING, ErrorReply: RUNNING, JobEnd: ENDED},
-    ENDED: {},
-})
+DIRECTOR_FROM_READING_SD: Final = _table(
+    {
+        RUNNING: {
+            JobMessage: RUNNING,
+            JobStatusChange: RUNNING,
+            ErrorReply: RUNNING,
+            JobEnd: ENDED,
+        },
+        ENDED: {},
+    }
+)
 
 # What the Director hears from a File Daemon while a backup or restore runs.
-DIRECTOR_FROM_FD: Final = _table({
-    RUNNING: {JobProgress: RUNNING, JobMessage: RUNNING, ErrorReply: RUNNING, JobEnd: ENDED},
-    ENDED: {},
-})
+DIRECTOR_FROM_FD: Final = _table(
+    {
+        RUNNING: {JobProgress: RUNNING, JobMessage: RUNNING, ErrorReply: RUNNING, JobEnd: ENDED},
+        ENDED: {},
+    }
+)
 
 # What a Storage Daemon hears from its Director while a job runs there.
-SD_FROM_DIRECTOR: Final = _table({
-    RUNNING: {VolumeAssignment: RUNNING, CancelJob: RUNNING, ErrorReply: RUNNING},
-})
+SD_FROM_DIRECTOR: Final = _table(
+    {
+        RUNNING: {VolumeAssignment: RUNNING, CancelJob: RUNNING, ErrorReply: RUNNING},
+    }
+)
 
-TABLES: Final[Mapping[str, Table]] = MappingProxyType({
-    "Director <- Storage Daemon (job)": DIRECTOR_FROM_SD,
-    "Director <- Storage Daemon (restore)": DIRECTOR_FROM_READING_SD,
-    "Director <- File Daemon (job)": DIRECTOR_FROM_FD,
-    "Storage Daemon <- Director (job)": SD_FROM_DIRECTOR,
-})
+TABLES: Final[Mapping[str, Table]] = MappingProxyType(
+    {
+        "Director <- Storage Daemon (job)": DIRECTOR_FROM_SD,
+        "Director <- Storage Daemon (restore)": DIRECTOR_FROM_READING_SD,
+        "Director <- File Daemon (job)": DIRECTOR_FROM_FD,
+        "Storage Daemon <- Director (job)": SD_FROM_DIRECTOR,
+    }
+)
 
 
 class Conversation:
@@ -88,7 +113,9 @@ class Conversation:
         nxt = moves.get(msg.TYPE)
         if nxt is None:
             allowed = ", ".join(sorted(moves)) or "nothing"
-            raise ProtocolError(f"{self.name}: unexpected {msg.TYPE!r} in state {self.state!r} (allowed: {allowed})")
+            raise ProtocolError(
+                f"{self.name}: unexpected {msg.TYPE!r} in state {self.state!r} (allowed: {allowed})"
+            )
         self.state = nxt
         return nxt
 

@@ -24,8 +24,10 @@ def parse_compression(value: str) -> tuple[str, int | None]:
     if lower == "lz4hc":
         return "lz4", LZ4_HC_LEVEL
     if lower == "lzo":
-        raise ValueError("Compression = LZO is not available in Strongroom; use LZ4 (the same speed class); the choices are "
-                         f"{COMPRESSION_NAMES}")
+        raise ValueError(
+            "Compression = LZO is not available in Strongroom; use LZ4 (the same speed class); the choices are "
+            f"{COMPRESSION_NAMES}"
+        )
     raise ValueError(f"unknown Compression {value!r} (use {COMPRESSION_NAMES})")
 
 
@@ -68,14 +70,25 @@ class OptionsSpec(BaseModel):
     def _compression(cls, data: Any) -> Any:
         """`compression` is the codec the File Daemon uses and names in each file's attributes;
         a configured name (GZIP, GZIP1..9, LZ4, LZ4HC, ZSTD) becomes a codec and a level."""
-        if isinstance(data, dict) and data.get("compression") is not None and "compression_level" not in data:
+        if (
+            isinstance(data, dict)
+            and data.get("compression") is not None
+            and "compression_level" not in data
+        ):
             codec, level = parse_compression(str(data["compression"]))
             data = {**data, "compression": codec, "compression_level": level}
         return data
 
     @property
     def has_patterns(self) -> bool:
-        return bool(self.wild or self.wild_dir or self.wild_file or self.regex or self.regex_dir or self.regex_file)
+        return bool(
+            self.wild
+            or self.wild_dir
+            or self.wild_file
+            or self.regex
+            or self.regex_dir
+            or self.regex_file
+        )
 
 
 class IncludeSpec(BaseModel):

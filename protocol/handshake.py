@@ -50,7 +50,9 @@ def derive_key(secret: str) -> bytes:
     return hmac.new(_KEY_LABEL, secret.encode("utf-8"), hashlib.sha256).digest()
 
 
-def compute_mac(key: bytes, challenger: str, hello: Hello, nonce: bytes, channel_binding: bytes = b"") -> bytes:
+def compute_mac(
+    key: bytes, challenger: str, hello: Hello, nonce: bytes, channel_binding: bytes = b""
+) -> bytes:
     """HMAC-SHA256 over the direction, the caller's identity, the nonce and, inside TLS, the
     channel binding (RFC 5929 tls-server-end-point): a proof made for one TLS channel is worth
     nothing on another, so a relay that terminates TLS cannot pass the handshake through."""
@@ -158,7 +160,10 @@ class Initiator(_Side):
     side = "initiator"
 
     def __init__(
-        self, hello: Hello, secret: str, nonce_factory: NonceFactory = _fresh_nonce,
+        self,
+        hello: Hello,
+        secret: str,
+        nonce_factory: NonceFactory = _fresh_nonce,
         channel_binding: bytes = b"",
     ) -> None:
         super().__init__(nonce_factory, channel_binding)

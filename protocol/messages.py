@@ -153,7 +153,9 @@ class DaemonStatus(Message):
     connections: ConnectionCounts
     devices: tuple[DeviceStatus, ...] = ()  # Storage Daemons only
 
-    OPTIONAL_ON_WIRE: ClassVar[frozenset[str]] = frozenset({"devices"})  # absent when empty: older peers unchanged
+    OPTIONAL_ON_WIRE: ClassVar[frozenset[str]] = frozenset(
+        {"devices"}
+    )  # absent when empty: older peers unchanged
 
 
 class ConsoleCommand(Message):
@@ -226,7 +228,9 @@ def _to_wire(msg: Message) -> dict[str, Any]:
 def _wire_value(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_to_wire(v) if isinstance(v, Message) else _wire_value(v) for v in value]
-    if isinstance(value, BaseModel):  # a typed value that is not a message (a FileSet): its fields, as a map
+    if isinstance(
+        value, BaseModel
+    ):  # a typed value that is not a message (a FileSet): its fields, as a map
         return value.model_dump()
     return value
 
@@ -259,7 +263,9 @@ def _message_class(annotation: Any) -> type[Message] | None:
     if isinstance(annotation, type) and issubclass(annotation, Message):
         return annotation
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        found = [a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, Message)]
+        found = [
+            a for a in typing.get_args(annotation) if isinstance(a, type) and issubclass(a, Message)
+        ]
         return found[0] if len(found) == 1 else None
     return None
 

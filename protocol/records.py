@@ -22,11 +22,15 @@ class Stream(enum.IntEnum):
     ATTRIBUTES = 1  # protocol.attributes.FileAttributes
     DATA = 2  # 8-byte big-endian offset + raw bytes (holes of sparse files are simply absent)
     DIGEST = 3  # msgpack [algorithm, digest bytes] of the whole file's data
-    COMPRESSED_DATA = 4  # 8-byte offset + one independently compressed chunk (codec in the attributes)
+    COMPRESSED_DATA = (
+        4  # 8-byte offset + one independently compressed chunk (codec in the attributes)
+    )
     XATTRS = 7  # msgpack [[name bytes, value bytes], ...]
     ACL_ACCESS = 8  # raw system.posix_acl_access value
     ACL_DEFAULT = 9  # raw system.posix_acl_default value
-    DELETED = 10  # accurate mode: attributes of a file that is gone; catalog only, never on a volume
+    DELETED = (
+        10  # accurate mode: attributes of a file that is gone; catalog only, never on a volume
+    )
     JOB_START = 11  # restore stream only: 8-byte JobId; the records that follow belong to that job
 
 
@@ -69,7 +73,9 @@ def encode_batch(records: Iterable[Record]) -> bytes:
 
 
 _ARRAY32: Final = struct.Struct(">BI")
-_RECORD_HEAD: Final = struct.Struct(">BBiBiBI")  # fixarray(3), int32 file index, int32 stream, bin32 length
+_RECORD_HEAD: Final = struct.Struct(
+    ">BBiBiBI"
+)  # fixarray(3), int32 file index, int32 stream, bin32 length
 
 
 def encode_batch_parts(records: Iterable[Record]) -> list[bytes | memoryview]:
@@ -77,7 +83,9 @@ def encode_batch_parts(records: Iterable[Record]) -> list[bytes | memoryview]:
     parts: list[bytes | memoryview] = [b""]
     count = 0
     for r in records:
-        parts.append(_RECORD_HEAD.pack(0x93, 0xD2, r.file_index, 0xD2, r.stream, 0xC6, len(r.payload)))
+        parts.append(
+            _RECORD_HEAD.pack(0x93, 0xD2, r.file_index, 0xD2, r.stream, 0xC6, len(r.payload))
+        )
         parts.append(r.payload)
         count += 1
     parts[0] = _ARRAY32.pack(0xDD, count)

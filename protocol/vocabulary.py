@@ -43,6 +43,9 @@ class Level(enum.StrEnum):
 
 
 LEVEL_NAMES: dict[Level, str] = {
-    Level.FULL: "Full", Level.INCREMENTAL: "Incremental", Level.DIFFERENTIAL: "Differential",
-    Level.VIRTUAL_FULL: "VirtualFull", Level.BASE: "Base",
+    Level.FULL: "Full",
+    Level.INCREMENTAL: "Incremental",
+    Level.DIFFERENTIAL: "Differential",
+    Level.VIRTUAL_FULL: "VirtualFull",
+    Level.BASE: "Base",
 }

@@ -61,7 +61,9 @@ class VolumeWriteFailed(VolumeError):
     `status` is what the volume becomes: Full (no room) or Error (an I/O error)."""
 
     def __init__(self, volume: str, status: str, reason: str) -> None:
-        super().__init__(f"volume {volume}: {reason}; the volume was cut back to its last good block and marked {status}")
+        super().__init__(
+            f"volume {volume}: {reason}; the volume was cut back to its last good block and marked {status}"
+        )
         self.volume = volume
         self.status = status
 
@@ -106,8 +108,13 @@ def scan_tail(fd: int, path: Path) -> tuple[int, int, TailRepair | None]:
                     return number, end, TailRepair(end, total - end, "zeroed tail")
                 if end + BLOCK_HEADER.size >= total:
                     return number, end, TailRepair(end, total - end, "torn block header")
-                raise VolumeCorrupt(path, number, end, f"damaged block ({exc.args[0].rsplit(': ', 1)[-1]}); "
-                                    "refusing to append to this volume") from exc
+                raise VolumeCorrupt(
+                    path,
+                    number,
+                    end,
+                    f"damaged block ({exc.args[0].rsplit(': ', 1)[-1]}); "
+                    "refusing to append to this volume",
+                ) from exc
             assert header is not None
             if end + header.size > total:
                 return number, end, TailRepair(end, total - end, f"torn block {number}")
@@ -117,8 +124,15 @@ def scan_tail(fd: int, path: Path) -> tuple[int, int, TailRepair | None]:
         if last is not None and last.number > 0:
             data = os.pread(fd, last.length, last.offset + last.size - last.length)
             if not last.check(data):
-                return last.number, last.offset, TailRepair(last.offset, end - last.offset,
-                                                            f"block {last.number} fails its checksum (torn write)")
+                return (
+                    last.number,
+                    last.offset,
+                    TailRepair(
+                        last.offset,
+                        end - last.offset,
+                        f"block {last.number} fails its checksum (torn write)",
+                    ),
+                )
     return number, end, None
 
 
@@ -127,7 +141,9 @@ class VolumeAppender:
 
     Sessions write whole blocks through `write_block`; `sync` makes everything written durable."""
 
-    def __init__(self, path: Path, max_bytes: int | None = None, writev: Writev = os.writev) -> None:
+    def __init__(
+        self, path: Path, max_bytes: int | None = None, writev: Writev = os.writev
+    ) -> None:
         self.path = path
         self.max_bytes = max_bytes or None
         self.label = read_label(path)
@@ -145,7 +161,9 @@ class VolumeAppender:
             raise
         self.size = good_end
         self.blocks_written = 0
-        self.status: str | None = None  # Full or Error: no new records (blocks already filled may still go)
+        self.status: str | None = (
+            None  # Full or Error: no new records (blocks already filled may still go)
+        )
         self.reason = ""
         self._refused = False  # after a failed write: no block at all
 
@@ -166,19 +184,25 @@ class VolumeAppender:
             if self.status is None:
                 self.status, self.reason = "Full", reason
 
-    def write_block(self, session_id: int, session_time: int, parts: Sequence[bytes | memoryview], length: int) -> Position:
+    def write_block(
+        self, session_id: int, session_time: int, parts: Sequence[bytes | memoryview], length: int
+    ) -> Position:
         """Write one block of a session at the end of the volume; returns where it starts."""
         with self._lock:
             if self._fd < 0:
-                raise VolumeError(f"volume {self.name} was closed by its last session")  # a bug, not a bad disk
+                raise VolumeError(
+                    f"volume {self.name} was closed by its last session"
+                )  # a bug, not a bad disk
             if self._refused:
                 raise VolumeWriteFailed(self.name, self.status or "Error", self.reason)
             number, offset = self._next_block, self.size
             crc = block_crc(number, length, session_id, session_time, parts)
             try:
                 os.lseek(self._fd, offset, os.SEEK_SET)  # the end of the last good block, always
-                gather.write_all(partial(self._writev, self._fd),
-                                 [block_header(number, length, session_id, session_time, crc), *parts])
+                gather.write_all(
+                    partial(self._writev, self._fd),
+                    [block_header(number, length, session_id, session_time, crc), *parts],
+                )
             except OSError as exc:
                 self._fail(exc, f"writing block {number} at byte offset {offset}")
             self.size += BLOCK_HEADER.size + length
@@ -254,10 +278,19 @@ class SessionWriter:
         if self._records and self._size + size > self.block_size:
             self.flush()
         if size > MAX_BLOCK_DATA:
-            raise VolumeError(f"a record of {size} bytes is larger than a block may be ({MAX_BLOCK_DATA})")
+            raise VolumeError(
+                f"a record of {size} bytes is larger than a block may be ({MAX_BLOCK_DATA})"
+            )
         # Header and payload are kept apart until the block is written (no per-record copy).
-        self._parts.append(RECORD_HEADER.pack(self.session_id, self.session_time, record.file_index, record.stream,
-                                              len(record.payload)))
+        self._parts.append(
+            RECORD_HEADER.pack(
+                self.session_id,
+                self.session_time,
+                record.file_index,
+                record.stream,
+                len(record.payload),
+            )
+        )
         self._parts.append(record.payload)
         self._records.append(record)
         self._size += size
@@ -301,7 +334,9 @@ class SessionWriter:
 class VolumeWriter:
     """One session at a time on a volume of its own (offline tools and tests)."""
 
-    def __init__(self, path: Path, max_bytes: int | None = None, block_size: int = BLOCK_SIZE) -> None:
+    def __init__(
+        self, path: Path, max_bytes: int | None = None, block_size: int = BLOCK_SIZE
+    ) -> None:
         self.appender = VolumeAppender(path, max_bytes)
         self.block_size = block_size
         self._session: SessionWriter | None = None
@@ -311,12 +346,16 @@ class VolumeWriter:
         return self.appender.size
 
     def start_session(self, label: SessionLabel) -> None:
-        self._session = SessionWriter(self.appender, label.session_id, label.session_time, self.block_size)
+        self._session = SessionWriter(
+            self.appender, label.session_id, label.session_time, self.block_size
+        )
         self._session.start(label)
 
     def write(self, session_id: int, session_time: int, record: Record) -> None:
-        assert self._session is not None and (session_id, session_time) == (self._session.session_id,
-                                                                             self._session.session_time)
+        assert self._session is not None and (session_id, session_time) == (
+            self._session.session_id,
+            self._session.session_time,
+        )
         self._session.write(record)
 
     def flush(self) -> None:

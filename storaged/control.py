@@ -36,7 +36,9 @@ from storaged.sessions import run_local_copy, run_replicate
 if TYPE_CHECKING:
     from storaged.daemon import StorageDaemon
 
-WAIT_REPORT: Final = 60.0  # a job waiting for a device tells its Director so this often (it is alive)
+WAIT_REPORT: Final = (
+    60.0  # a job waiting for a device tells its Director so this often (it is alive)
+)
 
 
 async def serve_director(sd: StorageDaemon, conn: Connection, monitor: bool, log: Any) -> None:
@@ -49,7 +51,12 @@ async def serve_director(sd: StorageDaemon, conn: Connection, monitor: bool, log
             if isinstance(event, Signal):
                 continue
             if monitor and not isinstance(event, StatusRequest):
-                await conn.send(ErrorReply(code=Code.SD_MONITOR_ONLY, text="Invalid command for a Director with Monitor directive enabled"))
+                await conn.send(
+                    ErrorReply(
+                        code=Code.SD_MONITOR_ONLY,
+                        text="Invalid command for a Director with Monitor directive enabled",
+                    )
+                )
                 continue
             with sd.busy(conn):
                 match event:
@@ -73,7 +80,11 @@ async def serve_director(sd: StorageDaemon, conn: Connection, monitor: bool, log
                     case SdLabel():
                         await conn.send(await asyncio.to_thread(_label, sd, event))
                     case _:
-                        await conn.send(ErrorReply(code=Code.SD_UNKNOWN_COMMAND, text=f"Invalid command {event.TYPE!r}"))
+                        await conn.send(
+                            ErrorReply(
+                                code=Code.SD_UNKNOWN_COMMAND, text=f"Invalid command {event.TYPE!r}"
+                            )
+                        )
     finally:
         if job is not None and not job.finished.is_set():
             job.abandoned = job.abandoned or "Director connection lost"
@@ -97,27 +108,42 @@ async def _setup(sd: StorageDaemon, conn: Connection, setup: SdJobSetup, log: An
             await asyncio.wait(pending, timeout=WAIT_REPORT, return_when=asyncio.FIRST_COMPLETED)
             if news.done():
                 wait = news.result()
-                log.info("job_waiting_for_device", job=setup.job, device=wait.device, reason=wait.text)
+                log.info(
+                    "job_waiting_for_device", job=setup.job, device=wait.device, reason=wait.text
+                )
             else:
                 news.cancel()
                 wait = None
             if reserving.done():
                 break
             if director.done():
-                event = director.result()  # a lost connection raises here: the reservation is withdrawn
+                event = (
+                    director.result()
+                )  # a lost connection raises here: the reservation is withdrawn
                 director = None
                 if isinstance(event, CancelJob) or event is Signal.TERMINATE:
                     reserving.cancel()
                     if event is not Signal.TERMINATE:
-                        await conn.send(ErrorReply(code=Code.SD_NO_SUCH_JOB, text=f"Job {setup.job} canceled while waiting for a device"))
+                        await conn.send(
+                            ErrorReply(
+                                code=Code.SD_NO_SUCH_JOB,
+                                text=f"Job {setup.job} canceled while waiting for a device",
+                            )
+                        )
                     return None
                 if isinstance(event, StatusRequest):
                     await conn.send(sd.status())
                 continue
             shown = wait or _current_wait(sd, setup.job)
             if shown is not None:
-                await conn.send(SdJobWaiting(code=Code.SD_WAITING, reason=shown.code, resource=shown.resource,
-                                             text=shown.text))
+                await conn.send(
+                    SdJobWaiting(
+                        code=Code.SD_WAITING,
+                        reason=shown.code,
+                        resource=shown.resource,
+                        text=shown.text,
+                    )
+                )
         job = reserving.result()
     except SdJobError as exc:
         log.warning("job_setup_refused", job=setup.job, reason=str(exc))
@@ -135,10 +161,22 @@ async def _setup(sd: StorageDaemon, conn: Connection, setup: SdJobSetup, log: An
             with contextlib.suppress(asyncio.CancelledError, NetError, ProtocolError):
                 await director
     job.control = conn
-    log.info("job_created", job=job.name, job_id=setup.job_id, device=job.device.name,
-             mode="append" if setup.append else "read")
-    await conn.send(SdJobAccepted(code=Code.SD_OK, session_id=job.session_id,
-                                  session_time=job.session_time, key=job.key, device=job.device.name))
+    log.info(
+        "job_created",
+        job=job.name,
+        job_id=setup.job_id,
+        device=job.device.name,
+        mode="append" if setup.append else "read",
+    )
+    await conn.send(
+        SdJobAccepted(
+            code=Code.SD_OK,
+            session_id=job.session_id,
+            session_time=job.session_time,
+            key=job.key,
+            device=job.device.name,
+        )
+    )
     return job
 
 
@@ -149,23 +187,41 @@ def _current_wait(sd: StorageDaemon, job: str) -> Wait | None:
 def _label(sd: StorageDaemon, msg: SdLabel) -> Message:
     device = sd.registry.devices.get(msg.device)
     if device is None:
-        return ErrorReply(code=Code.SD_NO_SUCH_DEVICE, text=f"device {msg.device!r} is not configured on this Storage Daemon")
+        return ErrorReply(
+            code=Code.SD_NO_SUCH_DEVICE,
+            text=f"device {msg.device!r} is not configured on this Storage Daemon",
+        )
     if device.media_type != msg.media_type:
-        return ErrorReply(code=Code.SD_MEDIA_TYPE_MISMATCH, text=f"media type mismatch: device {device.name!r} has {device.media_type!r}")
+        return ErrorReply(
+            code=Code.SD_MEDIA_TYPE_MISMATCH,
+            text=f"media type mismatch: device {device.name!r} has {device.media_type!r}",
+        )
     # The message decoder already holds volume names to Bareos's rule; the path is checked again here:
     # a volume file is always directly inside the device's Archive Device directory (#13).
     problem = name_problem(msg.volume_name, volume=True)
     path = device.archive / msg.volume_name
     if problem is not None or path.resolve().parent != device.archive.resolve():
-        return ErrorReply(code=3915, text=f"refusing volume name {msg.volume_name!r}: "
-                                          f"{problem or 'it resolves outside the Archive Device'}")
-    label = vol.VolumeLabel(volume_name=msg.volume_name, pool_name=msg.pool_name, pool_type=msg.pool_type,
-                            media_type=msg.media_type, label_time=time.time(), label_program="strongroom-sd")
+        return ErrorReply(
+            code=3915,
+            text=f"refusing volume name {msg.volume_name!r}: "
+            f"{problem or 'it resolves outside the Archive Device'}",
+        )
+    label = vol.VolumeLabel(
+        volume_name=msg.volume_name,
+        pool_name=msg.pool_name,
+        pool_type=msg.pool_type,
+        media_type=msg.media_type,
+        label_time=time.time(),
+        label_program="strongroom-sd",
+    )
     try:
         vol.label_volume(path, label)
     except vol.VolumeError as exc:
         return ErrorReply(code=Code.SD_LABEL_FAILED, text=str(exc))
-    return Ok(code=Code.SD_OK, text=f"3000 OK label. VolBytes=0 Volume=\"{msg.volume_name}\" Device={device.name}")
+    return Ok(
+        code=Code.SD_OK,
+        text=f'3000 OK label. VolBytes=0 Volume="{msg.volume_name}" Device={device.name}',
+    )
 
 
 def _cancel(sd: StorageDaemon, name: str) -> Message:
@@ -176,7 +232,9 @@ def _cancel(sd: StorageDaemon, name: str) -> Message:
     return Ok(code=Code.SD_OK, text=f"Job {name} marked to be canceled")
 
 
-async def guarded(job: SdJob, work: Coroutine[Any, Any, None], log: Any, peer: str = "File Daemon") -> None:
+async def guarded(
+    job: SdJob, work: Coroutine[Any, Any, None], log: Any, peer: str = "File Daemon"
+) -> None:
     """Run a job's data work; whatever happens, the job ends with a status and a reason."""
     status, text = "E", ""
     try:
@@ -204,7 +262,9 @@ def _stopped(job: SdJob, text: str) -> tuple[str, str]:
     return ("A" if job.canceled.is_set() else "E"), text
 
 
-async def _own(sd: StorageDaemon, job: SdJob, conn: Connection, log: Any, work: Coroutine[Any, Any, None]) -> None:
+async def _own(
+    sd: StorageDaemon, job: SdJob, conn: Connection, log: Any, work: Coroutine[Any, Any, None]
+) -> None:
     """Run work that needs no data connection from outside (local copy, replicate) and report the end."""
     reader = asyncio.create_task(_read_director(job, conn, log))
     try:
@@ -229,9 +289,13 @@ async def _replicate(sd: StorageDaemon, job: SdJob, msg: SdReplicate, log: Any) 
     try:
         peer = await dial(msg.address, msg.port, ssl_context, sd.limits(), bulk_data=True)
     except NetError as exc:
-        raise SdJobError(f"cannot reach the writing Storage Daemon at {msg.address}:{msg.port}: {exc.step}: {exc}") from exc
+        raise SdJobError(
+            f"cannot reach the writing Storage Daemon at {msg.address}:{msg.port}: {exc.step}: {exc}"
+        ) from exc
     try:
-        await authenticate_initiator(peer, Hello(role="job", name=msg.job, version=VERSION), msg.key)
+        await authenticate_initiator(
+            peer, Hello(role="job", name=msg.job, version=VERSION), msg.key
+        )
         await run_replicate(job, peer, log)
     finally:
         await peer.close(terminate=True)

@@ -26,11 +26,18 @@ class StorageDaemon(Daemon[StorageDaemonConfig]):
 
     def __init__(self, config_path: Path, loaded: Loaded[StorageDaemonConfig], log: object) -> None:
         super().__init__(config_path, loaded, log)
-        self.registry = JobRegistry(devices={
-            name: Device(name=name, media_type=d.media_type, archive=Path(d.archive_device),
-                         label_media=d.label_media, max_jobs=max(1, d.maximum_concurrent_jobs))
-            for name, d in self.config.devices.items()
-        })
+        self.registry = JobRegistry(
+            devices={
+                name: Device(
+                    name=name,
+                    media_type=d.media_type,
+                    archive=Path(d.archive_device),
+                    label_media=d.label_media,
+                    max_jobs=max(1, d.maximum_concurrent_jobs),
+                )
+                for name, d in self.config.devices.items()
+            }
+        )
 
     @property
     def own(self) -> OwnResource:
@@ -52,8 +59,12 @@ class StorageDaemon(Daemon[StorageDaemonConfig]):
         return super().status().model_copy(update={"devices": self.registry.device_status()})
 
     def running_jobs(self) -> tuple[RunningJob, ...]:
-        return tuple(RunningJob(job_id=j.setup.job_id, job=j.name, status=j.status, files=j.files, bytes=j.bytes)
-                     for j in self.registry.jobs.values())
+        return tuple(
+            RunningJob(
+                job_id=j.setup.job_id, job=j.name, status=j.status, files=j.files, bytes=j.bytes
+            )
+            for j in self.registry.jobs.values()
+        )
 
     async def serve_peer(self, conn: Connection, peer: Hello) -> None:
         log = self.log.bind(peer_name=peer.name)
@@ -63,11 +74,19 @@ class StorageDaemon(Daemon[StorageDaemonConfig]):
             return
         job = self.registry.jobs.get(peer.name)
         if job is None or job.data_attached.is_set():
-            await conn.send(ErrorReply(code=Code.SD_ERROR, text=f"no job {peer.name} is waiting for a data session"))
+            await conn.send(
+                ErrorReply(
+                    code=Code.SD_ERROR, text=f"no job {peer.name} is waiting for a data session"
+                )
+            )
             return
         job.used_key = True  # the key is one-time: nobody else gets in with it
         job.data_attached.set()
-        log.info("data_session_attached", job=job.name, mode="append" if job.setup.append else "read")
+        log.info(
+            "data_session_attached", job=job.name, mode="append" if job.setup.append else "read"
+        )
         with self.busy(conn):
             work = run_append(job, conn, log) if job.setup.append else run_read(job, conn, log)
-            await guarded(job, work, log, peer="Storage Daemon" if job.setup.listen else "File Daemon")
+            await guarded(
+                job, work, log, peer="Storage Daemon" if job.setup.listen else "File Daemon"
+            )

@@ -74,8 +74,15 @@ class OpenVolumes:
                 await asyncio.to_thread(appender.close)
 
     def describe(self) -> list[dict[str, Any]]:
-        return [{"volume": e.appender.name, "sessions": e.users, "bytes": e.appender.size,
-                 "status": e.appender.status or "Append"} for e in self._open.values()]
+        return [
+            {
+                "volume": e.appender.name,
+                "sessions": e.users,
+                "bytes": e.appender.size,
+                "status": e.appender.status or "Append",
+            }
+            for e in self._open.values()
+        ]
 
 
 @dataclass(eq=False)
@@ -96,7 +103,9 @@ class SdJob:
     canceled: asyncio.Event = field(default_factory=asyncio.Event)
     data_attached: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
-    volume_replies: asyncio.Queue[VolumeAssignment] = field(default_factory=lambda: asyncio.Queue(maxsize=4))
+    volume_replies: asyncio.Queue[VolumeAssignment] = field(
+        default_factory=lambda: asyncio.Queue(maxsize=4)
+    )
     end: JobEnd | None = None
     used_key: bool = False
     abandoned: str = ""  # why the Director went away (or ended the job): it then ends E, not A
@@ -125,14 +134,21 @@ class SdJob:
         await self.tell_director(JobStatusChange(job=self.name, status=status))
 
     async def message(self, level: str, text: str) -> None:
-        await self.tell_director(JobMessage(job=self.name, level=level, text=text, time=time.time()))
+        await self.tell_director(
+            JobMessage(job=self.name, level=level, text=text, time=time.time())
+        )
 
     def finish(self, status: str, text: str = "") -> JobEnd:
         if self.end is None:
             self.status = status
             self.end = JobEnd(
-                code=Code.SD_JOB_END, job=self.name, status=status, files=self.files,
-                bytes=self.bytes, errors=self.errors, text=text,
+                code=Code.SD_JOB_END,
+                job=self.name,
+                status=status,
+                files=self.files,
+                bytes=self.bytes,
+                errors=self.errors,
+                text=text,
             )
         self.finished.set()
         return self.end
@@ -153,14 +169,22 @@ class JobRegistry:
     def __post_init__(self) -> None:
         self.reservations = Reservations(self.devices)
 
-    async def create(self, setup: SdJobSetup, on_wait: Callable[[Wait], object] | None = None) -> SdJob:
+    async def create(
+        self, setup: SdJobSetup, on_wait: Callable[[Wait], object] | None = None
+    ) -> SdJob:
         """Reserve the job's device(s), waiting for them as long as it takes, and create the job.
         Raises SdJobError for what waiting cannot fix (unknown device, wrong media type)."""
         if setup.job in self.jobs or setup.job in self._reserving:
             raise SdJobError(f"job {setup.job} already exists on this Storage Daemon")
-        request = Request(job=setup.job, devices=setup.devices or (setup.device,), media_type=setup.media_type,
-                          append=setup.append, volume=setup.volume.volume_name if setup.volume else None,
-                          read_device=setup.read_device, read_media_type=setup.read_media_type)
+        request = Request(
+            job=setup.job,
+            devices=setup.devices or (setup.device,),
+            media_type=setup.media_type,
+            append=setup.append,
+            volume=setup.volume.volume_name if setup.volume else None,
+            read_device=setup.read_device,
+            read_media_type=setup.read_media_type,
+        )
         self._reserving.add(setup.job)
         try:
             grant = await self.reservations.reserve(request, on_wait)
@@ -168,8 +192,16 @@ class JobRegistry:
             raise SdJobError(str(exc)) from exc
         finally:
             self._reserving.discard(setup.job)
-        job = SdJob(setup=setup, key=make_key(), session_id=self.next_session, session_time=self.session_time,
-                    device=grant.device, read_device=grant.read_device, registry=self, open_volumes=self.volumes)
+        job = SdJob(
+            setup=setup,
+            key=make_key(),
+            session_id=self.next_session,
+            session_time=self.session_time,
+            device=grant.device,
+            read_device=grant.read_device,
+            registry=self,
+            open_volumes=self.volumes,
+        )
         self.next_session += 1
         self.jobs[setup.job] = job
         return job
@@ -190,8 +222,14 @@ class JobRegistry:
         for job, wait in self.reservations.waiting():
             waiting.setdefault(wait.device, []).append(f"{job} ({wait.describe()}): {wait.text}")
         return tuple(
-            DeviceStatus(name=d.name, media_type=d.media_type, mode=d.mode or "", max_jobs=d.max_jobs,
-                         reserved_by=tuple(sorted(d.holders)), volumes=tuple(sorted(set(d.volumes.values()))),
-                         waiting=tuple(waiting.get(d.name, ())))
+            DeviceStatus(
+                name=d.name,
+                media_type=d.media_type,
+                mode=d.mode or "",
+                max_jobs=d.max_jobs,
+                reserved_by=tuple(sorted(d.holders)),
+                volumes=tuple(sorted(set(d.volumes.values()))),
+                waiting=tuple(waiting.get(d.name, ())),
+            )
             for d in self.devices.values()
         )

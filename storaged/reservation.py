@@ -97,32 +97,50 @@ def check(devices: dict[str, Device], request: Request) -> None:
         raise ReservationError("the job names no device")
     known = [devices[n] for n in names if n in devices]
     if not known:
-        raise ReservationError(f"device {', '.join(repr(n) for n in names)} is not configured on this Storage Daemon "
-                               f"(known: {', '.join(sorted(devices)) or 'none'})")
+        raise ReservationError(
+            f"device {', '.join(repr(n) for n in names)} is not configured on this Storage Daemon "
+            f"(known: {', '.join(sorted(devices)) or 'none'})"
+        )
     if not any(d.media_type == request.media_type for d in known):
-        raise ReservationError(f"media type mismatch: job wants {request.media_type!r}, device "
-                               + ", ".join(f"{d.name!r} has {d.media_type!r}" for d in known))
+        raise ReservationError(
+            f"media type mismatch: job wants {request.media_type!r}, device "
+            + ", ".join(f"{d.name!r} has {d.media_type!r}" for d in known)
+        )
     if request.read_device is not None:
         reader = devices.get(request.read_device)
         if reader is None:
-            raise ReservationError(f"read device {request.read_device!r} is not configured on this Storage Daemon")
+            raise ReservationError(
+                f"read device {request.read_device!r} is not configured on this Storage Daemon"
+            )
         wanted = request.read_media_type or reader.media_type
         if reader.media_type != wanted:
-            raise ReservationError(f"media type mismatch: the source volumes are {wanted!r}, device "
-                                   f"{reader.name!r} has {reader.media_type!r}")
+            raise ReservationError(
+                f"media type mismatch: the source volumes are {wanted!r}, device "
+                f"{reader.name!r} has {reader.media_type!r}"
+            )
 
 
-def choose(devices: dict[str, Device], request: Request, held_back: frozenset[str] = frozenset()) -> Grant | Wait:
+def choose(
+    devices: dict[str, Device], request: Request, held_back: frozenset[str] = frozenset()
+) -> Grant | Wait:
     """The devices a request gets now, or why it waits (pure). `held_back` are devices promised to
     jobs that asked earlier and still wait."""
     mode = "append" if request.append else "read"
-    candidates = [devices[n] for n in request.devices if n in devices and devices[n].media_type == request.media_type]
+    candidates = [
+        devices[n]
+        for n in request.devices
+        if n in devices and devices[n].media_type == request.media_type
+    ]
     first_wait: Wait | None = None
     for device in candidates:
         problem = _problem(device, mode, request.volume)
         if problem is None and device.name in held_back:
             problem = f"device {device.name!r} is promised to a job that has waited longer"
-        if problem is None and request.read_device is not None and request.read_device != device.name:
+        if (
+            problem is None
+            and request.read_device is not None
+            and request.read_device != device.name
+        ):
             reader = devices[request.read_device]
             read_problem = _problem(reader, "read", None)
             if read_problem is None and reader.name in held_back:
@@ -167,7 +185,9 @@ class Reservations:
     def waiting(self) -> list[tuple[str, Wait]]:
         return [(w.request.job, w.wait) for w in self._waiting]
 
-    async def reserve(self, request: Request, on_wait: Callable[[Wait], object] | None = None) -> Grant:
+    async def reserve(
+        self, request: Request, on_wait: Callable[[Wait], object] | None = None
+    ) -> Grant:
         """The devices for `request`, waiting as long as it takes (cancel the task to give up).
         `on_wait` hears the reason to wait, and each new one."""
         check(self.devices, request)

@@ -65,7 +65,9 @@ class Segment:
 
     assignment: VolumeAssignment
     session: SessionWriter
-    stopped: bool = False  # a write failed or the volume filled: later writes queued here write nothing
+    stopped: bool = (
+        False  # a write failed or the volume filled: later writes queued here write nothing
+    )
     released: bool = False  # reported, and the volume left: nothing more is written here
 
     @property
@@ -81,7 +83,9 @@ class Appending:
     seg: Segment
 
 
-def _session_label(job: SdJob, *, end: bool, seg: Segment | None = None, status: str = "R") -> vol.SessionLabel:
+def _session_label(
+    job: SdJob, *, end: bool, seg: Segment | None = None, status: str = "R"
+) -> vol.SessionLabel:
     setup = job.setup
     return vol.SessionLabel(
         job_id=setup.job_id,
@@ -117,16 +121,22 @@ def _prepare_volume(job: SdJob, assignment: VolumeAssignment) -> Path:
         vol.label_volume(
             path,
             vol.VolumeLabel(
-                volume_name=assignment.volume_name, pool_name=assignment.pool_name,
-                pool_type=assignment.pool_type, media_type=assignment.media_type,
-                label_time=time.time(), label_program="strongroom-sd", format_version=vol.FORMAT_VERSION,
+                volume_name=assignment.volume_name,
+                pool_name=assignment.pool_name,
+                pool_type=assignment.pool_type,
+                media_type=assignment.media_type,
+                label_time=time.time(),
+                label_program="strongroom-sd",
+                format_version=vol.FORMAT_VERSION,
             ),
         )
     if not path.exists():
         raise SdJobError(f"volume {assignment.volume_name} not found at {path}")
     label = vol.read_label(path)
     if label.volume_name != assignment.volume_name:
-        raise SdJobError(f"volume file {path} is labeled {label.volume_name!r}, not {assignment.volume_name!r}")
+        raise SdJobError(
+            f"volume file {path} is labeled {label.volume_name!r}, not {assignment.volume_name!r}"
+        )
     return path
 
 
@@ -137,9 +147,12 @@ async def _open_segment(job: SdJob, assignment: VolumeAssignment) -> Segment:
     appender = await job.open_volumes.acquire(path, assignment.max_bytes or None)
     if appender.repair is not None and appender.blocks_written == 0:
         repair = appender.repair
-        await job.message("warning", f"Volume {assignment.volume_name}: cut off {repair.removed} bytes at byte offset "
-                                     f"{repair.offset} ({repair.reason}), left by an interrupted write; every complete "
-                                     "block before it is kept")
+        await job.message(
+            "warning",
+            f"Volume {assignment.volume_name}: cut off {repair.removed} bytes at byte offset "
+            f"{repair.offset} ({repair.reason}), left by an interrupted write; every complete "
+            "block before it is kept",
+        )
     session = SessionWriter(appender, job.session_id, job.session_time)
     session.start(_session_label(job, end=False))
     if job.registry is not None:
@@ -171,17 +184,32 @@ async def _finish_segment(job: SdJob, seg: Segment) -> None:
 async def _report_segment(job: SdJob, seg: Segment) -> None:
     session, appender = seg.session, seg.appender
     if session.first is not None and session.last is not None and session.first_index:
-        await job.tell_director(JobMediaReport(
-            job=job.name, volume_name=seg.assignment.volume_name, media_id=seg.assignment.media_id,
-            first_index=session.first_index, last_index=session.last_index, start_block=session.first.block_number,
-            end_block=session.last.block_number, start_addr=session.first.offset, end_addr=session.last.offset,
-            bytes=session.written,
-        ))
-    await job.tell_director(VolumeUpdate(
-        job=job.name, volume_name=seg.assignment.volume_name, bytes=appender.size, blocks=appender.next_block,
-        status=appender.status or "Append", jobs_written=1 if session.first is not None else 0,
-        files_written=session.files, reason=appender.reason,
-    ))
+        await job.tell_director(
+            JobMediaReport(
+                job=job.name,
+                volume_name=seg.assignment.volume_name,
+                media_id=seg.assignment.media_id,
+                first_index=session.first_index,
+                last_index=session.last_index,
+                start_block=session.first.block_number,
+                end_block=session.last.block_number,
+                start_addr=session.first.offset,
+                end_addr=session.last.offset,
+                bytes=session.written,
+            )
+        )
+    await job.tell_director(
+        VolumeUpdate(
+            job=job.name,
+            volume_name=seg.assignment.volume_name,
+            bytes=appender.size,
+            blocks=appender.next_block,
+            status=appender.status or "Append",
+            jobs_written=1 if session.first is not None else 0,
+            files_written=session.files,
+            reason=appender.reason,
+        )
+    )
 
 
 def _write_records(seg: Segment, records: list[Record]) -> list[Record]:
@@ -302,7 +330,9 @@ async def _end_session(job: SdJob, at: Appending, writer: ThreadPoolExecutor, st
                 at.seg.session.unwritten()
                 await job.message("warning", f"{exc}; the session ends on the next volume")
                 await _switch_volume(job, at)
-        raise SdJobError(f"{MAX_VOLUME_ATTEMPTS} volumes in a row could not take the end of the session")
+        raise SdJobError(
+            f"{MAX_VOLUME_ATTEMPTS} volumes in a row could not take the end of the session"
+        )
     except (vol.VolumeError, OSError):
         if status == "T":
             raise
@@ -311,7 +341,11 @@ async def _end_session(job: SdJob, at: Appending, writer: ThreadPoolExecutor, st
 
 
 async def _settle_writes(
-    job: SdJob, at: Appending, writes: deque[asyncio.Future[list[Record]]], writer: ThreadPoolExecutor, keep: int,
+    job: SdJob,
+    at: Appending,
+    writes: deque[asyncio.Future[list[Record]]],
+    writer: ThreadPoolExecutor,
+    keep: int,
 ) -> None:
     """Wait for queued writes until `keep` are left; what did not fit goes to the next volume(s).
     A job gives up when MAX_VOLUME_ATTEMPTS volumes in a row take none of its records."""
@@ -330,8 +364,10 @@ async def _settle_writes(
             rest = await loop.run_in_executor(writer, _write_records, at.seg, leftover)
             refused = refused + 1 if len(rest) == len(leftover) else 0
             if refused >= MAX_VOLUME_ATTEMPTS:
-                raise SdJobError(f"{MAX_VOLUME_ATTEMPTS} volumes in a row took none of the job's records; "
-                                 "see the job log")
+                raise SdJobError(
+                    f"{MAX_VOLUME_ATTEMPTS} volumes in a row took none of the job's records; "
+                    "see the job log"
+                )
             leftover = rest
 
 
@@ -346,14 +382,19 @@ def _discard(futures: Iterable[asyncio.Future[Any]]) -> None:
 
 def _entry(spec: Any) -> vol.BootstrapVolume:
     return vol.BootstrapVolume(
-        volume_name=spec.volume_name, session_id=spec.session_id, session_time=spec.session_time,
+        volume_name=spec.volume_name,
+        session_id=spec.session_id,
+        session_time=spec.session_time,
         file_indexes=spec.file_indexes,
         start=vol.Position(spec.start_block, spec.start_addr) if spec.start_addr else None,
     )
 
 
 async def volume_batches(
-    job: SdJob, entry: vol.BootstrapVolume, path: Path, batch_bytes: int = BATCH_BYTES,
+    job: SdJob,
+    entry: vol.BootstrapVolume,
+    path: Path,
+    batch_bytes: int = BATCH_BYTES,
 ) -> AsyncIterator[list[Record]]:
     """The selected records of one volume in batches; a damaged volume raises vol.VolumeError.
 
@@ -407,7 +448,9 @@ async def run_replicate(job: SdJob, peer: Connection, log: Any) -> None:
     await peer.send(AppendOpen())
     reply = await peer.recv_message(timeout=SESSION_OPEN_TIMEOUT)
     if isinstance(reply, ErrorReply):
-        raise SdJobError(f"the writing Storage Daemon refused the session: {reply.code} {reply.text}")
+        raise SdJobError(
+            f"the writing Storage Daemon refused the session: {reply.code} {reply.text}"
+        )
     await job.set_status("R")
     # A bulk connection (common.bulk) takes frames of several MiB; a plain one, BATCH_BYTES.
     batch_bytes = min(COPY_BATCH_BYTES, max(BATCH_BYTES, peer.limits.max_frame_size // 2))
@@ -430,19 +473,39 @@ async def _open_first_segment(job: SdJob, assignment: VolumeAssignment) -> Segme
             return await _open_segment(job, assignment)
         except vol.VolumeError as exc:
             assignment = await _replace_volume(job, assignment, exc)
-    raise SdJobError(f"{MAX_VOLUME_ATTEMPTS} volumes in a row could not be appended to; see the job log")
+    raise SdJobError(
+        f"{MAX_VOLUME_ATTEMPTS} volumes in a row could not be appended to; see the job log"
+    )
 
 
-async def _replace_volume(job: SdJob, assignment: VolumeAssignment, exc: vol.VolumeError) -> VolumeAssignment:
+async def _replace_volume(
+    job: SdJob, assignment: VolumeAssignment, exc: vol.VolumeError
+) -> VolumeAssignment:
     """Mark a volume that cannot be opened for append (Full after ENOSPC, Error otherwise) and
     wait for the Director's next volume."""
     path = job.device.archive / assignment.volume_name
-    status = "Full" if isinstance(exc, vol.VolumeFull) or (
-        isinstance(exc, VolumeWriteFailed) and exc.status == "Full") else "Error"
+    status = (
+        "Full"
+        if isinstance(exc, vol.VolumeFull)
+        or (isinstance(exc, VolumeWriteFailed) and exc.status == "Full")
+        else "Error"
+    )
     size = path.stat().st_size if path.exists() else 0
-    await job.message("error", f"Volume {assignment.volume_name} cannot be appended to: {exc}; marking it {status}")
-    await job.tell_director(VolumeUpdate(job=job.name, volume_name=assignment.volume_name, bytes=size,
-                                         blocks=0, status=status, jobs_written=0, reason=str(exc)))
+    await job.message(
+        "error",
+        f"Volume {assignment.volume_name} cannot be appended to: {exc}; marking it {status}",
+    )
+    await job.tell_director(
+        VolumeUpdate(
+            job=job.name,
+            volume_name=assignment.volume_name,
+            bytes=size,
+            blocks=0,
+            status=status,
+            jobs_written=0,
+            reason=str(exc),
+        )
+    )
     return await _next_assignment(job, assignment.volume_name, status.lower())
 
 
@@ -468,12 +531,20 @@ async def _switch_volume(job: SdJob, at: Appending) -> None:
     appender = seg.appender
     name = seg.assignment.volume_name
     if appender.status == "Error":
-        await job.message("error", f"Volume {name} is marked Error: {appender.reason}; asking for the next volume")
+        await job.message(
+            "error", f"Volume {name} is marked Error: {appender.reason}; asking for the next volume"
+        )
     elif appender.reason.startswith("writing"):
-        await job.message("warning", f"Volume {name} is Full: {appender.reason}; asking for the next volume")
+        await job.message(
+            "warning", f"Volume {name} is Full: {appender.reason}; asking for the next volume"
+        )
     else:
-        await job.message("info", f"Volume {name} is full ({appender.size} bytes); asking for the next volume")
-    assignment = await _next_assignment(job, name, "error" if appender.status == "Error" else "full")
+        await job.message(
+            "info", f"Volume {name} is full ({appender.size} bytes); asking for the next volume"
+        )
+    assignment = await _next_assignment(
+        job, name, "error" if appender.status == "Error" else "full"
+    )
     at.seg = await _open_first_segment(job, assignment)
 
 
@@ -507,7 +578,9 @@ async def run_read(job: SdJob, data: Connection, log: Any) -> None:
             raise SdJobError(text)
         if spec.job_id != current_job:
             # A new job's records follow; a job continuing on its next volume keeps its open file.
-            await data.send_raw(encode_batch([Record(0, Stream.JOB_START, spec.job_id.to_bytes(8, "big"))]))
+            await data.send_raw(
+                encode_batch([Record(0, Stream.JOB_START, spec.job_id.to_bytes(8, "big"))])
+            )
             current_job = spec.job_id
         try:
             async for batch in volume_batches(job, _entry(spec), path):

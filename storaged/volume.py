@@ -25,12 +25,18 @@ from protocol.records import Record
 
 FORMAT_VERSION: Final = 2  # 2: every block names its session (blocks of sessions interleave)
 BLOCK_MAGIC: Final = b"SRB2"
-BLOCK_HEADER: Final = struct.Struct(">4sIIIII")  # magic, block number, data length, session id, session time, crc32
+BLOCK_HEADER: Final = struct.Struct(
+    ">4sIIIII"
+)  # magic, block number, data length, session id, session time, crc32
 BLOCK_MAGIC_V1: Final = b"SRB1"  # format 1 (still read): no session in the header
 BLOCK_HEADER_V1: Final = struct.Struct(">4sIII")  # magic, block number, data length, crc32
-RECORD_HEADER: Final = struct.Struct(">IIiiI")  # session id, session time, file index, stream, length
+RECORD_HEADER: Final = struct.Struct(
+    ">IIiiI"
+)  # session id, session time, file index, stream, length
 BLOCK_SIZE: Final = 1024 * 1024  # a block is flushed before it would grow past this
-MAX_BLOCK_DATA: Final = 64 * 1024 * 1024  # a header announcing more is corrupt, not a reason to allocate
+MAX_BLOCK_DATA: Final = (
+    64 * 1024 * 1024
+)  # a header announcing more is corrupt, not a reason to allocate
 _CRC_PREFIX: Final = struct.Struct(">IIII")  # what a format-2 block checksum covers before its data
 _CRC_PREFIX_V1: Final = struct.Struct(">II")
 
@@ -42,7 +48,9 @@ _crc32 = zlib_ng.crc32
 VOL_LABEL: Final = -2
 SOS_LABEL: Final = -4
 EOS_LABEL: Final = -5
-VOLUME_FILE_MODE: Final = 0o600  # volumes hold a client's files: readable by the Storage Daemon only
+VOLUME_FILE_MODE: Final = (
+    0o600  # volumes hold a client's files: readable by the Storage Daemon only
+)
 
 
 class VolumeError(Exception):
@@ -142,11 +150,19 @@ def _unpack_label(cls: type[Any], payload: bytes | memoryview, path: Path) -> An
         raise VolumeError(f"volume {path.name}: unreadable {cls.__name__}: {exc}") from exc
 
 
-def _encode_record(session_id: int, session_time: int, file_index: int, stream: int, payload: bytes) -> bytes:
+def _encode_record(
+    session_id: int, session_time: int, file_index: int, stream: int, payload: bytes
+) -> bytes:
     return RECORD_HEADER.pack(session_id, session_time, file_index, stream, len(payload)) + payload
 
 
-def block_crc(number: int, length: int, session_id: int, session_time: int, parts: Iterable[bytes | memoryview]) -> int:
+def block_crc(
+    number: int,
+    length: int,
+    session_id: int,
+    session_time: int,
+    parts: Iterable[bytes | memoryview],
+) -> int:
     """The checksum of a format-2 block: its number, length and session, then its data."""
     crc = _crc32(_CRC_PREFIX.pack(number, length, session_id, session_time))
     for part in parts:
@@ -181,7 +197,10 @@ def label_volume(path: Path, label: VolumeLabel) -> None:
         raise VolumeError(f"cannot create volume {path}: {exc.strerror}") from exc
     try:
         try:
-            gather.write_all(partial(os.writev, fd), [block_header(0, len(data), 0, 0, block_crc(0, len(data), 0, 0, [data])), data])
+            gather.write_all(
+                partial(os.writev, fd),
+                [block_header(0, len(data), 0, 0, block_crc(0, len(data), 0, 0, [data])), data],
+            )
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -219,7 +238,9 @@ class BlockHeader:
     @property
     def size(self) -> int:
         """Header and data: where the next block starts, counted from this one."""
-        return (BLOCK_HEADER.size if self.session is not None else BLOCK_HEADER_V1.size) + self.length
+        return (
+            BLOCK_HEADER.size if self.session is not None else BLOCK_HEADER_V1.size
+        ) + self.length
 
     def check(self, data: bytes | memoryview) -> bool:
         if self.session is None:
@@ -255,8 +276,9 @@ def read_block_header(f: BinaryIO, path: Path, expect: int | None) -> BlockHeade
     return header
 
 
-def _read_block(f: BinaryIO, path: Path, expect: int | None,
-                session: tuple[int, int] | None = None) -> tuple[BlockHeader, bytes | None] | None:
+def _read_block(
+    f: BinaryIO, path: Path, expect: int | None, session: tuple[int, int] | None = None
+) -> tuple[BlockHeader, bytes | None] | None:
     """The next block and its checked data; None at a clean end of file. With `session`, a
     format-2 block of another session is skipped unread (its data is None)."""
     header = read_block_header(f, path, expect)
@@ -267,14 +289,25 @@ def _read_block(f: BinaryIO, path: Path, expect: int | None,
         return header, None
     data = f.read(header.length)
     if len(data) < header.length:
-        raise VolumeCorrupt(path, header.number, header.offset, f"truncated block ({len(data)} of {header.length} bytes)")
+        raise VolumeCorrupt(
+            path,
+            header.number,
+            header.offset,
+            f"truncated block ({len(data)} of {header.length} bytes)",
+        )
     if not header.check(data):
-        raise VolumeCorrupt(path, header.number, header.offset,
-                            "checksum mismatch (the data on disk changed after it was written)")
+        raise VolumeCorrupt(
+            path,
+            header.number,
+            header.offset,
+            "checksum mismatch (the data on disk changed after it was written)",
+        )
     return header, data
 
 
-def _split(data: bytes, path: Path, number: int, offset: int) -> list[tuple[int, int, int, int, bytes | memoryview]]:
+def _split(
+    data: bytes, path: Path, number: int, offset: int
+) -> list[tuple[int, int, int, int, bytes | memoryview]]:
     """The records of a block. A large payload is a view of the block (no copy); one smaller than an
     eighth of it is copied, so that a few selected small records (a restore of some files) do not
     keep whole blocks alive: a view holds at most eight times its own size."""
@@ -293,29 +326,54 @@ def _split(data: bytes, path: Path, number: int, offset: int) -> list[tuple[int,
         end = pos + length
         if end > size:
             raise VolumeCorrupt(path, number, offset, "record crosses the block end")
-        out.append((session_id, session_time, file_index, stream, view[pos:end] if length >= small else data[pos:end]))
+        out.append(
+            (
+                session_id,
+                session_time,
+                file_index,
+                stream,
+                view[pos:end] if length >= small else data[pos:end],
+            )
+        )
         pos = end
     return out
 
 
-def _blocks(f: BinaryIO, path: Path, first_block: int, session: tuple[int, int] | None = None,
-            starts_session: bool = False) -> Iterator[tuple[BlockHeader, bytes | None]]:
+def _blocks(
+    f: BinaryIO,
+    path: Path,
+    first_block: int,
+    session: tuple[int, int] | None = None,
+    starts_session: bool = False,
+) -> Iterator[tuple[BlockHeader, bytes | None]]:
     """The checked blocks from the current position on; with `session`, blocks of other sessions are
     skipped unread (data None). With `starts_session`, the first block must be that session's (a
     format-2 header says so)."""
     expect = first_block
     while (block := _read_block(f, path, expect, session)) is not None:
         header = block[0]
-        if starts_session and expect == first_block and session is not None and header.session not in (None, session):
+        if (
+            starts_session
+            and expect == first_block
+            and session is not None
+            and header.session not in (None, session)
+        ):
             sid, stime = header.session
-            raise VolumeError(f"volume {path.name}: block {header.number} at byte offset {header.offset} belongs to "
-                              f"session {sid}/{stime}, not {session[0]}/{session[1]}")
+            raise VolumeError(
+                f"volume {path.name}: block {header.number} at byte offset {header.offset} belongs to "
+                f"session {sid}/{stime}, not {session[0]}/{session[1]}"
+            )
         expect = header.number + 1
         yield block
 
 
-def _records(f: BinaryIO, path: Path, first_block: int, session: tuple[int, int] | None = None,
-             starts_session: bool = False) -> Iterator[VolumeRecord]:
+def _records(
+    f: BinaryIO,
+    path: Path,
+    first_block: int,
+    session: tuple[int, int] | None = None,
+    starts_session: bool = False,
+) -> Iterator[VolumeRecord]:
     """The records from the current position on (see `_blocks`)."""
     for header, data in _blocks(f, path, first_block, session, starts_session):
         if data is None:
@@ -332,7 +390,9 @@ class VolumeReader:
         self.path = path
         self.label = read_label(path)
 
-    def records(self, start: Position | None = None, session: tuple[int, int] | None = None) -> Iterator[VolumeRecord]:
+    def records(
+        self, start: Position | None = None, session: tuple[int, int] | None = None
+    ) -> Iterator[VolumeRecord]:
         """Records from `start` (the beginning by default); with `session`, only the blocks that
         can hold that session's records are read (format-2 blocks of other sessions are skipped),
         and a `start` must be where that session begins."""
@@ -340,20 +400,31 @@ class VolumeReader:
             with self.path.open("rb") as f:
                 if start is not None:
                     f.seek(start.offset)
-                yield from _records(f, self.path, start.block_number if start else 0, session,
-                                    starts_session=start is not None)
+                yield from _records(
+                    f,
+                    self.path,
+                    start.block_number if start else 0,
+                    session,
+                    starts_session=start is not None,
+                )
         except FileNotFoundError as exc:
             raise VolumeError(f"volume file {self.path} not found") from exc
 
-    def blocks(self, start: Position | None = None,
-               session: tuple[int, int] | None = None) -> Iterator[tuple[BlockHeader, bytes | None]]:
+    def blocks(
+        self, start: Position | None = None, session: tuple[int, int] | None = None
+    ) -> Iterator[tuple[BlockHeader, bytes | None]]:
         """The checked blocks from `start` (see `records`); blocks of other sessions have no data."""
         try:
             with self.path.open("rb") as f:
                 if start is not None:
                     f.seek(start.offset)
-                yield from _blocks(f, self.path, start.block_number if start else 0, session,
-                                   starts_session=start is not None)
+                yield from _blocks(
+                    f,
+                    self.path,
+                    start.block_number if start else 0,
+                    session,
+                    starts_session=start is not None,
+                )
         except FileNotFoundError as exc:
             raise VolumeError(f"volume file {self.path} not found") from exc
 
@@ -391,7 +462,9 @@ class IndexSelection:
         return self._his[-1] if self._his else 0
 
 
-def select_records(reader: VolumeReader, entries: Iterable[BootstrapVolume]) -> Iterator[tuple[BootstrapVolume, Record]]:
+def select_records(
+    reader: VolumeReader, entries: Iterable[BootstrapVolume]
+) -> Iterator[tuple[BootstrapVolume, Record]]:
     """The data records a bootstrap selects from one volume (labels are never selected).
 
     Only the entry's session is read: its records may share the volume with other sessions' blocks.
@@ -408,12 +481,18 @@ def select_records(reader: VolumeReader, entries: Iterable[BootstrapVolume]) -> 
         for header, data in reader.blocks(entry.start, session):
             if data is None:
                 continue
-            for sid, stime, index, stream, payload in _split(data, reader.path, header.number, header.offset):
+            for sid, stime, index, stream, payload in _split(
+                data, reader.path, header.number, header.offset
+            ):
                 if sid != session[0] or stime != session[1]:
                     if entry.start is not None and not seen_session:
                         # A format-1 block (no session in its header) where the session should begin.
-                        raise _session_missing(reader, entry, f"block {header.number} at byte offset "
-                                               f"{header.offset} holds session {sid}/{stime}")
+                        raise _session_missing(
+                            reader,
+                            entry,
+                            f"block {header.number} at byte offset "
+                            f"{header.offset} holds session {sid}/{stime}",
+                        )
                     continue
                 seen_session = True
                 if index == EOS_LABEL:
@@ -427,10 +506,16 @@ def select_records(reader: VolumeReader, entries: Iterable[BootstrapVolume]) -> 
             if done:
                 break
         if not seen_session:
-            where = f" from block {entry.start.block_number} (byte offset {entry.start.offset}) on" if entry.start else ""
+            where = (
+                f" from block {entry.start.block_number} (byte offset {entry.start.offset}) on"
+                if entry.start
+                else ""
+            )
             raise _session_missing(reader, entry, f"no record of it was found{where}")
 
 
 def _session_missing(reader: VolumeReader, entry: BootstrapVolume, problem: str) -> VolumeError:
-    return VolumeError(f"volume {reader.label.volume_name}: session {entry.session_id}/{entry.session_time} is not "
-                       f"where the catalog's JobMedia says: {problem}")
+    return VolumeError(
+        f"volume {reader.label.volume_name}: session {entry.session_id}/{entry.session_time} is not "
+        f"where the catalog's JobMedia says: {problem}"
+    )

@@ -62,8 +62,12 @@ def _read(path: Path, stack: tuple[Path, ...], loc: SourceLocation | None) -> st
         raise ConfigError.at(where, f"cannot read {path}: {exc.strerror}") from exc
 
 
-def _tokens(path: Path, stack: tuple[Path, ...], text: str | None = None,
-            include_loc: SourceLocation | None = None) -> Iterator[Token]:
+def _tokens(
+    path: Path,
+    stack: tuple[Path, ...],
+    text: str | None = None,
+    include_loc: SourceLocation | None = None,
+) -> Iterator[Token]:
     resolved = path.resolve() if text is None else path
     if resolved in stack:
         chain = " -> ".join(str(p) for p in (*stack, resolved))
@@ -115,7 +119,9 @@ def _tokens(path: Path, stack: tuple[Path, ...], text: str | None = None,
         if word.startswith("@"):
             yield from _include(word, path, stack, loc)
             if word == "@|":
-                value, i, line = _string(text, i, path, line) if i < n and text[i] == '"' else ("", i, line)
+                value, i, line = (
+                    _string(text, i, path, line) if i < n and text[i] == '"' else ("", i, line)
+                )
                 yield from _command_include(value, path, stack, loc)
             spaced = True
             continue
@@ -147,7 +153,9 @@ def _string(text: str, i: int, path: Path, line: int) -> tuple[str, int, int]:
     raise ConfigError(path, start_line, "unterminated quoted string")
 
 
-def _include(word: str, path: Path, stack: tuple[Path, ...], loc: SourceLocation) -> Iterator[Token]:
+def _include(
+    word: str, path: Path, stack: tuple[Path, ...], loc: SourceLocation
+) -> Iterator[Token]:
     if word == "@|":
         return
     target = word[1:]
@@ -165,16 +173,28 @@ def _include(word: str, path: Path, stack: tuple[Path, ...], loc: SourceLocation
     yield Token(Kind.EOL, "\n", loc, True)
 
 
-def _command_include(command: str, path: Path, stack: tuple[Path, ...], loc: SourceLocation) -> Iterator[Token]:
+def _command_include(
+    command: str, path: Path, stack: tuple[Path, ...], loc: SourceLocation
+) -> Iterator[Token]:
     if not command:
-        raise ConfigError.at(loc, '@| must be followed by a quoted command, e.g. @|"cat /etc/x.conf"')
+        raise ConfigError.at(
+            loc, '@| must be followed by a quoted command, e.g. @|"cat /etc/x.conf"'
+        )
     try:
-        result = subprocess.run(shlex.split(command), capture_output=True, text=True,
-                                timeout=INCLUDE_COMMAND_TIMEOUT, check=False, cwd=path.parent)
+        result = subprocess.run(
+            shlex.split(command),
+            capture_output=True,
+            text=True,
+            timeout=INCLUDE_COMMAND_TIMEOUT,
+            check=False,
+            cwd=path.parent,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ConfigError.at(loc, f"include command {command!r} failed: {exc}") from exc
     if result.returncode != 0:
-        raise ConfigError.at(loc, f"include command {command!r} exited {result.returncode}: {result.stderr.strip()}")
+        raise ConfigError.at(
+            loc, f"include command {command!r} exited {result.returncode}: {result.stderr.strip()}"
+        )
     pseudo = Path(f"{path}:{loc.line}:@|{command}")
     yield from _tokens(pseudo, stack, text=result.stdout, include_loc=loc)
     yield Token(Kind.EOL, "\n", loc, True)

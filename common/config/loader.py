@@ -34,7 +34,9 @@ class Source:
     warnings: list[ConfigWarning]
 
 
-def read_source(path: Path, types: Mapping[str, str], unimplemented: frozenset[str] = frozenset()) -> Source:
+def read_source(
+    path: Path, types: Mapping[str, str], unimplemented: frozenset[str] = frozenset()
+) -> Source:
     """Parse `path`; every top-level resource type must be one of `types` (normalized → canonical)."""
     raws, files = parse_source(path)
     source = Source({}, files, [])
@@ -42,11 +44,19 @@ def read_source(path: Path, types: Mapping[str, str], unimplemented: frozenset[s
         canonical = types.get(raw.key)
         if canonical is None:
             if raw.key in unimplemented:
-                source.warnings.append(ConfigWarning(raw.loc.file, raw.loc.line, raw.name,
-                                                     "Bareos resource type not implemented by Strongroom yet; ignored"))
+                source.warnings.append(
+                    ConfigWarning(
+                        raw.loc.file,
+                        raw.loc.line,
+                        raw.name,
+                        "Bareos resource type not implemented by Strongroom yet; ignored",
+                    )
+                )
                 continue
             known = ", ".join(sorted(set(types.values())))
-            raise ConfigError.at(raw.loc, f"unknown resource type {raw.name!r} (expected one of: {known})")
+            raise ConfigError.at(
+                raw.loc, f"unknown resource type {raw.name!r} (expected one of: {known})"
+            )
         source.by_type.setdefault(canonical, []).append(raw)
     return source
 
@@ -63,7 +73,9 @@ def resource_name(raw: RawResource, values: Values) -> str:
     return name
 
 
-def collect_named(cls: type[Resource], source: Source, type_name: str) -> dict[str, tuple[RawResource, Values]]:
+def collect_named(
+    cls: type[Resource], source: Source, type_name: str
+) -> dict[str, tuple[RawResource, Values]]:
     """Collect every resource of one type by Name; a duplicate Name is an error."""
     out: dict[str, tuple[RawResource, Values]] = {}
     for raw in source.by_type.get(type_name, []):
@@ -71,7 +83,11 @@ def collect_named(cls: type[Resource], source: Source, type_name: str) -> dict[s
         name = resource_name(raw, values)
         if name in out:
             first = out[name][0].loc
-            raise ConfigError.at(values["name"][1], f"duplicate {type_name} resource {name!r} (first defined at {first})", "Name")
+            raise ConfigError.at(
+                values["name"][1],
+                f"duplicate {type_name} resource {name!r} (first defined at {first})",
+                "Name",
+            )
         out[name] = (raw, values)
     return out
 
@@ -92,11 +108,17 @@ def exactly_one(items: Mapping[str, Any], type_name: str, path: Path) -> Any:
     return next(iter(items.values()))
 
 
-def check_ref(resource: Resource, field: str, kind: str, table: Mapping[str, Any], directive: str) -> None:
+def check_ref(
+    resource: Resource, field: str, kind: str, table: Mapping[str, Any], directive: str
+) -> None:
     """A named reference must resolve; the error points at the referencing resource."""
     value = getattr(resource, field)
     names = value if isinstance(value, tuple) else (value,)
     for name in names:
         if name is not None and name not in table:
             known = ", ".join(sorted(table)) or "none defined"
-            raise ConfigError.at(resource.source, f"refers to {kind} {name!r}, which does not exist (known: {known})", directive)
+            raise ConfigError.at(
+                resource.source,
+                f"refers to {kind} {name!r}, which does not exist (known: {known})",
+                directive,
+            )

@@ -94,7 +94,10 @@ def parse_file(path: Path) -> list[RawResource]:
             raise ConfigError.at(tok.loc, f"expected a resource name, found {_describe(tok)}")
         opener = stream.next()
         if opener.kind is not Kind.LBRACE:
-            raise ConfigError.at(opener.loc, f"expected '{{' after resource type {_words(name_tokens)!r}, found {_describe(opener)}")
+            raise ConfigError.at(
+                opener.loc,
+                f"expected '{{' after resource type {_words(name_tokens)!r}, found {_describe(opener)}",
+            )
         resources.append(_block(stream, name_tokens))
 
 
@@ -123,7 +126,9 @@ def _words_until(stream: _Stream, stops: set[Kind]) -> list[Token]:
         if words:
             name = _words(words)
             if tok.kind is Kind.EOL:
-                raise ConfigError.at(words[0].loc, "expected '=' (or '{' for a block) after the name", name)
+                raise ConfigError.at(
+                    words[0].loc, "expected '=' (or '{' for a block) after the name", name
+                )
             raise ConfigError.at(tok.loc, f"expected '=' or '{{', found {_describe(tok)}", name)
         return words
 

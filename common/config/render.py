@@ -26,7 +26,11 @@ def _plain(value: Any) -> Any:
 
 def dump_resource(resource: BaseModel) -> dict[str, object]:
     """Field name → JSON-able value (Paths as str, secrets redacted), without the source location."""
-    return {name: _plain(getattr(resource, name)) for name in type(resource).model_fields if name != "source"}
+    return {
+        name: _plain(getattr(resource, name))
+        for name in type(resource).model_fields
+        if name != "source"
+    }
 
 
 def _directive(name: str) -> str:

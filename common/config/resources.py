@@ -12,8 +12,16 @@ from common.config.parser import RawDirective
 from common.config.schema import Resource, Values, normalized
 
 TLS_UNIMPLEMENTED: frozenset[str] = normalized(
-    "TLS Authenticate", "TLS CA Certificate Dir", "TLS Certificate Revocation List", "TLS Cipher List",
-    "TLS Cipher Suites", "TLS DH File", "TLS Protocol", "TLS PSK Enable", "TLS PSK Require", "Enable kTLS",
+    "TLS Authenticate",
+    "TLS CA Certificate Dir",
+    "TLS Certificate Revocation List",
+    "TLS Cipher List",
+    "TLS Cipher Suites",
+    "TLS DH File",
+    "TLS Protocol",
+    "TLS PSK Enable",
+    "TLS PSK Require",
+    "Enable kTLS",
 )
 
 
@@ -39,10 +47,22 @@ class MessageDestination(BaseModel):
 
 
 DESTINATIONS: frozenset[str] = normalized(
-    "console", "append", "file", "mail", "mail on error", "mail on success", "operator", "director",
-    "catalog", "stdout", "stderr", "syslog",
+    "console",
+    "append",
+    "file",
+    "mail",
+    "mail on error",
+    "mail on success",
+    "operator",
+    "director",
+    "catalog",
+    "stdout",
+    "stderr",
+    "syslog",
 )
-_TARGETED: frozenset[str] = normalized("append", "file", "mail", "mail on error", "mail on success", "operator", "director")
+_TARGETED: frozenset[str] = normalized(
+    "append", "file", "mail", "mail on error", "mail on success", "operator", "director"
+)
 
 
 class Messages(Resource):
@@ -64,7 +84,11 @@ class Messages(Resource):
         split = next((n for n, t in enumerate(tokens) if t.kind.value == "="), None)
         if directive.key in _TARGETED:
             if split is None:
-                raise ConfigError.at(directive.loc, f"expected '{directive.name} = <target> = <types>'", directive.name)
+                raise ConfigError.at(
+                    directive.loc,
+                    f"expected '{directive.name} = <target> = <types>'",
+                    directive.name,
+                )
             target = " ".join(t.value for t in tokens[:split])
             tokens = tokens[split + 1 :]
         types = tuple(t.value for t in tokens if t.kind.value != ",")
@@ -72,5 +96,8 @@ class Messages(Resource):
             raise ConfigError.at(directive.loc, "no message types given", directive.name)
         kind = directive.name.lower().replace(" ", "")
         previous = values.get("destinations", ((), directive.loc))[0]
-        values["destinations"] = ((*previous, MessageDestination(kind=kind, target=target, types=types)), directive.loc)
+        values["destinations"] = (
+            (*previous, MessageDestination(kind=kind, target=target, types=types)),
+            directive.loc,
+        )
         return True

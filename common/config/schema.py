@@ -37,8 +37,6 @@ class Resource(BaseModel):
         return False
 
 
-
-
 def _unwrap(annotation: Any) -> tuple[Any, tuple[Any, ...]]:
     """Strip Optional and Annotated; return the base type and the Annotated metadata."""
     meta: tuple[Any, ...] = ()
@@ -122,10 +120,18 @@ def collect(cls: type[Resource], raw: RawResource, warnings: list[ConfigWarning]
         field_name = fields.get(directive.key)
         if field_name is None or field_name in cls.BLOCKS.values():
             if directive.key in cls.UNIMPLEMENTED:
-                warnings.append(ConfigWarning(directive.loc.file, directive.loc.line, directive.name,
-                                              f"Bareos directive not implemented by Strongroom yet; ignored (in {raw.name})"))
+                warnings.append(
+                    ConfigWarning(
+                        directive.loc.file,
+                        directive.loc.line,
+                        directive.name,
+                        f"Bareos directive not implemented by Strongroom yet; ignored (in {raw.name})",
+                    )
+                )
                 continue
-            raise ConfigError.at(directive.loc, f"unknown directive in {raw.name} resource", directive.name)
+            raise ConfigError.at(
+                directive.loc, f"unknown directive in {raw.name} resource", directive.name
+            )
         info = cls.model_fields[field_name]
         kind, inner = _kind(info.annotation, list(info.metadata))
         try:
@@ -136,7 +142,11 @@ def collect(cls: type[Resource], raw: RawResource, warnings: list[ConfigWarning]
                 continue
             if field_name in values:
                 first = values[field_name][1]
-                raise ConfigError.at(directive.loc, f"given twice in {raw.name} (first at line {first.line})", directive.name)
+                raise ConfigError.at(
+                    directive.loc,
+                    f"given twice in {raw.name} (first at line {first.line})",
+                    directive.name,
+                )
             values[field_name] = (_convert(kind, directive.text(), directive.loc), directive.loc)
         except ValueError as exc:
             raise ConfigError.at(directive.loc, str(exc), directive.name) from exc
@@ -144,8 +154,14 @@ def collect(cls: type[Resource], raw: RawResource, warnings: list[ConfigWarning]
         field_name = cls.BLOCKS.get(block.key)
         if field_name is None:
             if block.key in cls.UNIMPLEMENTED:
-                warnings.append(ConfigWarning(block.loc.file, block.loc.line, block.name,
-                                              "Bareos block not implemented by Strongroom yet; ignored"))
+                warnings.append(
+                    ConfigWarning(
+                        block.loc.file,
+                        block.loc.line,
+                        block.name,
+                        "Bareos block not implemented by Strongroom yet; ignored",
+                    )
+                )
                 continue
             raise ConfigError.at(block.loc, f"unknown block in {raw.name} resource", block.name)
         info = cls.model_fields[field_name]
@@ -156,8 +172,13 @@ def collect(cls: type[Resource], raw: RawResource, warnings: list[ConfigWarning]
     return values
 
 
-def build(cls: type[Resource], values: Values, loc: SourceLocation, what: str,
-          finish: Callable[[dict[str, Any]], None] | None = None) -> Any:
+def build(
+    cls: type[Resource],
+    values: Values,
+    loc: SourceLocation,
+    what: str,
+    finish: Callable[[dict[str, Any]], None] | None = None,
+) -> Any:
     """Validate field values into a frozen model; errors point at the directive's line."""
     data = {name: value for name, (value, _loc) in values.items()}
     data["source"] = loc
@@ -171,7 +192,9 @@ def build(cls: type[Resource], values: Values, loc: SourceLocation, what: str,
         where = values[field_name][1] if field_name in values else loc
         directive = _directive_name(field_name) if field_name else None
         if err["type"] == "missing":
-            raise ConfigError.at(loc, f"required directive {directive!r} missing in {what}") from exc
+            raise ConfigError.at(
+                loc, f"required directive {directive!r} missing in {what}"
+            ) from exc
         message = str(err["msg"]).removeprefix("Value error, ")
         raise ConfigError.at(where, message, directive) from exc
 

@@ -6,13 +6,26 @@ import re
 from typing import Annotated, Final
 
 SIZE_UNITS: Final[dict[str, int]] = {
-    "": 1, "b": 1,
-    "k": 1024, "kb": 1000, "kib": 1024,
-    "m": 1024**2, "mb": 1000**2, "mib": 1024**2,
-    "g": 1024**3, "gb": 1000**3, "gib": 1024**3,
-    "t": 1024**4, "tb": 1000**4, "tib": 1024**4,
-    "p": 1024**5, "pb": 1000**5, "pib": 1024**5,
-    "e": 1024**6, "eb": 1000**6, "eib": 1024**6,
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+    "t": 1024**4,
+    "tb": 1000**4,
+    "tib": 1024**4,
+    "p": 1024**5,
+    "pb": 1000**5,
+    "pib": 1024**5,
+    "e": 1024**6,
+    "eb": 1000**6,
+    "eib": 1024**6,
 }
 DURATION_UNITS: Final[dict[str, float]] = {}
 for _names, _secs in (
@@ -68,7 +81,9 @@ def parse_duration(text: str) -> float:
     while pos < len(text):
         match = _PAIR.match(text, pos)
         if not match or match.end() == pos:
-            raise ValueError(f"{text!r} is not a duration (examples: 30 seconds, 90 min, 365 days, 1 week 2 days)")
+            raise ValueError(
+                f"{text!r} is not a duration (examples: 30 seconds, 90 min, 365 days, 1 week 2 days)"
+            )
         unit = match.group(2).lower() or "s"
         if unit not in DURATION_UNITS:
             raise ValueError(f"unknown time unit {match.group(2)!r} in {text!r}")

@@ -10,5 +10,17 @@ from director.catalog.sqlite import (
     open_catalog,
 )
 
-__all__ = ["FINAL_STATUSES", "Catalog", "CatalogError", "CatalogWriteError", "DuplicateJobName", "FileRow",
-           "JobMediaRow", "JobRow", "MediaRow", "NewJob", "PoolRow", "open_catalog"]
+__all__ = [
+    "FINAL_STATUSES",
+    "Catalog",
+    "CatalogError",
+    "CatalogWriteError",
+    "DuplicateJobName",
+    "FileRow",
+    "JobMediaRow",
+    "JobRow",
+    "MediaRow",
+    "NewJob",
+    "PoolRow",
+    "open_catalog",
+]

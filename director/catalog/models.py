@@ -36,7 +36,9 @@ class NewJob:
     priority: int = 10
     status: str = "C"
     prior_job_id: int | None = None
-    request: str | None = None  # the run request as JSON, so a restarted Director can queue it again
+    request: str | None = (
+        None  # the run request as JSON, so a restarted Director can queue it again
+    )
     retry: int = 0
     expires_at: float | None = None
     parent_job_id: int | None = None

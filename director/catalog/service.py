@@ -21,7 +21,9 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def _on_thread(method: Callable[Concatenate[Catalog, P], T]) -> Callable[Concatenate[CatalogService, P], Awaitable[T]]:
+def _on_thread(
+    method: Callable[Concatenate[Catalog, P], T],
+) -> Callable[Concatenate[CatalogService, P], Awaitable[T]]:
     """An async method with `method`'s signature that runs it on the catalog thread."""
     name = method.__name__
 
@@ -41,7 +43,9 @@ class CatalogService:
     def __init__(self, opener: Callable[[], Catalog]) -> None:
         self._opener = opener
         self._backend: Catalog | None = None
-        self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="catalog")
+        self._thread = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="catalog"
+        )
 
     @property
     def backend(self) -> Catalog:

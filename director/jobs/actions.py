@@ -47,13 +47,15 @@ def merged_actions(resource: Any) -> list[Action]:
         job = pick(action, "job", None)
         if job is None:
             raise JobError(f"an Action of job {resource.name!r} names no Job")
-        out.append(Action(
-            job=job,
-            overrides={name: pick(action, name, None) for name in OVERRIDES},
-            mandatory=bool(pick(action, "mandatory", True)),
-            max_retries=int(pick(action, "max_retries", 0)),
-            retry_interval=float(pick(action, "max_retry_interval", 60)),
-        ))
+        out.append(
+            Action(
+                job=job,
+                overrides={name: pick(action, name, None) for name in OVERRIDES},
+                mandatory=bool(pick(action, "mandatory", True)),
+                max_retries=int(pick(action, "max_retries", 0)),
+                retry_interval=float(pick(action, "max_retry_interval", 60)),
+            )
+        )
     return out
 
 
@@ -68,29 +70,49 @@ async def do_actions(svc: JobServices, jcr: JobControl) -> str:
             continue
         if not action.mandatory:
             optional_failed += 1
-            svc.joblog(jcr, "warning", f"{label}: JobId {child_id} ended {status}: {st.describe(status)}; "
-                            "optional, continuing")
+            svc.joblog(
+                jcr,
+                "warning",
+                f"{label}: JobId {child_id} ended {status}: {st.describe(status)}; "
+                "optional, continuing",
+            )
             continue
         skipped = len(actions) - number
-        raise JobError(f"{label}: JobId {child_id} ended {status}: {st.describe(status)}; mandatory action "
-                       f"failed" + (f", {skipped} remaining action(s) skipped" if skipped else ""))
+        raise JobError(
+            f"{label}: JobId {child_id} ended {status}: {st.describe(status)}; mandatory action "
+            f"failed" + (f", {skipped} remaining action(s) skipped" if skipped else "")
+        )
     if optional_failed:
         jcr.warnings += optional_failed
         return st.WARNINGS
     return st.TERMINATED
 
 
-async def _run_action(svc: JobServices, parent: JobControl, action: Action, label: str) -> tuple[str, int]:
+async def _run_action(
+    svc: JobServices, parent: JobControl, action: Action, label: str
+) -> tuple[str, int]:
     o = action.overrides
     status, child_id = st.ERROR, 0
     for attempt in range(action.max_retries + 1):
         if attempt:
-            svc.joblog(parent, "info", f"{label}: retry {attempt} of {action.max_retries} in "
-                            f"{action.retry_interval:.0f} s")
+            svc.joblog(
+                parent,
+                "info",
+                f"{label}: retry {attempt} of {action.max_retries} in "
+                f"{action.retry_interval:.0f} s",
+            )
             await _sleep_unless_canceled(parent, action.retry_interval)
-        req = RunRequest(job=action.job, level=o["level"], client=o["client"], fileset=o["file_set"], pool=o["pool"],
-                         storage=o["storage"], priority=o["priority"], parent_job_id=parent.job_id,
-                         params={"no_reschedule": True})
+        req = RunRequest(
+            job=action.job,
+            level=o["level"],
+            client=o["client"],
+            fileset=o["file_set"],
+            pool=o["pool"],
+            storage=o["storage"],
+            priority=o["priority"],
+            parent_job_id=parent.job_id,
+            params={"no_reschedule": True},
+        )
         try:
             child = await svc.submit(req)
         except JobError as exc:

@@ -62,8 +62,12 @@ class Decision:
     tail: WaitReason | None = None  # with expand_tail=False: the reason of every job not looked at
 
 
-def admit(waiting: Iterable[Candidate], running: Sequence[Candidate], limits: Limits,
-          expand_tail: bool = True) -> Decision:
+def admit(
+    waiting: Iterable[Candidate],
+    running: Sequence[Candidate],
+    limits: Limits,
+    expand_tail: bool = True,
+) -> Decision:
     """Decide which waiting jobs (already in priority/FIFO order) start now.
 
     Once the Director is full or a priority blocks the scan, every later job waits for the same
@@ -86,11 +90,18 @@ def admit(waiting: Iterable[Candidate], running: Sequence[Candidate], limits: Li
     for cand in _chain(first, items):
         scanned += 1
         if not expand_tail and (blocked or len(active) >= limits.director):
-            tail = (WaitReason(status.WAIT_PRIORITY, "priority", f"priority={reference}") if blocked else
-                    WaitReason(status.WAIT_MAX_JOBS, "max_director_jobs", f"limit={limits.director}"))
+            tail = (
+                WaitReason(status.WAIT_PRIORITY, "priority", f"priority={reference}")
+                if blocked
+                else WaitReason(
+                    status.WAIT_MAX_JOBS, "max_director_jobs", f"limit={limits.director}"
+                )
+            )
             return Decision(tuple(start), waits, scanned - 1, tail)
         if blocked:
-            waits[cand.job_id] = WaitReason(status.WAIT_PRIORITY, "priority", f"priority={reference}")
+            waits[cand.job_id] = WaitReason(
+                status.WAIT_PRIORITY, "priority", f"priority={reference}"
+            )
             continue
         mix_ok = all(r.allow_mixed for r in active)
         eligible = cand.priority == reference or (
@@ -98,18 +109,24 @@ def admit(waiting: Iterable[Candidate], running: Sequence[Candidate], limits: Li
         )
         if not eligible:
             blocked = True
-            waits[cand.job_id] = WaitReason(status.WAIT_PRIORITY, "priority", f"priority={reference}")
+            waits[cand.job_id] = WaitReason(
+                status.WAIT_PRIORITY, "priority", f"priority={reference}"
+            )
             continue
         if cand.coordinator:
             limit = limits.jobs.get(cand.job_name, limits.default)
             if jobs[cand.job_name] >= limit:
-                waits[cand.job_id] = WaitReason(status.WAIT_JOB_RES, "max_job_jobs", f"job={cand.job_name}")
+                waits[cand.job_id] = WaitReason(
+                    status.WAIT_JOB_RES, "max_job_jobs", f"job={cand.job_name}"
+                )
                 continue
             jobs[cand.job_name] += 1
             start.append(cand.job_id)
             continue
         if len(active) >= limits.director:
-            waits[cand.job_id] = WaitReason(status.WAIT_MAX_JOBS, "max_director_jobs", f"limit={limits.director}")
+            waits[cand.job_id] = WaitReason(
+                status.WAIT_MAX_JOBS, "max_director_jobs", f"limit={limits.director}"
+            )
             continue
         reason = _slot_problem(cand, jobs, clients, storages, limits)
         if reason is not None:

@@ -22,7 +22,9 @@ def split_path(path: bytes, is_dir: bool) -> tuple[bytes, bytes]:
     if not head:
         return b"/", tail  # os.path.split gives b"" for a name without a directory
     if head.endswith(b"//") and head.strip(b"/"):
-        head = head.rstrip(b"/") + b"/"  # as os.path.split: repeated slashes trimmed, unless all slashes
+        head = (
+            head.rstrip(b"/") + b"/"
+        )  # as os.path.split: repeated slashes trimmed, unless all slashes
     return head, tail
 
 
@@ -31,7 +33,9 @@ class AttributeSink:
 
     Rows wait as lists (a digest fills one in place) and become FileRow objects once, at flush."""
 
-    def __init__(self, insert: Callable[[int, Sequence[FileRow]], Awaitable[None]], job_id: int) -> None:
+    def __init__(
+        self, insert: Callable[[int, Sequence[FileRow]], Awaitable[None]], job_id: int
+    ) -> None:
         self._insert = insert  # CatalogService.insert_files: on the catalog thread
         self.job_id = job_id
         self._rows: dict[int, list[Any]] = {}  # file index -> [path, name, lstat, digest]
@@ -53,8 +57,16 @@ class AttributeSink:
                 row[3] = f"{algorithm}:{bytes(digest).hex()}"
         elif stream == Stream.DELETED:
             path, name = split_path(path_and_type(payload)[0], False)
-            self._deleted.append(FileRow(job_id=self.job_id, path=path, name=name, file_index=0,
-                                         lstat=payload, digest=None))
+            self._deleted.append(
+                FileRow(
+                    job_id=self.job_id,
+                    path=path,
+                    name=name,
+                    file_index=0,
+                    lstat=payload,
+                    digest=None,
+                )
+            )
 
     async def maybe_flush(self) -> None:
         if len(self._rows) + len(self._deleted) >= FLUSH_ROWS:
@@ -66,8 +78,10 @@ class AttributeSink:
         if not final and self._last_index in self._rows:
             keep[self._last_index] = self._rows.pop(self._last_index)
         job_id = self.job_id
-        rows = [FileRow(job_id, path, name, index, lstat, digest)
-                for index, (path, name, lstat, digest) in self._rows.items()]
+        rows = [
+            FileRow(job_id, path, name, index, lstat, digest)
+            for index, (path, name, lstat, digest) in self._rows.items()
+        ]
         rows += self._deleted
         self._rows, self._deleted = keep, []
         if rows:

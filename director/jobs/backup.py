@@ -63,22 +63,46 @@ async def do_backup(svc: JobServices, jcr: JobControl) -> str:
     sd = await connect(svc, "storage", storage)
     fd: Connection | None = None
     try:
-        accepted = await request(sd, SdJobSetup(
-            job_id=jcr.job_id, job=jcr.unique, job_name=jcr.name, client=jcr.client or "",
-            fileset=jcr.fileset or "", job_type=jcr.job_type, level=jcr.level,
-            device=storage.device[0] if storage.device else storage.name, devices=tuple(storage.device),
-            media_type=storage.media_type or "File", append=True, volume=assignment,
-        ), SdJobAccepted, "storage job setup", canceled=jcr.canceled,
-            on_wait=device_wait(jcr, storage.name, partial(svc.joblog, jcr)))
+        accepted = await request(
+            sd,
+            SdJobSetup(
+                job_id=jcr.job_id,
+                job=jcr.unique,
+                job_name=jcr.name,
+                client=jcr.client or "",
+                fileset=jcr.fileset or "",
+                job_type=jcr.job_type,
+                level=jcr.level,
+                device=storage.device[0] if storage.device else storage.name,
+                devices=tuple(storage.device),
+                media_type=storage.media_type or "File",
+                append=True,
+                volume=assignment,
+            ),
+            SdJobAccepted,
+            "storage job setup",
+            canceled=jcr.canceled,
+            on_wait=device_wait(jcr, storage.name, partial(svc.joblog, jcr)),
+        )
         jcr.wait = None
         jcr.session = (accepted.session_id, accepted.session_time)
-        await svc.db.update_job(jcr.job_id, VolSessionId=accepted.session_id,
-                                    VolSessionTime=accepted.session_time)
+        await svc.db.update_job(
+            jcr.job_id, VolSessionId=accepted.session_id, VolSessionTime=accepted.session_time
+        )
         jcr.set_wait(client_wait(client.name))
         fd = await connect(svc, "client", client)
         accurate = bool(jcr.resource.accurate)
-        await fd.send(FdJobSetup(job_id=jcr.job_id, job=jcr.unique, job_type=jcr.job_type, level=jcr.level,
-                                 since_ns=jcr.since_ns, fileset=fileset_spec, accurate=accurate))
+        await fd.send(
+            FdJobSetup(
+                job_id=jcr.job_id,
+                job=jcr.unique,
+                job_type=jcr.job_type,
+                level=jcr.level,
+                since_ns=jcr.since_ns,
+                fileset=fileset_spec,
+                accurate=accurate,
+            )
+        )
         if accurate:
             entries = jcr.backup.accurate_entries
             for start in range(0, len(entries), ACCURATE_BATCH):
@@ -86,9 +110,18 @@ async def do_backup(svc: JobServices, jcr: JobControl) -> str:
             await fd.send_signal(Signal.EOD)
         await _expect_ok(fd, "client job setup")
         await request(sd, SdRun(), Ok, "storage run")
-        await request(fd, FdStorage(address=storage.address, port=storage.port, key=accepted.key,
-                                    tls=bool(storage.tls_enable and svc.tls_enable()), name=sd_certificate_name(storage)),
-                      Ok, "client connecting to the storage daemon")
+        await request(
+            fd,
+            FdStorage(
+                address=storage.address,
+                port=storage.port,
+                key=accepted.key,
+                tls=bool(storage.tls_enable and svc.tls_enable()),
+                name=sd_certificate_name(storage),
+            ),
+            Ok,
+            "client connecting to the storage daemon",
+        )
         jcr.set_status(st.RUNNING)
         jcr.moving_data = True
         await request(fd, FdBackup(), Ok, "start backup")
@@ -110,8 +143,16 @@ async def _expect_ok(conn: Connection, what: str) -> None:
         raise JobError(f"{what}: unexpected {reply.TYPE!r}")
 
 
-async def _converse(svc: JobServices, jcr: JobControl, sd: Connection, fd: Connection, *,
-                    sink: AttributeSink, pool: PoolResource, storage: StorageResource) -> dict[str, JobEnd]:
+async def _converse(
+    svc: JobServices,
+    jcr: JobControl,
+    sd: Connection,
+    fd: Connection,
+    *,
+    sink: AttributeSink,
+    pool: PoolResource,
+    storage: StorageResource,
+) -> dict[str, JobEnd]:
     """Serve both daemons until each has sent its JobEnd (or the job is canceled)."""
     ends: dict[str, JobEnd] = {}
 
@@ -131,7 +172,9 @@ async def _converse(svc: JobServices, jcr: JobControl, sd: Connection, fd: Conne
                 case VolumeUpdate():
                     await record_volume_update(svc, jcr, msg)
                 case VolumeRequest():
-                    await sd.send(await assign_volume(svc, jcr, pool, storage, exclude=(msg.full_volume,)))
+                    await sd.send(
+                        await assign_volume(svc, jcr, pool, storage, exclude=(msg.full_volume,))
+                    )
                 case JobMessage():
                     svc.joblog(jcr, msg.level, f"{storage.name}: {msg.text}")
                 case JobStatusChange():
@@ -173,7 +216,11 @@ def _combine(jcr: JobControl, ends: dict[str, JobEnd]) -> str:
         raise JobCanceled()
     for side, end in (("File Daemon", fd_end), ("Storage Daemon", sd_end)):
         if end.status not in st.OK:
-            raise JobError(f"{side} ended the job with status {end.status}: {end.text}".rstrip(": "))
+            raise JobError(
+                f"{side} ended the job with status {end.status}: {end.text}".rstrip(": ")
+            )
     if fd_end.files != sd_end.files:
-        raise JobError(f"File Daemon sent {fd_end.files} files but the Storage Daemon stored {sd_end.files}")
+        raise JobError(
+            f"File Daemon sent {fd_end.files} files but the Storage Daemon stored {sd_end.files}"
+        )
     return st.WARNINGS if "W" in (fd_end.status, sd_end.status) else st.TERMINATED

@@ -18,7 +18,15 @@ if TYPE_CHECKING:
     from director.jobs.request import RunRequest
     from director.jobs.transitions import Transitions
 
-TYPE_CODES = {"Backup": "B", "Restore": "R", "Verify": "V", "Admin": "D", "Copy": "c", "Migrate": "g", "Consolidate": "O"}
+TYPE_CODES = {
+    "Backup": "B",
+    "Restore": "R",
+    "Verify": "V",
+    "Admin": "D",
+    "Copy": "c",
+    "Migrate": "g",
+    "Consolidate": "O",
+}
 LEVEL_NAMES: dict[str, str] = {str(level): name for level, name in PROTOCOL_LEVEL_NAMES.items()}
 LEVEL_CODES = {v: k for k, v in LEVEL_NAMES.items()}
 TYPE_NAMES = {v: k for k, v in TYPE_CODES.items()}
@@ -90,7 +98,9 @@ class JobControl:
     done: asyncio.Event = field(default_factory=asyncio.Event)
     volumes: list[str] = field(default_factory=list)
     # -- what the job was set up with (setup.setup_job; a copy worker's by copy._worker) ------
-    config: DirectorConfig | None = None  # the configuration the job started with (a reload does not change it)
+    config: DirectorConfig | None = (
+        None  # the configuration the job started with (a reload does not change it)
+    )
     client_id: int | None = None
     fileset_id: int | None = None
     pool_id: int | None = None
@@ -103,7 +113,9 @@ class JobControl:
     next_pool: str | None = None  # Copy/Migrate: run's nextpool= override
     backup: BackupState = field(default_factory=BackupState)
     # -- what happens to it while it exists ------------------------------------------------
-    session: tuple[int, int] | None = None  # the SD's (VolSessionId, VolSessionTime) while appending
+    session: tuple[int, int] | None = (
+        None  # the SD's (VolSessionId, VolSessionTime) while appending
+    )
     moving_data: bool = False  # data flows between daemons: a cancel lets them stop by themselves
     cancel_reason: str | None = None
     stopping: bool = False  # the Director is stopping: the job ends when it starts again
@@ -113,7 +125,12 @@ class JobControl:
 
     def named(self, what: str) -> str:
         """The name of the job's Client, Storage or Pool (`what`); a job without one cannot run."""
-        value = {"Client": self.client, "Storage": self.storage, "Pool": self.pool, "FileSet": self.fileset}[what]
+        value = {
+            "Client": self.client,
+            "Storage": self.storage,
+            "Pool": self.pool,
+            "FileSet": self.fileset,
+        }[what]
         if value is None:
             raise JobError(f"job {self.name!r} has no {what}")
         return value
@@ -186,8 +203,12 @@ class JobControl:
             "priority": self.priority,
             "jobstatus": self.status,
             "status": st.describe(self.status),
-            "wait_reason": None if self.wait is None else {
-                "status": self.wait.status, "code": self.wait.code, "resource": self.wait.resource
+            "wait_reason": None
+            if self.wait is None
+            else {
+                "status": self.wait.status,
+                "code": self.wait.code,
+                "resource": self.wait.resource,
             },
             "schedtime": self.sched_time,
             "starttime": self.start_time,

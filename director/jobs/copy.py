@@ -49,7 +49,15 @@ if TYPE_CHECKING:
     from director.config import DirectorConfig, JobResource, PoolResource, StorageResource
     from director.jobs.services import JobServices
 
-SELECTION_TYPES = ("Job", "Client", "Volume", "SQLQuery", "PoolUncopiedJobs", "PoolTime", "OldestVolume")
+SELECTION_TYPES = (
+    "Job",
+    "Client",
+    "Volume",
+    "SQLQuery",
+    "PoolUncopiedJobs",
+    "PoolTime",
+    "OldestVolume",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,31 +67,48 @@ class Targets:
     target_storage: str
 
 
-def resolve_targets(config: DirectorConfig, resource: JobResource, pool_override: str | None, next_pool_override: str | None) -> Targets:
+def resolve_targets(
+    config: DirectorConfig,
+    resource: JobResource,
+    pool_override: str | None,
+    next_pool_override: str | None,
+) -> Targets:
     source_pool = pool_override or resource.pool
     if not source_pool:
         raise JobError(f"{resource.type} job {resource.name!r} names no Pool to select from")
     target = next_pool_override or resource.next_pool or config.pools[source_pool].next_pool
     if not target:
-        raise JobError(f"no target pool: set Next Pool on Job {resource.name!r} or on Pool {source_pool!r}, "
-                       "or run with nextpool=")
+        raise JobError(
+            f"no target pool: set Next Pool on Job {resource.name!r} or on Pool {source_pool!r}, "
+            "or run with nextpool="
+        )
     if target not in config.pools:
         raise JobError(f"target pool {target!r} does not exist")
     pool = config.pools[target]
-    storage = (pool.storage[0] if pool.storage else None) or (resource.storage[0] if resource.storage else None)
+    storage = (pool.storage[0] if pool.storage else None) or (
+        resource.storage[0] if resource.storage else None
+    )
     if not storage:
-        raise JobError(f"no target storage: set Storage on Pool {target!r} or on Job {resource.name!r}")
+        raise JobError(
+            f"no target storage: set Storage on Pool {target!r} or on Job {resource.name!r}"
+        )
     return Targets(source_pool, target, storage)
 
 
-def select_jobs(catalog: Catalog, config: DirectorConfig, resource: JobResource, source_pool: str) -> list[JobRow]:
+def select_jobs(
+    catalog: Catalog, config: DirectorConfig, resource: JobResource, source_pool: str
+) -> list[JobRow]:
     """The backup jobs a Copy/Migrate job takes (runs on the catalog thread)."""
     kind = resource.selection_type or "Job"
     if kind not in SELECTION_TYPES:
         raise JobError(f"unknown Selection Type {kind!r} (use {', '.join(SELECTION_TYPES)})")
     pattern = resource.selection_pattern or ""
     pool_ids = {p["poolid"] for p in catalog.list_pools() if p["name"] == source_pool}
-    jobs = [j for j in catalog.list_jobs(job_type="B") if j.status in ("T", "W") and j.pool_id in pool_ids]
+    jobs = [
+        j
+        for j in catalog.list_jobs(job_type="B")
+        if j.status in ("T", "W") and j.pool_id in pool_ids
+    ]
     if kind in ("Job", "Client") and not pattern:
         raise JobError(f"Selection Type = {kind} needs a Selection Pattern (a regular expression)")
     if kind == "Job":
@@ -100,7 +125,9 @@ def select_jobs(catalog: Catalog, config: DirectorConfig, resource: JobResource,
     if kind == "PoolTime":
         age = config.pools[source_pool].migration_time
         if age is None:
-            raise JobError(f"Selection Type = PoolTime needs Migration Time on Pool {source_pool!r}")
+            raise JobError(
+                f"Selection Type = PoolTime needs Migration Time on Pool {source_pool!r}"
+            )
         cutoff = time.time() - age
         return [j for j in jobs if (j.end_time or 0) <= cutoff]
     media = [m for m in catalog.list_media(None) if m.pool_id in pool_ids]
@@ -123,15 +150,25 @@ async def do_copy(svc: JobServices, jcr: JobControl) -> str:
     migrate = jcr.job_type == "g"
     targets = resolve_targets(config, resource, jcr.pool, jcr.next_pool)
     selected: list[JobRow] = await svc.db.run(
-        functools.partial(select_jobs, config=config, resource=resource, source_pool=targets.source_pool))
+        functools.partial(
+            select_jobs, config=config, resource=resource, source_pool=targets.source_pool
+        )
+    )
     what = "migrate" if migrate else "copy"
     if not selected:
-        svc.joblog(jcr, "info", f"No JobIds found to {what}: nothing to do "
-                                     f"(Selection Type = {resource.selection_type or 'Job'}, pool {targets.source_pool})")
+        svc.joblog(
+            jcr,
+            "info",
+            f"No JobIds found to {what}: nothing to do "
+            f"(Selection Type = {resource.selection_type or 'Job'}, pool {targets.source_pool})",
+        )
         return st.TERMINATED
-    svc.joblog(jcr, "info", f"The following {len(selected)} JobId(s) were chosen to be "
-                                 f"{'migrated' if migrate else 'copied'}: "
-                                 + ",".join(str(j.job_id) for j in selected))
+    svc.joblog(
+        jcr,
+        "info",
+        f"The following {len(selected)} JobId(s) were chosen to be "
+        f"{'migrated' if migrate else 'copied'}: " + ",".join(str(j.job_id) for j in selected),
+    )
     worst = st.TERMINATED
     for source in selected:
         if jcr.canceled.is_set():
@@ -148,13 +185,23 @@ async def do_copy(svc: JobServices, jcr: JobControl) -> str:
 
 
 def _bootstrap(source: JobRow, jobmedia: list[JobMediaRow]) -> tuple[BootstrapSpec, ...]:
-    return tuple(BootstrapSpec(volume_name=jm.volume_name, session_id=jm.session_id, session_time=jm.session_time,
-                               file_indexes=((jm.first_index, jm.last_index),), start_block=jm.start_block,
-                               start_addr=jm.start_addr, job_id=source.job_id) for jm in jobmedia)
+    return tuple(
+        BootstrapSpec(
+            volume_name=jm.volume_name,
+            session_id=jm.session_id,
+            session_time=jm.session_time,
+            file_indexes=((jm.first_index, jm.last_index),),
+            start_block=jm.start_block,
+            start_addr=jm.start_addr,
+            job_id=source.job_id,
+        )
+        for jm in jobmedia
+    )
 
 
-async def _worker(svc: JobServices, control: JobControl, source: JobRow, targets: Targets,
-                  migrate: bool) -> str:
+async def _worker(
+    svc: JobServices, control: JobControl, source: JobRow, targets: Targets, migrate: bool
+) -> str:
     """One worker: a new job row (C for a copy, B for the migrated job) filled from the source's records."""
     config = control.settings
     jobmedia = await svc.db.list_jobmedia([source.job_id])
@@ -162,37 +209,71 @@ async def _worker(svc: JobServices, control: JobControl, source: JobRow, targets
         svc.joblog(control, "error", f"JobId {source.job_id} has no volumes recorded; skipped")
         return st.ERROR
     media = await svc.db.get_media(jobmedia[0].volume_name)
-    source_storage_name = (media.storage if media and media.storage in config.storages else None) or \
-        (control.resource.storage[0] if control.resource.storage else targets.target_storage)
+    source_storage_name = (
+        media.storage if media and media.storage in config.storages else None
+    ) or (control.resource.storage[0] if control.resource.storage else targets.target_storage)
     source_storage = config.storages[source_storage_name]
     target_storage = config.storages[targets.target_storage]
     target_pool = config.pools[targets.target_pool]
     pool_id = await svc.ensure_pool(target_pool.name)
     unique = svc.namer.make(source.name)
-    new_id = await svc.db.create_job(NewJob(
-        job=unique, name=source.name, type="B" if migrate else "C", level=source.level, client_id=source.client_id,
-        fileset_id=source.fileset_id, pool_id=pool_id, sched_time=source.sched_time or time.time(),
-        status=st.RUNNING, prior_job_id=source.job_id))
-    worker = JobControl(job_id=new_id, unique=unique, name=source.name, job_type="B" if migrate else "C",
-                        level=source.level, resource=control.resource, client=source.client, fileset=source.fileset,
-                        pool=target_pool.name, storage=target_storage.name, priority=control.priority,
-                        allow_mixed=control.allow_mixed, sched_time=time.time(), canceled=control.canceled)
+    new_id = await svc.db.create_job(
+        NewJob(
+            job=unique,
+            name=source.name,
+            type="B" if migrate else "C",
+            level=source.level,
+            client_id=source.client_id,
+            fileset_id=source.fileset_id,
+            pool_id=pool_id,
+            sched_time=source.sched_time or time.time(),
+            status=st.RUNNING,
+            prior_job_id=source.job_id,
+        )
+    )
+    worker = JobControl(
+        job_id=new_id,
+        unique=unique,
+        name=source.name,
+        job_type="B" if migrate else "C",
+        level=source.level,
+        resource=control.resource,
+        client=source.client,
+        fileset=source.fileset,
+        pool=target_pool.name,
+        storage=target_storage.name,
+        priority=control.priority,
+        allow_mixed=control.allow_mixed,
+        sched_time=time.time(),
+        canceled=control.canceled,
+    )
     worker.config, worker.pool_id = config, pool_id
     worker.client_id, worker.fileset_id = source.client_id, source.fileset_id
     worker.start_time = time.time()
     # A worker changes status as every job does: its row, events, log and hooks (Transitions).
     svc.transitions.attach(worker).set_status(st.RUNNING)
-    local = (source_storage.address, source_storage.port) == (target_storage.address, target_storage.port)
-    svc.joblog(control, "info", f"{'Migrating' if migrate else 'Copying'} JobId {source.job_id} to new JobId "
-                                     f"{new_id} ({unique}): {source_storage.name} → {target_storage.name} "
-                                     f"(pool {target_pool.name}, {'local' if local else 'remote'})")
+    local = (source_storage.address, source_storage.port) == (
+        target_storage.address,
+        target_storage.port,
+    )
+    svc.joblog(
+        control,
+        "info",
+        f"{'Migrating' if migrate else 'Copying'} JobId {source.job_id} to new JobId "
+        f"{new_id} ({unique}): {source_storage.name} → {target_storage.name} "
+        f"(pool {target_pool.name}, {'local' if local else 'remote'})",
+    )
     reason = ""
     try:
         move = Move(source, jobmedia, source_storage, target_storage, target_pool, media)
         ends = await (_local if local else _remote)(svc, worker, move)
         status = st.TERMINATED if all(e.status in st.OK for e in ends.values()) else st.ERROR
         if status != st.TERMINATED:
-            reason = "; ".join(f"{k}: {e.status} {e.text}".strip() for k, e in ends.items() if e.status not in st.OK)
+            reason = "; ".join(
+                f"{k}: {e.status} {e.text}".strip()
+                for k, e in ends.items()
+                if e.status not in st.OK
+            )
     except JobCanceled:
         status, reason = st.CANCELED, "canceled"
     except JobError as exc:
@@ -202,25 +283,59 @@ async def _worker(svc: JobServices, control: JobControl, source: JobRow, targets
         await svc.db.copy_deleted_files(source.job_id, new_id)
         # The new record stands for the same backup: it keeps the source's times (as Bareos does).
         await svc.transitions.end(
-            worker, status, SchedTime=source.sched_time, StartTime=source.start_time, EndTime=source.end_time,
-            RealEndTime=now, JobTDate=int(source.start_time or now), JobFiles=worker.files, JobBytes=worker.bytes,
-            Level=source.level)
+            worker,
+            status,
+            SchedTime=source.sched_time,
+            StartTime=source.start_time,
+            EndTime=source.end_time,
+            RealEndTime=now,
+            JobTDate=int(source.start_time or now),
+            JobFiles=worker.files,
+            JobBytes=worker.bytes,
+            Level=source.level,
+        )
         if migrate:
             await svc.db.update_job(source.job_id, Type="M")
-        svc.joblog(control, "info", f"JobId {new_id}: {'migrated' if migrate else 'copied'} JobId "
-                                         f"{source.job_id}, {worker.files:,} files, {worker.bytes:,} bytes")
+        svc.joblog(
+            control,
+            "info",
+            f"JobId {new_id}: {'migrated' if migrate else 'copied'} JobId "
+            f"{source.job_id}, {worker.files:,} files, {worker.bytes:,} bytes",
+        )
     else:
-        await svc.transitions.end(worker, status, EndTime=now, RealEndTime=now, JobFiles=worker.files,
-                                              JobBytes=worker.bytes, Comment=reason[:250])
-        svc.joblog(control, "error", f"JobId {new_id} ({'migrate' if migrate else 'copy'} of JobId "
-                                          f"{source.job_id}) ended {status}: {reason}")
+        await svc.transitions.end(
+            worker,
+            status,
+            EndTime=now,
+            RealEndTime=now,
+            JobFiles=worker.files,
+            JobBytes=worker.bytes,
+            Comment=reason[:250],
+        )
+        svc.joblog(
+            control,
+            "error",
+            f"JobId {new_id} ({'migrate' if migrate else 'copy'} of JobId "
+            f"{source.job_id}) ended {status}: {reason}",
+        )
     return status
 
 
-def _setup(worker: JobControl, source: JobRow, device: str, media_type: str, **kw: Any) -> SdJobSetup:
-    return SdJobSetup(job_id=worker.job_id, job=worker.unique, job_name=worker.name, client=source.client or "",
-                      fileset=source.fileset or "", job_type=worker.job_type, level=source.level, device=device,
-                      media_type=media_type, **kw)
+def _setup(
+    worker: JobControl, source: JobRow, device: str, media_type: str, **kw: Any
+) -> SdJobSetup:
+    return SdJobSetup(
+        job_id=worker.job_id,
+        job=worker.unique,
+        job_name=worker.name,
+        client=source.client or "",
+        fileset=source.fileset or "",
+        job_type=worker.job_type,
+        level=source.level,
+        device=device,
+        media_type=media_type,
+        **kw,
+    )
 
 
 def _device(storage: StorageResource) -> str:
@@ -246,16 +361,33 @@ class Move:
 
 async def _local(svc: JobServices, worker: JobControl, move: Move) -> dict[str, JobEnd]:
     source, jobmedia, media = move.source, move.jobmedia, move.media
-    source_storage, target_storage, target_pool = move.source_storage, move.target_storage, move.target_pool
+    source_storage, target_storage, target_pool = (
+        move.source_storage,
+        move.target_storage,
+        move.target_pool,
+    )
     assignment = await assign_volume(svc, worker, target_pool, target_storage)
     sd = await connect(svc, "storage", target_storage)
     try:
-        accepted = await request(sd, _setup(
-            worker, source, _device(target_storage), target_storage.media_type or "File", append=True,
-            volume=assignment, bootstrap=_bootstrap(source, jobmedia), read_device=_device(source_storage),
-            read_media_type=media.media_type if media else None, devices=_devices(target_storage)), SdJobAccepted,
-            "storage job setup (local copy)", canceled=worker.canceled,
-            on_wait=device_wait(worker, target_storage.name, partial(svc.joblog, worker)))
+        accepted = await request(
+            sd,
+            _setup(
+                worker,
+                source,
+                _device(target_storage),
+                target_storage.media_type or "File",
+                append=True,
+                volume=assignment,
+                bootstrap=_bootstrap(source, jobmedia),
+                read_device=_device(source_storage),
+                read_media_type=media.media_type if media else None,
+                devices=_devices(target_storage),
+            ),
+            SdJobAccepted,
+            "storage job setup (local copy)",
+            canceled=worker.canceled,
+            on_wait=device_wait(worker, target_storage.name, partial(svc.joblog, worker)),
+        )
         worker.wait = None
         await _started(svc, worker, accepted)
         await request(sd, SdRun(), Ok, "storage run")
@@ -266,32 +398,70 @@ async def _local(svc: JobServices, worker: JobControl, move: Move) -> dict[str, 
 
 async def _remote(svc: JobServices, worker: JobControl, move: Move) -> dict[str, JobEnd]:
     source, jobmedia, media = move.source, move.jobmedia, move.media
-    source_storage, target_storage, target_pool = move.source_storage, move.target_storage, move.target_pool
+    source_storage, target_storage, target_pool = (
+        move.source_storage,
+        move.target_storage,
+        move.target_pool,
+    )
     assignment = await assign_volume(svc, worker, target_pool, target_storage)
     writing = await connect(svc, "storage", target_storage)
     reading: Connection | None = None
     try:
-        accepted = await request(writing, _setup(
-            worker, source, _device(target_storage), target_storage.media_type or "File", append=True,
-            volume=assignment, listen=True, devices=_devices(target_storage)), SdJobAccepted, "writing storage job setup",
-            canceled=worker.canceled, on_wait=device_wait(worker, target_storage.name, partial(svc.joblog, worker)))
+        accepted = await request(
+            writing,
+            _setup(
+                worker,
+                source,
+                _device(target_storage),
+                target_storage.media_type or "File",
+                append=True,
+                volume=assignment,
+                listen=True,
+                devices=_devices(target_storage),
+            ),
+            SdJobAccepted,
+            "writing storage job setup",
+            canceled=worker.canceled,
+            on_wait=device_wait(worker, target_storage.name, partial(svc.joblog, worker)),
+        )
         worker.wait = None
         await _started(svc, worker, accepted)
         reading = await connect(svc, "storage", source_storage)
-        await request(reading, _setup(
-            worker, source, _device(source_storage), (media.media_type if media else None) or "File", append=False,
-            bootstrap=_bootstrap(source, jobmedia), devices=_devices(source_storage)), SdJobAccepted,
-            "reading storage job setup", canceled=worker.canceled,
-            on_wait=device_wait(worker, source_storage.name, partial(svc.joblog, worker)))
+        await request(
+            reading,
+            _setup(
+                worker,
+                source,
+                _device(source_storage),
+                (media.media_type if media else None) or "File",
+                append=False,
+                bootstrap=_bootstrap(source, jobmedia),
+                devices=_devices(source_storage),
+            ),
+            SdJobAccepted,
+            "reading storage job setup",
+            canceled=worker.canceled,
+            on_wait=device_wait(worker, source_storage.name, partial(svc.joblog, worker)),
+        )
         worker.wait = None
         await request(writing, SdRun(), Ok, "writing storage listen")
         worker.set_wait(storage_wait(target_storage.name))
-        await request(reading, SdReplicate(address=target_storage.address, port=target_storage.port, job=worker.unique,
-                                           key=accepted.key, tls=bool(target_storage.tls_enable and source_storage.tls_enable)),
-                      Ok, "reading storage replicate")
+        await request(
+            reading,
+            SdReplicate(
+                address=target_storage.address,
+                port=target_storage.port,
+                job=worker.unique,
+                key=accepted.key,
+                tls=bool(target_storage.tls_enable and source_storage.tls_enable),
+            ),
+            Ok,
+            "reading storage replicate",
+        )
         worker.set_status(st.RUNNING)
-        return await _converse(svc, worker, {"writing SD": writing, "reading SD": reading}, target_pool,
-                               target_storage)
+        return await _converse(
+            svc, worker, {"writing SD": writing, "reading SD": reading}, target_pool, target_storage
+        )
     finally:
         for conn in (reading, writing):
             if conn is not None:
@@ -300,12 +470,21 @@ async def _remote(svc: JobServices, worker: JobControl, move: Move) -> dict[str,
 
 async def _started(svc: JobServices, worker: JobControl, accepted: SdJobAccepted) -> None:
     worker.session = (accepted.session_id, accepted.session_time)
-    await svc.db.update_job(worker.job_id, VolSessionId=accepted.session_id,
-                                VolSessionTime=accepted.session_time, StartTime=time.time())
+    await svc.db.update_job(
+        worker.job_id,
+        VolSessionId=accepted.session_id,
+        VolSessionTime=accepted.session_time,
+        StartTime=time.time(),
+    )
 
 
-async def _converse(svc: JobServices, worker: JobControl, conns: dict[str, Connection], pool: PoolResource,
-                    storage: StorageResource) -> dict[str, JobEnd]:
+async def _converse(
+    svc: JobServices,
+    worker: JobControl,
+    conns: dict[str, Connection],
+    pool: PoolResource,
+    storage: StorageResource,
+) -> dict[str, JobEnd]:
     """Serve the SD connections until each has sent its JobEnd; the writing SD's attributes become File rows."""
     ends: dict[str, JobEnd] = {}
     sink = AttributeSink(svc.db.insert_files, worker.job_id)
@@ -326,7 +505,9 @@ async def _converse(svc: JobServices, worker: JobControl, conns: dict[str, Conne
                 case VolumeUpdate():
                     await record_volume_update(svc, worker, msg)
                 case VolumeRequest():
-                    await conn.send(await assign_volume(svc, worker, pool, storage, exclude=(msg.full_volume,)))
+                    await conn.send(
+                        await assign_volume(svc, worker, pool, storage, exclude=(msg.full_volume,))
+                    )
                 case JobMessage():
                     svc.joblog(worker, msg.level, f"{label}: {msg.text}")
                 case JobEnd():

@@ -30,7 +30,9 @@ if TYPE_CHECKING:
 
 WATCH_INTERVAL: Final = 0.5
 PROGRESS_INTERVAL: Final = 1.0  # running counters reach the catalog at most once a second
-STOP_WRITE_TIMEOUT: Final = 30.0  # a stopping Director waits this long for an unwritable catalog, then gives up
+STOP_WRITE_TIMEOUT: Final = (
+    30.0  # a stopping Director waits this long for an unwritable catalog, then gives up
+)
 LEVEL_RANK: Final = {"F": 3, "D": 2, "I": 1}
 
 
@@ -42,10 +44,17 @@ class JobEngine:
     def __init__(self, director: DirectorDaemon) -> None:
         self.director = director
         self.log = director.log
-        self.queue = JobQueue(director.job_limits, self._run, director.log, gate=self._gate, on_tail=self._tail_waits)
+        self.queue = JobQueue(
+            director.job_limits, self._run, director.log, gate=self._gate, on_tail=self._tail_waits
+        )
         self.writer = JobWriter(self._apply, director.log, on_writable=self._catalog_writable)
-        self.transitions = Transitions(self.writer, director.events.publish, director.joblog,
-                                       lambda jcr, old, new: hooks.on_status_change(director, jcr, old, new), time.time)
+        self.transitions = Transitions(
+            self.writer,
+            director.events.publish,
+            director.joblog,
+            lambda jcr, old, new: hooks.on_status_change(director, jcr, old, new),
+            time.time,
+        )
         self._timers: dict[int, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._media = asyncio.Event()
@@ -55,11 +64,20 @@ class JobEngine:
         """What job code sees of the Director (never the daemon itself)."""
         director = self.director
         return JobServices(
-            name=director.name, log=director.log, db=director.db, joblog=director.joblog,
-            transitions=self.transitions, writer=self.writer, dialer=director,
-            current_config=lambda: director.config, tls_enable=lambda: bool(director.own.tls_enable),
-            media_changed=self.media_changed, ensure_pool=director.ensure_pool, namer=director.namer,
-            submit=director.submit, cancel_job=self.cancel_job,
+            name=director.name,
+            log=director.log,
+            db=director.db,
+            joblog=director.joblog,
+            transitions=self.transitions,
+            writer=self.writer,
+            dialer=director,
+            current_config=lambda: director.config,
+            tls_enable=lambda: bool(director.own.tls_enable),
+            media_changed=self.media_changed,
+            ensure_pool=director.ensure_pool,
+            namer=director.namer,
+            submit=director.submit,
+            cancel_job=self.cancel_job,
         )
 
     # -- media ------------------------------------------------------------------------------
@@ -73,7 +91,9 @@ class JobEngine:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._media.wait(), timeout)
 
-    async def _apply(self, updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]) -> None:
+    async def _apply(
+        self, updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]
+    ) -> None:
         await self.director.db.apply_job_changes(updates, logs)
 
     # -- an unwritable catalog ----------------------------------------------------------------
@@ -89,7 +109,9 @@ class JobEngine:
         """The write-behind found the catalog unwritable (reason) or writable again (None): tell the
         operator; queued and running jobs keep their place, their state is written when it can be."""
         if reason is not None:
-            text = f"{self.refusal()} (queued and running jobs keep their state in memory until then)"
+            text = (
+                f"{self.refusal()} (queued and running jobs keep their state in memory until then)"
+            )
         else:
             text = "the catalog is writable again; new jobs are accepted"
         self.director.director_message("error" if reason is not None else "info", text)
@@ -103,8 +125,13 @@ class JobEngine:
         text = f"{reason.code} {reason.resource}".strip()
         for jcr in jobs:
             self.writer.job(jcr.job_id, JobStatus=jcr.status, WaitReason=text)
-        self.director.events.publish("queue_waiting", status=reason.status, wait_reason=dataclasses.asdict(reason),
-                                     jobs=len(jobs), jobids=[j.job_id for j in jobs[:100]])
+        self.director.events.publish(
+            "queue_waiting",
+            status=reason.status,
+            wait_reason=dataclasses.asdict(reason),
+            jobs=len(jobs),
+            jobids=[j.job_id for j in jobs[:100]],
+        )
 
     # -- JobqAdd -----------------------------------------------------------------------------
 
@@ -113,9 +140,17 @@ class JobEngine:
         jcr = await setup_job(self.services, req, existing)
         self.transitions.attach(jcr)
         self.queue.track(jcr)
-        self.director.events.publish("job_status", jobid=jcr.job_id, job=jcr.unique, name=jcr.name,
-                                     type=jcr.job_type, level=jcr.level, old=None, status=jcr.status,
-                                     wait_reason=None)
+        self.director.events.publish(
+            "job_status",
+            jobid=jcr.job_id,
+            job=jcr.unique,
+            name=jcr.name,
+            type=jcr.job_type,
+            level=jcr.level,
+            old=None,
+            status=jcr.status,
+            wait_reason=None,
+        )
         self._enqueue(jcr)
         return jcr
 
@@ -158,7 +193,12 @@ class JobEngine:
             return None
         pending_end: list[JobControl] = []
         for other in list(self.queue.jobs.values()):
-            if other is jcr or other.name != jcr.name or other.status in st.FINAL or other.done.is_set():
+            if (
+                other is jcr
+                or other.name != jcr.name
+                or other.status in st.FINAL
+                or other.done.is_set()
+            ):
                 continue
             if other.canceled.is_set():
                 if self.queue.is_running(other):
@@ -170,7 +210,9 @@ class JobEngine:
             if res.cancel_lower_level_duplicates and jcr.job_type == other.job_type == "B":
                 mine, theirs = LEVEL_RANK.get(jcr.level, 0), LEVEL_RANK.get(other.level, 0)
                 if theirs < mine:
-                    self.cancel_job(other, f"canceled by JobId {jcr.job_id}, a duplicate of higher level")
+                    self.cancel_job(
+                        other, f"canceled by JobId {jcr.job_id}, a duplicate of higher level"
+                    )
                     if running:
                         pending_end.append(other)
                     continue
@@ -181,15 +223,23 @@ class JobEngine:
                 self.cancel_job(other, f"canceled by JobId {jcr.job_id} (Cancel Queued Duplicates)")
                 continue
             if running and res.cancel_running_duplicates:
-                self.cancel_job(other, f"canceled by JobId {jcr.job_id} (Cancel Running Duplicates)")
+                self.cancel_job(
+                    other, f"canceled by JobId {jcr.job_id} (Cancel Running Duplicates)"
+                )
                 pending_end.append(other)
                 continue
-            self.cancel_job(jcr, f"duplicate of JobId {other.job_id}, which is "
-                                 f"{'running' if running else 'queued'} (Allow Duplicate Jobs = no)")
+            self.cancel_job(
+                jcr,
+                f"duplicate of JobId {other.job_id}, which is "
+                f"{'running' if running else 'queued'} (Allow Duplicate Jobs = no)",
+            )
             return None
         if pending_end:
-            return WaitReason(st.WAIT_JOB_RES, "duplicate_policy",
-                              f"job={jcr.name} jobid={','.join(str(j.job_id) for j in pending_end)}")
+            return WaitReason(
+                st.WAIT_JOB_RES,
+                "duplicate_policy",
+                f"job={jcr.name} jobid={','.join(str(j.job_id) for j in pending_end)}",
+            )
         return None
 
     # -- cancel and ending jobs that never started --------------------------------------------
@@ -215,10 +265,14 @@ class JobEngine:
     async def _end_unstarted(self, jcr: JobControl, final: str, reason: str) -> None:
         jcr.end_time = time.time()
         try:
-            await self.transitions.end(jcr, final, EndTime=jcr.end_time, RealEndTime=jcr.end_time,
-                                       Comment=reason[:250])
-            self.director.joblog(jcr, "info" if final == st.CANCELED else "error",
-                                 f"Job {'canceled' if final == st.CANCELED else 'failed'} before it started: {reason}")
+            await self.transitions.end(
+                jcr, final, EndTime=jcr.end_time, RealEndTime=jcr.end_time, Comment=reason[:250]
+            )
+            self.director.joblog(
+                jcr,
+                "info" if final == st.CANCELED else "error",
+                f"Job {'canceled' if final == st.CANCELED else 'failed'} before it started: {reason}",
+            )
         except Exception:  # the catalog failed: still release everyone waiting on this job
             self.log.exception("job_end_not_recorded", job_id=jcr.job_id)
         finally:
@@ -269,8 +323,12 @@ class JobEngine:
         except Exception as exc:  # a config reload may have removed the job: say so, keep going
             self.director.joblog(jcr, "error", f"Reschedule failed: {exc}")
             return
-        self.director.joblog(jcr, "info", f"Rescheduled as JobId {new.job_id} to run in {delay:.0f} s "
-                             f"(retry {req.retry}, at {_stamp(new.sched_time)})")
+        self.director.joblog(
+            jcr,
+            "info",
+            f"Rescheduled as JobId {new.job_id} to run in {delay:.0f} s "
+            f"(retry {req.retry}, at {_stamp(new.sched_time)})",
+        )
 
     # -- time limits and progress ------------------------------------------------------------
 
@@ -293,7 +351,9 @@ class JobEngine:
                     if jcr.status == st.RUNNING and counters != jcr.progress.persisted:
                         jcr.progress.persisted = counters
                         self.writer.job(jcr.job_id, JobFiles=counters[0], JobBytes=counters[1])
-        self.writer.stop_retrying_after(STOP_WRITE_TIMEOUT)  # jobs may wait on an unwritable catalog
+        self.writer.stop_retrying_after(
+            STOP_WRITE_TIMEOUT
+        )  # jobs may wait on an unwritable catalog
 
     # -- recovery: the catalog is the queue ----------------------------------------------------
 
@@ -310,7 +370,9 @@ class JobEngine:
             was_running = row.status in (st.RUNNING, *RUN_WAITS)
             req = self._saved_request(row, request)
             status, reason = st.ERROR, ""
-            if row.parent_job_id is not None and (row.parent_job_id in running_parents or was_running):
+            if row.parent_job_id is not None and (
+                row.parent_job_id in running_parents or was_running
+            ):
                 status = st.CANCELED
                 reason = f"its multi-action job JobId {row.parent_job_id} ended when the Director stopped"
             elif was_running:
@@ -328,10 +390,20 @@ class JobEngine:
                 except Exception as exc:  # the configuration changed under the queued job: say how
                     reason = f"could not queue again after a Director restart: {exc}"
             ended += 1
-            await self.writer.update_job(row.job_id, JobStatus=status, EndTime=now, RealEndTime=now,
-                                         WaitReason=None, Comment=reason[:250])
-            self.writer.add_log(row.job_id, now, f"{self.director.name} JobId {row.job_id}: "
-                                f"{'Fatal error' if status == st.ERROR else 'Canceled'}: {reason}")
+            await self.writer.update_job(
+                row.job_id,
+                JobStatus=status,
+                EndTime=now,
+                RealEndTime=now,
+                WaitReason=None,
+                Comment=reason[:250],
+            )
+            self.writer.add_log(
+                row.job_id,
+                now,
+                f"{self.director.name} JobId {row.job_id}: "
+                f"{'Fatal error' if status == st.ERROR else 'Canceled'}: {reason}",
+            )
             res = self.director.config.jobs.get(row.name)
             if status == st.ERROR and was_running and req is not None and res is not None:
                 again = self._retry_request(res, req, retry, req.retry_of or row.job_id)
@@ -365,6 +437,7 @@ class JobEngine:
         jcr.cancel_reason = jcr.cancel_reason or "the Director is stopping"
         jcr.canceled.set()
 
+
 def limit_problem(jcr: JobControl, now: float) -> tuple[str, str] | None:
     """The time limit a job has exceeded, as (final status, reason), or None (pure)."""
     if jcr.canceled.is_set() or jcr.status in st.FINAL:
@@ -375,9 +448,15 @@ def limit_problem(jcr: JobControl, now: float) -> tuple[str, str] | None:
     if not started and expires and now > expires:
         return st.ERROR, f"expired: not started by {_stamp(expires)}"
     if not started and res.max_start_delay and now - jcr.sched_time > res.max_start_delay:
-        return st.CANCELED, f"Max Start Delay exceeded: not started within {res.max_start_delay:.0f} s"
+        return (
+            st.CANCELED,
+            f"Max Start Delay exceeded: not started within {res.max_start_delay:.0f} s",
+        )
     if res.max_run_sched_time and now - jcr.sched_time > res.max_run_sched_time:
-        return st.CANCELED, f"Max Run Sched Time exceeded: {res.max_run_sched_time:.0f} s since scheduled"
+        return (
+            st.CANCELED,
+            f"Max Run Sched Time exceeded: {res.max_run_sched_time:.0f} s since scheduled",
+        )
     if started and res.max_run_time and now - (jcr.start_time or now) > res.max_run_time:
         return st.CANCELED, f"Max Run Time exceeded: running longer than {res.max_run_time:.0f} s"
     if started and res.max_wait_time:

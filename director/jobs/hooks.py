@@ -16,7 +16,9 @@ from director.jobs.scripts import substitute
 
 HOOK_TIMEOUT: Final = 60.0  # a hook still running after this is killed (its whole process group)
 MAX_RUNNING_HOOKS: Final = 4  # across the Director
-MAX_QUEUED_HOOKS: Final = 1000  # waiting to run, across the Director; more are dropped with a warning
+MAX_QUEUED_HOOKS: Final = (
+    1000  # waiting to run, across the Director; more are dropped with a warning
+)
 OUTPUT_IN_WARNING: Final = 300  # characters of a failed hook's output quoted in the job log
 
 Runner = Callable[[str, float, Mapping[str, str]], Awaitable[tuple[int, str]]]
@@ -80,8 +82,14 @@ class HookRunner:
         """Queue a call behind the same job's earlier ones; False if the queue is full (dropped)."""
         if self.queued >= self.max_queued:
             self.dropped += 1
-            self.director.log.warning("status_hook_dropped", job_id=call.jcr.job_id, job=call.jcr.unique,
-                                      command=call.command, queued=self.queued, dropped=self.dropped)
+            self.director.log.warning(
+                "status_hook_dropped",
+                job_id=call.jcr.job_id,
+                job=call.jcr.unique,
+                command=call.command,
+                queued=self.queued,
+                dropped=self.dropped,
+            )
             return False
         self._pending.setdefault(call.jcr, collections.deque()).append(call)
         self.queued += 1
@@ -115,18 +123,22 @@ class HookRunner:
         except OSError as exc:
             status, output = -1, f"cannot run: {exc}"
         except Exception:  # a task boundary: a broken hook never touches the job
-            self.director.log.exception("status_hook_crashed", job_id=call.jcr.job_id, command=call.command)
+            self.director.log.exception(
+                "status_hook_crashed", job_id=call.jcr.job_id, command=call.command
+            )
             return
         if status == 0:
             return
         timed_out = status == -1 and output.startswith("timed out")
         how = output.strip() if timed_out else f"exit status {status}"
         tail = "" if timed_out else output.strip()[-OUTPUT_IN_WARNING:]
-        text = f"Run On Status Change ({call.old} -> {call.new}) command \"{call.command}\" failed: {how}"
+        text = f'Run On Status Change ({call.old} -> {call.new}) command "{call.command}" failed: {how}'
         try:
             self.director.joblog(call.jcr, "warning", f"{text}: {tail}" if tail else text)
         except Exception:  # the job log itself failing must not crash the hook worker
-            self.director.log.exception("status_hook_log_failed", job_id=call.jcr.job_id, command=call.command)
+            self.director.log.exception(
+                "status_hook_log_failed", job_id=call.jcr.job_id, command=call.command
+            )
 
     async def join(self) -> None:
         """Wait until every queued hook has run (tests; a drain before stopping)."""
@@ -187,11 +199,20 @@ def on_status_change(
             return
         fields = {"event": "job_status", **status_event(jcr, old, new)} if event is None else event
         env = hook_environment(jcr, old, new, fields)
-        codes = {"i": str(jcr.job_id), "j": jcr.unique, "n": jcr.name, "t": jcr.job_type,
-                 "l": jcr.level, "s": new, "o": old}
+        codes = {
+            "i": str(jcr.job_id),
+            "j": jcr.unique,
+            "n": jcr.name,
+            "t": jcr.job_type,
+            "l": jcr.level,
+            "s": new,
+            "o": old,
+        }
         runner = hook_runner(director)
         for template in commands:
             command = substitute(template, jcr, director.name, extra=codes)
             runner.submit(HookCall(jcr, command, env, old, new))
     except Exception:  # called from the job's status setter: a hook problem must not fail the job
-        director.log.exception("status_hook_failed", job_id=getattr(jcr, "job_id", None), old=old, new=new)
+        director.log.exception(
+            "status_hook_failed", job_id=getattr(jcr, "job_id", None), old=old, new=new
+        )

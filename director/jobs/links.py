@@ -33,9 +33,16 @@ async def connect(svc: Dialer, kind: str, resource: ClientResource | StorageReso
         raise JobError(str(exc)) from exc
 
 
-async def request(conn: Connection, msg: Message, expect: type[M], what: str, timeout: float = REPLY_TIMEOUT, *,
-                  on_wait: Callable[[SdJobWaiting], object] | None = None,
-                  canceled: asyncio.Event | None = None) -> M:
+async def request(
+    conn: Connection,
+    msg: Message,
+    expect: type[M],
+    what: str,
+    timeout: float = REPLY_TIMEOUT,
+    *,
+    on_wait: Callable[[SdJobWaiting], object] | None = None,
+    canceled: asyncio.Event | None = None,
+) -> M:
     """Send a command and wait for its typed reply; an ErrorReply becomes a JobError.
 
     A Storage Daemon answers a job setup with SdJobWaiting while no device can take the job (again
@@ -63,7 +70,9 @@ async def request(conn: Connection, msg: Message, expect: type[M], what: str, ti
     return reply
 
 
-async def _recv_unless(conn: Connection, timeout: float, canceled: asyncio.Event | None) -> Message | None:
+async def _recv_unless(
+    conn: Connection, timeout: float, canceled: asyncio.Event | None
+) -> Message | None:
     """The next message, or None when `canceled` is set first."""
     if canceled is None:
         return await conn.recv_message(timeout=timeout)
@@ -98,7 +107,9 @@ def client_wait(name: str) -> WaitReason:
     return WaitReason(st.WAIT_FD, "waiting_for_file_daemon", f"client={name}")
 
 
-def device_wait(jcr: JobControl, storage: str, joblog: Callable[[str, str], None]) -> Callable[[SdJobWaiting], None]:
+def device_wait(
+    jcr: JobControl, storage: str, joblog: Callable[[str, str], None]
+) -> Callable[[SdJobWaiting], None]:
     """Show a job's device wait (`waiting_for_device device=NAME`) as its wait reason and in its
     log (`joblog(level, text)`)."""
 
@@ -111,8 +122,9 @@ def device_wait(jcr: JobControl, storage: str, joblog: Callable[[str, str], None
     return on_wait
 
 
-async def serve_job(jcr: JobControl, conns: list[Connection], readers: list[Coroutine[Any, Any, None]],
-                    what: str) -> None:
+async def serve_job(
+    jcr: JobControl, conns: list[Connection], readers: list[Coroutine[Any, Any, None]], what: str
+) -> None:
     """Run the readers of a job's daemon connections to their end; a cancel is relayed to every daemon."""
 
     async def on_cancel() -> None:
@@ -129,6 +141,8 @@ async def serve_job(jcr: JobControl, conns: list[Connection], readers: list[Coro
     except* (NetError, ProtocolError) as group:
         if jcr.canceled.is_set():
             raise JobCanceled() from None
-        raise JobError(f"lost a daemon connection during the {what}: {group.exceptions[0]}") from None
+        raise JobError(
+            f"lost a daemon connection during the {what}: {group.exceptions[0]}"
+        ) from None
     except* JobError as group:
         raise group.exceptions[0] from None

@@ -17,7 +17,9 @@ class UniqueNamer:
         self._last = ""
 
     def make(self, job_name: str, now: float | None = None) -> str:
-        stamp = time.strftime("%Y-%m-%d_%H.%M.%S", time.localtime(now if now is not None else time.time()))
+        stamp = time.strftime(
+            "%Y-%m-%d_%H.%M.%S", time.localtime(now if now is not None else time.time())
+        )
         if stamp != self._last:
             self._last = stamp
             self._seq = 0

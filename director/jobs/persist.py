@@ -20,8 +20,12 @@ FLUSH_DELAY: Final = 0.02  # coalesce the changes of 20 ms into one transaction
 MAX_PENDING: Final = 2000
 RETRY_DELAY: Final = 0.5  # the first retry of a refused batch; each further one waits twice as long
 MAX_RETRY_DELAY: Final = 5.0  # ... but never longer than this, so a freed disk is noticed soon
-UNWRITABLE_ATTEMPTS: Final = 3  # a batch refused this often in a row means the catalog is not writable
-UNWRITABLE_AFTER: Final = 10.0  # ... as does a batch still refused this many seconds after its first failure
+UNWRITABLE_ATTEMPTS: Final = (
+    3  # a batch refused this often in a row means the catalog is not writable
+)
+UNWRITABLE_AFTER: Final = (
+    10.0  # ... as does a batch still refused this many seconds after its first failure
+)
 
 Apply = Callable[[dict[int, dict[str, Any]], list[tuple[int, float, str]]], Awaitable[None]]
 Clock = Callable[[], float]
@@ -34,10 +38,19 @@ def retriable(exc: BaseException) -> bool:
 
 
 class JobWriter:
-    def __init__(self, apply: Apply, log: Any, retry_delay: float = RETRY_DELAY, *,
-                 max_retry_delay: float = MAX_RETRY_DELAY, unwritable_attempts: int = UNWRITABLE_ATTEMPTS,
-                 unwritable_after: float = UNWRITABLE_AFTER, clock: Clock = time.monotonic,
-                 sleep: Sleep = asyncio.sleep, on_writable: Callable[[str | None], None] | None = None) -> None:
+    def __init__(
+        self,
+        apply: Apply,
+        log: Any,
+        retry_delay: float = RETRY_DELAY,
+        *,
+        max_retry_delay: float = MAX_RETRY_DELAY,
+        unwritable_attempts: int = UNWRITABLE_ATTEMPTS,
+        unwritable_after: float = UNWRITABLE_AFTER,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        on_writable: Callable[[str | None], None] | None = None,
+    ) -> None:
         self._apply = apply
         self._retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay
@@ -56,7 +69,9 @@ class JobWriter:
         self._failures = 0  # consecutive refusals of the pending batch
         self._failing_since: float | None = None
         self._one_by_one = False  # a batch the catalog can never take is being written job by job
-        self._dropped: Exception | None = None  # why part of the batch being written job by job was lost
+        self._dropped: Exception | None = (
+            None  # why part of the batch being written job by job was lost
+        )
         self._give_up_at: float | None = None
         self.unwritable: str | None = None  # why the catalog is not writable, while it is not
 
@@ -78,7 +93,9 @@ class JobWriter:
         """Wait until everything queued so far is in the catalog (or given up, on stop)."""
         if not self._updates and not self._logs:
             if self._task is not None and not self._task.done():
-                await asyncio.shield(self._task)  # a batch taken but not yet written may still be refused
+                await asyncio.shield(
+                    self._task
+                )  # a batch taken but not yet written may still be refused
             return
         done = self._next_write()
         self._wake.set()
@@ -99,8 +116,12 @@ class JobWriter:
             self._written = asyncio.get_running_loop().create_future()
         return self._written
 
-    def _requeue(self, updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]],
-                 done: asyncio.Future[None] | None) -> None:
+    def _requeue(
+        self,
+        updates: dict[int, dict[str, Any]],
+        logs: list[tuple[int, float, str]],
+        done: asyncio.Future[None] | None,
+    ) -> None:
         """Put a failed batch back in front of what came in since; newer column values win."""
         for job_id, columns in updates.items():
             self._updates[job_id] = {**columns, **self._updates.get(job_id, {})}
@@ -118,7 +139,11 @@ class JobWriter:
         if len(self._updates) + len(self._logs) >= MAX_PENDING:
             self._wake.set()
 
-    def _take(self) -> tuple[dict[int, dict[str, Any]], list[tuple[int, float, str]], asyncio.Future[None] | None]:
+    def _take(
+        self,
+    ) -> tuple[
+        dict[int, dict[str, Any]], list[tuple[int, float, str]], asyncio.Future[None] | None
+    ]:
         """The next batch: everything pending, or (writing job by job) one job's changes and lines.
         The waiters' future goes with the batch that empties the queue."""
         if self._one_by_one:
@@ -151,13 +176,19 @@ class JobWriter:
                     continue
                 self._answered()
                 if not self._one_by_one and len({*updates, *(line[0] for line in logs)}) > 1:
-                    self.log.warning("job_state_batch_split", jobs=len(updates), lines=len(logs), reason=str(exc))
+                    self.log.warning(
+                        "job_state_batch_split", jobs=len(updates), lines=len(logs), reason=str(exc)
+                    )
                     self._one_by_one = True  # find the job whose changes the catalog cannot take
                     self._requeue(updates, logs, done)
                     continue
-                self.log.error("job_state_dropped", jobids=sorted({*updates, *(line[0] for line in logs)}),
-                               columns=sorted({c for cols in updates.values() for c in cols}), lines=len(logs),
-                               reason=str(exc))
+                self.log.error(
+                    "job_state_dropped",
+                    jobids=sorted({*updates, *(line[0] for line in logs)}),
+                    columns=sorted({c for cols in updates.values() for c in cols}),
+                    lines=len(logs),
+                    reason=str(exc),
+                )
                 self._dropped = self._dropped or exc
             else:
                 self.batches += 1
@@ -189,12 +220,24 @@ class JobWriter:
         self._failures += 1
         if self._failing_since is None:
             self._failing_since = now
-        self.log.error("job_state_write_failed", jobs=jobs, lines=lines, attempt=self._failures, reason=str(exc))
-        if self.unwritable is None and (self._failures >= self._unwritable_attempts
-                                        or now - self._failing_since >= self._unwritable_after):
+        self.log.error(
+            "job_state_write_failed",
+            jobs=jobs,
+            lines=lines,
+            attempt=self._failures,
+            reason=str(exc),
+        )
+        if self.unwritable is None and (
+            self._failures >= self._unwritable_attempts
+            or now - self._failing_since >= self._unwritable_after
+        ):
             self.unwritable = str(exc)
-            self.log.error("catalog_unwritable", reason=self.unwritable, attempts=self._failures,
-                           seconds=round(now - self._failing_since, 3))
+            self.log.error(
+                "catalog_unwritable",
+                reason=self.unwritable,
+                attempts=self._failures,
+                seconds=round(now - self._failing_since, 3),
+            )
             if self._on_writable is not None:
                 self._on_writable(self.unwritable)
         if self._give_up_at is not None and now >= self._give_up_at:
@@ -204,8 +247,12 @@ class JobWriter:
         return True
 
     def _give_up(self, exc: Exception) -> None:
-        self.log.error("job_state_not_written", jobids=sorted({*self._updates, *(line[0] for line in self._logs)}),
-                       lines=len(self._logs), reason=str(exc))
+        self.log.error(
+            "job_state_not_written",
+            jobids=sorted({*self._updates, *(line[0] for line in self._logs)}),
+            lines=len(self._logs),
+            reason=str(exc),
+        )
         self._updates, self._logs = {}, []
         if self._written is not None:
             _resolve(self._written, exc)

@@ -30,7 +30,9 @@ class RestorePlan:
     regex_where: str | None = None
     hidden_indexes: tuple[tuple[int, int], ...] = ()  # (JobId, FileIndex) of hardlink carriers
     expected_files: int | None = None  # what the catalog selected; fewer restored ends E
-    volume_storage: Mapping[str, str] = field(default_factory=dict)  # volume -> the storage that wrote it
+    volume_storage: Mapping[str, str] = field(
+        default_factory=dict
+    )  # volume -> the storage that wrote it
     storage_override: bool = False  # the operator named a storage: every volume is read there
     source_jobs: tuple[int, ...] = ()  # the JobIds whose files are restored
     privileged_content: bool = False  # keep setuid/setgid, device nodes, security.* xattrs anywhere
@@ -47,7 +49,9 @@ class RestorePlan:
             add_prefix=params.get("add_prefix"),
             add_suffix=params.get("add_suffix"),
             regex_where=params.get("regex_where"),
-            hidden_indexes=tuple((int(job), int(index)) for job, index in params.get("hidden_indexes", ())),
+            hidden_indexes=tuple(
+                (int(job), int(index)) for job, index in params.get("hidden_indexes", ())
+            ),
             expected_files=params.get("expected_files"),
             volume_storage=dict(params.get("volume_storage") or {}),
             storage_override=bool(params.get("storage_override")),

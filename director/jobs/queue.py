@@ -19,8 +19,14 @@ Gate = Callable[[JobControl], WaitReason | None]
 class JobQueue:
     """Bareos jobq semantics, event-driven instead of polled: every change re-runs admission."""
 
-    def __init__(self, limits: Callable[[], Limits], run: RunJob, log: Any, gate: Gate | None = None,
-                 on_tail: Callable[[list[JobControl], WaitReason], None] | None = None) -> None:
+    def __init__(
+        self,
+        limits: Callable[[], Limits],
+        run: RunJob,
+        log: Any,
+        gate: Gate | None = None,
+        on_tail: Callable[[list[JobControl], WaitReason], None] | None = None,
+    ) -> None:
         self._limits = limits
         self._run = run
         self._gate = gate
@@ -88,7 +94,9 @@ class JobQueue:
             return True
         return False
 
-    async def serve(self, stop: asyncio.Event, interrupt: Callable[[JobControl], None] | None = None) -> None:
+    async def serve(
+        self, stop: asyncio.Event, interrupt: Callable[[JobControl], None] | None = None
+    ) -> None:
         """Admit jobs until `stop`; then interrupt the running ones and wait for their tasks."""
         async with asyncio.TaskGroup() as tg:
             stopper = tg.create_task(stop.wait())
@@ -115,8 +123,12 @@ class JobQueue:
     def _admit(self, tg: asyncio.TaskGroup) -> None:
         self._wake.clear()
         self.admissions += 1
-        decision = admit(self._candidates(), [j.candidate() for j in self._running], self._limits(),
-                         expand_tail=False)
+        decision = admit(
+            self._candidates(),
+            [j.candidate() for j in self._running],
+            self._limits(),
+            expand_tail=False,
+        )
         head = self._waiting[: decision.scanned]
         by_id = {j.job_id: j for j in head}
         held: set[int] = set()

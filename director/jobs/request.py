@@ -25,7 +25,9 @@ class RunRequest:
     priority: int | None = None
     when: float | None = None
     params: dict[str, Any] = field(default_factory=dict)
-    expires: float | None = None  # not started by then: the job ends in error (REGARDS expiration date)
+    expires: float | None = (
+        None  # not started by then: the job ends in error (REGARDS expiration date)
+    )
     retry: int = 0  # 0 for a first run; n for the n-th reschedule of `retry_of`
     retry_of: int | None = None
     parent_job_id: int | None = None  # the multi-action job this run is an action of

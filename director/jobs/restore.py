@@ -77,9 +77,13 @@ async def do_restore(svc: JobServices, jcr: JobControl) -> str:
     fd_failures: list[str] = []
     for storage_name, specs in passes:
         if storage_name not in config.storages:
-            raise JobError(f"volume(s) {', '.join(s.volume_name for s in specs)} were written on storage "
-                           f"{storage_name!r}, which is not configured")
-        ends = await _one_pass(svc, jcr, client, config.storages[storage_name], specs, same_client=same_client)
+            raise JobError(
+                f"volume(s) {', '.join(s.volume_name for s in specs)} were written on storage "
+                f"{storage_name!r}, which is not configured"
+            )
+        ends = await _one_pass(
+            svc, jcr, client, config.storages[storage_name], specs, same_client=same_client
+        )
         fd_end, sd_end = ends["fd"], ends["sd"]
         totals[0] += fd_end.files
         totals[1] += fd_end.bytes
@@ -107,7 +111,9 @@ def check_regex_where(spec: str | None) -> None:
     for part in (p for p in (spec or "").split(",") if p):
         pieces = part[1:].split(part[0])
         if len(pieces) < 2:
-            raise JobError(f"invalid regexwhere {spec!r}: expression {part!r} has no replacement (use !from!to!)")
+            raise JobError(
+                f"invalid regexwhere {spec!r}: expression {part!r} has no replacement (use !from!to!)"
+            )
         try:
             re.compile(os.fsencode(pieces[0])).sub(os.fsencode(pieces[1]).replace(b"$", b"\\"), b"")
         except re.error as exc:
@@ -116,7 +122,11 @@ def check_regex_where(spec: str | None) -> None:
 
 def _counts(jcr: JobControl) -> str:
     expected = jcr.restore.expected_files if jcr.restore else None
-    return f"restored {jcr.files} of {expected} files" if expected is not None else f"restored {jcr.files} files"
+    return (
+        f"restored {jcr.files} of {expected} files"
+        if expected is not None
+        else f"restored {jcr.files} files"
+    )
 
 
 def _final_status(svc: JobServices, jcr: JobControl, status: str, fd_failures: list[str]) -> str:
@@ -127,40 +137,85 @@ def _final_status(svc: JobServices, jcr: JobControl, status: str, fd_failures: l
     if fd_failures or jcr.errors:
         raise JobError(f"{_counts(jcr)}, with {jcr.errors} error(s)" + (f" ({why})" if why else ""))
     if expected is not None and jcr.files > expected:
-        svc.joblog(jcr, "warning", f"expected {expected} files, the File Daemon restored {jcr.files}")
+        svc.joblog(
+            jcr, "warning", f"expected {expected} files, the File Daemon restored {jcr.files}"
+        )
         return st.WARNINGS
     return status
 
 
-async def _one_pass(svc: JobServices, jcr: JobControl, client: ClientResource, storage: StorageResource,
-                    bootstrap: list[BootstrapSpec], *, same_client: bool) -> dict[str, JobEnd]:
+async def _one_pass(
+    svc: JobServices,
+    jcr: JobControl,
+    client: ClientResource,
+    storage: StorageResource,
+    bootstrap: list[BootstrapSpec],
+    *,
+    same_client: bool,
+) -> dict[str, JobEnd]:
     jcr.set_wait(storage_wait(storage.name))
     sd = await connect(svc, "storage", storage)
     fd: Connection | None = None
     try:
-        accepted = await request(sd, SdJobSetup(
-            job_id=jcr.job_id, job=jcr.unique, job_name=jcr.name, client=jcr.client or "",
-            fileset=jcr.fileset or "", job_type="R", level=" ",
-            device=storage.device[0] if storage.device else storage.name,
-            media_type=storage.media_type or "File", append=False, bootstrap=tuple(bootstrap),
-        ), SdJobAccepted, "storage job setup")
+        accepted = await request(
+            sd,
+            SdJobSetup(
+                job_id=jcr.job_id,
+                job=jcr.unique,
+                job_name=jcr.name,
+                client=jcr.client or "",
+                fileset=jcr.fileset or "",
+                job_type="R",
+                level=" ",
+                device=storage.device[0] if storage.device else storage.name,
+                media_type=storage.media_type or "File",
+                append=False,
+                bootstrap=tuple(bootstrap),
+            ),
+            SdJobAccepted,
+            "storage job setup",
+        )
         jcr.set_wait(client_wait(client.name))
         fd = await connect(svc, "client", client)
-        await request(fd, FdJobSetup(job_id=jcr.job_id, job=jcr.unique, job_type="R", level=" "),
-                      Ok, "client job setup")
+        await request(
+            fd,
+            FdJobSetup(job_id=jcr.job_id, job=jcr.unique, job_type="R", level=" "),
+            Ok,
+            "client job setup",
+        )
         await request(sd, SdRun(), Ok, "storage run")
-        await request(fd, FdStorage(address=storage.address, port=storage.port, key=accepted.key,
-                                    tls=bool(storage.tls_enable and svc.tls_enable()), name=sd_certificate_name(storage)),
-                      Ok, "client connecting to the storage daemon")
+        await request(
+            fd,
+            FdStorage(
+                address=storage.address,
+                port=storage.port,
+                key=accepted.key,
+                tls=bool(storage.tls_enable and svc.tls_enable()),
+                name=sd_certificate_name(storage),
+            ),
+            Ok,
+            "client connecting to the storage daemon",
+        )
         jcr.set_status(st.RUNNING)
         jcr.moving_data = True
         plan = jcr.restore
         assert plan is not None
-        await request(fd, FdRestore(
-            where=plan.where, replace=plan.replace, strip_prefix=plan.strip_prefix, add_prefix=plan.add_prefix,
-            add_suffix=plan.add_suffix, regex_where=plan.regex_where, hidden_indexes=plan.hidden_indexes,
-            privileged_content=plan.privileged_content, same_client=same_client,
-        ), Ok, "start restore")
+        await request(
+            fd,
+            FdRestore(
+                where=plan.where,
+                replace=plan.replace,
+                strip_prefix=plan.strip_prefix,
+                add_prefix=plan.add_prefix,
+                add_suffix=plan.add_suffix,
+                regex_where=plan.regex_where,
+                hidden_indexes=plan.hidden_indexes,
+                privileged_content=plan.privileged_content,
+                same_client=same_client,
+            ),
+            Ok,
+            "start restore",
+        )
         return await _converse(svc, jcr, sd, fd)
     finally:
         for conn in (fd, sd):
@@ -173,17 +228,25 @@ def _pass_status(jcr: JobControl, fd_end: JobEnd, sd_end: JobEnd, status: str) -
     if jcr.canceled.is_set() or "A" in (fd_end.status, sd_end.status):
         raise JobCanceled()
     if sd_end.status not in st.OK:
-        fd_said = f"; File Daemon: {fd_end.text}" if fd_end.status not in st.OK and fd_end.text else ""
-        raise JobError(f"Storage Daemon ended the restore with status {sd_end.status}: {sd_end.text}{fd_said} "
-                       f"({_counts(jcr)})")
+        fd_said = (
+            f"; File Daemon: {fd_end.text}" if fd_end.status not in st.OK and fd_end.text else ""
+        )
+        raise JobError(
+            f"Storage Daemon ended the restore with status {sd_end.status}: {sd_end.text}{fd_said} "
+            f"({_counts(jcr)})"
+        )
     return st.WARNINGS if "W" in (fd_end.status, sd_end.status, status) else status
 
 
-async def _converse(svc: JobServices, jcr: JobControl, sd: Connection, fd: Connection) -> dict[str, JobEnd]:
+async def _converse(
+    svc: JobServices, jcr: JobControl, sd: Connection, fd: Connection
+) -> dict[str, JobEnd]:
     ends: dict[str, JobEnd] = {}
 
     async def from_sd() -> None:
-        talk = Conversation(f"Director <- Storage Daemon {jcr.storage} (restore)", DIRECTOR_FROM_READING_SD)
+        talk = Conversation(
+            f"Director <- Storage Daemon {jcr.storage} (restore)", DIRECTOR_FROM_READING_SD
+        )
         while "sd" not in ends:
             msg = await sd.recv_message()
             talk.receive(msg)  # an unexpected message is a ProtocolError naming it

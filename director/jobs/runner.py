@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from director.jobs.control import JobControl
     from director.jobs.services import JobServices
 
-CANCEL_GRACE: Final = 10.0  # a canceled job may take this long to stop its daemons before it is cut off
+CANCEL_GRACE: Final = (
+    10.0  # a canceled job may take this long to stop its daemons before it is cut off
+)
 
 
 async def run_job(svc: JobServices, jcr: JobControl) -> None:
@@ -46,13 +48,17 @@ async def run_job(svc: JobServices, jcr: JobControl) -> None:
     final = st.ERROR
     reason = ""
     try:
-        final = await _until_canceled(jcr, _payload(svc, jcr, [s for s in scripts if s.when == "Before"]))
+        final = await _until_canceled(
+            jcr, _payload(svc, jcr, [s for s in scripts if s.when == "Before"])
+        )
     except JobCanceled as exc:
         final, reason = st.CANCELED, str(exc)
     except JobError as exc:
         final, reason = exc.status, str(exc)
         svc.joblog(jcr, "fatal" if final == st.ERROR else "error", reason)
-    except CatalogError as exc:  # the catalog refused the job's rows (full disk, I/O error): say so plainly
+    except (
+        CatalogError
+    ) as exc:  # the catalog refused the job's rows (full disk, I/O error): say so plainly
         final, reason = st.ERROR, f"catalog: {exc}"
         svc.joblog(jcr, "fatal", reason)
     except Exception as exc:  # job boundary: log with traceback, end the job in error
@@ -62,7 +68,11 @@ async def run_job(svc: JobServices, jcr: JobControl) -> None:
     if jcr.stopping:
         # The Director is stopping: the row stays unfinished, so the next start ends the job in
         # error and applies Reschedule On Error, exactly as after a crash.
-        svc.joblog(jcr, "warning", "Interrupted: the Director is stopping; the job ends when it starts again")
+        svc.joblog(
+            jcr,
+            "warning",
+            "Interrupted: the Director is stopping; the job ends when it starts again",
+        )
         return
     if jcr.canceled.is_set() and final not in st.FINAL - st.OK:
         final = st.CANCELED
@@ -70,8 +80,13 @@ async def run_job(svc: JobServices, jcr: JobControl) -> None:
         reason = jcr.cancel_reason or reason or "canceled"
     ok = final in st.OK
     try:
-        await _run_scripts(svc, jcr, [s for s in scripts if s.when in ("After", "Always")], ok=ok,
-                           exit_status=EXIT_WORDS.get(final, final))
+        await _run_scripts(
+            svc,
+            jcr,
+            [s for s in scripts if s.when in ("After", "Always")],
+            ok=ok,
+            exit_status=EXIT_WORDS.get(final, final),
+        )
     except JobError as exc:
         svc.joblog(jcr, "error", str(exc))
         if ok:
@@ -102,7 +117,11 @@ async def _until_canceled(jcr: JobControl, payload: Coroutine[Any, Any, str]) ->
     task = asyncio.ensure_future(payload)
     try:
         await done_or_set(task, jcr.canceled)
-        if not task.done() and jcr.status == st.RUNNING and (jcr.moving_data or jcr.job_type in ("c", "g")):
+        if (
+            not task.done()
+            and jcr.status == st.RUNNING
+            and (jcr.moving_data or jcr.job_type in ("c", "g"))
+        ):
             await asyncio.wait({task}, timeout=CANCEL_GRACE)
         if not task.done():
             task.cancel()
@@ -112,10 +131,14 @@ async def _until_canceled(jcr: JobControl, payload: Coroutine[Any, Any, str]) ->
                 current = asyncio.current_task()
                 if current is not None and current.cancelling():
                     raise
-                raise JobCanceled("canceled; the job did not stop by itself and was cut off") from None
+                raise JobCanceled(
+                    "canceled; the job did not stop by itself and was cut off"
+                ) from None
         return task.result()
     finally:
-        if not task.done():  # we are being cancelled ourselves: let the payload close its connections
+        if (
+            not task.done()
+        ):  # we are being cancelled ourselves: let the payload close its connections
             task.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.shield(asyncio.wait({task}, timeout=5))
@@ -135,27 +158,38 @@ async def _expectations(svc: JobServices, jcr: JobControl) -> None:
         jcr.progress.expected_files = int(last.files)
 
 
+EXIT_WORDS = {
+    st.TERMINATED: "OK",
+    st.WARNINGS: "OK -- with warnings",
+    st.ERROR: "Error",
+    st.FATAL: "Fatal Error",
+    st.CANCELED: "Canceled",
+    st.DIFFERENCES: "Differences",
+    st.INCOMPLETE: "Incomplete",
+}
 
-EXIT_WORDS = {st.TERMINATED: "OK", st.WARNINGS: "OK -- with warnings", st.ERROR: "Error", st.FATAL: "Fatal Error",
-              st.CANCELED: "Canceled", st.DIFFERENCES: "Differences", st.INCOMPLETE: "Incomplete"}
 
-
-async def _run_scripts(svc: JobServices, jcr: JobControl, scripts: list[Script], ok: bool,
-                       exit_status: str = "") -> None:
+async def _run_scripts(
+    svc: JobServices, jcr: JobControl, scripts: list[Script], ok: bool, exit_status: str = ""
+) -> None:
     for script in scripts:
-        if script.when != "Always" and ((ok and not script.on_success) or (not ok and not script.on_failure)):
+        if script.when != "Always" and (
+            (ok and not script.on_success) or (not ok and not script.on_failure)
+        ):
             continue
         command = substitute(script.command, jcr, svc.name, exit_status)
         if script.on_client:
-            svc.joblog(jcr, "info", f"{script.when}Job: run command \"{command}\" on client {jcr.client}")
+            svc.joblog(
+                jcr, "info", f'{script.when}Job: run command "{command}" on client {jcr.client}'
+            )
             code, output = await _client_script(svc, jcr, command)
         else:
-            svc.joblog(jcr, "info", f"{script.when}Job: run command \"{command}\"")
+            svc.joblog(jcr, "info", f'{script.when}Job: run command "{command}"')
             code, output = await run_command(command)
         for line in output.splitlines()[-20:]:
             svc.joblog(jcr, "info", f"{script.when}Job: {line}")
         if code != 0:
-            text = f"{script.when}Job returned non-zero status={code}. Command \"{command}\""
+            text = f'{script.when}Job returned non-zero status={code}. Command "{command}"'
             if script.fail_job_on_error and script.when == "Before":
                 raise JobError(text)
             svc.joblog(jcr, "error", text)
@@ -167,8 +201,15 @@ async def _finish(svc: JobServices, jcr: JobControl, final: str, reason: str) ->
         jcr.files = jcr.files or jcr.progress.files
         jcr.bytes = jcr.bytes or jcr.progress.bytes
     await svc.transitions.end(
-        jcr, final, EndTime=jcr.end_time, RealEndTime=jcr.end_time, JobFiles=jcr.files, JobBytes=jcr.bytes,
-        ReadBytes=jcr.read_bytes, JobErrors=jcr.errors, Comment=reason[:250] if reason else None,
+        jcr,
+        final,
+        EndTime=jcr.end_time,
+        RealEndTime=jcr.end_time,
+        JobFiles=jcr.files,
+        JobBytes=jcr.bytes,
+        ReadBytes=jcr.read_bytes,
+        JobErrors=jcr.errors,
+        Comment=reason[:250] if reason else None,
     )
     svc.joblog(jcr, "info", job_report(svc, jcr, reason))
 
@@ -179,7 +220,9 @@ async def _client_script(svc: JobServices, jcr: JobControl, command: str) -> tup
         raise JobError("a client run script needs a Client")
     conn = await connect(svc, "client", jcr.settings.clients[jcr.client])
     try:
-        result = await request(conn, RunScriptCommand(command=command), ScriptResult, "client run script", timeout=3700)
+        result = await request(
+            conn, RunScriptCommand(command=command), ScriptResult, "client run script", timeout=3700
+        )
     finally:
         await conn.close(terminate=True)
     return result.exit_status, result.output

@@ -11,7 +11,6 @@ if TYPE_CHECKING:
     from director.jobs.control import JobControl
 
 
-
 @dataclass(frozen=True)
 class Script:
     command: str
@@ -27,8 +26,16 @@ def scripts_of(resource: Any) -> list[Script]:
     out: list[Script] = []
     for block in resource.run_script:
         for command in block.command:
-            out.append(Script(command, block.runs_when.capitalize(), block.runs_on_success,
-                              block.runs_on_failure, block.runs_on_client, block.fail_job_on_error))
+            out.append(
+                Script(
+                    command,
+                    block.runs_when.capitalize(),
+                    block.runs_on_success,
+                    block.runs_on_failure,
+                    block.runs_on_client,
+                    block.fail_job_on_error,
+                )
+            )
     out += [Script(c, "Before", True, False, False, True) for c in resource.run_before_job]
     out += [Script(c, "After", True, False, False, False) for c in resource.run_after_job]
     out += [Script(c, "After", False, True, False, False) for c in resource.run_after_failed_job]

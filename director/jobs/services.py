@@ -35,13 +35,17 @@ class JobServices:
     name: str  # the Director's name (job reports, %d in scripts)
     log: Any  # the Director's structlog logger
     db: CatalogService
-    joblog: Callable[[JobControl, str, str], None]  # a job message: console, catalog Log, daemon log
+    joblog: Callable[
+        [JobControl, str, str], None
+    ]  # a job message: console, catalog Log, daemon log
     transitions: Transitions
     writer: JobWriter  # the job-state write-behind
     dialer: Dialer
     current_config: Callable[[], DirectorConfig]  # the running configuration (jobs keep their own)
     tls_enable: Callable[[], bool]  # whether the Director itself speaks TLS
-    media_changed: Callable[[float], Awaitable[None]]  # wait until a volume is labeled or freed (or timeout)
+    media_changed: Callable[
+        [float], Awaitable[None]
+    ]  # wait until a volume is labeled or freed (or timeout)
     ensure_pool: Callable[[str | None], Awaitable[int | None]]
     namer: UniqueNamer
     submit: Callable[[RunRequest], Awaitable[JobControl]]

@@ -69,15 +69,27 @@ def resolve(config: DirectorConfig, req: RunRequest) -> Resolved:
             raise JobError(f"no {kind} resource named {name!r}")
     if job_type in ("B", "R") and (client is None or storage is None):
         raise JobError(f"job {req.job!r} needs a Client and a Storage")
-    return Resolved(resource, job_type, level, client, fileset, pool, storage,
-                    req.priority if req.priority is not None else resource.priority)
+    return Resolved(
+        resource,
+        job_type,
+        level,
+        client,
+        fileset,
+        pool,
+        storage,
+        req.priority if req.priority is not None else resource.priority,
+    )
 
 
 def fileset_hash(fileset: FileSetResource) -> str:
-    return hashlib.md5(repr(fileset.model_dump(exclude={"source"})).encode(), usedforsecurity=False).hexdigest()
+    return hashlib.md5(
+        repr(fileset.model_dump(exclude={"source"})).encode(), usedforsecurity=False
+    ).hexdigest()
 
 
-async def setup_job(svc: JobServices, req: RunRequest, existing: JobRow | None = None) -> JobControl:
+async def setup_job(
+    svc: JobServices, req: RunRequest, existing: JobRow | None = None
+) -> JobControl:
     """SetupJob: unique name, catalog Job row (the JobId exists before the job runs), level/since.
 
     `existing` is a queued job the catalog kept across a Director restart: it keeps its JobId and
@@ -89,8 +101,9 @@ async def setup_job(svc: JobServices, req: RunRequest, existing: JobRow | None =
     client_id = await svc.db.ensure_client(resolved.client) if resolved.client else None
     fileset_id = None
     if resolved.fileset:
-        fileset_id = await svc.db.ensure_fileset(resolved.fileset,
-                                                 fileset_hash(config.filesets[resolved.fileset]))
+        fileset_id = await svc.db.ensure_fileset(
+            resolved.fileset, fileset_hash(config.filesets[resolved.fileset])
+        )
     pool_id = await svc.ensure_pool(resolved.pool) if resolved.pool else None
     if existing is None:
         unique = svc.namer.make(resolved.resource.name, now)
@@ -101,12 +114,23 @@ async def setup_job(svc: JobServices, req: RunRequest, existing: JobRow | None =
             svc.log.warning("run_request_not_durable", job=req.job, reason=str(exc))
         for _attempt in range(100):
             try:
-                job_id = await svc.db.create_job(NewJob(
-                    job=unique, name=resolved.resource.name, type=resolved.job_type, level=resolved.level,
-                    client_id=client_id, fileset_id=fileset_id, pool_id=pool_id, sched_time=sched_time,
-                    priority=resolved.priority, request=saved, retry=req.retry, expires_at=req.expires,
-                    parent_job_id=req.parent_job_id,
-                ))
+                job_id = await svc.db.create_job(
+                    NewJob(
+                        job=unique,
+                        name=resolved.resource.name,
+                        type=resolved.job_type,
+                        level=resolved.level,
+                        client_id=client_id,
+                        fileset_id=fileset_id,
+                        pool_id=pool_id,
+                        sched_time=sched_time,
+                        priority=resolved.priority,
+                        request=saved,
+                        retry=req.retry,
+                        expires_at=req.expires,
+                        parent_job_id=req.parent_job_id,
+                    )
+                )
                 break
             except DuplicateJobName:
                 unique = svc.namer.make(resolved.resource.name, time.time())
@@ -115,10 +139,19 @@ async def setup_job(svc: JobServices, req: RunRequest, existing: JobRow | None =
     else:
         unique, job_id = existing.job, existing.job_id
     jcr = JobControl(
-        job_id=job_id, unique=unique, name=resolved.resource.name, job_type=resolved.job_type,
-        level=resolved.level, resource=resolved.resource, client=resolved.client, fileset=resolved.fileset,
-        pool=resolved.pool, storage=resolved.storage, priority=resolved.priority,
-        allow_mixed=bool(resolved.resource.allow_mixed_priority), sched_time=sched_time,
+        job_id=job_id,
+        unique=unique,
+        name=resolved.resource.name,
+        job_type=resolved.job_type,
+        level=resolved.level,
+        resource=resolved.resource,
+        client=resolved.client,
+        fileset=resolved.fileset,
+        pool=resolved.pool,
+        storage=resolved.storage,
+        priority=resolved.priority,
+        allow_mixed=bool(resolved.resource.allow_mixed_priority),
+        sched_time=sched_time,
         coordinator=bool(resolved.resource.action),
     )
     jcr.config, jcr.client_id, jcr.fileset_id, jcr.pool_id = config, client_id, fileset_id, pool_id
@@ -129,8 +162,11 @@ async def setup_job(svc: JobServices, req: RunRequest, existing: JobRow | None =
     jcr.next_pool = req.params.get("next_pool")
     if existing is None:
         retry = f", retry {req.retry} of JobId {req.retry_of}" if req.retry else ""
-        svc.joblog(jcr, "info", f"Created {jcr.type_name} job {unique} (JobId {job_id}){retry}, "
-                        f"status {st.CREATED}")
+        svc.joblog(
+            jcr,
+            "info",
+            f"Created {jcr.type_name} job {unique} (JobId {job_id}){retry}, status {st.CREATED}",
+        )
     else:
         svc.joblog(jcr, "info", f"Queued again after a Director restart (JobId {job_id})")
     return jcr

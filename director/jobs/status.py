@@ -55,12 +55,27 @@ DESCRIPTIONS: Final[dict[str, str]] = {
 FINAL: Final = frozenset({TERMINATED, WARNINGS, ERROR, FATAL, DIFFERENCES, CANCELED, INCOMPLETE})
 OK: Final = frozenset({TERMINATED, WARNINGS})
 WAITING: Final = frozenset(
-    {CREATED, WAIT_STORE_RES, WAIT_JOB_RES, WAIT_CLIENT_RES, WAIT_MAX_JOBS, WAIT_START_TIME, WAIT_PRIORITY}
+    {
+        CREATED,
+        WAIT_STORE_RES,
+        WAIT_JOB_RES,
+        WAIT_CLIENT_RES,
+        WAIT_MAX_JOBS,
+        WAIT_START_TIME,
+        WAIT_PRIORITY,
+    }
 )
 
 # Bareos setJobStatusWithPriorityCheck: a status only replaces one of lower or equal weight,
 # so once a job is canceled or failed it can never flip back to running or OK.
-_WEIGHT: Final[dict[str, int]] = {INCOMPLETE: 10, ERROR: 9, FATAL: 9, CANCELED: 9, NONFATAL_ERROR: 8, DIFFERENCES: 7}
+_WEIGHT: Final[dict[str, int]] = {
+    INCOMPLETE: 10,
+    ERROR: 9,
+    FATAL: 9,
+    CANCELED: 9,
+    NONFATAL_ERROR: 8,
+    DIFFERENCES: 7,
+}
 
 
 class IllegalTransition(Exception):

@@ -30,8 +30,14 @@ Hooks = Callable[["JobControl", str, str], object]
 class Transitions:
     """Applies status changes with their row, event, log line and hooks (see the module docstring)."""
 
-    def __init__(self, writer: JobWriter, publish: Publish, joblog: JobLog, hooks: Hooks,
-                 clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        writer: JobWriter,
+        publish: Publish,
+        joblog: JobLog,
+        hooks: Hooks,
+        clock: Callable[[], float],
+    ) -> None:
         self._writer = writer
         self._publish = publish
         self._joblog = joblog
@@ -48,7 +54,9 @@ class Transitions:
         old = jcr.status
         target = st.next_status(old, new)
         if target in st.FINAL:
-            raise st.IllegalTransition(f"JobId {jcr.job_id}: a final status is written by Transitions.end")
+            raise st.IllegalTransition(
+                f"JobId {jcr.job_id}: a final status is written by Transitions.end"
+            )
         changed_reason = wait != jcr.wait
         jcr.wait = wait
         if target == old and not changed_reason:
@@ -97,12 +105,23 @@ class Transitions:
             jcr.wait_since = now
 
     def _announce(self, jcr: JobControl, old: str, new: str, wait: WaitReason | None) -> None:
-        self._publish("job_status", jobid=jcr.job_id, job=jcr.unique, name=jcr.name, type=jcr.job_type,
-                      level=jcr.level, old=old, status=new,
-                      wait_reason=None if wait is None else dataclasses.asdict(wait))
+        self._publish(
+            "job_status",
+            jobid=jcr.job_id,
+            job=jcr.unique,
+            name=jcr.name,
+            type=jcr.job_type,
+            level=jcr.level,
+            old=old,
+            status=new,
+            wait_reason=None if wait is None else dataclasses.asdict(wait),
+        )
         reason = f" ({wait.describe()})" if wait is not None else ""
-        text = f"Status {old} -> {new}: {st.describe(new)}{reason}" if old != new else \
-            f"Waiting: {wait.describe() if wait else ''}"
+        text = (
+            f"Status {old} -> {new}: {st.describe(new)}{reason}"
+            if old != new
+            else f"Waiting: {wait.describe() if wait else ''}"
+        )
         self._joblog(jcr, "info", text)
         self._hooks(jcr, old, new)
 

@@ -28,7 +28,9 @@ def next_volume_name(label_format: str, existing: set[str], count: int) -> str:
     n = count + 1
     while True:
         if "$" in label_format:
-            name = re.sub(r"\$\{?NumVols(?::p/(\d+)/0/r)?\}?", functools.partial(_padded, n), label_format)
+            name = re.sub(
+                r"\$\{?NumVols(?::p/(\d+)/0/r)?\}?", functools.partial(_padded, n), label_format
+            )
             name = re.sub(r"\$\{?\w+\}?", "", name) or f"Vol-{n:04d}"
         else:
             name = f"{label_format}{n:04d}"
@@ -37,7 +39,9 @@ def next_volume_name(label_format: str, existing: set[str], count: int) -> str:
         n += 1
 
 
-MEDIA_RECHECK = 30.0  # a job waiting for media looks again this often, and whenever the media change
+MEDIA_RECHECK = (
+    30.0  # a job waiting for media looks again this often, and whenever the media change
+)
 
 
 def _pool_lock(svc: JobServices, pool: str) -> asyncio.Lock:
@@ -48,8 +52,13 @@ class NoVolume(Exception):
     """No volume can be appended to or created; the message says what the operator can do."""
 
 
-async def assign_volume(svc: JobServices, jcr: JobControl, pool: PoolResource, storage: StorageResource,
-                        exclude: tuple[str | None, ...] = ()) -> VolumeAssignment:
+async def assign_volume(
+    svc: JobServices,
+    jcr: JobControl,
+    pool: PoolResource,
+    storage: StorageResource,
+    exclude: tuple[str | None, ...] = (),
+) -> VolumeAssignment:
     """An Append volume of the pool with room for this job, or a newly labeled one. When there is
     neither, the job waits for media (status m, `waiting_for_volume`) as in Bareos, until an
     operator labels or frees a volume (`label`, `update volume`), it is canceled, or Max Wait Time."""
@@ -68,13 +77,20 @@ async def assign_volume(svc: JobServices, jcr: JobControl, pool: PoolResource, s
             await svc.media_changed(MEDIA_RECHECK)
             continue
         if before is not None:
-            svc.joblog(jcr, "info", f"Volume \"{assignment.volume_name}\" is available; the job continues")
+            svc.joblog(
+                jcr, "info", f'Volume "{assignment.volume_name}" is available; the job continues'
+            )
             jcr.set_status(before)
         return assignment
 
 
-async def _find_or_create(svc: JobServices, jcr: JobControl, pool: PoolResource, storage: StorageResource,
-                          exclude: tuple[str | None, ...]) -> VolumeAssignment:
+async def _find_or_create(
+    svc: JobServices,
+    jcr: JobControl,
+    pool: PoolResource,
+    storage: StorageResource,
+    exclude: tuple[str | None, ...],
+) -> VolumeAssignment:
     pool_id = jcr.pool_id
     if pool_id is None:
         raise NoVolume(f"pool {pool.name!r} is not in the catalog")
@@ -87,31 +103,66 @@ async def _find_or_create(svc: JobServices, jcr: JobControl, pool: PoolResource,
             continue
         if (max_jobs and m.jobs >= max_jobs) or (max_bytes and m.bytes >= max_bytes):
             continue
-        return VolumeAssignment(volume_name=m.volume_name, media_id=m.media_id, pool_name=pool.name,
-                                pool_type=pool.pool_type, media_type=media_type, max_bytes=max_bytes,
-                                max_jobs=max_jobs, needs_label=False)
+        return VolumeAssignment(
+            volume_name=m.volume_name,
+            media_id=m.media_id,
+            pool_name=pool.name,
+            pool_type=pool.pool_type,
+            media_type=media_type,
+            max_bytes=max_bytes,
+            max_jobs=max_jobs,
+            needs_label=False,
+        )
     if not pool.label_format:
-        raise NoVolume(f"no appendable volume in pool {pool.name!r} (media type {media_type}) and the pool has no "
-                       f"Label Format; label one with: label storage={storage.name} pool={pool.name} volume=NAME")
+        raise NoVolume(
+            f"no appendable volume in pool {pool.name!r} (media type {media_type}) and the pool has no "
+            f"Label Format; label one with: label storage={storage.name} pool={pool.name} volume=NAME"
+        )
     if pool.maximum_volumes and len(media) >= pool.maximum_volumes:
-        raise NoVolume(f"pool {pool.name!r} reached Maximum Volumes = {pool.maximum_volumes} and no volume can be "
-                       "appended to; free one with: update volume=NAME volstatus=Append (or Recycle/Purged)")
+        raise NoVolume(
+            f"pool {pool.name!r} reached Maximum Volumes = {pool.maximum_volumes} and no volume can be "
+            "appended to; free one with: update volume=NAME volstatus=Append (or Recycle/Purged)"
+        )
     all_names = {m.volume_name for m in await svc.db.list_media(None)}
     name = next_volume_name(pool.label_format, all_names, len(media))
-    media_id = await svc.db.create_media(name, pool_id, media_type, storage.name,
-                                           max_vol_bytes=max_bytes, max_vol_jobs=max_jobs)
-    svc.joblog(jcr, "info", f"Created new Volume \"{name}\" in catalog (pool {pool.name}); the Storage Daemon labels it")
-    return VolumeAssignment(volume_name=name, media_id=media_id, pool_name=pool.name, pool_type=pool.pool_type,
-                            media_type=media_type, max_bytes=max_bytes, max_jobs=max_jobs, needs_label=True)
+    media_id = await svc.db.create_media(
+        name, pool_id, media_type, storage.name, max_vol_bytes=max_bytes, max_vol_jobs=max_jobs
+    )
+    svc.joblog(
+        jcr,
+        "info",
+        f'Created new Volume "{name}" in catalog (pool {pool.name}); the Storage Daemon labels it',
+    )
+    return VolumeAssignment(
+        volume_name=name,
+        media_id=media_id,
+        pool_name=pool.name,
+        pool_type=pool.pool_type,
+        media_type=media_type,
+        max_bytes=max_bytes,
+        max_jobs=max_jobs,
+        needs_label=True,
+    )
 
 
 async def record_jobmedia(svc: JobServices, jcr: JobControl, msg: JobMediaReport) -> None:
     session_id, session_time = jcr.session or (0, 0)
-    await svc.db.add_jobmedia(JobMediaRow(
-        job_id=jcr.job_id, media_id=msg.media_id, volume_name=msg.volume_name, first_index=msg.first_index,
-        last_index=msg.last_index, start_block=msg.start_block, end_block=msg.end_block, start_addr=msg.start_addr,
-        end_addr=msg.end_addr, bytes=msg.bytes, session_id=session_id, session_time=session_time,
-    ))
+    await svc.db.add_jobmedia(
+        JobMediaRow(
+            job_id=jcr.job_id,
+            media_id=msg.media_id,
+            volume_name=msg.volume_name,
+            first_index=msg.first_index,
+            last_index=msg.last_index,
+            start_block=msg.start_block,
+            end_block=msg.end_block,
+            start_addr=msg.start_addr,
+            end_addr=msg.end_addr,
+            bytes=msg.bytes,
+            session_id=session_id,
+            session_time=session_time,
+        )
+    )
     if msg.volume_name not in jcr.volumes:
         jcr.volumes.append(msg.volume_name)
 
@@ -123,15 +174,23 @@ async def record_volume_update(svc: JobServices, jcr: JobControl, msg: VolumeUpd
     if before is None:
         return
     status = msg.status if msg.status in ("Full", "Error") else None
-    after = await svc.db.add_volume_usage(msg.volume_name, size=msg.bytes, blocks=msg.blocks,
-                                        jobs=msg.jobs_written, files=msg.files_written, status=status,
-                                        when=time.time())
+    after = await svc.db.add_volume_usage(
+        msg.volume_name,
+        size=msg.bytes,
+        blocks=msg.blocks,
+        jobs=msg.jobs_written,
+        files=msg.files_written,
+        status=status,
+        when=time.time(),
+    )
     if after is not None and after.status != before.status:
         if after.status == "Used":
-            svc.joblog(jcr, "info", f"Volume \"{msg.volume_name}\" reached Maximum Volume Jobs; marked Used")
+            svc.joblog(
+                jcr, "info", f'Volume "{msg.volume_name}" reached Maximum Volume Jobs; marked Used'
+            )
         elif after.status == "Full":
-            svc.joblog(jcr, "info", f"Volume \"{msg.volume_name}\" is Full ({after.bytes:,} bytes)")
+            svc.joblog(jcr, "info", f'Volume "{msg.volume_name}" is Full ({after.bytes:,} bytes)')
         elif after.status == "Error":
-            svc.joblog(jcr, "error", f"Volume \"{msg.volume_name}\" marked Error: {msg.reason}")
+            svc.joblog(jcr, "error", f'Volume "{msg.volume_name}" marked Error: {msg.reason}')
     if msg.volume_name not in jcr.volumes and msg.jobs_written:
         jcr.volumes.append(msg.volume_name)

@@ -20,7 +20,9 @@ def ranges(indexes: Iterable[int]) -> tuple[tuple[int, int], ...]:
     return tuple((a, b) for a, b in out)
 
 
-def hardlink_carriers(selected: Sequence[FileRow], all_rows: Iterable[FileRow]) -> set[tuple[int, int]]:
+def hardlink_carriers(
+    selected: Sequence[FileRow], all_rows: Iterable[FileRow]
+) -> set[tuple[int, int]]:
     """(job, file index) of data carriers a selection needs but did not choose (restored hidden)."""
     chosen = {(r.job_id, r.file_index) for r in selected}
     needed: set[tuple[int, int]] = set()
@@ -32,8 +34,12 @@ def hardlink_carriers(selected: Sequence[FileRow], all_rows: Iterable[FileRow]) 
     return needed & available
 
 
-def build_bootstrap(selected: Sequence[FileRow], hidden: set[tuple[int, int]],
-                    jobmedia: Sequence[JobMediaRow], job_order: Sequence[int]) -> list[BootstrapSpec]:
+def build_bootstrap(
+    selected: Sequence[FileRow],
+    hidden: set[tuple[int, int]],
+    jobmedia: Sequence[JobMediaRow],
+    job_order: Sequence[int],
+) -> list[BootstrapSpec]:
     """One entry per (job, volume) holding selected indexes, in job order (oldest first)."""
     by_job: dict[int, set[int]] = {}
     for row in selected:
@@ -49,8 +55,15 @@ def build_bootstrap(selected: Sequence[FileRow], hidden: set[tuple[int, int]],
         for jm in (m for m in jobmedia if m.job_id == job_id):
             here = [i for i in wanted if jm.first_index <= i <= jm.last_index]
             if here:
-                specs.append(BootstrapSpec(
-                    volume_name=jm.volume_name, session_id=jm.session_id, session_time=jm.session_time,
-                    file_indexes=ranges(here), start_block=jm.start_block, start_addr=jm.start_addr, job_id=job_id,
-                ))
+                specs.append(
+                    BootstrapSpec(
+                        volume_name=jm.volume_name,
+                        session_id=jm.session_id,
+                        session_time=jm.session_time,
+                        file_indexes=ranges(here),
+                        start_block=jm.start_block,
+                        start_addr=jm.start_addr,
+                        job_id=job_id,
+                    )
+                )
     return specs

@@ -89,7 +89,9 @@ class Plan:
 def _only(names: list[str], kind: str, given: str | None) -> str:
     if given:
         if given not in names:
-            raise RestoreRefused(f"no {kind} named {given!r} (known: {', '.join(sorted(names)) or 'none'})")
+            raise RestoreRefused(
+                f"no {kind} named {given!r} (known: {', '.join(sorted(names)) or 'none'})"
+            )
         return given
     if len(names) == 1:
         return names[0]
@@ -103,8 +105,10 @@ def _given_jobs(catalog: Catalog, ids: tuple[int, ...]) -> list[JobRow]:
         if job is None:
             raise RestoreRefused(f"JobId {job_id} is not in the catalog")
         if job.type not in ("B", "C") or job.status not in OK_STATUSES:
-            raise RestoreRefused(f"JobId {job_id} is not a successful backup or copy (type {job.type}, "
-                                 f"status {job.status})")
+            raise RestoreRefused(
+                f"JobId {job_id} is not a successful backup or copy (type {job.type}, "
+                f"status {job.status})"
+            )
         jobs.append(job)
     return jobs
 
@@ -113,13 +117,20 @@ def _chain(catalog: Catalog, job_id: int) -> list[JobRow]:
     (target,) = _given_jobs(catalog, (job_id,))
     if target.type != "B" or target.level == "F":
         return [target]
-    fileset_ids = set(catalog.fileset_ids(target.fileset)) if target.fileset else {target.fileset_id}
-    candidates = [j for j in catalog.list_jobs(client_id=target.client_id, job_type="B")
-                  if j.fileset_id in fileset_ids]
+    fileset_ids = (
+        set(catalog.fileset_ids(target.fileset)) if target.fileset else {target.fileset_id}
+    )
+    candidates = [
+        j
+        for j in catalog.list_jobs(client_id=target.client_id, job_type="B")
+        if j.fileset_id in fileset_ids
+    ]
     chain = chain_to(candidates, target)
     if not chain:
-        raise RestoreRefused(f"JobId {job_id} is a {'Differential' if target.level == 'D' else 'Incremental'} "
-                             f"with no successful Full backup of client {target.client!r} before it")
+        raise RestoreRefused(
+            f"JobId {job_id} is a {'Differential' if target.level == 'D' else 'Incremental'} "
+            f"with no successful Full backup of client {target.client!r} before it"
+        )
     return chain
 
 
@@ -130,15 +141,21 @@ def _latest(catalog: Catalog, query: RestoreQuery, default_fileset: str | None) 
     mine = [j for j in backups if j.client_id == client_id]
     filesets = sorted({j.fileset for j in mine if j.fileset})
     if query.fileset is not None and query.fileset not in filesets:
-        raise RestoreRefused(f"no fileset named {query.fileset!r} backed up for client {client!r} "
-                             f"(known: {', '.join(filesets) or 'none'})")
+        raise RestoreRefused(
+            f"no fileset named {query.fileset!r} backed up for client {client!r} "
+            f"(known: {', '.join(filesets) or 'none'})"
+        )
     wanted = query.fileset or (default_fileset if default_fileset in filesets else None)
     if wanted is None:
         wanted = _only(filesets, "fileset", None)
     fileset_ids = set(catalog.fileset_ids(wanted))
-    jobs = backup_chain([j for j in mine if j.fileset_id in fileset_ids], client_id, None, query.before)
+    jobs = backup_chain(
+        [j for j in mine if j.fileset_id in fileset_ids], client_id, None, query.before
+    )
     if not jobs:
-        raise RestoreRefused(f"no successful Full backup of client {client!r} FileSet {wanted!r} to restore from")
+        raise RestoreRefused(
+            f"no successful Full backup of client {client!r} FileSet {wanted!r} to restore from"
+        )
     return jobs
 
 
@@ -167,22 +184,30 @@ class RestoreRequest:
     substitutions: dict[int, int]  # JobId whose volumes are unavailable -> the copy read instead
 
 
-async def restore_request(catalog_call: CatalogCall, plan: Plan, options: RestoreOptions) -> RestoreRequest:
+async def restore_request(
+    catalog_call: CatalogCall, plan: Plan, options: RestoreOptions
+) -> RestoreRequest:
     """The bootstrap (volumes, sessions, file indexes) and the RunRequest of the Restore job."""
     if not plan.chosen:
         raise RestoreRefused("no files selected; nothing to restore")
     selected = list(plan.chosen.values())
     job_ids = plan.job_ids
     everything = [r for job_id in job_ids for r in await catalog_call("list_files", job_id)]
-    hidden = hardlink_carriers(selected, list(plan.files.values())) | hardlink_carriers(selected, everything)
+    hidden = hardlink_carriers(selected, list(plan.files.values())) | hardlink_carriers(
+        selected, everything
+    )
     del everything
     jobmedia, substitutions = await _usable_media(catalog_call, job_ids)
     bootstrap = build_bootstrap(selected, hidden, jobmedia, job_ids)
     expected = sum(1 for r in selected if r.file_index > 0)
     media = {m.volume_name: m.storage for m in await catalog_call("list_media", None)}
-    volume_storage = {b.volume_name: media[b.volume_name] for b in bootstrap if media.get(b.volume_name)}
+    volume_storage = {
+        b.volume_name: media[b.volume_name] for b in bootstrap if media.get(b.volume_name)
+    }
     params: dict[str, Any] = {
-        "bootstrap": bootstrap, "where": os.fsencode(options.where), "replace": options.replace,
+        "bootstrap": bootstrap,
+        "where": os.fsencode(options.where),
+        "replace": options.replace,
         "strip_prefix": os.fsencode(options.strip_prefix or "") or None,
         "add_prefix": os.fsencode(options.add_prefix or "") or None,
         "add_suffix": os.fsencode(options.add_suffix or "") or None,
@@ -197,11 +222,15 @@ async def restore_request(catalog_call: CatalogCall, plan: Plan, options: Restor
     storage = options.storage
     if not storage and bootstrap:
         storage = volume_storage.get(bootstrap[0].volume_name)
-    request = RunRequest(job=options.restore_job, client=options.client, storage=storage, params=params)
+    request = RunRequest(
+        job=options.restore_job, client=options.client, storage=storage, params=params
+    )
     return RestoreRequest(request, bootstrap, expected, substitutions)
 
 
-async def _usable_media(catalog_call: CatalogCall, job_ids: list[int]) -> tuple[list[JobMediaRow], dict[int, int]]:
+async def _usable_media(
+    catalog_call: CatalogCall, job_ids: list[int]
+) -> tuple[list[JobMediaRow], dict[int, int]]:
     """JobMedia for the jobs; a job whose volumes are unavailable is read from a good copy of it."""
     status = {m.volume_name: m.status for m in await catalog_call("list_media", None)}
     rows: list[JobMediaRow] = await catalog_call("list_jobmedia", job_ids)

@@ -17,22 +17,34 @@ from director.catalog import FileRow, JobRow
 OK_STATUSES = frozenset({"T", "W"})
 
 
-def backup_chain(jobs: Iterable[JobRow], client_id: int | None, fileset_id: int | None,
-                 before: float | None) -> list[JobRow]:
+def backup_chain(
+    jobs: Iterable[JobRow], client_id: int | None, fileset_id: int | None, before: float | None
+) -> list[JobRow]:
     """The jobs whose files make up the latest state before `before`, oldest first."""
-    usable = [j for j in jobs if j.type == "B" and j.status in OK_STATUSES
-              and (client_id is None or j.client_id == client_id)
-              and (fileset_id is None or j.fileset_id == fileset_id)
-              and (before is None or (j.start_time or 0) <= before)]
+    usable = [
+        j
+        for j in jobs
+        if j.type == "B"
+        and j.status in OK_STATUSES
+        and (client_id is None or j.client_id == client_id)
+        and (fileset_id is None or j.fileset_id == fileset_id)
+        and (before is None or (j.start_time or 0) <= before)
+    ]
     usable.sort(key=lambda j: (j.start_time or 0, j.job_id))
     fulls = [j for j in usable if j.level == "F"]
     if not fulls:
         return []
     full = fulls[-1]
-    after_full = [j for j in usable if (j.start_time or 0, j.job_id) > (full.start_time or 0, full.job_id)]
+    after_full = [
+        j for j in usable if (j.start_time or 0, j.job_id) > (full.start_time or 0, full.job_id)
+    ]
     diffs = [j for j in after_full if j.level == "D"]
     base = diffs[-1] if diffs else full
-    incrs = [j for j in after_full if j.level == "I" and (j.start_time or 0, j.job_id) > (base.start_time or 0, base.job_id)]
+    incrs = [
+        j
+        for j in after_full
+        if j.level == "I" and (j.start_time or 0, j.job_id) > (base.start_time or 0, base.job_id)
+    ]
     return [full, *([base] if diffs else []), *incrs]
 
 
@@ -73,8 +85,14 @@ def _under(path: bytes, directory: bytes) -> bool:
     return path == d or path.startswith(d + b"/") or d == b""
 
 
-def select(files: dict[bytes, FileRow], *, file: Sequence[bytes] = (), directory: Sequence[bytes] = (),
-           fileregex: str | None = None, all_files: bool = False) -> dict[bytes, FileRow]:
+def select(
+    files: dict[bytes, FileRow],
+    *,
+    file: Sequence[bytes] = (),
+    directory: Sequence[bytes] = (),
+    fileregex: str | None = None,
+    all_files: bool = False,
+) -> dict[bytes, FileRow]:
     """The rows a restore takes, with every selected file's parent directories that are in the backup."""
     chosen: dict[bytes, FileRow] = {}
     if all_files or not (file or directory or fileregex):

@@ -21,16 +21,52 @@ from typing import Final
 from director.schedule.clock import UTC, calendar_days, resolve
 
 DAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-MONTHS: Final = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
-                 "october", "november", "december")
-ORDINALS: Final = {"1st": 1, "first": 1, "2nd": 2, "second": 2, "3rd": 3, "third": 3, "4th": 4, "fourth": 4,
-                   "5th": 5, "fifth": 5, "last": 6}
-LEVELS: Final = {"full": "Full", "incremental": "Incremental", "differential": "Differential",
-                 "virtualfull": "VirtualFull"}
-OVERRIDES: Final = {"level": "level", "pool": "pool", "storage": "storage", "messages": "messages",
-                    "priority": "priority", "fullpool": "full_pool", "incrementalpool": "incremental_pool",
-                    "differentialpool": "differential_pool", "nextpool": "next_pool", "accurate": "accurate",
-                    "spooldata": "spool_data"}
+MONTHS: Final = (
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+)
+ORDINALS: Final = {
+    "1st": 1,
+    "first": 1,
+    "2nd": 2,
+    "second": 2,
+    "3rd": 3,
+    "third": 3,
+    "4th": 4,
+    "fourth": 4,
+    "5th": 5,
+    "fifth": 5,
+    "last": 6,
+}
+LEVELS: Final = {
+    "full": "Full",
+    "incremental": "Incremental",
+    "differential": "Differential",
+    "virtualfull": "VirtualFull",
+}
+OVERRIDES: Final = {
+    "level": "level",
+    "pool": "pool",
+    "storage": "storage",
+    "messages": "messages",
+    "priority": "priority",
+    "fullpool": "full_pool",
+    "incrementalpool": "incremental_pool",
+    "differentialpool": "differential_pool",
+    "nextpool": "next_pool",
+    "accurate": "accurate",
+    "spooldata": "spool_data",
+}
 
 
 class ScheduleError(ValueError):
@@ -65,7 +101,9 @@ class RunSpec:
 
     def next_after(self, after: dt.datetime, tz: dt.tzinfo) -> dt.datetime | None:
         """The first instant (UTC) strictly after `after` at which this Run fires, or None within the horizon."""
-        start = after.astimezone(tz).date() - dt.timedelta(days=1)  # a gap-shifted run may land on the next day
+        start = after.astimezone(tz).date() - dt.timedelta(
+            days=1
+        )  # a gap-shifted run may land on the next day
         times = sorted((h, m) for h in self.hours for m in self.minutes)
         for day in calendar_days(start, self.months, self.mdays):
             if not self.matches_day(day):
@@ -132,7 +170,9 @@ def parse_run(text: str) -> RunSpec:
             key, _, value = raw.partition("=")
             name = OVERRIDES.get(key.lower().replace(" ", ""))
             if name is None:
-                raise ScheduleError(f"unknown Run override {key!r} (use {', '.join(sorted(OVERRIDES))})")
+                raise ScheduleError(
+                    f"unknown Run override {key!r} (use {', '.join(sorted(OVERRIDES))})"
+                )
             if name == "level":
                 value = LEVELS.get(value.lower(), "")
                 if not value:
@@ -198,14 +238,21 @@ def parse_run(text: str) -> RunSpec:
     if hourly:
         hours = set(range(24))
     return RunSpec(
-        text=text, overrides=overrides, minutes=frozenset(minutes if minutes is not None else {0}),
+        text=text,
+        overrides=overrides,
+        minutes=frozenset(minutes if minutes is not None else {0}),
         hours=frozenset(hours if hours is not None else {0}),
-        mdays=frozenset(mdays) or None, wdays=frozenset(wdays) or None, months=frozenset(months) or None,
-        woms=frozenset(woms) or None, woys=frozenset(woys) or None,
+        mdays=frozenset(mdays) or None,
+        wdays=frozenset(wdays) or None,
+        months=frozenset(months) or None,
+        woms=frozenset(woms) or None,
+        woys=frozenset(woys) or None,
     )
 
 
-def next_run(specs: list[RunSpec], after: dt.datetime, tz: dt.tzinfo) -> tuple[dt.datetime, RunSpec] | None:
+def next_run(
+    specs: list[RunSpec], after: dt.datetime, tz: dt.tzinfo
+) -> tuple[dt.datetime, RunSpec] | None:
     """The earliest next firing among a Schedule's Run lines (UTC), and which line it is."""
     best: tuple[dt.datetime, RunSpec] | None = None
     for spec in specs:

@@ -32,7 +32,9 @@ def resolve(naive: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
     first = naive.replace(tzinfo=tz, fold=0)
     offset = first.utcoffset()
     if offset is not None and offset == naive.replace(tzinfo=tz, fold=1).utcoffset():
-        return (naive - offset).replace(tzinfo=UTC)  # the common case: neither in a gap nor ambiguous
+        return (naive - offset).replace(
+            tzinfo=UTC
+        )  # the common case: neither in a gap nor ambiguous
     instant = first.astimezone(UTC)
     if instant.astimezone(tz).replace(tzinfo=None) == naive:
         return instant  # exists (and for an ambiguous time, fold=0 is the first occurrence)
@@ -50,8 +52,12 @@ def resolve(naive: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
     return high.replace(microsecond=0)
 
 
-def calendar_days(start: dt.date, months: Collection[int] | None = None, mdays: Collection[int] | None = None,
-                  years: Collection[int] | None = None) -> Iterator[dt.date]:
+def calendar_days(
+    start: dt.date,
+    months: Collection[int] | None = None,
+    mdays: Collection[int] | None = None,
+    years: Collection[int] | None = None,
+) -> Iterator[dt.date]:
     """The days from `start` on, in order, within HORIZON_MONTHS, whose month, day of month and
     year are allowed (None allows all); the caller checks weekdays and weeks."""
     numbers = sorted(mdays) if mdays is not None else range(1, 32)

@@ -20,11 +20,23 @@ from typing import Final
 from director.schedule.clock import calendar_days, resolve
 
 FIELDS: Final = ("year", "month", "day", "week", "day_of_week", "hour", "minute", "second")
-_BOUNDS: Final = {"year": (1970, 2199), "month": (1, 12), "day": (1, 31), "week": (1, 53), "day_of_week": (0, 6),
-                  "hour": (0, 23), "minute": (0, 59), "second": (0, 59)}
+_BOUNDS: Final = {
+    "year": (1970, 2199),
+    "month": (1, 12),
+    "day": (1, 31),
+    "week": (1, 53),
+    "day_of_week": (0, 6),
+    "hour": (0, 23),
+    "minute": (0, 59),
+    "second": (0, 59),
+}
 _DOW: Final = {name: i for i, name in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun"))}
-_MON: Final = {name: i + 1 for i, name in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug",
-                                                     "sep", "oct", "nov", "dec"))}
+_MON: Final = {
+    name: i + 1
+    for i, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+    )
+}
 
 
 class FreezerScheduleError(ValueError):
@@ -36,7 +48,9 @@ def parse_datetime(text: str, tz: dt.tzinfo) -> dt.datetime:
     try:
         value = dt.datetime.fromisoformat(text.strip())
     except ValueError as exc:
-        raise FreezerScheduleError(f"{text!r} is not an ISO 8601 date (e.g. 2026-12-24T18:00)") from exc
+        raise FreezerScheduleError(
+            f"{text!r} is not an ISO 8601 date (e.g. 2026-12-24T18:00)"
+        ) from exc
     if value.tzinfo is None:
         return resolve(value, tz)
     return value.astimezone(dt.UTC)
@@ -153,7 +167,9 @@ def parse_cron(text: str, start: dt.datetime | None = None, end: dt.datetime | N
     for item in text.split():
         name, sep, value = item.partition("=")
         if not sep or name not in FIELDS:
-            raise FreezerScheduleError(f"bad cron field {item!r} (use {', '.join(FIELDS)} as name=value)")
+            raise FreezerScheduleError(
+                f"bad cron field {item!r} (use {', '.join(FIELDS)} as name=value)"
+            )
         fields[name] = parse_field(name, value)
     # Like APScheduler: fields finer than the finest given one default to their minimum.
     given = [name for name in FIELDS if name in fields]
@@ -164,15 +180,21 @@ def parse_cron(text: str, start: dt.datetime | None = None, end: dt.datetime | N
     return Cron(fields, start, end)
 
 
-_INTERVAL: Final = re.compile(r"^\s*(\d+)\s*(weeks?|days?|hours?|minutes?|seconds?)\s*$", re.IGNORECASE)
+_INTERVAL: Final = re.compile(
+    r"^\s*(\d+)\s*(weeks?|days?|hours?|minutes?|seconds?)\s*$", re.IGNORECASE
+)
 
 
-def parse_interval(text: str, start: dt.datetime | None = None, end: dt.datetime | None = None) -> Interval:
+def parse_interval(
+    text: str, start: dt.datetime | None = None, end: dt.datetime | None = None
+) -> Interval:
     if text.strip().lower() == "continuous":
         return Interval(None, start, end)
     match = _INTERVAL.match(text)
     if not match:
-        raise FreezerScheduleError(f"bad interval {text!r} (use continuous or N weeks|days|hours|minutes|seconds)")
+        raise FreezerScheduleError(
+            f"bad interval {text!r} (use continuous or N weeks|days|hours|minutes|seconds)"
+        )
     count, unit = int(match.group(1)), match.group(2).lower().rstrip("s") + "s"
     if count < 1:
         raise FreezerScheduleError("an interval must be at least 1")

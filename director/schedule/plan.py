@@ -24,7 +24,11 @@ if TYPE_CHECKING:
 
 FREEZER: Final = "freezer"  # the schedule name of a Job's own Freezer-style schedule
 POOL_OVERRIDES: Final = ("pool", "full_pool", "incremental_pool", "differential_pool", "next_pool")
-_LEVEL_POOLS: Final = {"Full": "full_pool", "Incremental": "incremental_pool", "Differential": "differential_pool"}
+_LEVEL_POOLS: Final = {
+    "Full": "full_pool",
+    "Incremental": "incremental_pool",
+    "Differential": "differential_pool",
+}
 _CRON_DIRECTIVES: Final = tuple(f"schedule_{name}" for name in FIELDS)
 
 
@@ -57,7 +61,9 @@ class Trigger:
     def next_after(self, after: dt.datetime, tz: dt.tzinfo) -> dt.datetime | None:
         return self.rule.next_after(after, tz)
 
-    def between(self, after: dt.datetime, until: dt.datetime, tz: dt.tzinfo, limit: int) -> Iterator[dt.datetime]:
+    def between(
+        self, after: dt.datetime, until: dt.datetime, tz: dt.tzinfo, limit: int
+    ) -> Iterator[dt.datetime]:
         """Firings in (after, until], at most `limit` of them."""
         current = after
         for _ in range(limit):
@@ -73,7 +79,9 @@ def director_zone(name: str | None) -> dt.tzinfo:
     try:
         return zone(name)
     except (KeyError, ValueError, OSError) as exc:  # ZoneInfoNotFoundError is a KeyError
-        raise ValueError(f"unknown Time Zone {name!r} (use an IANA name such as Europe/Berlin or UTC)") from exc
+        raise ValueError(
+            f"unknown Time Zone {name!r} (use an IANA name such as Europe/Berlin or UTC)"
+        ) from exc
 
 
 def check_run(text: str) -> RunSpec:
@@ -87,16 +95,25 @@ def check_run(text: str) -> RunSpec:
 
 def _cron_text(job: JobResource) -> tuple[str | None, str | None]:
     """The cron spec from `Schedule Cron` or the individual fields, and the directive it came from."""
-    fields = {name: getattr(job, directive) for name, directive in zip(FIELDS, _CRON_DIRECTIVES, strict=True)}
-    given = {name: "".join(str(value).split()) for name, value in fields.items() if value is not None}
+    fields = {
+        name: getattr(job, directive)
+        for name, directive in zip(FIELDS, _CRON_DIRECTIVES, strict=True)
+    }
+    given = {
+        name: "".join(str(value).split()) for name, value in fields.items() if value is not None
+    }
     if job.schedule_cron is not None and given:
         first = next(iter(given))
-        raise SchedulePlanError(f"Job {job.name!r} sets both Schedule Cron and Schedule {_title(first)}; use one form",
-                                "Schedule Cron")
+        raise SchedulePlanError(
+            f"Job {job.name!r} sets both Schedule Cron and Schedule {_title(first)}; use one form",
+            "Schedule Cron",
+        )
     if job.schedule_cron is not None:
         return job.schedule_cron, "Schedule Cron"
     if given:
-        return " ".join(f"{name}={value}" for name, value in given.items()), f"Schedule {_title(next(iter(given)))}"
+        return " ".join(
+            f"{name}={value}" for name, value in given.items()
+        ), f"Schedule {_title(next(iter(given)))}"
     return None, None
 
 
@@ -107,34 +124,68 @@ def _title(field: str) -> str:
 def freezer_trigger(job: JobResource, tz: dt.tzinfo) -> Trigger | None:
     """The Job's own Freezer-style schedule (one-shot date, interval or cron), or None when it has none."""
     cron, cron_directive = _cron_text(job)
-    kinds = [d for d, v in (("Schedule Date", job.schedule_date), ("Schedule Interval", job.schedule_interval),
-                            (cron_directive, cron)) if v is not None and d is not None]
+    kinds = [
+        d
+        for d, v in (
+            ("Schedule Date", job.schedule_date),
+            ("Schedule Interval", job.schedule_interval),
+            (cron_directive, cron),
+        )
+        if v is not None and d is not None
+    ]
     if len(kinds) > 1:
-        raise SchedulePlanError(f"Job {job.name!r} sets {' and '.join(kinds)}; a Job has at most one of "
-                                "Schedule Date, Schedule Interval and Schedule Cron", kinds[1])
+        raise SchedulePlanError(
+            f"Job {job.name!r} sets {' and '.join(kinds)}; a Job has at most one of "
+            "Schedule Date, Schedule Interval and Schedule Cron",
+            kinds[1],
+        )
     directive = "Schedule Start Date"
     try:
-        start = parse_datetime(job.schedule_start_date, tz) if job.schedule_start_date is not None else None
+        start = (
+            parse_datetime(job.schedule_start_date, tz)
+            if job.schedule_start_date is not None
+            else None
+        )
         directive = "Schedule End Date"
-        end = parse_datetime(job.schedule_end_date, tz) if job.schedule_end_date is not None else None
+        end = (
+            parse_datetime(job.schedule_end_date, tz) if job.schedule_end_date is not None else None
+        )
         if not kinds:
             if start is not None or end is not None:
-                raise SchedulePlanError(f"Job {job.name!r}: Schedule Start/End Date need Schedule Interval or "
-                                        "Schedule Cron", "Schedule Start Date" if start else "Schedule End Date")
+                raise SchedulePlanError(
+                    f"Job {job.name!r}: Schedule Start/End Date need Schedule Interval or "
+                    "Schedule Cron",
+                    "Schedule Start Date" if start else "Schedule End Date",
+                )
             return None
         if start is not None and end is not None and end <= start:
-            raise SchedulePlanError(f"Job {job.name!r}: Schedule End Date is not after Schedule Start Date",
-                                    "Schedule End Date")
+            raise SchedulePlanError(
+                f"Job {job.name!r}: Schedule End Date is not after Schedule Start Date",
+                "Schedule End Date",
+            )
         directive = kinds[0]
         if job.schedule_date is not None:
             if start is not None or end is not None:
-                raise SchedulePlanError(f"Job {job.name!r}: Schedule Start/End Date do not apply to a one-shot "
-                                        "Schedule Date", "Schedule Date")
-            return Trigger(job.name, FREEZER, f"date {job.schedule_date}", OneShot(parse_datetime(job.schedule_date, tz)))
+                raise SchedulePlanError(
+                    f"Job {job.name!r}: Schedule Start/End Date do not apply to a one-shot "
+                    "Schedule Date",
+                    "Schedule Date",
+                )
+            return Trigger(
+                job.name,
+                FREEZER,
+                f"date {job.schedule_date}",
+                OneShot(parse_datetime(job.schedule_date, tz)),
+            )
         if job.schedule_interval is not None:
             interval = parse_interval(job.schedule_interval, start, end)
-            return Trigger(job.name, FREEZER, f"interval {job.schedule_interval}", interval,
-                           continuous=interval.every is None)
+            return Trigger(
+                job.name,
+                FREEZER,
+                f"interval {job.schedule_interval}",
+                interval,
+                continuous=interval.every is None,
+            )
         assert cron is not None
         return Trigger(job.name, FREEZER, f"cron {cron}", parse_cron(cron, start, end))
     except FreezerScheduleError as exc:
@@ -150,11 +201,21 @@ def run_trigger(job: JobResource, schedule: str, spec: RunSpec) -> Trigger:
     if pool is None and level_pool is not None:
         pool = over.get(level_pool)
     priority = over.get("priority")
-    return Trigger(job.name, schedule, spec.text, spec, level=level, pool=pool, storage=over.get("storage"),
-                   priority=int(priority) if priority is not None else None)
+    return Trigger(
+        job.name,
+        schedule,
+        spec.text,
+        spec,
+        level=level,
+        pool=pool,
+        storage=over.get("storage"),
+        priority=int(priority) if priority is not None else None,
+    )
 
 
-def job_triggers(config: DirectorConfig, job: JobResource, tz: dt.tzinfo | None = None) -> list[Trigger]:
+def job_triggers(
+    config: DirectorConfig, job: JobResource, tz: dt.tzinfo | None = None
+) -> list[Trigger]:
     """Every source of runs for an enabled Job: its Schedule's Run lines (if enabled), then its Freezer schedule."""
     if not job.enabled:
         return []
@@ -183,14 +244,20 @@ def check_schedules(config: DirectorConfig) -> None:
         for line in schedule.run:
             try:
                 spec = check_run(line)
-            except ValueError as exc:  # the directive hook has already reported these with their own line
+            except (
+                ValueError
+            ) as exc:  # the directive hook has already reported these with their own line
                 raise ConfigError.at(schedule.source, str(exc), "Run") from exc
             for key, value in spec.overrides.items():
                 if key in tables and value not in tables[key][1]:
                     kind, table = tables[key]
                     known = ", ".join(sorted(table)) or "none defined"
-                    raise ConfigError.at(schedule.source, f"Run = {line!r} refers to {kind} {value!r}, which does "
-                                         f"not exist (known: {known})", "Run")
+                    raise ConfigError.at(
+                        schedule.source,
+                        f"Run = {line!r} refers to {kind} {value!r}, which does "
+                        f"not exist (known: {known})",
+                        "Run",
+                    )
     for job in (*config.jobdefs.values(), *config.jobs.values()):
         try:
             freezer_trigger(job, tz)

@@ -35,8 +35,13 @@ class Upcoming:
     priority: int | None = None
 
 
-def upcoming(config: Any, after_utc: dt.datetime, until_utc: dt.datetime, tz: dt.tzinfo,
-             limit: int = MAX_COUNTED) -> list[Upcoming]:
+def upcoming(
+    config: Any,
+    after_utc: dt.datetime,
+    until_utc: dt.datetime,
+    tz: dt.tzinfo,
+    limit: int = MAX_COUNTED,
+) -> list[Upcoming]:
     """Every run in (after, until] of enabled Jobs and Schedules, by time; one per Job and instant."""
     found: list[tuple[dt.datetime, int, Trigger]] = []
     for order, trigger in enumerate(all_triggers(config, tz)):
@@ -45,7 +50,9 @@ def upcoming(config: Any, after_utc: dt.datetime, until_utc: dt.datetime, tz: dt
             if first is not None and first <= until_utc:
                 found.append((first, order, trigger))
             continue
-        found.extend((when, order, trigger) for when in trigger.between(after_utc, until_utc, tz, limit))
+        found.extend(
+            (when, order, trigger) for when in trigger.between(after_utc, until_utc, tz, limit)
+        )
     found.sort(key=lambda item: (item[0], item[2].job, item[1]))
     out: list[Upcoming] = []
     seen: set[tuple[str, dt.datetime]] = set()
@@ -67,11 +74,18 @@ class Scheduler:
 
     upcoming = staticmethod(upcoming)
 
-    def __init__(self, config: Callable[[], Any], submit: Callable[[RunRequest], Awaitable[Any]],
-                 load_state: Callable[[], Awaitable[dict[str, float]]],
-                 save_state: Callable[[dict[str, float]], Awaitable[None]], log: Any, *,
-                 clock: Callable[[], float] = time.time, late_grace: float = LATE_GRACE,
-                 max_sleep: float = MAX_SLEEP) -> None:
+    def __init__(
+        self,
+        config: Callable[[], Any],
+        submit: Callable[[RunRequest], Awaitable[Any]],
+        load_state: Callable[[], Awaitable[dict[str, float]]],
+        save_state: Callable[[dict[str, float]], Awaitable[None]],
+        log: Any,
+        *,
+        clock: Callable[[], float] = time.time,
+        late_grace: float = LATE_GRACE,
+        max_sleep: float = MAX_SLEEP,
+    ) -> None:
         self._config = config
         self._submit_fn = submit
         self._load_state = load_state
@@ -101,7 +115,9 @@ class Scheduler:
             try:
                 tz = director_zone(config.director.time_zone)
                 triggers = all_triggers(config, tz)
-            except ValueError as exc:  # validated at load; a failure here must not stop the Director
+            except (
+                ValueError
+            ) as exc:  # validated at load; a failure here must not stop the Director
                 self._log.error("schedules_unusable", error=str(exc))
                 tz, triggers = UTC, []
             self._cache = (config, tz, triggers)
@@ -138,7 +154,9 @@ class Scheduler:
             mine = [t for t in triggers if t.job == name and not t.continuous]
             if last is None or not mine or last >= now:
                 continue
-            await self._job_round(job, mine, dt.datetime.fromtimestamp(last, UTC), end, tz=tz, grace=0.0)
+            await self._job_round(
+                job, mine, dt.datetime.fromtimestamp(last, UTC), end, tz=tz, grace=0.0
+            )
 
     async def _round(self, covered: float, now: float) -> bool:
         """Handle the firings in (covered, now]; True when something was submitted."""
@@ -153,15 +171,25 @@ class Scheduler:
             if job is None:
                 continue
             timed = [t for t in mine if not t.continuous]
-            if timed and await self._job_round(job, timed, start, end, tz=tz, grace=self.late_grace):
+            if timed and await self._job_round(
+                job, timed, start, end, tz=tz, grace=self.late_grace
+            ):
                 submitted = True
             for trigger in mine:
                 if trigger.continuous and await self._continuous(trigger, end, tz):
                     submitted = True
         return submitted
 
-    async def _job_round(self, job: Any, triggers: list[Trigger], start: dt.datetime, end: dt.datetime, *,
-                         tz: dt.tzinfo, grace: float) -> bool:
+    async def _job_round(
+        self,
+        job: Any,
+        triggers: list[Trigger],
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        tz: dt.tzinfo,
+        grace: float,
+    ) -> bool:
         """One Job's firings in (start, end]: late ones are missed (policy), the latest due one is submitted."""
         fired: list[tuple[dt.datetime, int, Trigger]] = []
         capped = False
@@ -176,15 +204,24 @@ class Scheduler:
         if not fired:
             return False
         fired.sort(key=lambda item: (item[0], item[1]))
-        fired = [f for i, f in enumerate(fired) if i == 0 or f[0] != fired[i - 1][0]]  # first Run line wins a tie
+        fired = [
+            f for i, f in enumerate(fired) if i == 0 or f[0] != fired[i - 1][0]
+        ]  # first Run line wins a tie
         cutoff = end - dt.timedelta(seconds=grace)
         due = [f for f in fired if grace > 0 and f[0] > cutoff]
         missed = fired[: len(fired) - len(due)]
         chosen = due[-1] if due else None
         if missed:
             policy = job.missed_run_policy
-            self._log.warning("scheduled_runs_missed", job=job.name, count=len(missed), at_least=capped,
-                              policy=policy, first=missed[0][0].isoformat(), last=missed[-1][0].isoformat())
+            self._log.warning(
+                "scheduled_runs_missed",
+                job=job.name,
+                count=len(missed),
+                at_least=capped,
+                policy=policy,
+                first=missed[0][0].isoformat(),
+                last=missed[-1][0].isoformat(),
+            )
             if policy == "run once" and chosen is None:
                 chosen = missed[-1]
         if len(due) > 1:
@@ -206,7 +243,9 @@ class Scheduler:
         self._inflight[trigger.job] = await self._submit(trigger, end)
         return True
 
-    def _continuous_next(self, trigger: Trigger, end: dt.datetime, tz: dt.tzinfo) -> dt.datetime | None:
+    def _continuous_next(
+        self, trigger: Trigger, end: dt.datetime, tz: dt.tzinfo
+    ) -> dt.datetime | None:
         last = self._continuous_last.get(trigger.job, end - dt.timedelta(seconds=1))
         return trigger.next_after(last, tz)
 
@@ -217,15 +256,33 @@ class Scheduler:
         self._submitted[key] = None
         while len(self._submitted) > SUBMITTED_MEMORY:
             del self._submitted[next(iter(self._submitted))]
-        request = RunRequest(job=trigger.job, level=trigger.level, pool=trigger.pool, storage=trigger.storage,
-                             priority=trigger.priority, params={"scheduled": trigger.schedule})
+        request = RunRequest(
+            job=trigger.job,
+            level=trigger.level,
+            pool=trigger.pool,
+            storage=trigger.storage,
+            priority=trigger.priority,
+            params={"scheduled": trigger.schedule},
+        )
         try:
             result = await self._submit_fn(request)
-        except Exception as exc:  # task boundary: one Job that cannot start must not stop the scheduler
-            self._log.error("scheduled_run_failed", job=trigger.job, schedule=trigger.schedule,
-                            at=when.isoformat(), error=str(exc))
+        except (
+            Exception
+        ) as exc:  # task boundary: one Job that cannot start must not stop the scheduler
+            self._log.error(
+                "scheduled_run_failed",
+                job=trigger.job,
+                schedule=trigger.schedule,
+                at=when.isoformat(),
+                error=str(exc),
+            )
             return None
-        self._log.info("scheduled_run_submitted", job=trigger.job, schedule=trigger.schedule, at=when.isoformat())
+        self._log.info(
+            "scheduled_run_submitted",
+            job=trigger.job,
+            schedule=trigger.schedule,
+            at=when.isoformat(),
+        )
         return result
 
     async def _save(self, now: float) -> None:
@@ -256,10 +313,16 @@ class Scheduler:
     async def _wait(self, stop: asyncio.Event) -> None:
         assert self.covered is not None
         due = self.next_due(self.covered)
-        delay = self.max_sleep if due is None else min(self.max_sleep, max(0.0, due - self._clock()))
+        delay = (
+            self.max_sleep if due is None else min(self.max_sleep, max(0.0, due - self._clock()))
+        )
         if delay <= 0:
             return
-        events = [self._kicked, stop, *(r.done for r in self._inflight.values() if not _finished(r))]
+        events = [
+            self._kicked,
+            stop,
+            *(r.done for r in self._inflight.values() if not _finished(r)),
+        ]
         if not self._kicked.is_set():
             self.idle.set()
         try:
@@ -268,7 +331,9 @@ class Scheduler:
             self.idle.clear()
 
 
-def _latest(trigger: Trigger, start: dt.datetime, end: dt.datetime, tz: dt.tzinfo) -> dt.datetime | None:
+def _latest(
+    trigger: Trigger, start: dt.datetime, end: dt.datetime, tz: dt.tzinfo
+) -> dt.datetime | None:
     """The last firing in (start, end] when there are too many to walk: search back from the end."""
     for back in _SEARCH_BACK:
         low = max(start, end - dt.timedelta(seconds=back))

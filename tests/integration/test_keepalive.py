@@ -29,17 +29,30 @@ from protocol.messages import ConsoleCommand, Hello
 
 SECRET = "s3cret"
 HELLO = Hello(role="console", name="admin", version="t")
-BEAT = Limits(frame_timeout=2.0, auth_timeout=2.0, connect_timeout=2.0, heartbeat_interval=0.05,
-              heartbeat_grace=0.2)
+BEAT = Limits(
+    frame_timeout=2.0,
+    auth_timeout=2.0,
+    connect_timeout=2.0,
+    heartbeat_interval=0.05,
+    heartbeat_grace=0.2,
+)
 WINDOW = 2 * BEAT.heartbeat_interval + BEAT.heartbeat_grace
 QUIET = Limits(frame_timeout=2.0, auth_timeout=2.0, connect_timeout=2.0, heartbeat_interval=0.0)
 
 Handler = Callable[[Connection], Awaitable[None]]
 
 
-async def _listen(handler: Handler, limits: Limits, *, accept_bulk: bool = False) -> AsyncIterator[int]:
-    listener = Listener(addresses=[("127.0.0.1", 0)], handler=handler, ssl_context=None, limits=limits,
-                        log=structlog.get_logger(), accept_bulk=accept_bulk)
+async def _listen(
+    handler: Handler, limits: Limits, *, accept_bulk: bool = False
+) -> AsyncIterator[int]:
+    listener = Listener(
+        addresses=[("127.0.0.1", 0)],
+        handler=handler,
+        ssl_context=None,
+        limits=limits,
+        log=structlog.get_logger(),
+        accept_bulk=accept_bulk,
+    )
     listener.bind()
     stop = asyncio.Event()
     task = asyncio.create_task(listener.serve(stop))
@@ -84,8 +97,13 @@ def _tcp_options(sock: Any) -> dict[str, int]:
     }
 
 
-EXPECTED = {"keepalive": 1, "idle": int(KEEPALIVE_IDLE), "interval": int(KEEPALIVE_INTERVAL),
-            "probes": KEEPALIVE_PROBES, "user_timeout_ms": int(TCP_USER_TIMEOUT * 1000)}
+EXPECTED = {
+    "keepalive": 1,
+    "idle": int(KEEPALIVE_IDLE),
+    "interval": int(KEEPALIVE_INTERVAL),
+    "probes": KEEPALIVE_PROBES,
+    "user_timeout_ms": int(TCP_USER_TIMEOUT * 1000),
+}
 
 
 def test_liveness_judges_only_a_peer_that_sends_heartbeats() -> None:
@@ -200,13 +218,17 @@ async def test_heartbeats_never_cut_into_a_busy_senders_frames() -> None:
         await authenticate_acceptor(conn, lambda _hello: SECRET, failure_delay=0)
         for n in range(len(bodies)):
             if n % 10 == 0:
-                await asyncio.sleep(0.3)  # the sender's buffers fill; its heartbeats wait for the lock
+                await asyncio.sleep(
+                    0.3
+                )  # the sender's buffers fill; its heartbeats wait for the lock
             event = await conn.recv_event()
             assert not isinstance(event, Signal)
             received.append(bytes(event))
         armed.append(conn.liveness.armed)
 
-    limits = Limits(frame_timeout=2.0, auth_timeout=2.0, connect_timeout=2.0, heartbeat_interval=0.001)
+    limits = Limits(
+        frame_timeout=2.0, auth_timeout=2.0, connect_timeout=2.0, heartbeat_interval=0.001
+    )
     async for port in _listen(handler, limits):
         conn = await _dial_authenticated(port, limits)
         for n, body in enumerate(bodies):

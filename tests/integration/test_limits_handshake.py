@@ -17,14 +17,27 @@ from protocol.errors import FrameTooLarge
 from protocol.frames import Signal, encode_frame
 from protocol.messages import ConsoleCommand, Hello
 
-TIGHT = Limits(frame_timeout=2.0, auth_timeout=5.0, connect_timeout=2.0, handshake_timeout=5.0,
-               max_unauthenticated=6, max_unauthenticated_per_address=3)
+TIGHT = Limits(
+    frame_timeout=2.0,
+    auth_timeout=5.0,
+    connect_timeout=2.0,
+    handshake_timeout=5.0,
+    max_unauthenticated=6,
+    max_unauthenticated_per_address=3,
+)
 
 
 @contextlib.asynccontextmanager
-async def listening(handler: Callable[[Connection], Awaitable[None]], limits: Limits) -> AsyncIterator[Listener]:
-    listener = Listener(addresses=[("127.0.0.1", 0)], handler=handler, ssl_context=None, limits=limits,
-                        log=structlog.get_logger())
+async def listening(
+    handler: Callable[[Connection], Awaitable[None]], limits: Limits
+) -> AsyncIterator[Listener]:
+    listener = Listener(
+        addresses=[("127.0.0.1", 0)],
+        handler=handler,
+        ssl_context=None,
+        limits=limits,
+        log=structlog.get_logger(),
+    )
     listener.bind()
     stop = asyncio.Event()
     task = asyncio.create_task(listener.serve(stop))
@@ -40,7 +53,9 @@ def _port(listener: Listener) -> int:
 
 
 async def _authenticating(conn: Connection) -> None:
-    await authenticate_acceptor(conn, lambda hello: "pw" if hello.name == "ok" else None, failure_delay=0)
+    await authenticate_acceptor(
+        conn, lambda hello: "pw" if hello.name == "ok" else None, failure_delay=0
+    )
     await conn.send(ConsoleCommand(line="welcome"))
     with contextlib.suppress(ConnectionClosed):
         await conn.recv()
@@ -85,7 +100,9 @@ async def test_per_address_cap_drops_the_oldest_and_a_prompt_caller_still_gets_i
 
 
 async def test_global_cap_holds_across_addresses() -> None:
-    limits = Limits(handshake_timeout=5.0, max_unauthenticated=2, max_unauthenticated_per_address=100)
+    limits = Limits(
+        handshake_timeout=5.0, max_unauthenticated=2, max_unauthenticated_per_address=100
+    )
     async with listening(_authenticating, limits) as listener:
         idle = [await _idle(_port(listener)) for _ in range(4)]
         await _wait_until(lambda: _closed(idle[0]) and _closed(idle[1]))
@@ -152,14 +169,18 @@ async def test_an_authenticated_peer_gets_full_frames_and_buffers() -> None:
 def test_a_guarded_stream_holds_a_few_kib_until_opened_up() -> None:
     stream = FrameStream(guarded=True)
     assert len(stream._buf) <= 4 * GUARDED_FREE
-    assert len(stream.get_buffer(256 * 1024)) <= 4 * GUARDED_FREE  # a size hint is not a reason to grow
+    assert (
+        len(stream.get_buffer(256 * 1024)) <= 4 * GUARDED_FREE
+    )  # a size hint is not a reason to grow
     stream.open_up()
     assert len(stream.get_buffer(256 * 1024)) >= MIN_FREE
 
 
 @pytest.mark.parametrize("count", [300])
 async def test_many_idle_connections_stay_bounded(count: int) -> None:
-    limits = Limits(handshake_timeout=5.0, max_unauthenticated=50, max_unauthenticated_per_address=50)
+    limits = Limits(
+        handshake_timeout=5.0, max_unauthenticated=50, max_unauthenticated_per_address=50
+    )
     async with listening(_authenticating, limits) as listener:
         idle = [await _idle(_port(listener)) for _ in range(count)]
         await _wait_until(lambda: listener.stats.total >= count)

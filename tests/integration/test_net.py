@@ -35,7 +35,9 @@ class Harness:
         self.port = 0
 
 
-async def _run_listener(handler: Callable[[Connection], Awaitable[None]], limits: Limits = FAST) -> AsyncIterator[Listener]:
+async def _run_listener(
+    handler: Callable[[Connection], Awaitable[None]], limits: Limits = FAST
+) -> AsyncIterator[Listener]:
     listener = Listener(
         addresses=[("127.0.0.1", 0)],
         handler=handler,

@@ -15,15 +15,31 @@ ACL_DEFAULT = "system.posix_acl_default"
 
 def posix_acl(entries: list[tuple[int, int, int]]) -> bytes:
     """The raw xattr form of a POSIX ACL: version 2, then (tag, perm, id) entries."""
-    return struct.pack("<I", 2) + b"".join(struct.pack("<HHI", tag, perm, ident) for tag, perm, ident in entries)
+    return struct.pack("<I", 2) + b"".join(
+        struct.pack("<HHI", tag, perm, ident) for tag, perm, ident in entries
+    )
 
 
 USER_OBJ, USER, GROUP_OBJ, MASK, OTHER = 0x01, 0x02, 0x04, 0x10, 0x20
 UNDEFINED = 0xFFFFFFFF
-SAMPLE_ACL = posix_acl([(USER_OBJ, 6, UNDEFINED), (USER, 4, 1234), (GROUP_OBJ, 4, UNDEFINED),
-                        (MASK, 4, UNDEFINED), (OTHER, 0, UNDEFINED)])
-SAMPLE_DEFAULT_ACL = posix_acl([(USER_OBJ, 7, UNDEFINED), (USER, 5, 1234), (GROUP_OBJ, 5, UNDEFINED),
-                                (MASK, 5, UNDEFINED), (OTHER, 5, UNDEFINED)])
+SAMPLE_ACL = posix_acl(
+    [
+        (USER_OBJ, 6, UNDEFINED),
+        (USER, 4, 1234),
+        (GROUP_OBJ, 4, UNDEFINED),
+        (MASK, 4, UNDEFINED),
+        (OTHER, 0, UNDEFINED),
+    ]
+)
+SAMPLE_DEFAULT_ACL = posix_acl(
+    [
+        (USER_OBJ, 7, UNDEFINED),
+        (USER, 5, 1234),
+        (GROUP_OBJ, 5, UNDEFINED),
+        (MASK, 5, UNDEFINED),
+        (OTHER, 5, UNDEFINED),
+    ]
+)
 
 
 def _b(path: Path | bytes) -> bytes:
@@ -79,7 +95,9 @@ def make_hostile_tree(root: Path, sparse_size: int = GIB) -> dict[str, bool]:
         f.write(b"middle" * 1000)
         f.truncate(sparse_size)
     # nanosecond mtimes everywhere that matters
-    for n, name in enumerate((b"plain.txt", b"compressible.log", b"links/a-first", b"dir one/nested")):
+    for n, name in enumerate(
+        (b"plain.txt", b"compressible.log", b"links/a-first", b"dir one/nested")
+    ):
         os.utime(j(r, name), ns=(1_600_000_000_123_456_789 + n, 1_700_000_000_987_654_321 + n))
     # xattrs and ACLs, where the filesystem allows
     try:
@@ -166,9 +184,13 @@ def compare_trees(source: Path, restored: Path, *, check_atime: bool = False) ->
                 groups_a.setdefault((sa.st_dev, sa.st_ino), set()).add(name)
                 groups_b.setdefault((sb.st_dev, sb.st_ino), set()).add(name)
             if name == SPARSE_NAME and sb.st_blocks > sa.st_blocks + 64:
-                problems.append(f"{name!r}: restored copy is not sparse ({sb.st_blocks} blocks vs {sa.st_blocks})")
+                problems.append(
+                    f"{name!r}: restored copy is not sparse ({sb.st_blocks} blocks vs {sa.st_blocks})"
+                )
         if _xattrs(pa) != _xattrs(pb):
             problems.append(f"{name!r}: xattrs/ACLs differ: {_xattrs(pa)!r} != {_xattrs(pb)!r}")
     if sorted(map(sorted, groups_a.values())) != sorted(map(sorted, groups_b.values())):
-        problems.append(f"hardlink groups differ: {sorted(map(sorted, groups_a.values()))} != {sorted(map(sorted, groups_b.values()))}")
+        problems.append(
+            f"hardlink groups differ: {sorted(map(sorted, groups_a.values()))} != {sorted(map(sorted, groups_b.values()))}"
+        )
     return problems

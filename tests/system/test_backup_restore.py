@@ -22,7 +22,9 @@ def run(inst: Installation, *commands: str, timeout: float = 300) -> list[dict[s
     """Run console commands with --json; return each command's result object."""
     result = inst.console(*commands, args=("--json",), timeout=timeout)
     out = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    assert len(out) == len(commands), f"console answered {len(out)} of {len(commands)}: {result.stdout}\n{result.stderr}"
+    assert len(out) == len(commands), (
+        f"console answered {len(out)} of {len(commands)}: {result.stdout}\n{result.stderr}"
+    )
     return [o.get("result", o.get("error", {})) for o in out]
 
 
@@ -49,9 +51,11 @@ def hostile(installation: Installation) -> tuple[Installation, Path]:
     (etc / "fileset" / "Hostile.conf").write_text(
         "FileSet {\n  Name = Hostile\n  Include {\n    Options {\n      Signature = SHA256\n"
         "      Compression = ZSTD\n      Sparse = yes\n    }\n"
-        f'    File = "{src}"\n  }}\n}}\n')
+        f'    File = "{src}"\n  }}\n}}\n'
+    )
     (etc / "job" / f"{JOB}.conf").write_text(
-        f"Job {{\n  Name = {JOB}\n  JobDefs = DefaultJob\n  FileSet = Hostile\n  Accurate = yes\n}}\n")
+        f"Job {{\n  Name = {JOB}\n  JobDefs = DefaultJob\n  FileSet = Hostile\n  Accurate = yes\n}}\n"
+    )
     (reply,) = run(installation, "reload")
     assert "reloaded" in json.dumps(reply), reply
     return installation, src
@@ -68,7 +72,10 @@ def stripped(src: Path) -> list[str]:
 
 def _restore_latest(inst: Installation, src: Path, tag: str) -> Path:
     where = inst.root / "restores" / tag
-    row = run_job(inst, f'restore client={inst.layout.client} fileset=Hostile where="{where}" select all done yes')
+    row = run_job(
+        inst,
+        f'restore client={inst.layout.client} fileset=Hostile where="{where}" select all done yes',
+    )
     assert row["jobstatus"] == "T", messages(inst)
     return where / str(src).lstrip("/")
 
@@ -112,13 +119,18 @@ def test_single_file_and_directory_selection(hostile: tuple[Installation, Path])
     inst, src = hostile
     where = inst.root / "restores" / "some"
     wanted = src / "links" / "c-third"
-    row = run_job(inst, f'restore client={inst.layout.client} fileset=Hostile where="{where}" '
-                        f'file="{wanted}" directory="{src / "odd modes"}" yes')
+    row = run_job(
+        inst,
+        f'restore client={inst.layout.client} fileset=Hostile where="{where}" '
+        f'file="{wanted}" directory="{src / "odd modes"}" yes',
+    )
     assert row["jobstatus"] == "T", messages(inst)
     base = where / str(src).lstrip("/")
     assert (base / "links" / "c-third").read_bytes() == wanted.read_bytes()
     assert not (base / "links" / "b-second").exists()
-    assert sorted(p.name for p in (base / "odd modes").iterdir()) == sorted(p.name for p in (src / "odd modes").iterdir())
+    assert sorted(p.name for p in (base / "odd modes").iterdir()) == sorted(
+        p.name for p in (src / "odd modes").iterdir()
+    )
     assert not (base / "plain.txt").exists()
 
 
@@ -134,7 +146,10 @@ def test_missing_volume_fails_clearly(hostile: tuple[Installation, Path], tmp_pa
             moved.append(vol["volumename"])
     try:
         start = time.monotonic()
-        row = run_job(inst, f'restore client={inst.layout.client} fileset=Hostile where="{tmp_path / "r"}" all yes')
+        row = run_job(
+            inst,
+            f'restore client={inst.layout.client} fileset=Hostile where="{tmp_path / "r"}" all yes',
+        )
         assert time.monotonic() - start < 120
         assert row["jobstatus"] == "E"
         assert "not found" in messages(inst)
@@ -143,7 +158,9 @@ def test_missing_volume_fails_clearly(hostile: tuple[Installation, Path], tmp_pa
             shutil.move(tmp_path / name, storage / name)
 
 
-def test_flipped_bit_is_reported_on_restore(hostile: tuple[Installation, Path], tmp_path: Path) -> None:
+def test_flipped_bit_is_reported_on_restore(
+    hostile: tuple[Installation, Path], tmp_path: Path
+) -> None:
     inst, _src = hostile
     (vols,) = run(inst, "list volumes")
     storage = inst.layout.storage_dir
@@ -154,7 +171,10 @@ def test_flipped_bit_is_reported_on_restore(hostile: tuple[Installation, Path], 
     damaged[len(damaged) // 2] ^= 0x10
     path.write_bytes(bytes(damaged))
     try:
-        row = run_job(inst, f'restore client={inst.layout.client} fileset=Hostile where="{tmp_path / "r"}" all yes')
+        row = run_job(
+            inst,
+            f'restore client={inst.layout.client} fileset=Hostile where="{tmp_path / "r"}" all yes',
+        )
         assert row["jobstatus"] == "E"
         assert "checksum mismatch" in messages(inst)
     finally:
@@ -164,8 +184,15 @@ def test_flipped_bit_is_reported_on_restore(hostile: tuple[Installation, Path], 
 def test_console_catalog_commands(hostile: tuple[Installation, Path]) -> None:
     inst, src = hostile
     labeled, volumes, pools, files, estimate, status, resolved = run(
-        inst, "label storage=File pool=Full volume=Manual-0001", "list volumes", "list pools",
-        "list files jobid=1", f"estimate job={JOB} listing", "status job=1", f"run job={JOB} level=Full")
+        inst,
+        "label storage=File pool=Full volume=Manual-0001",
+        "list volumes",
+        "list pools",
+        "list files jobid=1",
+        f"estimate job={JOB} listing",
+        "status job=1",
+        f"run job={JOB} level=Full",
+    )
     assert labeled["label"]["volume"] == "Manual-0001"
     assert (inst.layout.storage_dir / "Manual-0001").exists()
     assert "Manual-0001" in [v["volumename"] for v in volumes["volumes"]]
@@ -184,8 +211,16 @@ def test_interactive_restore_tree(hostile: tuple[Installation, Path]) -> None:
     where = inst.root / "restores" / "tree"
     result = inst.console(
         f'restore client={inst.layout.client} fileset=Hostile where="{where}"',
-        f'cd "{src}"', "ls", "mark plain.txt", 'mark "odd modes"', "estimate", "done", "yes",
-        "wait", timeout=120)
+        f'cd "{src}"',
+        "ls",
+        "mark plain.txt",
+        'mark "odd modes"',
+        "estimate",
+        "done",
+        "yes",
+        "wait",
+        timeout=120,
+    )
     assert "files inserted into the tree" in result.stdout, result.stdout
     assert "Job queued" in result.stdout, result.stdout
     base = where / str(src).lstrip("/")

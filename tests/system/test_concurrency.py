@@ -42,36 +42,53 @@ def _configure(inst: Installation) -> None:
     root = inst.root
     etc = root / "etc" / "strongroom-dir.d"
     client = next((etc / "client").glob("*.conf"))
-    client.write_text(client.read_text().replace("  Catalog = MyCatalog\n",
-                                                 "  Catalog = MyCatalog\n  Maximum Concurrent Jobs = 20\n"))
+    client.write_text(
+        client.read_text().replace(
+            "  Catalog = MyCatalog\n", "  Catalog = MyCatalog\n  Maximum Concurrent Jobs = 20\n"
+        )
+    )
     director = next((etc / "director").glob("*.conf"))
-    director.write_text(director.read_text().replace("Maximum Concurrent Jobs = 10", "Maximum Concurrent Jobs = 20"))
+    director.write_text(
+        director.read_text().replace("Maximum Concurrent Jobs = 10", "Maximum Concurrent Jobs = 20")
+    )
     storage = (etc / "storage" / "File.conf").read_text()
-    (etc / "storage" / "Serial.conf").write_text(storage.replace("Name = File", "Name = Serial")
-                                                 .replace("Device = FileStorage", "Device = SerialDevice"))
+    (etc / "storage" / "Serial.conf").write_text(
+        storage.replace("Name = File", "Name = Serial").replace(
+            "Device = FileStorage", "Device = SerialDevice"
+        )
+    )
     (etc / "pool" / "SerialPool.conf").write_text(
-        'Pool {\n  Name = SerialPool\n  Pool Type = Backup\n  Storage = Serial\n  Label Format = "Serial-"\n}\n')
+        'Pool {\n  Name = SerialPool\n  Pool Type = Backup\n  Storage = Serial\n  Label Format = "Serial-"\n}\n'
+    )
     for n in range(PARALLEL):
         _job(etc, f"par-{n}", root / "trees" / f"par-{n}", pool="Full")
     for n in range(SERIAL):
         _job(etc, f"ser-{n}", root / "trees" / f"ser-{n}", pool="SerialPool")
     sd = root / "etc" / "strongroom-sd.d" / "device"
     device = (sd / "FileStorage.conf").read_text()
-    (sd / "FileStorage.conf").write_text(device.replace("  Label Media = yes\n",
-                                                        f"  Label Media = yes\n  Maximum Concurrent Jobs = {PARALLEL}\n"))
+    (sd / "FileStorage.conf").write_text(
+        device.replace(
+            "  Label Media = yes\n",
+            f"  Label Media = yes\n  Maximum Concurrent Jobs = {PARALLEL}\n",
+        )
+    )
     (root / "storage-serial").mkdir()
-    (sd / "SerialDevice.conf").write_text(device.replace("Name = FileStorage", "Name = SerialDevice")
-                                          .replace(str(root / "storage"), str(root / "storage-serial"))
-                                          .replace("  Label Media = yes\n", "  Label Media = yes\n  Maximum Concurrent Jobs = 1\n"))
+    (sd / "SerialDevice.conf").write_text(
+        device.replace("Name = FileStorage", "Name = SerialDevice")
+        .replace(str(root / "storage"), str(root / "storage-serial"))
+        .replace("  Label Media = yes\n", "  Label Media = yes\n  Maximum Concurrent Jobs = 1\n")
+    )
 
 
 def _job(etc: Path, name: str, tree: Path, pool: str) -> None:
     (etc / "fileset" / f"{name}.conf").write_text(
-        f'FileSet {{\n  Name = {name}\n  Include {{\n    Options {{\n      Signature = SHA256\n'
-        f'      Compression = LZ4\n      Sparse = yes\n    }}\n    File = "{tree}"\n  }}\n}}\n')
+        f"FileSet {{\n  Name = {name}\n  Include {{\n    Options {{\n      Signature = SHA256\n"
+        f'      Compression = LZ4\n      Sparse = yes\n    }}\n    File = "{tree}"\n  }}\n}}\n'
+    )
     (etc / "job" / f"{name}.conf").write_text(
         f"Job {{\n  Name = {name}\n  JobDefs = DefaultJob\n  FileSet = {name}\n  Pool = {pool}\n"
-        f"  Full Backup Pool = {pool}\n  Storage = {'Serial' if pool == 'SerialPool' else 'File'}\n}}\n")
+        f"  Full Backup Pool = {pool}\n  Storage = {'Serial' if pool == 'SerialPool' else 'File'}\n}}\n"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +124,10 @@ def _rows(inst: Installation, jobids: list[int]) -> dict[int, dict[str, Any]]:
 def _restore_all(inst: Installation, jobs: dict[str, int], tag: str) -> None:
     """Restore every job at once (they read the same device) and compare each with its tree."""
     wheres = {name: inst.root / "restores" / tag / name for name in jobs}
-    replies = run(inst, *(f'restore jobid={jobid} where="{wheres[name]}" all yes' for name, jobid in jobs.items()))
+    replies = run(
+        inst,
+        *(f'restore jobid={jobid} where="{wheres[name]}" all yes' for name, jobid in jobs.items()),
+    )
     restore_ids = [int(r["restore"]["jobid"]) for r in replies]
     rows = _rows(inst, restore_ids)
     assert all(row["jobstatus"] == "T" for row in rows.values()), (rows, messages(inst))
@@ -153,7 +173,9 @@ def test_a_busy_device_makes_jobs_wait_with_a_reason(site: Installation) -> None
     while sum(f.stat().st_size for f in archive.iterdir()) < 4 * MIB:
         assert time.monotonic() < deadline, "the first job never started writing"
         time.sleep(0.002)
-    fd = launcher.running_pid(next(p for p in processes(site.root) if p.prog == "strongroom-fd").pid_file)
+    fd = launcher.running_pid(
+        next(p for p in processes(site.root) if p.prog == "strongroom-fd").pid_file
+    )
     assert fd is not None
     os.kill(fd, signal.SIGSTOP)
     try:
@@ -162,13 +184,23 @@ def test_a_busy_device_makes_jobs_wait_with_a_reason(site: Installation) -> None
         deadline = time.monotonic() + 60
         while not (seen_dir and seen_list and seen_storage):
             assert time.monotonic() < deadline, (seen_dir, seen_list, seen_storage)
-            status_dir, listed, status_sd = run(site, "status dir", "list jobs", "status storage=Serial")
+            status_dir, listed, status_sd = run(
+                site, "status dir", "list jobs", "status storage=Serial"
+            )
             shown = json.dumps(status_dir)
-            seen_dir = seen_dir or ('"waiting_for_device"' in shown and '"device=SerialDevice"' in shown)
-            waiting = {j["jobid"] for j in listed["jobs"] if j.get("wait_reason") == "waiting_for_device device=SerialDevice"}
+            seen_dir = seen_dir or (
+                '"waiting_for_device"' in shown and '"device=SerialDevice"' in shown
+            )
+            waiting = {
+                j["jobid"]
+                for j in listed["jobs"]
+                if j.get("wait_reason") == "waiting_for_device device=SerialDevice"
+            }
             seen_list = seen_list or waiting == set(jobids[1:])
             devices = status_sd["storage"].get("devices", [])
-            seen_storage = seen_storage or any(d["name"] == "SerialDevice" and len(d["waiting"]) == 2 for d in devices)
+            seen_storage = seen_storage or any(
+                d["name"] == "SerialDevice" and len(d["waiting"]) == 2 for d in devices
+            )
     finally:
         os.kill(fd, signal.SIGCONT)
     rows = _rows(site, jobids)

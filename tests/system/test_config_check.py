@@ -65,7 +65,11 @@ ETC = Path(__file__).parent.parent.parent / "etc"
 
 @pytest.mark.parametrize(
     ("module", "tree"),
-    [("director", "strongroom-dir.d"), ("storaged", "strongroom-sd.d"), ("filed", "strongroom-fd.d")],
+    [
+        ("director", "strongroom-dir.d"),
+        ("storaged", "strongroom-sd.d"),
+        ("filed", "strongroom-fd.d"),
+    ],
 )
 def test_shipped_sample_trees_pass(module: str, tree: str) -> None:
     result = run(module, "-t", "-c", str(ETC / tree))

@@ -16,8 +16,10 @@ from tests.support.trees import compare_trees
 from tests.system.conftest import Installation, _install
 from tests.system.test_backup_restore import run
 
-DELIVER = '#!/bin/sh\n# a Mail/Operator Command for tests: "== <args>" and the message body, appended to <kind>.out\n' \
-          'kind=$1\nshift\n{{ echo "== $*"; cat; echo "=="; }} >> "{out}/$kind.out"\n'
+DELIVER = (
+    '#!/bin/sh\n# a Mail/Operator Command for tests: "== <args>" and the message body, appended to <kind>.out\n'
+    'kind=$1\nshift\n{{ echo "== $*"; cat; echo "=="; }} >> "{out}/$kind.out"\n'
+)
 
 
 def _configure(inst: Installation) -> None:
@@ -39,12 +41,16 @@ def _configure(inst: Installation) -> None:
         "  mail = ops@example.com = all\n"
         "  mail on error = oncall@example.com = all\n"
         "  mail on success = happy@example.com = all\n"
-        "  operator = operator@example.com = error, fatal\n}\n")
-    (etc / "fileset" / "Chain.conf").write_text(f'FileSet {{\n  Name = Chain\n  Include {{\n    File = "{data}"\n  }}\n}}\n')
+        "  operator = operator@example.com = error, fatal\n}\n"
+    )
+    (etc / "fileset" / "Chain.conf").write_text(
+        f'FileSet {{\n  Name = Chain\n  Include {{\n    File = "{data}"\n  }}\n}}\n'
+    )
     (etc / "job" / "chain.conf").write_text(
         "Job {\n  Name = chain\n  JobDefs = DefaultJob\n  FileSet = Chain\n  Messages = Routed\n}\n"
         "Job {\n  Name = refused\n  JobDefs = DefaultJob\n  FileSet = Chain\n  Messages = Routed\n"
-        '  Run Before Job = "false"\n}\n')
+        '  Run Before Job = "false"\n}\n'
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,25 +75,43 @@ def _job(inst: Installation, line: str) -> tuple[int, str]:
     return jobid, str(listed["jobs"][0]["jobstatus"])
 
 
-@pytest.mark.parametrize(("line", "refusal"), [
-    ("run job=nosuch yes", "no job named 'nosuch' (known: "),
-    ("run job=chain fileset=NoSuchFileSet yes", "no fileset named 'NoSuchFileSet'"),
-    ("run job=chain pool=NoSuchPool yes", "no pool named 'NoSuchPool'"),
-    ("run job=chain storage=NoSuchStorage yes", "no storage named 'NoSuchStorage'"),
-    ("run job=chain client=nosuch-fd yes", "no client named 'nosuch-fd'"),
-    ("restore client=test-fd fileset=NoSuchFileSet all where=/tmp/x yes", "no fileset named 'NoSuchFileSet'"),
-    ("restore client=test-fd restorejob=NoSuchRestore all where=/tmp/x yes", "no restore job named 'NoSuchRestore'"),
-    ("restore client=test-fd restorejob=chain all where=/tmp/x yes", "no restore job named 'chain'"),
-    ("restore client=test-fd storage=NoSuchStorage all where=/tmp/x yes", "no storage named 'NoSuchStorage'"),
-    ("restore client=nosuch all where=/tmp/x yes", "no client named 'nosuch'"),
-    ("estimate job=nosuch", "no job named 'nosuch'"),
-    ("estimate job=chain fileset=NoSuchFileSet", "no fileset named 'NoSuchFileSet'"),
-    ("list jobs job=nosuch", "no job named 'nosuch'"),
-    ("list jobs client=nosuch", "no client named 'nosuch'"),
-    ("list volumes pool=NoSuchPool", "no pool named 'NoSuchPool'"),
-    ("label storage=NoSuchStorage pool=Full volume=V-1", "no storage named 'NoSuchStorage' (known: File)"),
-    ("label storage=File pool=NoSuchPool volume=V-1", "no pool named 'NoSuchPool'"),
-])
+@pytest.mark.parametrize(
+    ("line", "refusal"),
+    [
+        ("run job=nosuch yes", "no job named 'nosuch' (known: "),
+        ("run job=chain fileset=NoSuchFileSet yes", "no fileset named 'NoSuchFileSet'"),
+        ("run job=chain pool=NoSuchPool yes", "no pool named 'NoSuchPool'"),
+        ("run job=chain storage=NoSuchStorage yes", "no storage named 'NoSuchStorage'"),
+        ("run job=chain client=nosuch-fd yes", "no client named 'nosuch-fd'"),
+        (
+            "restore client=test-fd fileset=NoSuchFileSet all where=/tmp/x yes",
+            "no fileset named 'NoSuchFileSet'",
+        ),
+        (
+            "restore client=test-fd restorejob=NoSuchRestore all where=/tmp/x yes",
+            "no restore job named 'NoSuchRestore'",
+        ),
+        (
+            "restore client=test-fd restorejob=chain all where=/tmp/x yes",
+            "no restore job named 'chain'",
+        ),
+        (
+            "restore client=test-fd storage=NoSuchStorage all where=/tmp/x yes",
+            "no storage named 'NoSuchStorage'",
+        ),
+        ("restore client=nosuch all where=/tmp/x yes", "no client named 'nosuch'"),
+        ("estimate job=nosuch", "no job named 'nosuch'"),
+        ("estimate job=chain fileset=NoSuchFileSet", "no fileset named 'NoSuchFileSet'"),
+        ("list jobs job=nosuch", "no job named 'nosuch'"),
+        ("list jobs client=nosuch", "no client named 'nosuch'"),
+        ("list volumes pool=NoSuchPool", "no pool named 'NoSuchPool'"),
+        (
+            "label storage=NoSuchStorage pool=Full volume=V-1",
+            "no storage named 'NoSuchStorage' (known: File)",
+        ),
+        ("label storage=File pool=NoSuchPool volume=V-1", "no pool named 'NoSuchPool'"),
+    ],
+)
 def test_unknown_names_are_refused(console_inst: Installation, line: str, refusal: str) -> None:
     result = console_inst.console(line)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -100,7 +124,9 @@ def test_wait_after_the_job_ended_reports_its_status(console_inst: Installation)
     (inst.root / "chain-src" / "first.txt").write_text("first\n")
     (started,) = run(inst, "run job=chain level=Full yes")
     jobid = started["run"]["jobid"]
-    run(inst, f"wait jobid={jobid}")  # the job has ended: the next wait finds it in the catalog only
+    run(
+        inst, f"wait jobid={jobid}"
+    )  # the job has ended: the next wait finds it in the catalog only
     ok = inst.console(f"wait jobid={jobid}")
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert f"JobId={jobid} " in ok.stdout and "JobStatus=T (Terminated normally)" in ok.stdout
@@ -141,7 +167,9 @@ def test_restore_chain_of_an_incremental_after_a_differential(console_inst: Inst
 
     where = inst.root / "restores" / "chain"
     result = inst.console(f'restore jobid={incr} select all where="{where}" done yes', "wait")
-    assert f"You have selected the following JobIds: {full},{diff},{incr}" in result.stdout, result.stdout
+    assert f"You have selected the following JobIds: {full},{diff},{incr}" in result.stdout, (
+        result.stdout
+    )
     assert later not in (full, diff, incr)
     restored = where / str(src).lstrip("/")
     assert compare_trees(state_at_incr, restored) == []
@@ -162,15 +190,25 @@ def test_messages_destinations_receive_what_their_filters_allow(console_inst: In
     assert status == "T"
     bad, status = _job(inst, "run job=refused level=Full yes")
     assert status == "E"
-    _wait_for(lambda: (out / "mail.out").exists() and (out / "mail.out").read_text().count("\n== ") >= 2
-              and "oncall@example.com" in (out / "mail.out").read_text()
-              and "happy@example.com" in (out / "mail.out").read_text(), "the mails")
+    _wait_for(
+        lambda: (
+            (out / "mail.out").exists()
+            and (out / "mail.out").read_text().count("\n== ") >= 2
+            and "oncall@example.com" in (out / "mail.out").read_text()
+            and "happy@example.com" in (out / "mail.out").read_text()
+        ),
+        "the mails",
+    )
     _wait_for((out / "operator.out").exists, "the operator message")
 
     appended = (out / "append.log").read_text()
-    assert f"JobId {good}: Status" in appended and f"JobId {bad}: Status" in appended  # info, both jobs
+    assert (
+        f"JobId {good}: Status" in appended and f"JobId {bad}: Status" in appended
+    )  # info, both jobs
 
-    errors = (out / "errors.log").read_text()  # `file`: this job's error messages only, begun afresh
+    errors = (
+        out / "errors.log"
+    ).read_text()  # `file`: this job's error messages only, begun afresh
     assert f"JobId {bad}:" in errors and "non-zero status" in errors
     assert "Status " not in errors and f"JobId {good}:" not in errors
 
@@ -180,8 +218,11 @@ def test_messages_destinations_receive_what_their_filters_allow(console_inst: In
     assert f"== ops@example.com {bad} Error refused" in headers
     assert f"== happy@example.com {good} OK chain" in headers
     assert f"== oncall@example.com {bad} Error refused" in headers
-    assert not any(h.startswith(f"== happy@example.com {bad} ") or h.startswith(f"== oncall@example.com {good} ")
-                   for h in headers)
+    assert not any(
+        h.startswith(f"== happy@example.com {bad} ")
+        or h.startswith(f"== oncall@example.com {good} ")
+        for h in headers
+    )
     assert f"JobId {good}: Backup report" in mail or "Backup OK" in mail
 
     operator = (out / "operator.out").read_text()

@@ -27,8 +27,12 @@ def _configure(inst: Installation) -> None:
         for n in range(FILES // DIRS):
             (folder / f"file-{n:05d}").touch()  # empty files: cheap to make, back up and list
     etc = inst.root / "etc" / "strongroom-dir.d"
-    (etc / "fileset" / "Many.conf").write_text(f'FileSet {{\n  Name = Many\n  Include {{\n    File = "{src}"\n  }}\n}}\n')
-    (etc / "job" / "many.conf").write_text("Job {\n  Name = many\n  JobDefs = DefaultJob\n  FileSet = Many\n}\n")
+    (etc / "fileset" / "Many.conf").write_text(
+        f'FileSet {{\n  Name = Many\n  Include {{\n    File = "{src}"\n  }}\n}}\n'
+    )
+    (etc / "job" / "many.conf").write_text(
+        "Job {\n  Name = many\n  JobDefs = DefaultJob\n  FileSet = Many\n}\n"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +61,9 @@ def test_list_files_of_a_200000_file_job_streams_with_flat_memory(many: Installa
     assert len(window["files"]) == 5
 
     director = inst.pids["strongroom-dir"]
-    run(inst, f"list files jobid={jobid} limit=2000")  # warm up: the pages, the SQLite cache, the buffers
+    run(
+        inst, f"list files jobid={jobid} limit=2000"
+    )  # warm up: the pages, the SQLite cache, the buffers
     baseline = _rss(director)
     peak = baseline
     stop = threading.Event()
@@ -72,7 +78,11 @@ def test_list_files_of_a_200000_file_job_streams_with_flat_memory(many: Installa
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "console", "-c", str(inst.layout.console_config)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         out, err = proc.communicate(f"list files jobid={jobid}\n", timeout=600)
     finally:
         stop.set()
@@ -83,4 +93,6 @@ def test_list_files_of_a_200000_file_job_streams_with_flat_memory(many: Installa
     src = inst.root / "many"
     assert len([p for p in paths if "/file-" in p]) == FILES
     assert str(src / f"dir-{DIRS - 1:02d}" / f"file-{FILES // DIRS - 1:05d}") in paths
-    assert peak - baseline < RSS_GROWTH_LIMIT, f"Director RSS grew {(peak - baseline) / 2**20:.1f} MiB while listing"
+    assert peak - baseline < RSS_GROWTH_LIMIT, (
+        f"Director RSS grew {(peak - baseline) / 2**20:.1f} MiB while listing"
+    )

@@ -21,7 +21,9 @@ from protocol.messages import Code, ErrorReply, Hello, decode_message, encode_me
 from tests.system.conftest import Installation, make_test_layout
 
 
-def _wait_for_log(inst: Installation, prog: str, needle: str, timeout: float = 10, after: int = 0) -> str:
+def _wait_for_log(
+    inst: Installation, prog: str, needle: str, timeout: float = 10, after: int = 0
+) -> str:
     """The log text from offset `after` once it contains `needle`."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

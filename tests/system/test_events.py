@@ -33,12 +33,14 @@ def configured(installation: Installation) -> Installation:
     marks = installation.root / "events-marks"
     marks.mkdir()
     (etc / "fileset" / "EventsSet.conf").write_text(
-        f'FileSet {{\n  Name = EventsSet\n  Include {{\n    File = "{data}"\n  }}\n}}\n')
+        f'FileSet {{\n  Name = EventsSet\n  Include {{\n    File = "{data}"\n  }}\n}}\n'
+    )
     (etc / "job" / f"{JOB}.conf").write_text(
         f"Job {{\n  Name = {JOB}\n  JobDefs = DefaultJob\n  FileSet = EventsSet\n"
         f'  Run On Status Change = "echo %i %o %s %n %t %l >> {marks}/transitions"\n'
         f'  Run On Status Change = "echo $STRONGROOM_JOBID $STRONGROOM_OLD_STATUS $STRONGROOM_STATUS >> {marks}/env"\n'
-        "}\n")
+        "}\n"
+    )
     (reply,) = run(installation, "reload")
     assert "reloaded" in json.dumps(reply), reply
     return installation
@@ -50,7 +52,10 @@ class EventsConsole:
     def __init__(self, inst: Installation, line: str, *args: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "console", "-c", str(inst.layout.console_config), *args],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         assert self.proc.stdin is not None
         self.proc.stdin.write(line + "\n")
@@ -110,8 +115,19 @@ def _assert_backup_sequence(changes: list[dict[str, Any]]) -> None:
     for e in changes:
         assert (e["name"], e["type"], e["level"]) == (JOB, "B", "F")
         assert e["job"].startswith(f"{JOB}.")
-        assert set(e) >= {"seq", "time", "event", "jobid", "job", "name", "type", "level", "old", "status",
-                          "wait_reason"}
+        assert set(e) >= {
+            "seq",
+            "time",
+            "event",
+            "jobid",
+            "job",
+            "name",
+            "type",
+            "level",
+            "old",
+            "status",
+            "wait_reason",
+        }
 
 
 def _wait_for_lines(path: Path, until: Any, timeout: float = 30) -> list[str]:
@@ -145,13 +161,17 @@ def test_events_stream_a_backup_and_hooks_record_its_transitions(configured: Ins
 
     # the Director noticed the console leaving and dropped its subscription
     deadline = time.monotonic() + 10
-    while "console_stream_hung_up" not in inst.log("strongroom-dir") and time.monotonic() < deadline:
+    while (
+        "console_stream_hung_up" not in inst.log("strongroom-dir") and time.monotonic() < deadline
+    ):
         time.sleep(0.1)
     assert "console_stream_hung_up" in inst.log("strongroom-dir")
 
     marks = inst.root / "events-marks"
-    transitions = _wait_for_lines(marks / "transitions", lambda ls: any(line.split()[2] == "T" for line in ls
-                                                                        if line.split()[0] == str(jobid)))
+    transitions = _wait_for_lines(
+        marks / "transitions",
+        lambda ls: any(line.split()[2] == "T" for line in ls if line.split()[0] == str(jobid)),
+    )
     ours = [line.split() for line in transitions if line.split()[0] == str(jobid)]
     assert all(fields[3:] == [JOB, "B", "F"] for fields in ours), ours
     pairs = [(old, new) for _, old, new, *_ in ours]
@@ -159,10 +179,14 @@ def test_events_stream_a_backup_and_hooks_record_its_transitions(configured: Ins
     assert all(a[1] == b[0] for a, b in itertools.pairwise(pairs)), pairs  # in order, contiguous
     assert pairs == [(e["old"], e["status"]) for e in changes[1:] if e["old"] != e["status"]]
     env = _wait_for_lines(marks / "env", lambda ls: f"{jobid} {pairs[-1][0]} T" in ls)
-    assert [line.split()[1:] for line in env if line.split()[0] == str(jobid)] == [list(p) for p in pairs]
+    assert [line.split()[1:] for line in env if line.split()[0] == str(jobid)] == [
+        list(p) for p in pairs
+    ]
 
 
-def test_events_count_ends_the_stream_and_json_mode_prints_one_object_per_event(configured: Installation) -> None:
+def test_events_count_ends_the_stream_and_json_mode_prints_one_object_per_event(
+    configured: Installation,
+) -> None:
     inst = configured
     watcher = EventsConsole(inst, f".events job={JOB} count=2 timeout=60", "--json")
     try:

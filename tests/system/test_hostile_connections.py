@@ -20,7 +20,9 @@ def _rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def test_idle_connections_and_a_slowloris_do_not_lock_out_a_console(installation: Installation) -> None:
+def test_idle_connections_and_a_slowloris_do_not_lock_out_a_console(
+    installation: Installation,
+) -> None:
     inst = installation
     pid = inst.pids["strongroom-dir"]
     run(inst, "status dir")  # warm up (imports, catalog)

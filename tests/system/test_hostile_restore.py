@@ -36,8 +36,11 @@ def tree(installation: Installation) -> tuple[Installation, Path]:
     os.chmod(src / "bin" / "tool", 0o4755)
     etc = installation.layout.root / "etc" / "strongroom-dir.d"
     (etc / "fileset" / "Victim.conf").write_text(
-        f'FileSet {{\n  Name = Victim\n  Include {{\n    File = "{src}"\n  }}\n}}\n')
-    (etc / "job" / f"{JOB}.conf").write_text(f"Job {{\n  Name = {JOB}\n  JobDefs = DefaultJob\n  FileSet = Victim\n}}\n")
+        f'FileSet {{\n  Name = Victim\n  Include {{\n    File = "{src}"\n  }}\n}}\n'
+    )
+    (etc / "job" / f"{JOB}.conf").write_text(
+        f"Job {{\n  Name = {JOB}\n  JobDefs = DefaultJob\n  FileSet = Victim\n}}\n"
+    )
     (reply,) = run(installation, "reload")
     assert "reloaded" in json.dumps(reply), reply
     row = run_job(installation, f"run job={JOB} level=Full yes")
@@ -45,9 +48,14 @@ def tree(installation: Installation) -> tuple[Installation, Path]:
     return installation, src
 
 
-def _restore(inst: Installation, where: Path | str, extra: str = "") -> tuple[dict[str, object], str]:
-    row = run_job(inst, f'restore client={inst.layout.client} fileset=Victim where="{where}" {extra} '
-                        "select all done yes")
+def _restore(
+    inst: Installation, where: Path | str, extra: str = ""
+) -> tuple[dict[str, object], str]:
+    row = run_job(
+        inst,
+        f'restore client={inst.layout.client} fileset=Victim where="{where}" {extra} '
+        "select all done yes",
+    )
     return row, messages(inst)
 
 
@@ -76,7 +84,11 @@ def at_root(tree: tuple[Installation, Path]) -> Iterator[tuple[Installation, Pat
 
 @pytest.mark.parametrize("to_root", [True, False], ids=["where=/", "where"])
 def test_a_directory_swapped_for_a_symlink_is_never_followed(
-        tree: tuple[Installation, Path], at_root: tuple[Installation, Path], tmp_path: Path, to_root: bool) -> None:
+    tree: tuple[Installation, Path],
+    at_root: tuple[Installation, Path],
+    tmp_path: Path,
+    to_root: bool,
+) -> None:
     """replace=never keeps the planted symlink, so the walk meets it: the file below is refused."""
     inst, src = tree
     outside = tmp_path / "etc"
@@ -94,7 +106,11 @@ def test_a_directory_swapped_for_a_symlink_is_never_followed(
 
 @pytest.mark.parametrize("to_root", [True, False], ids=["where=/", "where"])
 def test_a_planted_symlink_is_replaced_not_followed(
-        tree: tuple[Installation, Path], at_root: tuple[Installation, Path], tmp_path: Path, to_root: bool) -> None:
+    tree: tuple[Installation, Path],
+    at_root: tuple[Installation, Path],
+    tmp_path: Path,
+    to_root: bool,
+) -> None:
     """replace=always: the symlink in the way of a directory is replaced by the directory."""
     inst, src = tree
     outside = tmp_path / "etc"
@@ -110,7 +126,9 @@ def test_a_planted_symlink_is_replaced_not_followed(
         assert stat.S_IMODE((src / "bin" / "tool").stat().st_mode) == 0o4755
 
 
-def test_a_where_that_is_a_symlink_is_refused(tree: tuple[Installation, Path], tmp_path: Path) -> None:
+def test_a_where_that_is_a_symlink_is_refused(
+    tree: tuple[Installation, Path], tmp_path: Path
+) -> None:
     inst, _src = tree
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -121,7 +139,9 @@ def test_a_where_that_is_a_symlink_is_refused(tree: tuple[Installation, Path], t
     assert list(outside.iterdir()) == []
 
 
-def test_a_where_writable_by_others_is_refused(tree: tuple[Installation, Path], tmp_path: Path) -> None:
+def test_a_where_writable_by_others_is_refused(
+    tree: tuple[Installation, Path], tmp_path: Path
+) -> None:
     inst, _src = tree
     where = tmp_path / "open"
     where.mkdir()
@@ -131,8 +151,9 @@ def test_a_where_writable_by_others_is_refused(tree: tuple[Installation, Path], 
     assert list(where.iterdir()) == []
 
 
-def test_setuid_is_stripped_at_a_where_and_the_job_log_says_so(tree: tuple[Installation, Path],
-                                                                tmp_path: Path) -> None:
+def test_setuid_is_stripped_at_a_where_and_the_job_log_says_so(
+    tree: tuple[Installation, Path], tmp_path: Path
+) -> None:
     inst, src = tree
     where = tmp_path / "plain"
     row, text = _restore(inst, where)

@@ -30,14 +30,21 @@ def configured(installation: Installation) -> Installation:
     for n in range(200):
         (data / "slow" / f"chunk-{n:03d}").write_bytes(os.urandom(1_000_000))
     (etc / "pool" / "Tiny.conf").write_text(
-        'Pool {\n  Name = Tiny\n  Pool Type = Backup\n  Maximum Volume Bytes = 1M\n  Label Format = "Tiny-"\n}\n')
-    (etc / "fileset" / "Big.conf").write_text(f'FileSet {{\n  Name = Big\n  Include {{\n    File = "{data / "big"}"\n  }}\n}}\n')
+        'Pool {\n  Name = Tiny\n  Pool Type = Backup\n  Maximum Volume Bytes = 1M\n  Label Format = "Tiny-"\n}\n'
+    )
+    (etc / "fileset" / "Big.conf").write_text(
+        f'FileSet {{\n  Name = Big\n  Include {{\n    File = "{data / "big"}"\n  }}\n}}\n'
+    )
     (etc / "fileset" / "Slow.conf").write_text(
-        f'FileSet {{\n  Name = Slow\n  Include {{\n    Options {{\n      Signature = SHA512\n      Compression = GZIP9\n'
-        f'    }}\n    File = "{data / "slow"}"\n  }}\n}}\n')
+        f"FileSet {{\n  Name = Slow\n  Include {{\n    Options {{\n      Signature = SHA512\n      Compression = GZIP9\n"
+        f'    }}\n    File = "{data / "slow"}"\n  }}\n}}\n'
+    )
     (etc / "job" / "tiny.conf").write_text(
-        "Job {\n  Name = tiny\n  JobDefs = DefaultJob\n  FileSet = Big\n  Pool = Tiny\n  Full Backup Pool = Tiny\n}\n")
-    (etc / "job" / "slow.conf").write_text("Job {\n  Name = slow\n  JobDefs = DefaultJob\n  FileSet = Slow\n}\n")
+        "Job {\n  Name = tiny\n  JobDefs = DefaultJob\n  FileSet = Big\n  Pool = Tiny\n  Full Backup Pool = Tiny\n}\n"
+    )
+    (etc / "job" / "slow.conf").write_text(
+        "Job {\n  Name = slow\n  JobDefs = DefaultJob\n  FileSet = Slow\n}\n"
+    )
     (reply,) = run(installation, "reload")
     assert "reloaded" in str(reply), reply
     return installation
@@ -100,9 +107,13 @@ def test_storage_refuses_a_data_session_without_the_job_key(configured: Installa
     storage = next(iter(loaded.storages.values()))
 
     async def attempt() -> None:
-        conn = await dial("127.0.0.1", storage.port, client_ssl_context(loaded.director, storage), Limits())
+        conn = await dial(
+            "127.0.0.1", storage.port, client_ssl_context(loaded.director, storage), Limits()
+        )
         try:
-            await authenticate_initiator(conn, Hello(role="job", name="no-such-job.2026", version="t"), "GUESS-KEY")
+            await authenticate_initiator(
+                conn, Hello(role="job", name="no-such-job.2026", version="t"), "GUESS-KEY"
+            )
         finally:
             await conn.close()
 
@@ -122,9 +133,10 @@ def test_run_scripts_before_and_after(configured: Installation) -> None:
     marks.mkdir(exist_ok=True)
     (etc / "job" / "scripted.conf").write_text(
         "Job {\n  Name = scripted\n  JobDefs = DefaultJob\n  FileSet = Big\n"
-        f'  Run Before Job = "sh -c \'echo %i %l %n > {marks}/before\'"\n'
-        f'  RunScript {{\n    Command = "sh -c \'echo %e %F > {marks}/after\'"\n    Runs When = After\n  }}\n}}\n'
-        "Job {\n  Name = refused\n  JobDefs = DefaultJob\n  FileSet = Big\n  Run Before Job = \"false\"\n}\n")
+        f"  Run Before Job = \"sh -c 'echo %i %l %n > {marks}/before'\"\n"
+        f"  RunScript {{\n    Command = \"sh -c 'echo %e %F > {marks}/after'\"\n    Runs When = After\n  }}\n}}\n"
+        'Job {\n  Name = refused\n  JobDefs = DefaultJob\n  FileSet = Big\n  Run Before Job = "false"\n}\n'
+    )
     run(inst, "reload")
     row = run_job(inst, "run job=scripted level=Full yes")
     assert row["jobstatus"] == "T", messages(inst)
@@ -149,8 +161,14 @@ def test_a_damaged_append_volume_is_marked_error_and_replaced(configured: Instal
 
     inst = configured
     (vols,) = run(inst, "list volumes pool=Full")
-    appendable = [v["volumename"] for v in vols["volumes"] if v["pool"] == "Full" and v["volstatus"] == "Append"
-                  and (inst.layout.storage_dir / v["volumename"]).exists() and v["volblocks"] > 2]
+    appendable = [
+        v["volumename"]
+        for v in vols["volumes"]
+        if v["pool"] == "Full"
+        and v["volstatus"] == "Append"
+        and (inst.layout.storage_dir / v["volumename"]).exists()
+        and v["volblocks"] > 2
+    ]
     assert appendable, vols
     victim = inst.layout.storage_dir / appendable[0]
     offsets = sorted({r.position.offset for r in VolumeReader(victim).records()})

@@ -58,11 +58,18 @@ class Site:
 
 
 def _set_heartbeat(root: Path, seconds: float) -> None:
-    own = [root / "etc" / "strongroom-dir.d" / "director", root / "etc" / "strongroom-sd.d" / "storage",
-           root / "etc" / "strongroom-fd.d" / "client"]
+    own = [
+        root / "etc" / "strongroom-dir.d" / "director",
+        root / "etc" / "strongroom-sd.d" / "storage",
+        root / "etc" / "strongroom-fd.d" / "client",
+    ]
     for folder in own:
         for conf in folder.glob("*.conf"):
-            text, n = re.subn(r"Heartbeat Interval = .*", f"Heartbeat Interval = {seconds:g} seconds", conf.read_text())
+            text, n = re.subn(
+                r"Heartbeat Interval = .*",
+                f"Heartbeat Interval = {seconds:g} seconds",
+                conf.read_text(),
+            )
             assert n == 1, conf
             conf.write_text(text)
 
@@ -71,11 +78,13 @@ def _jobs(root: Path, big: Path, good: Path) -> None:
     etc = root / "etc" / "strongroom-dir.d"
     for name, path in (("BigSet", big), ("GoodSet", good)):
         (etc / "fileset" / f"{name}.conf").write_text(
-            f'FileSet {{\n  Name = {name}\n  Include {{\n    Options {{\n      Signature = SHA256\n'
-            f'      Sparse = yes\n    }}\n    File = "{path}"\n  }}\n}}\n')
+            f"FileSet {{\n  Name = {name}\n  Include {{\n    Options {{\n      Signature = SHA256\n"
+            f'      Sparse = yes\n    }}\n    File = "{path}"\n  }}\n}}\n'
+        )
     for job, fileset in (("big", "BigSet"), ("good", "GoodSet")):
         (etc / "job" / f"{job}.conf").write_text(
-            f"Job {{\n  Name = {job}\n  JobDefs = DefaultJob\n  FileSet = {fileset}\n  Level = Full\n}}\n")
+            f"Job {{\n  Name = {job}\n  JobDefs = DefaultJob\n  FileSet = {fileset}\n  Level = Full\n}}\n"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -276,5 +285,9 @@ def test_daemon_files_are_not_for_other_users(site: Site, good_backup: int) -> N
     """Daemons run with umask 027 (common.runtime): volumes and the catalog they create say so."""
     created = [*site.inst.layout.storage_dir.iterdir(), *(site.root / "working" / "dir").iterdir()]
     assert created
-    loose = {str(path): oct(path.stat().st_mode & 0o777) for path in created if path.stat().st_mode & 0o027}
+    loose = {
+        str(path): oct(path.stat().st_mode & 0o777)
+        for path in created
+        if path.stat().st_mode & 0o027
+    }
     assert loose == {}

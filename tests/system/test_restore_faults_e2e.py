@@ -30,12 +30,17 @@ def backed_up(installation: Installation) -> tuple[Installation, Path, dict[str,
     src = installation.root / "faults-src"
     (src / "sub").mkdir(parents=True)
     for name in ("a.log", VICTIM, "sub/b.log", "sub/c.log"):
-        (src / name).write_text("".join(f"{name} line {i}: compressible text\n" for i in range(20000)))
+        (src / name).write_text(
+            "".join(f"{name} line {i}: compressible text\n" for i in range(20000))
+        )
     etc = installation.layout.root / "etc" / "strongroom-dir.d"
     (etc / "fileset" / "Faults.conf").write_text(
         "FileSet {\n  Name = Faults\n  Include {\n    Options {\n      Signature = SHA256\n"
-        f'      Compression = GZIP\n    }}\n    File = "{src}"\n  }}\n}}\n')
-    (etc / "job" / f"{JOB}.conf").write_text(f"Job {{\n  Name = {JOB}\n  JobDefs = DefaultJob\n  FileSet = Faults\n}}\n")
+        f'      Compression = GZIP\n    }}\n    File = "{src}"\n  }}\n}}\n'
+    )
+    (etc / "job" / f"{JOB}.conf").write_text(
+        f"Job {{\n  Name = {JOB}\n  JobDefs = DefaultJob\n  FileSet = Faults\n}}\n"
+    )
     (reply,) = run(installation, "reload")
     assert "reloaded" in json.dumps(reply), reply
     row = run_job(installation, f"run job={JOB} level=Full yes")
@@ -53,7 +58,9 @@ def _damage_first_chunk(storage: Path, path: bytes) -> tuple[Path, bytes]:
             for record in records:
                 if record.stream == Stream.ATTRIBUTES:
                     names[record.file_index] = decode_attributes(record.payload).path
-                elif record.stream == Stream.COMPRESSED_DATA and names.get(record.file_index) == path:
+                elif (
+                    record.stream == Stream.COMPRESSED_DATA and names.get(record.file_index) == path
+                ):
                     chunk = bytes(record.payload)
                     position = record.position
                     break
@@ -70,23 +77,31 @@ def _damage_first_chunk(storage: Path, path: bytes) -> tuple[Path, bytes]:
         data = bytearray(original[start : start + header.length])
         at = data.find(chunk)
         assert at >= 0
-        data[at + 8 : at + 12] = b"\xde\xad\xbe\xef"  # after the 8-byte offset: the zlib header and more
+        data[at + 8 : at + 12] = (
+            b"\xde\xad\xbe\xef"  # after the 8-byte offset: the zlib header and more
+        )
         crc = vol.block_crc(header.number, header.length, *header.session, [bytes(data)])
         damaged = bytearray(original)
-        damaged[position.offset : start] = vol.block_header(header.number, header.length, *header.session, crc)
+        damaged[position.offset : start] = vol.block_header(
+            header.number, header.length, *header.session, crc
+        )
         damaged[start : start + header.length] = data
         volume.write_bytes(bytes(damaged))
         return volume, original
     raise AssertionError(f"no compressed chunk of {path!r} on any volume in {storage}")
 
 
-def test_a_corrupt_chunk_costs_one_file_and_ends_the_restore_E(backed_up: tuple[Installation, Path, dict[str, Any]],
-                                                                tmp_path: Path) -> None:
+def test_a_corrupt_chunk_costs_one_file_and_ends_the_restore_E(
+    backed_up: tuple[Installation, Path, dict[str, Any]], tmp_path: Path
+) -> None:
     inst, src, _row = backed_up
     volume, original = _damage_first_chunk(inst.layout.storage_dir, os.fsencode(src / VICTIM))
     try:
         where = tmp_path / "r"
-        row = run_job(inst, f'restore client={inst.layout.client} fileset=Faults where="{where}" select all done yes')
+        row = run_job(
+            inst,
+            f'restore client={inst.layout.client} fileset=Faults where="{where}" select all done yes',
+        )
     finally:
         volume.write_bytes(original)
     text = messages(inst)
@@ -104,27 +119,37 @@ def test_a_corrupt_chunk_costs_one_file_and_ends_the_restore_E(backed_up: tuple[
 
 
 def test_an_invalid_regexwhere_is_refused_before_anything_is_written(
-        backed_up: tuple[Installation, Path, dict[str, Any]], tmp_path: Path) -> None:
+    backed_up: tuple[Installation, Path, dict[str, Any]], tmp_path: Path
+) -> None:
     inst, _src, _row = backed_up
     where = tmp_path / "r"
-    row = run_job(inst, f'restore client={inst.layout.client} fileset=Faults where="{where}" '
-                        'regexwhere="!faults(!x!" select all done yes')
+    row = run_job(
+        inst,
+        f'restore client={inst.layout.client} fileset=Faults where="{where}" '
+        'regexwhere="!faults(!x!" select all done yes',
+    )
     assert row["jobstatus"] == "E"
     assert "invalid regexwhere" in messages(inst)
     assert not where.exists()
 
 
 def test_a_where_the_client_cannot_create_ends_E_before_any_data_is_read(
-        backed_up: tuple[Installation, Path, dict[str, Any]], tmp_path: Path) -> None:
+    backed_up: tuple[Installation, Path, dict[str, Any]], tmp_path: Path
+) -> None:
     """The File Daemon's writer is rejected: the FD ends the job at once with the reason and never
     opens the Storage Daemon's read session, which ends without sending anything."""
     inst, _src, _row = backed_up
     (tmp_path / "a-file").write_text("not a directory\n")
     where = tmp_path / "a-file" / "r"
-    row = run_job(inst, f'restore client={inst.layout.client} fileset=Faults where="{where}" select all done yes')
+    row = run_job(
+        inst,
+        f'restore client={inst.layout.client} fileset=Faults where="{where}" select all done yes',
+    )
     text = messages(inst)
     assert row["jobstatus"] == "E", text
-    assert f"restore rejected: cannot create {where}: Not a directory; nothing was restored" in text, text
+    assert (
+        f"restore rejected: cannot create {where}: Not a directory; nothing was restored" in text
+    ), text
     assert "could not be restored" not in text, text
     assert row["jobfiles"] == 0 and row["jobbytes"] == 0, row
     (status,) = run(inst, "status storage=File")

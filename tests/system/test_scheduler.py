@@ -22,11 +22,14 @@ def scheduled(installation: Installation) -> Installation:
     data = installation.root / "scheduled-data"
     data.mkdir()
     (data / "hello.txt").write_text("scheduled backups\n")
-    (etc / "fileset" / "Tiny.conf").write_text(f'FileSet {{\n  Name = Tiny\n  Include {{\n    File = "{data}"\n  }}\n}}\n')
+    (etc / "fileset" / "Tiny.conf").write_text(
+        f'FileSet {{\n  Name = Tiny\n  Include {{\n    File = "{data}"\n  }}\n}}\n'
+    )
     (etc / "job" / f"{JOB}.conf").write_text(
         f"Job {{\n  Name = {JOB}\n  Type = Backup\n  Level = Incremental\n  Client = {installation.layout.client}\n"
         "  FileSet = Tiny\n  Storage = File\n  Pool = Incremental\n  Full Backup Pool = Full\n  Messages = Standard\n"
-        '  Schedule Interval = "2 seconds"\n}\n')  # no JobDefs: DefaultJob would add its WeeklyCycle
+        '  Schedule Interval = "2 seconds"\n}\n'
+    )  # no JobDefs: DefaultJob would add its WeeklyCycle
     (reply,) = run(installation, "reload")
     assert "reloaded" in str(reply), reply
     return installation
@@ -70,10 +73,17 @@ def test_status_scheduler_and_show_schedule(scheduled: Installation) -> None:
 
 def test_a_bad_run_line_fails_the_configuration_check(tmp_path: Path) -> None:
     conf = tmp_path / "dir.conf"
-    conf.write_text('Director {\n  Name = d\n  Password = "x"\n}\n'
-                    "Schedule {\n  Name = S\n  Run = Full 1st sun at 23:05\n  Run = Full fortnightly at 23:05\n}\n")
-    result = subprocess.run([sys.executable, "-m", "director", "-t", "-c", str(conf)], capture_output=True,
-                            text=True, timeout=60, check=False)
+    conf.write_text(
+        'Director {\n  Name = d\n  Password = "x"\n}\n'
+        "Schedule {\n  Name = S\n  Run = Full 1st sun at 23:05\n  Run = Full fortnightly at 23:05\n}\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "director", "-t", "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 42
     assert f"{conf}:8: Run:" in result.stderr
     assert "fortnightly" in result.stderr

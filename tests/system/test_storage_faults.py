@@ -37,17 +37,22 @@ def _tree(root: Path, files: int, size: int) -> Path:
 
 def _job(etc: Path, name: str, tree: Path, pool: str, storage: str) -> None:
     (etc / "fileset" / f"{name}.conf").write_text(
-        f'FileSet {{\n  Name = {name}\n  Include {{\n    Options {{\n      Signature = SHA256\n      Sparse = yes\n'
-        f'    }}\n    File = "{tree}"\n  }}\n}}\n')
+        f"FileSet {{\n  Name = {name}\n  Include {{\n    Options {{\n      Signature = SHA256\n      Sparse = yes\n"
+        f'    }}\n    File = "{tree}"\n  }}\n}}\n'
+    )
     (etc / "job" / f"{name}.conf").write_text(
         f"Job {{\n  Name = {name}\n  JobDefs = DefaultJob\n  FileSet = {name}\n  Pool = {pool}\n"
-        f"  Full Backup Pool = {pool}\n  Storage = {storage}\n}}\n")
+        f"  Full Backup Pool = {pool}\n  Storage = {storage}\n}}\n"
+    )
 
 
 def _mount_tiny(path: Path) -> bool:
     path.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TINY_FS}", "tmpfs", str(path)],
-                          capture_output=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={TINY_FS}", "tmpfs", str(path)],
+        capture_output=True,
+        check=False,
+    )
     return done.returncode == 0
 
 
@@ -65,22 +70,30 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]:
     def configure(inst: Installation) -> None:
         etc = inst.root / "etc" / "strongroom-dir.d"
         storage = (etc / "storage" / "File.conf").read_text()
-        (etc / "storage" / "Tiny.conf").write_text(storage.replace("Name = File", "Name = Tiny")
-                                                   .replace("Device = FileStorage", "Device = TinyDevice"))
+        (etc / "storage" / "Tiny.conf").write_text(
+            storage.replace("Name = File", "Name = Tiny").replace(
+                "Device = FileStorage", "Device = TinyDevice"
+            )
+        )
         (etc / "pool" / "Flip.conf").write_text(
-            'Pool {\n  Name = Flip\n  Pool Type = Backup\n  Label Format = "Flip-"\n}\n')
+            'Pool {\n  Name = Flip\n  Pool Type = Backup\n  Label Format = "Flip-"\n}\n'
+        )
         _job(etc, "flip-good", trees / "small-a", "Flip", "File")
         _job(etc, "flip-hit", trees / "small-b", "Flip", "File")
         (etc / "pool" / "Tiny.conf").write_text(
-            'Pool {\n  Name = Tiny\n  Pool Type = Backup\n  Storage = Tiny\n  Label Format = "Tiny-"\n}\n')
+            'Pool {\n  Name = Tiny\n  Pool Type = Backup\n  Storage = Tiny\n  Label Format = "Tiny-"\n}\n'
+        )
         for name in ("small-a", "small-b", "small-c", "big"):
             _job(etc, name, trees / name, "Full", "File")
         _job(etc, "tiny-good", trees / "small-a", "Tiny", "Tiny")
         _job(etc, "tiny-big", trees / "big", "Tiny", "Tiny")
         sd = inst.root / "etc" / "strongroom-sd.d" / "device"
         device = (sd / "FileStorage.conf").read_text()
-        (sd / "TinyDevice.conf").write_text(device.replace("Name = FileStorage", "Name = TinyDevice")
-                                            .replace(str(inst.root / "storage"), str(tiny)))
+        (sd / "TinyDevice.conf").write_text(
+            device.replace("Name = FileStorage", "Name = TinyDevice").replace(
+                str(inst.root / "storage"), str(tiny)
+            )
+        )
 
     installs = _install(root, tls=True, before_start=configure)
     inst = next(installs)
@@ -126,7 +139,9 @@ def _volume_of(inst: Installation, jobid: int) -> Path:
         if volume["pool"] != "Full":  # the Flip volume is damaged on purpose
             continue
         path = inst.root / "storage" / volume["volumename"]
-        if path.exists() and any(r.session_id == session for r in VolumeReader(path).records() if r.file_index > 0):
+        if path.exists() and any(
+            r.session_id == session for r in VolumeReader(path).records() if r.file_index > 0
+        ):
             return path
     raise AssertionError(f"no volume holds job {jobid}")
 
@@ -137,8 +152,13 @@ def test_flipped_byte_fails_that_restore_only(site: Installation) -> None:
     assert good["jobstatus"] == hit["jobstatus"] == "T", messages(site)
     path = site.root / "storage" / "Flip-0001"
     session = hit["volsessionid"]
-    offsets = sorted({r.position.offset for r in VolumeReader(path).records()
-                      if r.session_id == session and r.file_index > 0})
+    offsets = sorted(
+        {
+            r.position.offset
+            for r in VolumeReader(path).records()
+            if r.session_id == session and r.file_index > 0
+        }
+    )
     raw = bytearray(path.read_bytes())
     target = offsets[len(offsets) // 2] + 4096  # inside a data block of the hit job
     raw[target] ^= 0x10
@@ -148,7 +168,9 @@ def test_flipped_byte_fails_that_restore_only(site: Installation) -> None:
     text = messages(site)
     assert row["jobstatus"] == "E", text
     assert "checksum mismatch" in text, text
-    _restores_exactly(site, good["jobid"], "small-a", "flipped-good")  # the good job's blocks are intact
+    _restores_exactly(
+        site, good["jobid"], "small-a", "flipped-good"
+    )  # the good job's blocks are intact
 
 
 def test_zeroed_tail_is_cut_and_the_next_job_appends(site: Installation) -> None:
@@ -169,7 +191,9 @@ def test_zeroed_tail_is_cut_and_the_next_job_appends(site: Installation) -> None
 
 def test_full_disk_mid_backup_cuts_back_and_never_ends_t(site: Installation) -> None:
     if not getattr(site, "tiny_mounted", False):
-        pytest.skip("cannot mount a tmpfs here (needs root): the full-disk row needs a small filesystem")
+        pytest.skip(
+            "cannot mount a tmpfs here (needs root): the full-disk row needs a small filesystem"
+        )
     good = _run_full(site, "tiny-good")
     assert good["jobstatus"] == "T", messages(site)
     row = _run_full(site, "tiny-big")
@@ -181,7 +205,9 @@ def test_full_disk_mid_backup_cuts_back_and_never_ends_t(site: Installation) -> 
     first = next(v for v in tiny if v["volumename"] == "Tiny-0001")
     assert first["volstatus"] == "Full", tiny
     volume = site.root / "tiny" / "Tiny-0001"
-    assert first["volbytes"] == volume.stat().st_size  # cut back to its last good block, and the catalog knows
+    assert (
+        first["volbytes"] == volume.stat().st_size
+    )  # cut back to its last good block, and the catalog knows
     list(VolumeReader(volume).records())  # every block on it is whole and checks
     # Space comes back: the good job restores exactly, and a new job can use the pool again.
     for extra in (site.root / "tiny").glob("Tiny-*"):

@@ -12,7 +12,9 @@ from common.pki import create_ca, init_pki, issue_certificate
 from common.tls import TlsError, client_context, server_context
 
 
-def _handshake(server: ssl.SSLContext, client: ssl.SSLContext) -> tuple[ssl.SSLObject, ssl.SSLObject]:
+def _handshake(
+    server: ssl.SSLContext, client: ssl.SSLContext
+) -> tuple[ssl.SSLObject, ssl.SSLObject]:
     """Drive both ends of a TLS handshake through memory BIOs; raise what either side raises."""
     s_in, s_out, c_in, c_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
     srv = server.wrap_bio(s_in, s_out, server_side=True)

@@ -8,7 +8,9 @@ from common.aio import done_or_set, first_set
 
 
 def _pending_waiters() -> int:
-    return sum(1 for t in asyncio.all_tasks() if not t.done() and "Event.wait" in repr(t.get_coro()))
+    return sum(
+        1 for t in asyncio.all_tasks() if not t.done() and "Event.wait" in repr(t.get_coro())
+    )
 
 
 async def test_first_set_returns_the_event_and_leaves_nothing_pending() -> None:

@@ -121,8 +121,10 @@ class Server(Generic[T]):
 
 @asynccontextmanager
 async def serving(
-    handler: Callable[[Connection], Awaitable[T]], ssl_context: ssl.SSLContext | None,
-    *, accept_bulk: bool = True,
+    handler: Callable[[Connection], Awaitable[T]],
+    ssl_context: ssl.SSLContext | None,
+    *,
+    accept_bulk: bool = True,
 ) -> AsyncIterator[Server[T]]:
     """A Listener on 127.0.0.1:0 whose handler's result (or exception) lands in `server.outcome`."""
 
@@ -173,7 +175,9 @@ async def bulk_dial(port: int, ssl_context: ssl.SSLContext | None) -> AsyncItera
 
 
 async def accept_authenticated(conn: Connection) -> Hello:
-    return await authenticate_acceptor(conn, lambda hello: SECRET if hello == HELLO else None, failure_delay=0)
+    return await authenticate_acceptor(
+        conn, lambda hello: SECRET if hello == HELLO else None, failure_delay=0
+    )
 
 
 async def outcome_of(aw: Awaitable[object]) -> object:
@@ -353,12 +357,16 @@ async def test_the_refusal_is_an_error_reply_frame(contexts: Contexts) -> None:
         assert server.calls == 0
 
 
-async def test_a_tls_bulk_dial_to_a_plain_listener_fails_in_the_tls_step(contexts: Contexts) -> None:
+async def test_a_tls_bulk_dial_to_a_plain_listener_fails_in_the_tls_step(
+    contexts: Contexts,
+) -> None:
     async def handler(conn: Connection) -> None:
         raise AssertionError("a refused connection must not be served")
 
     async with serving(handler, None) as server:
-        dialed = await outcome_of(dial("127.0.0.1", server.port, contexts.client, LIMITS, bulk_data=True))
+        dialed = await outcome_of(
+            dial("127.0.0.1", server.port, contexts.client, LIMITS, bulk_data=True)
+        )
         if isinstance(dialed, Connection):
             await dialed.close()
         await server.wait_refused()
@@ -416,7 +424,9 @@ async def test_a_preamble_split_across_two_segments_is_still_accepted() -> None:
             raw_exchange, server.port, [DATA_PREAMBLE[:3], DATA_PREAMBLE[3:] + frame], 0.3
         )
         assert server.listener.stats.refused == 0, "a split preamble was refused"
-        assert received == encode_frame(encode_message(AppendDone(code=Code.SD_OK, files=0, bytes=0)))
+        assert received == encode_frame(
+            encode_message(AppendDone(code=Code.SD_OK, files=0, bytes=0))
+        )
         assert await server.result() == AppendOpen()
 
 
@@ -457,9 +467,13 @@ async def test_the_acceptor_reports_a_peer_that_breaks_off(
         return await outcome_of(conn.recv_event(timeout=WAIT))
 
     if not payload and not mode.tls:
-        pytest.skip("a plain bulk connection with no byte after the preamble is refused before serving")
+        pytest.skip(
+            "a plain bulk connection with no byte after the preamble is refused before serving"
+        )
     async with serving(handler, mode.server) as server:
-        client = asyncio.create_task(asyncio.to_thread(raw_bulk_client, server.port, mode.client, payload))
+        client = asyncio.create_task(
+            asyncio.to_thread(raw_bulk_client, server.port, mode.client, payload)
+        )
         outcome = await server.result()
         await asyncio.wait_for(client, WAIT)
     assert isinstance(outcome, error), outcome
@@ -498,8 +512,11 @@ def test_blocking_channel_skips_heartbeats_and_returns_signals() -> None:
         ours.settimeout(WAIT)
         channel = BlockingChannel(ours, None, BULK_LIMITS)
         theirs.sendall(
-            HEADER.pack(Signal.HEARTBEAT) + HEADER.pack(0) + HEADER.pack(Signal.HEARTBEAT)
-            + HEADER.pack(Signal.EOD) + encode_frame(b"abc")
+            HEADER.pack(Signal.HEARTBEAT)
+            + HEADER.pack(0)
+            + HEADER.pack(Signal.HEARTBEAT)
+            + HEADER.pack(Signal.EOD)
+            + encode_frame(b"abc")
         )
         assert channel.recv_event() == b""
         assert channel.recv_event() is Signal.EOD
@@ -608,7 +625,9 @@ async def test_recv_timeout_on_a_silent_peer_and_a_late_frame_still_arrives(mode
         with pytest.raises(PeerTimeout):
             await asyncio.wait_for(conn.recv_event(timeout=0.05), WAIT)
         go.set()
-        assert await conn.recv_message(timeout=WAIT) == AppendDone(code=Code.SD_OK, files=1, bytes=2)
+        assert await conn.recv_message(timeout=WAIT) == AppendDone(
+            code=Code.SD_OK, files=1, bytes=2
+        )
         await conn.close()
         assert isinstance(await server.result(), ConnectionClosed)
 
@@ -616,7 +635,9 @@ async def test_recv_timeout_on_a_silent_peer_and_a_late_frame_still_arrives(mode
 # -- found while writing these tests: see each docstring --------------------------------------------
 
 
-async def test_small_frames_then_a_request_are_answered_without_a_delayed_ack_stall(mode: Mode) -> None:
+async def test_small_frames_then_a_request_are_answered_without_a_delayed_ack_stall(
+    mode: Mode,
+) -> None:
     """A few small frames, then a request the sender waits on: the request must leave at once.
 
     Without TCP_NODELAY on the bulk socket, Nagle holds the request back until the previous
@@ -644,10 +665,14 @@ async def test_small_frames_then_a_request_are_answered_without_a_delayed_ack_st
             for _ in range(5):
                 await conn.send_parts(encode_batch_parts(batch))
             await conn.send(AppendOpen())
-            assert await conn.recv_message(timeout=WAIT) == AppendDone(code=Code.SD_OK, files=n, bytes=0)
+            assert await conn.recv_message(timeout=WAIT) == AppendDone(
+                code=Code.SD_OK, files=n, bytes=0
+            )
         elapsed = loop.time() - started
         assert await server.result() == rounds
-    assert elapsed < 0.2, f"{rounds} round trips took {elapsed:.2f} s ({elapsed / rounds * 1000:.0f} ms each)"
+    assert elapsed < 0.2, (
+        f"{rounds} round trips took {elapsed:.2f} s ({elapsed / rounds * 1000:.0f} ms each)"
+    )
 
 
 async def test_peers_stalled_after_the_preamble_do_not_hold_up_other_connections() -> None:
@@ -840,7 +865,8 @@ async def test_unauthenticated_bulk_connections_are_capped(monkeypatch: pytest.M
             first.sendall(DATA_PREAMBLE)  # then silent: it holds the one slot
             await asyncio.sleep(0.3)
             second.sendall(DATA_PREAMBLE)
-            assert await asyncio.to_thread(second.recv, 1) == b"", "the second connection was served"
+            assert await asyncio.to_thread(second.recv, 1) == b"", (
+                "the second connection was served"
+            )
             first.sendall(encode_frame(b"\x90"))
             assert await server.result() == b"\x90"
-

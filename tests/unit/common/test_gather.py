@@ -29,14 +29,23 @@ class _Trickle:
 
 @pytest.mark.parametrize("step", [1, 7, 1000, 10**9])
 def test_gathered_send_finishes_short_writes_in_order(step: int) -> None:
-    parts: list[bytes | memoryview] = [b"head", memoryview(b"0123456789" * 50)[3:400], b"", bytearray(b"tail" * 3)]
+    parts: list[bytes | memoryview] = [
+        b"head",
+        memoryview(b"0123456789" * 50)[3:400],
+        b"",
+        bytearray(b"tail" * 3),
+    ]
     sock = _Trickle(step)
     gather.write_all(sock.sendmsg, parts)
     assert bytes(sock.data) == b"".join(bytes(p) for p in parts)
 
 
 def test_gathered_send_sends_a_frame_in_one_call() -> None:
-    parts: list[bytes | memoryview] = [b"h" * 15, memoryview(bytes(3_000)), b"x" * 20] * 600  # > IOV_MAX parts
+    parts: list[bytes | memoryview] = [
+        b"h" * 15,
+        memoryview(bytes(3_000)),
+        b"x" * 20,
+    ] * 600  # > IOV_MAX parts
     sock = _Trickle(10**9)
     gather.write_all(sock.sendmsg, parts)
     assert bytes(sock.data) == b"".join(bytes(p) for p in parts)

@@ -33,12 +33,15 @@ HELLO = Hello(role="director", name="test-dir", version="1")
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, CertFiles]]:
     directory: Path = tmp_path_factory.mktemp("pki")
-    return directory, init_pki(directory, ["test-dir", "test-fd", "test-sd"], hostnames=["localhost"])
+    return directory, init_pki(
+        directory, ["test-dir", "test-fd", "test-sd"], hostnames=["localhost"]
+    )
 
 
 @contextlib.asynccontextmanager
-async def listening(ctx: ssl.SSLContext | None, names: list[str], *, optional: bool = False
-                    ) -> AsyncIterator[tuple[int, list[object]]]:
+async def listening(
+    ctx: ssl.SSLContext | None, names: list[str], *, optional: bool = False
+) -> AsyncIterator[tuple[int, list[object]]]:
     """A listener that authenticates a Director and checks its certificate names `names[0]`."""
     outcomes: list[object] = []
 
@@ -51,8 +54,14 @@ async def listening(ctx: ssl.SSLContext | None, names: list[str], *, optional: b
         except (TlsError, AuthenticationFailed, NetError) as exc:
             outcomes.append(exc)
 
-    listener = Listener(addresses=[("127.0.0.1", 0)], handler=handler, ssl_context=ctx, limits=LIMITS,
-                        log=structlog.get_logger(), tls_optional=optional)
+    listener = Listener(
+        addresses=[("127.0.0.1", 0)],
+        handler=handler,
+        ssl_context=ctx,
+        limits=LIMITS,
+        log=structlog.get_logger(),
+        tls_optional=optional,
+    )
     listener.bind()
     stop = asyncio.Event()
     task = asyncio.create_task(listener.serve(stop))
@@ -76,41 +85,60 @@ async def _call(port: int, ctx: ssl.SSLContext | None, expect: str | None) -> No
 async def test_the_right_certificates_get_through(pki: tuple[Path, dict[str, CertFiles]]) -> None:
     directory, certs = pki
     ca = directory / "ca.pem"
-    async with listening(server_context(certs["test-fd"].cert, certs["test-fd"].key, ca), ["test-dir"]) as (
-            port, outcomes):
-        await _call(port, client_context(certs["test-dir"].cert, certs["test-dir"].key, ca), "test-fd")
+    async with listening(
+        server_context(certs["test-fd"].cert, certs["test-fd"].key, ca), ["test-dir"]
+    ) as (port, outcomes):
+        await _call(
+            port, client_context(certs["test-dir"].cert, certs["test-dir"].key, ca), "test-fd"
+        )
         await asyncio.sleep(0.05)
     assert outcomes == ["ok"]
 
 
-async def test_a_foreign_ca_is_refused(pki: tuple[Path, dict[str, CertFiles]], tmp_path: Path) -> None:
+async def test_a_foreign_ca_is_refused(
+    pki: tuple[Path, dict[str, CertFiles]], tmp_path: Path
+) -> None:
     directory, certs = pki
     foreign = init_pki(tmp_path / "foreign", ["test-dir"], hostnames=["localhost"])
     server = server_context(certs["test-fd"].cert, certs["test-fd"].key, directory / "ca.pem")
     client = client_context(foreign["test-dir"].cert, foreign["test-dir"].key, directory / "ca.pem")
     async with listening(server, ["test-dir"]) as (port, outcomes):
-        with pytest.raises(NetError):  # the listener logs tls_handshake_failed "certificate verify failed"
+        with pytest.raises(
+            NetError
+        ):  # the listener logs tls_handshake_failed "certificate verify failed"
             await _call(port, client, "test-fd")
     assert outcomes == []
     # and the other way round: the caller names the reason itself
-    server = server_context(foreign["test-dir"].cert, foreign["test-dir"].key, tmp_path / "foreign" / "ca.pem")
+    server = server_context(
+        foreign["test-dir"].cert, foreign["test-dir"].key, tmp_path / "foreign" / "ca.pem"
+    )
     client = client_context(certs["test-dir"].cert, certs["test-dir"].key, directory / "ca.pem")
     async with listening(server, ["test-dir"]) as (port, _outcomes):
         with pytest.raises(NetError, match="certificate verify failed"):
             await _call(port, client, "test-fd")
 
 
-async def test_another_daemons_certificate_is_refused_both_ways(pki: tuple[Path, dict[str, CertFiles]]) -> None:
+async def test_another_daemons_certificate_is_refused_both_ways(
+    pki: tuple[Path, dict[str, CertFiles]],
+) -> None:
     """The SD's certificate, signed by the right CA, presented as the File Daemon and as the Director."""
     directory, certs = pki
     ca = directory / "ca.pem"
-    async with listening(server_context(certs["test-sd"].cert, certs["test-sd"].key, ca), ["test-dir"]) as (
-            port, _outcomes):
-        with pytest.raises(TlsError, match="certificate is for localhost, test-sd, not for 'test-fd'"):
-            await _call(port, client_context(certs["test-dir"].cert, certs["test-dir"].key, ca), "test-fd")
-    async with listening(server_context(certs["test-fd"].cert, certs["test-fd"].key, ca), ["test-dir"]) as (
-            port, outcomes):
-        await _call(port, client_context(certs["test-sd"].cert, certs["test-sd"].key, ca), "test-fd")
+    async with listening(
+        server_context(certs["test-sd"].cert, certs["test-sd"].key, ca), ["test-dir"]
+    ) as (port, _outcomes):
+        with pytest.raises(
+            TlsError, match="certificate is for localhost, test-sd, not for 'test-fd'"
+        ):
+            await _call(
+                port, client_context(certs["test-dir"].cert, certs["test-dir"].key, ca), "test-fd"
+            )
+    async with listening(
+        server_context(certs["test-fd"].cert, certs["test-fd"].key, ca), ["test-dir"]
+    ) as (port, outcomes):
+        await _call(
+            port, client_context(certs["test-sd"].cert, certs["test-sd"].key, ca), "test-fd"
+        )
         await asyncio.sleep(0.05)
     assert len(outcomes) == 1 and "not for 'test-dir'" in str(outcomes[0])
 
@@ -118,7 +146,10 @@ async def test_another_daemons_certificate_is_refused_both_ways(pki: tuple[Path,
 def test_tls_allowed_cn_replaces_the_name_rule(pki: tuple[Path, dict[str, CertFiles]]) -> None:
     class Fake:
         def getpeercert(self) -> dict[str, object]:
-            return {"subject": ((("commonName", "backup-proxy"),),), "subjectAltName": (("DNS", "proxy"),)}
+            return {
+                "subject": ((("commonName", "backup-proxy"),),),
+                "subjectAltName": (("DNS", "proxy"),),
+            }
 
     check_peer_name(Fake(), "test-fd", ("backup-proxy",), "File Daemon")
     with pytest.raises(TlsError, match="TLS Allowed CN"):
@@ -131,30 +162,46 @@ def _expired(ca: CertFiles, directory: Path, name: str) -> CertFiles:
     ca_cert = x509.load_pem_x509_certificate(ca.cert.read_bytes())
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=30)).not_valid_after(now - datetime.timedelta(days=1))
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=30))
+        .not_valid_after(now - datetime.timedelta(days=1))
+        .sign(ca_key, hashes.SHA256())
+    )
     files = CertFiles(directory / f"{name}-expired.pem", directory / f"{name}-expired.key")
     files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     fd = os.open(files.key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
+        f.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
     return files
 
 
-async def test_an_expired_certificate_is_refused(pki: tuple[Path, dict[str, CertFiles]], tmp_path: Path) -> None:
+async def test_an_expired_certificate_is_refused(
+    pki: tuple[Path, dict[str, CertFiles]], tmp_path: Path
+) -> None:
     directory, certs = pki
     ca = directory / "ca.pem"
     old = _expired(CertFiles(ca, directory / "ca.key"), tmp_path, "test-fd")
     async with listening(server_context(old.cert, old.key, ca), ["test-dir"]) as (port, _outcomes):
         with pytest.raises(NetError, match="expired"):
-            await _call(port, client_context(certs["test-dir"].cert, certs["test-dir"].key, ca), "test-fd")
+            await _call(
+                port, client_context(certs["test-dir"].cert, certs["test-dir"].key, ca), "test-fd"
+            )
 
 
 async def test_plain_to_tls_and_tls_to_plain_are_refused_with_a_reason(
-        pki: tuple[Path, dict[str, CertFiles]]) -> None:
+    pki: tuple[Path, dict[str, CertFiles]],
+) -> None:
     directory, certs = pki
     ca = directory / "ca.pem"
     server = server_context(certs["test-fd"].cert, certs["test-fd"].key, ca)
@@ -163,22 +210,29 @@ async def test_plain_to_tls_and_tls_to_plain_are_refused_with_a_reason(
             await _call(port, None, None)
     async with listening(None, ["test-dir"]) as (port, _outcomes):
         with pytest.raises(NetError, match="TLS handshake"):
-            await _call(port, client_context(certs["test-dir"].cert, certs["test-dir"].key, ca), "test-fd")
+            await _call(
+                port, client_context(certs["test-dir"].cert, certs["test-dir"].key, ca), "test-fd"
+            )
 
 
-async def test_tls_require_no_serves_plain_callers_too(pki: tuple[Path, dict[str, CertFiles]]) -> None:
+async def test_tls_require_no_serves_plain_callers_too(
+    pki: tuple[Path, dict[str, CertFiles]],
+) -> None:
     directory, certs = pki
     ca = directory / "ca.pem"
     server = server_context(certs["test-fd"].cert, certs["test-fd"].key, ca)
     async with listening(server, ["test-dir"], optional=True) as (port, outcomes):
         await _call(port, None, None)
-        await _call(port, client_context(certs["test-dir"].cert, certs["test-dir"].key, ca), "test-fd")
+        await _call(
+            port, client_context(certs["test-dir"].cert, certs["test-dir"].key, ca), "test-fd"
+        )
         await asyncio.sleep(0.05)
     assert outcomes == ["ok", "ok"]
 
 
 def test_the_mac_is_bound_to_the_channel() -> None:
     """A relay terminating TLS with another certificate passes on proofs made for another channel."""
+
     def run(initiator_binding: bytes, acceptor_binding: bytes) -> bool:
         ini = Initiator(HELLO, "pw", channel_binding=initiator_binding)
         acc = Acceptor(lambda h: "pw", channel_binding=acceptor_binding)
@@ -208,5 +262,7 @@ def test_a_key_others_can_read_is_refused(tmp_path: Path) -> None:
     files.key.chmod(0o644)
     with pytest.raises(TlsError, match=r"accessible by others .*chmod 600"):
         server_context(files.cert, files.key, ca.cert)
-    files.key.chmod(0o640)  # the group may read it (a daemon group), as ssh allows for root-owned keys
+    files.key.chmod(
+        0o640
+    )  # the group may read it (a daemon group), as ssh allows for root-owned keys
     server_context(files.cert, files.key, ca.cert)

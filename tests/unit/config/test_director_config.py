@@ -61,7 +61,7 @@ def _line_of(extra: str, needle: str) -> int:
 
 
 def test_values_are_typed(tmp_path: Path) -> None:
-    loaded = _load(tmp_path, 'Job { Name = j; JobDefs = base }\n')
+    loaded = _load(tmp_path, "Job { Name = j; JobDefs = base }\n")
     config = loaded.config  # type: ignore[attr-defined]
     assert config.director.maximum_concurrent_jobs == 5
     assert config.pools["Full"].maximum_volume_bytes == 50 * 2**30
@@ -98,7 +98,9 @@ def test_jobdefs_cycle(tmp_path: Path) -> None:
         ("Job { Name = j; JobDefs = base; Schedule = never }\n", "never", "Schedule"),
     ],
 )
-def test_dangling_references_fail_at_load(tmp_path: Path, extra: str, needle: str, directive: str) -> None:
+def test_dangling_references_fail_at_load(
+    tmp_path: Path, extra: str, needle: str, directive: str
+) -> None:
     err = _error(tmp_path, extra)
     assert needle in str(err)
     assert err.directive == directive
@@ -155,9 +157,11 @@ def test_rendered_resource_redacts_passwords(tmp_path: Path) -> None:
 
 def test_the_directory_tree_form(tmp_path: Path) -> None:
     tree = tmp_path / "strongroom-dir.d"
-    chunks = {"director": "Director { Name = dir1; Password = p }\n",
-              "client": 'Client { Name = fd1; Address = localhost; Password = "x" }\n',
-              "messages": "Messages { Name = Standard }\n"}
+    chunks = {
+        "director": "Director { Name = dir1; Password = p }\n",
+        "client": 'Client { Name = fd1; Address = localhost; Password = "x" }\n',
+        "messages": "Messages { Name = Standard }\n",
+    }
     for kind, text in chunks.items():
         (tree / kind).mkdir(parents=True)
         (tree / kind / f"{kind}.conf").write_text(text)

@@ -35,14 +35,18 @@ def test_resource_with_directives(tmp_path: Path) -> None:
 
 
 def test_names_are_case_and_space_insensitive(tmp_path: Path) -> None:
-    (res,) = _parse(tmp_path, "FILE daemon {\n Maximum Concurrent Jobs = 3\n maximumconcurrentjobs = 4\n}\n")
+    (res,) = _parse(
+        tmp_path, "FILE daemon {\n Maximum Concurrent Jobs = 3\n maximumconcurrentjobs = 4\n}\n"
+    )
     assert res.key == "filedaemon"
     assert [d.key for d in res.directives] == ["maximumconcurrentjobs"] * 2
     assert normalize("Maximum  Concurrent_Jobs") == normalize("maximumconcurrentjobs")
 
 
 def test_comments_anywhere(tmp_path: Path) -> None:
-    (res,) = _parse(tmp_path, "# header\nJob { # trailing\n  Name = a # after value\n# whole line\n}\n")
+    (res,) = _parse(
+        tmp_path, "# header\nJob { # trailing\n  Name = a # after value\n# whole line\n}\n"
+    )
     assert _values(res) == {"name": "a"}
 
 
@@ -63,7 +67,7 @@ def test_semicolons_separate_directives_and_blocks_nest(tmp_path: Path) -> None:
 
 
 def test_comma_lists(tmp_path: Path) -> None:
-    (res,) = _parse(tmp_path, "Storage {\n  Device = a, b , \"c d\"\n}\n")
+    (res,) = _parse(tmp_path, 'Storage {\n  Device = a, b , "c d"\n}\n')
     assert res.directives[0].item_texts() == ["a", "b", "c d"]
 
 
@@ -105,7 +109,7 @@ def test_directory_tree_is_read_in_sorted_order(tmp_path: Path) -> None:
         ("Job {\n  Name = a\n", 1, "missing '}' to close Job"),
         ("Job {\n  Name =\n}\n", 2, "Name: missing value after '='"),
         ("Job {\n  Name a\n}\n", 2, "Name a: expected '=' (or '{' for a block)"),
-        ("Job {\n  Name = \"open\n}\n", 2, "unterminated quoted string"),
+        ('Job {\n  Name = "open\n}\n', 2, "unterminated quoted string"),
         ("Job {\n  = a\n}\n", 2, "expected a directive name, found '='"),
         ("Job\n", 1, "Job: expected '=' (or '{' for a block) after the name"),
         ("}\n", 1, "expected a resource name, found '}'"),
@@ -140,8 +144,14 @@ def test_missing_source(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("512", 512), ("100k", 102400), ("10 MB", 10_000_000), ("50G", 50 * 2**30), ("1.5 kb", 1500),
-     ("2 TiB", 2 * 2**40)],
+    [
+        ("512", 512),
+        ("100k", 102400),
+        ("10 MB", 10_000_000),
+        ("50G", 50 * 2**30),
+        ("1.5 kb", 1500),
+        ("2 TiB", 2 * 2**40),
+    ],
 )
 def test_sizes(text: str, value: int) -> None:
     assert parse_size(text) == value
@@ -155,8 +165,16 @@ def test_bad_sizes(text: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("30", 30), ("30 seconds", 30), ("90 min", 5400), ("1h", 3600), ("365 days", 365 * 86400),
-     ("1 week 2 days", 9 * 86400), ("1 month", 30 * 86400), ("1 year", 365 * 86400)],
+    [
+        ("30", 30),
+        ("30 seconds", 30),
+        ("90 min", 5400),
+        ("1h", 3600),
+        ("365 days", 365 * 86400),
+        ("1 week 2 days", 9 * 86400),
+        ("1 month", 30 * 86400),
+        ("1 year", 365 * 86400),
+    ],
 )
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
@@ -168,8 +186,18 @@ def test_bad_durations(text: str) -> None:
         parse_duration(text)
 
 
-@pytest.mark.parametrize(("text", "value"), [("yes", True), ("Yes", True), ("true", True), ("on", True),
-                                             ("no", False), ("FALSE", False), ("off", False)])
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("yes", True),
+        ("Yes", True),
+        ("true", True),
+        ("on", True),
+        ("no", False),
+        ("FALSE", False),
+        ("off", False),
+    ],
+)
 def test_booleans(text: str, value: bool) -> None:
     assert parse_bool(text) is value
 

@@ -37,16 +37,34 @@ class FakeDirector:
 
 
 def resource(**policy: bool) -> SimpleNamespace:
-    base = {"allow_duplicate_jobs": False, "cancel_lower_level_duplicates": False,
-            "cancel_queued_duplicates": False, "cancel_running_duplicates": False}
+    base = {
+        "allow_duplicate_jobs": False,
+        "cancel_lower_level_duplicates": False,
+        "cancel_queued_duplicates": False,
+        "cancel_running_duplicates": False,
+    }
     base.update(policy)
     return SimpleNamespace(name="nightly", run_on_status_change=(), **base)
 
 
-def job(engine: JobEngine, job_id: int, res: SimpleNamespace, level: str = "I", running: bool = False) -> JobControl:
-    jcr = JobControl(job_id=job_id, unique=f"nightly.{job_id}", name="nightly", job_type="B", level=level,
-                     resource=res, client="c", fileset="f", pool="p", storage="s", priority=10, allow_mixed=False,
-                     sched_time=0.0)
+def job(
+    engine: JobEngine, job_id: int, res: SimpleNamespace, level: str = "I", running: bool = False
+) -> JobControl:
+    jcr = JobControl(
+        job_id=job_id,
+        unique=f"nightly.{job_id}",
+        name="nightly",
+        job_type="B",
+        level=level,
+        resource=res,
+        client="c",
+        fileset="f",
+        pool="p",
+        storage="s",
+        priority=10,
+        allow_mixed=False,
+        sched_time=0.0,
+    )
     engine.transitions.attach(jcr)
     engine.queue.track(jcr)
     if running:
@@ -117,7 +135,11 @@ def test_cancel_running_duplicates_waits_for_the_old_one_to_stop() -> None:
         new = job(engine, 2, res)
         reason = engine._gate(new)
         assert old.canceled.is_set() and not new.canceled.is_set()
-        assert reason is not None and reason.code == "duplicate_policy" and "jobid=1" in reason.resource
+        assert (
+            reason is not None
+            and reason.code == "duplicate_policy"
+            and "jobid=1" in reason.resource
+        )
 
     run(scenario)
 

@@ -16,28 +16,71 @@ T0 = 1_800_000_000.0
 
 
 def make(status: str = st.CREATED, started: float | None = None, **limits: Any) -> JobControl:
-    resource = SimpleNamespace(max_start_delay=None, max_run_sched_time=None, max_run_time=None, max_wait_time=None)
+    resource = SimpleNamespace(
+        max_start_delay=None, max_run_sched_time=None, max_run_time=None, max_wait_time=None
+    )
     for key, value in limits.items():
         setattr(resource, key, value)
-    jcr = JobControl(job_id=1, unique="j.1", name="j", job_type="B", level="F", resource=resource, client=None,
-                     fileset=None, pool=None, storage=None, priority=10, allow_mixed=False, sched_time=T0)
+    jcr = JobControl(
+        job_id=1,
+        unique="j.1",
+        name="j",
+        job_type="B",
+        level="F",
+        resource=resource,
+        client=None,
+        fileset=None,
+        pool=None,
+        storage=None,
+        priority=10,
+        allow_mixed=False,
+        sched_time=T0,
+    )
     jcr.force_status(status)
     jcr.start_time = started
     return jcr
 
 
-@pytest.mark.parametrize(("jcr", "now", "expected"), [
-    pytest.param(make(max_start_delay=60), T0 + 59, None, id="start-delay-not-yet"),
-    pytest.param(make(max_start_delay=60), T0 + 61, ("A", "Max Start Delay"), id="start-delay-exceeded"),
-    pytest.param(make(st.RUNNING, T0 + 1, max_start_delay=60), T0 + 600, None, id="start-delay-ignored-once-started"),
-    pytest.param(make(st.RUNNING, T0 + 1, max_run_time=10), T0 + 12, ("A", "Max Run Time"), id="run-time"),
-    pytest.param(make(st.RUNNING, T0 + 1, max_run_time=10), T0 + 10, None, id="run-time-not-yet"),
-    pytest.param(make(max_run_time=10), T0 + 1000, None, id="run-time-needs-a-start"),
-    pytest.param(make(max_run_sched_time=30), T0 + 31, ("A", "Max Run Sched Time"), id="run-sched-time-queued"),
-    pytest.param(make(st.RUNNING, T0 + 20, max_run_sched_time=30), T0 + 31, ("A", "Max Run Sched Time"),
-                 id="run-sched-time-running"),
-    pytest.param(make(st.TERMINATED, T0 + 1, max_run_time=1), T0 + 100, None, id="ended-jobs-are-left-alone"),
-])
+@pytest.mark.parametrize(
+    ("jcr", "now", "expected"),
+    [
+        pytest.param(make(max_start_delay=60), T0 + 59, None, id="start-delay-not-yet"),
+        pytest.param(
+            make(max_start_delay=60), T0 + 61, ("A", "Max Start Delay"), id="start-delay-exceeded"
+        ),
+        pytest.param(
+            make(st.RUNNING, T0 + 1, max_start_delay=60),
+            T0 + 600,
+            None,
+            id="start-delay-ignored-once-started",
+        ),
+        pytest.param(
+            make(st.RUNNING, T0 + 1, max_run_time=10), T0 + 12, ("A", "Max Run Time"), id="run-time"
+        ),
+        pytest.param(
+            make(st.RUNNING, T0 + 1, max_run_time=10), T0 + 10, None, id="run-time-not-yet"
+        ),
+        pytest.param(make(max_run_time=10), T0 + 1000, None, id="run-time-needs-a-start"),
+        pytest.param(
+            make(max_run_sched_time=30),
+            T0 + 31,
+            ("A", "Max Run Sched Time"),
+            id="run-sched-time-queued",
+        ),
+        pytest.param(
+            make(st.RUNNING, T0 + 20, max_run_sched_time=30),
+            T0 + 31,
+            ("A", "Max Run Sched Time"),
+            id="run-sched-time-running",
+        ),
+        pytest.param(
+            make(st.TERMINATED, T0 + 1, max_run_time=1),
+            T0 + 100,
+            None,
+            id="ended-jobs-are-left-alone",
+        ),
+    ],
+)
 def test_limits(jcr: JobControl, now: float, expected: tuple[str, str] | None) -> None:
     problem = limit_problem(jcr, now)
     if expected is None:

@@ -29,8 +29,18 @@ def catalog(tmp_path: Path) -> Catalog:
 
 
 def _job(catalog: Catalog, name: str) -> int:
-    return catalog.create_job(NewJob(job=name, name="j", type="D", level=" ", client_id=None, fileset_id=None,
-                                     pool_id=None, sched_time=0.0))
+    return catalog.create_job(
+        NewJob(
+            job=name,
+            name="j",
+            type="D",
+            level=" ",
+            client_id=None,
+            fileset_id=None,
+            pool_id=None,
+            sched_time=0.0,
+        )
+    )
 
 
 def test_changes_coalesce_into_few_transactions_in_order(catalog: Catalog) -> None:
@@ -39,7 +49,9 @@ def test_changes_coalesce_into_few_transactions_in_order(catalog: Catalog) -> No
     async def scenario() -> JobWriter:
         calls: list[int] = []
 
-        async def apply(updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]) -> None:
+        async def apply(
+            updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]
+        ) -> None:
             calls.append(len(updates))
             await asyncio.to_thread(catalog.apply_job_changes, updates, logs)
 
@@ -56,7 +68,10 @@ def test_changes_coalesce_into_few_transactions_in_order(catalog: Catalog) -> No
     asyncio.run(scenario())
     rows = {j.job_id: j for j in catalog.list_jobs()}
     assert rows[ids[0]].status == "T" and rows[ids[0]].comment == "done"
-    assert all(rows[i].status == "R" and rows[i].wait_reason == "max_director_jobs limit=1" for i in ids[1:])
+    assert all(
+        rows[i].status == "R" and rows[i].wait_reason == "max_director_jobs limit=1"
+        for i in ids[1:]
+    )
     assert len(catalog.job_log(ids[5])) == 1
 
 
@@ -64,7 +79,9 @@ def test_a_failed_write_reaches_the_waiting_caller(catalog: Catalog) -> None:
     job_id = _job(catalog, "x")
 
     async def scenario() -> None:
-        async def apply(updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]) -> None:
+        async def apply(
+            updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]
+        ) -> None:
             catalog.apply_job_changes(updates, logs)
 
         writer = JobWriter(apply, _Log(), retry_delay=0.001)
@@ -78,8 +95,20 @@ def test_a_failed_write_reaches_the_waiting_caller(catalog: Catalog) -> None:
 
 def test_unfinished_jobs_carry_their_request(catalog: Catalog) -> None:
     req = RunRequest(job="backup", level="Full", priority=5, when=123.0, retry=1, retry_of=7)
-    job_id = catalog.create_job(NewJob(job="b.1", name="backup", type="B", level="F", client_id=None,
-                                       fileset_id=None, pool_id=None, sched_time=123.0, request=dumps(req), retry=1))
+    job_id = catalog.create_job(
+        NewJob(
+            job="b.1",
+            name="backup",
+            type="B",
+            level="F",
+            client_id=None,
+            fileset_id=None,
+            pool_id=None,
+            sched_time=123.0,
+            request=dumps(req),
+            retry=1,
+        )
+    )
     catalog.update_job(_job(catalog, "done"), JobStatus="T")
     ((row, request, _wait, retry),) = catalog.unfinished_jobs()
     assert row.job_id == job_id and retry == 1
@@ -87,9 +116,19 @@ def test_unfinished_jobs_carry_their_request(catalog: Catalog) -> None:
 
 
 def test_a_restore_request_round_trips_with_bytes_and_bootstrap() -> None:
-    spec = BootstrapSpec(volume_name="Vol-1", session_id=3, session_time=99, file_indexes=((1, 4), (9, 9)))
-    req = RunRequest(job="restore", client="fd", params={"where": b"/tmp/r\xff", "bootstrap": [spec],
-                                                         "hidden_indexes": [(1, 2)], "expected_files": 5})
+    spec = BootstrapSpec(
+        volume_name="Vol-1", session_id=3, session_time=99, file_indexes=((1, 4), (9, 9))
+    )
+    req = RunRequest(
+        job="restore",
+        client="fd",
+        params={
+            "where": b"/tmp/r\xff",
+            "bootstrap": [spec],
+            "hidden_indexes": [(1, 2)],
+            "expected_files": 5,
+        },
+    )
     back = loads(dumps(req))
     assert back.params["where"] == b"/tmp/r\xff"
     assert back.params["bootstrap"] == [spec]
@@ -107,7 +146,9 @@ def test_a_batch_the_catalog_refused_once_is_written_on_retry(catalog: Catalog) 
     async def scenario() -> None:
         failures = [1]
 
-        async def apply(updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]) -> None:
+        async def apply(
+            updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]
+        ) -> None:
             if failures:
                 failures.pop()
                 raise OSError("database is locked")
@@ -127,8 +168,14 @@ def test_a_batch_the_catalog_refused_once_is_written_on_retry(catalog: Catalog) 
 def test_a_restore_plan_reads_its_sources_and_privileged_choice() -> None:
     from director.jobs.plans import RestorePlan
 
-    plan = RestorePlan.from_params({"where": b"/r", "source_jobs": [3, 4], "privileged_content": True,
-                                    "hidden_indexes": [[3, 7]]})
+    plan = RestorePlan.from_params(
+        {
+            "where": b"/r",
+            "source_jobs": [3, 4],
+            "privileged_content": True,
+            "hidden_indexes": [[3, 7]],
+        }
+    )
     assert plan.source_jobs == (3, 4) and plan.privileged_content is True
     assert plan.hidden_indexes == ((3, 7),)
     assert RestorePlan.from_params({"where": b"/r"}).privileged_content is False

@@ -29,14 +29,46 @@ from tests.unit.filed.test_restore_faults import (
 
 
 def _node(path: bytes, kind: FileType, mode: int, *, target: bytes = b"", rdev: int = 0) -> Record:
-    return Record(9, Stream.ATTRIBUTES, encode_attributes(FileAttributes(
-        path, kind, mode, os.geteuid(), os.getegid(), 0, 1, 1, 1, rdev=rdev, link_target=target)))
+    return Record(
+        9,
+        Stream.ATTRIBUTES,
+        encode_attributes(
+            FileAttributes(
+                path,
+                kind,
+                mode,
+                os.geteuid(),
+                os.getegid(),
+                0,
+                1,
+                1,
+                1,
+                rdev=rdev,
+                link_target=target,
+            )
+        ),
+    )
 
 
 def _symlink(index: int, path: bytes, target: bytes) -> Record:
-    return Record(index, Stream.ATTRIBUTES, encode_attributes(FileAttributes(
-        path, FileType.SYMLINK, stat.S_IFLNK | 0o777, os.geteuid(), os.getegid(), 0, 1, 1, 1,
-        link_target=target)))
+    return Record(
+        index,
+        Stream.ATTRIBUTES,
+        encode_attributes(
+            FileAttributes(
+                path,
+                FileType.SYMLINK,
+                stat.S_IFLNK | 0o777,
+                os.geteuid(),
+                os.getegid(),
+                0,
+                1,
+                1,
+                1,
+                link_target=target,
+            )
+        ),
+    )
 
 
 def _dir(index: int, path: bytes) -> Record:
@@ -50,31 +82,46 @@ def outside(tmp_path: Path) -> Path:
     return out
 
 
-def test_a_symlink_in_the_stream_is_not_followed_by_the_next_file(tmp_path: Path, outside: Path) -> None:
+def test_a_symlink_in_the_stream_is_not_followed_by_the_next_file(
+    tmp_path: Path, outside: Path
+) -> None:
     where = tmp_path / "where"
-    records = [_symlink(1, b"/a", os.fsencode(outside)), *file_records(2, b"/a/f", b"evil"),
-               *file_records(3, b"/b/fine", b"ok")]
+    records = [
+        _symlink(1, b"/a", os.fsencode(outside)),
+        *file_records(2, b"/a/f", b"evil"),
+        *file_records(3, b"/b/fine", b"ok"),
+    ]
     writer = restore(records, where)
     assert list(outside.iterdir()) == []
     assert (where / "b" / "fine").read_bytes() == b"ok"
     assert os.readlink(where / "a") == str(outside)
-    assert any("/a/f: refused" in f and "symlink" in f for f in writer.stats.failed), writer.stats.failed
+    assert any("/a/f: refused" in f and "symlink" in f for f in writer.stats.failed), (
+        writer.stats.failed
+    )
 
 
 @pytest.mark.parametrize("to_root", [False, True], ids=["where", "where=/"])
 def test_a_directory_swapped_for_a_symlink_mid_restore_is_refused(
-        tmp_path: Path, outside: Path, to_root: bool) -> None:
+    tmp_path: Path, outside: Path, to_root: bool
+) -> None:
     """A local user replaces a directory of the restored tree by a symlink between two files."""
     tree = tmp_path / "tree"
     base = os.fsencode(tree) if to_root else b"/home/alice"
     where = Path("/") if to_root else tmp_path / "where"
     restored = tree if to_root else where / "home" / "alice"
     writer = RestoreWriter(where)
-    for record in [_dir(1, base), _dir(2, base + b"/docs"), *file_records(3, base + b"/docs/one", b"1")]:
+    for record in [
+        _dir(1, base),
+        _dir(2, base + b"/docs"),
+        *file_records(3, base + b"/docs/one", b"1"),
+    ]:
         writer.feed(record)
     (restored / "docs").rename(restored / "docs.moved")
     (restored / "docs").symlink_to(outside)  # home/alice/docs -> out
-    for record in [*file_records(4, base + b"/docs/evil", b"owned"), *file_records(5, base + b"/fine", b"ok")]:
+    for record in [
+        *file_records(4, base + b"/docs/evil", b"owned"),
+        *file_records(5, base + b"/fine", b"ok"),
+    ]:
         writer.feed(record)
     writer.finish()
     assert list(outside.iterdir()) == []
@@ -87,14 +134,18 @@ def test_a_directory_swapped_for_a_symlink_mid_restore_is_refused(
     assert writer.stats.errors == 1 and "symlink" in writer.stats.failed[0], writer.stats.failed
 
 
-def test_a_planted_symlink_in_the_tree_is_refused_at_where_root(tmp_path: Path, outside: Path) -> None:
+def test_a_planted_symlink_in_the_tree_is_refused_at_where_root(
+    tmp_path: Path, outside: Path
+) -> None:
     """Restoring to `/` gets no special case: a symlink where a directory was is refused."""
     tree = tmp_path / "tree"
     tree.mkdir()
     (tree / "docs").symlink_to(outside)
     base = os.fsencode(tree)
-    writer = restore([*file_records(1, base + b"/docs/evil", b"x"), *file_records(2, base + b"/ok", b"y")],
-                     Path("/"))
+    writer = restore(
+        [*file_records(1, base + b"/docs/evil", b"x"), *file_records(2, base + b"/ok", b"y")],
+        Path("/"),
+    )
     assert list(outside.iterdir()) == []
     assert (tree / "ok").read_bytes() == b"y"
     assert writer.stats.errors == 1
@@ -152,13 +203,19 @@ def test_the_default_where_is_under_the_working_directory_and_private(tmp_path: 
 
 def test_hardlinks_to_unrestored_indexes_fail_alone(tmp_path: Path) -> None:
     link = Record(2, Stream.ATTRIBUTES, attributes(b"/h", kind=FileType.HARDLINK, link_index=77))
-    writer = restore([*file_records(1, b"/a", b"a"), link, *file_records(3, b"/b", b"b")], tmp_path / "w")
-    assert (tmp_path / "w" / "a").read_bytes() == b"a" and (tmp_path / "w" / "b").read_bytes() == b"b"
+    writer = restore(
+        [*file_records(1, b"/a", b"a"), link, *file_records(3, b"/b", b"b")], tmp_path / "w"
+    )
+    assert (tmp_path / "w" / "a").read_bytes() == b"a" and (
+        tmp_path / "w" / "b"
+    ).read_bytes() == b"b"
     assert not (tmp_path / "w" / "h").exists()
     assert writer.stats.errors == 1 and "file index 77" in writer.stats.failed[0]
 
 
-@pytest.mark.parametrize("name", [b"/../../escape", b"/a/\0/b", b"/" + b"n" * 4096, b"/d/" + b"x" * 300])
+@pytest.mark.parametrize(
+    "name", [b"/../../escape", b"/a/\0/b", b"/" + b"n" * 4096, b"/d/" + b"x" * 300]
+)
 def test_hostile_names_cost_only_their_file(tmp_path: Path, name: bytes) -> None:
     before = open_fds()
     where = tmp_path / "w"
@@ -175,18 +232,27 @@ def test_a_deep_path_restores_with_a_bounded_number_of_descriptors(tmp_path: Pat
     writer = RestoreWriter(tmp_path / "w")
     for record in file_records(1, deep, b"x"):
         writer.feed(record)
-    assert open_fds() < before + 40  # the directories held open are capped (restore_paths.DIR_CACHE)
+    assert (
+        open_fds() < before + 40
+    )  # the directories held open are capped (restore_paths.DIR_CACHE)
     writer.finish()
     assert writer.stats.errors == 0, writer.stats.failed
     assert open_fds() == before
 
 
 def test_privileged_content_is_stripped_away_from_where_root(tmp_path: Path) -> None:
-    xattrs = Record(1, Stream.XATTRS, codec.pack([[b"trusted.x", b"1"], [b"security.capability", b"\x01"],
-                                                  [b"user.note", b"kept"]]))
+    xattrs = Record(
+        1,
+        Stream.XATTRS,
+        codec.pack(
+            [[b"trusted.x", b"1"], [b"security.capability", b"\x01"], [b"user.note", b"kept"]]
+        ),
+    )
     records = file_records(1, b"/suid", b"#!", mode=0o4755)
     records.insert(1, xattrs)
-    records.append(_node(b"/dev-null", FileType.CHAR_DEVICE, stat.S_IFCHR | 0o666, rdev=os.makedev(1, 3)))
+    records.append(
+        _node(b"/dev-null", FileType.CHAR_DEVICE, stat.S_IFCHR | 0o666, rdev=os.makedev(1, 3))
+    )
     records += file_records(3, b"/sgid", b"x", mode=0o2750)
     writer = restore(records, tmp_path / "w")
     assert stat.S_IMODE((tmp_path / "w" / "suid").stat().st_mode) == 0o755
@@ -201,8 +267,10 @@ def test_privileged_content_is_stripped_away_from_where_root(tmp_path: Path) -> 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="device nodes need root")
 def test_privileged_content_is_restored_when_asked(tmp_path: Path) -> None:
-    records = [*file_records(1, b"/suid", b"#!", mode=0o4755),
-               _node(b"/dev-null", FileType.CHAR_DEVICE, stat.S_IFCHR | 0o666, rdev=os.makedev(1, 3))]
+    records = [
+        *file_records(1, b"/suid", b"#!", mode=0o4755),
+        _node(b"/dev-null", FileType.CHAR_DEVICE, stat.S_IFCHR | 0o666, rdev=os.makedev(1, 3)),
+    ]
     writer = restore(records, tmp_path / "w", privileged_content=True)
     assert writer.stats.errors == 0, writer.stats.failed
     assert stat.S_IMODE((tmp_path / "w" / "suid").stat().st_mode) == 0o4755
@@ -211,7 +279,9 @@ def test_privileged_content_is_restored_when_asked(tmp_path: Path) -> None:
 
 def test_another_client_is_stripped_even_at_where_root(tmp_path: Path) -> None:
     base = os.fsencode(tmp_path / "tree")
-    writer = restore(file_records(1, base + b"/suid", b"#!", mode=0o4755), Path("/"), same_client=False)
+    writer = restore(
+        file_records(1, base + b"/suid", b"#!", mode=0o4755), Path("/"), same_client=False
+    )
     assert stat.S_IMODE((tmp_path / "tree" / "suid").stat().st_mode) == 0o755
     assert writer.policy.strip
 

@@ -159,25 +159,39 @@ def sd_error(text: str) -> bytes:
     return encode_message(ErrorReply(code=Code.SD_ERROR, text=text))
 
 
-async def start(sd: FakeStorage, where: Path, monkeypatch: pytest.MonkeyPatch, **restore: Any,
-                ) -> tuple[FakeDirector, FakeLog, asyncio.Task[None]]:
+async def start(
+    sd: FakeStorage,
+    where: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    **restore: Any,
+) -> tuple[FakeDirector, FakeLog, asyncio.Task[None]]:
     """serve_director running a restore into `where` with `sd` as its Storage Daemon."""
 
-    async def connect_storage(fd: object, job: FdJob, msg: FdStorage, conn: FakeDirector, log: object) -> None:
+    async def connect_storage(
+        fd: object, job: FdJob, msg: FdStorage, conn: FakeDirector, log: object
+    ) -> None:
         job.sd = cast(Any, sd)
         await conn.send(Ok(code=Code.FD_OK, text="OK storage"))
 
     monkeypatch.setattr(control, "_connect_storage", connect_storage)
-    director = FakeDirector(FdJobSetup(job_id=1, job=JOB, job_type="R", level=" "),
-                            FdStorage(address="sd", port=9103, key="k"),
-                            FdRestore(where=os.fsencode(where), **restore))
+    director = FakeDirector(
+        FdJobSetup(job_id=1, job=JOB, job_type="R", level=" "),
+        FdStorage(address="sd", port=9103, key="k"),
+        FdRestore(where=os.fsencode(where), **restore),
+    )
     log = FakeLog()
-    task = asyncio.create_task(serve_director(cast(Any, FakeDaemon()), cast(Any, director), False, log))
+    task = asyncio.create_task(
+        serve_director(cast(Any, FakeDaemon()), cast(Any, director), False, log)
+    )
     return director, log, task
 
 
-async def restore(sd: FakeStorage, where: Path, monkeypatch: pytest.MonkeyPatch, **restore: Any,
-                  ) -> tuple[FakeDirector, FakeLog]:
+async def restore(
+    sd: FakeStorage,
+    where: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    **restore: Any,
+) -> tuple[FakeDirector, FakeLog]:
     director, log, task = await start(sd, where, monkeypatch, **restore)
     await asyncio.wait_for(task, 10)
     return director, log
@@ -185,7 +199,10 @@ async def restore(sd: FakeStorage, where: Path, monkeypatch: pytest.MonkeyPatch,
 
 def with_directory(*records: Record) -> list[Record]:
     """A directory (mode 0750) holding the files: its attributes are set only at the end."""
-    return [Record(1, Stream.ATTRIBUTES, attributes(b"/src", kind=FileType.DIRECTORY, mode=0o750)), *records]
+    return [
+        Record(1, Stream.ATTRIBUTES, attributes(b"/src", kind=FileType.DIRECTORY, mode=0o750)),
+        *records,
+    ]
 
 
 def assert_directory_finished(where: Path) -> None:
@@ -197,13 +214,17 @@ def assert_directory_finished(where: Path) -> None:
 
 
 @pytest.mark.usefixtures("no_leaks")
-@pytest.mark.parametrize(("options", "problem"), [
-    ({"regex_where": "!a(!b!"}, "bad regexwhere expression '!a(!b!'"),
-    ({"replace": "sometimes"}, "unknown replace policy 'sometimes'"),
-    ({"where_under_a_file": True}, "cannot create"),
-])
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ({"regex_where": "!a(!b!"}, "bad regexwhere expression '!a(!b!'"),
+        ({"replace": "sometimes"}, "unknown replace policy 'sometimes'"),
+        ({"where_under_a_file": True}, "cannot create"),
+    ],
+)
 async def test_a_rejected_restore_ends_E_without_opening_the_read_session(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: dict[str, Any], problem: str) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, options: dict[str, Any], problem: str
+) -> None:
     where = tmp_path / "where"
     if options.pop("where_under_a_file", False):
         (tmp_path / "file").write_text("")
@@ -211,7 +232,9 @@ async def test_a_rejected_restore_ends_E_without_opening_the_read_session(
     sd = FakeStorage(batch(file_records(1, b"/src/before", BEFORE)), Signal.EOD)
     director, _log = await restore(sd, where, monkeypatch, **options)
     end = director.end()
-    assert end.status == "E" and end.text.startswith("restore rejected: ") and problem in end.text, end
+    assert (
+        end.status == "E" and end.text.startswith("restore rejected: ") and problem in end.text
+    ), end
     assert end.errors == 1 and end.files == 0
     assert sd.sent == [] and sd.terminated  # no ReadOpen: the SD never sends the stream
     assert director.messages() == [end.text]
@@ -224,21 +247,31 @@ async def test_a_rejected_restore_ends_E_without_opening_the_read_session(
 
 @pytest.mark.usefixtures("no_leaks")
 async def test_an_sd_error_discards_the_half_received_file_and_keeps_the_old_one(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     where = tmp_path / "where"
     (where / "src").mkdir(parents=True)
     (where / "src" / "half").write_bytes(b"the old content")
-    half = file_records(3, b"/src/half", b"h" * 10000)[:2]  # attributes and the first of three chunks
-    sd = FakeStorage(batch(with_directory(*file_records(2, b"/src/before", BEFORE), *half)),
-                     sd_error("error reading volume Full-0001: bad block"))
+    half = file_records(3, b"/src/half", b"h" * 10000)[
+        :2
+    ]  # attributes and the first of three chunks
+    sd = FakeStorage(
+        batch(with_directory(*file_records(2, b"/src/before", BEFORE), *half)),
+        sd_error("error reading volume Full-0001: bad block"),
+    )
     director, _log = await restore(sd, where, monkeypatch)
     end = director.end()
-    assert (end.status, end.text) == ("E", "Storage Daemon: error reading volume Full-0001: bad block")
+    assert (end.status, end.text) == (
+        "E",
+        "Storage Daemon: error reading volume Full-0001: bad block",
+    )
     assert (where / "src" / "half").read_bytes() == b"the old content"
     assert (where / "src" / "before").read_bytes() == BEFORE
     assert_directory_finished(where)
     assert director.messages("error") == [
-        "/src/half: the Storage Daemon failed before its data was complete; not restored", end.text]
+        "/src/half: the Storage Daemon failed before its data was complete; not restored",
+        end.text,
+    ]
     assert sd.terminated
 
 
@@ -246,7 +279,9 @@ async def test_an_sd_error_discards_the_half_received_file_and_keeps_the_old_one
 
 
 @pytest.mark.usefixtures("no_leaks")
-async def test_a_cancel_mid_file_aborts_the_writer_and_ends_A(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_cancel_mid_file_aborts_the_writer_and_ends_A(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     where = tmp_path / "where"
     sd = FakeStorage(batch(with_directory(*file_records(2, b"/src/half", b"h" * 10000)[:2])))
     director, _log, task = await start(sd, where, monkeypatch)
@@ -258,19 +293,30 @@ async def test_a_cancel_mid_file_aborts_the_writer_and_ends_A(tmp_path: Path, mo
     assert end.status == "A", end
     assert not (where / "src" / "half").exists()
     assert_directory_finished(where)
-    assert director.messages("error") == ["/src/half: job canceled before its data was complete; not restored",
-                                          "Storage Daemon connection failed: connection already closed"]
+    assert director.messages("error") == [
+        "/src/half: job canceled before its data was complete; not restored",
+        "Storage Daemon connection failed: connection already closed",
+    ]
 
 
 @pytest.mark.usefixtures("no_leaks")
-@pytest.mark.parametrize(("fault", "text"), [
-    (Signal.BREAK, "Storage Daemon sent BREAK during the restore"),
-    (encode_message(Ok(code=Code.SD_OK, text="?")), "unexpected 'ok' from the Storage Daemon"),
-    (ConnectionClosed("connection closed by the Storage Daemon at sd:9103"),
-     "Storage Daemon connection failed: connection closed by the Storage Daemon at sd:9103"),
-])
-async def test_a_broken_stream_ends_E_with_the_writer_aborted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                               fault: bytes | Signal | BaseException, text: str) -> None:
+@pytest.mark.parametrize(
+    ("fault", "text"),
+    [
+        (Signal.BREAK, "Storage Daemon sent BREAK during the restore"),
+        (encode_message(Ok(code=Code.SD_OK, text="?")), "unexpected 'ok' from the Storage Daemon"),
+        (
+            ConnectionClosed("connection closed by the Storage Daemon at sd:9103"),
+            "Storage Daemon connection failed: connection closed by the Storage Daemon at sd:9103",
+        ),
+    ],
+)
+async def test_a_broken_stream_ends_E_with_the_writer_aborted(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: bytes | Signal | BaseException,
+    text: str,
+) -> None:
     where = tmp_path / "where"
     half = file_records(3, b"/src/half", b"h" * 10000)[:2]
     sd = FakeStorage(batch(with_directory(*file_records(2, b"/src/before", BEFORE), *half)), fault)
@@ -285,7 +331,9 @@ async def test_a_broken_stream_ends_E_with_the_writer_aborted(tmp_path: Path, mo
 
 
 @pytest.mark.usefixtures("no_leaks")
-async def test_an_unforeseen_failure_still_sends_a_JobEnd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_an_unforeseen_failure_still_sends_a_JobEnd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     where = tmp_path / "where"
     records = with_directory(*file_records(2, b"/src/half", b"h" * 10000)[:2])
     real_feed = control._feed
@@ -305,7 +353,8 @@ async def test_an_unforeseen_failure_still_sends_a_JobEnd(tmp_path: Path, monkey
 
 @pytest.mark.usefixtures("no_leaks")
 async def test_a_cancelled_task_aborts_the_writer_after_the_feed_in_flight(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The File Daemon stopping cancels the session while a worker thread writes a chunk: the
     abort waits for that write (the writer's lock), then discards the file and sets directories."""
     where = tmp_path / "where"
@@ -331,14 +380,18 @@ async def test_a_cancelled_task_aborts_the_writer_after_the_feed_in_flight(
     director, _log, task = await start(sd, where, monkeypatch)
     await asyncio.to_thread(writing.wait, 10)
     task.cancel()
-    await asyncio.to_thread(aborting.wait, 10)  # the abort runs in its thread, waiting for the write
+    await asyncio.to_thread(
+        aborting.wait, 10
+    )  # the abort runs in its thread, waiting for the write
     release.set()
     with pytest.raises(asyncio.CancelledError):
         await asyncio.wait_for(task, 10)
     assert director.of(JobEnd) == []
     # one failure: the write finished before the abort closed its descriptor (no EBADF, no write
     # into a descriptor number reused meanwhile)
-    assert writers[0].stats.failed == ["/src/half: the restore stopped before its data was complete; not restored"]
+    assert writers[0].stats.failed == [
+        "/src/half: the restore stopped before its data was complete; not restored"
+    ]
     assert not (where / "src" / "half").exists()
     assert_directory_finished(where)
 
@@ -347,39 +400,57 @@ async def test_a_cancelled_task_aborts_the_writer_after_the_feed_in_flight(
 
 
 @pytest.mark.usefixtures("no_leaks")
-async def test_file_failures_are_error_messages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_file_failures_are_error_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     where = tmp_path / "where"
-    records = [*file_records(1, b"/src/before", BEFORE),
-               *_corrupt_last_chunk(file_records(2, b"/src/bad", b"y" * 10000)),
-               *file_records(3, b"/src/after", AFTER)]
+    records = [
+        *file_records(1, b"/src/before", BEFORE),
+        *_corrupt_last_chunk(file_records(2, b"/src/bad", b"y" * 10000)),
+        *file_records(3, b"/src/after", AFTER),
+    ]
     director, _log = await restore(FakeStorage(batch(records), Signal.EOD), where, monkeypatch)
     end = director.end()
     assert (end.status, end.files, end.errors) == ("E", 2, 1)
     assert end.text == "1 file(s) could not be restored"
     assert director.messages("warning") == []
     (failure, summary) = director.messages("error")
-    assert failure.startswith("/src/bad: corrupt compressed chunk at offset 8192") and summary == end.text
+    assert (
+        failure.startswith("/src/bad: corrupt compressed chunk at offset 8192")
+        and summary == end.text
+    )
     assert (where / "src" / "after").read_bytes() == AFTER
 
 
 @pytest.mark.usefixtures("no_leaks")
 async def test_thousands_of_bad_files_send_a_bounded_number_of_messages(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     bad = 2500
-    orphans = [Record(10 + i, Stream.DATA, pack_data(0, b"x")) for i in range(bad)]  # each one error
-    director, _log = await restore(FakeStorage(batch([*file_records(1, b"/src/ok", b"ok"), *orphans]), Signal.EOD),
-                                   tmp_path / "where", monkeypatch)
+    orphans = [
+        Record(10 + i, Stream.DATA, pack_data(0, b"x")) for i in range(bad)
+    ]  # each one error
+    director, _log = await restore(
+        FakeStorage(batch([*file_records(1, b"/src/ok", b"ok"), *orphans]), Signal.EOD),
+        tmp_path / "where",
+        monkeypatch,
+    )
     end = director.end()
     assert (end.status, end.errors, end.files) == ("E", bad, 1)
     errors = director.messages("error")
     assert len(errors) == MAX_NOTES + 2
     assert errors[0] == "record for file index 10 arrived without its attributes; dropped"
-    assert errors[MAX_NOTES] == f"{bad - MAX_NOTES} more error(s) not listed (the first {MAX_NOTES} are)"
+    assert (
+        errors[MAX_NOTES]
+        == f"{bad - MAX_NOTES} more error(s) not listed (the first {MAX_NOTES} are)"
+    )
     assert errors[-1] == f"{bad} file(s) could not be restored"
 
 
 @pytest.mark.usefixtures("no_leaks")
-async def test_warnings_are_sent_as_warnings_and_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_warnings_are_sent_as_warnings_and_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def refuse(path: Any, name: Any, value: Any, *, follow_symlinks: bool = True) -> None:
         raise OSError(95, "Operation not supported")
 
@@ -388,9 +459,16 @@ async def test_warnings_are_sent_as_warnings_and_bounded(tmp_path: Path, monkeyp
     for i in range(1, MAX_NOTES + 6):
         records += file_records(i, b"/src/f%d" % i, b"data")
         records.insert(len(records) - 1, Record(i, Stream.XATTRS, codec.pack([[b"user.a", b"v"]])))
-    director, _log = await restore(FakeStorage(batch(records), Signal.EOD), tmp_path / "where", monkeypatch)
+    director, _log = await restore(
+        FakeStorage(batch(records), Signal.EOD), tmp_path / "where", monkeypatch
+    )
     end = director.end()
-    assert (end.status, end.errors, end.warnings, end.files) == ("T", 0, MAX_NOTES + 5, MAX_NOTES + 5)
+    assert (end.status, end.errors, end.warnings, end.files) == (
+        "T",
+        0,
+        MAX_NOTES + 5,
+        MAX_NOTES + 5,
+    )
     warnings = director.messages("warning")
     assert len(warnings) == MAX_NOTES + 1 and director.messages("error") == []
     assert warnings[0] == "/src/f1: cannot restore xattr user.a: Operation not supported"

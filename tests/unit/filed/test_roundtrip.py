@@ -19,8 +19,10 @@ MIB = 1024 * 1024
 
 
 def _fileset(root: Path, **options: object) -> FileSetSpec:
-    return FileSetSpec(name="fs", include=(IncludeSpec(files=(os.fsencode(root),),
-                                                       options=(OptionsSpec(**options),)),))
+    return FileSetSpec(
+        name="fs",
+        include=(IncludeSpec(files=(os.fsencode(root),), options=(OptionsSpec(**options),)),),
+    )
 
 
 def _restore(records: Iterable[Record], where: Path, **kw: object) -> RestoreWriter:
@@ -33,7 +35,9 @@ def _restore(records: Iterable[Record], where: Path, **kw: object) -> RestoreWri
 
 @pytest.mark.parametrize("compression", [None, "GZIP", "LZ4", "ZSTD"])
 @pytest.mark.parametrize("signature", ["SHA256", "XXH128"])
-def test_hostile_tree_round_trips_exactly(tmp_path: Path, compression: str | None, signature: str) -> None:
+def test_hostile_tree_round_trips_exactly(
+    tmp_path: Path, compression: str | None, signature: str
+) -> None:
     src = tmp_path / "src"
     make_hostile_tree(src, sparse_size=64 * MIB)
     reader = BackupReader(_fileset(src, sparse=True, signature=signature, compression=compression))
@@ -62,8 +66,11 @@ def test_incremental_sends_only_changes_and_accurate_reports_deletions(tmp_path:
     (src / "d" / "added").write_text("new")
     reader = BackupReader(_fileset(src), level="Incremental", since_ns=0, accurate=accurate)
     incr = list(reader.records())
-    names = {os.path.basename(decode_attributes(r.payload).path) for r in incr if r.stream == Stream.ATTRIBUTES
-             and decode_attributes(r.payload).type != FileType.DIRECTORY}
+    names = {
+        os.path.basename(decode_attributes(r.payload).path)
+        for r in incr
+        if r.stream == Stream.ATTRIBUTES and decode_attributes(r.payload).type != FileType.DIRECTORY
+    }
     assert names == {b"change", b"added"}
     deleted = [decode_attributes(r.payload).path for r in incr if r.stream == Stream.DELETED]
     assert deleted == [os.fsencode(src / "d" / "remove")]
@@ -75,13 +82,24 @@ def test_exclude_options_and_wildcards(tmp_path: Path) -> None:
     (src / "cache" / "big.tmp").write_text("x")
     (src / "keep.txt").write_text("k")
     (src / "skip.tmp").write_text("s")
-    fileset = FileSetSpec(name="fs", include=(IncludeSpec(
-        files=(os.fsencode(src),),
-        options=(OptionsSpec(wild_file=("*.tmp",), exclude=True), OptionsSpec(wild_dir=("*/cache",), exclude=True),
-                 OptionsSpec(signature="MD5")),
-    ),))
-    paths = {os.path.basename(decode_attributes(r.payload).path)
-             for r in BackupReader(fileset).records() if r.stream == Stream.ATTRIBUTES}
+    fileset = FileSetSpec(
+        name="fs",
+        include=(
+            IncludeSpec(
+                files=(os.fsencode(src),),
+                options=(
+                    OptionsSpec(wild_file=("*.tmp",), exclude=True),
+                    OptionsSpec(wild_dir=("*/cache",), exclude=True),
+                    OptionsSpec(signature="MD5"),
+                ),
+            ),
+        ),
+    )
+    paths = {
+        os.path.basename(decode_attributes(r.payload).path)
+        for r in BackupReader(fileset).records()
+        if r.stream == Stream.ATTRIBUTES
+    }
     assert paths == {b"src", b"keep.txt"}
 
 
@@ -91,8 +109,11 @@ def test_hardlink_whose_first_name_is_not_selected_still_restores(tmp_path: Path
     (src / "a").write_text("shared")
     os.link(src / "a", src / "b")
     records = list(BackupReader(_fileset(src)).records())
-    carrier = next(r.file_index for r in records if r.stream == Stream.ATTRIBUTES
-                   and decode_attributes(r.payload).path.endswith(b"/a"))
+    carrier = next(
+        r.file_index
+        for r in records
+        if r.stream == Stream.ATTRIBUTES and decode_attributes(r.payload).path.endswith(b"/a")
+    )
     writer = _restore(records, tmp_path / "out", hidden_indexes=((0, carrier),))
     restored = tmp_path / "out" / str(src).lstrip("/")
     assert (restored / "b").read_text() == "shared"
@@ -105,8 +126,20 @@ def test_traversal_in_a_crafted_stream_is_refused(tmp_path: Path) -> None:
     from protocol.attributes import FileAttributes, encode_attributes
 
     def attrs(path: bytes, kind: FileType = FileType.REGULAR, target: bytes = b"") -> bytes:
-        return encode_attributes(FileAttributes(path, kind, 0o100644 if kind == FileType.REGULAR else 0o120777,
-                                                0, 0, 3, 0, 0, 0, link_target=target))
+        return encode_attributes(
+            FileAttributes(
+                path,
+                kind,
+                0o100644 if kind == FileType.REGULAR else 0o120777,
+                0,
+                0,
+                3,
+                0,
+                0,
+                0,
+                link_target=target,
+            )
+        )
 
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -128,7 +161,10 @@ def test_traversal_in_a_crafted_stream_is_refused(tmp_path: Path) -> None:
     assert any("symlink" in w for w in writer.stats.failed)
 
 
-@pytest.mark.parametrize(("policy", "expect"), [("always", "new"), ("never", "old"), ("ifnewer", "new"), ("ifolder", "old")])
+@pytest.mark.parametrize(
+    ("policy", "expect"),
+    [("always", "new"), ("never", "old"), ("ifnewer", "new"), ("ifolder", "old")],
+)
 def test_replace_policies(tmp_path: Path, policy: str, expect: str) -> None:
     src = tmp_path / "src"
     src.mkdir()
@@ -148,7 +184,12 @@ def test_flipped_data_fails_the_digest(tmp_path: Path) -> None:
     src.mkdir()
     (src / "f").write_bytes(b"A" * 1000)
     records = list(BackupReader(_fileset(src, signature="SHA256")).records())
-    bad = [Record(r.file_index, r.stream, bytes(r.payload[:-1]) + b"B") if r.stream == Stream.DATA else r for r in records]
+    bad = [
+        Record(r.file_index, r.stream, bytes(r.payload[:-1]) + b"B")
+        if r.stream == Stream.DATA
+        else r
+        for r in records
+    ]
     writer = _restore(bad, tmp_path / "out")
     assert writer.stats.errors == 1
     assert "digest mismatch" in writer.stats.failed[0]

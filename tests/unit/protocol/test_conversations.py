@@ -22,23 +22,36 @@ END = JobEnd(code=3099, job="j", status="T", files=1, bytes=2)
 
 def test_a_backup_storage_conversation_runs_to_its_end() -> None:
     talk = Conversation("sd", DIRECTOR_FROM_SD)
-    for msg in (AttributeBatch(job="j", records=((1, 1, b"a"),)), JobMessage(job="j", level="info", text="x", time=1.0)):
+    for msg in (
+        AttributeBatch(job="j", records=((1, 1, b"a"),)),
+        JobMessage(job="j", level="info", text="x", time=1.0),
+    ):
         assert talk.receive(msg) == RUNNING
     assert talk.receive(END) == ENDED and talk.ended
     with pytest.raises(ProtocolError, match="unexpected 'jmsg' in state 'ended'"):
         talk.receive(JobMessage(job="j", level="info", text="late", time=2.0))
 
 
-@pytest.mark.parametrize(("table", "stray"), [
-    (DIRECTOR_FROM_FD, AttributeBatch(job="j", records=())),
-    (DIRECTOR_FROM_READING_SD, AttributeBatch(job="j", records=())),  # a restore's SD writes no files
-    (DIRECTOR_FROM_SD, JobProgress(job="j", files=1, bytes=2, current_file=b"/x")),
-    (DIRECTOR_FROM_SD, Ok(code=3000, text="OK")),
-    (DIRECTOR_FROM_FD, AppendDone(code=3000, files=1, bytes=2)),
-])
-def test_an_unexpected_message_names_the_conversation_and_state(table: object, stray: object) -> None:
+@pytest.mark.parametrize(
+    ("table", "stray"),
+    [
+        (DIRECTOR_FROM_FD, AttributeBatch(job="j", records=())),
+        (
+            DIRECTOR_FROM_READING_SD,
+            AttributeBatch(job="j", records=()),
+        ),  # a restore's SD writes no files
+        (DIRECTOR_FROM_SD, JobProgress(job="j", files=1, bytes=2, current_file=b"/x")),
+        (DIRECTOR_FROM_SD, Ok(code=3000, text="OK")),
+        (DIRECTOR_FROM_FD, AppendDone(code=3000, files=1, bytes=2)),
+    ],
+)
+def test_an_unexpected_message_names_the_conversation_and_state(
+    table: object, stray: object
+) -> None:
     talk = Conversation("Director <- peer (test)", table)  # type: ignore[arg-type]
-    with pytest.raises(ProtocolError, match=r"Director <- peer \(test\): unexpected .* in state 'running'"):
+    with pytest.raises(
+        ProtocolError, match=r"Director <- peer \(test\): unexpected .* in state 'running'"
+    ):
         talk.receive(stray)  # type: ignore[arg-type]
 
 

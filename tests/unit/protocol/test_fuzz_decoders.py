@@ -18,8 +18,9 @@ from protocol import codec
 from protocol.errors import DecodeError
 from protocol.messages import decode_message
 
-BUDGET = settings(max_examples=150, deadline=500, derandomize=True,
-                  suppress_health_check=[HealthCheck.too_slow])
+BUDGET = settings(
+    max_examples=150, deadline=500, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 def _check(name: str, data: bytes) -> None:
@@ -51,10 +52,15 @@ def test_the_bench_runner_finds_nothing_in_a_short_run() -> None:
 
 
 msgpack_values = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1) | st.binary(max_size=8)
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.binary(max_size=8)
     | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(["t", "name", "role", "x"]), inner,
-                                                                 max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.sampled_from(["t", "name", "role", "x"]), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -67,9 +73,19 @@ def test_any_msgpack_value_is_a_message_or_a_decode_error(value: object) -> None
 
 
 @BUDGET
-@given(value=msgpack_values, tag=st.sampled_from(["hello", "response", "fd_restore", "attrs", "sd_job", "reply"]))
+@given(
+    value=msgpack_values,
+    tag=st.sampled_from(["hello", "response", "fd_restore", "attrs", "sd_job", "reply"]),
+)
 def test_any_fields_under_a_real_tag(value: object, tag: str) -> None:
-    body = {"t": tag, "name": value, "digest": value, "where": value, "records": value, "data": value}
+    body = {
+        "t": tag,
+        "name": value,
+        "digest": value,
+        "where": value,
+        "records": value,
+        "data": value,
+    }
     with contextlib.suppress(DecodeError):
         decode_message(msgpack.packb(body, use_bin_type=True))
 
@@ -91,4 +107,6 @@ def test_extension_types_and_timestamps_are_refused() -> None:
     with pytest.raises(DecodeError):
         codec.unpack(msgpack.packb(msgpack.ExtType(5, b"x")))
     with pytest.raises(DecodeError, match="Timestamp"):
-        decode_message(msgpack.packb({"t": "hello", "name": msgpack.Timestamp(1, 0)}, datetime=False))
+        decode_message(
+            msgpack.packb({"t": "hello", "name": msgpack.Timestamp(1, 0)}, datetime=False)
+        )

@@ -101,8 +101,11 @@ def test_frame_golden() -> None:
     assert parse_header(bytes.fromhex(STATUS_FRAME)[:4]) == len(body)
     assert parse_header(bytes.fromhex(MAX_HEADER)) == MAX_FRAME_SIZE
     decoder = FrameDecoder()
-    decoder.feed(bytes.fromhex(STATUS_FRAME + SIGNAL_GOLDEN[Signal.HEARTBEAT] + EMPTY_FRAME
-                               + SIGNAL_GOLDEN[Signal.EOD]))
+    decoder.feed(
+        bytes.fromhex(
+            STATUS_FRAME + SIGNAL_GOLDEN[Signal.HEARTBEAT] + EMPTY_FRAME + SIGNAL_GOLDEN[Signal.EOD]
+        )
+    )
     assert decoder.events() == [Frame(body), Signal.HEARTBEAT, Frame(b""), Signal.EOD]
     assert decoder.buffered == 0
 
@@ -112,24 +115,70 @@ def test_frame_golden() -> None:
 ATTRIBUTES: dict[str, FileAttributes] = {
     # Every field set: a sparse, compressed, digested regular file whose name is not UTF-8.
     "regular": FileAttributes(
-        path=b"/home/ren\xe9e/caf\xe9 menu.txt", type=FileType.REGULAR, mode=0o104755, uid=1000, gid=100,
-        size=5_000_000_000, atime_ns=1_773_526_200_123_456_789, mtime_ns=1_773_439_800_000_000_001,
-        ctime_ns=1_773_439_800_999_999_999, nlink=2, dev=0xFD01, ino=1_234_567_890_123, rdev=0,
-        link_target=b"", link_index=0, compression="zstd", sparse=True, digest_algorithm="XXH128",
+        path=b"/home/ren\xe9e/caf\xe9 menu.txt",
+        type=FileType.REGULAR,
+        mode=0o104755,
+        uid=1000,
+        gid=100,
+        size=5_000_000_000,
+        atime_ns=1_773_526_200_123_456_789,
+        mtime_ns=1_773_439_800_000_000_001,
+        ctime_ns=1_773_439_800_999_999_999,
+        nlink=2,
+        dev=0xFD01,
+        ino=1_234_567_890_123,
+        rdev=0,
+        link_target=b"",
+        link_index=0,
+        compression="zstd",
+        sparse=True,
+        digest_algorithm="XXH128",
     ),
     "symlink": FileAttributes(
-        path=b"/etc/localtime", type=FileType.SYMLINK, mode=0o120777, uid=0, gid=0, size=33,
-        atime_ns=1_700_000_000_000_000_000, mtime_ns=1_700_000_000_000_000_000, ctime_ns=1_700_000_000_000_000_000,
-        nlink=1, dev=0xFD00, ino=131_090, link_target=b"/usr/share/zoneinfo/Europe/Z\xfcrich",
+        path=b"/etc/localtime",
+        type=FileType.SYMLINK,
+        mode=0o120777,
+        uid=0,
+        gid=0,
+        size=33,
+        atime_ns=1_700_000_000_000_000_000,
+        mtime_ns=1_700_000_000_000_000_000,
+        ctime_ns=1_700_000_000_000_000_000,
+        nlink=1,
+        dev=0xFD00,
+        ino=131_090,
+        link_target=b"/usr/share/zoneinfo/Europe/Z\xfcrich",
     ),
     "hardlink": FileAttributes(
-        path=b"/srv/data/\xff\xfe raw\nname", type=FileType.HARDLINK, mode=0o100640, uid=33, gid=33, size=4096,
-        atime_ns=0, mtime_ns=-1_000_000_000, ctime_ns=1, nlink=3, dev=2049, ino=77,
-        link_target=b"/srv/data/first", link_index=12, digest_algorithm="SHA256",
+        path=b"/srv/data/\xff\xfe raw\nname",
+        type=FileType.HARDLINK,
+        mode=0o100640,
+        uid=33,
+        gid=33,
+        size=4096,
+        atime_ns=0,
+        mtime_ns=-1_000_000_000,
+        ctime_ns=1,
+        nlink=3,
+        dev=2049,
+        ino=77,
+        link_target=b"/srv/data/first",
+        link_index=12,
+        digest_algorithm="SHA256",
     ),
     "char_device": FileAttributes(
-        path=b"/dev/null", type=FileType.CHAR_DEVICE, mode=0o20666, uid=0, gid=0, size=0,
-        atime_ns=1, mtime_ns=2, ctime_ns=3, dev=5, ino=4, rdev=0x103,
+        path=b"/dev/null",
+        type=FileType.CHAR_DEVICE,
+        mode=0o20666,
+        uid=0,
+        gid=0,
+        size=0,
+        atime_ns=1,
+        mtime_ns=2,
+        ctime_ns=3,
+        dev=5,
+        ino=4,
+        rdev=0x103,
     ),
 }
 
@@ -165,7 +214,9 @@ def test_every_attributes_sample_has_a_golden_vector() -> None:
 
 # ---- record batches and data payloads -------------------------------------------------------
 
-DATA_PAYLOAD = "000000010000000168656c6c6f2c20ff20776f726c640a"  # pack_data(offset 4 GiB + 1, chunk)
+DATA_PAYLOAD = (
+    "000000010000000168656c6c6f2c20ff20776f726c640a"  # pack_data(offset 4 GiB + 1, chunk)
+)
 DATA_OFFSET = 4 * 1024**3 + 1
 DATA_CHUNK = b"hello, \xff world\n"
 
@@ -176,10 +227,16 @@ RECORDS: tuple[Record, ...] = (
     Record(3, Stream.DATA, pack_data(DATA_OFFSET, DATA_CHUNK)),
     Record(3, Stream.COMPRESSED_DATA, pack_data(0, b"\x28\xb5\x2f\xfd\x20\x05\x29\x00\x00hello")),
     Record(3, Stream.DIGEST, codec.pack(("XXH128", bytes(range(16))))),
-    Record(3, Stream.XATTRS, codec.pack(((b"user.comment", b"caf\xe9"), (b"security.selinux", b"unconfined_u\x00")))),
+    Record(
+        3,
+        Stream.XATTRS,
+        codec.pack(((b"user.comment", b"caf\xe9"), (b"security.selinux", b"unconfined_u\x00"))),
+    ),
     Record(3, Stream.ACL_ACCESS, b"\x02\x00\x00\x00\x01\x00\x06\x00\xff\xff\xff\xff"),
     Record(4, Stream.DELETED, encode_attributes(ATTRIBUTES["char_device"])),
-    Record(-2_147_483_648, 2_147_483_647, b""),  # the extremes of the int32 fields, an empty payload
+    Record(
+        -2_147_483_648, 2_147_483_647, b""
+    ),  # the extremes of the int32 fields, an empty payload
 )
 
 # encode_batch: plain msgpack (smallest integer and bin encodings). It carries a restore's
@@ -243,7 +300,9 @@ SECRET = "s3cret p\u00e4ssword"
 HELLO = Hello(role="client", name="web1-fd", version="0.1.0")
 NONCE = bytes(range(0x40, 0x40 + NONCE_SIZE))
 
-KEY_GOLDEN = "9a7134c3cb34601a4426e7ea2cd06b8330ca481364918d55ee76cf70bb1625c3"  # derive_key(SECRET)
+KEY_GOLDEN = (
+    "9a7134c3cb34601a4426e7ea2cd06b8330ca481364918d55ee76cf70bb1625c3"  # derive_key(SECRET)
+)
 # compute_mac(key, challenger, HELLO, NONCE): the acceptor's challenge is answered over
 # "acceptor", the initiator's over "initiator".
 MAC_GOLDEN: dict[str, str] = {
@@ -269,7 +328,10 @@ def test_key_derivation_golden() -> None:
 
 @pytest.mark.parametrize("challenger", ["acceptor", "initiator"])
 def test_mac_golden(challenger: str) -> None:
-    assert compute_mac(bytes.fromhex(KEY_GOLDEN), challenger, HELLO, NONCE).hex() == MAC_GOLDEN[challenger]
+    assert (
+        compute_mac(bytes.fromhex(KEY_GOLDEN), challenger, HELLO, NONCE).hex()
+        == MAC_GOLDEN[challenger]
+    )
 
 
 def test_mac_golden_matches_the_documented_construction() -> None:
@@ -285,8 +347,10 @@ def test_mac_golden_matches_the_documented_construction() -> None:
 
 def _handshake() -> list[Message]:
     initiator = Initiator(HELLO, SECRET, nonce_factory=lambda: NONCE)
-    acceptor = Acceptor(lambda hello: SECRET if hello.name == "web1-fd" else None,
-                        nonce_factory=lambda: bytes(reversed(NONCE)))
+    acceptor = Acceptor(
+        lambda hello: SECRET if hello.name == "web1-fd" else None,
+        nonce_factory=lambda: bytes(reversed(NONCE)),
+    )
     transcript: list[Message] = []
     receiver: Initiator | Acceptor = acceptor
     other: Initiator | Acceptor = initiator
@@ -313,4 +377,7 @@ def test_handshake_transcript_golden() -> None:
     digests = [msg.digest.hex() for msg in transcript if isinstance(msg, ChallengeResponse)]
     # The acceptor challenged with the reversed nonce, the initiator with NONCE.
     key = derive_key(SECRET)
-    assert digests == [compute_mac(key, "acceptor", HELLO, bytes(reversed(NONCE))).hex(), MAC_GOLDEN["initiator"]]
+    assert digests == [
+        compute_mac(key, "acceptor", HELLO, bytes(reversed(NONCE))).hex(),
+        MAC_GOLDEN["initiator"],
+    ]

@@ -81,24 +81,54 @@ def registered_types() -> dict[str, type[Message]]:
 _PATH = b"/home/ren\xe9e/caf\xe9 menu.txt"  # Latin-1 bytes: not UTF-8, must travel as bin
 _ANOTHER = b"/srv/data/\xff\xfe raw\nname"
 
-_RUNNING = RunningJob(job_id=4711, job="BackupCatalog.2026-03-14_23.10.00_42", status="R", files=1234,
-                      bytes=987_654_321)
+_RUNNING = RunningJob(
+    job_id=4711,
+    job="BackupCatalog.2026-03-14_23.10.00_42",
+    status="R",
+    files=1234,
+    bytes=987_654_321,
+)
 _COUNTS = ConnectionCounts(active=3, total=128, refused=2)
 _DEVICE = DeviceStatus(
-    name="FileStorage-2", media_type="File", mode="append", max_jobs=4,
-    reserved_by=("BackupCatalog.2026-03-14_23.10.00_42",), volumes=("Full-0007", "Full-0008"),
-    waiting=("Restore.2026-03-14_23.11.00_43 (waiting_for_device device=FileStorage-2): "
-             "device 'FileStorage-2' is appending for BackupCatalog.2026-03-14_23.10.00_42",),
+    name="FileStorage-2",
+    media_type="File",
+    mode="append",
+    max_jobs=4,
+    reserved_by=("BackupCatalog.2026-03-14_23.10.00_42",),
+    volumes=("Full-0007", "Full-0008"),
+    waiting=(
+        "Restore.2026-03-14_23.11.00_43 (waiting_for_device device=FileStorage-2): "
+        "device 'FileStorage-2' is appending for BackupCatalog.2026-03-14_23.10.00_42",
+    ),
 )
-_VOLUME = VolumeAssignment(volume_name="Full-0007", media_id=7, pool_name="Full", pool_type="Backup",
-                           media_type="File", max_bytes=53_687_091_200, max_jobs=10, needs_label=True)
-_BSR = BootstrapSpec(volume_name="Full-0003", session_id=17, session_time=1_773_526_200,
-                     file_indexes=((1, 1), (5, 120)), start_block=12, start_addr=12_582_936, job_id=39)
+_VOLUME = VolumeAssignment(
+    volume_name="Full-0007",
+    media_id=7,
+    pool_name="Full",
+    pool_type="Backup",
+    media_type="File",
+    max_bytes=53_687_091_200,
+    max_jobs=10,
+    needs_label=True,
+)
+_BSR = BootstrapSpec(
+    volume_name="Full-0003",
+    session_id=17,
+    session_time=1_773_526_200,
+    file_indexes=((1, 1), (5, 120)),
+    start_block=12,
+    start_addr=12_582_936,
+    job_id=39,
+)
 _FILESET = FileSetSpec(
     name="LinuxAll",
-    include=(IncludeSpec(files=(b"/etc", b"/home/ren\xe9e"),
-                         options=(OptionsSpec(signature="SHA256", compression="zstd", wild=("*.o",)),),
-                         exclude_dir_containing=(".nobackup",)),),
+    include=(
+        IncludeSpec(
+            files=(b"/etc", b"/home/ren\xe9e"),
+            options=(OptionsSpec(signature="SHA256", compression="zstd", wild=("*.o",)),),
+            exclude_dir_containing=(".nobackup",),
+        ),
+    ),
     exclude=(b"/proc",),
 ).model_dump()
 
@@ -110,67 +140,184 @@ SAMPLES: tuple[Message, ...] = (
     Challenge(nonce=bytes(range(32))),
     ChallengeResponse(digest=bytes(range(0xE0, 0x100))),
     AuthResult(code=Code.AUTH_FAILED, text="Authorization failed"),
-    ErrorReply(code=Code.VERSION_MISMATCH, text="protocol version 7 is not supported (this daemon speaks 1)"),
+    ErrorReply(
+        code=Code.VERSION_MISMATCH,
+        text="protocol version 7 is not supported (this daemon speaks 1)",
+    ),
     StatusRequest(),
     _RUNNING,
     _DEVICE,
     _COUNTS,
-    DaemonStatus(code=Code.SD_OK, role="storage", name="sd1", version="0.1.0", pid=31337,
-                 started_at=1_773_526_200.5, uptime=3600.25, addresses=("0.0.0.0:9103", "[::]:9103"),
-                 tls=True, running_jobs=(_RUNNING,), connections=_COUNTS, devices=(_DEVICE,)),
+    DaemonStatus(
+        code=Code.SD_OK,
+        role="storage",
+        name="sd1",
+        version="0.1.0",
+        pid=31337,
+        started_at=1_773_526_200.5,
+        uptime=3600.25,
+        addresses=("0.0.0.0:9103", "[::]:9103"),
+        tls=True,
+        running_jobs=(_RUNNING,),
+        connections=_COUNTS,
+        devices=(_DEVICE,),
+    ),
     ConsoleCommand(line="restore client=web1-fd select current all done"),
-    ConsoleReply(code=Code.DIR_OK, ok=True, text="2 files", data={"files": (_PATH, "b"), "n": 2, "x": None},
-                 prompt="Select (1-3): ", more=True, rows="files"),
+    ConsoleReply(
+        code=Code.DIR_OK,
+        ok=True,
+        text="2 files",
+        data={"files": (_PATH, "b"), "n": 2, "x": None},
+        prompt="Select (1-3): ",
+        more=True,
+        rows="files",
+    ),
     # protocol.jobs: Director -> Storage Daemon
     _VOLUME,
     _BSR,
-    SdJobSetup(job_id=42, job="CopyFull.2026-03-14_23.10.00_42", job_name="CopyFull", client="web1-fd",
-               fileset="LinuxAll", job_type="c", level="F", device="FileStorage-2", media_type="File",
-               append=True, volume=_VOLUME, devices=("FileStorage-1", "FileStorage-2"), bootstrap=(_BSR,),
-               read_device="FileStorage-1", read_media_type="File", listen=True),
-    SdReplicate(address="sd2.example.net", port=9103, job="CopyFull.2026-03-14_23.10.01_44", key="k3y-0123",
-                tls=False),
-    SdJobAccepted(code=Code.SD_OK, session_id=17, session_time=1_773_526_200, key="Zm9vYmFy", device="FileStorage-2"),
-    SdJobWaiting(code=Code.SD_WAITING, reason="waiting_for_device", resource="device=FileStorage-2",
-                 text="device 'FileStorage-2' is appending for BackupCatalog.2026-03-14_23.10.00_42"),
+    SdJobSetup(
+        job_id=42,
+        job="CopyFull.2026-03-14_23.10.00_42",
+        job_name="CopyFull",
+        client="web1-fd",
+        fileset="LinuxAll",
+        job_type="c",
+        level="F",
+        device="FileStorage-2",
+        media_type="File",
+        append=True,
+        volume=_VOLUME,
+        devices=("FileStorage-1", "FileStorage-2"),
+        bootstrap=(_BSR,),
+        read_device="FileStorage-1",
+        read_media_type="File",
+        listen=True,
+    ),
+    SdReplicate(
+        address="sd2.example.net",
+        port=9103,
+        job="CopyFull.2026-03-14_23.10.01_44",
+        key="k3y-0123",
+        tls=False,
+    ),
+    SdJobAccepted(
+        code=Code.SD_OK,
+        session_id=17,
+        session_time=1_773_526_200,
+        key="Zm9vYmFy",
+        device="FileStorage-2",
+    ),
+    SdJobWaiting(
+        code=Code.SD_WAITING,
+        reason="waiting_for_device",
+        resource="device=FileStorage-2",
+        text="device 'FileStorage-2' is appending for BackupCatalog.2026-03-14_23.10.00_42",
+    ),
     SdRun(),
     CancelJob(job="BackupCatalog.2026-03-14_23.10.00_42"),
     # protocol.jobs: Storage Daemon -> Director
     JobStatusChange(job="BackupCatalog.2026-03-14_23.10.00_42", status="F"),
-    VolumeRequest(job="BackupCatalog.2026-03-14_23.10.00_42", full_volume="Full-0007",
-                  reason="reached Maximum Volume Bytes (53687091200)"),
-    VolumeUpdate(job="BackupCatalog.2026-03-14_23.10.00_42", volume_name="Full-0007", bytes=53_687_092_000,
-                 blocks=51_201, status="Full", jobs_written=2, files_written=1234,
-                 reason="reached Maximum Volume Bytes (53687091200)"),
-    JobMediaReport(job="BackupCatalog.2026-03-14_23.10.00_42", volume_name="Full-0007", media_id=7, first_index=1,
-                   last_index=1234, start_block=3, end_block=51_200, start_addr=2_097_224, end_addr=53_686_042_648,
-                   bytes=53_683_944_000),
-    AttributeBatch(job="BackupCatalog.2026-03-14_23.10.00_42",
-                   records=((1, 1, b"\x93\x01" + _PATH), (1, 3, b"\x92\xa6SHA256\xc4\x02\xab\xcd"), (2, 10, _ANOTHER))),
-    JobMessage(job="BackupCatalog.2026-03-14_23.10.00_42", level="warning",
-               text="/home/ren\ufffde/caf\ufffd menu.txt: file changed during backup", time=1_773_526_260.125),
-    JobProgress(job="BackupCatalog.2026-03-14_23.10.00_42", files=17, bytes=1_048_576, current_file=_PATH),
-    JobEnd(code=Code.SD_JOB_END, job="BackupCatalog.2026-03-14_23.10.00_42", status="W", files=1234,
-           bytes=987_654_321, read_bytes=1_000_000_000, errors=1, warnings=3, text="1 file vanished"),
+    VolumeRequest(
+        job="BackupCatalog.2026-03-14_23.10.00_42",
+        full_volume="Full-0007",
+        reason="reached Maximum Volume Bytes (53687091200)",
+    ),
+    VolumeUpdate(
+        job="BackupCatalog.2026-03-14_23.10.00_42",
+        volume_name="Full-0007",
+        bytes=53_687_092_000,
+        blocks=51_201,
+        status="Full",
+        jobs_written=2,
+        files_written=1234,
+        reason="reached Maximum Volume Bytes (53687091200)",
+    ),
+    JobMediaReport(
+        job="BackupCatalog.2026-03-14_23.10.00_42",
+        volume_name="Full-0007",
+        media_id=7,
+        first_index=1,
+        last_index=1234,
+        start_block=3,
+        end_block=51_200,
+        start_addr=2_097_224,
+        end_addr=53_686_042_648,
+        bytes=53_683_944_000,
+    ),
+    AttributeBatch(
+        job="BackupCatalog.2026-03-14_23.10.00_42",
+        records=(
+            (1, 1, b"\x93\x01" + _PATH),
+            (1, 3, b"\x92\xa6SHA256\xc4\x02\xab\xcd"),
+            (2, 10, _ANOTHER),
+        ),
+    ),
+    JobMessage(
+        job="BackupCatalog.2026-03-14_23.10.00_42",
+        level="warning",
+        text="/home/ren\ufffde/caf\ufffd menu.txt: file changed during backup",
+        time=1_773_526_260.125,
+    ),
+    JobProgress(
+        job="BackupCatalog.2026-03-14_23.10.00_42", files=17, bytes=1_048_576, current_file=_PATH
+    ),
+    JobEnd(
+        code=Code.SD_JOB_END,
+        job="BackupCatalog.2026-03-14_23.10.00_42",
+        status="W",
+        files=1234,
+        bytes=987_654_321,
+        read_bytes=1_000_000_000,
+        errors=1,
+        warnings=3,
+        text="1 file vanished",
+    ),
     Ok(code=Code.FD_OK, text="OK Job started"),
     # protocol.jobs: Director -> File Daemon
-    FdJobSetup(job_id=42, job="BackupCatalog.2026-03-14_23.10.00_42", job_type="B", level="I",
-               since_ns=1_773_439_800_123_456_789, fileset=_FILESET, accurate=True),
-    AccurateBatch(entries=((_PATH, 1_773_439_800_123_456_789, 1_773_439_800_223_456_789, 4096, 0o100644),
-                           (b"/etc", 1_700_000_000_000_000_000, 1_700_000_000_000_000_001, 0, 0o40755))),
+    FdJobSetup(
+        job_id=42,
+        job="BackupCatalog.2026-03-14_23.10.00_42",
+        job_type="B",
+        level="I",
+        since_ns=1_773_439_800_123_456_789,
+        fileset=_FILESET,
+        accurate=True,
+    ),
+    AccurateBatch(
+        entries=(
+            (_PATH, 1_773_439_800_123_456_789, 1_773_439_800_223_456_789, 4096, 0o100644),
+            (b"/etc", 1_700_000_000_000_000_000, 1_700_000_000_000_000_001, 0, 0o40755),
+        )
+    ),
     FdStorage(address="sd1.example.net", port=9103, key="Zm9vYmFy", tls=False, name="sd1-sd"),
     FdBackup(),
-    FdRestore(where=b"/tmp/bareos-restores/\xff", replace="ifnewer", strip_prefix=b"/home/ren\xe9e",
-              add_prefix=b"/restored", add_suffix=b".orig", regex_where="!/home/!/restore/home/!",
-              hidden_indexes=((39, 7), (40, 2)), privileged_content=True, same_client=False),
+    FdRestore(
+        where=b"/tmp/bareos-restores/\xff",
+        replace="ifnewer",
+        strip_prefix=b"/home/ren\xe9e",
+        add_prefix=b"/restored",
+        add_suffix=b".orig",
+        regex_where="!/home/!/restore/home/!",
+        hidden_indexes=((39, 7), (40, 2)),
+        privileged_content=True,
+        same_client=False,
+    ),
     FdEstimate(listing=True),
     EstimateResult(code=Code.FD_OK, files=2, bytes=4096, listing=(_PATH, _ANOTHER)),
     # protocol.jobs: File Daemon <-> Storage Daemon
     AppendOpen(),
     AppendDone(code=Code.SD_OK, files=1234, bytes=987_654_321),
-    SdLabel(volume_name="Full-0009", pool_name="Full", pool_type="Backup", media_type="File", device="FileStorage-1"),
+    SdLabel(
+        volume_name="Full-0009",
+        pool_name="Full",
+        pool_type="Backup",
+        media_type="File",
+        device="FileStorage-1",
+    ),
     RunScriptCommand(command="/usr/local/bin/dump-db --all", timeout=120.5),
-    ScriptResult(code=Code.FD_OK, exit_status=3, output="pg_dump: warning: table \u00e9t\u00e9 skipped\n"),
+    ScriptResult(
+        code=Code.FD_OK, exit_status=3, output="pg_dump: warning: table \u00e9t\u00e9 skipped\n"
+    ),
     ReadOpen(),
 )
 
@@ -195,9 +342,7 @@ GOLDEN: dict[str, str] = {
         "83a174a56572726f72a4636f6465cd07cea474657874d93a70726f746f636f6c2076657273696f6e2037206973206e6f"
         "7420737570706f72746564202874686973206461656d6f6e20737065616b73203129"
     ),
-    "status": (
-        "81a174a6737461747573"
-    ),
+    "status": ("81a174a6737461747573"),
     "running_job": (
         "86a174ab72756e6e696e675f6a6f62a66a6f625f6964cd1267a36a6f62d9244261636b7570436174616c6f672e323032"
         "362d30332d31345f32332e31302e30305f3432a6737461747573a152a566696c6573cd04d2a56279746573ce3ade68b1"
@@ -277,9 +422,7 @@ GOLDEN: dict[str, str] = {
         "6c6553746f726167652d322720697320617070656e64696e6720666f72204261636b7570436174616c6f672e32303236"
         "2d30332d31345f32332e31302e30305f3432"
     ),
-    "sd_run": (
-        "81a174a673645f72756e"
-    ),
+    "sd_run": ("81a174a673645f72756e"),
     "cancel": (
         "82a174a663616e63656ca36a6f62d9244261636b7570436174616c6f672e323032362d30332d31345f32332e31302e30"
         "305f3432"
@@ -327,9 +470,7 @@ GOLDEN: dict[str, str] = {
         "6279746573ce3b9aca00a66572726f727301a87761726e696e677303a474657874af312066696c652076616e69736865"
         "64"
     ),
-    "ok": (
-        "83a174a26f6ba4636f6465cd07d0a474657874ae4f4b204a6f622073746172746564"
-    ),
+    "ok": ("83a174a26f6ba4636f6465cd07d0a474657874ae4f4b204a6f622073746172746564"),
     "fd_job": (
         "88a174a666645f6a6f62a66a6f625f69642aa36a6f62d9244261636b7570436174616c6f672e323032362d30332d3134"
         "5f32332e31302e30305f3432a86a6f625f74797065a142a56c6576656ca149a873696e63655f6e73cf189c861a24e5fd"
@@ -351,9 +492,7 @@ GOLDEN: dict[str, str] = {
         "86a174aa66645f73746f72616765a761646472657373af7364312e6578616d706c652e6e6574a4706f7274cd238fa36b"
         "6579a85a6d3976596d4679a3746c73c2a46e616d65a67364312d7364"
     ),
-    "fd_backup": (
-        "81a174a966645f6261636b7570"
-    ),
+    "fd_backup": ("81a174a966645f6261636b7570"),
     "fd_restore": (
         "8aa174aa66645f726573746f7265a57768657265c4162f746d702f626172656f732d726573746f7265732fffa7726570"
         "6c616365a769666e65776572ac73747269705f707265666978c40b2f686f6d652f72656ee965aa6164645f7072656669"
@@ -361,16 +500,12 @@ GOLDEN: dict[str, str] = {
         "652f212f726573746f72652f686f6d652f21ae68696464656e5f696e646578657392922707922802b270726976696c65"
         "6765645f636f6e74656e74c3ab73616d655f636c69656e74c2"
     ),
-    "fd_estimate": (
-        "82a174ab66645f657374696d617465a76c697374696e67c3"
-    ),
+    "fd_estimate": ("82a174ab66645f657374696d617465a76c697374696e67c3"),
     "estimate": (
         "85a174a8657374696d617465a4636f6465cd07d0a566696c657302a56279746573cd1000a76c697374696e6792c4192f"
         "686f6d652f72656ee9652f636166e9206d656e752e747874c4152f7372762f646174612ffffe207261770a6e616d65"
     ),
-    "append_open": (
-        "81a174ab617070656e645f6f70656e"
-    ),
+    "append_open": ("81a174ab617070656e645f6f70656e"),
     "append_done": (
         "84a174ab617070656e645f646f6e65a4636f6465cd0bb8a566696c6573cd04d2a56279746573ce3ade68b1"
     ),
@@ -387,55 +522,101 @@ GOLDEN: dict[str, str] = {
         "84a174ad7363726970745f726573756c74a4636f6465cd07d0ab657869745f73746174757303a66f7574707574d92670"
         "675f64756d703a207761726e696e673a207461626c6520c3a974c3a920736b69707065640a"
     ),
-    "read_open": (
-        "81a174a9726561645f6f70656e"
-    ),
+    "read_open": ("81a174a9726561645f6f70656e"),
 }
 
 # Optional-on-wire fields (added after their message was frozen) stay off the wire at their
 # default, so these bytes are what older peers sent and still accept.
 DEFAULTS_OFF_THE_WIRE: tuple[tuple[Message, str], ...] = (
-    (DaemonStatus(code=Code.FD_OK, role="client", name="web1-fd", version="0.1.0", pid=812, started_at=1_773_526_200.5,
-                  uptime=60.0, addresses=("0.0.0.0:9102",), tls=True, running_jobs=(), connections=_COUNTS),
-     (
-       "8ca174ad6461656d6f6e5f737461747573a4636f6465cd07d0a4726f6c65a6636c69656e74a46e616d65a7776562312d"
-       "6664a776657273696f6ea5302e312e30a3706964cd032caa737461727465645f6174cb41da6d772e200000a675707469"
-       "6d65cb404e000000000000a961646472657373657391ac302e302e302e303a39313032a3746c73c3ac72756e6e696e67"
-       "5f6a6f627390ab636f6e6e656374696f6e7384a174ab636f6e6e656374696f6e73a661637469766503a5746f74616ccc"
-       "80a77265667573656402"
-     )),
-    (ConsoleReply(code=Code.COMMAND_FAILED, ok=False, text="no such job", data=None, prompt=None),
-     (
-       "86a174a57265706c79a4636f6465cd076ca26f6bc2a474657874ab6e6f2073756368206a6f62a464617461c0a670726f"
-       "6d7074c0"
-     )),
-    (FdStorage(address="sd1.example.net", port=9103, key="Zm9vYmFy", tls=False),
-     (
-       "85a174aa66645f73746f72616765a761646472657373af7364312e6578616d706c652e6e6574a4706f7274cd238fa36b"
-       "6579a85a6d3976596d4679a3746c73c2"
-     )),
-    (FdRestore(where=b"", replace="never", strip_prefix=None, add_prefix=None, add_suffix=None, regex_where=None),
-     (
-       "88a174aa66645f726573746f7265a57768657265c400a77265706c616365a56e65766572ac73747269705f7072656669"
-       "78c0aa6164645f707265666978c0aa6164645f737566666978c0ab72656765785f7768657265c0ae68696464656e5f69"
-       "6e646578657390"
-     )),
+    (
+        DaemonStatus(
+            code=Code.FD_OK,
+            role="client",
+            name="web1-fd",
+            version="0.1.0",
+            pid=812,
+            started_at=1_773_526_200.5,
+            uptime=60.0,
+            addresses=("0.0.0.0:9102",),
+            tls=True,
+            running_jobs=(),
+            connections=_COUNTS,
+        ),
+        (
+            "8ca174ad6461656d6f6e5f737461747573a4636f6465cd07d0a4726f6c65a6636c69656e74a46e616d65a7776562312d"
+            "6664a776657273696f6ea5302e312e30a3706964cd032caa737461727465645f6174cb41da6d772e200000a675707469"
+            "6d65cb404e000000000000a961646472657373657391ac302e302e302e303a39313032a3746c73c3ac72756e6e696e67"
+            "5f6a6f627390ab636f6e6e656374696f6e7384a174ab636f6e6e656374696f6e73a661637469766503a5746f74616ccc"
+            "80a77265667573656402"
+        ),
+    ),
+    (
+        ConsoleReply(
+            code=Code.COMMAND_FAILED, ok=False, text="no such job", data=None, prompt=None
+        ),
+        (
+            "86a174a57265706c79a4636f6465cd076ca26f6bc2a474657874ab6e6f2073756368206a6f62a464617461c0a670726f"
+            "6d7074c0"
+        ),
+    ),
+    (
+        FdStorage(address="sd1.example.net", port=9103, key="Zm9vYmFy", tls=False),
+        (
+            "85a174aa66645f73746f72616765a761646472657373af7364312e6578616d706c652e6e6574a4706f7274cd238fa36b"
+            "6579a85a6d3976596d4679a3746c73c2"
+        ),
+    ),
+    (
+        FdRestore(
+            where=b"",
+            replace="never",
+            strip_prefix=None,
+            add_prefix=None,
+            add_suffix=None,
+            regex_where=None,
+        ),
+        (
+            "88a174aa66645f726573746f7265a57768657265c400a77265706c616365a56e65766572ac73747269705f7072656669"
+            "78c0aa6164645f707265666978c0aa6164645f737566666978c0ab72656765785f7768657265c0ae68696464656e5f69"
+            "6e646578657390"
+        ),
+    ),
 )
 
 
-def coverage_problems(registry: Mapping[str, type[Message]], samples: tuple[Message, ...],
-                      golden: Mapping[str, str]) -> list[str]:
+def coverage_problems(
+    registry: Mapping[str, type[Message]], samples: tuple[Message, ...], golden: Mapping[str, str]
+) -> list[str]:
     """Everything that keeps the golden table from covering exactly the registered types."""
     problems: list[str] = []
     tags = [sample.TYPE for sample in samples]
-    problems += [f"two samples of {tag!r}" for tag in sorted({t for t in tags if tags.count(t) > 1})]
-    problems += [f"{tag!r} ({cls.__name__}) has no sample" for tag, cls in sorted(registry.items()) if tag not in tags]
-    problems += [f"{tag!r} ({cls.__name__}) has no golden vector" for tag, cls in sorted(registry.items())
-                 if tag not in golden]
-    problems += [f"golden vector {tag!r} names no registered type" for tag in sorted(set(golden) - set(registry))]
-    problems += [f"sample {type(s).__name__} is not the registered {tag!r} type" for s in samples
-                 if (tag := s.TYPE) in registry and registry[tag] is not type(s)]
-    problems += [f"sample {type(s).__name__} ({s.TYPE!r}) is not registered" for s in samples if s.TYPE not in registry]
+    problems += [
+        f"two samples of {tag!r}" for tag in sorted({t for t in tags if tags.count(t) > 1})
+    ]
+    problems += [
+        f"{tag!r} ({cls.__name__}) has no sample"
+        for tag, cls in sorted(registry.items())
+        if tag not in tags
+    ]
+    problems += [
+        f"{tag!r} ({cls.__name__}) has no golden vector"
+        for tag, cls in sorted(registry.items())
+        if tag not in golden
+    ]
+    problems += [
+        f"golden vector {tag!r} names no registered type"
+        for tag in sorted(set(golden) - set(registry))
+    ]
+    problems += [
+        f"sample {type(s).__name__} is not the registered {tag!r} type"
+        for s in samples
+        if (tag := s.TYPE) in registry and registry[tag] is not type(s)
+    ]
+    problems += [
+        f"sample {type(s).__name__} ({s.TYPE!r}) is not registered"
+        for s in samples
+        if s.TYPE not in registry
+    ]
     return problems
 
 
@@ -463,13 +644,18 @@ def test_the_coverage_check_fails_on_a_new_type_and_on_a_stale_vector() -> None:
         "golden vector 'hello' names no registered type",
         "sample Hello ('hello') is not registered",
     ]
-    assert coverage_problems(registry, (*SAMPLES, StatusRequest()), GOLDEN) == ["two samples of 'status'"]
+    assert coverage_problems(registry, (*SAMPLES, StatusRequest()), GOLDEN) == [
+        "two samples of 'status'"
+    ]
     assert Throwaway.TYPE not in MESSAGE_TYPES  # the real registry was left alone
 
 
 def _defaults_kept(msg: BaseModel) -> list[str]:
-    return [name for name, info in type(msg).model_fields.items()
-            if not info.is_required() and getattr(msg, name) == info.default]
+    return [
+        name
+        for name, info in type(msg).model_fields.items()
+        if not info.is_required() and getattr(msg, name) == info.default
+    ]
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s.TYPE)
@@ -487,8 +673,11 @@ def test_golden_vector(sample: Message) -> None:
     assert decoded == sample
 
 
-@pytest.mark.parametrize(("sample", "golden"), DEFAULTS_OFF_THE_WIRE,
-                         ids=[sample.TYPE for sample, _golden in DEFAULTS_OFF_THE_WIRE])
+@pytest.mark.parametrize(
+    ("sample", "golden"),
+    DEFAULTS_OFF_THE_WIRE,
+    ids=[sample.TYPE for sample, _golden in DEFAULTS_OFF_THE_WIRE],
+)
 def test_optional_fields_stay_off_the_wire_at_their_default(sample: Message, golden: str) -> None:
     assert type(sample).OPTIONAL_ON_WIRE
     assert encode_message(sample).hex() == golden

@@ -30,7 +30,9 @@ def _nonces(start: int) -> Iterator[bytes]:
         yield bytes([i % 256]) * NONCE_SIZE
 
 
-def _pair(client_secret: str = "s3cret", server_secret: str | None = "s3cret") -> tuple[Initiator, Acceptor]:
+def _pair(
+    client_secret: str = "s3cret", server_secret: str | None = "s3cret"
+) -> tuple[Initiator, Acceptor]:
     client_nonces, server_nonces = _nonces(1), _nonces(100)
     initiator = Initiator(HELLO, client_secret, nonce_factory=lambda: next(client_nonces))
     acceptor = Acceptor(lambda hello: server_secret, nonce_factory=lambda: next(server_nonces))
@@ -70,8 +72,15 @@ def test_good_password_completes_both_sides() -> None:
     assert initiator.done and acceptor.done
     assert acceptor.peer == HELLO
     kinds = [type(m).__name__ for m in transcript]
-    assert kinds == ["Hello", "Challenge", "ChallengeResponse", "AuthResult",
-                     "Challenge", "ChallengeResponse", "AuthResult"]
+    assert kinds == [
+        "Hello",
+        "Challenge",
+        "ChallengeResponse",
+        "AuthResult",
+        "Challenge",
+        "ChallengeResponse",
+        "AuthResult",
+    ]
     assert transcript[3] == AuthResult(code=Code.DIR_OK, text="OK")
 
 

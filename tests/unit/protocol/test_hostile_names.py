@@ -18,8 +18,29 @@ from protocol.messages import decode_message
 from protocol.names import MAX_NAME_LENGTH, check_name, name_problem
 from storaged.control import _label
 
-HOSTILE = ["../x", "/abs", "a/b", "..", ".", "x;rm -rf /", "$(id)", "`id`", "a\nb", "a\0b", "a'b", 'a"b',
-           "a|b", "a&b", "a>b", "*", "é", " lead", "trail ", "x" * (MAX_NAME_LENGTH + 1), ""]
+HOSTILE = [
+    "../x",
+    "/abs",
+    "a/b",
+    "..",
+    ".",
+    "x;rm -rf /",
+    "$(id)",
+    "`id`",
+    "a\nb",
+    "a\0b",
+    "a'b",
+    'a"b',
+    "a|b",
+    "a&b",
+    "a>b",
+    "*",
+    "é",
+    " lead",
+    "trail ",
+    "x" * (MAX_NAME_LENGTH + 1),
+    "",
+]
 LEGAL = ["Full-0001", "vol:1.2_3", "x" * MAX_NAME_LENGTH, "a..b"]
 
 
@@ -43,12 +64,20 @@ def test_resource_names_may_hold_inner_spaces_volume_names_may_not() -> None:
 
 @pytest.mark.parametrize("name", ["../../etc/x", "/etc/passwd", "a\nb"])
 def test_a_message_with_an_illegal_volume_name_does_not_decode(name: str) -> None:
-    body = {"t": "sd_label", "volume_name": name, "pool_name": "p", "pool_type": "Backup",
-            "media_type": "File", "device": "d"}
+    body = {
+        "t": "sd_label",
+        "volume_name": name,
+        "pool_name": "p",
+        "pool_type": "Backup",
+        "media_type": "File",
+        "device": "d",
+    }
     with pytest.raises(DecodeError, match="volume_name"):
         decode_message(msgpack.packb(body))
     with pytest.raises(ValueError, match="illegal volume name"):
-        VolumeAssignment(volume_name=name, media_id=1, pool_name="p", pool_type="Backup", media_type="File")
+        VolumeAssignment(
+            volume_name=name, media_id=1, pool_name="p", pool_type="Backup", media_type="File"
+        )
 
 
 def test_the_sd_label_handler_refuses_a_path_outside_its_archive_directory(tmp_path: Path) -> None:
@@ -58,15 +87,18 @@ def test_the_sd_label_handler_refuses_a_path_outside_its_archive_directory(tmp_p
     device = SimpleNamespace(name="d", media_type="File", archive=archive)
     sd = SimpleNamespace(registry=SimpleNamespace(devices={"d": device}))
     for name in ("../escape", "link/x", "/abs"):
-        msg = SdLabel.model_construct(volume_name=name, pool_name="p", pool_type="Backup", media_type="File",
-                                      device="d")  # as a peer could send it without our decoder
+        msg = SdLabel.model_construct(
+            volume_name=name, pool_name="p", pool_type="Backup", media_type="File", device="d"
+        )  # as a peer could send it without our decoder
         reply = _label(sd, msg)  # type: ignore[arg-type]
         assert getattr(reply, "code", None) == 3915, reply
     assert sorted(p.name for p in tmp_path.iterdir()) == ["archive"]
 
 
 @pytest.mark.parametrize("name", ["x;id", "../up", "a$(id)"])
-def test_a_resource_name_that_is_not_legal_fails_the_configuration(tmp_path: Path, name: str) -> None:
+def test_a_resource_name_that_is_not_legal_fails_the_configuration(
+    tmp_path: Path, name: str
+) -> None:
     conf = tmp_path / "bareos-dir.conf"
     conf.write_text(f'Job {{\n  Name = "{name}"\n}}\n')
     source = read_source(conf, {"job": "Job"})

@@ -56,9 +56,15 @@ SAMPLES: dict[str, Message] = {
         connections=ConnectionCounts(active=0, total=0, refused=0),
     ),
     "device_status": DeviceStatus(
-        name="FileStorage", media_type="File", mode="append", max_jobs=8, reserved_by=("b.1",),
+        name="FileStorage",
+        media_type="File",
+        mode="append",
+        max_jobs=8,
+        reserved_by=("b.1",),
         volumes=("Full-0001",),
-        waiting=("r.2 (waiting_for_device device=FileStorage): device 'FileStorage' is appending for b.1",),
+        waiting=(
+            "r.2 (waiting_for_device device=FileStorage): device 'FileStorage' is appending for b.1",
+        ),
     ),
     "command": ConsoleCommand(line="status dir"),
     "reply": ConsoleReply(code=1000, ok=True, text="done", data={"jobs": (1, 2)}, prompt=None),
@@ -120,7 +126,10 @@ def test_streamed_reply_golden_vector_and_more_defaults_off_the_wire() -> None:
         (msgpack.packb([1, 2]), "expected a map"),
         (msgpack.packb({"x": 1}), "no string type tag"),
         (msgpack.packb({"t": "nope"}), "unknown message type 'nope'"),
-        (msgpack.packb({"t": "auth", "code": "1000", "text": "OK"}), "invalid 'auth' message: code"),
+        (
+            msgpack.packb({"t": "auth", "code": "1000", "text": "OK"}),
+            "invalid 'auth' message: code",
+        ),
         (msgpack.packb({"t": "auth", "code": 1000}), "invalid 'auth' message: text"),
         (msgpack.packb({"t": "status", "extra": 1}), "invalid 'status' message: extra"),
         (msgpack.packb({"t": "hello", "role": "root", "name": "a", "version": "1"}), "role"),
@@ -160,12 +169,19 @@ running = st.builds(RunningJob, job_id=ints, job=texts, status=texts, files=ints
 counts = st.builds(ConnectionCounts, active=ints, total=ints, refused=ints)
 json_like: st.SearchStrategy[Any] = st.recursive(
     st.none() | st.booleans() | ints | texts | st.binary(max_size=20),
-    lambda inner: st.lists(inner, max_size=4).map(tuple)
-    | st.dictionaries(texts, inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4).map(tuple) | st.dictionaries(texts, inner, max_size=4)
+    ),
     max_leaves=10,
 )
 messages: st.SearchStrategy[Message] = st.one_of(
-    st.builds(Hello, role=st.sampled_from(["director", "storage", "client", "console"]), name=texts, version=texts, protocol=ints),
+    st.builds(
+        Hello,
+        role=st.sampled_from(["director", "storage", "client", "console"]),
+        name=texts,
+        version=texts,
+        protocol=ints,
+    ),
     st.builds(Challenge, nonce=st.binary(max_size=64)),
     st.builds(ChallengeResponse, digest=st.binary(max_size=64)),
     st.builds(AuthResult, code=ints, text=texts),
@@ -188,8 +204,15 @@ messages: st.SearchStrategy[Message] = st.one_of(
         connections=counts,
     ),
     st.builds(ConsoleCommand, line=texts),
-    st.builds(ConsoleReply, code=ints, ok=st.booleans(), text=texts, data=json_like, prompt=st.none() | texts,
-              more=st.booleans()),
+    st.builds(
+        ConsoleReply,
+        code=ints,
+        ok=st.booleans(),
+        text=texts,
+        data=json_like,
+        prompt=st.none() | texts,
+        more=st.booleans(),
+    ),
 )
 
 
@@ -198,8 +221,14 @@ def test_round_trip(msg: Message) -> None:
     assert decode_message(encode_message(msg)) == msg
 
 
-@given(st.lists(st.tuples(st.integers(-(2**31), 2**31 - 1), st.integers(0, 2**31 - 1), st.binary(max_size=300)),
-                max_size=30))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(-(2**31), 2**31 - 1), st.integers(0, 2**31 - 1), st.binary(max_size=300)
+        ),
+        max_size=30,
+    )
+)
 def test_batch_parts_equal_the_msgpack_batch(items: list[tuple[int, int, bytes]]) -> None:
     from protocol.records import Record, decode_batch, encode_batch_parts
 

@@ -59,7 +59,9 @@ def make() -> tuple[FrameStream, FakeTransport]:
 def test_frames_cut_anywhere_come_back_whole() -> None:
     async def scenario() -> None:
         stream, _ = make()
-        frames = [bytes([n % 251]) * size for n, size in enumerate((1, 5, 70_000, 3, 1_500_000, 0, 9))]
+        frames = [
+            bytes([n % 251]) * size for n, size in enumerate((1, 5, 70_000, 3, 1_500_000, 0, 9))
+        ]
         feed(stream, b"".join(frames), chunk=4093)
         for frame in frames:
             assert await stream.readexactly(len(frame)) == frame

@@ -28,9 +28,19 @@ def _label(path: Path, name: str = "Full-0001") -> Path:
 
 
 def _session(sid: int, **kw: object) -> vol.SessionLabel:
-    base: dict[str, object] = {"job_id": sid, "job": f"job.{sid}", "job_name": "job", "client": "c", "fileset": "fs",
-                               "job_type": "B", "level": "F", "pool": "Full", "session_id": sid, "session_time": 100,
-                               "start_time": 1.0}
+    base: dict[str, object] = {
+        "job_id": sid,
+        "job": f"job.{sid}",
+        "job_name": "job",
+        "client": "c",
+        "fileset": "fs",
+        "job_type": "B",
+        "level": "F",
+        "pool": "Full",
+        "session_id": sid,
+        "session_time": 100,
+        "start_time": 1.0,
+    }
     base.update(kw)
     return vol.SessionLabel(**base)  # type: ignore[arg-type]
 
@@ -45,7 +55,9 @@ def _records(sid: int, count: int, size: int = 700) -> list[Record]:
 
 def _entry(name: str, session: SessionWriter, last: int) -> vol.BootstrapVolume:
     assert session.first is not None
-    return vol.BootstrapVolume(name, session.session_id, session.session_time, ((1, last),), start=session.first)
+    return vol.BootstrapVolume(
+        name, session.session_id, session.session_time, ((1, last),), start=session.first
+    )
 
 
 def test_interleaved_sessions_each_read_back_exactly(tmp_path: Path) -> None:
@@ -68,17 +80,24 @@ def test_interleaved_sessions_each_read_back_exactly(tmp_path: Path) -> None:
     changes = sum(1 for a, b in itertools.pairwise(owners) if a != b)
     assert changes > 10  # really interleaved
     for s in sessions:
-        got = [(r.file_index, r.stream, bytes(r.payload))
-               for _e, r in vol.select_records(reader, [_entry("Full-0001", s, 40)])]
+        got = [
+            (r.file_index, r.stream, bytes(r.payload))
+            for _e, r in vol.select_records(reader, [_entry("Full-0001", s, 40)])
+        ]
         assert got == [(r.file_index, r.stream, bytes(r.payload)) for r in data[s.session_id]]
         assert (s.first_index, s.last_index, s.files) == (1, 40, 40)
-    assert sum(s.written for s in sessions) + label_size == path.stat().st_size  # label + every session's blocks
+    assert (
+        sum(s.written for s in sessions) + label_size == path.stat().st_size
+    )  # label + every session's blocks
 
 
 def test_every_block_names_its_session(tmp_path: Path) -> None:
     path = _label(tmp_path / "v")
     appender = VolumeAppender(path)
-    a, b = SessionWriter(appender, 1, 100, block_size=2048), SessionWriter(appender, 2, 100, block_size=2048)
+    a, b = (
+        SessionWriter(appender, 1, 100, block_size=2048),
+        SessionWriter(appender, 2, 100, block_size=2048),
+    )
     for s in (a, b):
         s.start(_session(s.session_id))
     for rec_a, rec_b in zip(_records(1, 10), _records(2, 10), strict=True):
@@ -117,7 +136,9 @@ def test_threads_appending_at_once_lose_nothing(tmp_path: Path) -> None:
     appender.close()
     reader = vol.VolumeReader(path)
     for s in sessions:
-        got = [bytes(r.payload) for _e, r in vol.select_records(reader, [_entry("Full-0001", s, 200)])]
+        got = [
+            bytes(r.payload) for _e, r in vol.select_records(reader, [_entry("Full-0001", s, 200)])
+        ]
         assert got == [bytes(r.payload) for r in _records(s.session_id, 200, size=300)]
 
 
@@ -153,7 +174,9 @@ def test_failed_write_cuts_back_and_keeps_the_block(tmp_path: Path, err: int, st
             failure = exc
             leftover = session.unwritten() + records[n:]
             break
-    assert failure is not None and failure.status == status, "the fourth block write should have failed"
+    assert failure is not None and failure.status == status, (
+        "the fourth block write should have failed"
+    )
     good_end = appender.size
     assert path.stat().st_size == good_end  # the partial block was cut off
     assert appender.status == status
@@ -162,8 +185,9 @@ def test_failed_write_cuts_back_and_keeps_the_block(tmp_path: Path, err: int, st
     appender.close()
     # Everything before the failed block reads back; together with the leftover it is the whole stream.
     written = [r for r in vol.VolumeReader(path).records() if r.file_index > 0]
-    assert [(r.file_index, r.stream) for r in written] + [(r.file_index, r.stream) for r in leftover] == [
-        (r.file_index, r.stream) for r in records]
+    assert [(r.file_index, r.stream) for r in written] + [
+        (r.file_index, r.stream) for r in leftover
+    ] == [(r.file_index, r.stream) for r in records]
 
 
 def test_zeroed_tail_is_cut_off(tmp_path: Path) -> None:
@@ -224,7 +248,10 @@ def test_damage_before_good_blocks_refuses_append(tmp_path: Path) -> None:
 def test_session_not_where_jobmedia_says_is_an_error(tmp_path: Path) -> None:
     path = _label(tmp_path / "v")
     appender = VolumeAppender(path)
-    a, b = SessionWriter(appender, 1, 100, block_size=4096), SessionWriter(appender, 2, 100, block_size=4096)
+    a, b = (
+        SessionWriter(appender, 1, 100, block_size=4096),
+        SessionWriter(appender, 2, 100, block_size=4096),
+    )
     for s in (a, b):
         s.start(_session(s.session_id))
         for r in _records(s.session_id, 10):
@@ -233,7 +260,9 @@ def test_session_not_where_jobmedia_says_is_an_error(tmp_path: Path) -> None:
     appender.close()
     reader = vol.VolumeReader(path)
     assert b.first is not None
-    wrong = vol.BootstrapVolume("Full-0001", 1, 100, ((1, 10),), start=b.first)  # session 1 at session 2's block
+    wrong = vol.BootstrapVolume(
+        "Full-0001", 1, 100, ((1, 10),), start=b.first
+    )  # session 1 at session 2's block
     with pytest.raises(vol.VolumeError, match="session 2/100, not 1/100"):
         list(vol.select_records(reader, [wrong]))
     missing = vol.BootstrapVolume("Full-0001", 9, 100, ((1, 10),))
@@ -257,18 +286,29 @@ def test_format_1_volumes_stay_readable(tmp_path: Path) -> None:
     def record(sid: int, index: int, stream: int, payload: bytes) -> bytes:
         return vol.RECORD_HEADER.pack(sid, 100, index, stream, len(payload)) + payload
 
-    label = vol._pack_label(vol.VolumeLabel("Old-0001", "Full", "Backup", "File", 1.0, "old", format_version=1))
+    label = vol._pack_label(
+        vol.VolumeLabel("Old-0001", "Full", "Backup", "File", 1.0, "old", format_version=1)
+    )
     path = tmp_path / "Old-0001"
-    path.write_bytes(block(0, record(0, vol.VOL_LABEL, 0, label))
-                     + block(1, record(5, vol.SOS_LABEL, 0, vol._pack_label(_session(5)))
-                             + record(5, 1, Stream.ATTRIBUTES, b"a1") + record(5, 1, Stream.DATA, b"old data"))
-                     + block(2, record(5, vol.EOS_LABEL, 0, vol._pack_label(_session(5, status="T")))))
+    path.write_bytes(
+        block(0, record(0, vol.VOL_LABEL, 0, label))
+        + block(
+            1,
+            record(5, vol.SOS_LABEL, 0, vol._pack_label(_session(5)))
+            + record(5, 1, Stream.ATTRIBUTES, b"a1")
+            + record(5, 1, Stream.DATA, b"old data"),
+        )
+        + block(2, record(5, vol.EOS_LABEL, 0, vol._pack_label(_session(5, status="T"))))
+    )
     reader = vol.VolumeReader(path)
     assert reader.label.format_version == 1
     entry = vol.BootstrapVolume("Old-0001", 5, 100, ((1, 1),), start=vol.Position(1, 1))
     offsets = sorted({r.position.offset for r in reader.records()})
     entry = vol.BootstrapVolume("Old-0001", 5, 100, ((1, 1),), start=vol.Position(1, offsets[1]))
-    assert [bytes(r.payload) for _e, r in vol.select_records(reader, [entry])] == [b"a1", b"old data"]
+    assert [bytes(r.payload) for _e, r in vol.select_records(reader, [entry])] == [
+        b"a1",
+        b"old data",
+    ]
     # Appending to it continues with format-2 blocks after the old ones.
     w = VolumeWriter(path, block_size=4096)
     w.start_session(_session(6))

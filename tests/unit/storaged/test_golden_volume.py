@@ -30,21 +30,64 @@ from storaged.volume import (
     select_records,
 )
 
-LABEL = VolumeLabel(volume_name="Full-0007", pool_name="Full", pool_type="Backup", media_type="File",
-                    label_time=1_773_526_200.5, label_program="strongroom-sd 0.1.0")
+LABEL = VolumeLabel(
+    volume_name="Full-0007",
+    pool_name="Full",
+    pool_type="Backup",
+    media_type="File",
+    label_time=1_773_526_200.5,
+    label_program="strongroom-sd 0.1.0",
+)
 SESSION_ID, SESSION_TIME = 17, 1_773_526_000
-START = SessionLabel(job_id=42, job="BackupCatalog.2026-03-14_23.10.00_42", job_name="BackupCatalog", client="web1-fd",
-                     fileset="LinuxAll", job_type="B", level="F", pool="Full", session_id=SESSION_ID,
-                     session_time=SESSION_TIME, start_time=1_773_526_260.25)
-END = SessionLabel(job_id=42, job="BackupCatalog.2026-03-14_23.10.00_42", job_name="BackupCatalog", client="web1-fd",
-                   fileset="LinuxAll", job_type="B", level="F", pool="Full", session_id=SESSION_ID,
-                   session_time=SESSION_TIME, start_time=1_773_526_260.25, end_time=1_773_526_261.75, files=1,
-                   bytes=23, status="T", first_index=1, last_index=1)
-ATTRS = FileAttributes(path=b"/home/ren\xe9e/a", type=FileType.REGULAR, mode=0o100644, uid=1000, gid=100, size=15,
-                       atime_ns=1_773_526_100_000_000_000, mtime_ns=1_773_526_000_000_000_001,
-                       ctime_ns=1_773_526_000_000_000_002, ino=4242, dev=2049)
-DATA = (Record(1, Stream.ATTRIBUTES, encode_attributes(ATTRS)),
-        Record(1, Stream.DATA, pack_data(0, b"hello, \xff world")))
+START = SessionLabel(
+    job_id=42,
+    job="BackupCatalog.2026-03-14_23.10.00_42",
+    job_name="BackupCatalog",
+    client="web1-fd",
+    fileset="LinuxAll",
+    job_type="B",
+    level="F",
+    pool="Full",
+    session_id=SESSION_ID,
+    session_time=SESSION_TIME,
+    start_time=1_773_526_260.25,
+)
+END = SessionLabel(
+    job_id=42,
+    job="BackupCatalog.2026-03-14_23.10.00_42",
+    job_name="BackupCatalog",
+    client="web1-fd",
+    fileset="LinuxAll",
+    job_type="B",
+    level="F",
+    pool="Full",
+    session_id=SESSION_ID,
+    session_time=SESSION_TIME,
+    start_time=1_773_526_260.25,
+    end_time=1_773_526_261.75,
+    files=1,
+    bytes=23,
+    status="T",
+    first_index=1,
+    last_index=1,
+)
+ATTRS = FileAttributes(
+    path=b"/home/ren\xe9e/a",
+    type=FileType.REGULAR,
+    mode=0o100644,
+    uid=1000,
+    gid=100,
+    size=15,
+    atime_ns=1_773_526_100_000_000_000,
+    mtime_ns=1_773_526_000_000_000_001,
+    ctime_ns=1_773_526_000_000_000_002,
+    ino=4242,
+    dev=2049,
+)
+DATA = (
+    Record(1, Stream.ATTRIBUTES, encode_attributes(ATTRS)),
+    Record(1, Stream.DATA, pack_data(0, b"hello, \xff world")),
+)
 
 # Block 0: the volume label, alone (session 0/0).
 LABEL_BLOCK = (
@@ -82,15 +125,47 @@ END_BLOCK = (
 
 # A format-1 volume (SRB1 headers, no session in the header): label block, then one block holding
 # a whole session. Written by earlier releases; still read.
-V1_LABEL = VolumeLabel(volume_name="Old-0001", pool_name="Full", pool_type="Backup", media_type="File",
-                       label_time=1_700_000_000.0, label_program="strongroom-sd 0.0.9", format_version=1)
-V1_START = SessionLabel(job_id=5, job="Old.2023-11-14_22.13.20_05", job_name="Old", client="web1-fd", fileset="LinuxAll",
-                        job_type="B", level="F", pool="Full", session_id=5, session_time=1_699_999_000,
-                        start_time=1_700_000_100.0)
-V1_END = SessionLabel(job_id=5, job="Old.2023-11-14_22.13.20_05", job_name="Old", client="web1-fd", fileset="LinuxAll",
-                      job_type="B", level="F", pool="Full", session_id=5, session_time=1_699_999_000,
-                      start_time=1_700_000_100.0, end_time=1_700_000_101.0, files=1, bytes=2, status="T",
-                      first_index=1, last_index=1)
+V1_LABEL = VolumeLabel(
+    volume_name="Old-0001",
+    pool_name="Full",
+    pool_type="Backup",
+    media_type="File",
+    label_time=1_700_000_000.0,
+    label_program="strongroom-sd 0.0.9",
+    format_version=1,
+)
+V1_START = SessionLabel(
+    job_id=5,
+    job="Old.2023-11-14_22.13.20_05",
+    job_name="Old",
+    client="web1-fd",
+    fileset="LinuxAll",
+    job_type="B",
+    level="F",
+    pool="Full",
+    session_id=5,
+    session_time=1_699_999_000,
+    start_time=1_700_000_100.0,
+)
+V1_END = SessionLabel(
+    job_id=5,
+    job="Old.2023-11-14_22.13.20_05",
+    job_name="Old",
+    client="web1-fd",
+    fileset="LinuxAll",
+    job_type="B",
+    level="F",
+    pool="Full",
+    session_id=5,
+    session_time=1_699_999_000,
+    start_time=1_700_000_100.0,
+    end_time=1_700_000_101.0,
+    files=1,
+    bytes=2,
+    status="T",
+    first_index=1,
+    last_index=1,
+)
 V1_VOLUME = (
     "5352423100000000000000a0a3cfbfe60000000000000000fffffffe000000000000008c87ab766f6c756d655f6e616d"
     "65a84f6c642d30303031a9706f6f6c5f6e616d65a446756c6ca9706f6f6c5f74797065a64261636b7570aa6d65646961"
@@ -154,7 +229,10 @@ def test_golden_volume_reads_back(tmp_path: Path) -> None:
     reader = VolumeReader(path)
     assert reader.label == LABEL
     assert list(reader.sessions()) == [START, END]
-    got = [(r.session_id, r.session_time, r.file_index, r.stream, bytes(r.payload), r.position) for r in reader.records()]
+    got = [
+        (r.session_id, r.session_time, r.file_index, r.stream, bytes(r.payload), r.position)
+        for r in reader.records()
+    ]
     label_size, start_size = len(LABEL_BLOCK) // 2, len(START_BLOCK) // 2
     data_at = Position(2, label_size + start_size)
     assert [g[:4] for g in got] == [
@@ -165,9 +243,16 @@ def test_golden_volume_reads_back(tmp_path: Path) -> None:
         (SESSION_ID, SESSION_TIME, EOS_LABEL, 0),
     ]
     assert [g[4] for g in got[2:4]] == [bytes(r.payload) for r in DATA]
-    assert [g[5] for g in got] == [Position(0, 0), Position(1, label_size), data_at, data_at,
-                                   Position(3, data_at.offset + len(DATA_BLOCK) // 2)]
-    entry = BootstrapVolume("Full-0007", SESSION_ID, SESSION_TIME, ((1, 1),), start=Position(1, label_size))
+    assert [g[5] for g in got] == [
+        Position(0, 0),
+        Position(1, label_size),
+        data_at,
+        data_at,
+        Position(3, data_at.offset + len(DATA_BLOCK) // 2),
+    ]
+    entry = BootstrapVolume(
+        "Full-0007", SESSION_ID, SESSION_TIME, ((1, 1),), start=Position(1, label_size)
+    )
     assert [record for _entry, record in select_records(reader, [entry])] == list(DATA)
 
 
@@ -177,7 +262,9 @@ def _v1_block(number: int, data: bytes) -> bytes:
     return b"SRB1" + struct.pack(">III", number, len(data), crc) + data
 
 
-def _v1_record(session_id: int, session_time: int, index: int, stream: int, payload: bytes) -> bytes:
+def _v1_record(
+    session_id: int, session_time: int, index: int, stream: int, payload: bytes
+) -> bytes:
     return struct.pack(">IIiiI", session_id, session_time, index, stream, len(payload)) + payload
 
 
@@ -185,11 +272,13 @@ def test_format_1_volume_golden_matches_the_documented_layout() -> None:
     from storaged.volume import _pack_label  # the label payload: a msgpack map of the dataclass
 
     sid, stime = V1_START.session_id, V1_START.session_time
-    built = (_v1_block(0, _v1_record(0, 0, VOL_LABEL, 0, _pack_label(V1_LABEL)))
-             + _v1_block(1, _v1_record(sid, stime, SOS_LABEL, 0, _pack_label(V1_START))
-                         + _v1_record(sid, stime, 1, Stream.ATTRIBUTES, b"a1")
-                         + _v1_record(sid, stime, 1, Stream.DATA, pack_data(0, b"ok"))
-                         + _v1_record(sid, stime, EOS_LABEL, 0, _pack_label(V1_END))))
+    built = _v1_block(0, _v1_record(0, 0, VOL_LABEL, 0, _pack_label(V1_LABEL))) + _v1_block(
+        1,
+        _v1_record(sid, stime, SOS_LABEL, 0, _pack_label(V1_START))
+        + _v1_record(sid, stime, 1, Stream.ATTRIBUTES, b"a1")
+        + _v1_record(sid, stime, 1, Stream.DATA, pack_data(0, b"ok"))
+        + _v1_record(sid, stime, EOS_LABEL, 0, _pack_label(V1_END)),
+    )
     assert built.hex() == V1_VOLUME
 
 
@@ -199,9 +288,18 @@ def test_format_1_volume_stays_readable(tmp_path: Path) -> None:
     reader = VolumeReader(path)
     assert reader.label == V1_LABEL
     assert list(reader.sessions()) == [V1_START, V1_END]
-    records = [(r.session_id, r.file_index, r.stream, bytes(r.payload), r.position.block_number)
-               for r in reader.records() if r.file_index > 0]
-    assert records == [(5, 1, Stream.ATTRIBUTES, b"a1", 1), (5, 1, Stream.DATA, pack_data(0, b"ok"), 1)]
+    records = [
+        (r.session_id, r.file_index, r.stream, bytes(r.payload), r.position.block_number)
+        for r in reader.records()
+        if r.file_index > 0
+    ]
+    assert records == [
+        (5, 1, Stream.ATTRIBUTES, b"a1", 1),
+        (5, 1, Stream.DATA, pack_data(0, b"ok"), 1),
+    ]
     block_1 = next(r.position for r in reader.records() if r.file_index == SOS_LABEL)
     entry = BootstrapVolume("Old-0001", 5, 1_699_999_000, ((1, 1),), start=block_1)
-    assert [bytes(r.payload) for _e, r in select_records(reader, [entry])] == [b"a1", pack_data(0, b"ok")]
+    assert [bytes(r.payload) for _e, r in select_records(reader, [entry])] == [
+        b"a1",
+        pack_data(0, b"ok"),
+    ]

@@ -76,7 +76,9 @@ def test_local_copy_takes_both_devices_or_none() -> None:
     devices = _devices(("W", 1), ("R", 1))
     devices["R"].holders.add("restore")
     devices["R"].mode = "read"
-    request = Request(job="copy", devices=("W",), media_type="File", append=True, volume="V", read_device="R")
+    request = Request(
+        job="copy", devices=("W",), media_type="File", append=True, volume="V", read_device="R"
+    )
     decision = choose(devices, request)
     assert isinstance(decision, Wait) and decision.device == "R"
     assert not devices["W"].holders  # nothing taken while waiting: no deadlock with the reader

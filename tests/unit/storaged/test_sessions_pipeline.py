@@ -25,15 +25,36 @@ class RecordingJob(SdJob):
 
 
 def _assignment(n: int, max_bytes: int = 0) -> VolumeAssignment:
-    return VolumeAssignment(volume_name=f"Full-{n:04d}", media_id=n, pool_name="Full", pool_type="Backup",
-                            media_type="File", max_bytes=max_bytes, needs_label=True)
+    return VolumeAssignment(
+        volume_name=f"Full-{n:04d}",
+        media_id=n,
+        pool_name="Full",
+        pool_type="Backup",
+        media_type="File",
+        max_bytes=max_bytes,
+        needs_label=True,
+    )
 
 
-def _job(archive: Path, assignment: VolumeAssignment | None = None,
-         bootstrap: tuple[BootstrapSpec, ...] = ()) -> RecordingJob:
-    setup = SdJobSetup(job_id=7, job="copy.7", job_name="copy", client="c", fileset="fs", job_type="C",
-                       level="F", device="File", media_type="File", append=assignment is not None,
-                       volume=assignment, bootstrap=bootstrap)
+def _job(
+    archive: Path,
+    assignment: VolumeAssignment | None = None,
+    bootstrap: tuple[BootstrapSpec, ...] = (),
+) -> RecordingJob:
+    setup = SdJobSetup(
+        job_id=7,
+        job="copy.7",
+        job_name="copy",
+        client="c",
+        fileset="fs",
+        job_type="C",
+        level="F",
+        device="File",
+        media_type="File",
+        append=assignment is not None,
+        volume=assignment,
+        bootstrap=bootstrap,
+    )
     device = Device(name="File", media_type="File", archive=archive, label_media=True, max_jobs=1)
     return RecordingJob(setup=setup, key="k", session_id=3, session_time=100, device=device)
 
@@ -89,14 +110,18 @@ async def test_read_batches_in_order_and_stops_early(tmp_path: Path) -> None:
     seg = await sessions._open_first_segment(writer_job, assignment)
     await sessions.append_batches(writer_job, seg, _source(batches))
     report = next(m for m in writer_job.told if isinstance(m, JobMediaReport))
-    spec = BootstrapSpec(volume_name=assignment.volume_name, session_id=3, session_time=100,
-                         file_indexes=((1, 80),))
+    spec = BootstrapSpec(
+        volume_name=assignment.volume_name, session_id=3, session_time=100, file_indexes=((1, 80),)
+    )
     reader_job = _job(tmp_path, bootstrap=(spec,))
     assert report.first_index == 1 and report.last_index == 80
 
-    read = [r async for batch in sessions.read_batches(reader_job, tmp_path, BATCH_BYTES) for r in batch]
+    read = [
+        r async for batch in sessions.read_batches(reader_job, tmp_path, BATCH_BYTES) for r in batch
+    ]
     assert [(r.file_index, r.stream, bytes(r.payload)) for r in read] == [
-        (r.file_index, r.stream, bytes(r.payload)) for batch in batches for r in batch]
+        (r.file_index, r.stream, bytes(r.payload)) for batch in batches for r in batch
+    ]
 
     stream = sessions.read_batches(reader_job, tmp_path, BATCH_BYTES)
     assert len(await anext(stream)) > 0

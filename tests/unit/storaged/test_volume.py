@@ -29,9 +29,19 @@ def _label(path: Path, name: str = "Full-0001") -> Path:
 
 
 def _session(sid: int, **kw: object) -> SessionLabel:
-    base: dict[str, object] = {"job_id": sid, "job": f"job.{sid}", "job_name": "job", "client": "c", "fileset": "fs",
-                                   "job_type": "B", "level": "F", "pool": "Full", "session_id": sid, "session_time": 100,
-                                   "start_time": 1.0}
+    base: dict[str, object] = {
+        "job_id": sid,
+        "job": f"job.{sid}",
+        "job_name": "job",
+        "client": "c",
+        "fileset": "fs",
+        "job_type": "B",
+        "level": "F",
+        "pool": "Full",
+        "session_id": sid,
+        "session_time": 100,
+        "start_time": 1.0,
+    }
     base.update(kw)
     return SessionLabel(**base)  # type: ignore[arg-type]
 
@@ -62,7 +72,12 @@ def test_sessions_append_and_read_back(tmp_path: Path) -> None:
     _write(path, 2, 30)  # a second writer continues the block numbering
     reader = VolumeReader(path)
     sessions = list(reader.sessions())
-    assert [(s.session_id, s.status) for s in sessions] == [(1, None), (1, "T"), (2, None), (2, "T")]
+    assert [(s.session_id, s.status) for s in sessions] == [
+        (1, None),
+        (1, "T"),
+        (2, None),
+        (2, "T"),
+    ]
     numbers = [r.position.block_number for r in reader.records()]
     assert numbers == sorted(numbers)
     data = [r for r in reader.records() if r.file_index > 0 and r.session_id == 2]
@@ -161,7 +176,14 @@ def test_block_checksums_are_zlibs_crc32() -> None:
 
 
 def test_index_selection_matches_a_linear_scan() -> None:
-    ranges = ((40, 45), (1, 3), (7, 7), (9, 10), (4, 5), (44, 50))  # unsorted, adjacent, overlapping
+    ranges = (
+        (40, 45),
+        (1, 3),
+        (7, 7),
+        (9, 10),
+        (4, 5),
+        (44, 50),
+    )  # unsorted, adjacent, overlapping
     wanted = IndexSelection(ranges)
     for index in range(-2, 60):
         assert (index in wanted) == any(lo <= index <= hi for lo, hi in ranges), index
@@ -173,5 +195,10 @@ def test_selection_of_many_ranges_reads_only_those_files(tmp_path: Path) -> None
     path = _label(tmp_path / "Full-0001")
     _write(path, 1, 300, size=10)
     ranges = tuple((i, i) for i in range(1, 301, 3))
-    got = [r.file_index for _e, r in select_records(VolumeReader(path), [BootstrapVolume("Full-0001", 1, 100, ranges)])]
+    got = [
+        r.file_index
+        for _e, r in select_records(
+            VolumeReader(path), [BootstrapVolume("Full-0001", 1, 100, ranges)]
+        )
+    ]
     assert got == [i for i in range(1, 301, 3) for _record in ("attributes", "data")]
