@@ -27,11 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.fixtures import make_test_layout
 from console import launcher
 from console.admin import processes, write_installation
 from console.client import ConsoleClient, choose_credentials
 from console.config import load_console_config
-from tests.system.conftest import make_test_layout
 
 MIB = 1024 * 1024
 LARGE_FILES = 8
@@ -51,13 +51,17 @@ def generate(data: Path, scale: float) -> tuple[int, int]:
     shutil.rmtree(data, ignore_errors=True)
     large.mkdir(parents=True)
     rng = random.Random(20261124)
-    text = b"".join(b"%08d the quick brown fox jumps over the lazy dog\n" % i for i in range(20_000))
+    text = b"".join(
+        b"%08d the quick brown fox jumps over the lazy dog\n" % i for i in range(20_000)
+    )
     for n in range(LARGE_FILES):
         with (large / f"file-{n:02d}.bin").open("wb") as f:
             written = 0
             while written < size:
                 chunk = min(16 * MIB, size - written)
-                f.write(rng.randbytes(chunk) if n % 2 else (text * (chunk // len(text) + 1))[:chunk])
+                f.write(
+                    rng.randbytes(chunk) if n % 2 else (text * (chunk // len(text) + 1))[:chunk]
+                )
                 written += chunk
     for n in range(count):
         d = small / f"d{n % SMALL_DIRS:03d}"
@@ -174,15 +178,27 @@ async def bench(root: Path, scale: float) -> None:
     restore_ratio = by["Strongroom restore, large files"].rate / by["tar -xf, large files"].rate
     incr = by["Strongroom no-change Incremental, small files"].seconds
     print()
-    print(f"full backup vs tar -cf:   {backup_ratio:6.1%}  (target >= 50%)  {'ok' if backup_ratio >= 0.5 else 'MISSED'}")
-    print(f"restore vs tar -xf:       {restore_ratio:6.1%}  (target >= 50%)  {'ok' if restore_ratio >= 0.5 else 'MISSED'}")
-    print(f"no-change Incremental:    {incr:6.2f} s for {small_count:,} files (target < 5 s)  {'ok' if incr < 5 else 'MISSED'}")
+    print(
+        f"full backup vs tar -cf:   {backup_ratio:6.1%}  (target >= 50%)  {'ok' if backup_ratio >= 0.5 else 'MISSED'}"
+    )
+    print(
+        f"restore vs tar -xf:       {restore_ratio:6.1%}  (target >= 50%)  {'ok' if restore_ratio >= 0.5 else 'MISSED'}"
+    )
+    print(
+        f"no-change Incremental:    {incr:6.2f} s for {small_count:,} files (target < 5 s)  {'ok' if incr < 5 else 'MISSED'}"
+    )
     for prog, value in rss.items():
-        target = "  (target < 150 MB)" + ("  ok" if value < 150 * MIB else "  MISSED") if prog == "strongroom-fd" else ""
+        target = (
+            "  (target < 150 MB)" + ("  ok" if value < 150 * MIB else "  MISSED")
+            if prog == "strongroom-fd"
+            else ""
+        )
         print(f"peak RSS {prog:15} {value / MIB:8.1f} MB{target}")
 
 
-async def _measure(root: Path, data: Path, large_bytes: int, small_count: int) -> tuple[list[Figure], dict[str, int]]:
+async def _measure(
+    root: Path, data: Path, large_bytes: int, small_count: int
+) -> tuple[list[Figure], dict[str, int]]:
     """The Strongroom jobs with real daemons, then tar on the same data: figures and peak RSS."""
     inst = root / "install"
     shutil.rmtree(inst, ignore_errors=True)
@@ -191,10 +207,12 @@ async def _measure(root: Path, data: Path, large_bytes: int, small_count: int) -
     etc = inst / "etc" / "strongroom-dir.d"
     for name, path in (("large", data / "large"), ("small", data / "small")):
         (etc / "fileset" / f"bench-{name}.conf").write_text(
-            f'FileSet {{\n  Name = bench-{name}\n  Include {{\n    Options {{\n      Signature = XXH128\n    }}\n'
-            f'    File = "{path}"\n  }}\n}}\n')
+            f"FileSet {{\n  Name = bench-{name}\n  Include {{\n    Options {{\n      Signature = XXH128\n    }}\n"
+            f'    File = "{path}"\n  }}\n}}\n'
+        )
         (etc / "job" / f"bench-{name}.conf").write_text(
-            f"Job {{\n  Name = bench-{name}\n  JobDefs = DefaultJob\n  FileSet = bench-{name}\n  Accurate = yes\n}}\n")
+            f"Job {{\n  Name = bench-{name}\n  JobDefs = DefaultJob\n  FileSet = bench-{name}\n  Accurate = yes\n}}\n"
+        )
     procs = processes(inst)
     pids = {p.prog: launcher.start(p) for p in procs}
     figures: list[Figure] = []
@@ -203,15 +221,29 @@ async def _measure(root: Path, data: Path, large_bytes: int, small_count: int) -
         client = await ConsoleClient.connect(choose_credentials(loaded.config, None, None))
         try:
             seconds, row = await _job(client, "run job=bench-large level=Full yes")
-            figures.append(Figure("Strongroom full backup, large files", seconds, large_bytes / MIB, "MB/s"))
+            figures.append(
+                Figure("Strongroom full backup, large files", seconds, large_bytes / MIB, "MB/s")
+            )
             seconds, row = await _job(client, "run job=bench-small level=Full yes")
-            figures.append(Figure("Strongroom full backup, small files", seconds, int(str(row["jobfiles"])), "files/s"))
+            figures.append(
+                Figure(
+                    "Strongroom full backup, small files",
+                    seconds,
+                    int(str(row["jobfiles"])),
+                    "files/s",
+                )
+            )
             seconds, _row = await _job(client, "run job=bench-small level=Incremental yes")
             figures.append(Figure("Strongroom no-change Incremental, small files", seconds, 0, "s"))
             where = root / "restore"
             shutil.rmtree(where, ignore_errors=True)
-            seconds, _row = await _job(client, f'restore client={layout.client} fileset=bench-large where="{where}" all yes')
-            figures.append(Figure("Strongroom restore, large files", seconds, large_bytes / MIB, "MB/s"))
+            seconds, _row = await _job(
+                client,
+                f'restore client={layout.client} fileset=bench-large where="{where}" all yes',
+            )
+            figures.append(
+                Figure("Strongroom restore, large files", seconds, large_bytes / MIB, "MB/s")
+            )
         finally:
             await client.close()
         rss = {prog: _peak_rss(pid) for prog, pid in pids.items()}
@@ -221,9 +253,13 @@ async def _measure(root: Path, data: Path, large_bytes: int, small_count: int) -
     tar_dir = root / "tar"
     shutil.rmtree(tar_dir, ignore_errors=True)
     tar_dir.mkdir()
-    tar_c = _timed(["tar", "-cf", str(tar_dir / "large.tar"), "-C", str(data), "large"], tar_dir / "large.tar")
+    tar_c = _timed(
+        ["tar", "-cf", str(tar_dir / "large.tar"), "-C", str(data), "large"], tar_dir / "large.tar"
+    )
     figures.append(Figure("tar -cf, large files", tar_c, large_bytes / MIB, "MB/s"))
-    tar_small = _timed(["tar", "-cf", str(tar_dir / "small.tar"), "-C", str(data), "small"], tar_dir / "small.tar")
+    tar_small = _timed(
+        ["tar", "-cf", str(tar_dir / "small.tar"), "-C", str(data), "small"], tar_dir / "small.tar"
+    )
     figures.append(Figure("tar -cf, small files", tar_small, small_count, "files/s"))
     (tar_dir / "x").mkdir()
     tar_x = _timed(["tar", "-xf", str(tar_dir / "large.tar"), "-C", str(tar_dir / "x")])
@@ -232,9 +268,13 @@ async def _measure(root: Path, data: Path, large_bytes: int, small_count: int) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp/strongroom-bench"))
-    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full data set (for a quick run)")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="fraction of the full data set (for a quick run)"
+    )
     args = parser.parse_args()
     asyncio.run(bench(args.dir, args.scale))
 

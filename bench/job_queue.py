@@ -21,11 +21,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.fixtures import make_test_layout
 from console import launcher
 from console.admin import processes, write_installation
 from console.client import ConsoleClient, choose_credentials
 from console.config import load_console_config
-from tests.system.conftest import make_test_layout
 
 TARGET = 500.0
 
@@ -33,10 +33,14 @@ TARGET = 500.0
 def configure(inst: Path, concurrency: int) -> None:
     etc = inst / "etc" / "strongroom-dir.d"
     for conf in (etc / "director").glob("*.conf"):
-        conf.write_text(conf.read_text().replace("Maximum Concurrent Jobs = 10",
-                                                 f"Maximum Concurrent Jobs = {concurrency}"))
+        conf.write_text(
+            conf.read_text().replace(
+                "Maximum Concurrent Jobs = 10", f"Maximum Concurrent Jobs = {concurrency}"
+            )
+        )
     (etc / "job" / "noop.conf").write_text(
-        f"Job {{\n  Name = noop\n  Type = Admin\n  Messages = Standard\n  Maximum Concurrent Jobs = {concurrency}\n}}\n")
+        f"Job {{\n  Name = noop\n  Type = Admin\n  Messages = Standard\n  Maximum Concurrent Jobs = {concurrency}\n}}\n"
+    )
 
 
 async def submit(client: ConsoleClient, count: int) -> None:
@@ -74,10 +78,16 @@ async def bench(root: Path, jobs: int, clients: int, concurrency: int) -> None:
         for p in reversed(procs):
             launcher.stop(p.pid_file)
     db = sqlite3.connect(inst / "working" / "dir" / "catalog.db")
-    counts = dict(db.execute("SELECT JobStatus, COUNT(*) FROM Job WHERE Name='noop' GROUP BY JobStatus").fetchall())
+    counts = dict(
+        db.execute(
+            "SELECT JobStatus, COUNT(*) FROM Job WHERE Name='noop' GROUP BY JobStatus"
+        ).fetchall()
+    )
     db.close()
-    print(f"jobs:                 {jobs:,} Admin no-op jobs, {clients} consoles, "
-          f"Maximum Concurrent Jobs = {concurrency}")
+    print(
+        f"jobs:                 {jobs:,} Admin no-op jobs, {clients} consoles, "
+        f"Maximum Concurrent Jobs = {concurrency}"
+    )
     print(f"submitted in:         {submitted:7.2f} s  ({jobs / submitted:,.0f} jobs/s)")
     print(f"all ended in:         {total:7.2f} s  ({jobs / total:,.0f} jobs/s)")
     print(f"catalog job statuses: {counts}")
@@ -86,7 +96,9 @@ async def bench(root: Path, jobs: int, clients: int, concurrency: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--concurrency", type=int, default=20)

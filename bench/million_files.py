@@ -31,6 +31,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.backup_restore import BALLAST, _job, _peak_rss, take_free_memory
+from bench.fixtures import make_test_layout
 from bench.profile_stages import cpu_seconds
 from console import launcher
 from console.admin import processes, write_installation
@@ -42,7 +43,6 @@ from director.jobs.attributes import AttributeSink
 from protocol import codec
 from protocol.attributes import FileAttributes, FileType, encode_attributes
 from protocol.records import Stream
-from tests.system.conftest import make_test_layout
 
 MIB = 1024 * 1024
 
@@ -73,15 +73,28 @@ async def catalog_inserts(files: int) -> tuple[float, float]:
     records, 1,000 files per directory), the Director's part of a backup alone."""
     rows = []
     for n in range(files):
-        attrs = FileAttributes(path=b"/srv/data/d%04d/f%05d" % (n // 1000, n % 1000), type=FileType.REGULAR,
-                               mode=0o100644, uid=1000, gid=1000, size=8, atime_ns=n, mtime_ns=n, ctime_ns=n,
-                               digest_algorithm="XXH128")
-        rows.append((n + 1, encode_attributes(attrs), codec.pack(("XXH128", n.to_bytes(16, "big")))))
+        attrs = FileAttributes(
+            path=b"/srv/data/d%04d/f%05d" % (n // 1000, n % 1000),
+            type=FileType.REGULAR,
+            mode=0o100644,
+            uid=1000,
+            gid=1000,
+            size=8,
+            atime_ns=n,
+            mtime_ns=n,
+            ctime_ns=n,
+            digest_algorithm="XXH128",
+        )
+        rows.append(
+            (n + 1, encode_attributes(attrs), codec.pack(("XXH128", n.to_bytes(16, "big"))))
+        )
     with tempfile.TemporaryDirectory() as tmp:
         catalog = Catalog(Path(tmp) / "catalog.db")
         catalog.migrate()
         with catalog._tx("add the bench's Job row") as db:  # File rows name a Job row
-            db.execute("INSERT INTO Job (JobId, Job, Name, Type, Level, JobStatus) VALUES (1, 'b', 'b', 'B', 'F', 'R')")
+            db.execute(
+                "INSERT INTO Job (JobId, Job, Name, Type, Level, JobStatus) VALUES (1, 'b', 'b', 'B', 'F', 'R')"
+            )
 
         async def insert(job_id: int, batch: object) -> None:
             assert isinstance(batch, list)
@@ -106,10 +119,12 @@ def _install(root: Path, tree: Path) -> tuple[Layout, Path]:
     write_installation(layout)
     etc = inst / "etc" / "strongroom-dir.d"
     (etc / "fileset" / "bench-million.conf").write_text(
-        f'FileSet {{\n  Name = bench-million\n  Include {{\n    Options {{\n      Signature = XXH128\n    }}\n'
-        f'    File = "{tree}"\n  }}\n}}\n')
+        f"FileSet {{\n  Name = bench-million\n  Include {{\n    Options {{\n      Signature = XXH128\n    }}\n"
+        f'    File = "{tree}"\n  }}\n}}\n'
+    )
     (etc / "job" / "bench-million.conf").write_text(
-        "Job {\n  Name = bench-million\n  JobDefs = DefaultJob\n  FileSet = bench-million\n  Accurate = yes\n}\n")
+        "Job {\n  Name = bench-million\n  JobDefs = DefaultJob\n  FileSet = bench-million\n  Accurate = yes\n}\n"
+    )
     return layout, inst
 
 
@@ -129,11 +144,15 @@ def browse_ms(db: Path, job_id: int, directory: bytes, rounds: int = 20) -> tupl
 
 async def bench(root: Path, files: int, dirs: int, skip_jobs: bool, ballast: bool) -> None:
     wall, cpu = await catalog_inserts(files)
-    print(f"catalog inserts alone: {wall:,.0f} files/s, {cpu:,.0f} files per CPU second  (target >= 50,000)",
-          flush=True)
+    print(
+        f"catalog inserts alone: {wall:,.0f} files/s, {cpu:,.0f} files per CPU second  (target >= 50,000)",
+        flush=True,
+    )
     if skip_jobs:
         return
-    print(f"generating {files:,} files in {dirs:,} directories under {root / 'data'} ...", flush=True)
+    print(
+        f"generating {files:,} files in {dirs:,} directories under {root / 'data'} ...", flush=True
+    )
     started = time.perf_counter()
     tree = generate(root / "data", files, dirs)
     print(f"  ready in {time.perf_counter() - started:.0f} s", flush=True)
@@ -144,28 +163,38 @@ async def bench(root: Path, files: int, dirs: int, skip_jobs: bool, ballast: boo
     pids = {p.prog: launcher.start(p) for p in procs}
     lines: list[str] = []
     try:
-        client = await ConsoleClient.connect(choose_credentials(load_console_config(layout.console_config).config,
-                                                                None, None))
+        client = await ConsoleClient.connect(
+            choose_credentials(load_console_config(layout.console_config).config, None, None)
+        )
         try:
             where = root / "restore"
             shutil.rmtree(where, ignore_errors=True)
             jobs = [
                 ("Full", "run job=bench-million level=Full yes"),
                 ("no-change Incremental", "run job=bench-million level=Incremental yes"),
-                ("restore of one directory", f'restore client={layout.client} fileset=bench-million '
-                                             f'where="{where}" directory="{tree / "d0007"}" yes'),
+                (
+                    "restore of one directory",
+                    f"restore client={layout.client} fileset=bench-million "
+                    f'where="{where}" directory="{tree / "d0007"}" yes',
+                ),
             ]
             full_id = 0
             for what, line in jobs:
                 before = {prog: cpu_seconds(pid) for prog, pid in pids.items()}
                 seconds, row = await _job(client, line)
-                cpus = "  ".join(f"{prog.removeprefix('strongroom-')} {cpu_seconds(pid) - before[prog]:.1f}"
-                                for prog, pid in pids.items())
+                cpus = "  ".join(
+                    f"{prog.removeprefix('strongroom-')} {cpu_seconds(pid) - before[prog]:.1f}"
+                    for prog, pid in pids.items()
+                )
                 count = int(str(row["jobfiles"]))
-                peaks = "  ".join(f"{prog.removeprefix('strongroom-')} {_peak_rss(pid) / MIB:.0f}"
-                                  for prog, pid in pids.items())
-                lines.append(f"{what:26} {seconds:8.2f} s  {count:>9,} files  {count / seconds:9,.0f} files/s  "
-                             f"CPU s: {cpus}  peak RSS MB so far: {peaks}")
+                peaks = "  ".join(
+                    f"{prog.removeprefix('strongroom-')} {_peak_rss(pid) / MIB:.0f}"
+                    for prog, pid in pids.items()
+                )
+                lines.append(
+                    f"{what:26} {seconds:8.2f} s  {count:>9,} files  {count / seconds:9,.0f} files/s  "
+                    f"CPU s: {cpus}  peak RSS MB so far: {peaks}"
+                )
                 print(lines[-1], flush=True)
                 if what == "Full":
                     full_id = int(str(row["jobid"]))
@@ -179,10 +208,14 @@ async def bench(root: Path, files: int, dirs: int, skip_jobs: bool, ballast: boo
             launcher.stop(p.pid_file)
         BALLAST.unlink(missing_ok=True)
     ms, entries = browse_ms(inst / "working" / "dir" / "catalog.db", full_id, bytes(tree / "d0500"))
-    lines.append(f"browse one directory of the Full: {ms:.1f} ms for {entries:,} entries (target < 100 ms)")
+    lines.append(
+        f"browse one directory of the Full: {ms:.1f} ms for {entries:,} entries (target < 100 ms)"
+    )
     for prog, value in rss.items():
-        lines.append(f"peak RSS {prog:15} {value / MIB:7.1f} MB  (target < 150 MB)  "
-                     f"{'ok' if value < 150 * MIB else 'MISSED'}")
+        lines.append(
+            f"peak RSS {prog:15} {value / MIB:7.1f} MB  (target < 150 MB)  "
+            f"{'ok' if value < 150 * MIB else 'MISSED'}"
+        )
     subprocess.run(["sync"], check=True)
     print()
     print(f"{files:,} files in {dirs:,} directories")
@@ -190,14 +223,19 @@ async def bench(root: Path, files: int, dirs: int, skip_jobs: bool, ballast: boo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp/strongroom-million"))
     parser.add_argument("--files", type=int, default=1_000_000)
     parser.add_argument("--dirs", type=int, default=1000)
     parser.add_argument("--skip-jobs", action="store_true", help="only the catalog inserts")
-    parser.add_argument("--no-ballast", action="store_true",
-                        help="leave free memory free (a daemon that outgrows the ballast's 512 MB would meet the "
-                             "OOM killer)")
+    parser.add_argument(
+        "--no-ballast",
+        action="store_true",
+        help="leave free memory free (a daemon that outgrows the ballast's 512 MB would meet the "
+        "OOM killer)",
+    )
     args = parser.parse_args()
     asyncio.run(bench(args.dir, args.files, args.dirs, args.skip_jobs, not args.no_ballast))
 

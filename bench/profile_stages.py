@@ -28,11 +28,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.backup_restore import BALLAST, _job, generate, take_free_memory
+from bench.fixtures import make_test_layout
 from console import launcher
 from console.admin import processes, write_installation
 from console.client import ConsoleClient, choose_credentials
 from console.config import load_console_config
-from tests.system.conftest import make_test_layout
 
 PY_SPY = Path(sys.executable).parent / "py-spy"
 _LINE = re.compile(r" \([^()]*:\d+\)$")
@@ -84,16 +84,24 @@ async def profile(root: Path, scale: float, spy_dir: Path | None, top: int) -> N
     etc = inst / "etc" / "strongroom-dir.d"
     for name in ("large", "small"):
         (etc / "fileset" / f"bench-{name}.conf").write_text(
-            f'FileSet {{\n  Name = bench-{name}\n  Include {{\n    Options {{\n      Signature = XXH128\n    }}\n'
-            f'    File = "{data / name}"\n  }}\n}}\n')
+            f"FileSet {{\n  Name = bench-{name}\n  Include {{\n    Options {{\n      Signature = XXH128\n    }}\n"
+            f'    File = "{data / name}"\n  }}\n}}\n'
+        )
         (etc / "job" / f"bench-{name}.conf").write_text(
-            f"Job {{\n  Name = bench-{name}\n  JobDefs = DefaultJob\n  FileSet = bench-{name}\n  Accurate = yes\n}}\n")
+            f"Job {{\n  Name = bench-{name}\n  JobDefs = DefaultJob\n  FileSet = bench-{name}\n  Accurate = yes\n}}\n"
+        )
     stages = [
         ("full-large", "run job=bench-large level=Full yes"),
         ("full-small", "run job=bench-small level=Full yes"),
         ("incr-small", "run job=bench-small level=Incremental yes"),
-        ("restore-large", f'restore client={layout.client} fileset=bench-large where="{root / "restore-large"}" all yes'),
-        ("restore-small", f'restore client={layout.client} fileset=bench-small where="{root / "restore-small"}" all yes'),
+        (
+            "restore-large",
+            f'restore client={layout.client} fileset=bench-large where="{root / "restore-large"}" all yes',
+        ),
+        (
+            "restore-small",
+            f'restore client={layout.client} fileset=bench-small where="{root / "restore-small"}" all yes',
+        ),
     ]
     if spy_dir is not None:
         spy_dir.mkdir(parents=True, exist_ok=True)
@@ -103,8 +111,9 @@ async def profile(root: Path, scale: float, spy_dir: Path | None, top: int) -> N
     pids = {p.prog: launcher.start(p) for p in procs}
     report: list[str] = []
     try:
-        client = await ConsoleClient.connect(choose_credentials(load_console_config(layout.console_config).config,
-                                                                None, None))
+        client = await ConsoleClient.connect(
+            choose_credentials(load_console_config(layout.console_config).config, None, None)
+        )
         try:
             for stage, line in stages:
                 shutil.rmtree(root / stage, ignore_errors=True)
@@ -112,9 +121,23 @@ async def profile(root: Path, scale: float, spy_dir: Path | None, top: int) -> N
                 if spy_dir is not None:
                     for prog, pid in pids.items():
                         spies[prog] = subprocess.Popen(
-                            [str(PY_SPY), "record", "--nonblocking", "--threads", "-r", "50", "-f", "raw",
-                             "-p", str(pid), "-o", str(spy_dir / f"{stage}-{prog}.txt")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            [
+                                str(PY_SPY),
+                                "record",
+                                "--nonblocking",
+                                "--threads",
+                                "-r",
+                                "50",
+                                "-f",
+                                "raw",
+                                "-p",
+                                str(pid),
+                                "-o",
+                                str(spy_dir / f"{stage}-{prog}.txt"),
+                            ],
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                        )
                     time.sleep(1.0)  # py-spy attaches
                 before = {prog: cpu_seconds(pid) for prog, pid in pids.items()}
                 seconds, row = await _job(client, line)
@@ -123,9 +146,13 @@ async def profile(root: Path, scale: float, spy_dir: Path | None, top: int) -> N
                     spy.send_signal(signal.SIGINT)
                 for spy in spies.values():
                     spy.wait(timeout=60)
-                cpus = "  ".join(f"{prog.removeprefix('strongroom-')} {s:6.2f}" for prog, s in used.items())
-                line_out = (f"{stage:14} {seconds:7.2f} s  files {row.get('jobfiles')!s:>7}  "
-                            f"CPU s: {cpus}  all {sum(used.values()):6.2f}")
+                cpus = "  ".join(
+                    f"{prog.removeprefix('strongroom-')} {s:6.2f}" for prog, s in used.items()
+                )
+                line_out = (
+                    f"{stage:14} {seconds:7.2f} s  files {row.get('jobfiles')!s:>7}  "
+                    f"CPU s: {cpus}  all {sum(used.values()):6.2f}"
+                )
                 print(line_out, flush=True)
                 report.append(line_out)
                 if spy_dir is not None:
@@ -144,10 +171,14 @@ async def profile(root: Path, scale: float, spy_dir: Path | None, top: int) -> N
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--dir", type=Path, default=Path("/var/tmp/strongroom-bench"))
     parser.add_argument("--scale", type=float, default=0.25)
-    parser.add_argument("--pyspy", type=Path, default=None, help="directory for py-spy's collapsed stacks")
+    parser.add_argument(
+        "--pyspy", type=Path, default=None, help="directory for py-spy's collapsed stacks"
+    )
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args()
     asyncio.run(profile(args.dir, args.scale, args.pyspy, args.top))

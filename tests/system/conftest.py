@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -12,35 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.fixtures import make_test_layout
 from console import launcher
 from console.admin import processes, write_installation
 from console.templates import Layout
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def make_test_layout(root: Path, tls: bool = True) -> Layout:
-    return Layout(
-        root=root,
-        director="test-dir",
-        storage="test-sd",
-        client="test-fd",
-        console="admin",
-        address="127.0.0.1",
-        dir_port=free_port(),
-        sd_port=free_port(),
-        fd_port=free_port(),
-        dir_password="dir-password-for-tests",
-        sd_password="sd-password-for-tests",
-        fd_password="fd-password-for-tests",
-        console_password="console-password-for-tests",
-        tls=tls,
-        auth_timeout=3,
-    )
 
 
 @dataclass
@@ -80,8 +54,9 @@ class Installation:
         return (self.root / "log" / f"{prog}.log").read_text(errors="replace")
 
 
-def _install(root: Path, tls: bool,
-             before_start: Callable[[Installation], None] | None = None) -> Iterator[Installation]:
+def _install(
+    root: Path, tls: bool, before_start: Callable[[Installation], None] | None = None
+) -> Iterator[Installation]:
     """Write an installation, let `before_start` change its configuration, start its daemons."""
     layout = make_test_layout(root, tls=tls)
     write_installation(layout)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import time
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from bench.fixtures import sd2_config
 from console import launcher
 from console.admin import processes, write_installation
 from tests.support.trees import compare_trees, make_hostile_tree
@@ -37,56 +37,53 @@ class Site:
         return self.inst.root
 
 
-def _sd2_config(root: Path, port: int) -> Path:
-    src, dst = root / "etc" / "strongroom-sd.d", root / "etc" / "strongroom-sd2.d"
-    shutil.copytree(src, dst)
-    storage = next((dst / "storage").glob("*.conf"))
-    text = storage.read_text()
-    text = re.sub(r"Name = .*", "Name = test-sd2", text, count=1)
-    text = re.sub(r"SD Port = \d+", f"SD Port = {port}", text)
-    text = text.replace("working/sd", "working/sd2")
-    storage.write_text(text)
-    device = dst / "device" / "FileStorage.conf"
-    device.write_text(device.read_text().replace("Name = FileStorage", "Name = FileStorage2")
-                      .replace(str(root / "storage"), str(root / "storage2")))
-    (root / "storage2").mkdir()
-    (root / "working" / "sd2").mkdir(parents=True)
-    # a second device on the first SD, for local copies
-    sd1_device = src / "device" / "FileStorageB.conf"
-    sd1_device.write_text((src / "device" / "FileStorage.conf").read_text()
-                          .replace("Name = FileStorage", "Name = FileStorageB").replace(str(root / "storage"), str(root / "storage-b")))
-    (root / "storage-b").mkdir()
-    return dst
-
-
 def _director_config(root: Path, sd1_port: int, sd2_port: int, src: Path) -> None:
     etc = root / "etc" / "strongroom-dir.d"
     storage = (etc / "storage" / "File.conf").read_text()
-    (etc / "storage" / "FileB.conf").write_text(storage.replace("Name = File", "Name = FileB")
-                                                .replace("Device = FileStorage", "Device = FileStorageB"))
-    (etc / "storage" / "File2.conf").write_text(storage.replace("Name = File", "Name = File2")
-                                                .replace("Device = FileStorage", "Device = FileStorage2")
-                                                .replace(f"SD Port = {sd1_port}", f"SD Port = {sd2_port}"))
-    (etc / "storage" / "Tape.conf").write_text(storage.replace("Name = File", "Name = Tape")
-                                               .replace("Media Type = File", "Media Type = LTO"))
-    (etc / "storage" / "Nowhere.conf").write_text(storage.replace("Name = File", "Name = Nowhere")
-                                                  .replace(f"SD Port = {sd1_port}", f"SD Port = {free_port()}"))
+    (etc / "storage" / "FileB.conf").write_text(
+        storage.replace("Name = File", "Name = FileB").replace(
+            "Device = FileStorage", "Device = FileStorageB"
+        )
+    )
+    (etc / "storage" / "File2.conf").write_text(
+        storage.replace("Name = File", "Name = File2")
+        .replace("Device = FileStorage", "Device = FileStorage2")
+        .replace(f"SD Port = {sd1_port}", f"SD Port = {sd2_port}")
+    )
+    (etc / "storage" / "Tape.conf").write_text(
+        storage.replace("Name = File", "Name = Tape").replace(
+            "Media Type = File", "Media Type = LTO"
+        )
+    )
+    (etc / "storage" / "Nowhere.conf").write_text(
+        storage.replace("Name = File", "Name = Nowhere").replace(
+            f"SD Port = {sd1_port}", f"SD Port = {free_port()}"
+        )
+    )
     pools = {"CopyLocal": "FileB", "CopyRemote": "File2", "Tape": "Tape", "Nowhere": "Nowhere"}
     for name, storage_name in pools.items():
         (etc / "pool" / f"{name}.conf").write_text(
-            f'Pool {{\n  Name = {name}\n  Pool Type = Backup\n  Storage = {storage_name}\n  Label Format = "{name}-"\n}}\n')
-    (etc / "pool" / "Source.conf").write_text('Pool {\n  Name = Source\n  Pool Type = Backup\n  Label Format = "Source-"\n'
-                                              '  Next Pool = CopyLocal\n  Migration Time = 1 second\n}\n')
+            f'Pool {{\n  Name = {name}\n  Pool Type = Backup\n  Storage = {storage_name}\n  Label Format = "{name}-"\n}}\n'
+        )
+    (etc / "pool" / "Source.conf").write_text(
+        'Pool {\n  Name = Source\n  Pool Type = Backup\n  Label Format = "Source-"\n'
+        "  Next Pool = CopyLocal\n  Migration Time = 1 second\n}\n"
+    )
     (etc / "fileset" / "CopySet.conf").write_text(
-        f'FileSet {{\n  Name = CopySet\n  Include {{\n    Options {{\n      Signature = SHA256\n      Sparse = yes\n    }}\n'
-        f'    File = "{src}"\n  }}\n}}\n')
+        f"FileSet {{\n  Name = CopySet\n  Include {{\n    Options {{\n      Signature = SHA256\n      Sparse = yes\n    }}\n"
+        f'    File = "{src}"\n  }}\n}}\n'
+    )
     (etc / "job" / "src.conf").write_text(
         "Job {\n  Name = src\n  JobDefs = DefaultJob\n  FileSet = CopySet\n  Pool = Source\n  Full Backup Pool = Source\n"
-        "  Accurate = yes\n}\n")
+        "  Accurate = yes\n}\n"
+    )
     big = src.parent / "big-src"
-    (etc / "fileset" / "BigSet.conf").write_text(f'FileSet {{\n  Name = BigSet\n  Include {{\n    File = "{big}"\n  }}\n}}\n')
+    (etc / "fileset" / "BigSet.conf").write_text(
+        f'FileSet {{\n  Name = BigSet\n  Include {{\n    File = "{big}"\n  }}\n}}\n'
+    )
     (etc / "job" / "bigsrc.conf").write_text(
-        "Job {\n  Name = bigsrc\n  JobDefs = DefaultJob\n  FileSet = BigSet\n  Pool = Source\n  Full Backup Pool = Source\n}\n")
+        "Job {\n  Name = bigsrc\n  JobDefs = DefaultJob\n  FileSet = BigSet\n  Pool = Source\n  Full Backup Pool = Source\n}\n"
+    )
     jobs = {
         "copy-big": ("Copy", "CopyRemote", "Job", "^bigsrc$"),
         "copy-local": ("Copy", "CopyLocal", "Job", "^src$"),
@@ -97,7 +94,12 @@ def _director_config(root: Path, sd1_port: int, sd2_port: int, src: Path) -> Non
         "copy-uncopied": ("Copy", "CopyRemote", "PoolUncopiedJobs", ""),
         "copy-client": ("Copy", "CopyLocal", "Client", "^test-fd$"),
         "copy-volume": ("Copy", "CopyLocal", "Volume", "^Source-"),
-        "copy-sql": ("Copy", "CopyLocal", "SQLQuery", "SELECT JobId FROM Job WHERE Name = 'src' AND Type = 'B'"),
+        "copy-sql": (
+            "Copy",
+            "CopyLocal",
+            "SQLQuery",
+            "SELECT JobId FROM Job WHERE Name = 'src' AND Type = 'B'",
+        ),
         "copy-pooltime": ("Copy", "CopyLocal", "PoolTime", ""),
         "copy-oldest": ("Copy", "CopyLocal", "OldestVolume", ""),
         "copy-tape": ("Copy", "Tape", "Job", "^src$"),
@@ -108,7 +110,8 @@ def _director_config(root: Path, sd1_port: int, sd2_port: int, src: Path) -> Non
         (etc / "job" / f"{name}.conf").write_text(
             f"Job {{\n  Name = {name}\n  Type = {kind}\n  Pool = Source\n  Next Pool = {next_pool}\n"
             f"  Selection Type = {selection}\n{pattern_line}  Messages = Standard\n  Client = test-fd\n"
-            "  FileSet = CopySet\n  Storage = File\n}\n")
+            "  FileSet = CopySet\n  Storage = File\n}\n"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -122,10 +125,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     for n in range(40):
         (root / "big-src" / f"random-{n:02d}").write_bytes(os.urandom(10 * MIB))
     sd2_port = free_port()
-    sd2_etc = _sd2_config(root, sd2_port)
+    sd2_etc = sd2_config(root, sd2_port)
     _director_config(root, layout.sd_port, sd2_port, src)
-    sd2 = launcher.DaemonProcess(prog="strongroom-sd2", module="storaged", config=sd2_etc,
-                                 log_file=root / "log" / "strongroom-sd2.log", pid_file=root / "run" / "strongroom-sd2.pid")
+    sd2 = launcher.DaemonProcess(
+        prog="strongroom-sd2",
+        module="storaged",
+        config=sd2_etc,
+        log_file=root / "log" / "strongroom-sd2.log",
+        pid_file=root / "run" / "strongroom-sd2.pid",
+    )
     procs = processes(root)
     pids: dict[str, int] = {}
     try:
@@ -183,7 +191,9 @@ def _new_rows(site: Site, before: set[int]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize(("job_name", "remote"), [("copy-local", False), ("copy-remote", True)])
-def test_copy_then_restore_from_the_copy(site: Site, backed_up: int, job_name: str, remote: bool) -> None:
+def test_copy_then_restore_from_the_copy(
+    site: Site, backed_up: int, job_name: str, remote: bool
+) -> None:
     before = {j["jobid"] for j in jobs(site)}
     control = job(site, f"run job={job_name} yes")
     assert control["jobstatus"] == "T", messages(site.inst)
@@ -200,12 +210,18 @@ def test_copy_then_restore_from_the_copy(site: Site, backed_up: int, job_name: s
 def test_run_without_yes_shows_the_resolution(site: Site) -> None:
     (shown,) = run(site.inst, "run job=copy-remote nextpool=CopyLocal")
     resolved = shown["run"]["resolved"]
-    assert (resolved["pool"], resolved["next_pool"], resolved["next_storage"]) == ("Source", "CopyLocal", "FileB")
+    assert (resolved["pool"], resolved["next_pool"], resolved["next_storage"]) == (
+        "Source",
+        "CopyLocal",
+        "FileB",
+    )
     (default,) = run(site.inst, "run job=copy-remote")
     assert default["run"]["resolved"]["next_pool"] == "CopyRemote"
 
 
-@pytest.mark.parametrize("job_name", ["copy-client", "copy-volume", "copy-sql", "copy-pooltime", "copy-oldest"])
+@pytest.mark.parametrize(
+    "job_name", ["copy-client", "copy-volume", "copy-sql", "copy-pooltime", "copy-oldest"]
+)
 def test_selection_types_find_the_backup(site: Site, backed_up: int, job_name: str) -> None:
     before = {j["jobid"] for j in jobs(site)}
     assert job(site, f"run job={job_name} yes")["jobstatus"] == "T", messages(site.inst)
@@ -221,24 +237,33 @@ def test_nothing_to_do_is_ok(site: Site, backed_up: int) -> None:
     assert "nothing to do" in messages(site.inst)
 
 
-def test_restore_reads_a_copy_when_the_original_volumes_are_gone(site: Site, backed_up: int) -> None:
+def test_restore_reads_a_copy_when_the_original_volumes_are_gone(
+    site: Site, backed_up: int
+) -> None:
     (vols,) = run(site.inst, "list volumes pool=Source")
     names = [v["volumename"] for v in vols["volumes"] if v["pool"] == "Source"]
     for name in names:
         run(site.inst, f"update volume={name} volstatus=Error")
     try:
-        text = restore_and_compare(site, f"client={site.inst.layout.client} fileset=CopySet", "from-copy")
+        text = restore_and_compare(
+            site, f"client={site.inst.layout.client} fileset=CopySet", "from-copy"
+        )
         assert '"copies_used": {"1":' in text
     finally:
         for name in names:
             run(site.inst, f"update volume={name} volstatus=Append")
 
 
-@pytest.mark.parametrize(("kind", "message"), [
-    ("copy-tape", "media type mismatch"),
-    ("copy-nowhere", "cannot connect"),
-])
-def test_copy_failures_end_in_error_and_release_devices(site: Site, backed_up: int, kind: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("copy-tape", "media type mismatch"),
+        ("copy-nowhere", "cannot connect"),
+    ],
+)
+def test_copy_failures_end_in_error_and_release_devices(
+    site: Site, backed_up: int, kind: str, message: str
+) -> None:
     before = {j["jobid"] for j in jobs(site)}
     control = job(site, f"run job={kind} yes")
     assert control["jobstatus"] == "E"
@@ -266,7 +291,11 @@ def test_missing_read_volume_fails_the_copy(site: Site, backed_up: int, tmp_path
 
 
 def test_copy_promotion_after_deleting_the_original(site: Site, backed_up: int) -> None:
-    copies = [j for j in jobs(site) if j["type"] == "C" and j["priorjobid"] == backed_up and j["jobstatus"] == "T"]
+    copies = [
+        j
+        for j in jobs(site)
+        if j["type"] == "C" and j["priorjobid"] == backed_up and j["jobstatus"] == "T"
+    ]
     assert copies
     (deleted,) = run(site.inst, f"delete jobid={backed_up} yes")
     promoted = deleted["delete"][0]["promoted"]
@@ -276,7 +305,9 @@ def test_copy_promotion_after_deleting_the_original(site: Site, backed_up: int) 
     restore_and_compare(site, f"client={site.inst.layout.client} fileset=CopySet", "promoted")
 
 
-@pytest.mark.parametrize(("job_name", "remote"), [("migrate-local", False), ("migrate-remote", True)])
+@pytest.mark.parametrize(
+    ("job_name", "remote"), [("migrate-local", False), ("migrate-remote", True)]
+)
 def test_migrate_then_restore_latest(site: Site, job_name: str, remote: bool) -> None:
     time.sleep(1.1)
     source = job(site, "run job=src level=Full yes")
@@ -286,7 +317,11 @@ def test_migrate_then_restore_latest(site: Site, job_name: str, remote: bool) ->
     assert control["jobstatus"] == "T", messages(site.inst)
     rows = {j["jobid"]: j for j in jobs(site)}
     assert rows[source["jobid"]]["type"] == "M"
-    migrated = [j for j in _new_rows(site, before) if j["type"] == "B" and j["priorjobid"] == source["jobid"]]
+    migrated = [
+        j
+        for j in _new_rows(site, before)
+        if j["type"] == "B" and j["priorjobid"] == source["jobid"]
+    ]
     assert len(migrated) == 1 and migrated[0]["jobstatus"] == "T"
     assert migrated[0]["starttime"] == source["starttime"]
     restore_and_compare(site, f"client={site.inst.layout.client} fileset=CopySet", job_name)

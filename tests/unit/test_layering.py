@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-OURS = frozenset({"protocol", "common", "director", "storaged", "filed", "console", "bench", "tests"})
+OURS = frozenset(
+    {"protocol", "common", "director", "storaged", "filed", "console", "bench", "tests"}
+)
 # What each top-level package may import of ours (besides itself).
 ALLOWED: dict[str, frozenset[str]] = {
     "protocol": frozenset(),
@@ -21,13 +23,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "console": frozenset({"protocol", "common"}),
     "bench": frozenset({"protocol", "common", "console", "director", "storaged", "filed", "bench"}),
 }
-# Known crossings being removed (issue #12; delete an entry when its import is gone): the test fails
-# on any crossing that is not listed here.
-KNOWN: frozenset[tuple[str, str]] = frozenset({
-    ("bench.backup_restore", "tests"),  # make_test_layout: the bench needs a layout builder of its own
-    ("bench.copy_jobs", "tests"),
-    ("bench.job_queue", "tests"),
-})
+# Crossings still being removed would be listed here by name (none left): the test fails on any
+# crossing that is not listed.
+KNOWN: frozenset[tuple[str, str]] = frozenset()
 
 
 def _imports(path: Path) -> set[str]:
@@ -53,14 +51,19 @@ def _crossings() -> set[tuple[str, str]]:
 
 def test_no_new_import_crossings() -> None:
     new = sorted(_crossings() - KNOWN)
-    assert not new, "imports that cross the layers (STYLE.md): " + ", ".join(f"{m} imports {p}" for m, p in new)
+    assert not new, "imports that cross the layers (STYLE.md): " + ", ".join(
+        f"{m} imports {p}" for m, p in new
+    )
 
 
-@pytest.mark.parametrize("source", [
-    "import director.daemon\n",
-    "from storaged import volume\n",
-    "def f():\n    from filed.restore import RestoreWriter\n",
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import director.daemon\n",
+        "from storaged import volume\n",
+        "def f():\n    from filed.restore import RestoreWriter\n",
+    ],
+)
 def test_the_check_sees_imports(tmp_path: Path, source: str) -> None:
     path = tmp_path / "m.py"
     path.write_text(source)
