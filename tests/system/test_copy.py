@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from bench.fixtures import sd2_config
+from bench.fixtures import free_port, sd2_config
 from console import launcher
 from console.admin import processes, write_installation
 from tests.support.trees import compare_trees, make_hostile_tree
-from tests.system.conftest import Installation, free_port, make_test_layout
+from tests.system.conftest import Installation, make_test_layout
 from tests.system.test_backup_restore import messages, run, stripped
 
 MIB = 1024 * 1024
