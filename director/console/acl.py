@@ -1,13 +1,46 @@
-"""Bareos ACL evaluation: the console's entries, then each profile's; first match wins; `!` denies."""
+"""Bareos ACLs for consoles: evaluation, and the one helper every command checks objects through.
+
+An ACL is a list of entries from the Console resource, then from each of its Profiles; the first
+entry that matches decides, `!name` denies, `*all*` matches everything, an entry with regex
+characters is a regular expression matched against the whole name, and no match denies.
+
+Commands never call `session.acl` for an object they show or touch: they call `require`,
+`require_job`, `job_visible` or `require_where` here, so each kind of object is checked the same way
+(a job row is checked against the Job, Client, Pool and FileSet ACLs at once).
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from typing import Final
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, Final, TypeVar
+
+from director.console.paging import Window, paged
+from director.console.registry import CommandError, Session
+
+T = TypeVar("T")
 
 ALL: Final = "*all*"
+DEFAULT_CONSOLE: Final = "*UserAgent*"  # the Director's own console: no ACLs
 _REGEX_CHARS: Final = set("^$.[]|()*+?{}\\")
+# what a command names a kind of object -> the ACL that governs it
+KINDS: Final = {
+    "job": "job", "restore job": "job", "restorejob": "job",
+    "client": "client", "restoreclient": "client",
+    "storage": "storage", "pool": "pool", "nextpool": "pool", "next_pool": "pool",
+    "fileset": "fileset", "schedule": "schedule", "catalog": "catalog", "where": "where",
+    "command": "command",
+}
+# which ACL each attribute of a job (catalog row, live job, resolved run) is checked against
+JOB_FIELDS: Final = (("name", "job"), ("client", "client"), ("pool", "pool"), ("fileset", "fileset"))
+
+
+class AccessDenied(CommandError):
+    """An object the console's ACLs do not permit; the text names the object and the console."""
+
+    def __init__(self, console: str, kind: str, name: str) -> None:
+        super().__init__(f"{kind} {name!r} is not permitted for console {console!r}")
+        self.console, self.kind, self.name = console, kind, name
 
 
 def _matches(pattern: str, item: str) -> bool:
@@ -30,3 +63,101 @@ def acl_allows(entry_lists: Iterable[Sequence[str]], item: str) -> bool:
             if _matches(pattern, item):
                 return not deny
     return False
+
+
+def unrestricted(session: Session) -> bool:
+    """The Director's own console, which has no ACLs (and may see credentials in `show`)."""
+    return session.console == DEFAULT_CONSOLE
+
+
+def permitted(session: Session, kind: str, name: str | None) -> bool:
+    """May the console use the object `name` of `kind`? An absent name (None, "") is no object."""
+    if not name:
+        return True
+    return session.acl(KINDS[kind], name)
+
+
+def require(session: Session, kind: str, name: str | None) -> None:
+    """Raise AccessDenied unless the console may use `name` (an absent name passes)."""
+    if not permitted(session, kind, name):
+        raise AccessDenied(session.console, kind, str(name))
+
+
+def require_all(session: Session, **given: str | None) -> None:
+    """`require_all(session, job=..., client=..., pool=...)`: each name against its ACL."""
+    for key, name in given.items():
+        require(session, key.replace("_", " "), name)
+
+
+def _field(job: Any, attr: str) -> Any:
+    return job.get(attr) if isinstance(job, Mapping) else getattr(job, attr, None)
+
+
+def job_denial(session: Session, job: Any) -> tuple[str, str] | None:
+    """The first (kind, name) of a job (row, dict, live job, resolved run) the console may not see."""
+    for attr, kind in JOB_FIELDS:
+        value = _field(job, attr)
+        if isinstance(value, str) and not permitted(session, kind, value):
+            return kind, value
+    return None
+
+
+def job_visible(session: Session, job: Any) -> bool:
+    """A job is visible when its Job, Client, Pool and FileSet are all permitted."""
+    return job_denial(session, job) is None
+
+
+def require_job(session: Session, job: Any) -> None:
+    """Raise AccessDenied naming the job when any of its objects is forbidden.
+
+    The refusal names the JobId only, not the forbidden client or pool, so it leaks nothing that
+    `list jobs` would not show.
+    """
+    denial = job_denial(session, job)
+    if denial is not None:
+        job_id = _field(job, "job_id") or _field(job, "jobid")
+        raise AccessDenied(session.console, "JobId", str(job_id))
+
+
+def require_where(session: Session, where: str | None) -> None:
+    """A restore's `where` (or `regexwhere`) must be permitted by the Where ACL; "" is `/`."""
+    if where is None:
+        return
+    value = where or "/"
+    if not session.acl("where", value):
+        raise AccessDenied(session.console, "where", value)
+
+
+def require_catalog(session: Session) -> None:
+    """Commands that read or write the catalog need its Catalog ACL (Bareos `open_client_db`)."""
+    for name in session.director.config.catalogs:
+        require(session, "catalog", name)
+        return
+
+
+async def visible_pages(
+    session: Session,
+    fetch: Callable[[Any, int, int], Awaitable[list[T]]],
+    key_of: Callable[[T], Any],
+    window: Window,
+    start: Any,
+    *,
+    keep: Callable[[T], bool],
+) -> AsyncGenerator[T, None]:
+    """`paged` for a console that may not see every row: `keep` filters, and `limit=`/`offset=`
+    count the rows the console sees, not the rows the catalog holds."""
+    if unrestricted(session):
+        async for item in paged(fetch, key_of, window, start):
+            yield item
+        return
+    shown = skipped = 0
+    async for item in paged(fetch, key_of, Window(), start):
+        if not keep(item):
+            continue
+        if skipped < window.offset:
+            skipped += 1
+            continue
+        if window.limit is not None and shown >= window.limit:
+            return
+        shown += 1
+        yield item

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from director.catalog import FileRow
+from director.console.acl import job_visible, permitted, require_catalog, require_job, visible_pages
 from director.console.format import display_path
 from director.console.names import check
 from director.console.paging import NO_RESULTS, Lines, Long, Table, Window, listing, paged
@@ -69,6 +70,7 @@ async def _catalog_names(session: Session, kind: str) -> list[str]:
 
 async def _list(session: Session, args: Args, long: bool) -> Reply:
     director = session.director
+    require_catalog(session)
     what = (args.words[0].lower() if args.words else "")
     window = Window.parse(args)
     if "jobid" in args.options and what not in ("files", "joblog"):
@@ -76,6 +78,8 @@ async def _list(session: Session, args: Args, long: bool) -> Reply:
         if not raw.isdigit():
             raise CommandError("usage: list jobid=N")
         job = await director.catalog_call("get_job", int(raw))
+        if job is not None and not job_visible(session, job):
+            job = None  # a job the console may not see is not there
         rows = [_live(session, job_dict(job))] if job is not None else []
         return Reply(text=_long(rows) if long else _table(rows, ["jobid", "name", "starttime", "type", "level",
                                                                   "jobfiles", "jobbytes", "jobstatus"]),
@@ -91,7 +95,8 @@ async def _list(session: Session, args: Args, long: bool) -> Reply:
                 status=args.get("jobstatus"))
             return rows
 
-        jobs = (_live(session, job_dict(j)) async for j in paged(fetch, lambda j: j.job_id, window, None))
+        jobs = (_live(session, job_dict(j)) async for j in
+                visible_pages(session, fetch, lambda j: j.job_id, window, None, keep=lambda j: job_visible(session, j)))
         return listing("jobs", jobs, Long() if long else Table(list(JOB_COLUMNS), optional=("wait_reason",)))
     if what in ("volumes", "media"):
         pool = check(session, "pool", args.get("pool"), also=await _catalog_names(session, "pool"))
@@ -100,13 +105,14 @@ async def _list(session: Session, args: Args, long: bool) -> Reply:
             rows: list[Any] = await director.catalog_call("media_page", after, size, offset=offset, pool=pool)
             return rows
 
-        volumes = (_volume(m) async for m in paged(fetch_media, lambda m: m.media_id, window, 0))
+        volumes = (_volume(m) async for m in visible_pages(session, fetch_media, lambda m: m.media_id, window, 0,
+                                                           keep=lambda m: permitted(session, "pool", m.pool)))
         return listing("volumes", volumes, Long() if long else Table(list(VOLUME_COLUMNS)))
     if what == "pools":
-        rows = await director.catalog_call("list_pools")
+        rows = [r for r in await director.catalog_call("list_pools") if permitted(session, "pool", r["name"])]
         return Reply(text=_long(rows) if long else _table(rows, list(rows[0]) if rows else []), data={"pools": rows})
     if what == "files":
-        job_id = _jobid(args, "list files jobid=N")
+        job_id = await _visible_jobid(session, args, "list files jobid=N")
 
         async def fetch_files(after: int, size: int, offset: int) -> list[Any]:
             rows: list[Any] = await director.catalog_call("files_page", job_id, after, size, offset)
@@ -117,7 +123,7 @@ async def _list(session: Session, args: Args, long: bool) -> Reply:
                                            empty="No files.")
         return listing("files", files, layout)
     if what == "joblog":
-        job_id = _jobid(args, "list joblog jobid=N")
+        job_id = await _visible_jobid(session, args, "list joblog jobid=N")
 
         async def fetch_log(after: int, size: int, offset: int) -> list[Any]:
             rows: list[Any] = await director.catalog_call("log_page", job_id, after, size, offset)
@@ -135,6 +141,15 @@ def _jobid(args: Args, usage: str) -> int:
     if not raw.isdigit():
         raise CommandError(f"usage: {usage}")
     return int(raw)
+
+
+async def _visible_jobid(session: Session, args: Args, usage: str) -> int:
+    """`jobid=N` of a job the console may see (an unknown one lists nothing, as before)."""
+    job_id = _jobid(args, usage)
+    row = await session.director.catalog_call("get_job", job_id)
+    if row is not None:
+        require_job(session, row)
+    return job_id
 
 
 def _volume(m: Any) -> dict[str, Any]:
@@ -182,13 +197,17 @@ async def delete(session: Session, args: Args) -> Reply:
     if not ids:
         raise CommandError("usage: delete jobid=N[,M] yes")
     director = session.director
+    require_catalog(session)
     running = [i for i in ids if i in director.queue.jobs and director.queue.jobs[i].status not in st.FINAL]
     if running:
         raise CommandError(f"JobId(s) {','.join(map(str, running))} are queued or running; cancel them first")
     lines, data = [], []
-    for job_id in ids:
-        if await director.catalog_call("get_job", job_id) is None:
+    for job_id in ids:  # every one is checked before any is deleted
+        row = await director.catalog_call("get_job", job_id)
+        if row is None:
             raise CommandError(f"JobId {job_id} is not in the catalog")
+        require_job(session, row)
+    for job_id in ids:
         promoted = await director.catalog_call("delete_job", job_id)
         lines.append(f"JobId {job_id} deleted from the catalog."
                      + "".join(f"\nCopy JobId {p} of JobId {job_id} was promoted to a Backup job." for p in promoted))
@@ -206,7 +225,9 @@ async def update(session: Session, args: Args) -> Reply:
     if wanted is None:
         raise CommandError(f"volstatus={status}: use one of {', '.join(VOLUME_STATUSES)}")
     director = session.director
-    if await director.catalog_call("get_media", volume) is None:
+    require_catalog(session)
+    media = await director.catalog_call("get_media", volume)
+    if media is None or not permitted(session, "pool", media.pool):  # another pool's volume is not there
         raise CommandError(f"no volume named {volume!r} in the catalog")
     await director.catalog_call("update_media", volume, VolStatus=wanted)
     director.engine.media_added()

@@ -8,6 +8,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from director.catalog import JobRow
+from director.console.acl import job_visible, require, require_all, require_job
 from director.console.names import check, check_all
 from director.console.paging import Lines, listing
 from director.console.registry import Args, CommandError, Reply, Session, command
@@ -55,6 +56,10 @@ def _describe(session: Session, req: RunRequest) -> tuple[str, dict[str, Any]]:
         resolved = resolve(session.director.config, req)
     except JobError as exc:
         raise CommandError(str(exc)) from exc
+    # the defaults the Job (and its JobDefs) fill in, not only what the command line named
+    require_all(session, job=resolved.resource.name, client=resolved.client, fileset=resolved.fileset,
+                pool=resolved.pool, storage=resolved.storage)
+    require(session, "schedule", req.params.get("scheduled"))
     data = {
         "job": resolved.resource.name, "type": TYPE_NAMES.get(resolved.job_type, resolved.job_type),
         "level": LEVEL_NAMES.get(resolved.level, ""), "client": resolved.client, "fileset": resolved.fileset,
@@ -66,6 +71,8 @@ def _describe(session: Session, req: RunRequest) -> tuple[str, dict[str, Any]]:
             targets = resolve_targets(session.director.config, resolved.resource, req.pool, req.params.get("next_pool"))
         except JobError as exc:
             raise CommandError(str(exc)) from exc
+        require_all(session, pool=targets.source_pool, next_pool=targets.target_pool,
+                    storage=targets.target_storage)
         data.update(pool=targets.source_pool, next_pool=targets.target_pool, next_storage=targets.target_storage,
                     selection_type=resolved.resource.selection_type or "Job",
                     selection_pattern=resolved.resource.selection_pattern)
@@ -86,9 +93,7 @@ def _describe(session: Session, req: RunRequest) -> tuple[str, dict[str, Any]]:
 
 
 async def _start(session: Session, req: RunRequest) -> Reply:
-    for kind, value in (("job", req.job), ("client", req.client), ("storage", req.storage), ("pool", req.pool)):
-        if value and not session.acl(kind, value):
-            raise CommandError(f"{kind} {value!r} is not permitted for console {session.console!r}")
+    _describe(session, req)  # again: a reload since the question may have changed the defaults
     try:
         jcr = await session.director.submit(req)
     except JobError as exc:
@@ -101,8 +106,7 @@ async def _start(session: Session, req: RunRequest) -> Reply:
 async def run(session: Session, args: Args) -> Reply:
     """Run a job now (or at when=); without `yes` show the resolved job and ask."""
     req = _request(args)
-    if not session.acl("job", req.job):
-        raise CommandError(f"job {req.job!r} is not permitted for console {session.console!r}")
+    require(session, "job", req.job)
     text, data = _describe(session, req)
     if args.has("yes"):
         return await _start(session, req)
@@ -123,7 +127,7 @@ def find_job(session: Session, args: Args) -> JobControl:
     if raw is None or not raw.isdigit():
         raise CommandError("usage: ... jobid=N")
     jcr = session.director.queue.jobs.get(int(raw))
-    if jcr is None:
+    if jcr is None or not job_visible(session, jcr):  # a forbidden job is not there, as in `list`
         raise CommandError(f"JobId {raw} is not running or queued on this Director")
     return jcr
 
@@ -132,7 +136,8 @@ def find_job(session: Session, args: Args) -> JobControl:
 async def cancel(session: Session, args: Args) -> Reply:
     """Cancel a job in any state (scheduled, queued, waiting, running)."""
     if args.get("job"):
-        match = [j for j in session.director.queue.jobs.values() if j.unique == args.get("job")]
+        match = [j for j in session.director.queue.jobs.values()
+                 if j.unique == args.get("job") and job_visible(session, j)]
         if not match:
             raise CommandError(f"job {args.get('job')!r} not found")
         jcr = match[0]
@@ -155,9 +160,10 @@ async def wait(session: Session, args: Args) -> Reply:
         jcr = queue.jobs.get(int(raw))
         if jcr is None:
             return await _ended(session, int(raw))
+        require_job(session, jcr)
         targets = [jcr]
     else:
-        targets = list(queue.jobs.values())
+        targets = [j for j in queue.jobs.values() if job_visible(session, j)]
     try:
         async with asyncio.timeout(timeout):
             for jcr in targets:
@@ -172,8 +178,7 @@ async def _ended(session: Session, job_id: int) -> Reply:
     row: JobRow | None = await session.director.catalog_call("get_job", job_id)
     if row is None:
         raise CommandError(f"JobId {job_id} is not in the catalog")
-    if not session.acl("job", row.name):
-        raise CommandError(f"job {row.name!r} is not permitted for console {session.console!r}")
+    require_job(session, row)
     if row.status not in st.FINAL:
         raise CommandError(f"JobId {job_id} has status {row.status} ({st.describe(row.status)}) in the catalog "
                            "but is not queued on this Director")

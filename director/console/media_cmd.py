@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator
 
+from director.console.acl import require_all, require_catalog
 from director.console.format import display_path
 from director.console.names import check_all
 from director.console.paging import Lines, listing
@@ -25,6 +26,7 @@ async def label(session: Session, args: Args) -> Reply:
     if not (storage_name and pool_name and volume):
         raise CommandError("usage: label storage=NAME pool=NAME volume=NAME")
     check_all(session, storage=storage_name, pool=pool_name)
+    require_catalog(session)
     storage = config.storages[storage_name]
     pool = config.pools[pool_name]
     if await director.catalog_call("get_media", volume) is not None:
@@ -62,6 +64,7 @@ async def estimate(session: Session, args: Args) -> Reply:
         resolved = resolve(director.config, RunRequest(job=name, client=args.get("client"), fileset=args.get("fileset")))
     except JobError as exc:
         raise CommandError(str(exc)) from exc
+    require_all(session, job=resolved.resource.name, client=resolved.client, fileset=resolved.fileset)
     if resolved.client is None or resolved.fileset is None:
         raise CommandError(f"job {name!r} has no Client or FileSet to estimate")
     spec = fileset_spec(director.config.filesets[resolved.fileset])

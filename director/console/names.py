@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Final
 
+from director.console.acl import AccessDenied
 from director.console.registry import CommandError, Session
 
 # kind -> (the DirectorConfig table, the ACL kind)
@@ -44,7 +45,7 @@ def check(session: Session, kind: str, name: str | None, *, also: Iterable[str] 
     if name in extra:
         return name
     if _exists(session, kind, name):
-        raise CommandError(f"{kind} {name!r} is not permitted for console {session.console!r}")
+        raise AccessDenied(session.console, kind, name)
     offered = known + extra
     raise CommandError(f"no {kind} named {name!r} (known: {', '.join(offered) or 'none'})")
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from typing import Any
 
+from director.console.acl import require, require_catalog, require_job, require_where
 from director.console.names import check, check_all
 from director.console.registry import Args, CommandError, Reply, Session, command
 from director.console.restore_tree import enter_tree
@@ -81,6 +83,25 @@ def _options(session: Session, args: Args, restore_job: Any) -> RestoreOptions:
         raise CommandError(str(exc)) from exc
 
 
+def _check_options(session: Session, options: RestoreOptions, restore_job: Any) -> None:
+    """Every object the restore resolves, defaults the Restore job fills in included."""
+    require(session, "restore job", restore_job.name)
+    require(session, "client", options.client)  # restoreclient=, client=, or the Restore job's own
+    require(session, "storage", options.storage)
+    require(session, "fileset", restore_job.file_set)
+    require_where(session, options.where)
+    if options.regex_where:
+        require_where(session, options.regex_where)
+
+
+async def _check_jobs(session: Session, job_ids: Iterable[int]) -> None:
+    """Each job restored from must be one the console may see (its Job, Client, Pool, FileSet)."""
+    for job_id in job_ids:
+        row = await session.director.catalog_call("get_job", job_id)
+        if row is not None:
+            require_job(session, row)
+
+
 async def _submit(session: Session, plan: Plan, options: RestoreOptions) -> Reply:
     director = session.director
     try:
@@ -103,6 +124,7 @@ async def _submit(session: Session, plan: Plan, options: RestoreOptions) -> Repl
 async def restore(session: Session, args: Args) -> Reply:
     """Restore files: exact JobIds, a job's restore chain (jobid=N select), or a client's latest state."""
     director = session.director
+    require_catalog(session)
     restore_job = _restore_job(session, args.get("restorejob"))
     check_all(session, restoreclient=args.get("restoreclient"), storage=args.get("storage"))
     for kind in ("client", "fileset"):
@@ -111,10 +133,13 @@ async def restore(session: Session, args: Args) -> Reply:
             check(session, kind, value, also=await director.catalog_call("known_names", kind))
     query = _query(args)
     options = _options(session, args, restore_job)
+    _check_options(session, options, restore_job)
+    await _check_jobs(session, query.job_ids)  # before planning reads their files
     try:
         plan: Plan = await director.run_in_thread(plan_restore, director.catalog, query, restore_job.file_set)
     except RestoreRefused as exc:
         raise CommandError(str(exc)) from exc
+    await _check_jobs(session, plan.job_ids)  # the chain `select` and `client=` found
     files = [os.fsencode(f) for f in args.all("file")]
     directories = [os.fsencode(args.get("directory") or "")] if args.get("directory") else []
     if files or directories or args.get("fileregex") or args.has("all"):

@@ -18,7 +18,7 @@ from director.console import (  # noqa: F401  (register commands)
     show_cmd,
     status_cmd,
 )
-from director.console.acl import ALL, acl_allows
+from director.console.acl import ALL, DEFAULT_CONSOLE, acl_allows
 from director.console.registry import CommandError, Reply, Session, lookup, parse_command
 from protocol.errors import FrameTooLarge
 from protocol.frames import Signal
@@ -27,7 +27,6 @@ from protocol.messages import Code, ConsoleCommand, ConsoleReply, ErrorReply, He
 if TYPE_CHECKING:
     from director.daemon import DirectorDaemon
 
-DEFAULT_CONSOLE: Final = "*UserAgent*"
 ALWAYS_ALLOWED: Final = frozenset({"quit", "exit", ".quit", "whoami", ".api"})
 _ACL_FIELDS: Final = {
     "command": "command_acl",

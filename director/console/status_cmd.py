@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from director.console.acl import job_visible, permitted, require, require_job
 from director.console.catalog_cmd import job_dict
 from director.console.format import status_data, status_text
 from director.console.registry import Args, CommandError, Reply, Session, command
 from director.console.schedule_view import status_scheduler
 from director.jobs import status as st
+from director.jobs.control import JobControl
 from director.peers import PeerError, query_client_status, query_storage_status
 
 WAITING_SHOWN = 200
@@ -36,7 +40,7 @@ def _director_text(session: Session, base: str) -> str:
     head = base.split("Running Jobs:", maxsplit=1)[0].rstrip()
     refusal = session.director.engine.refusal()
     lines = [head, *([f"Catalog: {refusal}"] if refusal else []), "", "Running Jobs:"]
-    for jcr in queue.running:
+    for jcr in _visible(session, queue.running):
         info = jcr.summary()
         rate = f" {info['rate'] / 1000:,.1f} KB/s" if info.get("rate") else ""
         done = f" {info['percent']:.0f}% ETA {_eta(info['eta'])}" if info.get("percent") is not None else ""
@@ -44,10 +48,10 @@ def _director_text(session: Session, base: str) -> str:
         lines.append(f" JobId {jcr.job_id} {jcr.type_name} {jcr.level_name} {jcr.unique} is "
                      f"{st.describe(jcr.status).lower()}{why}: files={info['jobfiles']:,} "
                      f"bytes={info['jobbytes']:,}{rate}{done}")
-    if not queue.running:
+    if not _visible(session, queue.running):
         lines.append("No Jobs running.")
     lines += ["", "Waiting Jobs:"]
-    waiting = [*queue.waiting, *(j for j in queue.jobs.values() if j.status == st.WAIT_START_TIME)]
+    waiting = _visible(session, [*queue.waiting, *(j for j in queue.jobs.values() if j.status == st.WAIT_START_TIME)])
     for jcr in waiting[:WAITING_SHOWN]:
         why = f" ({jcr.wait.describe()})" if jcr.wait else ""
         lines.append(f" JobId {jcr.job_id} {jcr.unique} priority {jcr.priority}: {st.describe(jcr.status)}{why}")
@@ -59,17 +63,23 @@ def _director_text(session: Session, base: str) -> str:
     return "\n".join(lines)
 
 
+def _visible(session: Session, jobs: Iterable[JobControl]) -> list[JobControl]:
+    return [j for j in jobs if job_visible(session, j)]
+
+
 async def _job_status(session: Session, raw: str) -> Reply:
     director = session.director
     if not raw.isdigit():
         raise CommandError("usage: status job=JOBID")
     jcr = director.queue.jobs.get(int(raw))
     if jcr is not None:
+        require_job(session, jcr)
         data = jcr.summary()
     else:
         job = await director.catalog_call("get_job", int(raw))
         if job is None:
             raise CommandError(f"JobId {raw} is not in the catalog")
+        require_job(session, job)
         data = job_dict(job)
     wait = data.get("wait_reason")
     lines = [f"JobId {data['jobid']} Job {data['job']} is {st.describe(str(data['jobstatus']))} ({data['jobstatus']})",
@@ -95,9 +105,8 @@ async def status(session: Session, args: Args) -> Reply:
     config = director.config
     target = args.words[0].lower() if args.words else None
     if "client" in args.options or target == "client":
-        name = _pick(session, "client", args.get("client"), list(config.clients))
-        if not session.acl("client", name):
-            raise CommandError(f"client {name!r} is not permitted for console {session.console!r}")
+        name = _pick(session, "client", args.get("client"), [n for n in config.clients if permitted(session, "client", n)])
+        require(session, "client", name)
         try:
             result = await query_client_status(director, name)
         except PeerError as exc:
@@ -106,9 +115,8 @@ async def status(session: Session, args: Args) -> Reply:
             )
         return Reply(text=status_text(result, "File Daemon"), data={"client": status_data(result)})
     if "storage" in args.options or target == "storage":
-        name = _pick(session, "storage", args.get("storage"), list(config.storages))
-        if not session.acl("storage", name):
-            raise CommandError(f"storage {name!r} is not permitted for console {session.console!r}")
+        name = _pick(session, "storage", args.get("storage"), [n for n in config.storages if permitted(session, "storage", n)])
+        require(session, "storage", name)
         try:
             result = await query_storage_status(director, name)
         except PeerError as exc:
@@ -128,6 +136,6 @@ async def status(session: Session, args: Args) -> Reply:
         return Reply(text=_director_text(session, status_text(own, "Director")),
                      data={"director": status_data(own), "catalog": {"writable": director.engine.refusal() is None,
                                                                      "error": director.engine.refusal()},
-                           "running": [j.summary() for j in director.queue.running],
-                           "waiting": [j.summary() for j in director.queue.waiting]})
+                           "running": [j.summary() for j in _visible(session, director.queue.running)],
+                           "waiting": [j.summary() for j in _visible(session, director.queue.waiting)]})
     raise CommandError(f"unknown status target {target!r}; use dir, scheduler, client=NAME or storage=NAME")
