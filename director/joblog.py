@@ -26,18 +26,31 @@ class LogLine:
 
 
 class MessageQueue:
-    """Bounded queue of messages not yet shown by a console's `messages` command."""
+    """The job messages consoles read with `messages`: a bounded ring, and a cursor per reader.
 
-    def __init__(self) -> None:
-        self._lines: collections.deque[LogLine] = collections.deque(maxlen=MAX_PENDING)
+    Each console (by name) reads from its own cursor, so one console's `messages` does not take
+    them from another; a reader first seen reads what the ring still holds. When the ring is full
+    the oldest line goes, for every reader.
+    """
+
+    def __init__(self, capacity: int = MAX_PENDING) -> None:
+        self._lines: collections.deque[tuple[int, LogLine]] = collections.deque(maxlen=capacity)
+        self._next = 0  # the sequence number the next line gets
+        self._cursors: dict[str, int] = {}  # reader -> the first sequence number it has not read
 
     def add(self, line: LogLine) -> None:
-        self._lines.append(line)
+        self._lines.append((self._next, line))
+        self._next += 1
 
-    def drain(self) -> list[LogLine]:
-        out = list(self._lines)
-        self._lines.clear()
-        return out
+    def drain(self, reader: str = "") -> list[LogLine]:
+        """The lines `reader` has not read yet; it will not read them again."""
+        start = self._cursors.get(reader, 0)
+        self._cursors[reader] = self._next
+        return [line for seq, line in self._lines if seq >= start]
+
+    def pending(self, reader: str = "") -> int:
+        start = self._cursors.get(reader, 0)
+        return sum(1 for seq, _ in self._lines if seq >= start)
 
     def __len__(self) -> int:
-        return len(self._lines)
+        return self.pending()

@@ -17,6 +17,7 @@ from typing import Any, Final, TypeVar
 
 from director.console.paging import Window, paged
 from director.console.registry import CommandError, Session
+from director.joblog import LogLine
 
 T = TypeVar("T")
 
@@ -161,3 +162,23 @@ async def visible_pages(
             return
         shown += 1
         yield item
+
+
+async def visible_messages(session: Session, lines: list[LogLine]) -> list[LogLine]:
+    """The job messages a console may read: those of jobs it may see. The Director's own messages
+    (no job) name other jobs and resources, so only the unrestricted console reads them."""
+    if unrestricted(session):
+        return lines
+    seen: dict[int, bool] = {}
+    out = []
+    for line in lines:
+        if line.job_id is None:
+            continue
+        if line.job_id not in seen:
+            job: Any = session.director.queue.jobs.get(line.job_id)
+            if job is None:
+                job = await session.director.catalog_call("get_job", line.job_id)
+            seen[line.job_id] = job is not None and job_visible(session, job)
+        if seen[line.job_id]:
+            out.append(line)
+    return out

@@ -8,7 +8,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from director.catalog import JobRow
-from director.console.acl import job_visible, require, require_all, require_job
+from director.console.acl import job_visible, require, require_all, require_job, visible_messages
 from director.console.names import check, check_all
 from director.console.paging import Lines, listing
 from director.console.registry import Args, CommandError, Reply, Session, command
@@ -198,7 +198,7 @@ def _waited(jobs: list[tuple[int, str, str]]) -> Reply:
 async def messages(session: Session, args: Args) -> Reply:
     """Show and clear the job messages collected since the last `messages`."""
     director = session.director
-    lines = director.messages.drain()
+    lines = await visible_messages(session, director.messages.drain(session.console))
 
     async def rows() -> AsyncGenerator[dict[str, Any], None]:
         for m in lines:

@@ -17,6 +17,7 @@ from director.console.registry import CommandError, Session
 _TABLES: Final = {
     "job": ("jobs", "job"),
     "client": ("clients", "client"),
+    "restoreclient": ("clients", "client"),
     "fileset": ("filesets", "fileset"),
     "pool": ("pools", "pool"),
     "storage": ("storages", "storage"),

@@ -6,6 +6,7 @@ from collections.abc import AsyncGenerator
 from typing import Any, Final
 
 from common.config import dump_resource, render_resource
+from director.console.acl import permitted, unrestricted
 from director.console.paging import PART_BYTES
 from director.console.registry import Args, CommandError, Reply, Session, command
 from director.console.schedule_view import next_runs_text, schedule_next_runs
@@ -51,12 +52,49 @@ def _resolve_type(word: str) -> str:
 
 def _resources(session: Session, kind: str) -> dict[str, Any]:
     attr, _ = RESOURCE_TYPES[kind]
-    value = getattr(session.director.config, attr)
+    config = session.director.config
+    value = getattr(config, attr)
     resources: dict[str, Any] = {value.name: value} if attr == "director" else dict(value)
+    if unrestricted(session):
+        return resources
     acl_kind = _ACL_KIND.get(kind)
     if acl_kind is not None:
-        resources = {n: r for n, r in resources.items() if session.acl(acl_kind, n)}
+        resources = {n: r for n, r in resources.items() if permitted(session, acl_kind, n)}
+    jobs = [j for n, j in config.jobs.items() if permitted(session, "job", n)]
+    if kind == "jobdefs":  # those the console's jobs are built on
+        used = {j.job_defs for j in jobs}
+        resources = {n: r for n, r in resources.items() if n in used}
+    elif kind == "messages":  # those the console's jobs send to (mail commands are not its business)
+        used = {j.messages for j in jobs}
+        resources = {n: r.model_copy(update=_MESSAGES_HIDDEN) for n, r in resources.items() if n in used}
+    elif kind == "consoles":  # itself only
+        resources = {n: r for n, r in resources.items() if n == session.console}
+    elif kind == "profiles":  # its own only
+        own = config.consoles.get(session.console)
+        mine = set(own.profile) if own is not None else set()
+        resources = {n: r for n, r in resources.items() if n in mine}
+    if kind in ("jobs", "jobdefs"):
+        resources = {n: _without_commands(r) for n, r in resources.items()}
     return resources
+
+
+HIDDEN: Final = "(hidden)"
+_MESSAGES_HIDDEN: Final = {"mail_command": None, "operator_command": None}
+_COMMAND_FIELDS: Final = ("run_before_job", "run_after_job", "run_after_failed_job", "client_run_before_job",
+                          "client_run_after_job")
+
+
+def _without_commands(job: Any) -> Any:
+    """A Job or JobDefs as a restricted console sees it: the command lines its scripts run (which
+    often carry credentials) replaced by a placeholder."""
+    update: dict[str, Any] = {f: tuple(HIDDEN for _ in getattr(job, f)) for f in _COMMAND_FIELDS
+                              if getattr(job, f)}
+    if job.run_script:
+        update["run_script"] = tuple(
+            script.model_copy(update={"command": tuple(HIDDEN for _ in script.command),
+                                      "console": tuple(HIDDEN for _ in script.console)})
+            for script in job.run_script)
+    return job.model_copy(update=update) if update else job
 
 
 @command("show", usage="show <resource type>[=NAME] | show all")

@@ -1,0 +1,326 @@
+"""Console ACLs (#13): a restricted console, built from real Console and Profile resources and
+driven through the console server's `run_command`, is refused every foreign job, client, pool,
+storage, fileset and `where`, and allowed its own."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from console.admin import write_installation
+from console.templates import Layout
+from director.catalog import NewJob, PoolRow
+from director.config import load_director_config
+from director.console.registry import Reply, Session
+from director.console.server import DEFAULT_CONSOLE, make_acl, run_command
+from director.daemon import DirectorDaemon
+from director.joblog import LogLine
+from director.jobs.request import RunRequest
+
+
+class _Log:
+    def bind(self, **_kwargs: Any) -> _Log:
+        return self
+
+    def _event(self, *_args: Any, **_kwargs: Any) -> None:
+        pass
+
+    info = warning = error = exception = debug = _event
+
+
+LOG = _Log()
+DENIED = "not permitted for console 'restricted'"
+OTHER = {
+    "client/other-fd.conf": 'Client {\n  Name = other-fd\n  Address = 127.0.0.1\n  FD Port = 3\n'
+                            '  Password = "oooooooooooooooooooo"\n  Catalog = MyCatalog\n  TLS Enable = no\n}\n',
+    "storage/OtherStore.conf": 'Storage {\n  Name = OtherStore\n  Address = 127.0.0.1\n  SD Port = 2\n'
+                               '  Password = "ssssssssssssssssssss"\n  Device = FileStorage\n  Media Type = File\n'
+                               '  TLS Enable = no\n}\n',
+    "pool/OtherPool.conf": "Pool {\n  Name = OtherPool\n  Pool Type = Backup\n}\n",
+    "fileset/OtherSet.conf": 'FileSet {\n  Name = OtherSet\n  Include {\n    File = "/srv"\n  }\n}\n',
+    "messages/Secret.conf": 'Messages {\n  Name = Secret\n  mailcommand = "mailer --password hunter2"\n'
+                            "  console = all\n}\n",
+    "jobdefs/OtherDefs.conf": "JobDefs {\n  Name = OtherDefs\n  Type = Backup\n  Client = other-fd\n"
+                              "  FileSet = OtherSet\n  Storage = OtherStore\n  Pool = OtherPool\n"
+                              "  Messages = Secret\n}\n",
+    "job/backup-other.conf": "Job {\n  Name = backup-other\n  JobDefs = OtherDefs\n}\n",
+    # allowed by the Job ACL, but its default client, fileset, pool and storage are not
+    "job/backup-sneaky.conf": "Job {\n  Name = backup-sneaky\n  JobDefs = OtherDefs\n"
+                              '  Run Before Job = "curl -u admin:hunter2 http://x"\n}\n',
+    "job/RestoreOther.conf": "Job {\n  Name = RestoreOther\n  Type = Restore\n  Client = other-fd\n"
+                             "  FileSet = OtherSet\n  Storage = OtherStore\n  Pool = OtherPool\n"
+                             "  Messages = Standard\n}\n",
+    "job/RestoreSneaky.conf": "Job {\n  Name = RestoreSneaky\n  Type = Restore\n  Client = other-fd\n"
+                              "  FileSet = QuickstartSet\n  Storage = File\n  Pool = Incremental\n"
+                              "  Messages = Standard\n}\n",
+    "profile/own.conf": "Profile {\n  Name = own\n  Command ACL = *all*\n"
+                        "  Job ACL = backup-test-fd, backup-sneaky, RestoreFiles, RestoreSneaky\n"
+                        "  Client ACL = test-fd\n  Storage ACL = File\n"
+                        "  Pool ACL = Full, Differential, Incremental\n  FileSet ACL = QuickstartSet\n"
+                        "  Schedule ACL = WeeklyCycle\n  Catalog ACL = MyCatalog\n"
+                        '  Where ACL = "!/srv/restore/secret.*", "/srv/restore/.*", /tmp/ok\n}\n',
+    "console/restricted.conf": 'Console {\n  Name = restricted\n  Password = "rrrrrrrrrrrrrrrrrrrr"\n'
+                               "  Profile = own\n  TLS Enable = no\n}\n",
+}
+
+
+class World:
+    def __init__(self, director: DirectorDaemon) -> None:
+        self.director = director
+        self.mine = Session(console="restricted", acl=make_acl(director, "restricted"), director=director, api=True)
+        self.root = Session(console=DEFAULT_CONSOLE, acl=make_acl(director, DEFAULT_CONSOLE), director=director,
+                            api=True)
+        self.own_job = self.foreign_job = self.disguised_job = 0
+
+    async def as_restricted(self, line: str) -> Reply:
+        return await _whole(await run_command(self.mine, line, LOG))
+
+    async def as_root(self, line: str) -> Reply:
+        return await _whole(await run_command(self.root, line, LOG))
+
+
+async def _whole(reply: Reply) -> Reply:
+    """A streamed answer gathered as the console shows it: the parts' rows and text in the reply."""
+    if reply.stream is None:
+        return reply
+    rows: dict[str, list[Any]] = {}
+    texts = []
+    async for part in reply.stream:
+        texts.append(part.text)
+        if part.rows is not None:
+            rows.setdefault(part.rows, []).extend(part.data)
+    data = dict(reply.data or {})
+    for key, values in rows.items():
+        data[key] = values + list(data.get(key) or [])
+    return Reply(text="\n".join([*texts, reply.text]), data=data, ok=reply.ok)
+
+
+async def _job(director: DirectorDaemon, name: str, client: str, pool: str, fileset: str) -> int:
+    client_id = await director.catalog_call("ensure_client", client)
+    pool_id = await director.catalog_call("ensure_pool", PoolRow(name=pool))
+    fileset_id = await director.catalog_call("ensure_fileset", fileset, "md5")
+    job_id: int = await director.catalog_call("create_job", NewJob(
+        job=f"{name}.{time.time()}", name=name, type="B", level="F", client_id=client_id, fileset_id=fileset_id,
+        pool_id=pool_id, sched_time=time.time(), status="T"))
+    return job_id
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    layout = Layout(root=tmp_path / "inst", director="test-dir", storage="test-sd", client="test-fd",
+                    console="admin", address="127.0.0.1", dir_port=1, sd_port=2, fd_port=3, dir_password="p" * 20,
+                    sd_password="s" * 20, fd_password="f" * 20, console_password="c" * 20, tls=False)
+    write_installation(layout)
+    etc = layout.etc / "strongroom-dir.d"
+    (etc / "catalog" / "MyCatalog.conf").write_text(
+        f'Catalog {{\n  Name = MyCatalog\n  DB Driver = sqlite3\n  DB Name = "{tmp_path / "catalog.db"}"\n}}\n')
+    for rel, text in OTHER.items():
+        (etc / rel).parent.mkdir(exist_ok=True)
+        (etc / rel).write_text(text)
+    director = DirectorDaemon(etc, load_director_config(etc), _Log())
+    await director.db.open()
+    w = World(director)
+    w.own_job = await _job(director, "backup-test-fd", "test-fd", "Incremental", "QuickstartSet")
+    w.foreign_job = await _job(director, "backup-other", "other-fd", "OtherPool", "OtherSet")
+    # an allowed job name, run for a foreign client: the row is foreign
+    w.disguised_job = await _job(director, "backup-test-fd", "other-fd", "Incremental", "QuickstartSet")
+    for volume, pool in (("own-vol", "Incremental"), ("other-vol", "OtherPool")):
+        pool_id = await director.catalog_call("ensure_pool", PoolRow(name=pool))
+        await director.catalog_call("create_media", volume, pool_id, "File", "File")
+    try:
+        yield w
+    finally:
+        director.db.close()
+
+
+def refused(reply: Reply, *words: str) -> None:
+    assert not reply.ok, reply.text
+    for word in words:
+        assert word in reply.text, reply.text
+
+
+def not_refused_by_acl(reply: Reply) -> None:
+    assert "not permitted" not in reply.text, reply.text
+
+
+# -- restore ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("line", [
+    "restore jobid={foreign} all yes where=/tmp/ok",
+    "restore jobid={disguised} all yes where=/tmp/ok",
+    "restore jobid={own},{foreign} all yes where=/tmp/ok",
+    "restore jobid={own} all yes where=/",
+    "restore jobid={own} all yes",  # the Restore job's default where is not in the Where ACL
+    "restore jobid={own} all yes where=/etc",
+    "restore jobid={own} all yes where=/srv/restore/secret/x",
+    "restore jobid={own} all yes where=/tmp/ok regexwhere=!^/!/etc/!",
+    "restore jobid={own} all yes where=/tmp/ok restorejob=RestoreOther",
+    "restore jobid={own} all yes where=/tmp/ok restorejob=RestoreSneaky",  # its default client
+    "restore jobid={own} all yes where=/tmp/ok storage=OtherStore",
+    "restore jobid={own} all yes where=/tmp/ok restoreclient=other-fd",
+    "restore client=other-fd all yes where=/tmp/ok",
+    "restore client=test-fd fileset=OtherSet all yes where=/tmp/ok",
+])
+async def test_restore_refuses_foreign_objects(world: World, line: str) -> None:
+    reply = await world.as_restricted(line.format(own=world.own_job, foreign=world.foreign_job,
+                                                  disguised=world.disguised_job))
+    refused(reply, "not permitted")
+
+
+@pytest.mark.parametrize("where", ["/tmp/ok", "/srv/restore/alice"])
+async def test_restore_of_its_own_job_to_a_permitted_where_passes_the_acls(world: World, where: str) -> None:
+    not_refused_by_acl(await world.as_restricted(f"restore jobid={world.own_job} all yes where={where}"))
+
+
+# -- run, estimate ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("line", [
+    "run job=backup-other yes",
+    "run job=backup-sneaky yes",  # permitted name, forbidden defaults
+    "run job=backup-test-fd client=other-fd yes",
+    "run job=backup-test-fd fileset=OtherSet yes",
+    "run job=backup-test-fd pool=OtherPool yes",
+    "run job=backup-test-fd storage=OtherStore yes",
+    "run job=backup-test-fd",
+    "estimate job=backup-other listing",
+    "estimate job=backup-sneaky listing",
+    "estimate job=backup-test-fd client=other-fd listing",
+    "estimate job=backup-test-fd fileset=OtherSet listing",
+])
+async def test_run_and_estimate_refuse_foreign_objects(world: World, line: str) -> None:
+    if line == "run job=backup-test-fd":  # the allowed case, as a control
+        reply = await world.as_restricted(line)
+        assert reply.ok and reply.data["run"]["resolved"]["client"] == "test-fd", reply.text
+        return
+    refused(await world.as_restricted(line), "not permitted")
+
+
+async def test_estimate_of_its_own_job_passes_the_acls(world: World) -> None:
+    not_refused_by_acl(await world.as_restricted("estimate job=backup-test-fd listing"))
+
+
+# -- list, llist ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["list", "llist"])
+async def test_list_shows_only_permitted_jobs_volumes_and_pools(world: World, command: str) -> None:
+    jobs = await world.as_restricted(f"{command} jobs")
+    assert [r["jobid"] for r in jobs.data["jobs"]] == [world.own_job], jobs.text
+    assert "backup-other" not in jobs.text and "other-fd" not in jobs.text
+    everyone = await world.as_root(f"{command} jobs")
+    assert len(everyone.data["jobs"]) == 3
+    limited = await world.as_restricted(f"{command} jobs limit=1 offset=0")
+    assert [r["jobid"] for r in limited.data["jobs"]] == [world.own_job]
+    assert (await world.as_restricted(f"{command} jobs limit=1 offset=1")).data["jobs"] == []
+    assert (await world.as_restricted(f"{command} jobid={world.foreign_job}")).data["jobs"] == []
+    assert (await world.as_restricted(f"{command} jobid={world.own_job}")).data["jobs"][0]["jobid"] == world.own_job
+    refused(await world.as_restricted(f"{command} jobs client=other-fd"), "not permitted")
+    refused(await world.as_restricted(f"{command} jobs job=backup-other"), "not permitted")
+    for what in ("files", "joblog"):
+        refused(await world.as_restricted(f"{command} {what} jobid={world.foreign_job}"), "not permitted")
+        refused(await world.as_restricted(f"{command} {what} jobid={world.disguised_job}"), "not permitted")
+        assert (await world.as_restricted(f"{command} {what} jobid={world.own_job}")).ok
+    volumes = await world.as_restricted(f"{command} volumes")
+    assert [v["volumename"] for v in volumes.data["volumes"]] == ["own-vol"]
+    refused(await world.as_restricted(f"{command} volumes pool=OtherPool"), "not permitted")
+    pools = await world.as_restricted(f"{command} pools")
+    assert "OtherPool" not in {p["name"] for p in pools.data["pools"]}
+    assert "OtherPool" in {p["name"] for p in (await world.as_root(f"{command} pools")).data["pools"]}
+
+
+# -- status, cancel, wait ---------------------------------------------------------------------
+
+
+async def test_status_cancel_and_wait_see_only_permitted_jobs(world: World) -> None:
+    later = time.time() + 3600
+    own = await world.director.submit(RunRequest(job="backup-test-fd", when=later))
+    foreign = await world.director.submit(RunRequest(job="backup-other", when=later))
+    status = await world.as_restricted("status dir")
+    assert f"JobId {own.job_id} " in status.text and f"JobId {foreign.job_id} " not in status.text, status.text
+    assert f"JobId {foreign.job_id} " in (await world.as_root("status dir")).text
+    refused(await world.as_restricted(f"status job={foreign.job_id}"), "not permitted")
+    refused(await world.as_restricted(f"status job={world.foreign_job}"), "not permitted")
+    assert (await world.as_restricted(f"status job={own.job_id}")).ok
+    refused(await world.as_restricted("status client=other-fd"), "not permitted")
+    refused(await world.as_restricted("status storage=OtherStore"), "not permitted")
+    refused(await world.as_restricted(f"cancel jobid={foreign.job_id}"), "not running or queued")
+    refused(await world.as_restricted(f"cancel job={foreign.unique}"), "not found")
+    refused(await world.as_restricted(f"wait jobid={foreign.job_id} timeout=0.01"), "not permitted")
+    refused(await world.as_restricted(f"wait jobid={world.foreign_job}"), "not permitted")
+    assert (await world.as_restricted(f"cancel jobid={own.job_id}")).ok
+    assert (await world.as_root(f"cancel jobid={foreign.job_id}")).ok
+
+
+# -- delete, update, label --------------------------------------------------------------------
+
+
+async def test_delete_update_and_label_refuse_foreign_objects(world: World) -> None:
+    refused(await world.as_restricted(f"delete jobid={world.foreign_job} yes"), "not permitted")
+    refused(await world.as_restricted(f"delete jobid={world.own_job},{world.disguised_job} yes"), "not permitted")
+    assert await world.director.catalog_call("get_job", world.own_job) is not None  # nothing deleted
+    refused(await world.as_restricted("update volume=other-vol volstatus=Disabled"), "no volume named")
+    assert (await world.director.catalog_call("get_media", "other-vol")).status != "Disabled"
+    assert (await world.as_restricted("update volume=own-vol volstatus=Disabled")).ok
+    refused(await world.as_restricted("label storage=OtherStore pool=Incremental volume=v1"), "not permitted")
+    refused(await world.as_restricted("label storage=File pool=OtherPool volume=v1"), "not permitted")
+    not_refused_by_acl(await world.as_restricted("label storage=File pool=Incremental volume=v1"))
+    assert (await world.as_restricted(f"delete jobid={world.own_job} yes")).ok
+
+
+# -- show -------------------------------------------------------------------------------------
+
+
+async def test_show_lists_only_what_the_console_may_see_and_hides_command_lines(world: World) -> None:
+    shown = await world.as_restricted("show all")
+    text = shown.text
+    for foreign in ("backup-other", "RestoreOther", "Name = admin", "Name = operator", "hunter2", "curl"):
+        assert foreign not in text, foreign
+    for kind, names in (("clients", {"test-fd"}), ("storages", {"File"}), ("filesets", {"QuickstartSet"}),
+                        ("jobdefs", {"DefaultJob", "OtherDefs"}),  # those its permitted jobs are built on
+                        ("jobs", {"backup-test-fd", "backup-sneaky", "RestoreFiles", "RestoreSneaky"})):
+        assert {r["name"] for r in shown.data[kind]} == names, kind
+    assert "OtherPool" not in {p["name"] for p in shown.data["pools"]}
+    assert {c["name"] for c in shown.data["consoles"]} == {"restricted"}
+    assert {p["name"] for p in shown.data["profiles"]} == {"own"}
+    assert {m["name"] for m in shown.data["messages"]} == {"Standard", "Secret"}
+    assert "backup-sneaky" in text and "(hidden)" in text
+    everything = (await world.as_root("show all")).text
+    assert "hunter2" in everything and "other-fd" in everything
+    refused(await world.as_restricted("show client=other-fd"), "no Client resource")
+
+
+# -- messages ---------------------------------------------------------------------------------
+
+
+async def test_messages_are_per_console_and_filtered_by_job(world: World) -> None:
+    queue = world.director.messages
+    queue.add(LogLine(1.0, world.own_job, "own", "info", "own job message"))
+    queue.add(LogLine(2.0, world.foreign_job, "other", "info", "foreign job message"))
+    queue.add(LogLine(3.0, None, None, "info", "director message"))
+    mine = await world.as_restricted("messages")
+    assert [m["text"] for m in mine.data["messages"]] == ["own job message"]
+    assert (await world.as_restricted("messages")).data["messages"] == []
+    # the restricted console's read took nothing from the Director's console
+    root = await world.as_root("messages")
+    assert [m["text"] for m in root.data["messages"]] == ["own job message", "foreign job message",
+                                                          "director message"]
+    assert (await world.as_root("messages")).data["messages"] == []
+
+
+def test_the_message_ring_is_bounded_and_each_reader_has_a_cursor() -> None:
+    from director.joblog import MessageQueue
+
+    queue = MessageQueue(capacity=3)
+    for n in range(5):
+        queue.add(LogLine(float(n), n, "j", "info", str(n)))
+    assert [m.text for m in queue.drain("a")] == ["2", "3", "4"]
+    queue.add(LogLine(5.0, 5, "j", "info", "5"))
+    assert [m.text for m in queue.drain("a")] == ["5"]
+    assert [m.text for m in queue.drain("b")] == ["3", "4", "5"]
+    assert queue.pending("a") == 0 and queue.pending("c") == 3
