@@ -21,7 +21,9 @@ class LogLine:
     def render(self, director: str) -> str:
         stamp = time.strftime("%d-%b %H:%M", time.localtime(self.time))
         who = f"{director} JobId {self.job_id}" if self.job_id is not None else director
-        prefix = {"warning": "Warning: ", "error": "Error: ", "fatal": "Fatal error: "}.get(self.level, "")
+        prefix = {"warning": "Warning: ", "error": "Error: ", "fatal": "Fatal error: "}.get(
+            self.level, ""
+        )
         return f"{stamp} {who}: {prefix}{self.text}"
 
 

@@ -26,14 +26,28 @@ DEFAULT_CONSOLE: Final = "*UserAgent*"  # the Director's own console: no ACLs
 _REGEX_CHARS: Final = set("^$.[]|()*+?{}\\")
 # what a command names a kind of object -> the ACL that governs it
 KINDS: Final = {
-    "job": "job", "restore job": "job", "restorejob": "job",
-    "client": "client", "restoreclient": "client",
-    "storage": "storage", "pool": "pool", "nextpool": "pool", "next_pool": "pool",
-    "fileset": "fileset", "schedule": "schedule", "catalog": "catalog", "where": "where",
+    "job": "job",
+    "restore job": "job",
+    "restorejob": "job",
+    "client": "client",
+    "restoreclient": "client",
+    "storage": "storage",
+    "pool": "pool",
+    "nextpool": "pool",
+    "next_pool": "pool",
+    "fileset": "fileset",
+    "schedule": "schedule",
+    "catalog": "catalog",
+    "where": "where",
     "command": "command",
 }
 # which ACL each attribute of a job (catalog row, live job, resolved run) is checked against
-JOB_FIELDS: Final = (("name", "job"), ("client", "client"), ("pool", "pool"), ("fileset", "fileset"))
+JOB_FIELDS: Final = (
+    ("name", "job"),
+    ("client", "client"),
+    ("pool", "pool"),
+    ("fileset", "fileset"),
+)
 
 
 class AccessDenied(CommandError):

@@ -23,14 +23,30 @@ def _when(epoch: float | None) -> str:
 
 def job_dict(job: Any) -> dict[str, Any]:
     return {
-        "jobid": job.job_id, "job": job.job, "name": job.name, "type": job.type, "level": job.level,
-        "jobstatus": job.status, "status": st.describe(job.status), "client": job.client, "fileset": job.fileset,
-        "pool": job.pool, "schedtime": _when(job.sched_time), "starttime": _when(job.start_time),
-        "endtime": _when(job.end_time), "jobfiles": job.files, "jobbytes": job.bytes, "readbytes": job.read_bytes,
-        "joberrors": job.errors, "volsessionid": job.session_id, "volsessiontime": job.session_time,
-        "priorjobid": job.prior_job_id, "comment": job.comment,
+        "jobid": job.job_id,
+        "job": job.job,
+        "name": job.name,
+        "type": job.type,
+        "level": job.level,
+        "jobstatus": job.status,
+        "status": st.describe(job.status),
+        "client": job.client,
+        "fileset": job.fileset,
+        "pool": job.pool,
+        "schedtime": _when(job.sched_time),
+        "starttime": _when(job.start_time),
+        "endtime": _when(job.end_time),
+        "jobfiles": job.files,
+        "jobbytes": job.bytes,
+        "readbytes": job.read_bytes,
+        "joberrors": job.errors,
+        "volsessionid": job.session_id,
+        "volsessiontime": job.session_time,
+        "priorjobid": job.prior_job_id,
+        "comment": job.comment,
         "wait_reason": job.wait_reason if job.status not in st.FINAL else None,
-        "retry": job.retry, "parentjobid": job.parent_job_id,
+        "retry": job.retry,
+        "parentjobid": job.parent_job_id,
     }
 
 
@@ -43,8 +59,27 @@ def _live(session: Session, row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-JOB_COLUMNS = ["jobid", "name", "client", "starttime", "type", "level", "jobfiles", "jobbytes", "jobstatus"]
-VOLUME_COLUMNS = ["mediaid", "volumename", "volstatus", "pool", "volbytes", "voljobs", "mediatype", "lastwritten"]
+JOB_COLUMNS = [
+    "jobid",
+    "name",
+    "client",
+    "starttime",
+    "type",
+    "level",
+    "jobfiles",
+    "jobbytes",
+    "jobstatus",
+]
+VOLUME_COLUMNS = [
+    "mediaid",
+    "volumename",
+    "volstatus",
+    "pool",
+    "volbytes",
+    "voljobs",
+    "mediatype",
+    "lastwritten",
+]
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -53,7 +88,13 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
         return NO_RESULTS
     table = Table(columns)
     table.fit(rows)
-    return "\n".join([*table.header(), *(line for r in rows for line in table.lines(r)), *table.footer(len(rows))])
+    return "\n".join(
+        [
+            *table.header(),
+            *(line for r in rows for line in table.lines(r)),
+            *table.footer(len(rows)),
+        ]
+    )
 
 
 def _long(rows: list[dict[str, Any]]) -> str:
@@ -71,7 +112,7 @@ async def _catalog_names(session: Session, kind: str) -> list[str]:
 async def _list(session: Session, args: Args, long: bool) -> Reply:
     director = session.director
     require_catalog(session)
-    what = (args.words[0].lower() if args.words else "")
+    what = args.words[0].lower() if args.words else ""
     window = Window.parse(args)
     if "jobid" in args.options and what not in ("files", "joblog"):
         raw = args.get("jobid") or ""
@@ -81,36 +122,89 @@ async def _list(session: Session, args: Args, long: bool) -> Reply:
         if job is not None and not job_visible(session, job):
             job = None  # a job the console may not see is not there
         rows = [_live(session, job_dict(job))] if job is not None else []
-        return Reply(text=_long(rows) if long else _table(rows, ["jobid", "name", "starttime", "type", "level",
-                                                                  "jobfiles", "jobbytes", "jobstatus"]),
-                     data={"jobs": rows})
+        return Reply(
+            text=_long(rows)
+            if long
+            else _table(
+                rows,
+                [
+                    "jobid",
+                    "name",
+                    "starttime",
+                    "type",
+                    "level",
+                    "jobfiles",
+                    "jobbytes",
+                    "jobstatus",
+                ],
+            ),
+            data={"jobs": rows},
+        )
     if what in ("jobs", ""):
         job_name = check(session, "job", args.get("job"), also=await _catalog_names(session, "job"))
-        client = check(session, "client", args.get("client"), also=await _catalog_names(session, "client"))
+        client = check(
+            session, "client", args.get("client"), also=await _catalog_names(session, "client")
+        )
         descending = (args.get("order") or "asc").lower() == "desc"
 
         async def fetch(after: int | None, size: int, offset: int) -> list[Any]:
             rows: list[Any] = await director.catalog_call(
-                "jobs_page", after, size, offset=offset, descending=descending, job_name=job_name, client=client,
-                status=args.get("jobstatus"))
+                "jobs_page",
+                after,
+                size,
+                offset=offset,
+                descending=descending,
+                job_name=job_name,
+                client=client,
+                status=args.get("jobstatus"),
+            )
             return rows
 
-        jobs = (_live(session, job_dict(j)) async for j in
-                visible_pages(session, fetch, lambda j: j.job_id, window, None, keep=lambda j: job_visible(session, j)))
-        return listing("jobs", jobs, Long() if long else Table(list(JOB_COLUMNS), optional=("wait_reason",)))
+        jobs = (
+            _live(session, job_dict(j))
+            async for j in visible_pages(
+                session,
+                fetch,
+                lambda j: j.job_id,
+                window,
+                None,
+                keep=lambda j: job_visible(session, j),
+            )
+        )
+        return listing(
+            "jobs", jobs, Long() if long else Table(list(JOB_COLUMNS), optional=("wait_reason",))
+        )
     if what in ("volumes", "media"):
         pool = check(session, "pool", args.get("pool"), also=await _catalog_names(session, "pool"))
 
         async def fetch_media(after: int, size: int, offset: int) -> list[Any]:
-            rows: list[Any] = await director.catalog_call("media_page", after, size, offset=offset, pool=pool)
+            rows: list[Any] = await director.catalog_call(
+                "media_page", after, size, offset=offset, pool=pool
+            )
             return rows
 
-        volumes = (_volume(m) async for m in visible_pages(session, fetch_media, lambda m: m.media_id, window, 0,
-                                                           keep=lambda m: permitted(session, "pool", m.pool)))
+        volumes = (
+            _volume(m)
+            async for m in visible_pages(
+                session,
+                fetch_media,
+                lambda m: m.media_id,
+                window,
+                0,
+                keep=lambda m: permitted(session, "pool", m.pool),
+            )
+        )
         return listing("volumes", volumes, Long() if long else Table(list(VOLUME_COLUMNS)))
     if what == "pools":
-        rows = [r for r in await director.catalog_call("list_pools") if permitted(session, "pool", r["name"])]
-        return Reply(text=_long(rows) if long else _table(rows, list(rows[0]) if rows else []), data={"pools": rows})
+        rows = [
+            r
+            for r in await director.catalog_call("list_pools")
+            if permitted(session, "pool", r["name"])
+        ]
+        return Reply(
+            text=_long(rows) if long else _table(rows, list(rows[0]) if rows else []),
+            data={"pools": rows},
+        )
     if what == "files":
         job_id = await _visible_jobid(session, args, "list files jobid=N")
 
@@ -118,9 +212,17 @@ async def _list(session: Session, args: Args, long: bool) -> Reply:
             rows: list[Any] = await director.catalog_call("files_page", job_id, after, size, offset)
             return rows
 
-        files = (_file(row, long) async for _, row in paged(fetch_files, lambda item: item[0], window, 0))
-        layout = Long() if long else Lines(lambda r: ("(deleted) " if r["fileindex"] == 0 else "") + r["path"],
-                                           empty="No files.")
+        files = (
+            _file(row, long) async for _, row in paged(fetch_files, lambda item: item[0], window, 0)
+        )
+        layout = (
+            Long()
+            if long
+            else Lines(
+                lambda r: ("(deleted) " if r["fileindex"] == 0 else "") + r["path"],
+                empty="No files.",
+            )
+        )
         return listing("files", files, layout)
     if what == "joblog":
         job_id = await _visible_jobid(session, args, "list joblog jobid=N")
@@ -129,11 +231,22 @@ async def _list(session: Session, args: Args, long: bool) -> Reply:
             rows: list[Any] = await director.catalog_call("log_page", job_id, after, size, offset)
             return rows
 
-        log = ({"time": _when(when), "logtext": text} async for _, when, text in
-               paged(fetch_log, lambda item: item[0], window, 0))
-        return listing("joblog", log, Long() if long else Lines(lambda r: str(r["logtext"]).rstrip("\n"),
-                                                                empty=f"No job log for JobId {job_id}."))
-    raise CommandError(f"list {what}: use jobs, jobid=N, volumes, pools, files jobid=N or joblog jobid=N")
+        log = (
+            {"time": _when(when), "logtext": text}
+            async for _, when, text in paged(fetch_log, lambda item: item[0], window, 0)
+        )
+        return listing(
+            "joblog",
+            log,
+            Long()
+            if long
+            else Lines(
+                lambda r: str(r["logtext"]).rstrip("\n"), empty=f"No job log for JobId {job_id}."
+            ),
+        )
+    raise CommandError(
+        f"list {what}: use jobs, jobid=N, volumes, pools, files jobid=N or joblog jobid=N"
+    )
 
 
 def _jobid(args: Args, usage: str) -> int:
@@ -153,22 +266,42 @@ async def _visible_jobid(session: Session, args: Args, usage: str) -> int:
 
 
 def _volume(m: Any) -> dict[str, Any]:
-    return {"mediaid": m.media_id, "volumename": m.volume_name, "pool": m.pool, "volstatus": m.status,
-            "mediatype": m.media_type, "volbytes": m.bytes, "volblocks": m.blocks, "voljobs": m.jobs,
-            "volfiles": m.files, "lastwritten": _when(m.last_written), "storage": m.storage}
+    return {
+        "mediaid": m.media_id,
+        "volumename": m.volume_name,
+        "pool": m.pool,
+        "volstatus": m.status,
+        "mediatype": m.media_type,
+        "volbytes": m.bytes,
+        "volblocks": m.blocks,
+        "voljobs": m.jobs,
+        "volfiles": m.files,
+        "lastwritten": _when(m.last_written),
+        "storage": m.storage,
+    }
 
 
 def _file(f: FileRow, long: bool) -> dict[str, Any]:
     entry: dict[str, Any] = {"fileindex": f.file_index, "path": display_path(f.full_path)}
     if long:
         a = decode_attributes(f.lstat)
-        entry.update(type=a.type.name.lower(), mode=oct(a.mode), uid=a.uid, gid=a.gid, size=a.size,
-                     mtime=_when(a.mtime_ns / 1e9), digest=f.digest, deleted=f.file_index == 0)
+        entry.update(
+            type=a.type.name.lower(),
+            mode=oct(a.mode),
+            uid=a.uid,
+            gid=a.gid,
+            size=a.size,
+            mtime=_when(a.mtime_ns / 1e9),
+            digest=f.digest,
+            deleted=f.file_index == 0,
+        )
     return entry
 
 
-LIST_USAGE = ("list jobs [job=NAME] [client=] [jobstatus=] [order=asc|desc] [limit=N] [offset=N] | jobid=N | "
-              "volumes [pool=] [limit=] [offset=] | pools | files jobid=N [limit=] [offset=] | joblog jobid=N")
+LIST_USAGE = (
+    "list jobs [job=NAME] [client=] [jobstatus=] [order=asc|desc] [limit=N] [offset=N] | jobid=N | "
+    "volumes [pool=] [limit=] [offset=] | pools | files jobid=N [limit=] [offset=] | joblog jobid=N"
+)
 
 
 @command("list", usage=LIST_USAGE)
@@ -183,7 +316,17 @@ async def llist(session: Session, args: Args) -> Reply:
     return await _list(session, args, long=True)
 
 
-VOLUME_STATUSES = ("Append", "Full", "Used", "Error", "Purged", "Recycle", "Disabled", "Archive", "Read-Only")
+VOLUME_STATUSES = (
+    "Append",
+    "Full",
+    "Used",
+    "Error",
+    "Purged",
+    "Recycle",
+    "Disabled",
+    "Archive",
+    "Read-Only",
+)
 
 
 @command("delete", usage="delete jobid=N[,M] yes")
@@ -198,9 +341,13 @@ async def delete(session: Session, args: Args) -> Reply:
         raise CommandError("usage: delete jobid=N[,M] yes")
     director = session.director
     require_catalog(session)
-    running = [i for i in ids if i in director.queue.jobs and director.queue.jobs[i].status not in st.FINAL]
+    running = [
+        i for i in ids if i in director.queue.jobs and director.queue.jobs[i].status not in st.FINAL
+    ]
     if running:
-        raise CommandError(f"JobId(s) {','.join(map(str, running))} are queued or running; cancel them first")
+        raise CommandError(
+            f"JobId(s) {','.join(map(str, running))} are queued or running; cancel them first"
+        )
     lines, data = [], []
     for job_id in ids:  # every one is checked before any is deleted
         row = await director.catalog_call("get_job", job_id)
@@ -209,8 +356,13 @@ async def delete(session: Session, args: Args) -> Reply:
         require_job(session, row)
     for job_id in ids:
         promoted = await director.catalog_call("delete_job", job_id)
-        lines.append(f"JobId {job_id} deleted from the catalog."
-                     + "".join(f"\nCopy JobId {p} of JobId {job_id} was promoted to a Backup job." for p in promoted))
+        lines.append(
+            f"JobId {job_id} deleted from the catalog."
+            + "".join(
+                f"\nCopy JobId {p} of JobId {job_id} was promoted to a Backup job."
+                for p in promoted
+            )
+        )
         data.append({"jobid": job_id, "promoted": promoted})
     return Reply(text="\n".join(lines), data={"delete": data})
 
@@ -227,8 +379,13 @@ async def update(session: Session, args: Args) -> Reply:
     director = session.director
     require_catalog(session)
     media = await director.catalog_call("get_media", volume)
-    if media is None or not permitted(session, "pool", media.pool):  # another pool's volume is not there
+    if media is None or not permitted(
+        session, "pool", media.pool
+    ):  # another pool's volume is not there
         raise CommandError(f"no volume named {volume!r} in the catalog")
     await director.catalog_call("update_media", volume, VolStatus=wanted)
     director.engine.media_added()
-    return Reply(text=f"New Volume status is: {wanted}", data={"update": {"volume": volume, "volstatus": wanted}})
+    return Reply(
+        text=f"New Volume status is: {wanted}",
+        data={"update": {"volume": volume, "volstatus": wanted}},
+    )

@@ -54,7 +54,9 @@ def _seconds(args: Args, key: str) -> float | None:
     except ValueError:
         raise CommandError(f"{key}={value!r}: expected a number of seconds") from None
     if not math.isfinite(seconds) or seconds <= 0 or seconds > MAX_STREAM_TIMEOUT:
-        raise CommandError(f"{key}={value!r}: must be more than 0 and at most {MAX_STREAM_TIMEOUT:g} s")
+        raise CommandError(
+            f"{key}={value!r}: must be more than 0 and at most {MAX_STREAM_TIMEOUT:g} s"
+        )
     return seconds
 
 
@@ -83,8 +85,16 @@ async def stream_events(
     deadline = None if timeout is None else loop.time() + timeout
     with bus.subscribe() as sub:
         try:
-            yield event_reply({"event": "subscribed", "seq": bus.seq, "time": round(time.time(), 3),
-                               "filter": wanted.as_dict(), "count": count, "timeout": timeout})
+            yield event_reply(
+                {
+                    "event": "subscribed",
+                    "seq": bus.seq,
+                    "time": round(time.time(), 3),
+                    "filter": wanted.as_dict(),
+                    "count": count,
+                    "timeout": timeout,
+                }
+            )
             while count is None or sent < count:
                 try:
                     async with asyncio.timeout_at(deadline):
@@ -93,7 +103,9 @@ async def stream_events(
                     ended = "timeout"
                     return
                 name = event.get("name")
-                if not wanted.wants(event) or (isinstance(name, str) and not session.acl("job", name)):
+                if not wanted.wants(event) or (
+                    isinstance(name, str) and not session.acl("job", name)
+                ):
                     continue
                 sent += 1
                 yield event_reply(event)

@@ -31,7 +31,11 @@ def status_data(status: DaemonStatus) -> dict[str, Any]:
         "tls": status.tls,
         "running_jobs": [job.model_dump() for job in status.running_jobs],
         "connections": status.connections.model_dump(),
-        **({"devices": [device.model_dump() for device in status.devices]} if status.role == "storage" else {}),
+        **(
+            {"devices": [device.model_dump() for device in status.devices]}
+            if status.role == "storage"
+            else {}
+        ),
     }
 
 
@@ -56,10 +60,16 @@ def status_text(status: DaemonStatus, title: str) -> str:
     if status.role == "storage":
         lines += ["", "Devices:"]
         for device in status.devices:
-            state = (f"{device.mode} for {', '.join(device.reserved_by)}" if device.reserved_by else "idle")
+            state = (
+                f"{device.mode} for {', '.join(device.reserved_by)}"
+                if device.reserved_by
+                else "idle"
+            )
             volumes = f", volume {', '.join(device.volumes)}" if device.volumes else ""
-            lines.append(f" {device.name} ({device.media_type}, Maximum Concurrent Jobs {device.max_jobs}): "
-                         f"{state}{volumes}")
+            lines.append(
+                f" {device.name} ({device.media_type}, Maximum Concurrent Jobs {device.max_jobs}): "
+                f"{state}{volumes}"
+            )
             lines.extend(f"   waiting: {entry}" for entry in device.waiting)
     lines.append("====")
     return "\n".join(lines)

@@ -36,12 +36,18 @@ def _parse_when(text: str | None) -> float | None:
 def _request(args: Args) -> RunRequest:
     name = args.get("job")
     if not name:
-        raise CommandError("usage: run job=NAME [level=] [client=] [fileset=] [pool=] [storage=] [priority=] [when=] "
-                           "[expires=] [yes]")
+        raise CommandError(
+            "usage: run job=NAME [level=] [client=] [fileset=] [pool=] [storage=] [priority=] [when=] "
+            "[expires=] [yes]"
+        )
     priority = args.get("priority")
     return RunRequest(
-        job=name, level=args.get("level"), client=args.get("client"), fileset=args.get("fileset"),
-        pool=args.get("pool"), storage=args.get("storage"),
+        job=name,
+        level=args.get("level"),
+        client=args.get("client"),
+        fileset=args.get("fileset"),
+        pool=args.get("pool"),
+        storage=args.get("storage"),
         priority=int(priority) if priority and priority.isdigit() else None,
         when=_parse_when(args.get("when")),
         params={"next_pool": args.get("nextpool")} if args.get("nextpool") else {},
@@ -50,45 +56,87 @@ def _request(args: Args) -> RunRequest:
 
 
 def _describe(session: Session, req: RunRequest) -> tuple[str, dict[str, Any]]:
-    check_all(session, job=req.job, client=req.client, fileset=req.fileset, pool=req.pool, storage=req.storage)
+    check_all(
+        session,
+        job=req.job,
+        client=req.client,
+        fileset=req.fileset,
+        pool=req.pool,
+        storage=req.storage,
+    )
     check(session, "pool", req.params.get("next_pool"))
     try:
         resolved = resolve(session.director.config, req)
     except JobError as exc:
         raise CommandError(str(exc)) from exc
     # the defaults the Job (and its JobDefs) fill in, not only what the command line named
-    require_all(session, job=resolved.resource.name, client=resolved.client, fileset=resolved.fileset,
-                pool=resolved.pool, storage=resolved.storage)
+    require_all(
+        session,
+        job=resolved.resource.name,
+        client=resolved.client,
+        fileset=resolved.fileset,
+        pool=resolved.pool,
+        storage=resolved.storage,
+    )
     require(session, "schedule", req.params.get("scheduled"))
     data = {
-        "job": resolved.resource.name, "type": TYPE_NAMES.get(resolved.job_type, resolved.job_type),
-        "level": LEVEL_NAMES.get(resolved.level, ""), "client": resolved.client, "fileset": resolved.fileset,
-        "pool": resolved.pool, "storage": resolved.storage, "priority": resolved.priority,
+        "job": resolved.resource.name,
+        "type": TYPE_NAMES.get(resolved.job_type, resolved.job_type),
+        "level": LEVEL_NAMES.get(resolved.level, ""),
+        "client": resolved.client,
+        "fileset": resolved.fileset,
+        "pool": resolved.pool,
+        "storage": resolved.storage,
+        "priority": resolved.priority,
         "when": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(req.when or time.time())),
     }
     if resolved.job_type in ("c", "g"):
         try:
-            targets = resolve_targets(session.director.config, resolved.resource, req.pool, req.params.get("next_pool"))
+            targets = resolve_targets(
+                session.director.config, resolved.resource, req.pool, req.params.get("next_pool")
+            )
         except JobError as exc:
             raise CommandError(str(exc)) from exc
-        require_all(session, pool=targets.source_pool, next_pool=targets.target_pool,
-                    storage=targets.target_storage)
-        data.update(pool=targets.source_pool, next_pool=targets.target_pool, next_storage=targets.target_storage,
-                    selection_type=resolved.resource.selection_type or "Job",
-                    selection_pattern=resolved.resource.selection_pattern)
-        text = "\n".join([
-            f"Run {data['type']} job", f"JobName:       {data['job']}", f"Selection:     {data['selection_type']} "
-            f"{data['selection_pattern'] or ''}".rstrip(), f"Source Pool:   {targets.source_pool}",
-            f"Target Pool:   {targets.target_pool}", f"Target Storage: {targets.target_storage}",
-            f"When:          {data['when']}", f"Priority:      {data['priority']}",
-        ])
+        require_all(
+            session,
+            pool=targets.source_pool,
+            next_pool=targets.target_pool,
+            storage=targets.target_storage,
+        )
+        data.update(
+            pool=targets.source_pool,
+            next_pool=targets.target_pool,
+            next_storage=targets.target_storage,
+            selection_type=resolved.resource.selection_type or "Job",
+            selection_pattern=resolved.resource.selection_pattern,
+        )
+        text = "\n".join(
+            [
+                f"Run {data['type']} job",
+                f"JobName:       {data['job']}",
+                f"Selection:     {data['selection_type']} "
+                f"{data['selection_pattern'] or ''}".rstrip(),
+                f"Source Pool:   {targets.source_pool}",
+                f"Target Pool:   {targets.target_pool}",
+                f"Target Storage: {targets.target_storage}",
+                f"When:          {data['when']}",
+                f"Priority:      {data['priority']}",
+            ]
+        )
         return text, data
-    text = "\n".join([
-        "Run Backup job" if resolved.job_type == "B" else f"Run {data['type']} job",
-        f"JobName:  {data['job']}", f"Level:    {data['level']}", f"Client:   {data['client']}",
-        f"FileSet:  {data['fileset']}", f"Pool:     {data['pool']}", f"Storage:  {data['storage']}",
-        f"When:     {data['when']}", f"Priority: {data['priority']}",
-    ])
+    text = "\n".join(
+        [
+            "Run Backup job" if resolved.job_type == "B" else f"Run {data['type']} job",
+            f"JobName:  {data['job']}",
+            f"Level:    {data['level']}",
+            f"Client:   {data['client']}",
+            f"FileSet:  {data['fileset']}",
+            f"Pool:     {data['pool']}",
+            f"Storage:  {data['storage']}",
+            f"When:     {data['when']}",
+            f"Priority: {data['priority']}",
+        ]
+    )
     return text, data
 
 
@@ -98,11 +146,17 @@ async def _start(session: Session, req: RunRequest) -> Reply:
         jcr = await session.director.submit(req)
     except JobError as exc:
         raise CommandError(str(exc)) from exc
-    return Reply(text=f"Job queued. JobId={jcr.job_id}", data={"run": {"jobid": jcr.job_id, "job": jcr.unique}})
+    return Reply(
+        text=f"Job queued. JobId={jcr.job_id}",
+        data={"run": {"jobid": jcr.job_id, "job": jcr.unique}},
+    )
 
 
-@command("run", usage="run job=NAME [level=] [client=] [fileset=] [pool=] [storage=] [priority=] [when=] [expires=] "
-                      "[yes]")
+@command(
+    "run",
+    usage="run job=NAME [level=] [client=] [fileset=] [pool=] [storage=] [priority=] [when=] [expires=] "
+    "[yes]",
+)
 async def run(session: Session, args: Args) -> Reply:
     """Run a job now (or at when=); without `yes` show the resolved job and ask."""
     req = _request(args)
@@ -136,8 +190,11 @@ def find_job(session: Session, args: Args) -> JobControl:
 async def cancel(session: Session, args: Args) -> Reply:
     """Cancel a job in any state (scheduled, queued, waiting, running)."""
     if args.get("job"):
-        match = [j for j in session.director.queue.jobs.values()
-                 if j.unique == args.get("job") and job_visible(session, j)]
+        match = [
+            j
+            for j in session.director.queue.jobs.values()
+            if j.unique == args.get("job") and job_visible(session, j)
+        ]
         if not match:
             raise CommandError(f"job {args.get('job')!r} not found")
         jcr = match[0]
@@ -180,15 +237,21 @@ async def _ended(session: Session, job_id: int) -> Reply:
         raise CommandError(f"JobId {job_id} is not in the catalog")
     require_job(session, row)
     if row.status not in st.FINAL:
-        raise CommandError(f"JobId {job_id} has status {row.status} ({st.describe(row.status)}) in the catalog "
-                           "but is not queued on this Director")
+        raise CommandError(
+            f"JobId {job_id} has status {row.status} ({st.describe(row.status)}) in the catalog "
+            "but is not queued on this Director"
+        )
     return _waited([(row.job_id, row.job, row.status)])
 
 
 def _waited(jobs: list[tuple[int, str, str]]) -> Reply:
-    data = [{"jobid": job_id, "job": unique, "jobstatus": status} for job_id, unique, status in jobs]
-    text = "\n".join(f"JobId={job_id} Job={unique} JobStatus={status} ({st.describe(status)})"
-                     for job_id, unique, status in jobs)
+    data = [
+        {"jobid": job_id, "job": unique, "jobstatus": status} for job_id, unique, status in jobs
+    ]
+    text = "\n".join(
+        f"JobId={job_id} Job={unique} JobStatus={status} ({st.describe(status)})"
+        for job_id, unique, status in jobs
+    )
     # Scripted, 0 only when every job ended T: a W (files vanished, warnings) is worth a look too.
     failed = any(status != st.TERMINATED for _, _, status in jobs)
     return Reply(text=text or "No jobs.", data={"wait": data}, ok=not failed)
@@ -202,9 +265,17 @@ async def messages(session: Session, args: Args) -> Reply:
 
     async def rows() -> AsyncGenerator[dict[str, Any], None]:
         for m in lines:
-            yield {"time": m.time, "jobid": m.job_id, "job": m.job, "level": m.level, "text": m.text}
+            yield {
+                "time": m.time,
+                "jobid": m.job_id,
+                "job": m.job,
+                "level": m.level,
+                "text": m.text,
+            }
 
     def render(row: dict[str, Any]) -> str:
-        return LogLine(row["time"], row["jobid"], row["job"], row["level"], row["text"]).render(director.name)
+        return LogLine(row["time"], row["jobid"], row["job"], row["level"], row["text"]).render(
+            director.name
+        )
 
     return listing("messages", rows(), Lines(render, empty="You have no messages."))

@@ -30,26 +30,49 @@ async def label(session: Session, args: Args) -> Reply:
     storage = config.storages[storage_name]
     pool = config.pools[pool_name]
     if await director.catalog_call("get_media", volume) is not None:
-        raise CommandError(f"Media record for volume \"{volume}\" already exists")
+        raise CommandError(f'Media record for volume "{volume}" already exists')
     media_type = storage.media_type or "File"
     try:
         conn = await connect(director, "storage", storage)
         try:
-            reply = await request(conn, SdLabel(volume_name=volume, pool_name=pool.name, pool_type=pool.pool_type,
-                                                media_type=media_type,
-                                                device=storage.device[0] if storage.device else storage.name),
-                                  Ok, "label")
+            reply = await request(
+                conn,
+                SdLabel(
+                    volume_name=volume,
+                    pool_name=pool.name,
+                    pool_type=pool.pool_type,
+                    media_type=media_type,
+                    device=storage.device[0] if storage.device else storage.name,
+                ),
+                Ok,
+                "label",
+            )
         finally:
             await conn.close(terminate=True)
     except JobError as exc:
         raise CommandError(str(exc)) from exc
     pool_id = await director.ensure_pool(pool.name)
-    media_id = await director.catalog_call("create_media", volume, pool_id, media_type, storage.name,
-                                           max_vol_bytes=int(pool.maximum_volume_bytes or 0),
-                                           max_vol_jobs=int(pool.maximum_volume_jobs or 0))
+    media_id = await director.catalog_call(
+        "create_media",
+        volume,
+        pool_id,
+        media_type,
+        storage.name,
+        max_vol_bytes=int(pool.maximum_volume_bytes or 0),
+        max_vol_jobs=int(pool.maximum_volume_jobs or 0),
+    )
     director.engine.media_added()
-    return Reply(text=f"{reply.text}\nCatalog record for Volume \"{volume}\", Slot 0 successfully created.",
-                 data={"label": {"volume": volume, "mediaid": media_id, "pool": pool.name, "storage": storage.name}})
+    return Reply(
+        text=f'{reply.text}\nCatalog record for Volume "{volume}", Slot 0 successfully created.',
+        data={
+            "label": {
+                "volume": volume,
+                "mediaid": media_id,
+                "pool": pool.name,
+                "storage": storage.name,
+            }
+        },
+    )
 
 
 @command("estimate", usage="estimate job=NAME [client=] [fileset=] [listing]")
@@ -61,20 +84,40 @@ async def estimate(session: Session, args: Args) -> Reply:
         raise CommandError("usage: estimate job=NAME [listing]")
     check_all(session, job=name, client=args.get("client"), fileset=args.get("fileset"))
     try:
-        resolved = resolve(director.config, RunRequest(job=name, client=args.get("client"), fileset=args.get("fileset")))
+        resolved = resolve(
+            director.config,
+            RunRequest(job=name, client=args.get("client"), fileset=args.get("fileset")),
+        )
     except JobError as exc:
         raise CommandError(str(exc)) from exc
-    require_all(session, job=resolved.resource.name, client=resolved.client, fileset=resolved.fileset)
+    require_all(
+        session, job=resolved.resource.name, client=resolved.client, fileset=resolved.fileset
+    )
     if resolved.client is None or resolved.fileset is None:
         raise CommandError(f"job {name!r} has no Client or FileSet to estimate")
     spec = fileset_spec(director.config.filesets[resolved.fileset])
     try:
         conn = await connect(director, "client", director.config.clients[resolved.client])
         try:
-            await request(conn, FdJobSetup(job_id=0, job=f"estimate.{time.time():.6f}", job_type="B", level="F",
-                                           fileset=spec), Ok, "estimate setup")
-            result = await request(conn, FdEstimate(listing=args.has("listing")), EstimateResult, "estimate",
-                                   timeout=3600)
+            await request(
+                conn,
+                FdJobSetup(
+                    job_id=0,
+                    job=f"estimate.{time.time():.6f}",
+                    job_type="B",
+                    level="F",
+                    fileset=spec,
+                ),
+                Ok,
+                "estimate setup",
+            )
+            result = await request(
+                conn,
+                FdEstimate(listing=args.has("listing")),
+                EstimateResult,
+                "estimate",
+                timeout=3600,
+            )
         finally:
             await conn.close(terminate=True)
     except JobError as exc:
@@ -85,7 +128,17 @@ async def estimate(session: Session, args: Args) -> Reply:
         for path in listed:
             yield display_path(path)
 
-    return listing("estimate.listing", lines(), Lines(str, empty=""),
-                   data={"estimate": {"job": name, "client": resolved.client, "files": result.files,
-                                      "bytes": result.bytes}},
-                   trailer=f"{result.files:,} OK estimate files={result.files} bytes={result.bytes:,}")
+    return listing(
+        "estimate.listing",
+        lines(),
+        Lines(str, empty=""),
+        data={
+            "estimate": {
+                "job": name,
+                "client": resolved.client,
+                "files": result.files,
+                "bytes": result.bytes,
+            }
+        },
+        trailer=f"{result.files:,} OK estimate files={result.files} bytes={result.bytes:,}",
+    )

@@ -15,7 +15,9 @@ from typing import Any, Final, TypeVar
 
 from director.console.registry import Args, CommandError, Reply
 
-PART_BYTES: Final = 256 * 1024  # text per part; with its data a part stays far below the 1 MB frame limit
+PART_BYTES: Final = (
+    256 * 1024
+)  # text per part; with its data a part stays far below the 1 MB frame limit
 PAGE_ROWS: Final = 1000  # catalog rows read per query
 NO_RESULTS: Final = "No results to list."
 T = TypeVar("T")
@@ -72,7 +74,9 @@ class Table(Layout):
             self.columns = self.columns + [c for c in self.optional if any(r.get(c) for r in rows)]
         for row in rows:
             for column in self.columns:
-                self.widths[column] = max(self.widths.get(column, len(column)), len(_cell(row.get(column))))
+                self.widths[column] = max(
+                    self.widths.get(column, len(column)), len(_cell(row.get(column)))
+                )
 
     def _sep(self) -> str:
         return "+" + "+".join("-" * (self.widths.get(c, len(c)) + 2) for c in self.columns) + "+"
@@ -131,8 +135,15 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def listing(key: str, rows: AsyncIterator[Any], layout: Layout, *, data: dict[str, Any] | None = None,
-            trailer: str | None = None, part_bytes: int = PART_BYTES) -> Reply:
+def listing(
+    key: str,
+    rows: AsyncIterator[Any],
+    layout: Layout,
+    *,
+    data: dict[str, Any] | None = None,
+    trailer: str | None = None,
+    part_bytes: int = PART_BYTES,
+) -> Reply:
     """A reply that lists `rows` under `data[key]`, streamed in parts when they do not fit in one.
 
     `key` may be a dotted path into `data` (`estimate.listing`); `data` is the rest of the final
@@ -151,8 +162,15 @@ def put_rows(data: dict[str, Any], key: str, rows: list[Any]) -> None:
     data[last] = rows
 
 
-async def _parts(key: str, rows: AsyncIterator[Any], layout: Layout, summary: Reply, *,
-                 part_bytes: int, trailer: str | None) -> AsyncGenerator[Reply, None]:
+async def _parts(
+    key: str,
+    rows: AsyncIterator[Any],
+    layout: Layout,
+    summary: Reply,
+    *,
+    part_bytes: int,
+    trailer: str | None,
+) -> AsyncGenerator[Reply, None]:
     chunk: list[Any] = []
     size = 0
     count = 0
@@ -204,8 +222,12 @@ def split_lines(lines: Iterable[str]) -> Iterator[list[str]]:
         yield part
 
 
-async def paged(fetch: Callable[[Any, int, int], Awaitable[list[T]]], key_of: Callable[[T], Any], window: Window,
-                start: Any) -> AsyncGenerator[T, None]:
+async def paged(
+    fetch: Callable[[Any, int, int], Awaitable[list[T]]],
+    key_of: Callable[[T], Any],
+    window: Window,
+    start: Any,
+) -> AsyncGenerator[T, None]:
     """Rows from `fetch(after, size, offset)` one catalog page at a time, within the window:
     the first query skips `offset` rows, each next one starts after the last row's key."""
     after, read, offset = start, 0, window.offset

@@ -23,10 +23,12 @@ from director.restore.plan import (
 )
 from director.restore.selection import select
 
-USAGE = ("restore [jobid=N[,M] [select]] [client=NAME] [fileset=NAME] [before=\"YYYY-MM-DD HH:MM:SS\"] "
-         "[file=PATH]... [directory=PATH] [fileregex=RE] [where=DIR] [replace=always|ifnewer|ifolder|never] "
-         "[strip_prefix=] [add_prefix=] [add_suffix=] [regexwhere=!a!b!] [restorejob=] [restoreclient=] "
-         "[storage=] [privileged=yes] [select] [all] [done] [yes]")
+USAGE = (
+    'restore [jobid=N[,M] [select]] [client=NAME] [fileset=NAME] [before="YYYY-MM-DD HH:MM:SS"] '
+    "[file=PATH]... [directory=PATH] [fileregex=RE] [where=DIR] [replace=always|ifnewer|ifolder|never] "
+    "[strip_prefix=] [add_prefix=] [add_suffix=] [regexwhere=!a!b!] [restorejob=] [restoreclient=] "
+    "[storage=] [privileged=yes] [select] [all] [done] [yes]"
+)
 
 
 def _parse_before(text: str | None) -> float | None:
@@ -48,8 +50,13 @@ def _query(args: Args) -> RestoreQuery:
         raise CommandError(f"bad jobid list {raw_ids!r}") from exc
     if raw_ids is not None and not ids:
         raise CommandError(f"bad jobid list {raw_ids!r}")
-    return RestoreQuery(job_ids=ids, chain=args.has("select"), client=args.get("client"),
-                        fileset=args.get("fileset"), before=_parse_before(args.get("before")))
+    return RestoreQuery(
+        job_ids=ids,
+        chain=args.has("select"),
+        client=args.get("client"),
+        fileset=args.get("fileset"),
+        before=_parse_before(args.get("before")),
+    )
 
 
 def _restore_job(session: Session, name: str | None) -> Any:
@@ -57,7 +64,9 @@ def _restore_job(session: Session, name: str | None) -> Any:
     checked = check(session, "restore job", name)
     if checked is not None:
         return config.jobs[checked]
-    restores = [j for j in config.jobs.values() if j.type == "Restore" and session.acl("job", j.name)]
+    restores = [
+        j for j in config.jobs.values() if j.type == "Restore" and session.acl("job", j.name)
+    ]
     if not restores:
         raise CommandError("no Job with Type = Restore is configured")
     return restores[0]
@@ -71,7 +80,8 @@ def _options(session: Session, args: Args, restore_job: Any) -> RestoreOptions:
         return RestoreOptions(
             restore_job=restore_job.name,
             client=args.get("restoreclient") or args.get("client") or restore_job.client,
-            where=where, replace=(args.get("replace") or restore_job.replace or "always").lower(),
+            where=where,
+            replace=(args.get("replace") or restore_job.replace or "always").lower(),
             strip_prefix=args.get("strip_prefix") or restore_job.strip_prefix,
             add_prefix=args.get("add_prefix") or restore_job.add_prefix,
             add_suffix=args.get("add_suffix") or restore_job.add_suffix,
@@ -109,15 +119,29 @@ async def _submit(session: Session, plan: Plan, options: RestoreOptions) -> Repl
         jcr = await director.submit(prepared.request)
     except (RestoreRefused, JobError) as exc:
         raise CommandError(str(exc)) from exc
-    notes = "".join(f"JobId {orig}'s volumes are unavailable; reading its copy JobId {copy} instead.\n"
-                    for orig, copy in prepared.substitutions.items())
-    text = (f"{plan.selected_text()}\n{notes}"
-            f"Bootstrap records written for {len(prepared.bootstrap)} volume session(s); "
-            f"{prepared.expected_files} files selected from JobId(s) {','.join(map(str, plan.job_ids))}.\n"
-            f"Job queued. JobId={jcr.job_id}")
-    return Reply(text=text, data={"restore": {
-        "jobid": jcr.job_id, "job": jcr.unique, "files": prepared.expected_files, "jobids": plan.job_ids,
-        "where": options.where, "copies_used": {str(k): v for k, v in prepared.substitutions.items()}}})
+    notes = "".join(
+        f"JobId {orig}'s volumes are unavailable; reading its copy JobId {copy} instead.\n"
+        for orig, copy in prepared.substitutions.items()
+    )
+    text = (
+        f"{plan.selected_text()}\n{notes}"
+        f"Bootstrap records written for {len(prepared.bootstrap)} volume session(s); "
+        f"{prepared.expected_files} files selected from JobId(s) {','.join(map(str, plan.job_ids))}.\n"
+        f"Job queued. JobId={jcr.job_id}"
+    )
+    return Reply(
+        text=text,
+        data={
+            "restore": {
+                "jobid": jcr.job_id,
+                "job": jcr.unique,
+                "files": prepared.expected_files,
+                "jobids": plan.job_ids,
+                "where": options.where,
+                "copies_used": {str(k): v for k, v in prepared.substitutions.items()},
+            }
+        },
+    )
 
 
 @command("restore", usage=USAGE)
@@ -136,27 +160,38 @@ async def restore(session: Session, args: Args) -> Reply:
     _check_options(session, options, restore_job)
     await _check_jobs(session, query.job_ids)  # before planning reads their files
     try:
-        plan: Plan = await director.run_in_thread(plan_restore, director.catalog, query, restore_job.file_set)
+        plan: Plan = await director.run_in_thread(
+            plan_restore, director.catalog, query, restore_job.file_set
+        )
     except RestoreRefused as exc:
         raise CommandError(str(exc)) from exc
     await _check_jobs(session, plan.job_ids)  # the chain `select` and `client=` found
     files = [os.fsencode(f) for f in args.all("file")]
     directories = [os.fsencode(args.get("directory") or "")] if args.get("directory") else []
     if files or directories or args.get("fileregex") or args.has("all"):
-        plan.chosen = select(plan.files, file=files, directory=directories, fileregex=args.get("fileregex"),
-                             all_files=args.has("all") and not (files or directories))
+        plan.chosen = select(
+            plan.files,
+            file=files,
+            directory=directories,
+            fileregex=args.get("fileregex"),
+            all_files=args.has("all") and not (files or directories),
+        )
         if args.has("yes") or session.api:
             return await _submit(session, plan, options)
         return _confirm(session, plan, options)
     if session.api:
-        raise CommandError("restore in API mode needs a selection: all, file=, directory= or fileregex=")
+        raise CommandError(
+            "restore in API mode needs a selection: all, file=, directory= or fileregex="
+        )
     return enter_tree(session, plan, lambda p: _confirm(session, p, options))
 
 
 def _confirm(session: Session, plan: Plan, options: RestoreOptions) -> Reply:
-    text = (f"{plan.selected_text()}\n"
-            f"{len(plan.chosen)} files selected to be restored from JobId(s) {','.join(map(str, plan.job_ids))}.\n"
-            f"Restore job: {options.restore_job}, Where: {options.where}, Replace: {options.replace}")
+    text = (
+        f"{plan.selected_text()}\n"
+        f"{len(plan.chosen)} files selected to be restored from JobId(s) {','.join(map(str, plan.job_ids))}.\n"
+        f"Restore job: {options.restore_job}, Where: {options.where}, Replace: {options.replace}"
+    )
 
     async def answer(line: str) -> Reply:
         if line.lower() in ("yes", "y"):
@@ -164,5 +199,8 @@ def _confirm(session: Session, plan: Plan, options: RestoreOptions) -> Reply:
         return Reply(text="Restore canceled.", data={"restore": {"started": False}})
 
     session.pending = answer
-    return Reply(text=text, data={"restore": {"selected": len(plan.chosen), "jobids": plan.job_ids}},
-                 prompt="OK to run? (yes/no): ")
+    return Reply(
+        text=text,
+        data={"restore": {"selected": len(plan.chosen), "jobids": plan.job_ids}},
+        prompt="OK to run? (yes/no): ",
+    )

@@ -17,8 +17,10 @@ if TYPE_CHECKING:
     from director.restore.plan import Plan
 
 PROMPT = "$ "
-HELP = ("Commands: cd DIR, ls [PATTERN], dir [PATTERN], mark PATTERN|*, unmark PATTERN|*, find PATTERN, "
-        "estimate, pwd, done (restore the marked files), quit (cancel)")
+HELP = (
+    "Commands: cd DIR, ls [PATTERN], dir [PATTERN], mark PATTERN|*, unmark PATTERN|*, find PATTERN, "
+    "estimate, pwd, done (restore the marked files), quit (cancel)"
+)
 
 
 class Tree:
@@ -36,11 +38,15 @@ class Tree:
 
     def _resolve(self, name: str) -> bytes:
         target = os.fsencode(name)
-        return posixpath.normpath(target if target.startswith(b"/") else posixpath.join(self.cwd, target))
+        return posixpath.normpath(
+            target if target.startswith(b"/") else posixpath.join(self.cwd, target)
+        )
 
     def _matches(self, pattern: str) -> list[bytes]:
         names = self.children.get(self.cwd, [])
-        return [p for p in names if fnmatch.fnmatchcase(os.fsdecode(posixpath.basename(p)), pattern)]
+        return [
+            p for p in names if fnmatch.fnmatchcase(os.fsdecode(posixpath.basename(p)), pattern)
+        ]
 
     def _subtree(self, path: bytes) -> list[bytes]:
         out, stack = [], [path]
@@ -65,7 +71,9 @@ class Tree:
         rest = rest.strip().strip('"')
         if verb in ("ls", "dir"):
             paths = self._matches(rest or "*")
-            return "\n".join(self._line(p, verb == "dir") for p in sorted(paths)) or "(empty)", False
+            return "\n".join(
+                self._line(p, verb == "dir") for p in sorted(paths)
+            ) or "(empty)", False
         if verb == "cd":
             target = self._resolve(rest or "/")
             if target not in self.children and target != b"/":
@@ -75,7 +83,13 @@ class Tree:
         if verb == "pwd":
             return f"cwd is: {os.fsdecode(self.cwd)}", False
         if verb in ("mark", "unmark"):
-            paths = self._matches(rest) if rest and "/" not in rest else [self._resolve(rest)] if rest else []
+            paths = (
+                self._matches(rest)
+                if rest and "/" not in rest
+                else [self._resolve(rest)]
+                if rest
+                else []
+            )
             changed = 0
             for path in paths:
                 for item in self._subtree(path):
@@ -89,16 +103,23 @@ class Tree:
                         changed += 1
             return f"{changed} file{'s' if changed != 1 else ''} {verb}ed.", False
         if verb == "find":
-            hits = [p for p in self.plan.files if fnmatch.fnmatchcase(os.fsdecode(posixpath.basename(p)), rest or "*")]
+            hits = [
+                p
+                for p in self.plan.files
+                if fnmatch.fnmatchcase(os.fsdecode(posixpath.basename(p)), rest or "*")
+            ]
             return "\n".join(display_path(p) for p in sorted(hits)) or "No matches.", False
         if verb == "estimate":
             size = sum(decode_attributes(self.plan.files[p].lstat).size for p in self.marked)
-            return f"{len(self.marked)} total files; {len(self.marked)} marked to be restored; {size:,} bytes.", False
+            return (
+                f"{len(self.marked)} total files; {len(self.marked)} marked to be restored; {size:,} bytes.",
+                False,
+            )
         if verb == "done":
             return "", True
         if verb in ("help", "?"):
             return HELP, False
-        return f"Invalid command \"{verb}\". Enter \"done\" to exit.\n{HELP}", False
+        return f'Invalid command "{verb}". Enter "done" to exit.\n{HELP}', False
 
 
 def enter_tree(session: Session, plan: Plan, confirm: Callable[[Plan], Reply]) -> Reply:
@@ -118,11 +139,13 @@ def enter_tree(session: Session, plan: Plan, confirm: Callable[[Plan], Reply]) -
         return _answer(text)
 
     session.pending = step
-    intro = (f"{plan.selected_text()}\n"
-             f"Building directory tree for JobId(s) {','.join(str(j.job_id) for j in plan.jobs)} ...\n"
-             f"{len(plan.files)} files inserted into the tree.\n\n"
-             "You are now entering file selection mode where you add (mark) and remove (unmark) files to be "
-             "restored. No files are initially added.\n" + HELP + f"\n\ncwd is: {os.fsdecode(tree.cwd)}")
+    intro = (
+        f"{plan.selected_text()}\n"
+        f"Building directory tree for JobId(s) {','.join(str(j.job_id) for j in plan.jobs)} ...\n"
+        f"{len(plan.files)} files inserted into the tree.\n\n"
+        "You are now entering file selection mode where you add (mark) and remove (unmark) files to be "
+        "restored. No files are initially added.\n" + HELP + f"\n\ncwd is: {os.fsdecode(tree.cwd)}"
+    )
     return Reply(text=intro, prompt=PROMPT)
 
 

@@ -13,27 +13,37 @@ from director.schedule.scheduler import upcoming
 
 DEFAULT_DAYS: Final = 7
 MAX_DAYS: Final = 366
-MAX_LISTED: Final = 500  # runs listed by `status scheduler` (a seconds schedule fires 86,400 times a day)
+MAX_LISTED: Final = (
+    500  # runs listed by `status scheduler` (a seconds schedule fires 86,400 times a day)
+)
 SHOW_NEXT: Final = 5  # next run times under `show schedule`
 TIME_FORMAT: Final = "%a %d-%b-%Y %H:%M:%S"
-_LEVEL_POOL: Final = {"Full": "full_backup_pool", "Incremental": "incremental_backup_pool",
-                      "Differential": "differential_backup_pool"}
+_LEVEL_POOL: Final = {
+    "Full": "full_backup_pool",
+    "Incremental": "incremental_backup_pool",
+    "Differential": "differential_backup_pool",
+}
 
 
 def _now() -> dt.datetime:
     return dt.datetime.fromtimestamp(time.time(), dt.UTC)
 
 
-def _effective(job: Any, level: str | None, pool: str | None, storage: str | None,
-               priority: int | None) -> dict[str, Any]:
+def _effective(
+    job: Any, level: str | None, pool: str | None, storage: str | None, priority: int | None
+) -> dict[str, Any]:
     """The values a run will use: the Run line's overrides, else the Job's (pool per level as `run` does)."""
     job_type = job.type or "Backup"
     level = level or job.level or ("Incremental" if job_type == "Backup" else "")
     if pool is None and job_type == "Backup" and level in _LEVEL_POOL:
         pool = getattr(job, _LEVEL_POOL[level])
-    return {"type": job_type, "level": level, "pool": pool or job.pool,
-            "storage": storage or (job.storage[0] if job.storage else None),
-            "priority": priority if priority is not None else job.priority}
+    return {
+        "type": job_type,
+        "level": level,
+        "pool": pool or job.pool,
+        "storage": storage or (job.storage[0] if job.storage else None),
+        "priority": priority if priority is not None else job.priority,
+    }
 
 
 def _days(args: Args) -> int:
@@ -55,29 +65,55 @@ async def status_scheduler(session: Session, args: Args) -> Reply:
     tz = director_zone(config.director.time_zone)
     after = _now()
     runs = upcoming(config, after, after + dt.timedelta(days=days), tz, limit=MAX_LISTED + 1)
-    runs = [r for r in runs if session.acl("job", r.job) and (wanted is None or r.job == wanted)
-            and (r.schedule == FREEZER or session.acl("schedule", r.schedule))]
+    runs = [
+        r
+        for r in runs
+        if session.acl("job", r.job)
+        and (wanted is None or r.job == wanted)
+        and (r.schedule == FREEZER or session.acl("schedule", r.schedule))
+    ]
     truncated = len(runs) > MAX_LISTED
     runs = runs[:MAX_LISTED]
     rows = []
     for run in runs:
         job = config.jobs[run.job]
-        rows.append({"time": run.when.isoformat(), "local": run.when.astimezone(tz).strftime(TIME_FORMAT),
-                     "job": run.job, "schedule": run.schedule,
-                     **_effective(job, run.level, run.pool, run.storage, run.priority)})
+        rows.append(
+            {
+                "time": run.when.isoformat(),
+                "local": run.when.astimezone(tz).strftime(TIME_FORMAT),
+                "job": run.job,
+                "schedule": run.schedule,
+                **_effective(job, run.level, run.pool, run.storage, run.priority),
+            }
+        )
     zone_name = config.director.time_zone or "local time"
-    lines = [f"Scheduler Jobs (next {days} day{'s' if days != 1 else ''}, {zone_name}):", "",
-             f"{'Time':<25} {'Level':<13} {'Type':<8} {'Job':<24} {'Pool':<14} {'Storage':<12} Schedule",
-             "=" * 110]
-    lines += [f"{r['local']:<25} {r['level']:<13} {r['type']:<8} {r['job']:<24} {r['pool'] or '*none*':<14} "
-              f"{r['storage'] or '*none*':<12} {r['schedule']}" for r in rows]
+    lines = [
+        f"Scheduler Jobs (next {days} day{'s' if days != 1 else ''}, {zone_name}):",
+        "",
+        f"{'Time':<25} {'Level':<13} {'Type':<8} {'Job':<24} {'Pool':<14} {'Storage':<12} Schedule",
+        "=" * 110,
+    ]
+    lines += [
+        f"{r['local']:<25} {r['level']:<13} {r['type']:<8} {r['job']:<24} {r['pool'] or '*none*':<14} "
+        f"{r['storage'] or '*none*':<12} {r['schedule']}"
+        for r in rows
+    ]
     if not rows:
         lines.append("No scheduled Jobs.")
     if truncated:
         lines.append(f"(only the first {MAX_LISTED} runs are listed)")
     lines.append("====")
-    return Reply(text="\n".join(lines), data={"scheduler": {"days": days, "time_zone": config.director.time_zone,
-                                                            "runs": rows, "truncated": truncated}})
+    return Reply(
+        text="\n".join(lines),
+        data={
+            "scheduler": {
+                "days": days,
+                "time_zone": config.director.time_zone,
+                "runs": rows,
+                "truncated": truncated,
+            }
+        },
+    )
 
 
 def schedule_next_runs(config: Any, schedule: Any, count: int = SHOW_NEXT) -> list[dict[str, Any]]:
@@ -93,8 +129,14 @@ def schedule_next_runs(config: Any, schedule: Any, count: int = SHOW_NEXT) -> li
         if found is None:
             break
         when, spec = found
-        out.append({"time": when.isoformat(), "local": when.astimezone(tz).strftime(TIME_FORMAT),
-                    "run": spec.text, "overrides": dict(spec.overrides)})
+        out.append(
+            {
+                "time": when.isoformat(),
+                "local": when.astimezone(tz).strftime(TIME_FORMAT),
+                "run": spec.text,
+                "overrides": dict(spec.overrides),
+            }
+        )
         after = when
     return out
 

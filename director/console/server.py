@@ -124,8 +124,15 @@ async def _answer(conn: Connection, reply: Reply, line: str, log: Any, more: boo
         await conn.send(answer)
     except (ValueError, TypeError, FrameTooLarge) as exc:
         log.exception("console_reply_unencodable", command=line)
-        await conn.send(ConsoleReply(code=Code.COMMAND_FAILED, ok=False, more=more,
-                                     text=f"internal error encoding the reply: {exc}", data=None))
+        await conn.send(
+            ConsoleReply(
+                code=Code.COMMAND_FAILED,
+                ok=False,
+                more=more,
+                text=f"internal error encoding the reply: {exc}",
+                data=None,
+            )
+        )
 
 
 async def _next_part(stream: AsyncGenerator[Reply, None]) -> Reply | None:
@@ -140,7 +147,9 @@ def _failed(reply: Reply) -> Callable[[Exception], None]:
 
     def fail(exc: Exception) -> None:
         reply.ok = False
-        message = f"catalog error: {exc}" if isinstance(exc, CatalogError) else f"internal error: {exc!r}"
+        message = (
+            f"catalog error: {exc}" if isinstance(exc, CatalogError) else f"internal error: {exc!r}"
+        )
         reply.text = f"{reply.text}\n{message}".lstrip("\n")
         reply.data = {"error": message}
 
@@ -148,7 +157,9 @@ def _failed(reply: Reply) -> Callable[[Exception], None]:
 
 
 async def send_stream(
-    conn: Connection, stream: AsyncGenerator[Reply, None], log: Any,
+    conn: Connection,
+    stream: AsyncGenerator[Reply, None],
+    log: Any,
     on_error: Callable[[Exception], None] | None = None,
 ) -> asyncio.Task[Message | Signal] | None:
     """Send each part of a streamed answer with `more=True`, while watching the console.
@@ -215,12 +226,24 @@ async def run_command(session: Session, line: str, log: Any) -> Reply:
     except CommandError as exc:
         return Reply(text=str(exc), data={"error": str(exc)}, ok=False)
     except CatalogError as exc:
-        log.error("console_command_catalog_error", command=line.split(maxsplit=1)[0] if line.split() else "", error=str(exc))
+        log.error(
+            "console_command_catalog_error",
+            command=line.split(maxsplit=1)[0] if line.split() else "",
+            error=str(exc),
+        )
         return Reply(text=f"catalog error: {exc}", data={"error": str(exc)}, ok=False)
-    except Exception as exc:  # a command's bug must not hang up on the operator: say so, keep the session
-        log.exception("console_command_crashed", command=line.split(maxsplit=1)[0] if line.split() else "")
-        return Reply(text=f"internal error running {line.split(maxsplit=1)[0] if line.split() else 'command'}: {exc!r}; "
-                     "see the Director's log", data={"error": "internal error"}, ok=False)
+    except (
+        Exception
+    ) as exc:  # a command's bug must not hang up on the operator: say so, keep the session
+        log.exception(
+            "console_command_crashed", command=line.split(maxsplit=1)[0] if line.split() else ""
+        )
+        return Reply(
+            text=f"internal error running {line.split(maxsplit=1)[0] if line.split() else 'command'}: {exc!r}; "
+            "see the Director's log",
+            data={"error": "internal error"},
+            ok=False,
+        )
 
 
 __all__ = ["ALL", "DEFAULT_CONSOLE", "make_acl", "run_command", "serve_console"]

@@ -64,9 +64,13 @@ def _resources(session: Session, kind: str) -> dict[str, Any]:
     if kind == "jobdefs":  # those the console's jobs are built on
         used = {j.job_defs for j in jobs}
         resources = {n: r for n, r in resources.items() if n in used}
-    elif kind == "messages":  # those the console's jobs send to (mail commands are not its business)
+    elif (
+        kind == "messages"
+    ):  # those the console's jobs send to (mail commands are not its business)
         used = {j.messages for j in jobs}
-        resources = {n: r.model_copy(update=_MESSAGES_HIDDEN) for n, r in resources.items() if n in used}
+        resources = {
+            n: r.model_copy(update=_MESSAGES_HIDDEN) for n, r in resources.items() if n in used
+        }
     elif kind == "consoles":  # itself only
         resources = {n: r for n, r in resources.items() if n == session.console}
     elif kind == "profiles":  # its own only
@@ -80,20 +84,31 @@ def _resources(session: Session, kind: str) -> dict[str, Any]:
 
 HIDDEN: Final = "(hidden)"
 _MESSAGES_HIDDEN: Final = {"mail_command": None, "operator_command": None}
-_COMMAND_FIELDS: Final = ("run_before_job", "run_after_job", "run_after_failed_job", "client_run_before_job",
-                          "client_run_after_job")
+_COMMAND_FIELDS: Final = (
+    "run_before_job",
+    "run_after_job",
+    "run_after_failed_job",
+    "client_run_before_job",
+    "client_run_after_job",
+)
 
 
 def _without_commands(job: Any) -> Any:
     """A Job or JobDefs as a restricted console sees it: the command lines its scripts run (which
     often carry credentials) replaced by a placeholder."""
-    update: dict[str, Any] = {f: tuple(HIDDEN for _ in getattr(job, f)) for f in _COMMAND_FIELDS
-                              if getattr(job, f)}
+    update: dict[str, Any] = {
+        f: tuple(HIDDEN for _ in getattr(job, f)) for f in _COMMAND_FIELDS if getattr(job, f)
+    }
     if job.run_script:
         update["run_script"] = tuple(
-            script.model_copy(update={"command": tuple(HIDDEN for _ in script.command),
-                                      "console": tuple(HIDDEN for _ in script.console)})
-            for script in job.run_script)
+            script.model_copy(
+                update={
+                    "command": tuple(HIDDEN for _ in script.command),
+                    "console": tuple(HIDDEN for _ in script.console),
+                }
+            )
+            for script in job.run_script
+        )
     return job.model_copy(update=update) if update else job
 
 
@@ -142,13 +157,17 @@ def _reply(shown: list[tuple[str, str, dict[str, object]]]) -> Reply:
     data: dict[str, list[dict[str, object]]] = {}
     for kind, _, dumped in last:
         data.setdefault(kind, []).append(dumped)
-    reply = Reply(text="\n".join(text for _, text, _ in last) if shown else "No resources.", data=data)
+    reply = Reply(
+        text="\n".join(text for _, text, _ in last) if shown else "No resources.", data=data
+    )
     if pieces:
         reply.stream = _parts(pieces)
     return reply
 
 
-async def _parts(pieces: list[list[tuple[str, str, dict[str, object]]]]) -> AsyncGenerator[Reply, None]:
+async def _parts(
+    pieces: list[list[tuple[str, str, dict[str, object]]]],
+) -> AsyncGenerator[Reply, None]:
     for piece in pieces:
         text = "\n".join(t for _, t, _ in piece)
         by_kind: dict[str, list[dict[str, object]]] = {}

@@ -43,18 +43,29 @@ def _director_text(session: Session, base: str) -> str:
     for jcr in _visible(session, queue.running):
         info = jcr.summary()
         rate = f" {info['rate'] / 1000:,.1f} KB/s" if info.get("rate") else ""
-        done = f" {info['percent']:.0f}% ETA {_eta(info['eta'])}" if info.get("percent") is not None else ""
+        done = (
+            f" {info['percent']:.0f}% ETA {_eta(info['eta'])}"
+            if info.get("percent") is not None
+            else ""
+        )
         why = f" ({jcr.wait.describe()})" if jcr.wait else ""
-        lines.append(f" JobId {jcr.job_id} {jcr.type_name} {jcr.level_name} {jcr.unique} is "
-                     f"{st.describe(jcr.status).lower()}{why}: files={info['jobfiles']:,} "
-                     f"bytes={info['jobbytes']:,}{rate}{done}")
+        lines.append(
+            f" JobId {jcr.job_id} {jcr.type_name} {jcr.level_name} {jcr.unique} is "
+            f"{st.describe(jcr.status).lower()}{why}: files={info['jobfiles']:,} "
+            f"bytes={info['jobbytes']:,}{rate}{done}"
+        )
     if not _visible(session, queue.running):
         lines.append("No Jobs running.")
     lines += ["", "Waiting Jobs:"]
-    waiting = _visible(session, [*queue.waiting, *(j for j in queue.jobs.values() if j.status == st.WAIT_START_TIME)])
+    waiting = _visible(
+        session,
+        [*queue.waiting, *(j for j in queue.jobs.values() if j.status == st.WAIT_START_TIME)],
+    )
     for jcr in waiting[:WAITING_SHOWN]:
         why = f" ({jcr.wait.describe()})" if jcr.wait else ""
-        lines.append(f" JobId {jcr.job_id} {jcr.unique} priority {jcr.priority}: {st.describe(jcr.status)}{why}")
+        lines.append(
+            f" JobId {jcr.job_id} {jcr.unique} priority {jcr.priority}: {st.describe(jcr.status)}{why}"
+        )
     if len(waiting) > WAITING_SHOWN:
         lines.append(f" … and {len(waiting) - WAITING_SHOWN:,} more (list jobs shows them all)")
     if not waiting:
@@ -82,9 +93,11 @@ async def _job_status(session: Session, raw: str) -> Reply:
         require_job(session, job)
         data = job_dict(job)
     wait = data.get("wait_reason")
-    lines = [f"JobId {data['jobid']} Job {data['job']} is {st.describe(str(data['jobstatus']))} ({data['jobstatus']})",
-             f"  Files={data.get('jobfiles', 0):,} Bytes={data.get('jobbytes', 0):,}"
-             + (f" Rate={data['rate'] / 1000:.1f} KB/s" if data.get("rate") else "")]
+    lines = [
+        f"JobId {data['jobid']} Job {data['job']} is {st.describe(str(data['jobstatus']))} ({data['jobstatus']})",
+        f"  Files={data.get('jobfiles', 0):,} Bytes={data.get('jobbytes', 0):,}"
+        + (f" Rate={data['rate'] / 1000:.1f} KB/s" if data.get("rate") else ""),
+    ]
     if isinstance(wait, dict):
         lines.append(f"  Waiting: {wait['code']} {wait['resource']}".rstrip())
     elif wait:
@@ -98,14 +111,22 @@ async def _job_status(session: Session, raw: str) -> Reply:
     return Reply(text="\n".join(lines), data={"job": data})
 
 
-@command("status", usage="status [dir | client=NAME | storage=NAME | job=JOBID | scheduler [days=N] [job=NAME]]")
+@command(
+    "status",
+    usage="status [dir | client=NAME | storage=NAME | job=JOBID | scheduler [days=N] [job=NAME]]",
+)
 async def status(session: Session, args: Args) -> Reply:
     """Report the status of the Director, a File Daemon or a Storage Daemon."""
     director = session.director
     config = director.config
     target = args.words[0].lower() if args.words else None
     if "client" in args.options or target == "client":
-        name = _pick(session, "client", args.get("client"), [n for n in config.clients if permitted(session, "client", n)])
+        name = _pick(
+            session,
+            "client",
+            args.get("client"),
+            [n for n in config.clients if permitted(session, "client", n)],
+        )
         require(session, "client", name)
         try:
             result = await query_client_status(director, name)
@@ -115,7 +136,12 @@ async def status(session: Session, args: Args) -> Reply:
             )
         return Reply(text=status_text(result, "File Daemon"), data={"client": status_data(result)})
     if "storage" in args.options or target == "storage":
-        name = _pick(session, "storage", args.get("storage"), [n for n in config.storages if permitted(session, "storage", n)])
+        name = _pick(
+            session,
+            "storage",
+            args.get("storage"),
+            [n for n in config.storages if permitted(session, "storage", n)],
+        )
         require(session, "storage", name)
         try:
             result = await query_storage_status(director, name)
@@ -133,9 +159,18 @@ async def status(session: Session, args: Args) -> Reply:
         return await _job_status(session, raw_job)
     if target in (None, "dir", "director", "all"):
         own = director.status()
-        return Reply(text=_director_text(session, status_text(own, "Director")),
-                     data={"director": status_data(own), "catalog": {"writable": director.engine.refusal() is None,
-                                                                     "error": director.engine.refusal()},
-                           "running": [j.summary() for j in _visible(session, director.queue.running)],
-                           "waiting": [j.summary() for j in _visible(session, director.queue.waiting)]})
-    raise CommandError(f"unknown status target {target!r}; use dir, scheduler, client=NAME or storage=NAME")
+        return Reply(
+            text=_director_text(session, status_text(own, "Director")),
+            data={
+                "director": status_data(own),
+                "catalog": {
+                    "writable": director.engine.refusal() is None,
+                    "error": director.engine.refusal(),
+                },
+                "running": [j.summary() for j in _visible(session, director.queue.running)],
+                "waiting": [j.summary() for j in _visible(session, director.queue.waiting)],
+            },
+        )
+    raise CommandError(
+        f"unknown status target {target!r}; use dir, scheduler, client=NAME or storage=NAME"
+    )

@@ -65,8 +65,16 @@ def message_type(level: str) -> MessageType:
         return MessageType.INFO
 
 
-EXIT_WORDS: Final = {"T": "OK", "W": "OK -- with warnings", "E": "Error", "f": "Fatal Error", "A": "Canceled",
-                     "D": "Differences", "I": "Incomplete", "e": "Error"}
+EXIT_WORDS: Final = {
+    "T": "OK",
+    "W": "OK -- with warnings",
+    "E": "Error",
+    "f": "Fatal Error",
+    "A": "Canceled",
+    "D": "Differences",
+    "I": "Incomplete",
+    "e": "Error",
+}
 
 
 def substitute(command: str, codes: Mapping[str, str]) -> str:

@@ -45,9 +45,13 @@ MAX_MAIL_LINES: Final = 10_000  # lines one job's mail keeps; the rest are count
 COMMAND_TIMEOUT: Final = 60.0  # seconds a Mail or Operator Command may take
 STOP_TIMEOUT: Final = 10.0  # seconds the router waits for the last mails when the Director stops
 OK_STATUSES: Final = frozenset({"T", "W"})
-_SYSLOG_PRIORITY: Final = {MessageType.FATAL: syslog.LOG_CRIT, MessageType.ABORT: syslog.LOG_CRIT,
-                           MessageType.ERROR: syslog.LOG_ERR, MessageType.SECURITY: syslog.LOG_ERR,
-                           MessageType.WARNING: syslog.LOG_WARNING}
+_SYSLOG_PRIORITY: Final = {
+    MessageType.FATAL: syslog.LOG_CRIT,
+    MessageType.ABORT: syslog.LOG_CRIT,
+    MessageType.ERROR: syslog.LOG_ERR,
+    MessageType.SECURITY: syslog.LOG_ERR,
+    MessageType.WARNING: syslog.LOG_WARNING,
+}
 
 
 class Job(Protocol):
@@ -129,9 +133,17 @@ class _Run:
 class MessageRouter:
     """Routes messages; `serve` runs the mail and operator commands until the Director stops."""
 
-    def __init__(self, *, director_name: Callable[[], str], config: Callable[[], Any],
-                 console: Callable[[LogLine], None], catalog: Callable[[int, float, str], None], log: Any,
-                 write_syslog: Callable[[int, str], None] | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        *,
+        director_name: Callable[[], str],
+        config: Callable[[], Any],
+        console: Callable[[LogLine], None],
+        catalog: Callable[[int, float, str], None],
+        log: Any,
+        write_syslog: Callable[[int, str], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._name = director_name
         self._config = config
         self._console = console
@@ -170,9 +182,13 @@ class MessageRouter:
             try:
                 self._deliver(route, dest, line, rendered, jcr)
             except Exception:  # one broken destination must not lose the message for the others
-                self._log.exception("message_destination_failed", destination=dest.kind, target=dest.target)
+                self._log.exception(
+                    "message_destination_failed", destination=dest.kind, target=dest.target
+                )
 
-    def _deliver(self, route: Route, dest: Destination, line: LogLine, rendered: str, jcr: Job | None) -> None:
+    def _deliver(
+        self, route: Route, dest: Destination, line: LogLine, rendered: str, jcr: Job | None
+    ) -> None:
         match dest.kind:
             case "console":
                 self._console(line)
@@ -182,7 +198,9 @@ class MessageRouter:
             case "append" | "file" if dest.target:
                 self._write(dest, line.job_id, rendered)
             case "syslog":
-                self._syslog(_SYSLOG_PRIORITY.get(message_type(line.level), syslog.LOG_INFO), rendered)
+                self._syslog(
+                    _SYSLOG_PRIORITY.get(message_type(line.level), syslog.LOG_INFO), rendered
+                )
             case "stdout" | "stderr":
                 stream = sys.stdout if dest.kind == "stdout" else sys.stderr
                 stream.write(rendered + "\n")
@@ -190,7 +208,9 @@ class MessageRouter:
             case "operator" if dest.target:
                 self._command(route.operator_command, dest, jcr, rendered, "operator")
             case "mail" | "mailonerror" | "mailonsuccess" if dest.target:
-                if jcr is None:  # a Director message, not a job's: nothing to wait for, sent as it comes
+                if (
+                    jcr is None
+                ):  # a Director message, not a job's: nothing to wait for, sent as it comes
                     if dest.kind != "mailonsuccess":
                         self._command(route.mail_command, dest, None, rendered, "mail")
                     return
@@ -212,7 +232,12 @@ class MessageRouter:
         except OSError as exc:
             if dest.target not in self._failed_paths:  # said once until it works again
                 self._failed_paths.add(dest.target)
-                self._log.error("message_file_unwritable", destination=dest.kind, path=dest.target, error=str(exc))
+                self._log.error(
+                    "message_file_unwritable",
+                    destination=dest.kind,
+                    path=dest.target,
+                    error=str(exc),
+                )
 
     def _collect(self, route: Route, dest: Destination, jcr: Job, rendered: str) -> None:
         if jcr.done.is_set():
@@ -230,26 +255,45 @@ class MessageRouter:
         else:
             mail.dropped += 1
 
-    def _command(self, command: str | None, dest: Destination, jcr: Job | None, body: str, what: str) -> None:
+    def _command(
+        self, command: str | None, dest: Destination, jcr: Job | None, body: str, what: str
+    ) -> None:
         if not command:
-            self._log.warning("message_command_missing", destination=dest.kind, target=dest.target,
-                              directive="Mail Command" if what == "mail" else "Operator Command")
+            self._log.warning(
+                "message_command_missing",
+                destination=dest.kind,
+                target=dest.target,
+                directive="Mail Command" if what == "mail" else "Operator Command",
+            )
             return
-        self._enqueue(_Run(substitute(command, self._codes(jcr, dest.target or "")), body + "\n", what))
+        self._enqueue(
+            _Run(substitute(command, self._codes(jcr, dest.target or "")), body + "\n", what)
+        )
 
     def _codes(self, jcr: Job | None, recipients: str) -> dict[str, str]:
         codes = {"r": recipients, "d": self._name()}
         if jcr is not None:
-            codes.update(c=jcr.client or "*none*", e=EXIT_WORDS.get(jcr.status, jcr.status), i=str(jcr.job_id),
-                         j=jcr.unique, l=jcr.level_name, n=jcr.name, t=jcr.type_name, b=str(jcr.bytes),
-                         F=str(jcr.files), v=",".join(jcr.volumes))
+            codes.update(
+                c=jcr.client or "*none*",
+                e=EXIT_WORDS.get(jcr.status, jcr.status),
+                i=str(jcr.job_id),
+                j=jcr.unique,
+                l=jcr.level_name,
+                n=jcr.name,
+                t=jcr.type_name,
+                b=str(jcr.bytes),
+                F=str(jcr.files),
+                v=",".join(jcr.volumes),
+            )
         return codes
 
     def _enqueue(self, item: _Run | Job) -> None:
         try:
             self._queue.put_nowait(item)
         except asyncio.QueueFull:
-            self._log.error("message_delivery_dropped", reason=f"more than {MAX_QUEUED} deliveries waiting")
+            self._log.error(
+                "message_delivery_dropped", reason=f"more than {MAX_QUEUED} deliveries waiting"
+            )
 
     # -- mail at the end of a job, commands --------------------------------------------------
 
@@ -260,15 +304,30 @@ class MessageRouter:
         _, mails = self._mails.pop(jcr.job_id, (jcr, []))
         for mail in mails:
             kind = mail.destination.kind
-            if not mail.lines or (kind == "mailonerror" and ok) or (kind == "mailonsuccess" and not ok):
+            if (
+                not mail.lines
+                or (kind == "mailonerror" and ok)
+                or (kind == "mailonsuccess" and not ok)
+            ):
                 continue
             if not mail.command:
-                self._log.warning("message_command_missing", destination=kind, target=mail.destination.target,
-                                  directive="Mail Command")
+                self._log.warning(
+                    "message_command_missing",
+                    destination=kind,
+                    target=mail.destination.target,
+                    directive="Mail Command",
+                )
                 continue
-            body = "\n".join(mail.lines) + (f"\n... {mail.dropped} more line(s) not mailed" if mail.dropped else "")
-            runs.append(_Run(substitute(mail.command, self._codes(jcr, mail.destination.target or "")),
-                             body + "\n", "mail"))
+            body = "\n".join(mail.lines) + (
+                f"\n... {mail.dropped} more line(s) not mailed" if mail.dropped else ""
+            )
+            runs.append(
+                _Run(
+                    substitute(mail.command, self._codes(jcr, mail.destination.target or "")),
+                    body + "\n",
+                    "mail",
+                )
+            )
         return runs
 
     async def _when_done(self, jcr: Job, tg: asyncio.TaskGroup) -> None:
@@ -278,11 +337,16 @@ class MessageRouter:
 
     async def _run(self, run: _Run) -> None:
         try:
-            proc = await asyncio.create_subprocess_shell(run.command, stdin=asyncio.subprocess.PIPE,
-                                                         stdout=asyncio.subprocess.DEVNULL,
-                                                         stderr=asyncio.subprocess.PIPE)
+            proc = await asyncio.create_subprocess_shell(
+                run.command,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+            )
         except OSError as exc:
-            self._log.error("message_command_failed", what=run.what, command=run.command, error=str(exc))
+            self._log.error(
+                "message_command_failed", what=run.what, command=run.command, error=str(exc)
+            )
             return
         try:
             async with asyncio.timeout(COMMAND_TIMEOUT):
@@ -290,11 +354,21 @@ class MessageRouter:
         except TimeoutError:
             proc.kill()
             await proc.wait()
-            self._log.error("message_command_timeout", what=run.what, command=run.command, seconds=COMMAND_TIMEOUT)
+            self._log.error(
+                "message_command_timeout",
+                what=run.what,
+                command=run.command,
+                seconds=COMMAND_TIMEOUT,
+            )
             return
         if proc.returncode != 0:
-            self._log.error("message_command_failed", what=run.what, command=run.command, status=proc.returncode,
-                            stderr=err.decode(errors="replace")[-500:])
+            self._log.error(
+                "message_command_failed",
+                what=run.what,
+                command=run.command,
+                status=proc.returncode,
+                stderr=err.decode(errors="replace")[-500:],
+            )
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Run deliveries until `stop`; then mail what ended jobs still have and wait for the

@@ -35,45 +35,51 @@ class _Log:
 LOG = _Log()
 DENIED = "not permitted for console 'restricted'"
 OTHER = {
-    "client/other-fd.conf": 'Client {\n  Name = other-fd\n  Address = 127.0.0.1\n  FD Port = 3\n'
-                            '  Password = "oooooooooooooooooooo"\n  Catalog = MyCatalog\n  TLS Enable = no\n}\n',
-    "storage/OtherStore.conf": 'Storage {\n  Name = OtherStore\n  Address = 127.0.0.1\n  SD Port = 2\n'
-                               '  Password = "ssssssssssssssssssss"\n  Device = FileStorage\n  Media Type = File\n'
-                               '  TLS Enable = no\n}\n',
+    "client/other-fd.conf": "Client {\n  Name = other-fd\n  Address = 127.0.0.1\n  FD Port = 3\n"
+    '  Password = "oooooooooooooooooooo"\n  Catalog = MyCatalog\n  TLS Enable = no\n}\n',
+    "storage/OtherStore.conf": "Storage {\n  Name = OtherStore\n  Address = 127.0.0.1\n  SD Port = 2\n"
+    '  Password = "ssssssssssssssssssss"\n  Device = FileStorage\n  Media Type = File\n'
+    "  TLS Enable = no\n}\n",
     "pool/OtherPool.conf": "Pool {\n  Name = OtherPool\n  Pool Type = Backup\n}\n",
     "fileset/OtherSet.conf": 'FileSet {\n  Name = OtherSet\n  Include {\n    File = "/srv"\n  }\n}\n',
     "messages/Secret.conf": 'Messages {\n  Name = Secret\n  mailcommand = "mailer --password hunter2"\n'
-                            "  console = all\n}\n",
+    "  console = all\n}\n",
     "jobdefs/OtherDefs.conf": "JobDefs {\n  Name = OtherDefs\n  Type = Backup\n  Client = other-fd\n"
-                              "  FileSet = OtherSet\n  Storage = OtherStore\n  Pool = OtherPool\n"
-                              "  Messages = Secret\n}\n",
+    "  FileSet = OtherSet\n  Storage = OtherStore\n  Pool = OtherPool\n"
+    "  Messages = Secret\n}\n",
     "job/backup-other.conf": "Job {\n  Name = backup-other\n  JobDefs = OtherDefs\n}\n",
     # allowed by the Job ACL, but its default client, fileset, pool and storage are not
     "job/backup-sneaky.conf": "Job {\n  Name = backup-sneaky\n  JobDefs = OtherDefs\n"
-                              '  Run Before Job = "curl -u admin:hunter2 http://x"\n}\n',
+    '  Run Before Job = "curl -u admin:hunter2 http://x"\n}\n',
     "job/RestoreOther.conf": "Job {\n  Name = RestoreOther\n  Type = Restore\n  Client = other-fd\n"
-                             "  FileSet = OtherSet\n  Storage = OtherStore\n  Pool = OtherPool\n"
-                             "  Messages = Standard\n}\n",
+    "  FileSet = OtherSet\n  Storage = OtherStore\n  Pool = OtherPool\n"
+    "  Messages = Standard\n}\n",
     "job/RestoreSneaky.conf": "Job {\n  Name = RestoreSneaky\n  Type = Restore\n  Client = other-fd\n"
-                              "  FileSet = QuickstartSet\n  Storage = File\n  Pool = Incremental\n"
-                              "  Messages = Standard\n}\n",
+    "  FileSet = QuickstartSet\n  Storage = File\n  Pool = Incremental\n"
+    "  Messages = Standard\n}\n",
     "profile/own.conf": "Profile {\n  Name = own\n  Command ACL = *all*\n"
-                        "  Job ACL = backup-test-fd, backup-sneaky, RestoreFiles, RestoreSneaky\n"
-                        "  Client ACL = test-fd\n  Storage ACL = File\n"
-                        "  Pool ACL = Full, Differential, Incremental\n  FileSet ACL = QuickstartSet\n"
-                        "  Schedule ACL = WeeklyCycle\n  Catalog ACL = MyCatalog\n"
-                        '  Where ACL = "!/srv/restore/secret.*", "/srv/restore/.*", /tmp/ok\n}\n',
+    "  Job ACL = backup-test-fd, backup-sneaky, RestoreFiles, RestoreSneaky\n"
+    "  Client ACL = test-fd\n  Storage ACL = File\n"
+    "  Pool ACL = Full, Differential, Incremental\n  FileSet ACL = QuickstartSet\n"
+    "  Schedule ACL = WeeklyCycle\n  Catalog ACL = MyCatalog\n"
+    '  Where ACL = "!/srv/restore/secret.*", "/srv/restore/.*", /tmp/ok\n}\n',
     "console/restricted.conf": 'Console {\n  Name = restricted\n  Password = "rrrrrrrrrrrrrrrrrrrr"\n'
-                               "  Profile = own\n  TLS Enable = no\n}\n",
+    "  Profile = own\n  TLS Enable = no\n}\n",
 }
 
 
 class World:
     def __init__(self, director: DirectorDaemon) -> None:
         self.director = director
-        self.mine = Session(console="restricted", acl=make_acl(director, "restricted"), director=director, api=True)
-        self.root = Session(console=DEFAULT_CONSOLE, acl=make_acl(director, DEFAULT_CONSOLE), director=director,
-                            api=True)
+        self.mine = Session(
+            console="restricted", acl=make_acl(director, "restricted"), director=director, api=True
+        )
+        self.root = Session(
+            console=DEFAULT_CONSOLE,
+            acl=make_acl(director, DEFAULT_CONSOLE),
+            director=director,
+            api=True,
+        )
         self.own_job = self.foreign_job = self.disguised_job = 0
 
     async def as_restricted(self, line: str) -> Reply:
@@ -103,21 +109,46 @@ async def _job(director: DirectorDaemon, name: str, client: str, pool: str, file
     client_id = await director.catalog_call("ensure_client", client)
     pool_id = await director.catalog_call("ensure_pool", PoolRow(name=pool))
     fileset_id = await director.catalog_call("ensure_fileset", fileset, "md5")
-    job_id: int = await director.catalog_call("create_job", NewJob(
-        job=f"{name}.{time.time()}", name=name, type="B", level="F", client_id=client_id, fileset_id=fileset_id,
-        pool_id=pool_id, sched_time=time.time(), status="T"))
+    job_id: int = await director.catalog_call(
+        "create_job",
+        NewJob(
+            job=f"{name}.{time.time()}",
+            name=name,
+            type="B",
+            level="F",
+            client_id=client_id,
+            fileset_id=fileset_id,
+            pool_id=pool_id,
+            sched_time=time.time(),
+            status="T",
+        ),
+    )
     return job_id
 
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    layout = Layout(root=tmp_path / "inst", director="test-dir", storage="test-sd", client="test-fd",
-                    console="admin", address="127.0.0.1", dir_port=1, sd_port=2, fd_port=3, dir_password="p" * 20,
-                    sd_password="s" * 20, fd_password="f" * 20, console_password="c" * 20, tls=False)
+    layout = Layout(
+        root=tmp_path / "inst",
+        director="test-dir",
+        storage="test-sd",
+        client="test-fd",
+        console="admin",
+        address="127.0.0.1",
+        dir_port=1,
+        sd_port=2,
+        fd_port=3,
+        dir_password="p" * 20,
+        sd_password="s" * 20,
+        fd_password="f" * 20,
+        console_password="c" * 20,
+        tls=False,
+    )
     write_installation(layout)
     etc = layout.etc / "strongroom-dir.d"
     (etc / "catalog" / "MyCatalog.conf").write_text(
-        f'Catalog {{\n  Name = MyCatalog\n  DB Driver = sqlite3\n  DB Name = "{tmp_path / "catalog.db"}"\n}}\n')
+        f'Catalog {{\n  Name = MyCatalog\n  DB Driver = sqlite3\n  DB Name = "{tmp_path / "catalog.db"}"\n}}\n'
+    )
     for rel, text in OTHER.items():
         (etc / rel).parent.mkdir(exist_ok=True)
         (etc / rel).write_text(text)
@@ -127,7 +158,9 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     w.own_job = await _job(director, "backup-test-fd", "test-fd", "Incremental", "QuickstartSet")
     w.foreign_job = await _job(director, "backup-other", "other-fd", "OtherPool", "OtherSet")
     # an allowed job name, run for a foreign client: the row is foreign
-    w.disguised_job = await _job(director, "backup-test-fd", "other-fd", "Incremental", "QuickstartSet")
+    w.disguised_job = await _job(
+        director, "backup-test-fd", "other-fd", "Incremental", "QuickstartSet"
+    )
     for volume, pool in (("own-vol", "Incremental"), ("other-vol", "OtherPool")):
         pool_id = await director.catalog_call("ensure_pool", PoolRow(name=pool))
         await director.catalog_call("create_media", volume, pool_id, "File", "File")
@@ -150,49 +183,60 @@ def not_refused_by_acl(reply: Reply) -> None:
 # -- restore ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("line", [
-    "restore jobid={foreign} all yes where=/tmp/ok",
-    "restore jobid={disguised} all yes where=/tmp/ok",
-    "restore jobid={own},{foreign} all yes where=/tmp/ok",
-    "restore jobid={own} all yes where=/",
-    "restore jobid={own} all yes",  # the Restore job's default where is not in the Where ACL
-    "restore jobid={own} all yes where=/etc",
-    "restore jobid={own} all yes where=/srv/restore/secret/x",
-    "restore jobid={own} all yes where=/tmp/ok regexwhere=!^/!/etc/!",
-    "restore jobid={own} all yes where=/tmp/ok restorejob=RestoreOther",
-    "restore jobid={own} all yes where=/tmp/ok restorejob=RestoreSneaky",  # its default client
-    "restore jobid={own} all yes where=/tmp/ok storage=OtherStore",
-    "restore jobid={own} all yes where=/tmp/ok restoreclient=other-fd",
-    "restore client=other-fd all yes where=/tmp/ok",
-    "restore client=test-fd fileset=OtherSet all yes where=/tmp/ok",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "restore jobid={foreign} all yes where=/tmp/ok",
+        "restore jobid={disguised} all yes where=/tmp/ok",
+        "restore jobid={own},{foreign} all yes where=/tmp/ok",
+        "restore jobid={own} all yes where=/",
+        "restore jobid={own} all yes",  # the Restore job's default where is not in the Where ACL
+        "restore jobid={own} all yes where=/etc",
+        "restore jobid={own} all yes where=/srv/restore/secret/x",
+        "restore jobid={own} all yes where=/tmp/ok regexwhere=!^/!/etc/!",
+        "restore jobid={own} all yes where=/tmp/ok restorejob=RestoreOther",
+        "restore jobid={own} all yes where=/tmp/ok restorejob=RestoreSneaky",  # its default client
+        "restore jobid={own} all yes where=/tmp/ok storage=OtherStore",
+        "restore jobid={own} all yes where=/tmp/ok restoreclient=other-fd",
+        "restore client=other-fd all yes where=/tmp/ok",
+        "restore client=test-fd fileset=OtherSet all yes where=/tmp/ok",
+    ],
+)
 async def test_restore_refuses_foreign_objects(world: World, line: str) -> None:
-    reply = await world.as_restricted(line.format(own=world.own_job, foreign=world.foreign_job,
-                                                  disguised=world.disguised_job))
+    reply = await world.as_restricted(
+        line.format(own=world.own_job, foreign=world.foreign_job, disguised=world.disguised_job)
+    )
     refused(reply, "not permitted")
 
 
 @pytest.mark.parametrize("where", ["/tmp/ok", "/srv/restore/alice"])
-async def test_restore_of_its_own_job_to_a_permitted_where_passes_the_acls(world: World, where: str) -> None:
-    not_refused_by_acl(await world.as_restricted(f"restore jobid={world.own_job} all yes where={where}"))
+async def test_restore_of_its_own_job_to_a_permitted_where_passes_the_acls(
+    world: World, where: str
+) -> None:
+    not_refused_by_acl(
+        await world.as_restricted(f"restore jobid={world.own_job} all yes where={where}")
+    )
 
 
 # -- run, estimate ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("line", [
-    "run job=backup-other yes",
-    "run job=backup-sneaky yes",  # permitted name, forbidden defaults
-    "run job=backup-test-fd client=other-fd yes",
-    "run job=backup-test-fd fileset=OtherSet yes",
-    "run job=backup-test-fd pool=OtherPool yes",
-    "run job=backup-test-fd storage=OtherStore yes",
-    "run job=backup-test-fd",
-    "estimate job=backup-other listing",
-    "estimate job=backup-sneaky listing",
-    "estimate job=backup-test-fd client=other-fd listing",
-    "estimate job=backup-test-fd fileset=OtherSet listing",
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "run job=backup-other yes",
+        "run job=backup-sneaky yes",  # permitted name, forbidden defaults
+        "run job=backup-test-fd client=other-fd yes",
+        "run job=backup-test-fd fileset=OtherSet yes",
+        "run job=backup-test-fd pool=OtherPool yes",
+        "run job=backup-test-fd storage=OtherStore yes",
+        "run job=backup-test-fd",
+        "estimate job=backup-other listing",
+        "estimate job=backup-sneaky listing",
+        "estimate job=backup-test-fd client=other-fd listing",
+        "estimate job=backup-test-fd fileset=OtherSet listing",
+    ],
+)
 async def test_run_and_estimate_refuse_foreign_objects(world: World, line: str) -> None:
     if line == "run job=backup-test-fd":  # the allowed case, as a control
         reply = await world.as_restricted(line)
@@ -219,19 +263,29 @@ async def test_list_shows_only_permitted_jobs_volumes_and_pools(world: World, co
     assert [r["jobid"] for r in limited.data["jobs"]] == [world.own_job]
     assert (await world.as_restricted(f"{command} jobs limit=1 offset=1")).data["jobs"] == []
     assert (await world.as_restricted(f"{command} jobid={world.foreign_job}")).data["jobs"] == []
-    assert (await world.as_restricted(f"{command} jobid={world.own_job}")).data["jobs"][0]["jobid"] == world.own_job
+    assert (await world.as_restricted(f"{command} jobid={world.own_job}")).data["jobs"][0][
+        "jobid"
+    ] == world.own_job
     refused(await world.as_restricted(f"{command} jobs client=other-fd"), "not permitted")
     refused(await world.as_restricted(f"{command} jobs job=backup-other"), "not permitted")
     for what in ("files", "joblog"):
-        refused(await world.as_restricted(f"{command} {what} jobid={world.foreign_job}"), "not permitted")
-        refused(await world.as_restricted(f"{command} {what} jobid={world.disguised_job}"), "not permitted")
+        refused(
+            await world.as_restricted(f"{command} {what} jobid={world.foreign_job}"),
+            "not permitted",
+        )
+        refused(
+            await world.as_restricted(f"{command} {what} jobid={world.disguised_job}"),
+            "not permitted",
+        )
         assert (await world.as_restricted(f"{command} {what} jobid={world.own_job}")).ok
     volumes = await world.as_restricted(f"{command} volumes")
     assert [v["volumename"] for v in volumes.data["volumes"]] == ["own-vol"]
     refused(await world.as_restricted(f"{command} volumes pool=OtherPool"), "not permitted")
     pools = await world.as_restricted(f"{command} pools")
     assert "OtherPool" not in {p["name"] for p in pools.data["pools"]}
-    assert "OtherPool" in {p["name"] for p in (await world.as_root(f"{command} pools")).data["pools"]}
+    assert "OtherPool" in {
+        p["name"] for p in (await world.as_root(f"{command} pools")).data["pools"]
+    }
 
 
 # -- status, cancel, wait ---------------------------------------------------------------------
@@ -242,7 +296,9 @@ async def test_status_cancel_and_wait_see_only_permitted_jobs(world: World) -> N
     own = await world.director.submit(RunRequest(job="backup-test-fd", when=later))
     foreign = await world.director.submit(RunRequest(job="backup-other", when=later))
     status = await world.as_restricted("status dir")
-    assert f"JobId {own.job_id} " in status.text and f"JobId {foreign.job_id} " not in status.text, status.text
+    assert (
+        f"JobId {own.job_id} " in status.text and f"JobId {foreign.job_id} " not in status.text
+    ), status.text
     assert f"JobId {foreign.job_id} " in (await world.as_root("status dir")).text
     refused(await world.as_restricted(f"status job={foreign.job_id}"), "not permitted")
     refused(await world.as_restricted(f"status job={world.foreign_job}"), "not permitted")
@@ -262,13 +318,25 @@ async def test_status_cancel_and_wait_see_only_permitted_jobs(world: World) -> N
 
 async def test_delete_update_and_label_refuse_foreign_objects(world: World) -> None:
     refused(await world.as_restricted(f"delete jobid={world.foreign_job} yes"), "not permitted")
-    refused(await world.as_restricted(f"delete jobid={world.own_job},{world.disguised_job} yes"), "not permitted")
-    assert await world.director.catalog_call("get_job", world.own_job) is not None  # nothing deleted
-    refused(await world.as_restricted("update volume=other-vol volstatus=Disabled"), "no volume named")
+    refused(
+        await world.as_restricted(f"delete jobid={world.own_job},{world.disguised_job} yes"),
+        "not permitted",
+    )
+    assert (
+        await world.director.catalog_call("get_job", world.own_job) is not None
+    )  # nothing deleted
+    refused(
+        await world.as_restricted("update volume=other-vol volstatus=Disabled"), "no volume named"
+    )
     assert (await world.director.catalog_call("get_media", "other-vol")).status != "Disabled"
     assert (await world.as_restricted("update volume=own-vol volstatus=Disabled")).ok
-    refused(await world.as_restricted("label storage=OtherStore pool=Incremental volume=v1"), "not permitted")
-    refused(await world.as_restricted("label storage=File pool=OtherPool volume=v1"), "not permitted")
+    refused(
+        await world.as_restricted("label storage=OtherStore pool=Incremental volume=v1"),
+        "not permitted",
+    )
+    refused(
+        await world.as_restricted("label storage=File pool=OtherPool volume=v1"), "not permitted"
+    )
     not_refused_by_acl(await world.as_restricted("label storage=File pool=Incremental volume=v1"))
     assert (await world.as_restricted(f"delete jobid={world.own_job} yes")).ok
 
@@ -276,14 +344,27 @@ async def test_delete_update_and_label_refuse_foreign_objects(world: World) -> N
 # -- show -------------------------------------------------------------------------------------
 
 
-async def test_show_lists_only_what_the_console_may_see_and_hides_command_lines(world: World) -> None:
+async def test_show_lists_only_what_the_console_may_see_and_hides_command_lines(
+    world: World,
+) -> None:
     shown = await world.as_restricted("show all")
     text = shown.text
-    for foreign in ("backup-other", "RestoreOther", "Name = admin", "Name = operator", "hunter2", "curl"):
+    for foreign in (
+        "backup-other",
+        "RestoreOther",
+        "Name = admin",
+        "Name = operator",
+        "hunter2",
+        "curl",
+    ):
         assert foreign not in text, foreign
-    for kind, names in (("clients", {"test-fd"}), ("storages", {"File"}), ("filesets", {"QuickstartSet"}),
-                        ("jobdefs", {"DefaultJob", "OtherDefs"}),  # those its permitted jobs are built on
-                        ("jobs", {"backup-test-fd", "backup-sneaky", "RestoreFiles", "RestoreSneaky"})):
+    for kind, names in (
+        ("clients", {"test-fd"}),
+        ("storages", {"File"}),
+        ("filesets", {"QuickstartSet"}),
+        ("jobdefs", {"DefaultJob", "OtherDefs"}),  # those its permitted jobs are built on
+        ("jobs", {"backup-test-fd", "backup-sneaky", "RestoreFiles", "RestoreSneaky"}),
+    ):
         assert {r["name"] for r in shown.data[kind]} == names, kind
     assert "OtherPool" not in {p["name"] for p in shown.data["pools"]}
     assert {c["name"] for c in shown.data["consoles"]} == {"restricted"}
@@ -308,8 +389,11 @@ async def test_messages_are_per_console_and_filtered_by_job(world: World) -> Non
     assert (await world.as_restricted("messages")).data["messages"] == []
     # the restricted console's read took nothing from the Director's console
     root = await world.as_root("messages")
-    assert [m["text"] for m in root.data["messages"]] == ["own job message", "foreign job message",
-                                                          "director message"]
+    assert [m["text"] for m in root.data["messages"]] == [
+        "own job message",
+        "foreign job message",
+        "director message",
+    ]
     assert (await world.as_root("messages")).data["messages"] == []
 
 

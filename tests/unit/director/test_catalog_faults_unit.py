@@ -35,7 +35,9 @@ from director.jobs.errors import JobError
 from director.jobs.persist import JobWriter
 from director.jobs.request import RunRequest
 
-LOG_LINE = "x" * 40_000  # more than the slack at the end of the WAL: a transaction with it needs new space
+LOG_LINE = (
+    "x" * 40_000
+)  # more than the slack at the end of the WAL: a transaction with it needs new space
 
 
 class _Log:
@@ -61,8 +63,12 @@ def tiny_fs(tmp_path: Path) -> Iterator[Path]:
     """A 2 MiB tmpfs; skipped where mounting is not allowed."""
     mount = tmp_path / "fs"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs to fill up (needs root): {done.stderr.strip()}")
     try:
@@ -89,8 +95,18 @@ def fill(directory: Path) -> Path:
 
 
 def new_job(catalog: Catalog, name: str) -> int:
-    return catalog.create_job(NewJob(job=name, name="j", type="D", level=" ", client_id=None, fileset_id=None,
-                                     pool_id=None, sched_time=0.0))
+    return catalog.create_job(
+        NewJob(
+            job=name,
+            name="j",
+            type="D",
+            level=" ",
+            client_id=None,
+            fileset_id=None,
+            pool_id=None,
+            sched_time=0.0,
+        )
+    )
 
 
 @pytest.fixture
@@ -107,7 +123,8 @@ def full_catalog(tiny_fs: Path) -> Iterator[tuple[Catalog, Path]]:
 
 
 def test_a_commit_on_a_full_disk_raises_and_the_catalog_works_once_space_is_back(
-        full_catalog: tuple[Catalog, Path]) -> None:
+    full_catalog: tuple[Catalog, Path],
+) -> None:
     catalog, fs = full_catalog
     job_id = new_job(catalog, "before")
     catalog.add_log(job_id, 1.0, "queued")
@@ -117,37 +134,74 @@ def test_a_commit_on_a_full_disk_raises_and_the_catalog_works_once_space_is_back
     for _attempt in range(3):  # every attempt fails the same way: no transaction is left open
         statements.clear()
         with pytest.raises(CatalogWriteError) as failed:
-            catalog.apply_job_changes({job_id: {"JobStatus": "T", "Comment": "done"}}, [(job_id, 2.0, LOG_LINE)])
+            catalog.apply_job_changes(
+                {job_id: {"JobStatus": "T", "Comment": "done"}}, [(job_id, 2.0, LOG_LINE)]
+            )
         # the COMMIT failed, not a statement before it (SQLite rolled back itself: no ROLLBACK ran)
         assert statements[-2:] == ["COMMIT", "PRAGMA synchronous=NORMAL"], statements
-        assert str(failed.value) == (f"cannot write the state of 1 job(s) and 1 log line(s) in the catalog "
-                                     f"{fs / 'catalog.db'}: database or disk is full")
+        assert str(failed.value) == (
+            f"cannot write the state of 1 job(s) and 1 log line(s) in the catalog "
+            f"{fs / 'catalog.db'}: database or disk is full"
+        )
         assert failed.value.retriable and failed.value.operation.startswith("write the state")
         assert not catalog._db.in_transaction
-    with pytest.raises(CatalogWriteError, match=r"cannot create the Job row for 'during' .*disk is full"):
-        catalog.create_job(NewJob(job="during", name="j", type="D", level=" ", client_id=None, fileset_id=None,
-                                  pool_id=None, sched_time=0.0, request="r" * 40_000))
+    with pytest.raises(
+        CatalogWriteError, match=r"cannot create the Job row for 'during' .*disk is full"
+    ):
+        catalog.create_job(
+            NewJob(
+                job="during",
+                name="j",
+                type="D",
+                level=" ",
+                client_id=None,
+                fileset_id=None,
+                pool_id=None,
+                sched_time=0.0,
+                request="r" * 40_000,
+            )
+        )
     row = catalog.get_job(job_id)  # reads work while the disk is full
     assert row is not None and row.status == "C"
     ballast.unlink()
-    catalog.apply_job_changes({job_id: {"JobStatus": "T", "Comment": "done"}}, [(job_id, 2.0, "ended")])
+    catalog.apply_job_changes(
+        {job_id: {"JobStatus": "T", "Comment": "done"}}, [(job_id, 2.0, "ended")]
+    )
     row = catalog.get_job(job_id)
     assert row is not None and row.status == "T" and row.comment == "done"
-    assert [text for _, text in catalog.job_log(job_id)] == ["queued", "ended"]  # nothing of the failed attempts
+    assert [text for _, text in catalog.job_log(job_id)] == [
+        "queued",
+        "ended",
+    ]  # nothing of the failed attempts
     assert new_job(catalog, "after") > job_id
 
 
-def test_file_rows_after_a_failed_batch_do_not_point_at_rolled_back_paths(full_catalog: tuple[Catalog, Path]) -> None:
+def test_file_rows_after_a_failed_batch_do_not_point_at_rolled_back_paths(
+    full_catalog: tuple[Catalog, Path],
+) -> None:
     """insert_files caches PathIds; a rolled-back batch must not leave ids of Path rows that are gone."""
     catalog, fs = full_catalog
     job_id = new_job(catalog, "backup")
-    rows = [FileRow(job_id=job_id, path=f"/data/dir-{n}/".encode(), name=b"f", file_index=n + 1, lstat=b"l" * 200,
-                    digest=None) for n in range(300)]
+    rows = [
+        FileRow(
+            job_id=job_id,
+            path=f"/data/dir-{n}/".encode(),
+            name=b"f",
+            file_index=n + 1,
+            lstat=b"l" * 200,
+            digest=None,
+        )
+        for n in range(300)
+    ]
     ballast = fill(fs)
-    with pytest.raises(CatalogWriteError, match=r"cannot insert 300 File row\(s\) of JobId \d+ .*disk is full"):
+    with pytest.raises(
+        CatalogWriteError, match=r"cannot insert 300 File row\(s\) of JobId \d+ .*disk is full"
+    ):
         catalog.insert_files(job_id, rows)
     ballast.unlink()
-    catalog.insert_files(job_id, rows)  # with stale PathIds this fails on the foreign key, or links wrong rows
+    catalog.insert_files(
+        job_id, rows
+    )  # with stale PathIds this fails on the foreign key, or links wrong rows
     assert [r.path for r in catalog.list_files(job_id)] == [r.path for r in rows]
 
 
@@ -183,11 +237,14 @@ def faulty(tmp_path: Path) -> Iterator[tuple[Catalog, _FaultyConnection]]:
 
 
 def test_a_commit_that_fails_with_the_transaction_open_is_rolled_back(
-        faulty: tuple[Catalog, _FaultyConnection]) -> None:
+    faulty: tuple[Catalog, _FaultyConnection],
+) -> None:
     catalog, connection = faulty
     job_id = new_job(catalog, "j")
     connection.fail["COMMIT"] = 1
-    with pytest.raises(CatalogWriteError, match=rf"cannot update JobId {job_id} in the catalog .*: disk I/O error"):
+    with pytest.raises(
+        CatalogWriteError, match=rf"cannot update JobId {job_id} in the catalog .*: disk I/O error"
+    ):
         catalog.update_job(job_id, JobStatus="R")
     assert not connection.in_transaction
     row = catalog.get_job(job_id)
@@ -198,7 +255,8 @@ def test_a_commit_that_fails_with_the_transaction_open_is_rolled_back(
 
 
 def test_a_rollback_that_fails_neither_hides_the_error_nor_blocks_the_next_write(
-        faulty: tuple[Catalog, _FaultyConnection]) -> None:
+    faulty: tuple[Catalog, _FaultyConnection],
+) -> None:
     catalog, connection = faulty
     job_id = new_job(catalog, "j")
     connection.fail.update({"COMMIT": 1, "ROLLBACK": 1})
@@ -237,7 +295,11 @@ def test_a_final_status_is_committed_with_a_full_sync(tmp_path: Path) -> None:
         statements.clear()
         catalog.apply_job_changes({job_id: {"JobStatus": final}}, [])
         assert [s for s in statements if not s.startswith("UPDATE")] == [
-            "PRAGMA synchronous=FULL", "BEGIN IMMEDIATE", "COMMIT", "PRAGMA synchronous=NORMAL"], final
+            "PRAGMA synchronous=FULL",
+            "BEGIN IMMEDIATE",
+            "COMMIT",
+            "PRAGMA synchronous=NORMAL",
+        ], final
     statements.clear()
     catalog.update_job(job_id, JobStatus="T", EndTime=5.0)  # the direct path (copy jobs) too
     assert statements[0] == "PRAGMA synchronous=FULL"
@@ -271,7 +333,9 @@ class FakeTime:
         await asyncio.sleep(0)
 
 
-def _writer(catalog: Catalog, time: FakeTime, log: _Log, states: list[str | None], **limits: Any) -> JobWriter:
+def _writer(
+    catalog: Catalog, time: FakeTime, log: _Log, states: list[str | None], **limits: Any
+) -> JobWriter:
     async def apply(updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]) -> None:
         await asyncio.to_thread(catalog.apply_job_changes, updates, logs)
 
@@ -291,15 +355,22 @@ async def test_no_status_is_lost_while_the_disk_is_full(full_catalog: tuple[Cata
     for status, job_id in ids.items():
         writer.job(job_id, JobStatus="R", StartTime=1.0)
         writer.add_log(job_id, 1.0, f"{status} started " + LOG_LINE)
-    ends = [asyncio.create_task(writer.update_job(job_id, JobStatus=status, EndTime=2.0, Comment=f"ended {status}"))
-            for status, job_id in ids.items() if status != "R"]
+    ends = [
+        asyncio.create_task(
+            writer.update_job(job_id, JobStatus=status, EndTime=2.0, Comment=f"ended {status}")
+        )
+        for status, job_id in ids.items()
+        if status != "R"
+    ]
     await asyncio.wait_for(time.blocked.wait(), 30)
     # refused three times in a row (backoff 0.5 s, 1 s, 2 s on the injected clock): not writable
     assert time.delays == [0.5, 1.0, 2.0]
     assert writer.unwritable is not None and "database or disk is full" in writer.unwritable
     assert states == [writer.unwritable] and "catalog_unwritable" in log.names()
     assert not any(task.done() for task in ends)  # nobody was told their final status is written
-    writer.job(ids["R"], JobFiles=7)  # state keeps coming in while the catalog is full: the newest wins
+    writer.job(
+        ids["R"], JobFiles=7
+    )  # state keeps coming in while the catalog is full: the newest wins
     writer.job(ids["R"], JobFiles=9)
     ballast.unlink()
     time.resume.set()
@@ -327,18 +398,28 @@ async def test_unwritable_after_a_time_too_and_the_backoff_is_capped(tmp_path: P
     async def apply(updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]) -> None:
         if refusals[0] < 8:
             refusals[0] += 1
-            raise CatalogWriteError("write the state", catalog.path, "database is locked", retriable=True)
+            raise CatalogWriteError(
+                "write the state", catalog.path, "database is locked", retriable=True
+            )
         catalog.apply_job_changes(updates, logs)
 
-    writer = JobWriter(apply, log, on_writable=states.append, unwritable_attempts=100, unwritable_after=10.0)
+    writer = JobWriter(
+        apply, log, on_writable=states.append, unwritable_attempts=100, unwritable_after=10.0
+    )
     writer.clock, writer.sleep = time.clock, time.sleep
     time.resume.set()
     await asyncio.wait_for(writer.update_job(job_id, JobStatus="T"), 30)
     assert time.delays == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 5.0]
     # failures at 0, 0.5, 1.5, 3.5, 7.5, 12.5 s: the sixth is past UNWRITABLE_AFTER
-    assert [name for name in log.names() if name.startswith("catalog_")] == ["catalog_unwritable", "catalog_writable"]
+    assert [name for name in log.names() if name.startswith("catalog_")] == [
+        "catalog_unwritable",
+        "catalog_writable",
+    ]
     assert next(e for n, e in log.events if n == "catalog_unwritable")["attempts"] == 6
-    assert states == ["cannot write the state in the catalog " + str(catalog.path) + ": database is locked", None]
+    assert states == [
+        "cannot write the state in the catalog " + str(catalog.path) + ": database is locked",
+        None,
+    ]
     row = catalog.get_job(job_id)
     assert row is not None and row.status == "T"
     catalog.close()
@@ -377,7 +458,9 @@ async def test_a_stopping_director_gives_up_on_an_unwritable_catalog(tmp_path: P
     time.resume.set()
 
     async def apply(updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]) -> None:
-        raise CatalogWriteError("write the state", catalog.path, "database or disk is full", retriable=True)
+        raise CatalogWriteError(
+            "write the state", catalog.path, "database or disk is full", retriable=True
+        )
 
     writer = JobWriter(apply, log)
     writer.clock, writer.sleep = time.clock, time.sleep
@@ -394,14 +477,30 @@ async def test_a_stopping_director_gives_up_on_an_unwritable_catalog(tmp_path: P
 
 @pytest.fixture
 async def director(tiny_fs: Path, tmp_path: Path) -> Any:
-    layout = Layout(root=tmp_path / "inst", director="test-dir", storage="test-sd", client="test-fd", console="admin",
-                    address="127.0.0.1", dir_port=1, sd_port=2, fd_port=3, dir_password="p" * 20,
-                    sd_password="s" * 20, fd_password="f" * 20, console_password="c" * 20, tls=False)
+    layout = Layout(
+        root=tmp_path / "inst",
+        director="test-dir",
+        storage="test-sd",
+        client="test-fd",
+        console="admin",
+        address="127.0.0.1",
+        dir_port=1,
+        sd_port=2,
+        fd_port=3,
+        dir_password="p" * 20,
+        sd_password="s" * 20,
+        fd_password="f" * 20,
+        console_password="c" * 20,
+        tls=False,
+    )
     write_installation(layout)
     etc = layout.etc / "strongroom-dir.d"
     (etc / "catalog" / "MyCatalog.conf").write_text(
-        f'Catalog {{\n  Name = MyCatalog\n  DB Driver = sqlite3\n  DB Name = "{tiny_fs / "catalog.db"}"\n}}\n')
-    (etc / "job" / "quick.conf").write_text("Job {\n  Name = quick\n  Type = Admin\n  Messages = Standard\n}\n")
+        f'Catalog {{\n  Name = MyCatalog\n  DB Driver = sqlite3\n  DB Name = "{tiny_fs / "catalog.db"}"\n}}\n'
+    )
+    (etc / "job" / "quick.conf").write_text(
+        "Job {\n  Name = quick\n  Type = Admin\n  Messages = Standard\n}\n"
+    )
     daemon = DirectorDaemon(etc, load_director_config(etc), _Log())
     await daemon.db.open()
     assert daemon.db.backend.path == tiny_fs / "catalog.db"
@@ -409,8 +508,9 @@ async def director(tiny_fs: Path, tmp_path: Path) -> Any:
     daemon.db.close()
 
 
-async def test_the_director_refuses_new_jobs_while_the_catalog_is_not_writable(director: DirectorDaemon,
-                                                                                tiny_fs: Path) -> None:
+async def test_the_director_refuses_new_jobs_while_the_catalog_is_not_writable(
+    director: DirectorDaemon, tiny_fs: Path
+) -> None:
     session = Session(console="admin", acl=lambda _kind, _name: True, director=director, api=True)
     log = _Log()
     queued = await run_command(session, "run job=quick yes", log)
@@ -422,19 +522,25 @@ async def test_the_director_refuses_new_jobs_while_the_catalog_is_not_writable(d
     time.writer = writer
     await writer.flush()
     ballast = fill(tiny_fs)
-    ending = asyncio.create_task(writer.update_job(first, JobStatus="T", EndTime=2.0, Comment=LOG_LINE[:250]))
+    ending = asyncio.create_task(
+        writer.update_job(first, JobStatus="T", EndTime=2.0, Comment=LOG_LINE[:250])
+    )
     director.engine.writer.add_log(first, 2.0, LOG_LINE)
     await asyncio.wait_for(time.blocked.wait(), 30)
 
     refused = await run_command(session, "run job=quick yes", log)
     path = tiny_fs / "catalog.db"
-    expected = ("the catalog is not writable: cannot write the state of 1 job(s) and 1 log line(s) in the catalog "
-                f"{path}: database or disk is full; new jobs are refused until it is")
+    expected = (
+        "the catalog is not writable: cannot write the state of 1 job(s) and 1 log line(s) in the catalog "
+        f"{path}: database or disk is full; new jobs are refused until it is"
+    )
     assert not refused.ok and refused.text == expected
     status = await run_command(session, "status dir", log)
     assert f"Catalog: {expected}" in status.text.splitlines()
     assert status.data["catalog"] == {"writable": False, "error": expected}
-    with pytest.raises(JobError, match=r"^the catalog is not writable: "):  # as when a schedule fires
+    with pytest.raises(
+        JobError, match=r"^the catalog is not writable: "
+    ):  # as when a schedule fires
         await director.submit(RunRequest(job="quick", params={"scheduled": "Nightly"}))
     messages = [line.text for line in director.messages.drain()]
     assert any(text.startswith(expected) for text in messages), messages
@@ -445,7 +551,9 @@ async def test_the_director_refuses_new_jobs_while_the_catalog_is_not_writable(d
     time.resume.set()
     await asyncio.wait_for(ending, 30)
     assert director.engine.refusal() is None
-    assert "the catalog is writable again; new jobs are accepted" in [line.text for line in director.messages.drain()]
+    assert "the catalog is writable again; new jobs are accepted" in [
+        line.text for line in director.messages.drain()
+    ]
     status = await run_command(session, "status dir", log)
     assert status.data["catalog"] == {"writable": True, "error": None}
     assert not any(line.startswith("Catalog:") for line in status.text.splitlines())

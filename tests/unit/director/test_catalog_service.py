@@ -23,9 +23,22 @@ async def test_methods_run_on_one_thread_and_keep_their_order(tmp_path: Path) ->
         threads.add(threading.current_thread().name)
 
     client = await service.ensure_client("fd1")
-    job_ids = [await service.create_job(NewJob(job=f"j.{n}", name="j", type="B", level="F", client_id=client,
-                                                fileset_id=None, pool_id=None, sched_time=1.0, priority=10))
-               for n in range(5)]
+    job_ids = [
+        await service.create_job(
+            NewJob(
+                job=f"j.{n}",
+                name="j",
+                type="B",
+                level="F",
+                client_id=client,
+                fileset_id=None,
+                pool_id=None,
+                sched_time=1.0,
+                priority=10,
+            )
+        )
+        for n in range(5)
+    ]
     for job_id in job_ids:
         await service.update_job(job_id, JobStatus="T")
         await service.run(where)
@@ -52,7 +65,10 @@ async def test_a_method_calls_the_backend_by_name(tmp_path: Path) -> None:
     service = CatalogService(Fake)  # type: ignore[arg-type]  # a backend by duck typing
     assert await service.get_job(7) is None
     await service.update_job(7, JobStatus="E", self="a column may be called self")
-    assert calls == [("get_job", (7,)), ("update_job", (7, {"JobStatus": "E", "self": "a column may be called self"}))]
+    assert calls == [
+        ("get_job", (7,)),
+        ("update_job", (7, {"JobStatus": "E", "self": "a column may be called self"})),
+    ]
     service.close()
 
 
@@ -61,6 +77,10 @@ def test_the_facade_offers_every_catalog_method() -> None:
     import inspect
 
     internal = {"version", "migrate", "close"}
-    public = {name for name, _ in inspect.getmembers(Catalog, inspect.isfunction) if not name.startswith("_")}
+    public = {
+        name
+        for name, _ in inspect.getmembers(Catalog, inspect.isfunction)
+        if not name.startswith("_")
+    }
     missing = sorted(public - internal - set(vars(CatalogService)))
     assert not missing, f"CatalogService lacks {missing}: add them with _on_thread"

@@ -16,7 +16,10 @@ from protocol.messages import ConsoleReply, decode_message, encode_message
 
 async def _rows(n: int) -> AsyncGenerator[dict[str, Any], None]:
     for i in range(n):
-        yield {"fileindex": i + 1, "path": f"/data/dir-{i // 1000:03d}/some-longish-file-name-{i:07d}"}
+        yield {
+            "fileindex": i + 1,
+            "path": f"/data/dir-{i // 1000:03d}/some-longish-file-name-{i:07d}",
+        }
 
 
 async def _drain(reply: Reply) -> list[Reply]:
@@ -29,7 +32,9 @@ async def test_a_long_listing_goes_in_parts_under_the_frame_limit() -> None:
     parts = await _drain(reply)
     assert len(parts) > 5
     for part in parts:
-        wire = ConsoleReply(code=1000, ok=True, text=part.text, data=part.data, more=True, rows=part.rows)
+        wire = ConsoleReply(
+            code=1000, ok=True, text=part.text, data=part.data, more=True, rows=part.rows
+        )
         assert len(encode_frame(encode_message(wire))) < MAX_FRAME_SIZE
         assert len(part.text) <= PART_BYTES + 200
         assert part.rows == "files"
@@ -57,13 +62,23 @@ async def test_empty_listing_and_table_layout() -> None:
 
 
 async def test_a_dotted_key_and_a_trailer() -> None:
-    reply = listing("estimate.listing", _rows(2), Lines(lambda r: r["path"]), data={"estimate": {"files": 2}},
-                    trailer="2 OK")
+    reply = listing(
+        "estimate.listing",
+        _rows(2),
+        Lines(lambda r: r["path"]),
+        data={"estimate": {"files": 2}},
+        trailer="2 OK",
+    )
     await _drain(reply)
     assert reply.data["estimate"]["files"] == 2 and len(reply.data["estimate"]["listing"]) == 2
     assert reply.text.endswith("\n2 OK")
-    joined = join_rows(ConsoleReply(code=1000, ok=True, text="", data=reply.data), {"estimate.listing": ["x"]})
-    assert joined.data["estimate"]["listing"][0] == "x" and len(joined.data["estimate"]["listing"]) == 3
+    joined = join_rows(
+        ConsoleReply(code=1000, ok=True, text="", data=reply.data), {"estimate.listing": ["x"]}
+    )
+    assert (
+        joined.data["estimate"]["listing"][0] == "x"
+        and len(joined.data["estimate"]["listing"]) == 3
+    )
 
 
 async def test_paged_reads_one_page_at_a_time_within_the_window() -> None:
@@ -88,17 +103,51 @@ def test_rows_stays_off_the_wire_unless_set() -> None:
     assert b"rows" not in encode_message(plain)
     part = ConsoleReply(code=1000, ok=True, text="x", data=[1], more=True, rows="files")
     decoded = decode_message(encode_message(part))
-    assert isinstance(decoded, ConsoleReply) and decoded.rows == "files" and decoded.more and list(decoded.data) == [1]
+    assert (
+        isinstance(decoded, ConsoleReply)
+        and decoded.rows == "files"
+        and decoded.more
+        and list(decoded.data) == [1]
+    )
 
 
 def _job(job_id: int, level: str, start: float, status: str = "T") -> JobRow:
-    return JobRow(job_id, f"j.{job_id}", "j", "B", level, status, 1, 1, 1, start, start, start + 1, 0, 0, 0, 0, 0, 0,
-                  10, None, None)
+    return JobRow(
+        job_id,
+        f"j.{job_id}",
+        "j",
+        "B",
+        level,
+        status,
+        1,
+        1,
+        1,
+        start,
+        start,
+        start + 1,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        10,
+        None,
+        None,
+    )
 
 
 def test_chain_to_an_incremental_after_a_differential() -> None:
-    jobs = [_job(1, "F", 10), _job(2, "I", 20), _job(3, "D", 30), _job(4, "I", 40), _job(5, "I", 50, "E"),
-            _job(6, "I", 60), _job(7, "I", 70), _job(8, "F", 80)]
+    jobs = [
+        _job(1, "F", 10),
+        _job(2, "I", 20),
+        _job(3, "D", 30),
+        _job(4, "I", 40),
+        _job(5, "I", 50, "E"),
+        _job(6, "I", 60),
+        _job(7, "I", 70),
+        _job(8, "F", 80),
+    ]
     assert [j.job_id for j in chain_to(jobs, jobs[5])] == [1, 3, 4, 6]
     assert [j.job_id for j in chain_to(jobs, jobs[2])] == [1, 3]
     assert [j.job_id for j in chain_to(jobs, jobs[1])] == [1, 2]

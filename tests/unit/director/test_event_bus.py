@@ -93,8 +93,17 @@ class _NoBusy:
 
 
 def _job_event(bus: EventBus, jobid: int, status: str, name: str = "nightly") -> dict[str, Any]:
-    return bus.publish("job_status", jobid=jobid, job=f"{name}.2026-01-01_00.00.00_{jobid:02d}", name=name,
-                       type="B", level="F", old="C", status=status, wait_reason=None)
+    return bus.publish(
+        "job_status",
+        jobid=jobid,
+        job=f"{name}.2026-01-01_00.00.00_{jobid:02d}",
+        name=name,
+        type="B",
+        level="F",
+        old="C",
+        status=status,
+        wait_reason=None,
+    )
 
 
 async def _command(session: Session, line: str) -> Reply:
@@ -119,7 +128,9 @@ async def test_events_stream_filters_and_ends_after_count() -> None:
     assert bus.subscribers == 0
 
 
-async def test_events_job_filter_matches_the_unique_or_the_resource_name_and_obeys_the_acl() -> None:
+async def test_events_job_filter_matches_the_unique_or_the_resource_name_and_obeys_the_acl() -> (
+    None
+):
     session = _session(allowed_jobs={"nightly"})
     bus = session.director.events
     reply = await _command(session, ".events job=nightly count=2")
@@ -127,7 +138,9 @@ async def test_events_job_filter_matches_the_unique_or_the_resource_name_and_obe
     await anext(reply.stream)
     _job_event(bus, 1, "R", name="weekly")
     _job_event(bus, 2, "R", name="nightly")
-    bus.publish("job_status", jobid=3, job="nightly.2026-01-01_00.00.00_03", name="nightly", status="T")
+    bus.publish(
+        "job_status", jobid=3, job="nightly.2026-01-01_00.00.00_03", name="nightly", status="T"
+    )
     parts = [part async for part in reply.stream]
     assert [p.data["jobid"] for p in parts] == [2, 3]
 
@@ -150,8 +163,16 @@ async def test_events_stream_ends_at_its_timeout() -> None:
     assert session.director.events.subscribers == 0
 
 
-@pytest.mark.parametrize("line", [".events count=0", ".events count=x", ".events timeout=-1",
-                                  ".events timeout=nan", ".events jobid=x"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        ".events count=0",
+        ".events count=x",
+        ".events timeout=-1",
+        ".events timeout=nan",
+        ".events jobid=x",
+    ],
+)
 async def test_events_refuses_bad_options(line: str) -> None:
     with pytest.raises(CommandError):
         await _command(_session(), line)
@@ -195,8 +216,9 @@ class FakeConnection:
 
 
 def _log() -> Any:
-    return SimpleNamespace(info=lambda *a, **k: None, warning=lambda *a, **k: None,
-                           exception=lambda *a, **k: None)
+    return SimpleNamespace(
+        info=lambda *a, **k: None, warning=lambda *a, **k: None, exception=lambda *a, **k: None
+    )
 
 
 async def _serve(session_director: Any, conn: FakeConnection) -> asyncio.Task[None]:
@@ -229,7 +251,9 @@ async def test_server_streams_parts_with_more_then_the_final_reply() -> None:
 
 
 @pytest.mark.parametrize("hang_up", [Signal.TERMINATE, ConnectionError("gone")])
-async def test_a_console_hanging_up_mid_stream_ends_the_subscription(hang_up: Signal | Exception) -> None:
+async def test_a_console_hanging_up_mid_stream_ends_the_subscription(
+    hang_up: Signal | Exception,
+) -> None:
     session = _session()
     director = session.director
     conn = FakeConnection()

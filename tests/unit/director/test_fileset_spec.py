@@ -43,21 +43,42 @@ def test_recurse_no_reaches_the_file_daemon(tmp_path: Path) -> None:
 
 
 def test_every_wire_option_is_copied_from_the_configuration(tmp_path: Path) -> None:
-    options = ("Signature = SHA1; Compression = GZIP3; One FS = no; Sparse = yes; Hard Links = no; "
-               "XattrSupport = no; AclSupport = no; No Atime = yes; Mtime Only = yes; Recurse = no; "
-               "Ignore Case = yes; Wild = \"*.o\"")
+    options = (
+        "Signature = SHA1; Compression = GZIP3; One FS = no; Sparse = yes; Hard Links = no; "
+        "XattrSupport = no; AclSupport = no; No Atime = yes; Mtime Only = yes; Recurse = no; "
+        'Ignore Case = yes; Wild = "*.o"'
+    )
     (include,) = _spec(tmp_path, options).include
     spec = include.options[0]
-    assert spec == OptionsSpec(signature="SHA1", compression="gzip3", one_fs=False, sparse=True, hard_links=False,
-                               xattr_support=False, acl_support=False, no_atime=True, mtime_only=True,
-                               recurse=False, ignore_case=True, wild=("*.o",))
+    assert spec == OptionsSpec(
+        signature="SHA1",
+        compression="gzip3",
+        one_fs=False,
+        sparse=True,
+        hard_links=False,
+        xattr_support=False,
+        acl_support=False,
+        no_atime=True,
+        mtime_only=True,
+        recurse=False,
+        ignore_case=True,
+        wild=("*.o",),
+    )
 
 
-@pytest.mark.parametrize(("name", "codec", "level"), [
-    ("GZIP", "gzip6", None), ("gzip9", "gzip9", None), ("LZ4", "lz4", None), ("LZ4HC", "lz4", LZ4_HC_LEVEL),
-    ("zstd", "zstd", None),
-])
-def test_every_accepted_compression_runs(tmp_path: Path, name: str, codec: str, level: int | None) -> None:
+@pytest.mark.parametrize(
+    ("name", "codec", "level"),
+    [
+        ("GZIP", "gzip6", None),
+        ("gzip9", "gzip9", None),
+        ("LZ4", "lz4", None),
+        ("LZ4HC", "lz4", LZ4_HC_LEVEL),
+        ("zstd", "zstd", None),
+    ],
+)
+def test_every_accepted_compression_runs(
+    tmp_path: Path, name: str, codec: str, level: int | None
+) -> None:
     (include,) = _spec(tmp_path, f"Compression = {name}").include
     spec = include.options[0]
     assert (spec.compression, spec.compression_level) == (codec, level)
@@ -72,7 +93,11 @@ def test_lzo_is_refused_at_load_with_file_and_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         _spec(tmp_path, "Compression = LZO")
     text = str(info.value)
-    assert "LZO is not available" in text and "strongroom-dir.conf" in text and "strongroom-dir.conf:7:" in text
+    assert (
+        "LZO is not available" in text
+        and "strongroom-dir.conf" in text
+        and "strongroom-dir.conf:7:" in text
+    )
 
 
 def test_one_list_of_names() -> None:

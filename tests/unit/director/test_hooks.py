@@ -39,9 +39,19 @@ class FakeDirector:
 
 def _job(job_id: int = 7, *commands: str, name: str = "nightly") -> JobControl:
     return JobControl(
-        job_id=job_id, unique=f"{name}.2026-01-02_03.04.05_{job_id:02d}", name=name, job_type="B", level="F",
-        resource=SimpleNamespace(run_on_status_change=commands), client="web-fd", fileset="Full Set",
-        pool="Full", storage="File", priority=10, allow_mixed=False, sched_time=time.time(),
+        job_id=job_id,
+        unique=f"{name}.2026-01-02_03.04.05_{job_id:02d}",
+        name=name,
+        job_type="B",
+        level="F",
+        resource=SimpleNamespace(run_on_status_change=commands),
+        client="web-fd",
+        fileset="Full Set",
+        pool="Full",
+        storage="File",
+        priority=10,
+        allow_mixed=False,
+        sched_time=time.time(),
     )
 
 
@@ -66,32 +76,47 @@ async def test_substitutions_are_expanded_per_change(tmp_path: Path) -> None:
 async def test_environment_carries_the_job_the_statuses_and_the_event(tmp_path: Path) -> None:
     out = tmp_path / "env"
     director = FakeDirector()
-    jcr = _job(9, f'echo "$STRONGROOM_JOBID $STRONGROOM_JOB $STRONGROOM_OLD_STATUS $STRONGROOM_STATUS" > {out}; '
-                  f'echo "$STRONGROOM_EVENT" > {out}.json')
+    jcr = _job(
+        9,
+        f'echo "$STRONGROOM_JOBID $STRONGROOM_JOB $STRONGROOM_OLD_STATUS $STRONGROOM_STATUS" > {out}; '
+        f'echo "$STRONGROOM_EVENT" > {out}.json',
+    )
     jcr.wait = WaitReason("c", "client_limit", "web-fd")
     on_status_change(director, jcr, "C", "c")
     await _settle(director)
     assert out.read_text().split() == ["9", jcr.unique, "C", "c"]
     event = json.loads((tmp_path / "env.json").read_text())
-    assert event == {"event": "job_status", "jobid": 9, "job": jcr.unique, "name": "nightly", "type": "B",
-                     "level": "F", "old": "C", "status": "c",
-                     "wait_reason": {"status": "c", "code": "client_limit", "resource": "web-fd"}}
+    assert event == {
+        "event": "job_status",
+        "jobid": 9,
+        "job": jcr.unique,
+        "name": "nightly",
+        "type": "B",
+        "level": "F",
+        "old": "C",
+        "status": "c",
+        "wait_reason": {"status": "c", "code": "client_limit", "resource": "web-fd"},
+    }
 
 
 async def test_a_published_event_is_passed_through(tmp_path: Path) -> None:
     out = tmp_path / "event.json"
     director = FakeDirector()
     jcr = _job(3, f'echo "$STRONGROOM_EVENT" > {out}')
-    on_status_change(director, jcr, "R", "T", event={"seq": 42, "event": "job_status", "status": "T"})
+    on_status_change(
+        director, jcr, "R", "T", event={"seq": 42, "event": "job_status", "status": "T"}
+    )
     await _settle(director)
     assert json.loads(out.read_text()) == {"seq": 42, "event": "job_status", "status": "T"}
 
 
-async def test_changes_of_one_job_run_in_order_even_when_the_first_hook_is_slow(tmp_path: Path) -> None:
+async def test_changes_of_one_job_run_in_order_even_when_the_first_hook_is_slow(
+    tmp_path: Path,
+) -> None:
     out = tmp_path / "order"
     director = FakeDirector()
     # the first change's hook is the slow one; slots are free, yet the second must wait for it
-    jcr = _job(1, f'if [ %s = R ]; then sleep 0.3; fi; echo %o%s >> {out}')
+    jcr = _job(1, f"if [ %s = R ]; then sleep 0.3; fi; echo %o%s >> {out}")
     for old, new in [("C", "R"), ("R", "T")]:
         on_status_change(director, jcr, old, new)
     other = _job(2, f"echo other >> {out}")

@@ -18,16 +18,37 @@ from director.jobs.control import JobControl
 from director.jobs.hooks import hook_environment
 from director.jobs.scripts import substitute
 
-HOSTILE = ["../x", "/abs", "a;touch {m}", "$(touch {m})", "`touch {m}`", "a\ntouch {m}", "a'b\"c",
-           "x && touch {m}", "| touch {m}", "--option", "*", " spaced out "]
+HOSTILE = [
+    "../x",
+    "/abs",
+    "a;touch {m}",
+    "$(touch {m})",
+    "`touch {m}`",
+    "a\ntouch {m}",
+    "a'b\"c",
+    "x && touch {m}",
+    "| touch {m}",
+    "--option",
+    "*",
+    " spaced out ",
+]
 
 
 def _job(client: str, name: str = "nightly", volumes: tuple[str, ...] = ()) -> JobControl:
     jcr = JobControl(
-        job_id=7, unique=f"{name}.2026-01-02_03.04.05_07", name=name, job_type="B", level="F",
+        job_id=7,
+        unique=f"{name}.2026-01-02_03.04.05_07",
+        name=name,
+        job_type="B",
+        level="F",
         resource=SimpleNamespace(run_on_status_change=()),  # type: ignore[arg-type]  # only what hooks read
-        client=client, fileset="fs", pool="Full",
-        storage="File", priority=10, allow_mixed=False, sched_time=time.time(),
+        client=client,
+        fileset="fs",
+        pool="Full",
+        storage="File",
+        priority=10,
+        allow_mixed=False,
+        sched_time=time.time(),
     )
     jcr.volumes = list(volumes)
     return jcr
@@ -48,7 +69,8 @@ async def test_a_hostile_value_is_one_word_and_runs_nothing(tmp_path: Path, temp
 def test_safe_values_read_as_they_always_did() -> None:
     jcr = _job(client="web-fd", volumes=("Full-0001", "Full-0002"))
     assert substitute("/usr/bin/notify %c %n %v 100%%", jcr, "dir") == (
-        "/usr/bin/notify web-fd nightly Full-0001,Full-0002 100%")
+        "/usr/bin/notify web-fd nightly Full-0001,Full-0002 100%"
+    )
 
 
 def test_hooks_get_every_value_in_the_environment() -> None:

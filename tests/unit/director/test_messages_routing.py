@@ -19,7 +19,10 @@ from director.messages.router import MessageRouter
 
 
 def test_filters_apply_left_to_right() -> None:
-    assert parse_types(["all", "!skipped", "!saved"]) == ALL - {MessageType.SKIPPED, MessageType.SAVED}
+    assert parse_types(["all", "!skipped", "!saved"]) == ALL - {
+        MessageType.SKIPPED,
+        MessageType.SAVED,
+    }
     assert parse_types(["error", "warning"]) == {MessageType.ERROR, MessageType.WARNING}
     assert parse_types(["all", "!error", "error"]) == ALL
     assert MessageType.DEBUG not in parse_types(["all"])
@@ -50,33 +53,52 @@ class FakeJob:
     level_name: str = "Full"
 
 
-def _router(tmp_path: Path, messages: Any) -> tuple[MessageRouter, list[LogLine], list[tuple[int, float, str]],
-                                                          list[tuple[int, str]], Any]:
+def _router(
+    tmp_path: Path, messages: Any
+) -> tuple[MessageRouter, list[LogLine], list[tuple[int, float, str]], list[tuple[int, str]], Any]:
     config = SimpleNamespace(messages={"M": messages}, director=SimpleNamespace(messages="M"))
     console: list[LogLine] = []
     catalog: list[tuple[int, float, str]] = []
     syslogged: list[tuple[int, str]] = []
-    router = MessageRouter(director_name=lambda: "dir", config=lambda: config, console=console.append,
-                           catalog=lambda *row: catalog.append(row), log=structlog.get_logger(),
-                           write_syslog=lambda p, t: syslogged.append((p, t)), clock=lambda: 1000.0)
+    router = MessageRouter(
+        director_name=lambda: "dir",
+        config=lambda: config,
+        console=console.append,
+        catalog=lambda *row: catalog.append(row),
+        log=structlog.get_logger(),
+        write_syslog=lambda p, t: syslogged.append((p, t)),
+        clock=lambda: 1000.0,
+    )
     return router, console, catalog, syslogged, config
 
 
 def _messages(tmp_path: Path, *lines: tuple[str, str | None, tuple[str, ...]]) -> Any:
     deliver = tmp_path / "deliver.sh"
-    deliver.write_text(f'#!/bin/sh\nkind=$1\nshift\n{{ echo "== $*"; cat; }} >> "{tmp_path}/$kind.out"\n')
+    deliver.write_text(
+        f'#!/bin/sh\nkind=$1\nshift\n{{ echo "== $*"; cat; }} >> "{tmp_path}/$kind.out"\n'
+    )
     deliver.chmod(0o755)
-    return SimpleNamespace(name="M", mail_command=f"{deliver} mail %r %i %e",
-                           operator_command=f"{deliver} operator %r %i",
-                           destinations=tuple(MessageDestination(kind=k, target=t, types=ty) for k, t, ty in lines))
+    return SimpleNamespace(
+        name="M",
+        mail_command=f"{deliver} mail %r %i %e",
+        operator_command=f"{deliver} operator %r %i",
+        destinations=tuple(MessageDestination(kind=k, target=t, types=ty) for k, t, ty in lines),
+    )
 
 
 async def test_each_destination_gets_what_its_filter_allows(tmp_path: Path) -> None:
-    messages = _messages(tmp_path, ("console", None, ("all", "!info")), ("catalog", None, ("all",)),
-                         ("append", str(tmp_path / "append.log"), ("all",)),
-                         ("file", str(tmp_path / "errors.log"), ("error",)), ("syslog", None, ("warning",)),
-                         ("operator", "op@x", ("error",)), ("mail", "all@x", ("all",)),
-                         ("mail on error", "err@x", ("all",)), ("mail on success", "ok@x", ("all",)))
+    messages = _messages(
+        tmp_path,
+        ("console", None, ("all", "!info")),
+        ("catalog", None, ("all",)),
+        ("append", str(tmp_path / "append.log"), ("all",)),
+        ("file", str(tmp_path / "errors.log"), ("error",)),
+        ("syslog", None, ("warning",)),
+        ("operator", "op@x", ("error",)),
+        ("mail", "all@x", ("all",)),
+        ("mail on error", "err@x", ("all",)),
+        ("mail on success", "ok@x", ("all",)),
+    )
     router, console, catalog, syslogged, config = _router(tmp_path, messages)
     good = FakeJob(1, config=config, resource=SimpleNamespace(messages="M"))
     bad = FakeJob(2, config=config, resource=SimpleNamespace(messages="M"), unique="job.2")
@@ -104,13 +126,25 @@ async def test_each_destination_gets_what_its_filter_allows(tmp_path: Path) -> N
     assert operator.count("== op@x 2") == 2 and "good news" not in operator
 
 
-async def test_file_starts_afresh_per_job_and_director_messages_follow_the_director(tmp_path: Path) -> None:
-    messages = _messages(tmp_path, ("file", str(tmp_path / "last.log"), ("all",)), ("console", None, ("all",)))
+async def test_file_starts_afresh_per_job_and_director_messages_follow_the_director(
+    tmp_path: Path,
+) -> None:
+    messages = _messages(
+        tmp_path, ("file", str(tmp_path / "last.log"), ("all",)), ("console", None, ("all",))
+    )
     router, console, catalog, _, config = _router(tmp_path, messages)
-    router.job_message(FakeJob(1, config=config, resource=SimpleNamespace(messages="M")), "info", "one")
-    router.job_message(FakeJob(2, config=config, resource=SimpleNamespace(messages="M")), "info", "two")
-    router.job_message(FakeJob(2, config=config, resource=SimpleNamespace(messages="M")), "info", "three")
-    assert [line.split(": ", 1)[1] for line in (tmp_path / "last.log").read_text().splitlines()] == ["two", "three"]
+    router.job_message(
+        FakeJob(1, config=config, resource=SimpleNamespace(messages="M")), "info", "one"
+    )
+    router.job_message(
+        FakeJob(2, config=config, resource=SimpleNamespace(messages="M")), "info", "two"
+    )
+    router.job_message(
+        FakeJob(2, config=config, resource=SimpleNamespace(messages="M")), "info", "three"
+    )
+    assert [
+        line.split(": ", 1)[1] for line in (tmp_path / "last.log").read_text().splitlines()
+    ] == ["two", "three"]
     router.director_message("warning", "director says")
     assert console[-1].job_id is None and console[-1].text == "director says"
     assert catalog == []  # no catalog destination
@@ -120,7 +154,14 @@ async def test_without_a_messages_resource_console_and_catalog(tmp_path: Path) -
     console: list[LogLine] = []
     catalog: list[tuple[int, float, str]] = []
     config = SimpleNamespace(messages={}, director=SimpleNamespace(messages=None))
-    router = MessageRouter(director_name=lambda: "dir", config=lambda: config, console=console.append,
-                           catalog=lambda *row: catalog.append(row), log=structlog.get_logger())
-    router.job_message(FakeJob(7, config=config, resource=SimpleNamespace(messages=None)), "info", "hello")
+    router = MessageRouter(
+        director_name=lambda: "dir",
+        config=lambda: config,
+        console=console.append,
+        catalog=lambda *row: catalog.append(row),
+        log=structlog.get_logger(),
+    )
+    router.job_message(
+        FakeJob(7, config=config, resource=SimpleNamespace(messages=None)), "info", "hello"
+    )
     assert [m.text for m in console] == ["hello"] and catalog[0][0] == 7

@@ -52,7 +52,13 @@ async def test_status_scheduler_lists_runs_by_time(session: Session) -> None:
     runs = reply.data["scheduler"]["runs"]
     assert [(r["local"], r["level"], r["pool"], r["storage"], r["schedule"]) for r in runs] == [
         ("Fri 03-Apr-2026 21:00:00", "Incremental", "Inc", "File", "Cycle"),
-        ("Sat 04-Apr-2026 21:00:00", "Full", "Full", "Tape", "Cycle"),  # Full uses the Job's Full Backup Pool
+        (
+            "Sat 04-Apr-2026 21:00:00",
+            "Full",
+            "Full",
+            "Tape",
+            "Cycle",
+        ),  # Full uses the Job's Full Backup Pool
     ]
     assert reply.text.startswith("Scheduler Jobs (next 2 days, Europe/Berlin):")
     assert "Sat 04-Apr-2026 21:00:00  Full          Backup   nightly" in reply.text
@@ -69,8 +75,15 @@ async def test_status_scheduler_defaults_and_acl(session: Session) -> None:
     assert times == sorted(times)
 
 
-@pytest.mark.parametrize("line", ["status scheduler days=0", "status scheduler days=x", "status scheduler job=nope",
-                                  "status scheduler job=secret"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "status scheduler days=0",
+        "status scheduler days=x",
+        "status scheduler job=nope",
+        "status scheduler job=secret",
+    ],
+)
 async def test_status_scheduler_bad_arguments(session: Session, line: str) -> None:
     with pytest.raises(CommandError):
         await status(session, parse_command(line))

@@ -60,8 +60,14 @@ class FakeLog:
 class Harness:
     """A scheduler on a fake clock; `at(t)` jumps the clock, kicks, and waits until the scheduler sleeps again."""
 
-    def __init__(self, tmp_path: Path, conf: str, now: float, state: dict[str, float] | None = None,
-                 zone: str = "UTC") -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        conf: str,
+        now: float,
+        state: dict[str, float] | None = None,
+        zone: str = "UTC",
+    ) -> None:
         self.tmp_path = tmp_path
         self.zone = zone
         self.config = self.load(conf)
@@ -73,8 +79,14 @@ class Harness:
         self.results: list[Any] = []
         self.log = FakeLog()
         self.stop = asyncio.Event()
-        self.scheduler = Scheduler(lambda: self.config, self.submit, self.load_state, self.save_state, self.log,
-                                   clock=lambda: self.now)
+        self.scheduler = Scheduler(
+            lambda: self.config,
+            self.submit,
+            self.load_state,
+            self.save_state,
+            self.log,
+            clock=lambda: self.now,
+        )
 
     def load(self, conf: str) -> Any:
         path = self.tmp_path / f"dir-{len(list(self.tmp_path.iterdir()))}.conf"
@@ -111,7 +123,9 @@ class Harness:
 async def running(tmp_path: Path) -> AsyncIterator[Any]:
     tasks: list[tuple[Harness, asyncio.Task[None]]] = []
 
-    async def start(conf: str, now: float, state: dict[str, float] | None = None, zone: str = "UTC") -> Harness:
+    async def start(
+        conf: str, now: float, state: dict[str, float] | None = None, zone: str = "UTC"
+    ) -> Harness:
         h = Harness(tmp_path, conf, now, state, zone)
         tasks.append((h, asyncio.create_task(h.scheduler.serve(h.stop))))
         await h.settle()
@@ -140,7 +154,13 @@ async def test_due_runs_are_submitted_with_their_overrides(running: Any) -> None
     assert h.saved[-1] == {"job:nightly": utc(2026, 3, 28, 1, 0)}
     assert await h.at(utc(2026, 3, 28, 1, 29, 59)) == []
     (half,) = await h.at(utc(2026, 3, 28, 1, 30, 2))  # a little late is still due
-    assert (half.job, half.level, half.pool, half.storage, half.priority) == ("nightly", None, None, None, None)
+    assert (half.job, half.level, half.pool, half.storage, half.priority) == (
+        "nightly",
+        None,
+        None,
+        None,
+        None,
+    )
     assert half.params == {"scheduled": "Cycle"}
     (sat,) = await h.at(utc(2026, 3, 28, 2, 0))
     assert (sat.level, sat.pool, sat.storage, sat.priority) == ("Incremental", None, None, None)
@@ -152,8 +172,11 @@ async def test_due_runs_are_submitted_with_their_overrides(running: Any) -> None
 
 
 async def test_lines_firing_at_the_same_instant_submit_once(running: Any) -> None:
-    h = await running("Schedule { Name = S; Run = Full daily at 03:00; Run = Incremental daily at 03:00 }\n"
-                      "Job { Name = j; JobDefs = base; Schedule = S }\n", utc(2026, 3, 25, 2, 0))
+    h = await running(
+        "Schedule { Name = S; Run = Full daily at 03:00; Run = Incremental daily at 03:00 }\n"
+        "Job { Name = j; JobDefs = base; Schedule = S }\n",
+        utc(2026, 3, 25, 2, 0),
+    )
     (run,) = await h.at(utc(2026, 3, 25, 3, 0))
     assert run.level == "Full"  # the first Run line wins
 
@@ -175,18 +198,25 @@ async def test_missed_runs_skip(running: Any) -> None:
     h = await running(conf, utc(2026, 3, 29, 12, 0), state={"job:nightly": utc(2026, 3, 29, 1, 0)})
     assert h.submitted == []
     (missed,) = h.log.named("scheduled_runs_missed")
-    assert missed["count"] == 12 and missed["policy"] == "skip"  # 02:00 and the :30s from 01:30 to 11:30
+    assert (
+        missed["count"] == 12 and missed["policy"] == "skip"
+    )  # 02:00 and the :30s from 01:30 to 11:30
 
 
 async def test_no_missed_runs_when_nothing_fired_while_down(running: Any) -> None:
-    h = await running(WEEKLY, utc(2026, 3, 28, 1, 10), state={"job:nightly": utc(2026, 3, 28, 0, 40)})
+    h = await running(
+        WEEKLY, utc(2026, 3, 28, 1, 10), state={"job:nightly": utc(2026, 3, 28, 0, 40)}
+    )
     assert h.submitted == []
     assert h.log.named("scheduled_runs_missed") == []
 
 
 async def test_too_many_missed_runs_are_counted_up_to_a_cap(running: Any) -> None:
-    h = await running('Job { Name = j; JobDefs = base; Schedule Interval = "1 second" }\n',
-                      utc(2026, 3, 25, 12, 0), state={"job:j": utc(2026, 3, 24, 12, 0)})
+    h = await running(
+        'Job { Name = j; JobDefs = base; Schedule Interval = "1 second" }\n',
+        utc(2026, 3, 25, 12, 0),
+        state={"job:j": utc(2026, 3, 24, 12, 0)},
+    )
     assert len(h.submitted) == 1
     (missed,) = h.log.named("scheduled_runs_missed")
     assert missed["at_least"] and missed["last"] == "2026-03-25T12:00:00+00:00"
@@ -212,14 +242,19 @@ async def test_fall_back_day_runs_once_at_the_first_occurrence(running: Any) -> 
 
 async def test_reload_via_kick(running: Any) -> None:
     h = await running(WEEKLY, utc(2026, 3, 28, 1, 0))
-    h.config = h.load(WEEKLY.replace("Schedule = Cycle", "Schedule = Cycle; Enabled = no")
-                      + "Job { Name = extra; JobDefs = base; Schedule Interval = \"10 minutes\" }\n")
+    h.config = h.load(
+        WEEKLY.replace("Schedule = Cycle", "Schedule = Cycle; Enabled = no")
+        + 'Job { Name = extra; JobDefs = base; Schedule Interval = "10 minutes" }\n'
+    )
     assert await h.at(utc(2026, 3, 28, 1, 0, 1)) == []  # the kick re-reads the configuration
     (run,) = await h.at(utc(2026, 3, 28, 1, 10, 1))
     assert run.job == "extra" and run.params == {"scheduled": "freezer"}
     # 01:20 was overslept (missed, coalesced), 01:30 is due; nightly's schedule is disabled now
     assert [r.job for r in await h.at(utc(2026, 3, 28, 1, 30))] == ["extra"]
-    assert h.saved[-1] == {"job:nightly": utc(2026, 3, 28, 1, 30), "job:extra": utc(2026, 3, 28, 1, 30)}
+    assert h.saved[-1] == {
+        "job:nightly": utc(2026, 3, 28, 1, 30),
+        "job:extra": utc(2026, 3, 28, 1, 30),
+    }
 
 
 async def test_a_failing_submit_is_logged_and_the_loop_goes_on(running: Any) -> None:
@@ -251,9 +286,14 @@ class FakeRun:
         self.done = asyncio.Event()
 
 
-async def test_continuous_runs_again_when_the_previous_run_ended(running: Any, tmp_path: Path) -> None:
-    h = Harness(tmp_path, "Job { Name = c; JobDefs = base; Schedule Interval = continuous }\n",
-                utc(2026, 3, 28, 1, 0))
+async def test_continuous_runs_again_when_the_previous_run_ended(
+    running: Any, tmp_path: Path
+) -> None:
+    h = Harness(
+        tmp_path,
+        "Job { Name = c; JobDefs = base; Schedule Interval = continuous }\n",
+        utc(2026, 3, 28, 1, 0),
+    )
     first, second = FakeRun(), FakeRun()
     h.results = [first, second]
     task = asyncio.create_task(h.scheduler.serve(h.stop))
@@ -269,17 +309,28 @@ async def test_continuous_runs_again_when_the_previous_run_ended(running: Any, t
 
 
 def test_upcoming_is_sorted_and_skips_disabled(tmp_path: Path) -> None:
-    h = Harness(tmp_path, WEEKLY.replace("  Run = hourly at :30\n", "")
-                + "Job { Name = off; JobDefs = base; Schedule = Cycle; Enabled = no }\n"
-                + "Schedule { Name = Never; Enabled = no; Run = hourly }\n"
-                + "Job { Name = never; JobDefs = base; Schedule = Never }\n"
-                + 'Job { Name = once; JobDefs = base; Schedule Date = "2026-03-29T01:00:00+00:00" }\n',
-                utc(2026, 3, 27, 12, 0), zone="Europe/Berlin")
+    h = Harness(
+        tmp_path,
+        WEEKLY.replace("  Run = hourly at :30\n", "")
+        + "Job { Name = off; JobDefs = base; Schedule = Cycle; Enabled = no }\n"
+        + "Schedule { Name = Never; Enabled = no; Run = hourly }\n"
+        + "Job { Name = never; JobDefs = base; Schedule = Never }\n"
+        + 'Job { Name = once; JobDefs = base; Schedule Date = "2026-03-29T01:00:00+00:00" }\n',
+        utc(2026, 3, 27, 12, 0),
+        zone="Europe/Berlin",
+    )
     after = dt.datetime(2026, 3, 27, 12, 0, tzinfo=dt.UTC)
     got = upcoming(h.config, after, after + dt.timedelta(days=3), BERLIN)
-    assert [(u.job, u.schedule, u.when.astimezone(BERLIN).strftime("%a %H:%M"), u.level) for u in got] == [
+    assert [
+        (u.job, u.schedule, u.when.astimezone(BERLIN).strftime("%a %H:%M"), u.level) for u in got
+    ] == [
         ("nightly", "Cycle", "Sat 02:00", "Incremental"),
-        ("nightly", "Cycle", "Sun 03:00", "Full"),  # 02:00 is in the spring-forward gap: the end of the gap
+        (
+            "nightly",
+            "Cycle",
+            "Sun 03:00",
+            "Full",
+        ),  # 02:00 is in the spring-forward gap: the end of the gap
         ("once", "freezer", "Sun 03:00", None),
         ("nightly", "Cycle", "Mon 02:00", "Incremental"),
     ]
@@ -302,7 +353,15 @@ def _series(spec: str, after: dt.datetime, count: int) -> list[str]:
 def test_a_seconds_cron_across_dst_changes() -> None:
     # spring: local 02:00:00 .. 02:59:30 do not exist; they run once, at 03:00 CEST (01:00 UTC)
     assert _series("second=*/30 minute=*", dt.datetime(2026, 3, 29, 0, 58, tzinfo=dt.UTC), 5) == [
-        "00:58:30", "00:59:00", "00:59:30", "01:00:00", "01:00:30"]
+        "00:58:30",
+        "00:59:00",
+        "00:59:30",
+        "01:00:00",
+        "01:00:30",
+    ]
     # autumn: local 02:xx happens twice; only the first (CEST) hour runs
     assert _series("second=*/30 minute=*", dt.datetime(2026, 10, 25, 0, 59, tzinfo=dt.UTC), 3) == [
-        "00:59:30", "02:00:00", "02:00:30"]
+        "00:59:30",
+        "02:00:00",
+        "02:00:30",
+    ]

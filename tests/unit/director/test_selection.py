@@ -12,17 +12,53 @@ from director.restore.selection import backup_chain, latest_files, live, select
 from protocol.attributes import FileAttributes, FileType, encode_attributes
 
 
-def _job(job_id: int, level: str, start: float, *, client: int = 1, fileset: int = 1, status: str = "T",
-         type_: str = "B") -> JobRow:
-    return JobRow(job_id, f"j.{job_id}", "j", type_, level, status, client, fileset, 1, start, start, start + 1,
-                  0, 0, 0, 0, job_id, 1000, 10, None, None)
+def _job(
+    job_id: int,
+    level: str,
+    start: float,
+    *,
+    client: int = 1,
+    fileset: int = 1,
+    status: str = "T",
+    type_: str = "B",
+) -> JobRow:
+    return JobRow(
+        job_id,
+        f"j.{job_id}",
+        "j",
+        type_,
+        level,
+        status,
+        client,
+        fileset,
+        1,
+        start,
+        start,
+        start + 1,
+        0,
+        0,
+        0,
+        0,
+        job_id,
+        1000,
+        10,
+        None,
+        None,
+    )
 
 
 # (job id, level, start, client, status)
 HISTORY = [
-    (1, "F", 100, 1, "T"), (2, "I", 200, 1, "T"), (3, "D", 300, 1, "T"), (4, "I", 400, 1, "T"),
-    (5, "I", 500, 1, "E"), (6, "I", 600, 1, "T"), (7, "F", 700, 1, "T"), (8, "I", 800, 1, "W"),
-    (9, "F", 150, 2, "T"), (10, "I", 450, 2, "T"),
+    (1, "F", 100, 1, "T"),
+    (2, "I", 200, 1, "T"),
+    (3, "D", 300, 1, "T"),
+    (4, "I", 400, 1, "T"),
+    (5, "I", 500, 1, "E"),
+    (6, "I", 600, 1, "T"),
+    (7, "F", 700, 1, "T"),
+    (8, "I", 800, 1, "W"),
+    (9, "F", 150, 2, "T"),
+    (10, "I", 450, 2, "T"),
 ]
 JOBS = [_job(i, lvl, t, client=c, status=s) for i, lvl, t, c, s in HISTORY]
 
@@ -31,7 +67,11 @@ JOBS = [_job(i, lvl, t, client=c, status=s) for i, lvl, t, c, s in HISTORY]
     ("client", "before", "expected"),
     [
         (1, None, [7, 8]),  # newest Full, then its Incrementals (W counts as good)
-        (1, 650, [1, 3, 4, 6]),  # Full, newest Diff, Incrementals after the Diff; the failed 5 is skipped
+        (
+            1,
+            650,
+            [1, 3, 4, 6],
+        ),  # Full, newest Diff, Incrementals after the Diff; the failed 5 is skipped
         (1, 350, [1, 3]),  # Diff replaces the Incrementals before it
         (1, 250, [1, 2]),
         (1, 99, []),  # nothing before the first Full
@@ -49,7 +89,9 @@ def test_other_filesets_and_types_are_ignored() -> None:
     assert [j.job_id for j in backup_chain(jobs, 1, 2, None)] == [20]
 
 
-def _row(job: int, path: bytes, index: int, kind: FileType = FileType.REGULAR, link_index: int = 0) -> FileRow:
+def _row(
+    job: int, path: bytes, index: int, kind: FileType = FileType.REGULAR, link_index: int = 0
+) -> FileRow:
     head, _, name = path.rpartition(b"/")
     attrs = FileAttributes(path, kind, 0o100644, 0, 0, 1, 0, 0, 0, link_index=link_index)
     if kind == FileType.DIRECTORY:
@@ -58,35 +100,71 @@ def _row(job: int, path: bytes, index: int, kind: FileType = FileType.REGULAR, l
 
 
 def test_latest_version_wins_and_deletions_hide_files() -> None:
-    full = [_row(1, b"/d", 1, FileType.DIRECTORY), _row(1, b"/d/a", 2), _row(1, b"/d/b", 3),
-            _row(1, b"/d/sub", 4, FileType.DIRECTORY), _row(1, b"/d/sub/x", 5)]
-    incr = [_row(2, b"/d", 1, FileType.DIRECTORY), _row(2, b"/d/a", 2), _row(2, b"/d/b", 0),
-            _row(2, b"/d/sub", 0)]
+    full = [
+        _row(1, b"/d", 1, FileType.DIRECTORY),
+        _row(1, b"/d/a", 2),
+        _row(1, b"/d/b", 3),
+        _row(1, b"/d/sub", 4, FileType.DIRECTORY),
+        _row(1, b"/d/sub/x", 5),
+    ]
+    incr = [
+        _row(2, b"/d", 1, FileType.DIRECTORY),
+        _row(2, b"/d/a", 2),
+        _row(2, b"/d/b", 0),
+        _row(2, b"/d/sub", 0),
+    ]
     files = live(latest_files([(JOBS[0], full), (JOBS[1], incr)]))
     assert {p: r.job_id for p, r in files.items()} == {b"/d": 2, b"/d/a": 2}
 
 
 def test_file_directory_and_regex_selection_keep_parents() -> None:
-    rows = [_row(1, b"/etc", 1, FileType.DIRECTORY), _row(1, b"/etc/passwd", 2), _row(1, b"/etc/ssh", 3, FileType.DIRECTORY),
-            _row(1, b"/etc/ssh/sshd_config", 4), _row(1, b"/etc/hosts", 5)]
+    rows = [
+        _row(1, b"/etc", 1, FileType.DIRECTORY),
+        _row(1, b"/etc/passwd", 2),
+        _row(1, b"/etc/ssh", 3, FileType.DIRECTORY),
+        _row(1, b"/etc/ssh/sshd_config", 4),
+        _row(1, b"/etc/hosts", 5),
+    ]
     files = latest_files([(JOBS[0], rows)])
-    assert set(select(files, file=[b"/etc/ssh/sshd_config"])) == {b"/etc/ssh/sshd_config", b"/etc/ssh", b"/etc"}
-    assert set(select(files, directory=[b"/etc/ssh"])) == {b"/etc/ssh", b"/etc/ssh/sshd_config", b"/etc"}
+    assert set(select(files, file=[b"/etc/ssh/sshd_config"])) == {
+        b"/etc/ssh/sshd_config",
+        b"/etc/ssh",
+        b"/etc",
+    }
+    assert set(select(files, directory=[b"/etc/ssh"])) == {
+        b"/etc/ssh",
+        b"/etc/ssh/sshd_config",
+        b"/etc",
+    }
     assert set(select(files, fileregex=r"pass|host")) == {b"/etc/passwd", b"/etc/hosts", b"/etc"}
-    assert set(select(files, file=[b"/etc/*ss*"])) == {b"/etc/passwd", b"/etc/ssh", b"/etc/ssh/sshd_config", b"/etc"}
+    assert set(select(files, file=[b"/etc/*ss*"])) == {
+        b"/etc/passwd",
+        b"/etc/ssh",
+        b"/etc/ssh/sshd_config",
+        b"/etc",
+    }
     assert len(select(files)) == 5
 
 
 def test_bootstrap_ranges_per_volume_and_hidden_carriers() -> None:
     assert ranges([9, 1, 2, 3, 7, 10]) == ((1, 3), (7, 7), (9, 10))
-    rows = [_row(1, b"/l/a", 1), _row(1, b"/l/b", 2, FileType.HARDLINK, link_index=1), _row(1, b"/l/c", 3)]
+    rows = [
+        _row(1, b"/l/a", 1),
+        _row(1, b"/l/b", 2, FileType.HARDLINK, link_index=1),
+        _row(1, b"/l/c", 3),
+    ]
     selected = [rows[1], rows[2]]
     hidden = hardlink_carriers(selected, rows)
     assert hidden == {(1, 1)}
-    media = [JobMediaRow(1, 1, "Vol-1", 1, 2, 1, 5, 100, 900, 800, 1, 1000),
-             JobMediaRow(1, 2, "Vol-2", 2, 3, 1, 2, 20, 40, 20, 1, 1000)]
+    media = [
+        JobMediaRow(1, 1, "Vol-1", 1, 2, 1, 5, 100, 900, 800, 1, 1000),
+        JobMediaRow(1, 2, "Vol-2", 2, 3, 1, 2, 20, 40, 20, 1, 1000),
+    ]
     specs = build_bootstrap(selected, hidden, media, [1])
-    assert [(s.volume_name, s.file_indexes) for s in specs] == [("Vol-1", ((1, 2),)), ("Vol-2", ((2, 3),))]
+    assert [(s.volume_name, s.file_indexes) for s in specs] == [
+        ("Vol-1", ((1, 2),)),
+        ("Vol-2", ((2, 3),)),
+    ]
     assert specs[0].start_addr == 100
 
 
