@@ -153,47 +153,8 @@ def _checked(payload: bytes | memoryview) -> tuple[Any, ...]:
 
 def decode_attributes(payload: bytes | memoryview) -> FileAttributes:
     """Parse an attributes record; anything malformed raises DecodeError."""
-    (
-        _v,
-        path,
-        kind,
-        mode,
-        uid,
-        gid,
-        size,
-        atime,
-        mtime,
-        ctime,
-        nlink,
-        dev,
-        ino,
-        rdev,
-        target,
-        link_index,
-        compression,
-        sparse,
-        digest,
-    ) = _checked(payload)
-    return FileAttributes(
-        path,
-        _FILE_TYPES[kind],
-        mode,
-        uid,
-        gid,
-        size,
-        atime,
-        mtime,
-        ctime,
-        nlink,
-        dev,
-        ino,
-        rdev,
-        target,
-        link_index,
-        compression,
-        sparse,
-        digest,
-    )
+    fields = _checked(payload)  # version, path, type, then FileAttributes' own fields in order
+    return FileAttributes(fields[1], _FILE_TYPES[fields[2]], *fields[3:])
 
 
 def path_and_type(payload: bytes | memoryview) -> tuple[bytes, FileType]:

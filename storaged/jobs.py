@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from common.net import Connection
 from protocol.jobs import (
@@ -72,17 +71,6 @@ class OpenVolumes:
             if entry.users <= 0:
                 del self._open[appender.path]
                 await asyncio.to_thread(appender.close)
-
-    def describe(self) -> list[dict[str, Any]]:
-        return [
-            {
-                "volume": e.appender.name,
-                "sessions": e.users,
-                "bytes": e.appender.size,
-                "status": e.appender.status or "Append",
-            }
-            for e in self._open.values()
-        ]
 
 
 @dataclass(eq=False)
