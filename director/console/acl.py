@@ -83,6 +83,46 @@ def acl_allows(entry_lists: Iterable[Sequence[str]], item: str) -> bool:
     return False
 
 
+ACL_FIELDS: Final = {
+    "command": "command_acl",
+    "job": "job_acl",
+    "client": "client_acl",
+    "storage": "storage_acl",
+    "schedule": "schedule_acl",
+    "pool": "pool_acl",
+    "fileset": "file_set_acl",
+    "catalog": "catalog_acl",
+    "where": "where_acl",
+}
+
+
+def acl_lists(config: Any, console_name: str, kind: str) -> list[Sequence[str]]:
+    """The `kind` ACL entries of a console and then of its profiles, in the order they decide."""
+    console = config.consoles[console_name]
+    holders = [console] + [config.profiles[p] for p in console.profile if p in config.profiles]
+    field = ACL_FIELDS[kind]
+    return [getattr(holder, field) for holder in holders]
+
+
+def allows_every_name(entry_lists: Iterable[Sequence[str]]) -> bool:
+    """Whether the entry that decides first is `*all*` (no deny before it): every name passes."""
+    for entries in entry_lists:
+        for entry in entries:
+            return entry.lower() == ALL
+    return False
+
+
+def sees_every_job(session: Session) -> bool:
+    """Whether every job is visible to the console: its Job, Client, Pool and FileSet ACLs allow
+    every name (or it is the Director's own console)."""
+    if unrestricted(session):
+        return True
+    config = session.director.config
+    return all(
+        allows_every_name(acl_lists(config, session.console, kind)) for _field, kind in JOB_FIELDS
+    )
+
+
 def unrestricted(session: Session) -> bool:
     """The Director's own console, which has no ACLs (and may see credentials in `show`)."""
     return session.console == DEFAULT_CONSOLE
@@ -183,8 +223,8 @@ async def visible_pages(
 
 async def visible_messages(session: Session, lines: list[LogLine]) -> list[LogLine]:
     """The job messages a console may read: those of jobs it may see. The Director's own messages
-    (no job) name other jobs and resources, so only the unrestricted console reads them."""
-    if unrestricted(session):
+    (no job) name other jobs and resources, so only a console that sees every job reads them."""
+    if sees_every_job(session):
         return lines
     seen: dict[int, bool] = {}
     out = []

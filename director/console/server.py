@@ -18,7 +18,7 @@ from director.console import (  # noqa: F401  (register commands)
     show_cmd,
     status_cmd,
 )
-from director.console.acl import ALL, DEFAULT_CONSOLE, acl_allows
+from director.console.acl import ALL, DEFAULT_CONSOLE, acl_allows, acl_lists
 from director.console.registry import CommandError, Reply, Session, lookup, parse_command
 from protocol.errors import FrameTooLarge
 from protocol.frames import Signal
@@ -28,17 +28,6 @@ if TYPE_CHECKING:
     from director.daemon import DirectorDaemon
 
 ALWAYS_ALLOWED: Final = frozenset({"quit", "exit", ".quit", "whoami", ".api"})
-_ACL_FIELDS: Final = {
-    "command": "command_acl",
-    "job": "job_acl",
-    "client": "client_acl",
-    "storage": "storage_acl",
-    "schedule": "schedule_acl",
-    "pool": "pool_acl",
-    "fileset": "file_set_acl",
-    "catalog": "catalog_acl",
-    "where": "where_acl",
-}
 
 
 def make_acl(director: DirectorDaemon, console_name: str) -> Any:
@@ -46,15 +35,11 @@ def make_acl(director: DirectorDaemon, console_name: str) -> Any:
     if console_name == DEFAULT_CONSOLE:
         return lambda kind, item: True
     config = director.config
-    console = config.consoles[console_name]
-    holders = [console] + [config.profiles[p] for p in console.profile if p in config.profiles]
 
     def check(kind: str, item: str) -> bool:
         if kind == "command" and item in ALWAYS_ALLOWED:
             return True
-        field = _ACL_FIELDS[kind]
-        lists = [getattr(holder, field) for holder in holders]
-        return acl_allows(lists, item)
+        return acl_allows(acl_lists(config, console_name, kind), item)
 
     return check
 

@@ -408,3 +408,13 @@ def test_the_message_ring_is_bounded_and_each_reader_has_a_cursor() -> None:
     assert [m.text for m in queue.drain("a")] == ["5"]
     assert [m.text for m in queue.drain("b")] == ["3", "4", "5"]
     assert queue.pending("a") == 0 and queue.pending("c") == 3
+
+
+async def test_a_named_console_with_all_acls_reads_the_directors_own_messages(world: World) -> None:
+    """The quickstart's `admin` console (Profile operator: every ACL *all*) sees every job, so it
+    reads the Director's own messages (an unwritable catalog, a refused schedule) too."""
+    admin = Session(console="admin", acl=make_acl(world.director, "admin"), director=world.director)
+    world.director.messages.add(LogLine(1.0, None, None, "error", "the catalog is not writable"))
+    reply = await _whole(await run_command(admin, "messages", LOG))
+    assert [m["text"] for m in reply.data["messages"]] == ["the catalog is not writable"]
+    assert (await world.as_restricted("messages")).data["messages"] == []
