@@ -19,6 +19,9 @@ from tests.system.conftest import Installation
 from tests.system.test_backup_restore import run, run_job
 
 HOLD = 'Run Before Job = "sleep {s}"'
+# How long a "hold" job runs: long enough that the first three are still running while the test
+# submits and lists twenty more jobs through separate console processes (2 s was not, on a slow CI).
+HOLD_SECONDS = 6
 
 
 def admin(name: str, *lines: str) -> str:
@@ -44,7 +47,7 @@ def engine(installation: Installation) -> Installation:
         f'    }}\n    File = "{data / "slow"}"\n  }}\n}}\n'
     )
     jobs = [
-        admin("hold", HOLD.format(s=2), "Maximum Concurrent Jobs = 3"),
+        admin("hold", HOLD.format(s=HOLD_SECONDS), "Maximum Concurrent Jobs = 3"),
         admin("hold1", HOLD.format(s=30), "Maximum Concurrent Jobs = 1"),
         admin("quick", "Maximum Concurrent Jobs = 5"),
         admin("urgent", "Priority = 5"),
@@ -152,8 +155,8 @@ def test_twenty_jobs_honour_limits_with_wait_reasons_and_reload(engine: Installa
     conf = inst.layout.root / "etc" / "strongroom-dir.d" / "job" / "engine.conf"
     conf.write_text(
         conf.read_text().replace(
-            HOLD.format(s=2) + "\n  Maximum Concurrent Jobs = 3",
-            HOLD.format(s=2) + "\n  Maximum Concurrent Jobs = 8",
+            HOLD.format(s=HOLD_SECONDS) + "\n  Maximum Concurrent Jobs = 3",
+            HOLD.format(s=HOLD_SECONDS) + "\n  Maximum Concurrent Jobs = 8",
         )
     )
     run(inst, "reload")
