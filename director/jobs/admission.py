@@ -73,7 +73,10 @@ def admit(
     Once the Director is full or a priority blocks the scan, every later job waits for the same
     reason; with `expand_tail=False` the scan stops there and returns that reason once (`tail`), so
     admission costs O(jobs that can start) instead of O(queue length) with 10,000 jobs queued."""
-    jobs = Counter(c.job_name for c in running)  # a multi-action parent holds its Job slot only
+    # A coordinator (a multi-action parent, a Copy/Migrate control job) holds a Job slot of its
+    # own kind only: its actions or workers, queued under the same Job, never wait for it.
+    jobs = Counter(c.job_name for c in running if not c.coordinator)
+    coordinators = Counter(c.job_name for c in running if c.coordinator)
     running = [c for c in running if not c.coordinator]
     clients = Counter(c.client for c in running if c.client)
     storages = Counter(s for c in running for s in set(c.storages))
@@ -115,12 +118,12 @@ def admit(
             continue
         if cand.coordinator:
             limit = limits.jobs.get(cand.job_name, limits.default)
-            if jobs[cand.job_name] >= limit:
+            if coordinators[cand.job_name] >= limit:
                 waits[cand.job_id] = WaitReason(
                     status.WAIT_JOB_RES, "max_job_jobs", f"job={cand.job_name}"
                 )
                 continue
-            jobs[cand.job_name] += 1
+            coordinators[cand.job_name] += 1
             start.append(cand.job_id)
             continue
         if len(active) >= limits.director:

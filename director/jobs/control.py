@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from director.jobs import status as st
 from director.jobs.admission import Candidate, WaitReason
 from director.jobs.errors import JobError
-from director.jobs.plans import BackupState, RestorePlan
+from director.jobs.plans import BackupState, CopyPlan, RestorePlan
 from protocol.vocabulary import LEVEL_NAMES as PROTOCOL_LEVEL_NAMES
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ class JobControl:
     canceled: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
     volumes: list[str] = field(default_factory=list)
-    # -- what the job was set up with (setup.setup_job; a copy worker's by copy._worker) ------
+    # -- what the job was set up with (setup.setup_job) -------------------------------------
     config: DirectorConfig | None = (
         None  # the configuration the job started with (a reload does not change it)
     )
@@ -111,6 +111,7 @@ class JobControl:
     expires: float | None = None
     restore: RestorePlan | None = None
     next_pool: str | None = None  # Copy/Migrate: run's nextpool= override
+    copy: CopyPlan | None = None  # a Copy/Migrate worker: the one source job it moves
     backup: BackupState = field(default_factory=BackupState)
     # -- what happens to it while it exists ------------------------------------------------
     session: tuple[int, int] | None = (
@@ -168,13 +169,20 @@ class JobControl:
                 self._status = st.next_status(self._status, reason.status)
 
     def candidate(self) -> Candidate:
-        storages = tuple(s for s in (self.storage,) if s)
+        """What admission counts: a Copy/Migrate worker takes its read and write storages and its
+        copy Job's slot, and no client slot (it reads no client); the Bareos jobq rules."""
+        if self.copy is not None:
+            storages = tuple(dict.fromkeys((self.copy.read_storage, self.copy.target_storage)))
+            client = None
+        else:
+            storages = tuple(s for s in (self.storage,) if s)
+            client = self.client
         return Candidate(
             job_id=self.job_id,
-            job_name=self.name,
+            job_name=self.resource.name,
             priority=self.priority,
             allow_mixed=self.allow_mixed,
-            client=self.client,
+            client=client,
             storages=storages,
             level=self.level,
             coordinator=self.coordinator,

@@ -1,53 +1,40 @@
-"""Copy and Migrate: a control job selects backup jobs; one worker job per selected job moves its data.
+"""Copy and Migrate: a control job selects backup jobs and submits one worker job per selected job.
 
 Target resolution (one documented order): the `nextpool=` run override, else the Job's `Next Pool`,
 else the source Pool's `Next Pool`. The target storage is the target Pool's `Storage`, else the Job's
 `Storage`. The source pool is the `pool=` run override, else the Job's `Pool`. The source storage is
 the one the source volumes were written on (from the catalog).
 
-Local (both storages on the same Storage Daemon): one SD job reads from a read device and appends to
-a write device. Remote: the writing SD is set up and put in listen mode (status S), then the reading
-SD is told to replicate to it with the writing job's one-time key.
+The control job holds no Director, Client or Storage slot (Bareos: `MigrateJobId == 0` skips them);
+its workers are queued like any job (the way Bareos runs `run job=… jobid=<src>`), run as the
+admission rules allow — one at a time under the default `Maximum Concurrent Jobs = 1` of the Job —
+and the control job ends when they all have: T when every worker did, E when one failed, A when it
+was canceled (its workers with it). The worker itself is `copy_worker`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import re
 import time
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Final
 
-from common.net import Connection
-from director.catalog import JobRow, NewJob
+from common.aio import first_set
+from director.catalog import JobRow
 from director.jobs import status as st
-from director.jobs.attributes import AttributeSink
-from director.jobs.control import JobControl
 from director.jobs.errors import JobCanceled, JobError
-from director.jobs.links import connect, device_wait, request, serve_job, storage_wait
-from director.jobs.volumes import assign_volume, record_jobmedia, record_volume_update
-from protocol.conversations import DIRECTOR_FROM_SD, Conversation
-from protocol.jobs import (
-    AttributeBatch,
-    BootstrapSpec,
-    JobEnd,
-    JobMediaReport,
-    JobMessage,
-    Ok,
-    SdJobAccepted,
-    SdJobSetup,
-    SdReplicate,
-    SdRun,
-    VolumeRequest,
-    VolumeUpdate,
-)
-from protocol.messages import ErrorReply
+from director.jobs.plans import CopyPlan
+from director.jobs.request import RunRequest
 
 if TYPE_CHECKING:
-    from director.catalog import Catalog, JobMediaRow, MediaRow
-    from director.config import DirectorConfig, JobResource, PoolResource, StorageResource
+    from director.catalog import Catalog
+    from director.config import DirectorConfig, JobResource
+    from director.jobs.control import JobControl
     from director.jobs.services import JobServices
+
+STOP_WAIT: Final = 30.0  # a canceled control job waits this long for its workers to end
 
 SELECTION_TYPES = (
     "Job",
@@ -144,7 +131,7 @@ def select_jobs(
 
 
 async def do_copy(svc: JobServices, jcr: JobControl) -> str:
-    """The control job: select, then run one worker per selected job, in order."""
+    """The control job: select, submit one worker per selected job, wait for them all."""
     config = jcr.settings
     resource = jcr.resource
     migrate = jcr.job_type == "g"
@@ -169,356 +156,88 @@ async def do_copy(svc: JobServices, jcr: JobControl) -> str:
         f"The following {len(selected)} JobId(s) were chosen to be "
         f"{'migrated' if migrate else 'copied'}: " + ",".join(str(j.job_id) for j in selected),
     )
-    worst = st.TERMINATED
-    for source in selected:
-        if jcr.canceled.is_set():
-            raise JobCanceled()
-        status = await _worker(svc, jcr, source, targets, migrate)
-        jcr.files += 1 if status in st.OK else 0
-        if status not in st.OK:
-            worst = status if status == st.CANCELED else st.ERROR
-    if worst == st.CANCELED:
-        raise JobCanceled()
-    if worst != st.TERMINATED:
-        raise JobError(f"at least one {what} worker job failed; see the job log")
+    workers: list[tuple[JobRow, JobControl]] = []
+    failed = 0
+    try:
+        for source in selected:
+            if jcr.canceled.is_set():
+                raise JobCanceled()
+            read_storage = await _read_storage(svc, jcr, source, targets)
+            if read_storage is None:
+                failed += 1
+                continue
+            req = RunRequest(
+                job=resource.name,
+                priority=jcr.priority,
+                parent_job_id=jcr.job_id,
+                params=CopyPlan.params(
+                    source.job_id,
+                    migrate,
+                    read_storage,
+                    targets.target_pool,
+                    targets.target_storage,
+                ),
+            )
+            worker = await svc.submit(req)
+            svc.joblog(
+                jcr, "info", f"JobId {source.job_id}: {what} queued as JobId {worker.job_id}"
+            )
+            workers.append((source, worker))
+        for source, worker in workers:
+            if await first_set([worker.done, jcr.canceled]) is not worker.done:
+                raise JobCanceled()
+            failed += _report_worker(svc, jcr, source, worker, migrate)
+    finally:
+        await _stop_workers(svc, jcr, [w for _s, w in workers])
+    if failed:
+        raise JobError(f"{failed} of {len(selected)} {what} worker job(s) failed; see the job log")
     return st.TERMINATED
 
 
-def _bootstrap(source: JobRow, jobmedia: list[JobMediaRow]) -> tuple[BootstrapSpec, ...]:
-    return tuple(
-        BootstrapSpec(
-            volume_name=jm.volume_name,
-            session_id=jm.session_id,
-            session_time=jm.session_time,
-            file_indexes=((jm.first_index, jm.last_index),),
-            start_block=jm.start_block,
-            start_addr=jm.start_addr,
-            job_id=source.job_id,
-        )
-        for jm in jobmedia
-    )
-
-
-async def _worker(
-    svc: JobServices, control: JobControl, source: JobRow, targets: Targets, migrate: bool
-) -> str:
-    """One worker: a new job row (C for a copy, B for the migrated job) filled from the source's records."""
-    config = control.settings
+async def _read_storage(
+    svc: JobServices, jcr: JobControl, source: JobRow, targets: Targets
+) -> str | None:
+    """The Storage the source volumes were written on (None: the job has no volumes)."""
     jobmedia = await svc.db.list_jobmedia([source.job_id])
     if not jobmedia:
-        svc.joblog(control, "error", f"JobId {source.job_id} has no volumes recorded; skipped")
-        return st.ERROR
+        svc.joblog(jcr, "error", f"JobId {source.job_id} has no volumes recorded; skipped")
+        return None
     media = await svc.db.get_media(jobmedia[0].volume_name)
-    source_storage_name = (
-        media.storage if media and media.storage in config.storages else None
-    ) or (control.resource.storage[0] if control.resource.storage else targets.target_storage)
-    source_storage = config.storages[source_storage_name]
-    target_storage = config.storages[targets.target_storage]
-    target_pool = config.pools[targets.target_pool]
-    pool_id = await svc.ensure_pool(target_pool.name)
-    unique = svc.namer.make(source.name)
-    new_id = await svc.db.create_job(
-        NewJob(
-            job=unique,
-            name=source.name,
-            type="B" if migrate else "C",
-            level=source.level,
-            client_id=source.client_id,
-            fileset_id=source.fileset_id,
-            pool_id=pool_id,
-            sched_time=source.sched_time or time.time(),
-            status=st.RUNNING,
-            prior_job_id=source.job_id,
-        )
-    )
-    worker = JobControl(
-        job_id=new_id,
-        unique=unique,
-        name=source.name,
-        job_type="B" if migrate else "C",
-        level=source.level,
-        resource=control.resource,
-        client=source.client,
-        fileset=source.fileset,
-        pool=target_pool.name,
-        storage=target_storage.name,
-        priority=control.priority,
-        allow_mixed=control.allow_mixed,
-        sched_time=time.time(),
-        canceled=control.canceled,
-    )
-    worker.config, worker.pool_id = config, pool_id
-    worker.client_id, worker.fileset_id = source.client_id, source.fileset_id
-    worker.start_time = time.time()
-    # A worker changes status as every job does: its row, events, log and hooks (Transitions).
-    svc.transitions.attach(worker).set_status(st.RUNNING)
-    local = (source_storage.address, source_storage.port) == (
-        target_storage.address,
-        target_storage.port,
-    )
-    svc.joblog(
-        control,
-        "info",
-        f"{'Migrating' if migrate else 'Copying'} JobId {source.job_id} to new JobId "
-        f"{new_id} ({unique}): {source_storage.name} → {target_storage.name} "
-        f"(pool {target_pool.name}, {'local' if local else 'remote'})",
-    )
-    reason = ""
-    try:
-        move = Move(source, jobmedia, source_storage, target_storage, target_pool, media)
-        ends = await (_local if local else _remote)(svc, worker, move)
-        status = st.TERMINATED if all(e.status in st.OK for e in ends.values()) else st.ERROR
-        if status != st.TERMINATED:
-            reason = "; ".join(
-                f"{k}: {e.status} {e.text}".strip()
-                for k, e in ends.items()
-                if e.status not in st.OK
-            )
-    except JobCanceled:
-        status, reason = st.CANCELED, "canceled"
-    except JobError as exc:
-        status, reason = st.ERROR, str(exc)
-    now = time.time()
-    if status == st.TERMINATED:
-        await svc.db.copy_deleted_files(source.job_id, new_id)
-        # The new record stands for the same backup: it keeps the source's times (as Bareos does).
-        await svc.transitions.end(
-            worker,
-            status,
-            SchedTime=source.sched_time,
-            StartTime=source.start_time,
-            EndTime=source.end_time,
-            RealEndTime=now,
-            JobTDate=int(source.start_time or now),
-            JobFiles=worker.files,
-            JobBytes=worker.bytes,
-            Level=source.level,
-        )
-        if migrate:
-            await svc.db.update_job(source.job_id, Type="M")
+    storages = jcr.settings.storages
+    if media is not None and media.storage in storages:
+        return media.storage
+    return jcr.resource.storage[0] if jcr.resource.storage else targets.target_storage
+
+
+def _report_worker(
+    svc: JobServices, jcr: JobControl, source: JobRow, worker: JobControl, migrate: bool
+) -> int:
+    """Log how a worker ended; 1 when it failed."""
+    if worker.status in st.OK:
+        jcr.files += 1
         svc.joblog(
-            control,
+            jcr,
             "info",
-            f"JobId {new_id}: {'migrated' if migrate else 'copied'} JobId "
+            f"JobId {worker.job_id}: {'migrated' if migrate else 'copied'} JobId "
             f"{source.job_id}, {worker.files:,} files, {worker.bytes:,} bytes",
         )
-    else:
-        await svc.transitions.end(
-            worker,
-            status,
-            EndTime=now,
-            RealEndTime=now,
-            JobFiles=worker.files,
-            JobBytes=worker.bytes,
-            Comment=reason[:250],
-        )
-        svc.joblog(
-            control,
-            "error",
-            f"JobId {new_id} ({'migrate' if migrate else 'copy'} of JobId "
-            f"{source.job_id}) ended {status}: {reason}",
-        )
-    return status
-
-
-def _setup(
-    worker: JobControl, source: JobRow, device: str, media_type: str, **kw: Any
-) -> SdJobSetup:
-    return SdJobSetup(
-        job_id=worker.job_id,
-        job=worker.unique,
-        job_name=worker.name,
-        client=source.client or "",
-        fileset=source.fileset or "",
-        job_type=worker.job_type,
-        level=source.level,
-        device=device,
-        media_type=media_type,
-        **kw,
+        return 0
+    svc.joblog(
+        jcr,
+        "error",
+        f"JobId {worker.job_id} ({'migrate' if migrate else 'copy'} of JobId "
+        f"{source.job_id}) ended {worker.status}: {st.describe(worker.status)}",
     )
+    return 1
 
 
-def _device(storage: StorageResource) -> str:
-    return str(storage.device[0] if storage.device else storage.name)
-
-
-def _devices(storage: StorageResource) -> tuple[str, ...]:
-    """Every device of the Storage resource: the SD reserves the first one free."""
-    return tuple(str(d) for d in storage.device)
-
-
-@dataclasses.dataclass(frozen=True)
-class Move:
-    """What one worker moves, from where to where."""
-
-    source: JobRow
-    jobmedia: list[JobMediaRow]
-    source_storage: StorageResource
-    target_storage: StorageResource
-    target_pool: PoolResource
-    media: MediaRow | None
-
-
-async def _local(svc: JobServices, worker: JobControl, move: Move) -> dict[str, JobEnd]:
-    source, jobmedia, media = move.source, move.jobmedia, move.media
-    source_storage, target_storage, target_pool = (
-        move.source_storage,
-        move.target_storage,
-        move.target_pool,
-    )
-    assignment = await assign_volume(svc, worker, target_pool, target_storage)
-    sd = await connect(svc, "storage", target_storage)
-    try:
-        accepted = await request(
-            sd,
-            _setup(
-                worker,
-                source,
-                _device(target_storage),
-                target_storage.media_type or "File",
-                append=True,
-                volume=assignment,
-                bootstrap=_bootstrap(source, jobmedia),
-                read_device=_device(source_storage),
-                read_media_type=media.media_type if media else None,
-                devices=_devices(target_storage),
-            ),
-            SdJobAccepted,
-            "storage job setup (local copy)",
-            canceled=worker.canceled,
-            on_wait=device_wait(worker, target_storage.name, partial(svc.joblog, worker)),
-        )
-        worker.wait = None
-        await _started(svc, worker, accepted)
-        await request(sd, SdRun(), Ok, "storage run")
-        return await _converse(svc, worker, {"writing SD": sd}, target_pool, target_storage)
-    finally:
-        await sd.close(terminate=True)
-
-
-async def _remote(svc: JobServices, worker: JobControl, move: Move) -> dict[str, JobEnd]:
-    source, jobmedia, media = move.source, move.jobmedia, move.media
-    source_storage, target_storage, target_pool = (
-        move.source_storage,
-        move.target_storage,
-        move.target_pool,
-    )
-    assignment = await assign_volume(svc, worker, target_pool, target_storage)
-    writing = await connect(svc, "storage", target_storage)
-    reading: Connection | None = None
-    try:
-        accepted = await request(
-            writing,
-            _setup(
-                worker,
-                source,
-                _device(target_storage),
-                target_storage.media_type or "File",
-                append=True,
-                volume=assignment,
-                listen=True,
-                devices=_devices(target_storage),
-            ),
-            SdJobAccepted,
-            "writing storage job setup",
-            canceled=worker.canceled,
-            on_wait=device_wait(worker, target_storage.name, partial(svc.joblog, worker)),
-        )
-        worker.wait = None
-        await _started(svc, worker, accepted)
-        reading = await connect(svc, "storage", source_storage)
-        await request(
-            reading,
-            _setup(
-                worker,
-                source,
-                _device(source_storage),
-                (media.media_type if media else None) or "File",
-                append=False,
-                bootstrap=_bootstrap(source, jobmedia),
-                devices=_devices(source_storage),
-            ),
-            SdJobAccepted,
-            "reading storage job setup",
-            canceled=worker.canceled,
-            on_wait=device_wait(worker, source_storage.name, partial(svc.joblog, worker)),
-        )
-        worker.wait = None
-        await request(writing, SdRun(), Ok, "writing storage listen")
-        worker.set_wait(storage_wait(target_storage.name))
-        await request(
-            reading,
-            SdReplicate(
-                address=target_storage.address,
-                port=target_storage.port,
-                job=worker.unique,
-                key=accepted.key,
-                tls=bool(target_storage.tls_enable and source_storage.tls_enable),
-            ),
-            Ok,
-            "reading storage replicate",
-        )
-        worker.set_status(st.RUNNING)
-        return await _converse(
-            svc, worker, {"writing SD": writing, "reading SD": reading}, target_pool, target_storage
-        )
-    finally:
-        for conn in (reading, writing):
-            if conn is not None:
-                await conn.close(terminate=True)
-
-
-async def _started(svc: JobServices, worker: JobControl, accepted: SdJobAccepted) -> None:
-    worker.session = (accepted.session_id, accepted.session_time)
-    await svc.db.update_job(
-        worker.job_id,
-        VolSessionId=accepted.session_id,
-        VolSessionTime=accepted.session_time,
-        StartTime=time.time(),
-    )
-
-
-async def _converse(
-    svc: JobServices,
-    worker: JobControl,
-    conns: dict[str, Connection],
-    pool: PoolResource,
-    storage: StorageResource,
-) -> dict[str, JobEnd]:
-    """Serve the SD connections until each has sent its JobEnd; the writing SD's attributes become File rows."""
-    ends: dict[str, JobEnd] = {}
-    sink = AttributeSink(svc.db.insert_files, worker.job_id)
-
-    async def reader(label: str, conn: Connection) -> None:
-        talk = Conversation(f"Director <- {label} (copy)", DIRECTOR_FROM_SD)
-        while label not in ends:
-            msg = await conn.recv_message()
-            talk.receive(msg)  # an unexpected message is a ProtocolError naming it
-            match msg:
-                case AttributeBatch():
-                    for file_index, stream, payload in msg.records:
-                        sink.add(file_index, stream, payload)
-                    worker.progress.files = sink.files
-                    await sink.maybe_flush()
-                case JobMediaReport():
-                    await record_jobmedia(svc, worker, msg)
-                case VolumeUpdate():
-                    await record_volume_update(svc, worker, msg)
-                case VolumeRequest():
-                    await conn.send(
-                        await assign_volume(svc, worker, pool, storage, exclude=(msg.full_volume,))
-                    )
-                case JobMessage():
-                    svc.joblog(worker, msg.level, f"{label}: {msg.text}")
-                case JobEnd():
-                    ends[label] = msg
-                case ErrorReply():
-                    raise JobError(f"{label}: {msg.code} {msg.text}")
-
-    await serve_job(worker, list(conns.values()), [reader(k, c) for k, c in conns.items()], "copy")
-    await sink.flush()
-    writing = ends["writing SD"]
-    worker.files, worker.bytes = writing.files, writing.bytes
-    if worker.canceled.is_set() or any(e.status == st.CANCELED for e in ends.values()):
-        raise JobCanceled()
-    return ends
+async def _stop_workers(svc: JobServices, jcr: JobControl, workers: list[JobControl]) -> None:
+    """A control job that ends early (canceled, the Director stopping) takes its workers along,
+    and ends only after they have, so no worker outlives the job that started it."""
+    live = [w for w in workers if not w.done.is_set()]
+    if not live:
+        return
+    reason = f"its {jcr.type_name} control job JobId {jcr.job_id} was canceled"
+    for worker in live:
+        svc.cancel_job(worker, reason)
+    await asyncio.wait([asyncio.ensure_future(w.done.wait()) for w in live], timeout=STOP_WAIT)

@@ -191,10 +191,15 @@ class JobEngine:
         res = jcr.resource
         if getattr(res, "allow_duplicate_jobs", True) or jcr.canceled.is_set():
             return None
+        if (
+            jcr.copy is not None
+        ):  # a Copy/Migrate worker is no duplicate (Bareos: ignoreduplicatecheck)
+            return None
         pending_end: list[JobControl] = []
         for other in list(self.queue.jobs.values()):
             if (
                 other is jcr
+                or other.copy is not None
                 or other.name != jcr.name
                 or other.status in st.FINAL
                 or other.done.is_set()

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from director.catalog.models import JobRow
 from protocol.fileset import FileSetSpec
 from protocol.jobs import BootstrapSpec
 
@@ -57,6 +58,63 @@ class RestorePlan:
             storage_override=bool(params.get("storage_override")),
             source_jobs=tuple(int(j) for j in params.get("source_jobs", ())),
             privileged_content=bool(params.get("privileged_content")),
+        )
+
+
+@dataclass(frozen=True)
+class CopyPlan:
+    """What one Copy/Migrate worker moves: one source backup job, from its storage to the target.
+
+    The control job chooses all of it (`copy.do_copy`) and submits the worker as an ordinary job;
+    the worker's run request keeps the names, so a restarted Director can queue it again."""
+
+    source: JobRow  # the backup job whose records are copied
+    migrate: bool  # Migrate: the source row becomes Type M when the worker ends T
+    read_storage: str  # where the source volumes were written
+    target_pool: str
+    target_storage: str
+
+    @staticmethod
+    def params(
+        source_job_id: int, migrate: bool, read_storage: str, target_pool: str, target_storage: str
+    ) -> dict[str, object]:
+        """The run-request parameters of a worker (JSON-able; read back by `requested`)."""
+        return {
+            "copy_source": source_job_id,
+            "copy_migrate": migrate,
+            "copy_read_storage": read_storage,
+            "copy_target_pool": target_pool,
+            "copy_target_storage": target_storage,
+            "no_reschedule": True,
+        }
+
+    @staticmethod
+    def requested(params: Mapping[str, Any]) -> CopyRequest | None:
+        """The worker part of a run request, or None for any other job."""
+        if "copy_source" not in params:
+            return None
+        return CopyRequest(
+            source_job_id=int(params["copy_source"]),
+            migrate=bool(params["copy_migrate"]),
+            read_storage=str(params["copy_read_storage"]),
+            target_pool=str(params["copy_target_pool"]),
+            target_storage=str(params["copy_target_storage"]),
+        )
+
+
+@dataclass(frozen=True)
+class CopyRequest:
+    """A worker's run request before its source job is read from the catalog."""
+
+    source_job_id: int
+    migrate: bool
+    read_storage: str
+    target_pool: str
+    target_storage: str
+
+    def plan(self, source: JobRow) -> CopyPlan:
+        return CopyPlan(
+            source, self.migrate, self.read_storage, self.target_pool, self.target_storage
         )
 
 

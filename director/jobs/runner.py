@@ -15,6 +15,7 @@ from director.jobs import status as st
 from director.jobs.actions import do_actions
 from director.jobs.backup import do_backup
 from director.jobs.copy import do_copy
+from director.jobs.copy_worker import finish_worker, run_worker
 from director.jobs.errors import JobCanceled, JobError
 from director.jobs.links import connect, request
 from director.jobs.report import job_report
@@ -44,7 +45,8 @@ async def run_job(svc: JobServices, jcr: JobControl) -> None:
     jcr.set_status(st.RUNNING)
     svc.joblog(jcr, "info", f"Start {jcr.type_name} JobId {jcr.job_id}, Job={jcr.unique}")
     await _expectations(svc, jcr)
-    scripts = scripts_of(jcr.resource)
+    # A Copy/Migrate worker runs its copy Job's scripts once, in the control job, as before.
+    scripts = scripts_of(jcr.resource) if jcr.copy is None else []
     final = st.ERROR
     reason = ""
     try:
@@ -97,6 +99,8 @@ async def run_job(svc: JobServices, jcr: JobControl) -> None:
 async def _payload(svc: JobServices, jcr: JobControl, before: list[Script]) -> str:
     await prepare_backup(svc, jcr)
     await _run_scripts(svc, jcr, before, ok=True)
+    if jcr.copy is not None:
+        return await run_worker(svc, jcr)
     if jcr.resource.action:
         return await do_actions(svc, jcr)
     if jcr.job_type == "B":
@@ -120,9 +124,11 @@ async def _until_canceled(jcr: JobControl, payload: Coroutine[Any, Any, str]) ->
         if (
             not task.done()
             and jcr.status == st.RUNNING
-            and (jcr.moving_data or jcr.job_type in ("c", "g"))
+            and (jcr.moving_data or jcr.copy is not None or jcr.job_type in ("c", "g"))
         ):
-            await asyncio.wait({task}, timeout=CANCEL_GRACE)
+            # A Copy/Migrate control job waits for its workers to stop first.
+            grace = CANCEL_GRACE * 4 if jcr.coordinator else CANCEL_GRACE
+            await asyncio.wait({task}, timeout=grace)
         if not task.done():
             task.cancel()
             try:
@@ -146,7 +152,7 @@ async def _until_canceled(jcr: JobControl, payload: Coroutine[Any, Any, str]) ->
 
 async def _expectations(svc: JobServices, jcr: JobControl) -> None:
     """Percent and ETA come from the previous comparable job (same Job, client, fileset, level)."""
-    if jcr.job_type != "B":
+    if jcr.job_type != "B" or jcr.copy is not None:
         return
     try:
         last = await svc.db.last_job(jcr.name, jcr.client_id, jcr.fileset_id, [jcr.level])
@@ -200,6 +206,10 @@ async def _finish(svc: JobServices, jcr: JobControl, final: str, reason: str) ->
     if final not in st.OK:  # a failed or canceled job keeps the counters it reached
         jcr.files = jcr.files or jcr.progress.files
         jcr.bytes = jcr.bytes or jcr.progress.bytes
+    if jcr.copy is not None:
+        await finish_worker(svc, jcr, final, reason)
+        svc.joblog(jcr, "info", job_report(svc, jcr, reason))
+        return
     await svc.transitions.end(
         jcr,
         final,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from director.catalog import DuplicateJobName, JobRow, NewJob
@@ -13,7 +13,7 @@ from director.jobs import status as st
 from director.jobs.control import LEVEL_CODES, TYPE_CODES, JobControl
 from director.jobs.errors import JobError
 from director.jobs.levels import resolve_level
-from director.jobs.plans import RestorePlan
+from director.jobs.plans import CopyPlan, CopyRequest, RestorePlan
 from director.jobs.request import RunRequest, dumps
 
 if TYPE_CHECKING:
@@ -94,6 +94,9 @@ async def setup_job(
 
     `existing` is a queued job the catalog kept across a Director restart: it keeps its JobId and
     name and is set up again from its saved request."""
+    worker = CopyPlan.requested(req.params)
+    if worker is not None:
+        return await setup_copy_worker(svc, req, worker, existing)
     config = svc.current_config()
     resolved = resolve(config, req)
     now = time.time()
@@ -106,36 +109,24 @@ async def setup_job(
         )
     pool_id = await svc.ensure_pool(resolved.pool) if resolved.pool else None
     if existing is None:
-        unique = svc.namer.make(resolved.resource.name, now)
-        try:
-            saved: str | None = dumps(req)
-        except TypeError as exc:
-            saved = None
-            svc.log.warning("run_request_not_durable", job=req.job, reason=str(exc))
-        for _attempt in range(100):
-            try:
-                job_id = await svc.db.create_job(
-                    NewJob(
-                        job=unique,
-                        name=resolved.resource.name,
-                        type=resolved.job_type,
-                        level=resolved.level,
-                        client_id=client_id,
-                        fileset_id=fileset_id,
-                        pool_id=pool_id,
-                        sched_time=sched_time,
-                        priority=resolved.priority,
-                        request=saved,
-                        retry=req.retry,
-                        expires_at=req.expires,
-                        parent_job_id=req.parent_job_id,
-                    )
-                )
-                break
-            except DuplicateJobName:
-                unique = svc.namer.make(resolved.resource.name, time.time())
-        else:
-            raise JobError(f"cannot find a free unique name for job {resolved.resource.name!r}")
+        job_id, unique = await _create_row(
+            svc,
+            req,
+            NewJob(
+                job="",
+                name=resolved.resource.name,
+                type=resolved.job_type,
+                level=resolved.level,
+                client_id=client_id,
+                fileset_id=fileset_id,
+                pool_id=pool_id,
+                sched_time=sched_time,
+                priority=resolved.priority,
+                retry=req.retry,
+                expires_at=req.expires,
+                parent_job_id=req.parent_job_id,
+            ),
+        )
     else:
         unique, job_id = existing.job, existing.job_id
     jcr = JobControl(
@@ -152,7 +143,9 @@ async def setup_job(
         priority=resolved.priority,
         allow_mixed=bool(resolved.resource.allow_mixed_priority),
         sched_time=sched_time,
-        coordinator=bool(resolved.resource.action),
+        # A multi-action parent and a Copy/Migrate control job hold no Director, Client or
+        # Storage slot: their actions and workers do.
+        coordinator=bool(resolved.resource.action) or resolved.job_type in ("c", "g"),
     )
     jcr.config, jcr.client_id, jcr.fileset_id, jcr.pool_id = config, client_id, fileset_id, pool_id
     jcr.request, jcr.retry, jcr.retry_of = req, req.retry, req.retry_of
@@ -172,10 +165,100 @@ async def setup_job(
     return jcr
 
 
+async def _create_row(svc: JobServices, req: RunRequest, row: NewJob) -> tuple[int, str]:
+    """The catalog Job row, under a unique name, with the run request kept for a restart."""
+    try:
+        saved: str | None = dumps(req)
+    except TypeError as exc:
+        saved = None
+        svc.log.warning("run_request_not_durable", job=req.job, reason=str(exc))
+    for _attempt in range(100):
+        unique = svc.namer.make(row.name, time.time())
+        try:
+            job_id = await svc.db.create_job(replace(row, job=unique, request=saved))
+            return job_id, unique
+        except DuplicateJobName:
+            continue
+    raise JobError(f"cannot find a free unique name for job {row.name!r}")
+
+
+async def setup_copy_worker(
+    svc: JobServices, req: RunRequest, worker: CopyRequest, existing: JobRow | None
+) -> JobControl:
+    """A Copy/Migrate worker: a new Job row for the copy (Type C; Type B for a migration) that
+    names the source as PriorJobId, keeps its client, fileset and level, and is written to the
+    target pool. It is queued and run like any job (admission, events, hooks, cancel)."""
+    config = svc.current_config()
+    resource = config.jobs.get(req.job)
+    if resource is None:
+        raise JobError(f"no Job resource named {req.job!r}")
+    source = await svc.db.get_job(worker.source_job_id)
+    if source is None:
+        raise JobError(f"source JobId {worker.source_job_id} is no longer in the catalog")
+    for kind, name, table in (
+        ("Pool", worker.target_pool, config.pools),
+        ("Storage", worker.target_storage, config.storages),
+        ("Storage", worker.read_storage, config.storages),
+    ):
+        if name not in table:
+            raise JobError(f"no {kind} resource named {name!r}")
+    pool_id = await svc.ensure_pool(worker.target_pool)
+    job_type = "B" if worker.migrate else "C"
+    now = time.time()
+    priority = req.priority if req.priority is not None else resource.priority
+    if existing is None:
+        job_id, unique = await _create_row(
+            svc,
+            req,
+            NewJob(
+                job="",
+                name=source.name,
+                type=job_type,
+                level=source.level,
+                client_id=source.client_id,
+                fileset_id=source.fileset_id,
+                pool_id=pool_id,
+                sched_time=req.when or now,
+                priority=priority,
+                prior_job_id=source.job_id,
+                parent_job_id=req.parent_job_id,
+            ),
+        )
+    else:
+        unique, job_id = existing.job, existing.job_id
+    jcr = JobControl(
+        job_id=job_id,
+        unique=unique,
+        name=source.name,
+        job_type=job_type,
+        level=source.level,
+        resource=resource,
+        client=source.client,
+        fileset=source.fileset,
+        pool=worker.target_pool,
+        storage=worker.target_storage,
+        priority=priority,
+        allow_mixed=bool(resource.allow_mixed_priority),
+        sched_time=req.when or now,
+    )
+    jcr.config, jcr.pool_id = config, pool_id
+    jcr.client_id, jcr.fileset_id = source.client_id, source.fileset_id
+    jcr.request, jcr.parent_job_id = req, req.parent_job_id
+    jcr.copy = worker.plan(source)
+    what = "Migrate" if worker.migrate else "Copy"
+    svc.joblog(
+        jcr,
+        "info",
+        f"Created {what} worker {unique} (JobId {job_id}) of JobId {source.job_id} for "
+        f"JobId {req.parent_job_id}, status {st.CREATED}",
+    )
+    return jcr
+
+
 async def prepare_backup(svc: JobServices, jcr: JobControl) -> None:
     """GetLevelSinceTime as the job starts, not when it was queued: the since-time then counts the
     backups that ended while this one waited, and a queued job holds no accurate list."""
-    if jcr.job_type != "B" or not jcr.fileset:
+    if jcr.job_type != "B" or jcr.copy is not None or not jcr.fileset:
         return
     config = jcr.settings
     level, pool = jcr.level, jcr.pool

@@ -201,6 +201,12 @@ def test_copy_then_restore_from_the_copy(
     (copy,) = [j for j in _new_rows(site, before) if j["type"] == "C"]
     assert copy["priorjobid"] == backed_up and copy["jobstatus"] == "T"
     assert copy["jobfiles"] > 20
+    # The worker is an ordinary job of the control job: its own log, start and end report.
+    assert copy["parentjobid"] == control["jobid"]
+    (log,) = run(site.inst, f"list joblog jobid={copy['jobid']}")
+    texts = "\n".join(row["logtext"] for row in log["joblog"])
+    assert f"Copying JobId {backed_up} to JobId {copy['jobid']}" in texts, texts
+    assert "Termination:" in texts and "Start " in texts, texts
     storage_dir = site.root / ("storage2" if remote else "storage-b")
     assert any(storage_dir.iterdir())
     restore_and_compare(site, f"jobid={copy['jobid']}", job_name)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from director.jobs.admission import Candidate, Limits, admit
+from director.jobs.admission import Candidate, Limits, WaitReason, admit
 
 
 def job(
@@ -188,3 +188,20 @@ def test_a_coordinator_holds_no_slot() -> None:
     assert (
         decision.start == () and decision.waits[3].code == "max_job_jobs"
     )  # its Job limit still holds
+
+
+def test_copy_workers_queue_under_their_copy_job_not_behind_the_control_job() -> None:
+    """A Copy control job holds its own slot; its workers take the Job's slots one at a time
+    (Maximum Concurrent Jobs = 1) plus their read and write storages, and no client slot."""
+    control = Candidate(1, "copy", 10, False, None, (), coordinator=True)
+    first = Candidate(2, "copy", 10, False, None, ("File", "File2"))
+    second = Candidate(3, "copy", 10, False, None, ("File", "File2"))
+    limits = Limits(director=1, jobs={"copy": 1}, storages={"File": 5, "File2": 5})
+    decision = admit([first, second], [control], limits)
+    assert decision.start == (2,)
+    assert decision.waits[3].code in ("max_job_jobs", "max_director_jobs")
+    wide = Limits(director=10, jobs={"copy": 2}, storages={"File": 5, "File2": 1})
+    decision = admit([first, second], [control], wide)
+    assert decision.start == (2,) and decision.waits[3] == WaitReason(
+        "s", "max_storage_jobs", "storage=File2"
+    )
