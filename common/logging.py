@@ -8,6 +8,10 @@ from collections.abc import MutableMapping
 from typing import Any, Final, TextIO
 
 import structlog
+from structlog.typing import FilteringBoundLogger
+
+# What every daemon's code is given as its logger (structlog's filtering bound logger).
+Log = FilteringBoundLogger
 
 REDACTED: Final = "[redacted]"
 _SECRET_WORDS: Final = ("password", "secret", "passwd", "key", "token", "digest", "nonce")
@@ -55,7 +59,7 @@ def configure_logging(
     debug_level: int = 0,
     stream: TextIO | None = None,
     json: bool | None = None,
-) -> structlog.stdlib.BoundLogger:
+) -> Log:
     """Configure structlog once per process and return a logger bound to this daemon."""
     out = stream if stream is not None else sys.stderr
     use_json = json if json is not None else not out.isatty()
@@ -77,5 +81,5 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
-    logger: structlog.stdlib.BoundLogger = structlog.get_logger().bind(daemon=daemon, name=name)
+    logger: Log = structlog.get_logger().bind(daemon=daemon, name=name)
     return logger

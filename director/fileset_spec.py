@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING
 
 from protocol.fileset import FileSetSpec, IncludeSpec, OptionsSpec
 
+if TYPE_CHECKING:
+    from director.config import FileSetResource, OptionsBlock
 
-def _options(block: Any) -> OptionsSpec:
+
+def _options(block: OptionsBlock) -> OptionsSpec:
     """Every Options directive the wire spec has, copied by name from the configured block: the
     field list is the spec's, so a directive can never be dropped on the way (Recurse was)."""
-    values: dict[str, Any] = {}
+    values: dict[str, object] = {}
     for name in OptionsSpec.model_fields:
         value = getattr(block, name, None)
         if value is not None:
             values[name] = value
-    return OptionsSpec(**values)
+    return OptionsSpec.model_validate(values)
 
 
-def fileset_spec(fileset: Any) -> FileSetSpec:
+def fileset_spec(fileset: FileSetResource) -> FileSetSpec:
     """The FileSet resource's Include/Exclude/Options as the File Daemon receives them."""
     includes = tuple(
         IncludeSpec(

@@ -9,7 +9,8 @@ import contextlib
 import dataclasses
 import functools
 import time
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Final
 
 from common.aio import first_set
 from director.jobs import hooks
@@ -26,7 +27,9 @@ from director.jobs.transitions import RUN_WAITS, Transitions
 
 if TYPE_CHECKING:
     from director.catalog import JobRow
+    from director.config import JobResource
     from director.daemon import DirectorDaemon
+    from director.jobs.persist import ColumnValue
 
 WATCH_INTERVAL: Final = 0.5
 PROGRESS_INTERVAL: Final = 1.0  # running counters reach the catalog at most once a second
@@ -56,7 +59,7 @@ class JobEngine:
             time.time,
         )
         self._timers: dict[int, asyncio.Task[None]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._media = asyncio.Event()
 
     @functools.cached_property
@@ -92,7 +95,7 @@ class JobEngine:
             await asyncio.wait_for(self._media.wait(), timeout)
 
     async def _apply(
-        self, updates: dict[int, dict[str, Any]], logs: list[tuple[int, float, str]]
+        self, updates: dict[int, dict[str, ColumnValue]], logs: list[tuple[int, float, str]]
     ) -> None:
         await self.director.db.apply_job_changes(updates, logs)
 
@@ -284,7 +287,7 @@ class JobEngine:
             jcr.done.set()
             self.queue.forget(jcr)
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Coroutine[object, object, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -310,7 +313,9 @@ class JobEngine:
         self._spawn(self._resubmit(jcr, retry, (retry.when or time.time()) - time.time()))
 
     @staticmethod
-    def _retry_request(res: Any, req: RunRequest, done: int, first: int) -> RunRequest | str:
+    def _retry_request(
+        res: JobResource, req: RunRequest, done: int, first: int
+    ) -> RunRequest | str:
         """The next run of a failed job, or why there is none ('' when rescheduling is off)."""
         if req.params.get("no_reschedule") or not getattr(res, "reschedule_on_error", False):
             return ""  # actions of a multi-action job retry by their own Max Retries

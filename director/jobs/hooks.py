@@ -9,10 +9,14 @@ import json
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from common.logging import Log
 from common.scripts import run_command
 from director.jobs.scripts import substitute
+
+if TYPE_CHECKING:
+    from director.jobs.control import JobControl
 
 HOOK_TIMEOUT: Final = 60.0  # a hook still running after this is killed (its whole process group)
 MAX_RUNNING_HOOKS: Final = 4  # across the Director
@@ -24,11 +28,23 @@ OUTPUT_IN_WARNING: Final = 300  # characters of a failed hook's output quoted in
 Runner = Callable[[str, float, Mapping[str, str]], Awaitable[tuple[int, str]]]
 
 
+class HookHost(Protocol):
+    """What hooks use of the Director: its name, its log and the job log."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def log(self) -> Log: ...
+
+    def joblog(self, jcr: JobControl, level: str, text: str) -> None: ...
+
+
 async def _run(command: str, timeout: float, env: Mapping[str, str]) -> tuple[int, str]:
     return await run_command(command, timeout, env)
 
 
-def status_event(jcr: Any, old: str | None, new: str) -> dict[str, Any]:
+def status_event(jcr: JobControl, old: str | None, new: str) -> dict[str, Any]:
     """The fields of a `job_status` event (what `EventBus.publish` is given)."""
     wait = jcr.wait
     return {
@@ -47,7 +63,7 @@ def status_event(jcr: Any, old: str | None, new: str) -> dict[str, Any]:
 class HookCall:
     """One hook command for one status change, substituted when the change happened."""
 
-    jcr: Any
+    jcr: JobControl
     command: str
     env: Mapping[str, str]
     old: str
@@ -60,7 +76,7 @@ class HookRunner:
 
     def __init__(
         self,
-        director: Any,
+        director: HookHost,
         *,
         max_running: int = MAX_RUNNING_HOOKS,
         max_queued: int = MAX_QUEUED_HOOKS,
@@ -72,8 +88,8 @@ class HookRunner:
         self.timeout = timeout
         self._run = run
         self._slots = asyncio.Semaphore(max_running)
-        self._pending: dict[Any, collections.deque[HookCall]] = {}  # per JobControl, in order
-        self._workers: dict[Any, asyncio.Task[None]] = {}
+        self._pending: dict[JobControl, collections.deque[HookCall]] = {}  # per job, in order
+        self._workers: dict[JobControl, asyncio.Task[None]] = {}
         self.queued = 0
         self.running = 0
         self.dropped = 0
@@ -100,7 +116,7 @@ class HookRunner:
             self._workers[call.jcr] = task
         return True
 
-    async def _work(self, jcr: Any) -> None:
+    async def _work(self, jcr: JobControl) -> None:
         calls = self._pending[jcr]
         try:
             while calls:
@@ -154,10 +170,10 @@ class HookRunner:
             await asyncio.wait(workers)
 
 
-_RUNNERS: weakref.WeakKeyDictionary[Any, HookRunner] = weakref.WeakKeyDictionary()
+_RUNNERS: weakref.WeakKeyDictionary[HookHost, HookRunner] = weakref.WeakKeyDictionary()
 
 
-def hook_runner(director: Any) -> HookRunner:
+def hook_runner(director: HookHost) -> HookRunner:
     """The Director's hook runner: its `status_hooks` attribute if it has one (so its stop can
     `aclose` it), else one made on first use and kept as long as the Director object lives."""
     own = getattr(director, "status_hooks", None)
@@ -169,16 +185,18 @@ def hook_runner(director: Any) -> HookRunner:
     return runner
 
 
-def hook_environment(jcr: Any, old: str, new: str, event: Mapping[str, Any]) -> dict[str, str]:
+def hook_environment(
+    jcr: JobControl, old: str, new: str, event: Mapping[str, Any]
+) -> dict[str, str]:
     """Every value a hook may need, as environment variables: a script reads "$STRONGROOM_JOB"
     instead of having values pasted into its command line (the `%` codes are shell-quoted too)."""
     return {
         "STRONGROOM_JOBID": str(jcr.job_id),
         "STRONGROOM_JOB": jcr.unique,
-        "STRONGROOM_NAME": str(getattr(jcr, "name", "")),
-        "STRONGROOM_TYPE": str(getattr(jcr, "job_type", "")),
-        "STRONGROOM_LEVEL": str(getattr(jcr, "level", "")),
-        "STRONGROOM_CLIENT": str(getattr(jcr, "client", None) or ""),
+        "STRONGROOM_NAME": jcr.name,
+        "STRONGROOM_TYPE": jcr.job_type,
+        "STRONGROOM_LEVEL": jcr.level,
+        "STRONGROOM_CLIENT": jcr.client or "",
         "STRONGROOM_STATUS": new,
         "STRONGROOM_OLD_STATUS": old,
         "STRONGROOM_EVENT": json.dumps(dict(event), default=str),
@@ -186,7 +204,11 @@ def hook_environment(jcr: Any, old: str, new: str, event: Mapping[str, Any]) -> 
 
 
 def on_status_change(
-    director: Any, jcr: Any, old: str, new: str, event: Mapping[str, Any] | None = None
+    director: HookHost,
+    jcr: JobControl,
+    old: str,
+    new: str,
+    event: Mapping[str, Any] | None = None,
 ) -> None:
     """Queue the Job's `Run On Status Change` commands for one change; never blocks, never raises.
 
@@ -194,7 +216,7 @@ def on_status_change(
     (put in STRONGROOM_EVENT); without it the same fields are taken from the job.
     """
     try:
-        commands = tuple(getattr(jcr.resource, "run_on_status_change", None) or ())
+        commands = tuple(jcr.resource.run_on_status_change or ())
         if not commands or old == new:
             return
         fields = {"event": "job_status", **status_event(jcr, old, new)} if event is None else event
@@ -213,6 +235,4 @@ def on_status_change(
             command = substitute(template, jcr, director.name, extra=codes)
             runner.submit(HookCall(jcr, command, env, old, new))
     except Exception:  # called from the job's status setter: a hook problem must not fail the job
-        director.log.exception(
-            "status_hook_failed", job_id=getattr(jcr, "job_id", None), old=old, new=new
-        )
+        director.log.exception("status_hook_failed", job_id=jcr.job_id, old=old, new=new)

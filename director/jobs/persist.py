@@ -14,7 +14,9 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Final
+
+from common.logging import Log
 
 FLUSH_DELAY: Final = 0.02  # coalesce the changes of 20 ms into one transaction
 MAX_PENDING: Final = 2000
@@ -27,7 +29,9 @@ UNWRITABLE_AFTER: Final = (
     10.0  # ... as does a batch still refused this many seconds after its first failure
 )
 
-Apply = Callable[[dict[int, dict[str, Any]], list[tuple[int, float, str]]], Awaitable[None]]
+# A Job column's new value, as the catalog stores it.
+ColumnValue = str | int | float | bytes | None
+Apply = Callable[[dict[int, dict[str, ColumnValue]], list[tuple[int, float, str]]], Awaitable[None]]
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -41,7 +45,7 @@ class JobWriter:
     def __init__(
         self,
         apply: Apply,
-        log: Any,
+        log: Log,
         retry_delay: float = RETRY_DELAY,
         *,
         max_retry_delay: float = MAX_RETRY_DELAY,
@@ -60,7 +64,7 @@ class JobWriter:
         self.sleep = sleep
         self._on_writable = on_writable
         self.log = log
-        self._updates: dict[int, dict[str, Any]] = {}
+        self._updates: dict[int, dict[str, ColumnValue]] = {}
         self._logs: list[tuple[int, float, str]] = []
         self._wake = asyncio.Event()
         self._written: asyncio.Future[None] | None = None
@@ -75,7 +79,7 @@ class JobWriter:
         self._give_up_at: float | None = None
         self.unwritable: str | None = None  # why the catalog is not writable, while it is not
 
-    def job(self, job_id: int, **columns: Any) -> None:
+    def job(self, job_id: int, **columns: ColumnValue) -> None:
         """Queue Job column changes; later values for the same column win."""
         self._updates.setdefault(job_id, {}).update(columns)
         self._kick()
@@ -84,7 +88,7 @@ class JobWriter:
         self._logs.append((job_id, when, text))
         self._kick()
 
-    async def update_job(self, job_id: int, **columns: Any) -> None:
+    async def update_job(self, job_id: int, **columns: ColumnValue) -> None:
         """Queue changes and wait until they (and everything queued before them) are in the catalog."""
         self.job(job_id, **columns)
         await self.flush()
@@ -118,7 +122,7 @@ class JobWriter:
 
     def _requeue(
         self,
-        updates: dict[int, dict[str, Any]],
+        updates: dict[int, dict[str, ColumnValue]],
         logs: list[tuple[int, float, str]],
         done: asyncio.Future[None] | None,
     ) -> None:
@@ -142,7 +146,7 @@ class JobWriter:
     def _take(
         self,
     ) -> tuple[
-        dict[int, dict[str, Any]], list[tuple[int, float, str]], asyncio.Future[None] | None
+        dict[int, dict[str, ColumnValue]], list[tuple[int, float, str]], asyncio.Future[None] | None
     ]:
         """The next batch: everything pending, or (writing job by job) one job's changes and lines.
         The waiters' future goes with the batch that empties the queue."""

@@ -6,8 +6,8 @@ import asyncio
 import bisect
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
 
+from common.logging import Log
 from director.jobs import status as st
 from director.jobs.admission import Candidate, Limits, WaitReason, admit
 from director.jobs.control import JobControl
@@ -23,7 +23,7 @@ class JobQueue:
         self,
         limits: Callable[[], Limits],
         run: RunJob,
-        log: Any,
+        log: Log,
         gate: Gate | None = None,
         on_tail: Callable[[list[JobControl], WaitReason], None] | None = None,
     ) -> None:

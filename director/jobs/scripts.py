@@ -5,9 +5,10 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from director.config import JobResource
     from director.jobs.control import JobControl
 
 
@@ -21,7 +22,7 @@ class Script:
     fail_job_on_error: bool
 
 
-def scripts_of(resource: Any) -> list[Script]:
+def scripts_of(resource: JobResource) -> list[Script]:
     """Every command of a Job resource: RunScript blocks and the RunBefore/After shorthands."""
     out: list[Script] = []
     for block in resource.run_script:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from common.logging import Log
 
 if TYPE_CHECKING:
+    from common.daemon import TlsSettings
     from common.net import Connection
     from director.catalog.service import CatalogService
     from director.config import DirectorConfig
@@ -27,13 +30,15 @@ if TYPE_CHECKING:
 class Dialer(Protocol):
     """Whatever can connect to a File or Storage Daemon and authenticate both ways."""
 
-    async def dial_peer(self, address: str, port: int, peer: Any, secret: str) -> Connection: ...
+    async def dial_peer(
+        self, address: str, port: int, peer: TlsSettings, secret: str
+    ) -> Connection: ...
 
 
 @dataclass(frozen=True, eq=False)
 class JobServices:
     name: str  # the Director's name (job reports, %d in scripts)
-    log: Any  # the Director's structlog logger
+    log: Log  # the Director's structlog logger
     db: CatalogService
     joblog: Callable[
         [JobControl, str, str], None
@@ -53,5 +58,7 @@ class JobServices:
     # One job per pool at a time chooses or creates a volume (volumes.assign_volume).
     pool_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
 
-    async def dial_peer(self, address: str, port: int, peer: Any, secret: str) -> Connection:
+    async def dial_peer(
+        self, address: str, port: int, peer: TlsSettings, secret: str
+    ) -> Connection:
         return await self.dialer.dial_peer(address, port, peer, secret)

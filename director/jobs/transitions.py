@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from director.jobs import status as st
 from director.jobs.admission import WaitReason
 
 if TYPE_CHECKING:
     from director.jobs.control import JobControl
-    from director.jobs.persist import JobWriter
+    from director.jobs.persist import ColumnValue, JobWriter
 
 RUN_WAITS: Final = frozenset({st.WAIT_FD, st.WAIT_SD, st.WAIT_MOUNT, st.WAIT_MEDIA, st.BLOCKED})
 
@@ -81,7 +81,7 @@ class Transitions:
         if jcr.status in st.WAITING:
             jcr.force_status(reason.status)
 
-    async def end(self, jcr: JobControl, final: str, **columns: Any) -> None:
+    async def end(self, jcr: JobControl, final: str, **columns: ColumnValue) -> None:
         """End a job: its final status, written at once with the end columns it names (EndTime,
         counters, Comment, …), then the event, the log line and the hooks."""
         if final not in st.FINAL:

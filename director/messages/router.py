@@ -27,8 +27,9 @@ import syslog
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
+from common.logging import Log
 from director.joblog import LogLine
 from director.messages.filters import (
     ALL,
@@ -39,6 +40,10 @@ from director.messages.filters import (
     parse_types,
     substitute,
 )
+
+if TYPE_CHECKING:
+    from common.config.resources import Messages
+    from director.config import DirectorConfig, JobResource
 
 MAX_QUEUED: Final = 1000  # mail and operator deliveries waiting for the router's task
 MAX_MAIL_LINES: Final = 10_000  # lines one job's mail keeps; the rest are counted
@@ -64,8 +69,8 @@ class Job(Protocol):
     bytes: int
     files: int
     volumes: list[str]
-    resource: Any
-    config: Any  # the configuration the job started with
+    resource: JobResource
+    config: DirectorConfig | None  # the configuration the job started with
     done: asyncio.Event
 
     @property
@@ -99,7 +104,7 @@ class Route:
     operator_command: str | None = None
 
 
-def route_of(resource: Any | None) -> Route:
+def route_of(resource: Messages | None) -> Route:
     """The Route of a Messages resource (None: the default, console and catalog)."""
     if resource is None:
         return Route("(default)", DEFAULT)
@@ -137,10 +142,10 @@ class MessageRouter:
         self,
         *,
         director_name: Callable[[], str],
-        config: Callable[[], Any],
+        config: Callable[[], DirectorConfig],
         console: Callable[[LogLine], None],
         catalog: Callable[[int, float, str], None],
-        log: Any,
+        log: Log,
         write_syslog: Callable[[int, str], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -160,7 +165,7 @@ class MessageRouter:
 
     def job_message(self, jcr: Job, level: str, text: str) -> None:
         config = jcr.config or self._config()
-        name = getattr(jcr.resource, "messages", None)
+        name = jcr.resource.messages
         route = route_of(config.messages.get(name) if name else self._director_resource(config))
         line = LogLine(self._clock(), jcr.job_id, jcr.unique, level, text)
         self._route(route, line, jcr)
@@ -169,7 +174,7 @@ class MessageRouter:
         route = route_of(self._director_resource(self._config()))
         self._route(route, LogLine(self._clock(), None, None, level, text), None)
 
-    def _director_resource(self, config: Any) -> Any | None:
+    def _director_resource(self, config: DirectorConfig) -> Messages | None:
         name = config.director.messages
         return config.messages.get(name) if name else None
 

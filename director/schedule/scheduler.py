@@ -7,12 +7,16 @@ import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 from common.aio import first_set
+from common.logging import Log
 from director.jobs.setup import RunRequest
 from director.schedule.clock import UTC
 from director.schedule.plan import Trigger, all_triggers, director_zone
+
+if TYPE_CHECKING:
+    from director.config import DirectorConfig, JobResource
 
 MAX_SLEEP: Final = 300.0  # re-read the clock at least this often (wall-clock jumps, suspend)
 LATE_GRACE: Final = 60.0  # a firing noticed up to this late is due, not missed
@@ -36,7 +40,7 @@ class Upcoming:
 
 
 def upcoming(
-    config: Any,
+    config: DirectorConfig,
     after_utc: dt.datetime,
     until_utc: dt.datetime,
     tz: dt.tzinfo,
@@ -63,7 +67,14 @@ def upcoming(
     return out
 
 
-def _finished(result: Any) -> bool:
+class Submitted(Protocol):
+    """What the scheduler keeps of a submitted run (a JobControl): whether it has ended."""
+
+    @property
+    def done(self) -> asyncio.Event: ...
+
+
+def _finished(result: Submitted | None) -> bool:
     """Whether a submitted run has ended (a JobControl's `done` event); anything else counts as ended."""
     done = getattr(result, "done", None)
     return not isinstance(done, asyncio.Event) or done.is_set()
@@ -76,11 +87,11 @@ class Scheduler:
 
     def __init__(
         self,
-        config: Callable[[], Any],
-        submit: Callable[[RunRequest], Awaitable[Any]],
+        config: Callable[[], DirectorConfig],
+        submit: Callable[[RunRequest], Awaitable[Submitted | None]],
         load_state: Callable[[], Awaitable[dict[str, float]]],
         save_state: Callable[[dict[str, float]], Awaitable[None]],
-        log: Any,
+        log: Log,
         *,
         clock: Callable[[], float] = time.time,
         late_grace: float = LATE_GRACE,
@@ -95,9 +106,9 @@ class Scheduler:
         self.late_grace = late_grace
         self.max_sleep = max_sleep
         self._kicked = asyncio.Event()
-        self._cache: tuple[Any, dt.tzinfo, list[Trigger]] | None = None
+        self._cache: tuple[DirectorConfig, dt.tzinfo, list[Trigger]] | None = None
         self._submitted: dict[tuple[str, float], None] = {}
-        self._inflight: dict[str, Any] = {}  # continuous Job -> its last submitted run
+        self._inflight: dict[str, Submitted | None] = {}  # continuous Job -> its last submitted run
         self._continuous_last: dict[str, dt.datetime] = {}
         self.covered: float | None = None  # every firing up to this instant has been handled
         self.idle = asyncio.Event()  # set while sleeping with nothing left to do (tests wait on it)
@@ -109,7 +120,7 @@ class Scheduler:
 
     # -- configuration ----------------------------------------------------------------------
 
-    def _triggers(self) -> tuple[Any, dt.tzinfo, list[Trigger]]:
+    def _triggers(self) -> tuple[DirectorConfig, dt.tzinfo, list[Trigger]]:
         config = self._config()
         if self._cache is None or self._cache[0] is not config:
             try:
@@ -182,7 +193,7 @@ class Scheduler:
 
     async def _job_round(
         self,
-        job: Any,
+        job: JobResource,
         triggers: list[Trigger],
         start: dt.datetime,
         end: dt.datetime,
@@ -249,7 +260,7 @@ class Scheduler:
         last = self._continuous_last.get(trigger.job, end - dt.timedelta(seconds=1))
         return trigger.next_after(last, tz)
 
-    async def _submit(self, trigger: Trigger, when: dt.datetime) -> Any:
+    async def _submit(self, trigger: Trigger, when: dt.datetime) -> Submitted | None:
         key = (trigger.job, when.timestamp())
         if key in self._submitted:
             return None
@@ -321,7 +332,7 @@ class Scheduler:
         events = [
             self._kicked,
             stop,
-            *(r.done for r in self._inflight.values() if not _finished(r)),
+            *(r.done for r in self._inflight.values() if r is not None and not _finished(r)),
         ]
         if not self._kicked.is_set():
             self.idle.set()
