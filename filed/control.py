@@ -7,7 +7,7 @@ import builtins
 import contextlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -22,12 +22,24 @@ from filed.backup import AccurateEntry, BackupReader
 from filed.protection import RESTORE_REFUSED, script_refusal
 from filed.restore import RestoreStats, RestoreWriter
 from protocol.attributes import decode_attributes
+from protocol.conversations import (
+    ENDED,
+    FD_ACCURATE_LIST,
+    FD_FROM_APPENDING_SD,
+    FD_FROM_DIRECTOR,
+    FD_FROM_READING_SD,
+    IDLE,
+    OPENING,
+    RECEIVING,
+    RUNNING,
+    Conversation,
+    UnexpectedMessage,
+)
 from protocol.errors import ProtocolError
 from protocol.fileset import FileSetSpec
 from protocol.frames import Signal
 from protocol.jobs import (
     AccurateBatch,
-    AppendDone,
     AppendOpen,
     CancelJob,
     EstimateResult,
@@ -44,7 +56,7 @@ from protocol.jobs import (
     RunScriptCommand,
     ScriptResult,
 )
-from protocol.messages import Code, ErrorReply, Hello, StatusRequest
+from protocol.messages import Code, ErrorReply, Hello, Message, StatusRequest
 from protocol.records import (
     BATCH_BYTES,
     DATA_STREAMS,
@@ -93,106 +105,185 @@ class FdJob:
 
 
 async def serve_director(fd: FileDaemon, conn: Connection, monitor: bool, log: Any) -> None:
-    job: FdJob | None = None
+    """Serve one Director connection: its commands move along FD_FROM_DIRECTOR (protocol/
+    conversations.py); a command the table does not allow in the current state is answered with an
+    ErrorReply naming the state and the command, and logged. A backup or restore ends the loop."""
+    loop = _DirectorLoop(fd, conn, log)
     try:
-        while True:
-            event = await conn.recv()
-            if event is Signal.TERMINATE:
-                return
-            if isinstance(event, Signal):
-                continue
-            if monitor and not isinstance(event, StatusRequest):
-                await conn.send(
-                    ErrorReply(
-                        code=Code.FD_MONITOR_ONLY,
-                        text="Invalid command for a Director with Monitor directive enabled",
-                    )
-                )
-                continue
-            with fd.busy(conn):
-                match event:
-                    case StatusRequest():
-                        await conn.send(fd.status())
-                    case FdJobSetup():
-                        job = FdJob(setup=event)
-                        fd.jobs[job.name] = job
-                        if event.accurate:
-                            await _receive_accurate(job, conn)
-                        await conn.send(Ok(code=Code.FD_OK, text=f"OK Job {VERSION}"))
-                    case FdStorage() if job is not None:
-                        await _connect_storage(fd, job, event, conn, log)
-                    case FdBackup() if job is not None and job.sd is not None:
-                        await conn.send(Ok(code=Code.FD_OK, text="OK backup"))
-                        await _session(fd, job, conn, log, _backup(fd, job, conn, log))
-                        return
-                    case FdRestore() if not _client_setting(fd, "allow_restore", True):
-                        log.warning("restore_refused", reason=RESTORE_REFUSED)
-                        await conn.send(ErrorReply(code=Code.FD_ERROR, text=RESTORE_REFUSED))
-                    case FdRestore() if job is not None and job.sd is not None:
-                        await conn.send(Ok(code=Code.FD_OK, text="OK restore"))
-                        where = (
-                            Path(os.fsdecode(event.where))
-                            if event.where
-                            else default_where(_client_setting(fd, "working_directory", None))
-                        )
-                        await _session(fd, job, conn, log, _restore(job, event, log, where))
-                        return
-                    case FdEstimate() if job is not None:
-                        await conn.send(await asyncio.to_thread(_estimate, job, event))
-                    case RunScriptCommand():
-                        refusal = script_refusal(
-                            event.command,
-                            _client_setting(fd, "allowed_script_dir", ()),
-                            _client_setting(fd, "allowed_job_command", ()),
-                        )
-                        if refusal is not None:
-                            log.warning(
-                                "client_script_refused", command=event.command, reason=refusal
-                            )
-                            await conn.send(
-                                ScriptResult(
-                                    code=Code.FD_ERROR,
-                                    exit_status=-1,
-                                    output=f"refused by the File Daemon: {refusal}",
-                                )
-                            )
-                            continue
-                        log.info("client_script", command=event.command)
-                        status, output = await run_command(event.command, event.timeout)
-                        await conn.send(
-                            ScriptResult(code=Code.FD_OK, exit_status=status, output=output)
-                        )
-                    case CancelJob():
-                        target = fd.jobs.get(event.job)
-                        if target is not None:
-                            target.canceled.set()
-                            await conn.send(
-                                Ok(code=2001, text=f"Job {event.job} marked to be canceled")
-                            )
-                        else:
-                            await conn.send(
-                                ErrorReply(
-                                    code=Code.FD_NO_SUCH_JOB, text=f"Job {event.job} not found"
-                                )
-                            )
-                    case _:
-                        await conn.send(
-                            ErrorReply(code=Code.FD_ERROR, text=f"Invalid command {event.TYPE!r}")
-                        )
+        await loop.run(monitor)
     finally:
+        job = loop.job
         if job is not None:
             fd.jobs.pop(job.name, None)
             if job.sd is not None:
                 await job.sd.close()
 
 
-async def _receive_accurate(job: FdJob, conn: Connection) -> None:
+_Handler = Callable[[Any], Awaitable[bool]]
+
+
+class _DirectorLoop:
+    """The command conversation with one Director; `job` is the job it set up, if any."""
+
+    def __init__(self, fd: FileDaemon, conn: Connection, log: Any) -> None:
+        self.fd = fd
+        self.conn = conn
+        self.log = log
+        self.job: FdJob | None = None
+        self.talk = Conversation("File Daemon <- Director", FD_FROM_DIRECTOR, IDLE)
+        # Each handler answers its command and says whether the FD accepted it (a refused one
+        # leaves the conversation in its state); FdBackup and FdRestore run the job to its end.
+        self.handlers: dict[str, _Handler] = {
+            StatusRequest.TYPE: self._on_status,
+            FdJobSetup.TYPE: self._on_job_setup,
+            FdStorage.TYPE: self._on_storage,
+            FdEstimate.TYPE: self._on_estimate,
+            FdBackup.TYPE: self._on_backup,
+            FdRestore.TYPE: self._on_restore,
+            RunScriptCommand.TYPE: self._on_script,
+            CancelJob.TYPE: self._on_cancel,
+        }
+
+    async def run(self, monitor: bool) -> None:
+        while self.talk.state not in (RUNNING, ENDED):
+            event = await self.conn.recv()
+            if monitor and not isinstance(event, (StatusRequest, Signal)):
+                await self.conn.send(
+                    ErrorReply(
+                        code=Code.FD_MONITOR_ONLY,
+                        text="Invalid command for a Director with Monitor directive enabled",
+                    )
+                )
+                continue
+            try:
+                nxt = self.talk.check(event)
+            except UnexpectedMessage as exc:
+                await _refuse_unexpected(self.conn, exc, self.log, self.job)
+                continue
+            if event is Signal.TERMINATE:
+                return
+            assert isinstance(event, Message)  # every other kind the table names is a message
+            with self.fd.busy(self.conn):
+                if await self.handlers[event.TYPE](event):
+                    self.talk.enter(nxt)
+
+    def _set_up(self) -> FdJob:
+        assert self.job is not None  # the table allows this command only once a job is set up
+        return self.job
+
+    async def _on_status(self, msg: StatusRequest) -> bool:
+        await self.conn.send(self.fd.status())
+        return True
+
+    async def _on_job_setup(self, msg: FdJobSetup) -> bool:
+        job = self.job = FdJob(setup=msg)
+        self.fd.jobs[job.name] = job
+        if msg.accurate and not await _receive_accurate(job, self.conn, self.log):
+            self.talk.enter(ENDED)  # the Director was told; nothing after a broken list makes sense
+            return False
+        await self.conn.send(Ok(code=Code.FD_OK, text=f"OK Job {VERSION}"))
+        return True
+
+    async def _on_storage(self, msg: FdStorage) -> bool:
+        job = self._set_up()
+        await _connect_storage(self.fd, job, msg, self.conn, self.log)
+        return job.sd is not None
+
+    async def _on_estimate(self, msg: FdEstimate) -> bool:
+        await self.conn.send(await asyncio.to_thread(_estimate, self._set_up(), msg))
+        return True
+
+    async def _on_backup(self, msg: FdBackup) -> bool:
+        job = self._set_up()
+        await self.conn.send(Ok(code=Code.FD_OK, text="OK backup"))
+        self.talk.enter(RUNNING)
+        await _session(
+            self.fd, job, self.conn, self.log, _backup(self.fd, job, self.conn, self.log)
+        )
+        return True
+
+    async def _on_restore(self, msg: FdRestore) -> bool:
+        job = self._set_up()
+        if not _client_setting(self.fd, "allow_restore", True):
+            self.log.warning("restore_refused", reason=RESTORE_REFUSED)
+            await self.conn.send(ErrorReply(code=Code.FD_ERROR, text=RESTORE_REFUSED))
+            return False
+        await self.conn.send(Ok(code=Code.FD_OK, text="OK restore"))
+        where = (
+            Path(os.fsdecode(msg.where))
+            if msg.where
+            else default_where(_client_setting(self.fd, "working_directory", None))
+        )
+        self.talk.enter(RUNNING)
+        await _session(self.fd, job, self.conn, self.log, _restore(job, msg, self.log, where))
+        return True
+
+    async def _on_script(self, msg: RunScriptCommand) -> bool:
+        refusal = script_refusal(
+            msg.command,
+            _client_setting(self.fd, "allowed_script_dir", ()),
+            _client_setting(self.fd, "allowed_job_command", ()),
+        )
+        if refusal is not None:
+            self.log.warning("client_script_refused", command=msg.command, reason=refusal)
+            await self.conn.send(
+                ScriptResult(
+                    code=Code.FD_ERROR,
+                    exit_status=-1,
+                    output=f"refused by the File Daemon: {refusal}",
+                )
+            )
+            return True
+        self.log.info("client_script", command=msg.command)
+        status, output = await run_command(msg.command, msg.timeout)
+        await self.conn.send(ScriptResult(code=Code.FD_OK, exit_status=status, output=output))
+        return True
+
+    async def _on_cancel(self, msg: CancelJob) -> bool:
+        target = self.fd.jobs.get(msg.job)
+        if target is None:
+            await self.conn.send(
+                ErrorReply(code=Code.FD_NO_SUCH_JOB, text=f"Job {msg.job} not found")
+            )
+            return True
+        target.canceled.set()
+        await self.conn.send(Ok(code=2001, text=f"Job {msg.job} marked to be canceled"))
+        return True
+
+
+async def _refuse_unexpected(
+    conn: Connection, exc: UnexpectedMessage, log: Any, job: FdJob | None
+) -> None:
+    """Answer a message the conversation does not allow here with an ErrorReply that names the
+    state and the message, and log it: nothing a Director sends is dropped without a word."""
+    log.warning(
+        "protocol_error",
+        job=job.name if job is not None else None,
+        conversation=exc.conversation,
+        state=exc.state,
+        received=exc.kind,
+        allowed=list(exc.allowed),
+    )
+    with contextlib.suppress(NetError):
+        await conn.send(ErrorReply(code=Code.FD_ERROR, text=f"File Daemon: {exc.message}"))
+
+
+async def _receive_accurate(job: FdJob, conn: Connection, log: Any) -> bool:
+    """Take the accurate list (AccurateBatch messages up to an EOD) into the job; False when the
+    Director sent anything else, after telling it why."""
+    talk = Conversation(
+        f"File Daemon <- Director (job {job.name}, accurate list)", FD_ACCURATE_LIST, RECEIVING
+    )
     while True:
         event = await conn.recv()
-        if event is Signal.EOD:
-            return
-        if not isinstance(event, AccurateBatch):
-            raise ProtocolError(f"expected the accurate list, got {event!r}")
+        try:
+            talk.receive(event)
+        except UnexpectedMessage as exc:
+            await _refuse_unexpected(conn, exc, log, job)
+            return False
+        if talk.ended:
+            return True
+        assert isinstance(event, AccurateBatch)
         for path, mtime_ns, ctime_ns, size, mode in event.entries:
             job.accurate[path] = AccurateEntry(
                 mtime_ns=mtime_ns, ctime_ns=ctime_ns, size=size, mode=mode
@@ -293,10 +384,16 @@ async def _session(fd: FileDaemon, job: FdJob, conn: Connection, log: Any, work:
 async def _watch_control(job: FdJob, conn: Connection, log: Any) -> None:
     """End the job on CancelJob or TERMINATE, and when the Director is gone (closed, or silent past
     its heartbeats): no one would take its end, and the Storage Daemon must let its device go."""
+    talk = Conversation(f"File Daemon <- Director (job {job.name})", FD_FROM_DIRECTOR, RUNNING)
     try:
-        while True:
+        while not talk.ended:
             event = await conn.recv()
-            if isinstance(event, CancelJob) or event is Signal.TERMINATE:
+            try:
+                talk.receive(event)
+            except UnexpectedMessage as exc:  # answered and logged; the job goes on
+                await _refuse_unexpected(conn, exc, log, job)
+                continue
+            if isinstance(event, CancelJob):
                 break
     except (NetError, ProtocolError) as exc:
         job.director_lost = str(exc)
@@ -341,6 +438,16 @@ async def _send_notes(conn: Connection, job: FdJob, stats: RestoreStats) -> None
             )
 
 
+def _from_storage(talk: Conversation, msg: Message) -> Message:
+    """A Storage Daemon's reply on a data session, checked against the session's table: one it
+    does not allow ends the job with an error naming the state and the message."""
+    try:
+        talk.receive(msg)
+    except UnexpectedMessage as exc:
+        raise FdJobError(str(exc)) from exc
+    return msg
+
+
 def _next_batch(records: Iterator[Record], job: FdJob) -> list[Record] | None:
     batch: list[Record] = []
     size = 0
@@ -368,8 +475,13 @@ async def _backup(fd: FileDaemon, job: FdJob, conn: Connection, log: Any) -> tup
         accurate=job.accurate if setup.accurate else None,
     )
     sd = job.sd
+    talk = Conversation(
+        f"File Daemon <- Storage Daemon (job {job.name}, backup data)",
+        FD_FROM_APPENDING_SD,
+        OPENING,
+    )
     await sd.send(AppendOpen())
-    reply = await sd.recv_message()
+    reply = _from_storage(talk, await sd.recv_message())
     if isinstance(reply, ErrorReply):
         raise FdJobError(f"Storage Daemon refused the append session: {reply.code} {reply.text}")
     records = reader.records()
@@ -381,9 +493,9 @@ async def _backup(fd: FileDaemon, job: FdJob, conn: Connection, log: Any) -> tup
             break
         await sd.send_parts(encode_batch_parts(batch))
     await sd.send_signal(Signal.EOD)
-    done = await sd.recv_message()
-    if not isinstance(done, AppendDone):
-        raise FdJobError(f"Storage Daemon did not confirm the data: {done!r}")
+    done = _from_storage(talk, await sd.recv_message())
+    if isinstance(done, ErrorReply):
+        raise FdJobError(f"Storage Daemon did not confirm the data: {done.code} {done.text}")
     stats = reader.stats
     job.read_bytes = stats.bytes
     job.errors = stats.errors
@@ -472,23 +584,28 @@ async def _restore(job: FdJob, msg: FdRestore, log: Any, where: Path) -> tuple[s
 async def _receive(job: FdJob, sd: Connection, writer: RestoreWriter) -> str:
     """Feed the read session's records to the writer until its EOD; the Storage Daemon's error text
     if it ended the session with one instead."""
+    talk = Conversation(
+        f"File Daemon <- Storage Daemon (job {job.name}, restore data)", FD_FROM_READING_SD, OPENING
+    )
     await sd.send(ReadOpen())
-    reply = await sd.recv_message()
+    reply = _from_storage(talk, await sd.recv_message())
     if isinstance(reply, ErrorReply):
         raise FdJobError(f"Storage Daemon refused the read session: {reply.code} {reply.text}")
     while True:
         if job.canceled.is_set():
             raise FdJobError("job canceled")
         event = await sd.recv_event()
-        if event is Signal.EOD:
-            return ""
-        if isinstance(event, Signal):
-            raise FdJobError(f"Storage Daemon sent {event.name} during the restore")
-        decoded = decode_body(event)
+        decoded = event if isinstance(event, Signal) else decode_body(event)
+        try:
+            talk.receive(decoded)
+        except UnexpectedMessage as exc:  # the state is READING: "during the restore"
+            if isinstance(decoded, Signal):
+                raise FdJobError(f"Storage Daemon sent {exc.kind} during the restore") from exc
+            raise FdJobError(f"unexpected {exc.kind!r} from the Storage Daemon") from exc
         if isinstance(decoded, ErrorReply):
             return f"Storage Daemon: {decoded.text}"
         if not isinstance(decoded, list):
-            raise FdJobError(f"unexpected {decoded.TYPE!r} from the Storage Daemon")
+            return ""  # its EOD
         records = decoded
         job.files += sum(1 for r in records if r.stream == Stream.ATTRIBUTES)
         job.bytes += sum(len(r.payload) - 8 for r in records if r.stream in DATA_STREAMS)
