@@ -8,13 +8,14 @@ import contextlib
 import os
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final, Generic, Protocol, TypeVar
+from typing import Final, Generic, Protocol, TypeVar
 
 from common import tls
 from common.auth import authenticate_acceptor, authenticate_initiator
 from common.config.loader import Loaded
+from common.logging import Log
 from common.net import Connection, Limits, Listener, NetError, dial
 from common.notify import sd_notify
 from common.version import VERSION
@@ -141,7 +142,7 @@ class Daemon(abc.ABC, Generic[ConfigT]):
     ok_code: int
     default_port: int
 
-    def __init__(self, config_path: Path, loaded: Loaded[ConfigT], log: Any) -> None:
+    def __init__(self, config_path: Path, loaded: Loaded[ConfigT], log: Log) -> None:
         self.config_path = config_path
         self.loaded = loaded
         self.log = log
@@ -278,7 +279,7 @@ class Daemon(abc.ABC, Generic[ConfigT]):
             raise NetError("tls", f"refusing {name} at {conn.peer}: {exc}") from exc
 
     @contextlib.contextmanager
-    def busy(self, conn: Connection) -> Any:
+    def busy(self, conn: Connection) -> Iterator[None]:
         """Mark a connection as executing a command, so a stop waits for it to finish."""
         self._busy.add(conn)
         try:

@@ -8,8 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from common.config import ConfigError
+from common.config import ConfigError, Loaded
 from common.daemon import EXIT_CONFIG, Daemon, OwnResource, StartupError
+from common.logging import Log
 from common.net import Connection
 from director.catalog import Catalog, CatalogError, PoolRow, open_catalog
 from director.catalog.service import CatalogService
@@ -37,7 +38,7 @@ class DirectorDaemon(Daemon[DirectorConfig]):
     ok_code = Code.DIR_OK
     default_port = DIR_PORT
 
-    def __init__(self, config_path: Path, loaded: Any, log: Any) -> None:
+    def __init__(self, config_path: Path, loaded: Loaded[DirectorConfig], log: Log) -> None:
         super().__init__(config_path, loaded, log)
         self.namer = UniqueNamer()
         self.messages = MessageQueue()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Final
 
 from common.config.loader import Loaded
 from common.daemon import Daemon, OwnResource
+from common.logging import Log
 from common.net import Connection
 from filed.config import FileDaemonConfig
 from filed.control import serve_director
@@ -23,7 +24,7 @@ class FileDaemon(Daemon[FileDaemonConfig]):
     ok_code = Code.FD_OK
     default_port = FD_PORT
 
-    def __init__(self, config_path: Path, loaded: Loaded[FileDaemonConfig], log: object) -> None:
+    def __init__(self, config_path: Path, loaded: Loaded[FileDaemonConfig], log: Log) -> None:
         super().__init__(config_path, loaded, log)
         self.jobs: dict[str, FdJob] = {}
 

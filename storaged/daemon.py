@@ -7,6 +7,7 @@ from typing import Final
 
 from common.config.loader import Loaded
 from common.daemon import Daemon, OwnResource
+from common.logging import Log
 from common.net import Connection
 from protocol.messages import Code, DaemonStatus, ErrorReply, Hello, RunningJob
 from storaged.config import StorageDaemonConfig
@@ -24,7 +25,7 @@ class StorageDaemon(Daemon[StorageDaemonConfig]):
     default_port = SD_PORT
     accepts_bulk_data = True  # a reading SD streams a remote copy's records here
 
-    def __init__(self, config_path: Path, loaded: Loaded[StorageDaemonConfig], log: object) -> None:
+    def __init__(self, config_path: Path, loaded: Loaded[StorageDaemonConfig], log: Log) -> None:
         super().__init__(config_path, loaded, log)
         self.registry = JobRegistry(
             devices={

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from common.aio import first_set
 from director.jobs import status as st
@@ -17,43 +17,55 @@ from director.jobs.errors import JobCanceled, JobError
 from director.jobs.setup import RunRequest
 
 if TYPE_CHECKING:
+    from director.config import JobAction, JobResource
     from director.jobs.control import JobControl
     from director.jobs.services import JobServices
-
-OVERRIDES: Final = ("level", "client", "file_set", "pool", "storage", "priority")
 
 
 @dataclass(frozen=True)
 class Action:
+    """One action with its Action Defaults filled in: the Job to run and its run overrides."""
+
     job: str
-    overrides: dict[str, Any]
+    level: str | None
+    client: str | None
+    fileset: str | None
+    pool: str | None
+    storage: str | None
+    priority: int | None
     mandatory: bool
     max_retries: int
     retry_interval: float
 
 
-def merged_actions(resource: Any) -> list[Action]:
+def merged_actions(resource: JobResource) -> list[Action]:
     """The job's actions with its Action Defaults filled in (an action's own value wins)."""
     defaults = resource.action_defaults[0] if resource.action_defaults else None
 
-    def pick(action: Any, name: str, fallback: Any) -> Any:
+    def pick(action: JobAction, name: str) -> Any:
         value = getattr(action, name)
-        if value is None and defaults is not None:
-            value = getattr(defaults, name)
-        return fallback if value is None else value
+        return getattr(defaults, name) if value is None and defaults is not None else value
 
     out = []
     for action in resource.action:
-        job = pick(action, "job", None)
+        job = pick(action, "job")
         if job is None:
             raise JobError(f"an Action of job {resource.name!r} names no Job")
+        mandatory, retries, interval = (
+            pick(action, n) for n in ("mandatory", "max_retries", "max_retry_interval")
+        )
         out.append(
             Action(
                 job=job,
-                overrides={name: pick(action, name, None) for name in OVERRIDES},
-                mandatory=bool(pick(action, "mandatory", True)),
-                max_retries=int(pick(action, "max_retries", 0)),
-                retry_interval=float(pick(action, "max_retry_interval", 60)),
+                level=pick(action, "level"),
+                client=pick(action, "client"),
+                fileset=pick(action, "file_set"),
+                pool=pick(action, "pool"),
+                storage=pick(action, "storage"),
+                priority=pick(action, "priority"),
+                mandatory=True if mandatory is None else bool(mandatory),
+                max_retries=int(retries or 0),
+                retry_interval=float(60 if interval is None else interval),
             )
         )
     return out
@@ -91,7 +103,6 @@ async def do_actions(svc: JobServices, jcr: JobControl) -> str:
 async def _run_action(
     svc: JobServices, parent: JobControl, action: Action, label: str
 ) -> tuple[str, int]:
-    o = action.overrides
     status, child_id = st.ERROR, 0
     for attempt in range(action.max_retries + 1):
         if attempt:
@@ -104,12 +115,12 @@ async def _run_action(
             await _sleep_unless_canceled(parent, action.retry_interval)
         req = RunRequest(
             job=action.job,
-            level=o["level"],
-            client=o["client"],
-            fileset=o["file_set"],
-            pool=o["pool"],
-            storage=o["storage"],
-            priority=o["priority"],
+            level=action.level,
+            client=action.client,
+            fileset=action.fileset,
+            pool=action.pool,
+            storage=action.storage,
+            priority=action.priority,
             parent_job_id=parent.job_id,
             params={"no_reschedule": True},
         )
