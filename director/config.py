@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, SecretStr, field_validator
 
-from common.config.errors import ConfigError
+from common.config.errors import ConfigError, SourceLocation
 from common.config.loader import (
     Loaded,
     Source,
@@ -18,7 +18,7 @@ from common.config.loader import (
     exactly_one,
     read_source,
 )
-from common.config.parser import normalize
+from common.config.parser import RawDirective, normalize
 from common.config.resources import TLS_UNIMPLEMENTED, Messages, TlsFields
 from common.config.schema import Resource, Values, build, normalized
 from common.config.types import Duration, Size
@@ -266,7 +266,7 @@ class ScheduleResource(Resource):
     enabled: bool = True
 
     @classmethod
-    def directive_hook(cls, directive: Any, values: Values) -> bool:
+    def directive_hook(cls, directive: RawDirective, values: Values) -> bool:
         if directive.key != "run":
             return False
         text = directive.text()
@@ -389,7 +389,7 @@ class RunScript(Resource):
     fail_job_on_error: bool = True
 
     @classmethod
-    def directive_hook(cls, directive: Any, values: Values) -> bool:
+    def directive_hook(cls, directive: RawDirective, values: Values) -> bool:
         if directive.key not in ("command", "console"):
             return False
         field = directive.key
@@ -663,7 +663,7 @@ def _resolve_jobs(source: Source) -> tuple[dict[str, JobDefsResource], dict[str,
     raw_defs = collect_named(JobDefsResource, source, "JobDefs")
     raw_jobs = collect_named(JobResource, source, "Job")
 
-    def merged(name: str, chain: tuple[str, ...], loc: Any) -> Values:
+    def merged(name: str, chain: tuple[str, ...], loc: SourceLocation) -> Values:
         if name in chain:
             raise ConfigError.at(loc, f"JobDefs cycle: {' -> '.join((*chain, name))}", "JobDefs")
         if name not in raw_defs:
@@ -712,7 +712,7 @@ def _check_references(config: DirectorConfig) -> None:
             check_ref(pool, field, kind, table, field.replace("_", " ").title())
     for console in config.consoles.values():
         check_ref(console, "profile", "Profile", config.profiles, "Profile")
-    refs: tuple[tuple[str, str, Mapping[str, Any]], ...] = (
+    refs: tuple[tuple[str, str, Mapping[str, object]], ...] = (
         ("client", "Client", config.clients),
         ("file_set", "FileSet", config.filesets),
         ("schedule", "Schedule", config.schedules),
