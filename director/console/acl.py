@@ -5,24 +5,36 @@ entry that matches decides, `!name` denies, `*all*` matches everything, an entry
 characters is a regular expression matched against the whole name, and no match denies.
 
 Commands never call `session.acl` for an object they show or touch: they call `require`,
-`require_job`, `job_visible` or `require_where` here, so each kind of object is checked the same way
-(a job row is checked against the Job, Client, Pool and FileSet ACLs at once).
+`require_job`, `job_visible`, `require_resolved`, `volume_visible`, `JobVisibility` or
+`require_where` here, so each kind of object is checked the same way: a job row against the Job,
+Client, Pool and FileSet ACLs at once; a resolved run against those and the Storage ACL, the
+defaults its Job and JobDefs fill in included; a volume against the Pool and Storage ACLs.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 
+from director.catalog import JobRow, MediaRow
 from director.console.paging import Window, paged
 from director.console.registry import CommandError, Session
 from director.joblog import LogLine
 
+if TYPE_CHECKING:
+    from director.config import DirectorConfig
+    from director.jobs.control import JobControl
+    from director.jobs.setup import Resolved
+
 T = TypeVar("T")
+
+# A job as commands meet it: a catalog row, a job the Director holds, or a row as a dict.
+JobLike: TypeAlias = "JobRow | JobControl | Mapping[str, object]"
 
 ALL: Final = "*all*"
 DEFAULT_CONSOLE: Final = "*UserAgent*"  # the Director's own console: no ACLs
+HIDDEN: Final = "(hidden)"  # what a console sees instead of a name its ACLs do not permit
 _REGEX_CHARS: Final = set("^$.[]|()*+?{}\\")
 # what a command names a kind of object -> the ACL that governs it
 KINDS: Final = {
@@ -51,6 +63,8 @@ JOB_FIELDS: Final = (
     ("pool", "pool"),
     ("fileset", "fileset"),
 )
+# which ACL each attribute of a volume (catalog Media row) is checked against
+MEDIA_FIELDS: Final = (("pool", "pool"), ("storage", "storage"))
 
 
 class AccessDenied(CommandError):
@@ -96,12 +110,13 @@ ACL_FIELDS: Final = {
 }
 
 
-def acl_lists(config: Any, console_name: str, kind: str) -> list[Sequence[str]]:
+def acl_lists(config: DirectorConfig, console_name: str, kind: str) -> list[Sequence[str]]:
     """The `kind` ACL entries of a console and then of its profiles, in the order they decide."""
     console = config.consoles[console_name]
     holders = [console] + [config.profiles[p] for p in console.profile if p in config.profiles]
     field = ACL_FIELDS[kind]
-    return [getattr(holder, field) for holder in holders]
+    lists: list[Sequence[str]] = [getattr(holder, field) for holder in holders]
+    return lists
 
 
 def allows_every_name(entry_lists: Iterable[Sequence[str]]) -> bool:
@@ -141,31 +156,71 @@ def require(session: Session, kind: str, name: str | None) -> None:
         raise AccessDenied(session.console, kind, str(name))
 
 
+def first_denied(session: Session, given: Mapping[str, str | None]) -> tuple[str, str] | None:
+    """The first (kind, name) of `{kind: name}` the console may not use, or None."""
+    for key, name in given.items():
+        kind = key.replace("_", " ")
+        if name and not permitted(session, kind, name):
+            return kind, name
+    return None
+
+
 def require_all(session: Session, **given: str | None) -> None:
     """`require_all(session, job=..., client=..., pool=...)`: each name against its ACL."""
-    for key, name in given.items():
-        require(session, key.replace("_", " "), name)
+    denied = first_denied(session, given)
+    if denied is not None:
+        raise AccessDenied(session.console, *denied)
 
 
-def _field(job: Any, attr: str) -> Any:
+def resolved_names(resolved: Resolved) -> dict[str, str | None]:
+    """Every resource a resolved run uses: what the command line named and what its Job and
+    JobDefs filled in (client, fileset, pool per level, first storage)."""
+    return {
+        "job": resolved.resource.name,
+        "client": resolved.client,
+        "fileset": resolved.fileset,
+        "pool": resolved.pool,
+        "storage": resolved.storage,
+    }
+
+
+def require_resolved(session: Session, resolved: Resolved, **more: str | None) -> None:
+    """Raise AccessDenied unless every resource of a resolved run (and each of `more`, such as
+    the Storages a restore reads) is permitted: `run`, `estimate`, `restore` check through this."""
+    require_all(session, **resolved_names(resolved), **more)
+
+
+def _field(job: JobLike, attr: str) -> object:
     return job.get(attr) if isinstance(job, Mapping) else getattr(job, attr, None)
 
 
-def job_denial(session: Session, job: Any) -> tuple[str, str] | None:
-    """The first (kind, name) of a job (row, dict, live job, resolved run) the console may not see."""
-    for attr, kind in JOB_FIELDS:
-        value = _field(job, attr)
+def row_denial(
+    session: Session, row: object, fields: Iterable[tuple[str, str]]
+) -> tuple[str, str] | None:
+    """The first (kind, name) among a row's `fields` (attribute, ACL kind) the console may not see."""
+    for attr, kind in fields:
+        value = row.get(attr) if isinstance(row, Mapping) else getattr(row, attr, None)
         if isinstance(value, str) and not permitted(session, kind, value):
             return kind, value
     return None
 
 
-def job_visible(session: Session, job: Any) -> bool:
+def job_denial(session: Session, job: JobLike) -> tuple[str, str] | None:
+    """The first (kind, name) of a job (row, dict, live job, resolved run) the console may not see."""
+    return row_denial(session, job, JOB_FIELDS)
+
+
+def job_visible(session: Session, job: JobLike) -> bool:
     """A job is visible when its Job, Client, Pool and FileSet are all permitted."""
     return job_denial(session, job) is None
 
 
-def require_job(session: Session, job: Any) -> None:
+def volume_visible(session: Session, media: MediaRow) -> bool:
+    """A volume is visible when its Pool and the Storage it was labeled on are permitted."""
+    return row_denial(session, media, MEDIA_FIELDS) is None
+
+
+def require_job(session: Session, job: JobLike) -> None:
     """Raise AccessDenied naming the job when any of its objects is forbidden.
 
     The refusal names the JobId only, not the forbidden client or pool, so it leaks nothing that
@@ -191,6 +246,43 @@ def require_catalog(session: Session) -> None:
     for name in session.director.config.catalogs:
         require(session, "catalog", name)
         return
+
+
+def hide_resource(session: Session, resource: str) -> str:
+    """A wait reason's `kind=name` as the console may see it: a forbidden name is `(hidden)`."""
+    kind, sep, name = resource.partition("=")
+    if sep and kind in KINDS and not permitted(session, kind, name):
+        return f"{kind}={HIDDEN}"
+    return resource
+
+
+async def find_job(session: Session, job_id: int) -> JobLike | None:
+    """The job with a JobId: the one the Director holds (live status), else its catalog row."""
+    director = session.director
+    live = director.queue.jobs.get(job_id)
+    if live is not None:
+        return live
+    row: JobRow | None = await director.catalog_call("get_job", job_id)
+    return row
+
+
+class JobVisibility:
+    """Whether a console may see the job with a JobId (the job the Director holds, else its
+    catalog row), decided once per JobId: for `messages` and `.events`, which meet the same
+    JobIds again and again."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.everything = sees_every_job(session)
+        self._seen: dict[int, bool] = {}
+
+    async def visible(self, job_id: int) -> bool:
+        if self.everything:
+            return True
+        if job_id not in self._seen:
+            job = await find_job(self.session, job_id)
+            self._seen[job_id] = job is not None and job_visible(self.session, job)
+        return self._seen[job_id]
 
 
 async def visible_pages(
@@ -224,18 +316,7 @@ async def visible_pages(
 async def visible_messages(session: Session, lines: list[LogLine]) -> list[LogLine]:
     """The job messages a console may read: those of jobs it may see. The Director's own messages
     (no job) name other jobs and resources, so only a console that sees every job reads them."""
-    if sees_every_job(session):
+    jobs = JobVisibility(session)
+    if jobs.everything:
         return lines
-    seen: dict[int, bool] = {}
-    out = []
-    for line in lines:
-        if line.job_id is None:
-            continue
-        if line.job_id not in seen:
-            job: Any = session.director.queue.jobs.get(line.job_id)
-            if job is None:
-                job = await session.director.catalog_call("get_job", line.job_id)
-            seen[line.job_id] = job is not None and job_visible(session, job)
-        if seen[line.job_id]:
-            out.append(line)
-    return out
+    return [line for line in lines if line.job_id is not None and await jobs.visible(line.job_id)]

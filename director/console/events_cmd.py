@@ -10,6 +10,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Final
 
+from director.console.acl import JobVisibility, find_job, hide_resource, require, require_job
 from director.console.registry import Args, CommandError, Reply, Session, command
 from director.events import EventBus
 
@@ -60,6 +61,33 @@ def _seconds(args: Args, key: str) -> float | None:
     return seconds
 
 
+async def visible_event(jobs: JobVisibility, event: dict[str, Any]) -> dict[str, Any] | None:
+    """The event as the console may see it, or None: a job's event when the job is visible (its
+    Job, Client, Pool and FileSet ACLs, through `JobVisibility`), a queue event with the JobIds it
+    may see (none: no event), a wait reason naming a forbidden Storage, Client or Pool with that
+    name hidden. An event about no job names other consoles' jobs: only a console that sees every
+    job gets it."""
+    jobid = event.get("jobid")
+    jobids = event.get("jobids")
+    if isinstance(jobid, int):
+        if not await jobs.visible(jobid):
+            return None
+    elif isinstance(jobids, list):
+        mine = [j for j in jobids if isinstance(j, int) and await jobs.visible(j)]
+        if not mine:
+            return None
+        if len(mine) != len(jobids):
+            event = {**event, "jobids": mine, "jobs": len(mine)}
+    elif not jobs.everything:
+        return None
+    wait = event.get("wait_reason")
+    if isinstance(wait, dict) and isinstance(wait.get("resource"), str):
+        shown = hide_resource(jobs.session, wait["resource"])
+        if shown != wait["resource"]:
+            event = {**event, "wait_reason": {**wait, "resource": shown}}
+    return event
+
+
 def event_reply(event: dict[str, Any]) -> Reply:
     """One streamed part: the event as one JSON line for people, the event itself for machines."""
     return Reply(text=json.dumps(event, default=str), data=event)
@@ -80,6 +108,7 @@ async def stream_events(
     is checked around each wait instead.
     """
     sent = 0
+    jobs = JobVisibility(session)
     ended = "interrupted"  # the console sent something, or the Director is stopping
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
@@ -102,13 +131,13 @@ async def stream_events(
                 except TimeoutError:
                     ended = "timeout"
                     return
-                name = event.get("name")
-                if not wanted.wants(event) or (
-                    isinstance(name, str) and not session.acl("job", name)
-                ):
+                if not wanted.wants(event):
+                    continue
+                shown = await visible_event(jobs, event)
+                if shown is None:
                     continue
                 sent += 1
-                yield event_reply(event)
+                yield event_reply(shown)
             ended = "count"
         finally:
             summary.data = {"events": {"sent": sent, "ended": ended}}
@@ -121,6 +150,12 @@ async def events(session: Session, args: Args) -> Reply:
     if jobid is not None and not jobid.isdigit():
         raise CommandError(f"jobid={jobid!r}: expected a JobId")
     wanted = EventFilter(jobid=None if jobid is None else int(jobid), job=args.get("job"))
+    if wanted.jobid is not None:  # a job that exists already must be one the console may see
+        known = await find_job(session, wanted.jobid)
+        if known is not None:
+            require_job(session, known)
+    if wanted.job in session.director.config.jobs:
+        require(session, "job", wanted.job)
     count = _positive_int(args, "count")
     timeout = _seconds(args, "timeout")
     summary = Reply(text="", data={"events": {"sent": 0, "ended": "interrupted"}})

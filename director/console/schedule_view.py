@@ -6,6 +6,7 @@ import datetime as dt
 import time
 from typing import Any, Final
 
+from director.console.acl import first_denied, require_all, unrestricted
 from director.console.registry import Args, CommandError, Reply, Session
 from director.schedule.bareos import next_run, parse_run
 from director.schedule.plan import FREEZER, director_zone
@@ -55,37 +56,57 @@ def _days(args: Args) -> int:
     return int(raw)
 
 
+def _job_names(job: Any) -> dict[str, str | None]:
+    """What a Job runs with whatever its Run line says: itself, its Client and FileSet."""
+    return {"job": job.name, "client": job.client, "fileset": job.file_set}
+
+
+def _visible_jobs(session: Session, wanted: str | None) -> dict[str, Any]:
+    """The Jobs whose runs the console may see (Job, Client and FileSet ACLs), or `wanted` alone
+    (a Job the console may not see is refused, naming what is forbidden)."""
+    jobs = session.director.config.jobs
+    if wanted is not None:
+        if wanted not in jobs:
+            raise CommandError(f"no Job resource named {wanted!r}")
+        require_all(session, **_job_names(jobs[wanted]))
+        return {wanted: jobs[wanted]}
+    if unrestricted(session):
+        return dict(jobs)
+    return {n: j for n, j in jobs.items() if first_denied(session, _job_names(j)) is None}
+
+
+def _run_visible(session: Session, row: dict[str, Any]) -> bool:
+    """A run is listed when the Pool and Storage it will use (the Run line's or the Job's) and the
+    Schedule it comes from are permitted too (a Job's own Freezer-style schedule is the Job's)."""
+    names = {"pool": row["pool"], "storage": row["storage"]}
+    if row["schedule"] != FREEZER:
+        names["schedule"] = row["schedule"]
+    return first_denied(session, names) is None
+
+
 async def status_scheduler(session: Session, args: Args) -> Reply:
     """`status scheduler [days=N] [job=NAME]`: the runs the scheduler will submit, by time."""
     config = session.director.config
     days = _days(args)
-    wanted = args.get("job")
-    if wanted is not None and (wanted not in config.jobs or not session.acl("job", wanted)):
-        raise CommandError(f"no Job resource named {wanted!r}")
+    jobs = _visible_jobs(session, args.get("job"))
     tz = director_zone(config.director.time_zone)
     after = _now()
-    runs = upcoming(config, after, after + dt.timedelta(days=days), tz, limit=MAX_LISTED + 1)
-    runs = [
-        r
-        for r in runs
-        if session.acl("job", r.job)
-        and (wanted is None or r.job == wanted)
-        and (r.schedule == FREEZER or session.acl("schedule", r.schedule))
-    ]
-    truncated = len(runs) > MAX_LISTED
-    runs = runs[:MAX_LISTED]
+    # only the console's Jobs are planned, so MAX_LISTED counts runs it may see
+    view = config if len(jobs) == len(config.jobs) else config.model_copy(update={"jobs": jobs})
+    runs = upcoming(view, after, after + dt.timedelta(days=days), tz, limit=MAX_LISTED + 1)
     rows = []
     for run in runs:
-        job = config.jobs[run.job]
-        rows.append(
-            {
-                "time": run.when.isoformat(),
-                "local": run.when.astimezone(tz).strftime(TIME_FORMAT),
-                "job": run.job,
-                "schedule": run.schedule,
-                **_effective(job, run.level, run.pool, run.storage, run.priority),
-            }
-        )
+        row = {
+            "time": run.when.isoformat(),
+            "local": run.when.astimezone(tz).strftime(TIME_FORMAT),
+            "job": run.job,
+            "schedule": run.schedule,
+            **_effective(jobs[run.job], run.level, run.pool, run.storage, run.priority),
+        }
+        if _run_visible(session, row):
+            rows.append(row)
+    truncated = len(rows) > MAX_LISTED
+    rows = rows[:MAX_LISTED]
     zone_name = config.director.time_zone or "local time"
     lines = [
         f"Scheduler Jobs (next {days} day{'s' if days != 1 else ''}, {zone_name}):",

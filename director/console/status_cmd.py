@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from director.console.acl import job_visible, permitted, require, require_job
+from director.console.acl import (
+    job_visible,
+    permitted,
+    require,
+    require_job,
+    unrestricted,
+    volume_visible,
+)
 from director.console.catalog_cmd import job_dict
 from director.console.format import status_data, status_text
 from director.console.registry import Args, CommandError, Reply, Session, command
@@ -12,6 +19,7 @@ from director.console.schedule_view import status_scheduler
 from director.jobs import status as st
 from director.jobs.control import JobControl
 from director.peers import PeerError, query_client_status, query_storage_status
+from protocol.messages import DaemonStatus, DeviceStatus
 
 WAITING_SHOWN = 200
 
@@ -78,6 +86,38 @@ def _visible(session: Session, jobs: Iterable[JobControl]) -> list[JobControl]:
     return [j for j in jobs if job_visible(session, j)]
 
 
+async def visible_status(session: Session, status: DaemonStatus) -> DaemonStatus:
+    """A daemon's status as the console may see it: the running jobs, device holders and waiters
+    that are jobs it may see (by their unique names on this Director), and the volumes of pools
+    and storages it may see. The Director's own console sees everything."""
+    if unrestricted(session):
+        return status
+    mine = {j.unique for j in session.director.queue.jobs.values() if job_visible(session, j)}
+    devices = [await _visible_device(session, d, mine) for d in status.devices]
+    return status.model_copy(
+        update={
+            "running_jobs": tuple(j for j in status.running_jobs if j.job in mine),
+            "devices": tuple(devices),
+        }
+    )
+
+
+async def _visible_device(session: Session, device: DeviceStatus, mine: set[str]) -> DeviceStatus:
+    volumes = []
+    for name in device.volumes:
+        media = await session.director.catalog_call("get_media", name)
+        if media is not None and volume_visible(session, media):
+            volumes.append(name)
+    return device.model_copy(
+        update={
+            "reserved_by": tuple(n for n in device.reserved_by if n in mine),
+            "volumes": tuple(volumes),
+            # "<job> (<reason>): <text>"
+            "waiting": tuple(w for w in device.waiting if w.split(" ", 1)[0] in mine),
+        }
+    )
+
+
 async def _job_status(session: Session, raw: str) -> Reply:
     director = session.director
     if not raw.isdigit():
@@ -129,7 +169,7 @@ async def status(session: Session, args: Args) -> Reply:
         )
         require(session, "client", name)
         try:
-            result = await query_client_status(director, name)
+            result = await visible_status(session, await query_client_status(director, name))
         except PeerError as exc:
             return Reply(
                 text=str(exc), data={"client": name, "error": str(exc), "step": exc.step}, ok=False
@@ -144,7 +184,7 @@ async def status(session: Session, args: Args) -> Reply:
         )
         require(session, "storage", name)
         try:
-            result = await query_storage_status(director, name)
+            result = await visible_status(session, await query_storage_status(director, name))
         except PeerError as exc:
             return Reply(
                 text=str(exc), data={"storage": name, "error": str(exc), "step": exc.step}, ok=False
@@ -158,7 +198,7 @@ async def status(session: Session, args: Args) -> Reply:
     if raw_job is not None:
         return await _job_status(session, raw_job)
     if target in (None, "dir", "director", "all"):
-        own = director.status()
+        own = await visible_status(session, director.status())
         return Reply(
             text=_director_text(session, status_text(own, "Director")),
             data={

@@ -46,7 +46,13 @@ OTHER = {
     "  console = all\n}\n",
     "jobdefs/OtherDefs.conf": "JobDefs {\n  Name = OtherDefs\n  Type = Backup\n  Client = other-fd\n"
     "  FileSet = OtherSet\n  Storage = OtherStore\n  Pool = OtherPool\n"
-    "  Messages = Secret\n}\n",
+    "  Messages = Secret\n  Schedule = WeeklyCycle\n}\n",
+    # permitted Jobs whose runs use a forbidden Pool or come from a forbidden Schedule
+    "schedule/PoolCycle.conf": "Schedule {\n  Name = PoolCycle\n  Run = Pool=OtherPool daily at 03:00\n"
+    "  Run = Level=Full Storage=OtherStore daily at 04:00\n  Run = Level=Full daily at 05:00\n}\n",
+    "schedule/SecretCycle.conf": "Schedule {\n  Name = SecretCycle\n  Run = daily at 06:00\n}\n",
+    "job/nightly.conf": "Job {\n  Name = nightly\n  JobDefs = DefaultJob\n  Schedule = PoolCycle\n}\n"
+    "Job {\n  Name = secret-nightly\n  JobDefs = DefaultJob\n  Schedule = SecretCycle\n}\n",
     "job/backup-other.conf": "Job {\n  Name = backup-other\n  JobDefs = OtherDefs\n}\n",
     # allowed by the Job ACL, but its default client, fileset, pool and storage are not
     "job/backup-sneaky.conf": "Job {\n  Name = backup-sneaky\n  JobDefs = OtherDefs\n"
@@ -58,10 +64,11 @@ OTHER = {
     "  FileSet = QuickstartSet\n  Storage = File\n  Pool = Incremental\n"
     "  Messages = Standard\n}\n",
     "profile/own.conf": "Profile {\n  Name = own\n  Command ACL = *all*\n"
-    "  Job ACL = backup-test-fd, backup-sneaky, RestoreFiles, RestoreSneaky\n"
+    "  Job ACL = backup-test-fd, backup-sneaky, RestoreFiles, RestoreSneaky, nightly,"
+    " secret-nightly\n"
     "  Client ACL = test-fd\n  Storage ACL = File\n"
     "  Pool ACL = Full, Differential, Incremental\n  FileSet ACL = QuickstartSet\n"
-    "  Schedule ACL = WeeklyCycle\n  Catalog ACL = MyCatalog\n"
+    "  Schedule ACL = WeeklyCycle, PoolCycle\n  Catalog ACL = MyCatalog\n"
     '  Where ACL = "!/srv/restore/secret.*", "/srv/restore/.*", /tmp/ok\n}\n',
     "console/restricted.conf": 'Console {\n  Name = restricted\n  Password = "rrrrrrrrrrrrrrrrrrrr"\n'
     "  Profile = own\n  TLS Enable = no\n}\n",
@@ -363,7 +370,17 @@ async def test_show_lists_only_what_the_console_may_see_and_hides_command_lines(
         ("storages", {"File"}),
         ("filesets", {"QuickstartSet"}),
         ("jobdefs", {"DefaultJob", "OtherDefs"}),  # those its permitted jobs are built on
-        ("jobs", {"backup-test-fd", "backup-sneaky", "RestoreFiles", "RestoreSneaky"}),
+        (
+            "jobs",
+            {
+                "backup-test-fd",
+                "backup-sneaky",
+                "RestoreFiles",
+                "RestoreSneaky",
+                "nightly",
+                "secret-nightly",
+            },
+        ),
     ):
         assert {r["name"] for r in shown.data[kind]} == names, kind
     assert "OtherPool" not in {p["name"] for p in shown.data["pools"]}
@@ -418,3 +435,117 @@ async def test_a_named_console_with_all_acls_reads_the_directors_own_messages(wo
     reply = await _whole(await run_command(admin, "messages", LOG))
     assert [m["text"] for m in reply.data["messages"]] == ["the catalog is not writable"]
     assert (await world.as_restricted("messages")).data["messages"] == []
+
+
+# -- .events, status scheduler, status dir ----------------------------------------------------
+
+
+async def _events(world: World, session: Session, line: str, publish: Any) -> list[dict[str, Any]]:
+    """Run `.events` as `session`, publish while it listens, return the events it was sent."""
+    reply = await run_command(session, line, LOG)
+    assert reply.ok and reply.stream is not None, reply.text
+    got = [(await anext(reply.stream)).data]
+    assert got[0]["event"] == "subscribed"
+    await publish()
+    async for part in reply.stream:
+        got.append(part.data)
+    return got[1:]
+
+
+async def test_events_show_only_permitted_jobs_and_resources(world: World) -> None:
+    later = time.time() + 3600
+    own: list[int] = []
+    foreign: list[int] = []
+
+    async def publish() -> None:
+        own.append(
+            (await world.director.submit(RunRequest(job="backup-test-fd", when=later))).job_id
+        )
+        foreign.append(
+            (await world.director.submit(RunRequest(job="backup-other", when=later))).job_id
+        )
+        # a job permitted by name whose default client, pool and fileset are not
+        foreign.append(
+            (await world.director.submit(RunRequest(job="backup-sneaky", when=later))).job_id
+        )
+        world.director.events.publish(
+            "queue_waiting",
+            status="S",
+            wait_reason={
+                "status": "S",
+                "code": "max_storage_jobs",
+                "resource": "storage=OtherStore",
+            },
+            jobs=3,
+            jobids=[own[0], *foreign],
+        )
+        world.director.events.publish("director_note", text="about every job")
+
+    events = await _events(world, world.mine, ".events timeout=0.3", publish)
+    assert {e.get("jobid") for e in events if e["event"] == "job_status"} == {own[0]}, events
+    (waiting,) = [e for e in events if e["event"] == "queue_waiting"]
+    assert waiting["jobids"] == [own[0]] and waiting["jobs"] == 1
+    assert waiting["wait_reason"]["resource"] == "storage=(hidden)"
+    assert not [e for e in events if e["event"] == "director_note"]
+    everything = await _events(world, world.root, ".events timeout=0.3", publish)
+    assert {e.get("jobid") for e in everything if e["event"] == "job_status"} == {
+        own[1],
+        *foreign[2:],
+    }
+    (waiting,) = [e for e in everything if e["event"] == "queue_waiting"]
+    assert waiting["wait_reason"]["resource"] == "storage=OtherStore" and waiting["jobs"] == 3
+    assert [e for e in everything if e["event"] == "director_note"]
+
+
+async def test_events_of_a_foreign_job_are_refused(world: World) -> None:
+    refused(
+        await world.as_restricted(f".events jobid={world.foreign_job} count=1"), "not permitted"
+    )
+    refused(
+        await world.as_restricted(f".events jobid={world.disguised_job} count=1"), "not permitted"
+    )
+    refused(await world.as_restricted(".events job=backup-other count=1"), "not permitted")
+
+
+async def test_status_scheduler_lists_only_runs_of_permitted_resources(world: World) -> None:
+    def runs(reply: Reply) -> set[tuple[str, str, str, str]]:
+        assert reply.ok, reply.text
+        return {
+            (r["job"], r["schedule"], r["pool"], r["storage"])
+            for r in reply.data["scheduler"]["runs"]
+        }
+
+    everything = runs(await world.as_root("status scheduler days=2"))
+    assert {
+        ("backup-other", "WeeklyCycle", "OtherPool", "OtherStore"),
+        ("nightly", "PoolCycle", "OtherPool", "File"),
+        ("nightly", "PoolCycle", "Full", "OtherStore"),
+        ("nightly", "PoolCycle", "Full", "File"),
+        ("secret-nightly", "SecretCycle", "Incremental", "File"),
+    } <= everything, everything
+    assert "backup-sneaky" in {job for job, *_ in everything}
+    mine = runs(await world.as_restricted("status scheduler days=2"))
+    assert {job for job, *_ in mine} == {"backup-test-fd", "nightly"}, mine
+    assert {(s, p, st) for job, s, p, st in mine if job == "nightly"} == {
+        ("PoolCycle", "Full", "File")
+    }
+    for job, _, pool, storage in mine:
+        assert pool in ("Full", "Incremental", "Differential") and storage == "File", job
+    refused(await world.as_restricted("status scheduler job=backup-other"), "not permitted")
+    refused(await world.as_restricted("status scheduler job=backup-sneaky"), "not permitted")
+    assert runs(await world.as_restricted("status scheduler job=nightly days=2"))
+
+
+async def test_status_dir_data_names_only_permitted_jobs(world: World) -> None:
+    own = await world.director.submit(RunRequest(job="backup-test-fd"))
+    foreign = await world.director.submit(RunRequest(job="backup-other"))
+    try:
+        everything = (await world.as_root("status dir")).data
+        listed = {j["job_id"] for j in everything["director"]["running_jobs"]}
+        assert {own.job_id, foreign.job_id} <= listed, everything
+        mine = (await world.as_restricted("status dir")).data
+        assert {j["job_id"] for j in mine["director"]["running_jobs"]} == {own.job_id}, mine
+        assert foreign.unique not in str(mine)
+    finally:
+        for jcr in (own, foreign):
+            await world.director.cancel(jcr)
