@@ -39,6 +39,7 @@ from protocol.records import (
 from storaged import volume as vol
 from storaged.appender import SessionWriter, VolumeAppender, VolumeWriteFailed
 from storaged.jobs import SdJob, SdJobError
+from storaged.record_gate import RecordGate, RecordRefused
 
 CATALOG_STREAMS: Final = frozenset({Stream.ATTRIBUTES, Stream.DIGEST, Stream.DELETED})
 ATTR_BATCH: Final = 400
@@ -261,16 +262,31 @@ async def run_append(job: SdJob, data: Connection, log: Any) -> None:
 
     await data.send(Ok(code=Code.SD_OK, text="OK data"))
     watcher = asyncio.create_task(close_on_cancel())
+    # Whoever sends, only the records of files are stored (#13): a replicating Storage Daemon
+    # sends what it read from a volume, which is what a File Daemon sent.
+    gate = RecordGate(job.name, "Storage Daemon" if job.setup.listen else "File Daemon")
     try:
-        await append_batches(job, seg, batches())
+        await append_batches(job, seg, batches(), gate)
+    except RecordRefused as refused:
+        with contextlib.suppress(NetError):
+            await data.send(ErrorReply(code=Code.SD_ERROR, text=str(refused)))
+        raise
     finally:
         watcher.cancel()
     await data.send(AppendDone(code=Code.SD_OK, files=job.files, bytes=job.bytes))
     log.info("append_session_done", job=job.name, files=job.files, bytes=job.bytes)
 
 
-async def append_batches(job: SdJob, seg: Segment, source: AsyncIterator[list[Record]]) -> None:
-    """Write record batches to volumes (rolling over when full) and forward attributes to the Director."""
+async def append_batches(
+    job: SdJob,
+    seg: Segment,
+    source: AsyncIterator[list[Record]],
+    gate: RecordGate | None = None,
+) -> None:
+    """Write record batches to volumes (rolling over when full) and forward attributes to the Director.
+
+    With a `gate`, a batch is written up to its first refused record; the records before it are
+    written and cataloged, then the session ends with the refusal (RecordRefused)."""
     await job.set_status("R")
     pending: list[tuple[int, int, bytes]] = []
     status = "E"
@@ -281,7 +297,8 @@ async def append_batches(job: SdJob, seg: Segment, source: AsyncIterator[list[Re
     writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sd-write")
     writes: deque[asyncio.Future[list[Record]]] = deque()
     try:
-        async for batch in source:
+        async for received in source:
+            batch, refused = (received, None) if gate is None else gate.admit(received)
             for record in batch:
                 if record.stream in CATALOG_STREAMS:
                     pending.append((record.file_index, record.stream, bytes(record.payload)))
@@ -296,6 +313,12 @@ async def append_batches(job: SdJob, seg: Segment, source: AsyncIterator[list[Re
             if len(pending) >= ATTR_BATCH:
                 await job.tell_director(AttributeBatch(job=job.name, records=tuple(pending)))
                 pending = []
+            if refused is not None:
+                # What came before the refused record is on the volume: catalog it, then stop.
+                await _settle_writes(job, at, writes, writer, keep=0)
+                if pending:
+                    await job.tell_director(AttributeBatch(job=job.name, records=tuple(pending)))
+                raise refused
         await _settle_writes(job, at, writes, writer, keep=0)
         if pending:
             await job.tell_director(AttributeBatch(job=job.name, records=tuple(pending)))
