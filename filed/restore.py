@@ -2,8 +2,9 @@
 
 Files are reached by descriptor only (`filed.restore_paths`, `filed.restore_files`): `where` is
 opened from `/` without following symlinks and refused when others may write to it; every parent is
-opened with `openat(…, O_NOFOLLOW)`; files are created with O_EXCL under a temporary name and get
-their attributes through their own descriptor. A path that would land outside `where` makes the
+opened with `openat(…, O_NOFOLLOW)` (once per directory: the directory files are being restored
+into stays open while its files arrive); files are created with O_EXCL and get their attributes
+through their own descriptor. A path that would land outside `where` makes the
 file refused and logged, never written. Restoring to a `where` other than `/` or to another client
 strips privileged content unless the restore asks for it (`privileged_content`): setuid/setgid
 bits, device nodes and security.*/trusted.* xattrs; each is a warning in the job log. A restore survives a bad
@@ -11,9 +12,10 @@ record (#11). A file whose attributes name an unknown codec or digest or an owne
 whose xattr list is malformed, whose compressed data does not decompress (or would expand past
 its limit, `restore_checks.MAX_CHUNK_SIZE`) or whose data fails its digest is reported (an error
 naming the file and the problem) and not restored; the restore goes on with the next file.
-Every file but a directory is built under a temporary name beside its target and renamed over
-the target only when it is complete, so a failed file leaves nothing behind and never replaces a
-good file with a truncated one. Whatever goes wrong, `finish` and `abort` close descriptors,
+A file whose name is free is created under that name (O_EXCL: nothing there is ever opened or
+followed) and removed again if it fails; a file that would replace something is built under a
+temporary name beside its target and renamed over the target only when it is complete. Either way
+a failed file leaves nothing behind and never replaces a good file with a truncated one. Whatever goes wrong, `finish` and `abort` close descriptors,
 remove temporary files and hidden carriers and set directory attributes; a writer simply dropped
 still has its descriptors closed and files removed by a finalizer.
 
@@ -31,6 +33,7 @@ import secrets
 import stat
 import threading
 import weakref
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -61,15 +64,25 @@ from filed.restore_paths import (
 )
 from protocol.attributes import FileAttributes, FileType, decode_attributes
 from protocol.errors import DecodeError
-from protocol.records import DATA_STREAMS, Record, Stream, unpack_data
+from protocol.records import Record, Stream, unpack_data
 from protocol.restore_policy import REPLACE_POLICIES
 
 HIDDEN_PREFIX: Final = (
     b".strongroom-restore-"  # a hardlink's data carrier whose own name is not selected
 )
 TEMP_PREFIX: Final = (
-    b".strongroom-part-"  # a file being built, renamed over its target when complete
+    b".strongroom-part-"  # a file replacing another, renamed over its target when complete
 )
+_ATTRIBUTES: Final = int(Stream.ATTRIBUTES)
+_DATA: Final = int(Stream.DATA)
+_COMPRESSED_DATA: Final = int(Stream.COMPRESSED_DATA)
+_DIGEST: Final = int(Stream.DIGEST)
+_XATTRS: Final = int(Stream.XATTRS)
+_ACL_ACCESS: Final = int(Stream.ACL_ACCESS)
+_ACL_DEFAULT: Final = int(Stream.ACL_DEFAULT)
+_JOB_START: Final = int(Stream.JOB_START)
+_DATA_STREAMS: Final = frozenset({_DATA, _COMPRESSED_DATA})
+_STARTS: Final = frozenset({_ATTRIBUTES, _JOB_START})  # records that end the current file
 # The notes of each kind (errors, warnings) a restore keeps the text of; the rest are only counted,
 # so a restore with thousands of bad files neither grows without bound nor floods the job log.
 MAX_NOTES: Final = 100
@@ -104,21 +117,30 @@ class RestoreStats:
             self.warnings.append(text)
 
 
-@dataclass
+@dataclass(slots=True)
 class _Current:
     attrs: FileAttributes
     index: int
     parts: tuple[bytes, ...]  # the target, as components below `where`
-    target: bytes  # the same as a path, for messages only
+    where: bytes
     hidden: bool = False
-    temp: bytes | None = None  # the name (in the parent directory) it is built under until complete
-    dir_fd: int = -1  # the parent directory
+    # The name (in the parent directory) this restore created for the file and removes if the file
+    # fails: its own name when that was free, else a temporary one renamed over it when complete.
+    made: bytes | None = None
+    temp: bool = False  # `made` is a temporary name
+    dir_fd: int = -1  # the parent directory (the writer's, not closed with the file)
     fd: int = -1
+    end: int = 0  # the end of the data written so far
     hasher: Hasher | None = None
     decompress: Decompress | None = None
     acl_access: bytes | None = None
     acl_default: bytes | None = None
-    xattrs: list[tuple[bytes, bytes]] = field(default_factory=list)
+    xattrs: Sequence[tuple[bytes, bytes]] = ()
+
+    @property
+    def target(self) -> bytes:
+        """The target as a path, for messages only."""
+        return join(self.where, self.parts)
 
 
 class RestoreWriter:
@@ -159,6 +181,8 @@ class RestoreWriter:
             strip=not privileged_content and (self.where != b"/" or not same_client),
         )
         self._walker: DirWalker | None = None
+        self._cwd: tuple[bytes, ...] = ()  # the directory files are being restored into
+        self._cwd_fd = -1  # … and its descriptor (see `_parent`)
         self._token = secrets.token_hex(4).encode()
         self._serial = itertools.count()
         self._leftovers = Leftovers()
@@ -202,41 +226,54 @@ class RestoreWriter:
             except Exception as exc:  # a per-file boundary: an unforeseen failure loses one file, never the restore
                 self._unforeseen(exc, record.file_index)
 
+    def feed_batch(self, records: Iterable[Record]) -> None:
+        """Take a batch of records (one received frame) under one lock; never raises."""
+        with self._lock:
+            for record in records:
+                if self.rejected is not None or self._closed:
+                    return
+                try:
+                    self._feed(record)
+                except Exception as exc:  # a per-file boundary, as in `feed`
+                    self._unforeseen(exc, record.file_index)
+
     def _feed(self, record: Record) -> None:
-        if record.stream == Stream.JOB_START:
-            self._finish_current()
-            self._job = int.from_bytes(record.payload, "big")
-            self._dropping = None
+        stream = record.stream
+        cur = self._current
+        if cur is not None and record.file_index == cur.index and stream not in _STARTS:
+            try:
+                if stream in _DATA_STREAMS:
+                    self._data(cur, stream, record.payload)
+                elif stream == _DIGEST:
+                    algorithm, digest = parse_digest(record.payload)
+                    if cur.hasher is not None and cur.hasher.digest() != digest:
+                        raise FileFailed(
+                            f"{algorithm} digest mismatch: the data read differs from what was backed up"
+                        )
+                elif stream == _XATTRS:
+                    cur.xattrs = parse_xattrs(record.payload)
+                elif stream == _ACL_ACCESS:
+                    cur.acl_access = bytes(record.payload)
+                elif stream == _ACL_DEFAULT:
+                    cur.acl_default = bytes(record.payload)
+            except FILE_ERRORS as exc:
+                self._fail(cur, reason(exc))
             return
-        if record.stream == Stream.ATTRIBUTES:
+        if stream == _ATTRIBUTES:
             self._finish_current()
             self._start(record)
-            return
-        cur = self._current
-        if cur is None or record.file_index != cur.index:
-            if record.file_index != self._dropping:
-                self._dropping = record.file_index  # one report per file, not one per record
-                self._error(
-                    f"record for file index {record.file_index} arrived without its attributes; dropped"
-                )
-            return
-        try:
-            if record.stream in DATA_STREAMS:
-                self._data(cur, record)
-            elif record.stream == Stream.DIGEST:
-                algorithm, digest = parse_digest(record.payload)
-                if cur.hasher is not None and cur.hasher.digest() != digest:
-                    raise FileFailed(
-                        f"{algorithm} digest mismatch: the data read differs from what was backed up"
-                    )
-            elif record.stream == Stream.XATTRS:
-                cur.xattrs = parse_xattrs(record.payload)
-            elif record.stream == Stream.ACL_ACCESS:
-                cur.acl_access = bytes(record.payload)
-            elif record.stream == Stream.ACL_DEFAULT:
-                cur.acl_default = bytes(record.payload)
-        except FILE_ERRORS as exc:
-            self._fail(cur, reason(exc))
+        elif stream == _JOB_START:
+            self._job_start(record)
+        elif record.file_index != self._dropping:
+            self._dropping = record.file_index  # one report per file, not one per record
+            self._error(
+                f"record for file index {record.file_index} arrived without its attributes; dropped"
+            )
+
+    def _job_start(self, record: Record) -> None:
+        self._finish_current()
+        self._job = int.from_bytes(record.payload, "big")
+        self._dropping = None
 
     def _start(self, record: Record) -> None:
         self._dropping = record.file_index  # until the file is set up
@@ -245,7 +282,7 @@ class RestoreWriter:
         except DecodeError as exc:
             self._error(f"file index {record.file_index}: {exc}; not restored")
             return
-        hidden = (self._job, record.file_index) in self.hidden
+        hidden = bool(self.hidden) and (self._job, record.file_index) in self.hidden
         try:
             parts = (
                 (HIDDEN_PREFIX + f"{self._job}-{record.file_index}".encode(),)
@@ -257,7 +294,7 @@ class RestoreWriter:
         except UnsafePath as exc:
             self._refuse(attrs.path, str(exc))
             return
-        cur = _Current(attrs, record.file_index, parts, join(self.where, parts), hidden=hidden)
+        cur = _Current(attrs, record.file_index, parts, self.where, hidden=hidden)
         if self.policy.strip and attrs.type in (FileType.CHAR_DEVICE, FileType.BLOCK_DEVICE):
             self._warn(
                 f"{printable(attrs.path)}: device node not restored (privileged content: restore to "
@@ -274,15 +311,12 @@ class RestoreWriter:
             self._fail(cur, str(exc))
             return
         try:
-            assert self._walker is not None
-            cur.dir_fd = self._walker.open_dir(parts[:-1])
-            self._leftovers.fds.add(cur.dir_fd)
-            if not hidden and not self._may_replace(cur):
+            cur.dir_fd = self._parent(parts[:-1])
+            if not self._place(cur):
                 self._discard(cur)
                 self.stats.skipped += 1
                 self.stats.files += 1
                 return
-            self._create(cur)
         except UnsafePath as exc:
             self._refuse(attrs.path, str(exc))
             self._discard(cur)
@@ -292,6 +326,59 @@ class RestoreWriter:
             return
         self._current = cur
         self._dropping = None
+
+    def _parent(self, parts: tuple[bytes, ...]) -> int:
+        """The directory `parts` below `where`, kept open while files keep arriving in it (a
+        restore writes one directory at a time): one walk per directory, not per file."""
+        if self._cwd_fd >= 0 and parts == self._cwd:
+            return self._cwd_fd
+        self._drop_cwd()
+        assert self._walker is not None
+        fd = self._walker.open_dir(parts)
+        self._leftovers.fds.add(fd)
+        self._cwd, self._cwd_fd = parts, fd
+        return fd
+
+    def _drop_cwd(self) -> None:
+        fd, self._cwd_fd = self._cwd_fd, -1
+        if fd >= 0:
+            self._leftovers.fds.discard(fd)
+            os.close(fd)
+
+    def _forget(self, parts: tuple[bytes, ...]) -> None:
+        """The directory `parts` was removed: no descriptor on it or below it is used again."""
+        assert self._walker is not None
+        self._walker.forget(parts)
+        if self._cwd[: len(parts)] == parts:
+            self._drop_cwd()
+
+    def _place(self, cur: _Current) -> bool:
+        """Create the file under its own name when that is free; else ask the replace policy, and
+        build it under a temporary name when the policy lets it replace what is there. False: the
+        policy keeps what is there."""
+        kind = cur.attrs.type
+        if kind != FileType.HARDLINK and cur.parts:
+            name = cur.parts[-1]
+            try:
+                if kind == FileType.DIRECTORY:
+                    os.mkdir(name, 0o700, dir_fd=cur.dir_fd)
+                    return True
+                self._make(cur, name)
+                return True
+            except FileExistsError:
+                pass
+        if not cur.hidden and not self._may_replace(cur):
+            return False
+        self._create(cur)
+        return True
+
+    def _make(self, cur: _Current, name: bytes, temp: bool = False) -> None:
+        """A new node `name` in the parent directory (FileExistsError if anything is there)."""
+        cur.fd = create_node(cur.attrs, cur.dir_fd, name)
+        if cur.fd >= 0:
+            self._leftovers.fds.add(cur.fd)
+        cur.made, cur.temp = name, temp  # only now: a name we did not create is never removed
+        self._leftovers.paths.add((*cur.parts[:-1], name))
 
     def _may_replace(self, cur: _Current) -> bool:
         """Whether the policy lets this file take the place of what is there (nothing is removed here)."""
@@ -327,54 +414,52 @@ class RestoreWriter:
                 if stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
                     return  # merged
                 os.unlink(name, dir_fd=dir_fd)  # a file the policy lets the directory replace
-                assert self._walker is not None
-                self._walker.forget(cur.parts)
+                self._forget(cur.parts)
                 os.mkdir(name, 0o700, dir_fd=dir_fd)
             return
         temp = TEMP_PREFIX + b"%s-%d" % (self._token, next(self._serial))
-        if kind == FileType.HARDLINK:
-            source = self._restored.get((self._job, a.link_index))
-            if source is None:
-                raise FileFailed(f"hardlink target (file index {a.link_index}) was not restored")
-            assert self._walker is not None
-            src_dir = self._walker.open_dir(source[:-1], create=False)
-            try:
-                if source[-1].startswith(HIDDEN_PREFIX):
-                    # the first selected name takes the hidden carrier's data
-                    os.rename(source[-1], cur.parts[-1], src_dir_fd=src_dir, dst_dir_fd=dir_fd)
-                    self._leftovers.paths.discard(source)
-                    self._restored[(self._job, a.link_index)] = cur.parts
-                    return
-                os.link(
-                    source[-1], temp, src_dir_fd=src_dir, dst_dir_fd=dir_fd, follow_symlinks=False
-                )
-            finally:
-                os.close(src_dir)
-        else:
-            cur.fd = create_node(a, dir_fd, temp)
-            if cur.fd >= 0:
-                self._leftovers.fds.add(cur.fd)
-        cur.temp = temp  # only now: a name we did not create is never removed
+        if kind != FileType.HARDLINK:
+            self._make(cur, temp, temp=True)
+            return
+        source = self._restored.get((self._job, a.link_index))
+        if source is None:
+            raise FileFailed(f"hardlink target (file index {a.link_index}) was not restored")
+        assert self._walker is not None
+        src_dir = self._walker.open_dir(source[:-1], create=False)
+        try:
+            if source[-1].startswith(HIDDEN_PREFIX):
+                # the first selected name takes the hidden carrier's data
+                os.rename(source[-1], cur.parts[-1], src_dir_fd=src_dir, dst_dir_fd=dir_fd)
+                self._leftovers.paths.discard(source)
+                self._restored[(self._job, a.link_index)] = cur.parts
+                return
+            os.link(source[-1], temp, src_dir_fd=src_dir, dst_dir_fd=dir_fd, follow_symlinks=False)
+        finally:
+            os.close(src_dir)
+        cur.made, cur.temp = temp, True
         self._leftovers.paths.add((*cur.parts[:-1], temp))
 
-    def _data(self, cur: _Current, record: Record) -> None:
+    def _data(self, cur: _Current, stream: int, payload: bytes | memoryview) -> None:
         if cur.fd < 0:
             return
-        offset, chunk = unpack_data(record.payload)
+        offset, chunk = unpack_data(payload)
         data: Any = chunk
-        if record.stream == Stream.COMPRESSED_DATA:
+        if stream == _COMPRESSED_DATA:
             data = decompress_chunk(cur.decompress, chunk, offset, self.max_chunk_size)
         if cur.hasher is not None:
             cur.hasher.update(data)
+        size = len(data)
         written = os.pwrite(cur.fd, data, offset)
-        while written < len(data):
+        while written < size:
             written += os.pwrite(cur.fd, memoryview(data)[written:], offset + written)
-        self.stats.bytes += len(data)
+        cur.end = max(cur.end, offset + size)
+        self.stats.bytes += size
 
     # -- finishing --------------------------------------------------------------------------
 
     def _finish_current(self) -> None:
-        """The file's records are complete: size, attributes, then the rename that makes it appear."""
+        """The file's records are complete: size, attributes, then (under a temporary name) the
+        rename that makes it appear."""
         cur, self._current = self._current, None
         if cur is None:
             return
@@ -385,17 +470,19 @@ class RestoreWriter:
                     (cur.parts, a, cur)
                 )  # attributes set at the end, after the contents
             else:
-                if cur.fd >= 0:
+                if cur.fd >= 0 and cur.end != a.size:
                     os.ftruncate(
                         cur.fd, a.size
                     )  # a sparse file's trailing hole, and its exact size
-                self._apply(a, cur, cur.fd, cur.dir_fd, cur.temp or cur.parts[-1])
+                made = cur.made
+                self._apply(a, cur, cur.fd, cur.dir_fd, made or cur.parts[-1])
                 if cur.fd >= 0:
                     self._close(cur)
-                if cur.temp is not None:
-                    install(cur.dir_fd, cur.temp, cur.parts[-1], a.type)
-                    self._leftovers.paths.discard((*cur.parts[:-1], cur.temp))
-                    cur.temp = None
+                if made is not None:
+                    if cur.temp:
+                        install(cur.dir_fd, made, cur.parts[-1], a.type)
+                    self._leftovers.paths.discard((*cur.parts[:-1], made))
+                    cur.made = None
             self._restored[(self._job, cur.index)] = cur.parts
             if cur.hidden:
                 self._leftovers.paths.add(
@@ -499,20 +586,17 @@ class RestoreWriter:
         os.close(fd)
 
     def _discard(self, cur: _Current) -> None:
-        """Close the file's descriptors and remove its temporary name, if it still has them."""
+        """Close the file's descriptor and remove the name this restore made for it, if it still
+        has them."""
         if cur.fd >= 0:
             with contextlib.suppress(OSError):
                 self._close(cur)
-        if cur.temp is not None:
-            temp, cur.temp = cur.temp, None
-            self._leftovers.paths.discard((*cur.parts[:-1], temp))
+        if cur.made is not None:
+            made, cur.made = cur.made, None
+            self._leftovers.paths.discard((*cur.parts[:-1], made))
             with contextlib.suppress(OSError):
-                os.unlink(temp, dir_fd=cur.dir_fd)
-        if cur.dir_fd >= 0:
-            dir_fd, cur.dir_fd = cur.dir_fd, -1
-            self._leftovers.fds.discard(dir_fd)
-            with contextlib.suppress(OSError):
-                os.close(dir_fd)
+                os.unlink(made, dir_fd=cur.dir_fd)
+        cur.dir_fd = -1  # the writer's (`_parent`), still open for the next file
 
     def _fail(self, cur: _Current, text: str) -> None:
         """This file cannot be restored: report it, remove what was made of it, drop its other records."""

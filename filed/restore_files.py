@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -104,6 +104,7 @@ class Policy:
 
     privileged: bool  # this process may chown to anyone
     strip: bool
+    euid: int = field(default_factory=os.geteuid)
 
 
 def safe_mode(a: FileAttributes, policy: Policy) -> int:
@@ -122,7 +123,7 @@ def apply_attributes(
     policy: Policy,
     acl_access: bytes | None,
     acl_default: bytes | None,
-    xattrs: list[tuple[bytes, bytes]],
+    xattrs: Sequence[tuple[bytes, bytes]],
     warn: Callable[[str], None],
 ) -> None:
     """Owner, mode, ACLs, xattrs and times, in the order that keeps each one, on the file's own
@@ -160,10 +161,10 @@ def _apply(
     *,
     acl_access: bytes | None,
     acl_default: bytes | None,
-    xattrs: list[tuple[bytes, bytes]],
+    xattrs: Sequence[tuple[bytes, bytes]],
     warn: Callable[[str], None],
 ) -> None:
-    if policy.privileged or a.uid == os.geteuid():
+    if policy.privileged or a.uid == policy.euid:
         try:
             os.chown(target, a.uid, a.gid)
         except OSError as exc:
@@ -197,10 +198,10 @@ def _apply_symlink(
     name: bytes,
     policy: Policy,
     *,
-    xattrs: list[tuple[bytes, bytes]],
+    xattrs: Sequence[tuple[bytes, bytes]],
     warn: Callable[[str], None],
 ) -> None:
-    if policy.privileged or a.uid == os.geteuid():
+    if policy.privileged or a.uid == policy.euid:
         try:
             os.chown(name, a.uid, a.gid, dir_fd=dir_fd, follow_symlinks=False)
         except OSError as exc:
@@ -219,11 +220,11 @@ def _apply_symlink(
 
 def _allowed(
     a: FileAttributes,
-    xattrs: list[tuple[bytes, bytes]],
+    xattrs: Sequence[tuple[bytes, bytes]],
     policy: Policy,
     warn: Callable[[str], None],
-) -> list[tuple[bytes, bytes]]:
-    if not policy.strip:
+) -> Sequence[tuple[bytes, bytes]]:
+    if not policy.strip or not xattrs:
         return xattrs
     kept = [(n, v) for n, v in xattrs if not n.startswith(PRIVILEGED_XATTRS)]
     if len(kept) != len(xattrs):
