@@ -8,7 +8,14 @@ import time
 from typing import Any
 
 from director.catalog import FileRow
-from director.console.acl import job_visible, permitted, require_catalog, require_job, visible_pages
+from director.console.acl import (
+    job_visible,
+    permitted,
+    require_catalog,
+    require_job,
+    visible_pages,
+    volume_visible,
+)
 from director.console.format import display_path
 from director.console.names import check
 from director.console.paging import NO_RESULTS, Lines, Long, Table, Window, listing, paged
@@ -191,7 +198,7 @@ async def _list(session: Session, args: Args, long: bool) -> Reply:
                 lambda m: m.media_id,
                 window,
                 0,
-                keep=lambda m: permitted(session, "pool", m.pool),
+                keep=lambda m: volume_visible(session, m),
             )
         )
         return listing("volumes", volumes, Long() if long else Table(list(VOLUME_COLUMNS)))
@@ -379,9 +386,7 @@ async def update(session: Session, args: Args) -> Reply:
     director = session.director
     require_catalog(session)
     media = await director.catalog_call("get_media", volume)
-    if media is None or not permitted(
-        session, "pool", media.pool
-    ):  # another pool's volume is not there
+    if media is None or not volume_visible(session, media):  # another pool's volume is not there
         raise CommandError(f"no volume named {volume!r} in the catalog")
     await director.catalog_call("update_media", volume, VolStatus=wanted)
     director.engine.media_added()

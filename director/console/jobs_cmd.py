@@ -8,7 +8,14 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from director.catalog import JobRow
-from director.console.acl import job_visible, require, require_all, require_job, visible_messages
+from director.console.acl import (
+    job_visible,
+    require,
+    require_all,
+    require_job,
+    require_resolved,
+    visible_messages,
+)
 from director.console.names import check, check_all
 from director.console.paging import Lines, listing
 from director.console.registry import Args, CommandError, Reply, Session, command
@@ -70,14 +77,7 @@ def _describe(session: Session, req: RunRequest) -> tuple[str, dict[str, Any]]:
     except JobError as exc:
         raise CommandError(str(exc)) from exc
     # the defaults the Job (and its JobDefs) fill in, not only what the command line named
-    require_all(
-        session,
-        job=resolved.resource.name,
-        client=resolved.client,
-        fileset=resolved.fileset,
-        pool=resolved.pool,
-        storage=resolved.storage,
-    )
+    require_resolved(session, resolved)
     require(session, "schedule", req.params.get("scheduled"))
     data = {
         "job": resolved.resource.name,

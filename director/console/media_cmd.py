@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncGenerator
 
-from director.console.acl import require_all, require_catalog
+from director.console.acl import require_catalog, require_resolved
 from director.console.format import display_path
 from director.console.names import check_all
 from director.console.paging import Lines, listing
@@ -90,9 +90,7 @@ async def estimate(session: Session, args: Args) -> Reply:
         )
     except JobError as exc:
         raise CommandError(str(exc)) from exc
-    require_all(
-        session, job=resolved.resource.name, client=resolved.client, fileset=resolved.fileset
-    )
+    require_resolved(session, resolved)  # the Job's defaults too, as `run` would use them
     if resolved.client is None or resolved.fileset is None:
         raise CommandError(f"job {name!r} has no Client or FileSet to estimate")
     spec = fileset_spec(director.config.filesets[resolved.fileset])

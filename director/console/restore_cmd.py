@@ -7,17 +7,27 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from director.console.acl import require, require_catalog, require_job, require_where
+from director.console.acl import (
+    job_visible,
+    require,
+    require_all,
+    require_catalog,
+    require_job,
+    require_resolved,
+    require_where,
+)
 from director.console.names import check, check_all
 from director.console.registry import Args, CommandError, Reply, Session, command
 from director.console.restore_tree import enter_tree
 from director.jobs.errors import JobError
+from director.jobs.setup import resolve
 from director.restore.plan import (
     DEFAULT_WHERE,
     Plan,
     RestoreOptions,
     RestoreQuery,
     RestoreRefused,
+    RestoreRequest,
     plan_restore,
     restore_request,
 )
@@ -42,7 +52,7 @@ def _parse_before(text: str | None) -> float | None:
     raise CommandError(f"cannot parse before={text!r}; use YYYY-MM-DD HH:MM:SS")
 
 
-def _query(args: Args) -> RestoreQuery:
+def _query(session: Session, args: Args) -> RestoreQuery:
     raw_ids = args.get("jobid")
     try:
         ids = tuple(int(x) for x in raw_ids.split(",") if x.strip()) if raw_ids else ()
@@ -56,6 +66,7 @@ def _query(args: Args) -> RestoreQuery:
         client=args.get("client"),
         fileset=args.get("fileset"),
         before=_parse_before(args.get("before")),
+        visible=lambda row: job_visible(session, row),
     )
 
 
@@ -94,14 +105,34 @@ def _options(session: Session, args: Args, restore_job: Any) -> RestoreOptions:
 
 
 def _check_options(session: Session, options: RestoreOptions, restore_job: Any) -> None:
-    """Every object the restore resolves, defaults the Restore job fills in included."""
-    require(session, "restore job", restore_job.name)
-    require(session, "client", options.client)  # restoreclient=, client=, or the Restore job's own
-    require(session, "storage", options.storage)
-    require(session, "fileset", restore_job.file_set)
+    """Refuse early what is known before planning: the Restore job and its Client, FileSet and
+    Pool (the command line's or the Restore job's own), a named Storage, the Where. What it
+    finally reads from is checked again when the request exists (`_check_request`)."""
+    require_all(
+        session,
+        restore_job=restore_job.name,
+        client=options.client,  # restoreclient=, client=, or the Restore job's own
+        fileset=restore_job.file_set,
+        pool=restore_job.pool,
+        storage=options.storage,
+    )
     require_where(session, options.where)
     if options.regex_where:
         require_where(session, options.regex_where)
+
+
+async def _check_request(session: Session, prepared: RestoreRequest) -> None:
+    """The Restore job as it will run: every resource `resolve` fills in (Client, FileSet, Pool,
+    the Storage of the first volume or the Restore job's own), every Storage a volume is read
+    from, and every copy job read instead of an original."""
+    try:
+        resolved = resolve(session.director.config, prepared.request)
+    except JobError as exc:
+        raise CommandError(str(exc)) from exc
+    require_resolved(session, resolved)
+    for storage in sorted(prepared.storages_read(resolved.storage)):
+        require(session, "storage", storage)
+    await _check_jobs(session, prepared.substitutions.values())
 
 
 async def _check_jobs(session: Session, job_ids: Iterable[int]) -> None:
@@ -116,8 +147,12 @@ async def _submit(session: Session, plan: Plan, options: RestoreOptions) -> Repl
     director = session.director
     try:
         prepared = await restore_request(director.catalog_call, plan, options)
+    except RestoreRefused as exc:
+        raise CommandError(str(exc)) from exc
+    await _check_request(session, prepared)
+    try:
         jcr = await director.submit(prepared.request)
-    except (RestoreRefused, JobError) as exc:
+    except JobError as exc:
         raise CommandError(str(exc)) from exc
     notes = "".join(
         f"JobId {orig}'s volumes are unavailable; reading its copy JobId {copy} instead.\n"
@@ -155,7 +190,7 @@ async def restore(session: Session, args: Args) -> Reply:
         value = args.get(kind)
         if value is not None:
             check(session, kind, value, also=await director.catalog_call("known_names", kind))
-    query = _query(args)
+    query = _query(session, args)
     options = _options(session, args, restore_job)
     _check_options(session, options, restore_job)
     await _check_jobs(session, query.job_ids)  # before planning reads their files

@@ -46,6 +46,9 @@ class RestoreQuery:
     client: str | None = None
     fileset: str | None = None
     before: float | None = None
+    # Which catalog jobs the asking console may see: a chain and a client's latest state are
+    # built from those only, and a refusal lists only their clients and FileSets.
+    visible: Callable[[JobRow], bool] = field(default=lambda _row: True, compare=False)
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,7 @@ def _given_jobs(catalog: Catalog, ids: tuple[int, ...]) -> list[JobRow]:
     return jobs
 
 
-def _chain(catalog: Catalog, job_id: int) -> list[JobRow]:
+def _chain(catalog: Catalog, job_id: int, visible: Callable[[JobRow], bool]) -> list[JobRow]:
     (target,) = _given_jobs(catalog, (job_id,))
     if target.type != "B" or target.level == "F":
         return [target]
@@ -123,7 +126,7 @@ def _chain(catalog: Catalog, job_id: int) -> list[JobRow]:
     candidates = [
         j
         for j in catalog.list_jobs(client_id=target.client_id, job_type="B")
-        if j.fileset_id in fileset_ids
+        if j.fileset_id in fileset_ids and visible(j)
     ]
     chain = chain_to(candidates, target)
     if not chain:
@@ -135,7 +138,7 @@ def _chain(catalog: Catalog, job_id: int) -> list[JobRow]:
 
 
 def _latest(catalog: Catalog, query: RestoreQuery, default_fileset: str | None) -> list[JobRow]:
-    backups = catalog.list_jobs(job_type="B")
+    backups = [j for j in catalog.list_jobs(job_type="B") if query.visible(j)]
     client = _only(sorted({j.client for j in backups if j.client}), "client", query.client)
     client_id = catalog.client_id(client)
     mine = [j for j in backups if j.client_id == client_id]
@@ -162,7 +165,7 @@ def _latest(catalog: Catalog, query: RestoreQuery, default_fileset: str | None) 
 def plan_restore(catalog: Catalog, query: RestoreQuery, default_fileset: str | None) -> Plan:
     """The jobs and the latest live state of their files (runs on the catalog thread)."""
     if query.job_ids and query.chain and len(query.job_ids) == 1:
-        jobs = _chain(catalog, query.job_ids[0])
+        jobs = _chain(catalog, query.job_ids[0], query.visible)
     elif query.job_ids:
         jobs = _given_jobs(catalog, query.job_ids)
     else:
@@ -182,6 +185,19 @@ class RestoreRequest:
     bootstrap: list[BootstrapSpec]
     expected_files: int
     substitutions: dict[int, int]  # JobId whose volumes are unavailable -> the copy read instead
+    volume_storage: dict[str, str] = field(
+        default_factory=dict
+    )  # volume -> Storage it was written on
+    storage_override: bool = False  # the operator named a Storage: every volume is read there
+
+    def storages_read(self, default: str | None) -> set[str]:
+        """Every Storage the Restore job reads from, as director/jobs/restore.py makes its passes:
+        the named Storage, else each volume's own, else `default` (the job's resolved Storage)."""
+        if self.storage_override:
+            names = {default}
+        else:
+            names = {self.volume_storage.get(b.volume_name, default) for b in self.bootstrap}
+        return {n for n in names if n}
 
 
 async def restore_request(
@@ -225,7 +241,14 @@ async def restore_request(
     request = RunRequest(
         job=options.restore_job, client=options.client, storage=storage, params=params
     )
-    return RestoreRequest(request, bootstrap, expected, substitutions)
+    return RestoreRequest(
+        request,
+        bootstrap,
+        expected,
+        substitutions,
+        volume_storage=volume_storage,
+        storage_override=bool(options.storage),
+    )
 
 
 async def _usable_media(

@@ -13,13 +13,14 @@ import pytest
 
 from console.admin import write_installation
 from console.templates import Layout
-from director.catalog import NewJob, PoolRow
+from director.catalog import FileRow, JobMediaRow, NewJob, PoolRow
 from director.config import load_director_config
 from director.console.registry import Reply, Session
 from director.console.server import DEFAULT_CONSOLE, make_acl, run_command
 from director.daemon import DirectorDaemon
 from director.joblog import LogLine
 from director.jobs.request import RunRequest
+from protocol.attributes import FileAttributes, FileType, encode_attributes
 
 
 class _Log:
@@ -50,6 +51,14 @@ OTHER = {
     # permitted Jobs whose runs use a forbidden Pool or come from a forbidden Schedule
     "schedule/PoolCycle.conf": "Schedule {\n  Name = PoolCycle\n  Run = Pool=OtherPool daily at 03:00\n"
     "  Run = Level=Full Storage=OtherStore daily at 04:00\n  Run = Level=Full daily at 05:00\n}\n",
+    # permitted Jobs whose default Storage is not
+    "job/vault.conf": "Job {\n  Name = backup-vault\n  JobDefs = DefaultJob\n  Storage = OtherStore\n}\n"
+    "Job {\n  Name = RestoreVault\n  Type = Restore\n  Client = test-fd\n"
+    "  FileSet = QuickstartSet\n  Storage = OtherStore\n  Pool = Incremental\n"
+    "  Messages = Standard\n}\n"
+    "Job {\n  Name = RestoreForeignPool\n  Type = Restore\n  Client = test-fd\n"
+    "  FileSet = QuickstartSet\n  Storage = File\n  Pool = OtherPool\n"
+    "  Messages = Standard\n}\n",
     "schedule/SecretCycle.conf": "Schedule {\n  Name = SecretCycle\n  Run = daily at 06:00\n}\n",
     "job/nightly.conf": "Job {\n  Name = nightly\n  JobDefs = DefaultJob\n  Schedule = PoolCycle\n}\n"
     "Job {\n  Name = secret-nightly\n  JobDefs = DefaultJob\n  Schedule = SecretCycle\n}\n",
@@ -65,7 +74,7 @@ OTHER = {
     "  Messages = Standard\n}\n",
     "profile/own.conf": "Profile {\n  Name = own\n  Command ACL = *all*\n"
     "  Job ACL = backup-test-fd, backup-sneaky, RestoreFiles, RestoreSneaky, nightly,"
-    " secret-nightly\n"
+    " secret-nightly, backup-vault, RestoreVault, RestoreForeignPool\n"
     "  Client ACL = test-fd\n  Storage ACL = File\n"
     "  Pool ACL = Full, Differential, Incremental\n  FileSet ACL = QuickstartSet\n"
     "  Schedule ACL = WeeklyCycle, PoolCycle\n  Catalog ACL = MyCatalog\n"
@@ -379,6 +388,9 @@ async def test_show_lists_only_what_the_console_may_see_and_hides_command_lines(
                 "RestoreSneaky",
                 "nightly",
                 "secret-nightly",
+                "backup-vault",
+                "RestoreVault",
+                "RestoreForeignPool",
             },
         ),
     ):
@@ -549,3 +561,84 @@ async def test_status_dir_data_names_only_permitted_jobs(world: World) -> None:
     finally:
         for jcr in (own, foreign):
             await world.director.cancel(jcr)
+
+
+# -- what a restore reads: defaults and volumes ----------------------------------------------
+
+
+async def _backed_up(director: DirectorDaemon, volume: str, storage: str | None) -> int:
+    """A job of the console's own (its Job, Client, Pool, FileSet) with one file on `volume`,
+    a volume of a permitted pool labeled on `storage` (None: no Storage recorded)."""
+    job_id = await _job(director, "backup-test-fd", "test-fd", "Incremental", "QuickstartSet")
+    pool_id = await director.catalog_call("ensure_pool", PoolRow(name="Incremental"))
+    media_id = await director.catalog_call("create_media", volume, pool_id, "File", storage)
+    attrs = FileAttributes(
+        path=b"/data/f",
+        type=FileType.REGULAR,
+        mode=0o100644,
+        uid=0,
+        gid=0,
+        size=1,
+        atime_ns=0,
+        mtime_ns=0,
+        ctime_ns=0,
+    )
+    await director.catalog_call(
+        "insert_files", job_id, [FileRow(job_id, b"/data/", b"f", 1, encode_attributes(attrs))]
+    )
+    await director.catalog_call(
+        "add_jobmedia", JobMediaRow(job_id, media_id, volume, 1, 1, 0, 0, 0, 100, 100, 1, 1)
+    )
+    return job_id
+
+
+@pytest.mark.parametrize(
+    ("volume_storage", "restore_job", "denied"),
+    [
+        ("OtherStore", "RestoreFiles", "storage 'OtherStore'"),  # the volume's own Storage
+        (None, "RestoreVault", "storage 'OtherStore'"),  # the Restore job's default Storage
+        ("File", "RestoreForeignPool", "pool 'OtherPool'"),  # the Restore job's default Pool
+    ],
+)
+async def test_restore_checks_the_storage_and_defaults_it_will_use(
+    world: World, volume_storage: str | None, restore_job: str, denied: str
+) -> None:
+    job_id = await _backed_up(world.director, f"vol-{restore_job}", volume_storage)
+    line = f"restore jobid={job_id} all yes where=/tmp/ok restorejob={restore_job}"
+    refused(await world.as_restricted(line), denied, "not permitted")
+    assert not world.director.queue.jobs  # nothing was queued
+    reply = await world.as_root(line)
+    assert reply.ok and "Job queued" in reply.text, reply.text
+
+
+async def test_restore_of_its_own_volume_on_its_own_storage_is_queued(world: World) -> None:
+    job_id = await _backed_up(world.director, "vol-own", "File")
+    reply = await world.as_restricted(f"restore jobid={job_id} all yes where=/tmp/ok")
+    assert reply.ok and "Job queued" in reply.text, reply.text
+    (jcr,) = world.director.queue.jobs.values()
+    assert (jcr.name, jcr.client, jcr.storage) == ("RestoreFiles", "test-fd", "File")
+
+
+async def test_a_clients_latest_state_is_chosen_among_the_consoles_jobs_only(world: World) -> None:
+    """Without client=, the catalog's backups of other-fd are not offered (nor named)."""
+    await _backed_up(world.director, "vol-latest", "File")
+    reply = await world.as_restricted("restore all yes where=/tmp/ok")
+    assert reply.ok and "Job queued" in reply.text, reply.text
+    assert "other-fd" not in reply.text
+    refused(await world.as_root("restore all yes where=/tmp/ok"), "choose a client")
+
+
+async def test_volumes_on_a_foreign_storage_are_not_listed_nor_updated(world: World) -> None:
+    pool_id = await world.director.catalog_call("ensure_pool", PoolRow(name="Incremental"))
+    await world.director.catalog_call("create_media", "vault-vol", pool_id, "File", "OtherStore")
+    listed = await world.as_restricted("list volumes")
+    assert "vault-vol" not in {v["volumename"] for v in listed.data["volumes"]}
+    assert "vault-vol" in {
+        v["volumename"] for v in (await world.as_root("list volumes")).data["volumes"]
+    }
+    refused(await world.as_restricted("update volume=vault-vol volstatus=Disabled"), "no volume")
+
+
+async def test_run_and_estimate_check_the_jobs_default_storage(world: World) -> None:
+    refused(await world.as_restricted("run job=backup-vault yes"), "storage 'OtherStore'")
+    refused(await world.as_restricted("estimate job=backup-vault"), "storage 'OtherStore'")
