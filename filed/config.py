@@ -65,8 +65,6 @@ class FileDaemonResource(TlsFields):
 
 class FdDirector(TlsFields):
     UNIMPLEMENTED: ClassVar[frozenset[str]] = TLS_UNIMPLEMENTED | normalized(
-        "Allowed Script Dir",
-        "Allowed Job Command",
         "Maximum Bandwidth Per Job",
         "Key Encryption Key",
     )
@@ -78,6 +76,10 @@ class FdDirector(TlsFields):
     port: int = 9101
     connection_from_director_to_client: bool = True
     connection_from_client_to_director: bool = False
+    # The same self-protection for this Director alone: its client scripts must pass these lists
+    # and the Client resource's (the stricter wins; filed/protection.py).
+    allowed_script_dir: tuple[Path, ...] = ()
+    allowed_job_command: tuple[str, ...] = ()
 
 
 class FileDaemonConfig(BaseModel):
