@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
 from typing import Concatenate, ParamSpec, TypeVar
 
 from director.catalog.sqlite import Catalog
@@ -35,6 +35,13 @@ def _on_thread(
     call.__name__ = call.__qualname__ = name
     call.__doc__ = method.__doc__
     return call
+
+
+def _next(items: Iterator[T]) -> list[T]:
+    """The next item of `items` in a list, or an empty list at its end."""
+    for item in items:
+        return [item]
+    return []
 
 
 class CatalogService:
@@ -64,6 +71,20 @@ class CatalogService:
     async def run(self, fn: Callable[[Catalog], T]) -> T:
         """Run a function of several catalog reads, as one step on the catalog thread."""
         return await self.run_blocking(lambda: fn(self.backend))
+
+    async def batches(self, open_: Callable[[Catalog], Iterator[T]]) -> AsyncIterator[T]:
+        """Iterate a catalog generator (`Catalog.walk_chain`, say) one item per step on the
+        catalog thread: other calls run between the steps, and the event loop never reads SQL."""
+        items = await self.run(open_)
+        try:
+            while True:
+                got = await self.run_blocking(functools.partial(_next, items))
+                if not got:
+                    return
+                yield got[0]
+        finally:
+            if isinstance(items, Generator):  # stopped early: its finally blocks run there too
+                await self.run_blocking(items.close)
 
     def close(self) -> None:
         if self._backend is not None:

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from director.catalog.models import FileRow, JobMediaRow, JobRow, MediaRow, NewJob, PoolRow
 from director.catalog.schema import MIGRATIONS, SCHEMA_VERSION
+from director.catalog.walk import PAGE, ChainReader, Keep
 
 # Job columns a caller may update, by their Bareos names.
 JOB_COLUMNS: Final = frozenset(
@@ -528,6 +529,11 @@ class Catalog:
                 "MD5 FROM File WHERE JobId=? AND FileIndex=0",
                 (new_job, source_job),
             )
+            # Their directories are visible in the copy too, so a walk of it finds them.
+            path_ids = db.execute(
+                "SELECT DISTINCT PathId FROM File WHERE JobId=? AND FileIndex=0", (new_job,)
+            ).fetchall()
+            self._show_paths(db, new_job, (int(r[0]) for r in path_ids))
 
     # -- files ------------------------------------------------------------------------------
 
@@ -679,6 +685,23 @@ class Catalog:
             key=lambda e: (e.path_id is None, e.name),
         )
         return listing[offset : offset + limit] if limit else listing[offset:]
+
+    def chain_reader(self, job_ids: Sequence[int]) -> ChainReader:
+        """Reads the newest live rows of a chain of jobs (oldest first) a directory at a time;
+        its methods belong on the catalog thread (see director.catalog.walk)."""
+        return ChainReader(self._query, job_ids)
+
+    def walk_chain(
+        self,
+        job_ids: Sequence[int],
+        top: bytes = b"/",
+        keep: Keep | None = None,
+        *,
+        batch: int = PAGE,
+    ) -> Iterator[list[FileRow]]:
+        """The live rows of a chain at and under `top`, in batches (`ChainReader.walk`): each
+        batch is one step on the catalog thread, nothing of the job is held as a whole."""
+        return ChainReader(self._query, job_ids).walk(top, keep, batch=batch)
 
     def list_files(self, job_id: int) -> list[FileRow]:
         rows = self._query(

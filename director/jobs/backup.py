@@ -9,6 +9,7 @@ from common.net import Connection
 from director.jobs import status as st
 from director.jobs.attributes import AttributeSink
 from director.jobs.errors import JobCanceled, JobError
+from director.jobs.levels import accurate_batches
 from director.jobs.links import (
     client_wait,
     connect,
@@ -45,8 +46,6 @@ if TYPE_CHECKING:
     from director.config import PoolResource, StorageResource
     from director.jobs.control import JobControl
     from director.jobs.services import JobServices
-
-ACCURATE_BATCH = 2000
 
 
 async def do_backup(svc: JobServices, jcr: JobControl) -> str:
@@ -104,9 +103,9 @@ async def do_backup(svc: JobServices, jcr: JobControl) -> str:
             )
         )
         if accurate:
-            entries = jcr.backup.accurate_entries
-            for start in range(0, len(entries), ACCURATE_BATCH):
-                await fd.send(AccurateBatch(entries=tuple(entries[start : start + ACCURATE_BATCH])))
+            if jcr.level in ("I", "D"):
+                async for entries in accurate_batches(svc, jcr):
+                    await fd.send(AccurateBatch(entries=tuple(entries)))
             await fd.send_signal(Signal.EOD)
         await _expect_ok(fd, "client job setup")
         await request(sd, SdRun(), Ok, "storage run")

@@ -1,13 +1,19 @@
-"""GetLevelSinceTime: since-times from the catalog, upgrade to Full, the accurate list."""
+"""GetLevelSinceTime: since-times from the catalog, upgrade to Full, the accurate list in batches."""
 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import TYPE_CHECKING, Final
 
-from director.catalog import Catalog
-from director.restore.selection import backup_chain, latest_files
+from director.catalog import Catalog, FileRow
+from director.jobs.plans import AccurateEntry
+from director.restore.selection import backup_chain
 from protocol.attributes import FileType, decode_attributes
+
+ACCURATE_BATCH: Final = (
+    2000  # entries per AccurateBatch message, and per step on the catalog thread
+)
 
 if TYPE_CHECKING:
     from director.jobs.control import JobControl
@@ -39,26 +45,43 @@ async def resolve_level(svc: JobServices, jcr: JobControl) -> None:
                 "info",
                 f"Since time from JobId {prior.job_id} ({prior.level}): {prior.start_time}",
             )
-    if jcr.job_type == "B" and jcr.resource.accurate and jcr.level in ("I", "D"):
-        jcr.backup.accurate_entries = await svc.db.run(
-            functools.partial(_accurate_entries, jcr=jcr)
-        )
 
 
-def _accurate_entries(catalog: Catalog, jcr: JobControl) -> list[tuple[bytes, int, int, int, int]]:
-    """The latest state of the backup chain, as (path, mtime_ns, ctime_ns, size, mode) (on the
-    catalog thread: several reads in a row)."""
+def accurate_chain(catalog: Catalog, jcr: JobControl) -> list[int]:
+    """The JobIds the accurate list is read from, oldest first (on the catalog thread): the
+    chain before this job; a Differential compares against its Full only."""
     jobs = catalog.list_jobs(client_id=jcr.client_id, fileset_id=jcr.fileset_id, job_name=jcr.name)
     chain = backup_chain(
         [j for j in jobs if j.job_id != jcr.job_id], jcr.client_id, jcr.fileset_id, None
     )
     if jcr.level == "D":
-        chain = chain[:1]  # a Differential compares against its Full only
-    files = latest_files([(job, catalog.list_files(job.job_id)) for job in chain])
-    entries: list[tuple[bytes, int, int, int, int]] = []
-    for path, row in files.items():
+        chain = chain[:1]
+    return [job.job_id for job in chain]
+
+
+def accurate_entries(rows: Iterable[FileRow]) -> list[AccurateEntry]:
+    """(path, mtime_ns, ctime_ns, size, mode) of live rows, as the File Daemon compares them."""
+    entries: list[AccurateEntry] = []
+    for row in rows:
         attrs = decode_attributes(row.lstat)
         if attrs.type == FileType.DELETED:
             continue
-        entries.append((path, attrs.mtime_ns, attrs.ctime_ns, attrs.size, attrs.mode))
+        entries.append((row.full_path, attrs.mtime_ns, attrs.ctime_ns, attrs.size, attrs.mode))
     return entries
+
+
+async def accurate_batches(
+    svc: JobServices, jcr: JobControl, batch: int = ACCURATE_BATCH
+) -> AsyncIterator[list[AccurateEntry]]:
+    """The latest state of the backup chain in batches, read from the catalog as they are sent:
+    the Director never holds the whole list (issue #14)."""
+    chain = await svc.db.run(functools.partial(accurate_chain, jcr=jcr))
+    if not chain:
+        return
+
+    def walk(catalog: Catalog) -> Iterator[list[AccurateEntry]]:
+        return (accurate_entries(rows) for rows in catalog.walk_chain(chain, batch=batch))
+
+    async for entries in svc.db.batches(walk):
+        if entries:
+            yield entries
