@@ -8,10 +8,11 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from filed.accurate import AccurateEntry, AccurateList
 from filed.codecs import compressor, new_hasher
 from filed.matching import CompiledOptions, choose
 from protocol import codec
@@ -24,15 +25,7 @@ ACL_ACCESS: Final = "system.posix_acl_access"
 ACL_DEFAULT: Final = "system.posix_acl_default"
 _PRIVILEGED_XATTRS: Final = ("security.", "trusted.")
 
-
-@dataclass(frozen=True, slots=True)
-class AccurateEntry:
-    """What the previous backup chain recorded for a path (accurate mode)."""
-
-    mtime_ns: int
-    ctime_ns: int
-    size: int
-    mode: int
+__all__ = ["AccurateEntry", "BackupReader", "BackupStats", "read_xattrs"]
 
 
 @dataclass
@@ -83,27 +76,36 @@ class BackupReader:
         fileset: FileSetSpec,
         level: str = "Full",
         since_ns: int | None = None,
-        accurate: dict[bytes, AccurateEntry] | None = None,
+        accurate: AccurateList | Mapping[bytes, AccurateEntry] | None = None,
     ) -> None:
         self.fileset = fileset
         self.level = level
         self.since_ns = since_ns if level != "Full" else None
-        self.accurate = accurate if level != "Full" else None
+        self._owned: AccurateList | None = None  # built here from a mapping: closed here
+        if level == "Full" or accurate is None:
+            self.accurate: AccurateList | None = None
+        elif isinstance(accurate, AccurateList):
+            self.accurate = accurate
+        else:
+            self.accurate = self._owned = AccurateList.from_mapping(accurate)
         self.stats = BackupStats()
         self._index = 0
         self._links: dict[tuple[int, int], tuple[int, bytes]] = {}
-        self._seen: set[bytes] = set()  # accurate mode only: the paths walked, to find deleted ones
         self._excluded = {p.rstrip(b"/") or b"/" for p in fileset.exclude}
 
     # -- walking ----------------------------------------------------------------------------
 
     def records(self) -> Iterator[Record]:
-        for include in self.fileset.include:
-            blocks = [CompiledOptions(o) for o in include.options]
-            for top in include.files:
-                yield from self._walk(os.path.normpath(top) if top != b"/" else top, blocks)
-        if self.accurate is not None:
-            yield from self._deleted()
+        try:
+            for include in self.fileset.include:
+                blocks = [CompiledOptions(o) for o in include.options]
+                for top in include.files:
+                    yield from self._walk(os.path.normpath(top) if top != b"/" else top, blocks)
+            if self.accurate is not None:
+                yield from self._deleted()
+        finally:
+            if self._owned is not None:
+                self._owned.close()
 
     def _walk(self, top: bytes, blocks: list[CompiledOptions]) -> Iterator[Record]:
         try:
@@ -155,14 +157,16 @@ class BackupReader:
     # -- one file ---------------------------------------------------------------------------
 
     def _changed(self, path: bytes, st: os.stat_result, options: OptionsSpec) -> bool:
+        """Whether the file goes into the backup. Accurate mode: it is new or differs from the
+        previous state, which the walk marks as seen (what is never seen was deleted)."""
         if self.accurate is not None:
-            before = self.accurate.get(path)
-            return before is None or (
-                before.mtime_ns,
-                before.ctime_ns,
-                before.size,
-                before.mode,
-            ) != (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_mode)
+            index = self.accurate.lookup(path)
+            if index is None:
+                return True
+            self.accurate.mark_seen(index)
+            return not self.accurate.unchanged(
+                index, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_mode
+            )
         if self.since_ns is None:
             return True
         if options.mtime_only:
@@ -170,10 +174,9 @@ class BackupReader:
         return st.st_mtime_ns >= self.since_ns or st.st_ctime_ns >= self.since_ns
 
     def _file(self, path: bytes, st: os.stat_result, options: OptionsSpec) -> Iterator[Record]:
-        if self.accurate is not None:
-            self._seen.add(path)
         kind = type_of_mode(st.st_mode)
-        if kind != FileType.DIRECTORY and not self._changed(path, st, options):
+        changed = self._changed(path, st, options)  # first: it marks the path seen
+        if kind != FileType.DIRECTORY and not changed:
             return
         if kind == FileType.SOCKET:
             return  # Bareos skips sockets: a listening process recreates its own
@@ -326,8 +329,7 @@ class BackupReader:
     def _deleted(self) -> Iterator[Record]:
         """Accurate mode: every path of the previous backup that was not seen now is gone."""
         assert self.accurate is not None
-        for path in sorted(p for p in self.accurate if p not in self._seen):
-            before = self.accurate[path]
+        for path, before in self.accurate.unseen():
             attrs = FileAttributes(
                 path=path,
                 type=FileType.DELETED,

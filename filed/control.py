@@ -18,7 +18,8 @@ from common.net import Connection, NetError, dial
 from common.scripts import run_command
 from common.tls import TlsError, check_peer_name
 from common.version import VERSION
-from filed.backup import AccurateEntry, BackupReader
+from filed.accurate import AccurateList
+from filed.backup import BackupReader
 from filed.protection import RESTORE_REFUSED, script_refusal
 from filed.restore import RestoreStats, RestoreWriter
 from protocol.attributes import decode_attributes
@@ -84,7 +85,7 @@ class FdJobError(Exception):
 @dataclass(eq=False)
 class FdJob:
     setup: FdJobSetup
-    accurate: dict[bytes, AccurateEntry] = field(default_factory=dict)
+    accurate: AccurateList | None = None  # an accurate job's previous state, once received
     sd: Connection | None = None
     canceled: asyncio.Event = field(default_factory=asyncio.Event)
     files: int = 0
@@ -115,6 +116,8 @@ async def serve_director(fd: FileDaemon, conn: Connection, monitor: bool, log: A
         job = loop.job
         if job is not None:
             fd.jobs.pop(job.name, None)
+            if job.accurate is not None:
+                job.accurate.close()
             if job.sd is not None:
                 await job.sd.close()
 
@@ -178,7 +181,10 @@ class _DirectorLoop:
     async def _on_job_setup(self, msg: FdJobSetup) -> bool:
         job = self.job = FdJob(setup=msg)
         self.fd.jobs[job.name] = job
-        if msg.accurate and not await _receive_accurate(job, self.conn, self.log):
+        working_directory = _client_setting(self.fd, "working_directory", None)
+        if msg.accurate and not await _receive_accurate(
+            job, self.conn, self.log, working_directory
+        ):
             self.talk.enter(ENDED)  # the Director was told; nothing after a broken list makes sense
             return False
         await self.conn.send(Ok(code=Code.FD_OK, text=f"OK Job {VERSION}"))
@@ -268,12 +274,16 @@ async def _refuse_unexpected(
         await conn.send(ErrorReply(code=Code.FD_ERROR, text=f"File Daemon: {exc.message}"))
 
 
-async def _receive_accurate(job: FdJob, conn: Connection, log: Any) -> bool:
-    """Take the accurate list (AccurateBatch messages up to an EOD) into the job; False when the
-    Director sent anything else, after telling it why."""
+async def _receive_accurate(
+    job: FdJob, conn: Connection, log: Any, working_directory: Path | None
+) -> bool:
+    """Take the accurate list (AccurateBatch messages up to an EOD) into the job, its paths in a
+    temporary file in the working directory; False when the Director sent anything else, after
+    telling it why."""
     talk = Conversation(
         f"File Daemon <- Director (job {job.name}, accurate list)", FD_ACCURATE_LIST, RECEIVING
     )
+    accurate = job.accurate = _accurate_list(working_directory, log)
     while True:
         event = await conn.recv()
         try:
@@ -284,10 +294,21 @@ async def _receive_accurate(job: FdJob, conn: Connection, log: Any) -> bool:
         if talk.ended:
             return True
         assert isinstance(event, AccurateBatch)
-        for path, mtime_ns, ctime_ns, size, mode in event.entries:
-            job.accurate[path] = AccurateEntry(
-                mtime_ns=mtime_ns, ctime_ns=ctime_ns, size=size, mode=mode
+        accurate.add(event.entries)
+
+
+def _accurate_list(working_directory: Path | None, log: Any) -> AccurateList:
+    """An empty accurate list whose paths go to the working directory (made 0700 when missing),
+    or to the system's temporary directory when there is none or it cannot be used."""
+    if working_directory is not None:
+        try:
+            working_directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return AccurateList(working_directory)
+        except OSError as exc:
+            log.warning(
+                "accurate_list_elsewhere", directory=str(working_directory), reason=str(exc)
             )
+    return AccurateList(None)
 
 
 async def _connect_storage(

@@ -23,6 +23,7 @@ from common.link import Connection, Limits
 from common.net import StreamConnection
 from common.stream import FrameStream
 from filed import control
+from filed.accurate import AccurateEntry
 from filed.config import load_client_config
 from filed.control import FdJob, serve_director
 from filed.daemon import FileDaemon
@@ -157,7 +158,8 @@ async def test_the_accurate_list_is_taken_up_to_its_EOD(serve: Any) -> None:
     await s.director.send_signal(Signal.EOD)
     assert isinstance(await s.director.recv_message(timeout=WAIT), Ok)
     job = s.fd.jobs[JOB]
-    assert sorted(job.accurate) == [b"/a", b"/b"]
+    assert job.accurate is not None and len(job.accurate) == 2
+    assert job.accurate.get(b"/b") == AccurateEntry(4, 5, 6, 0o100600)
 
 
 async def test_a_stray_message_inside_the_accurate_list_ends_the_conversation(
