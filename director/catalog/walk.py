@@ -139,9 +139,11 @@ class ChainReader:
         """The newest directory row of each subdirectory of `dir_id`, by its PathId."""
         out: dict[int, Candidate] = {}
         for r in self._read(
+            # CROSS JOIN keeps Path outside (SQLite's way to fix the join order): the other
+            # order reads every File row of the jobs for each directory.
             "SELECT p.PathId, p.Path, f.JobId, f.FileIndex, f.LStat, f.MD5, f.FileId FROM Path p "
-            f"JOIN File f ON f.PathId=p.PathId WHERE p.ParentId=? AND f.JobId IN ({self._marks}) "
-            "AND f.Name=x''",
+            f"CROSS JOIN File f ON f.PathId=p.PathId WHERE p.ParentId=? AND f.JobId IN "
+            f"({self._marks}) AND f.Name=x''",
             (dir_id, *self.job_ids),
         ):
             found = self._candidate(bytes(r[1]), b"", r[2:])
