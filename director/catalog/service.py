@@ -119,6 +119,7 @@ class CatalogService:
     list_files = _on_thread(Catalog.list_files)
     copy_deleted_files = _on_thread(Catalog.copy_deleted_files)
     browse_directory = _on_thread(Catalog.browse_directory)
+    existing_indexes = _on_thread(Catalog.existing_indexes)
 
     # -- media ------------------------------------------------------------------------------
     create_media = _on_thread(Catalog.create_media)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import bisect
+from collections.abc import Iterable, Mapping, Sequence
 
 from director.catalog import FileRow, JobMediaRow
 from protocol.attributes import FileType, decode_attributes
@@ -47,20 +48,38 @@ def build_bootstrap(
             by_job.setdefault(row.job_id, set()).add(row.file_index)
     for job_id, index in hidden:
         by_job.setdefault(job_id, set()).add(index)
+    return bootstrap_from_ranges(
+        {job_id: ranges(indexes) for job_id, indexes in by_job.items()}, jobmedia, job_order
+    )
+
+
+def bootstrap_from_ranges(
+    index_ranges: Mapping[int, Sequence[tuple[int, int]]],
+    jobmedia: Sequence[JobMediaRow],
+    job_order: Sequence[int],
+) -> list[BootstrapSpec]:
+    """`build_bootstrap` from sorted, disjoint FileIndex ranges per job (`chosen.choose`): each
+    range clipped to each JobMedia row of its job that it meets."""
     specs: list[BootstrapSpec] = []
     for job_id in job_order:
-        wanted = by_job.get(job_id)
-        if not wanted:
+        runs = index_ranges.get(job_id)
+        if not runs:
             continue
+        starts = [first for first, _last in runs]
         for jm in (m for m in jobmedia if m.job_id == job_id):
-            here = [i for i in wanted if jm.first_index <= i <= jm.last_index]
+            here: list[tuple[int, int]] = []
+            for first, last in runs[max(bisect.bisect_right(starts, jm.first_index) - 1, 0) :]:
+                if first > jm.last_index:
+                    break
+                if last >= jm.first_index:
+                    here.append((max(first, jm.first_index), min(last, jm.last_index)))
             if here:
                 specs.append(
                     BootstrapSpec(
                         volume_name=jm.volume_name,
                         session_id=jm.session_id,
                         session_time=jm.session_time,
-                        file_indexes=ranges(here),
+                        file_indexes=tuple(here),
                         start_block=jm.start_block,
                         start_addr=jm.start_addr,
                         job_id=job_id,

@@ -1,4 +1,5 @@
-"""Which jobs and files a restore takes, as pure functions over catalog rows.
+"""Which jobs and files a restore takes: pure functions over catalog rows, and a `Selection`
+read from the catalog a directory at a time (`selected_rows`).
 
 The chain for "the latest state before T" (and, with `chain_to`, for "up to job N") is Bareos's: the newest Full before T, the newest
 Differential after that Full (and before T), then every Incremental after the Differential (or the
@@ -8,11 +9,14 @@ Full). The latest version of each path wins; a path whose latest row is a deleti
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 from director.catalog import FileRow, JobRow
+from director.catalog.walk import ChainReader
 
 OK_STATUSES = frozenset({"T", "W"})
 
@@ -118,3 +122,100 @@ def select(
                 break
             parent = os.path.dirname(parent)
     return chosen
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a restore takes from the latest state of its jobs, as the command line or the tree
+    said it: `select`'s arguments, or the tree's marks (each `(True, path)` marks and each
+    `(False, path)` unmarks a path and everything under it; a later mark wins)."""
+
+    files: tuple[bytes, ...] = ()
+    directories: tuple[bytes, ...] = ()
+    fileregex: str | None = None
+    all_files: bool = False
+    marks: tuple[tuple[bool, bytes], ...] = ()
+
+
+def _covers(path: bytes, top: bytes) -> bool:
+    """Whether `top` (a full path) is `path` or a directory above it."""
+    return _under(path, top.rstrip(b"/"))
+
+
+def _marked(path: bytes, marks: Sequence[tuple[bool, bytes]]) -> int | None:
+    """The index of the mark that decides `path` when it is a mark, else None."""
+    for n in range(len(marks) - 1, -1, -1):
+        on, top = marks[n]
+        if _covers(path, top):
+            return n if on else None
+    return None
+
+
+def _decided_by(row: FileRow, marks: Sequence[tuple[bool, bytes]], n: int) -> bool:
+    return _marked(row.full_path, marks) == n
+
+
+def _tree_rows(reader: ChainReader, marks: Sequence[tuple[bool, bytes]]) -> Iterator[list[FileRow]]:
+    """The rows the tree's marks choose (no parents added: the tree marks what it restores);
+    each row once, from the walk of the mark that decides it."""
+    for n, (on, top) in enumerate(marks):
+        if on:
+            yield from reader.walk(top, functools.partial(_decided_by, marks=marks, n=n))
+
+
+def _chosen_rows(reader: ChainReader, sel: Selection) -> Iterator[list[FileRow]]:
+    """What `select` chooses before parents are added (a row may come twice)."""
+    regex = re.compile(os.fsencode(sel.fileregex)) if sel.fileregex else None
+
+    def matches(row: FileRow) -> bool:
+        return regex is None or regex.search(row.full_path) is not None
+
+    if sel.all_files or not (sel.files or sel.directories or sel.fileregex):
+        yield from reader.walk(b"/", None if regex is None else matches)
+        return
+    if not (sel.files or sel.directories):
+        yield from reader.walk(b"/", matches)
+        return
+    for name in sel.files:
+        wanted = name.rstrip(b"/") or b"/"
+        if any(ch in wanted for ch in (b"*", b"?", b"[")):
+            pattern = re.compile(os.fsencode(fnmatch.translate(os.fsdecode(wanted))))
+            for batch in reader.walk(b"/", matches):
+                found = [row for row in batch if pattern.fullmatch(row.full_path)]
+                if found:
+                    yield found
+            continue
+        row = reader.live(wanted)
+        if row is not None and matches(row):
+            yield [row]
+    for directory in sel.directories:
+        yield from reader.walk(directory.rstrip(b"/") or b"/", matches)
+
+
+def selected_rows(reader: ChainReader, sel: Selection) -> Iterator[list[FileRow]]:
+    """The live rows a restore takes, in batches, as `select` (or the tree) chooses them from
+    the whole latest state, but read a directory at a time: the selected files, then (for
+    `select`) every live directory above one up to the first that is not in the backup. A row
+    may come more than once; nothing of the job is held as a whole, only the directories."""
+    if sel.marks:
+        yield from _tree_rows(reader, sel.marks)
+        return
+    parents: set[bytes] = set()
+    for batch in _chosen_rows(reader, sel):
+        parents.update(os.path.dirname(row.full_path) for row in batch if row.full_path != b"/")
+        yield batch
+    seen: set[bytes] = set()
+    out: list[FileRow] = []
+    for start in sorted(parents):
+        parent = start
+        while parent and parent not in seen:
+            seen.add(parent)
+            row = reader.live(parent)
+            if row is None:
+                break
+            out.append(row)
+            if parent == b"/":
+                break
+            parent = os.path.dirname(parent)
+    if out:
+        yield out
