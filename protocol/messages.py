@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import types
 import typing
 from typing import Any, ClassVar, Final, Literal
@@ -238,14 +239,49 @@ def _wire_value(value: Any) -> Any:
 def _from_wire(cls: type[Message], body: dict[str, Any]) -> Message:
     """Build `cls` from its wire map; a nested message is decoded by the field's declared type,
     never by the shape of the value (a plain map that happens to hold a "t" key stays a map)."""
+    nested = _nested_fields(cls)
     fields: dict[str, Any] = {}
-    declared = cls.model_fields
     for key, value in body.items():
         if key == "t":
             continue
-        info = declared.get(key)
-        fields[key] = value if info is None else _decode_field(info.annotation, value)
+        info = nested.get(key)
+        fields[key] = value if info is None else _decode_field(info, value)
     return cls.model_validate(fields)
+
+
+@functools.cache
+def _nested_fields(cls: type[Message]) -> dict[str, Any]:
+    """The fields of `cls` whose declared type holds a message (they need `_decode_field`); the
+    others go to pydantic as they came off the wire (thousands of records need no Python loop)."""
+    return {
+        name: info.annotation
+        for name, info in cls.model_fields.items()
+        if _holds_message(info.annotation)
+    }
+
+
+def _holds_message(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, Message):
+        return True
+    return any(_holds_message(arg) for arg in typing.get_args(annotation))
+
+
+@functools.cache
+def closed_schema(cls: type[BaseModel]) -> bool:
+    """Whether every field of `cls` has a definite type all the way down (no Any, no object):
+    pydantic's strict validation then bounds what a body may hold, and the decoder need not walk
+    the body for depth first. A message with an open field (a console reply's data) is walked."""
+    return all(_closed(info.annotation) for info in cls.model_fields.values())
+
+
+def _closed(annotation: Any) -> bool:
+    if annotation is Any or annotation is object:
+        return False
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return closed_schema(annotation)
+    if typing.get_origin(annotation) is Literal:
+        return True
+    return all(_closed(arg) for arg in typing.get_args(annotation) if arg is not Ellipsis)
 
 
 def _decode_field(annotation: Any, value: Any) -> Any:
@@ -286,7 +322,7 @@ def encode_message(msg: Message) -> bytes:
 
 def decode_message(body: bytes | bytearray) -> Message:
     """Parse and validate one frame body; anything malformed raises DecodeError."""
-    obj = codec.unpack(body, max_depth=codec.MAX_DEPTH)
+    obj = codec.unpack(body)  # msgpack itself refuses nesting deeper than 1024 (StackError)
     if not isinstance(obj, dict):
         raise DecodeError(f"message body is a {type(obj).__name__}, expected a map")
     tag = obj.get("t")
@@ -295,9 +331,13 @@ def decode_message(body: bytes | bytearray) -> Message:
     cls = MESSAGE_TYPES.get(tag)
     if cls is None:
         raise DecodeError(f"unknown message type {tag!r}")
+    if not closed_schema(cls):
+        codec.check_plain(obj, codec.MAX_DEPTH)
     try:
         return _from_wire(cls, obj)
     except (TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        # A body that is not plain (too deep, a timestamp) says so rather than naming a field.
+        codec.check_plain(obj, codec.MAX_DEPTH)
         if not isinstance(exc, ValidationError):
             raise DecodeError(f"invalid {tag!r} message: {exc}") from exc
         first = exc.errors()[0]
