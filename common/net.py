@@ -80,7 +80,7 @@ class StreamConnection(Connection):
             except (ConnectionError, OSError) as exc:
                 raise ConnectionClosed(f"send to {self.peer_name} failed: {exc}") from exc
 
-    async def _read_exactly(self, n: int, timeout: float | None, what: str) -> bytes:
+    async def _read_exactly(self, n: int, timeout: float | None, what: str) -> Body:
         try:
             async with asyncio.timeout(timeout):
                 return await self._stream.readexactly(n)
@@ -95,7 +95,7 @@ class StreamConnection(Connection):
         except (ConnectionError, OSError, ssl.SSLError) as exc:
             raise ConnectionClosed(f"receive from {self.peer_name} failed: {exc}") from exc
 
-    async def _read_header(self, timeout: float | None) -> bytes:
+    async def _read_header(self, timeout: float | None) -> Body:
         """A frame header within the caller's timeout, or the peer's liveness window when shorter."""
         window = self.liveness.window()
         if window is None or (timeout is not None and timeout <= window):
@@ -117,7 +117,7 @@ class StreamConnection(Connection):
     async def recv_event(self, timeout: float | None = None) -> Body | Signal:
         while True:
             header = await self._read_header(timeout)
-            announced = parse_header(header, self.frame_limit)
+            announced = parse_header(bytes(header), self.frame_limit)  # bytes already: no copy
             if announced is Signal.HEARTBEAT:
                 self.liveness.heard_heartbeat()
                 continue
