@@ -230,6 +230,30 @@ class ChainReader:
         for name, (path_id, path) in subdirs.items():
             yield path_id, path, max(hidden, deleted.get(name, 0))
 
+    def listing(self, path: bytes) -> tuple[list[FileRow], list[bytes]] | None:
+        """One directory's live entries (files and subdirectories with a row) and the Paths of
+        its subdirectories that are not deleted there (directories without a row of their own
+        among them), or None when no job of the chain has files in or under it."""
+        full = path.rstrip(b"/") or b"/"
+        dir_id = self.path_id(dir_key(full))
+        if dir_id is None or not self._read(
+            f"SELECT 1 FROM PathVisibility WHERE PathId=? AND JobId IN ({self._marks}) LIMIT 1",
+            (dir_id, *self.job_ids),
+        ):
+            return None
+        hidden = self.hidden_above(full)
+        own = self.newest(full)
+        if own is not None and own.file_index == 0:
+            hidden = max(hidden, own.job_id)
+        rows: list[FileRow] = []
+        subdirs: list[bytes] = []
+        for item in self.directory(dir_id, dir_key(full), hidden):
+            if isinstance(item, FileRow):
+                rows.append(item)
+            elif item[2] == hidden:  # a subdirectory whose newest row is no deletion
+                subdirs.append(item[1])
+        return rows, subdirs
+
     # -- a subtree --------------------------------------------------------------------------
 
     def walk(

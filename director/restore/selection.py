@@ -142,7 +142,7 @@ def _covers(path: bytes, top: bytes) -> bool:
     return _under(path, top.rstrip(b"/"))
 
 
-def _marked(path: bytes, marks: Sequence[tuple[bool, bytes]]) -> int | None:
+def deciding_mark(path: bytes, marks: Sequence[tuple[bool, bytes]]) -> int | None:
     """The index of the mark that decides `path` when it is a mark, else None."""
     for n in range(len(marks) - 1, -1, -1):
         on, top = marks[n]
@@ -152,7 +152,7 @@ def _marked(path: bytes, marks: Sequence[tuple[bool, bytes]]) -> int | None:
 
 
 def _decided_by(row: FileRow, marks: Sequence[tuple[bool, bytes]], n: int) -> bool:
-    return _marked(row.full_path, marks) == n
+    return deciding_mark(row.full_path, marks) == n
 
 
 def _tree_rows(reader: ChainReader, marks: Sequence[tuple[bool, bytes]]) -> Iterator[list[FileRow]]:
