@@ -29,6 +29,7 @@ from protocol.jobs import (
 from protocol.messages import Code, ErrorReply, Hello, Message, StatusRequest
 from protocol.names import name_problem
 from storaged import volume as vol
+from storaged.binding import PeerBinding
 from storaged.jobs import SdJob, SdJobError
 from storaged.reservation import Wait
 from storaged.sessions import run_local_copy, run_replicate
@@ -161,6 +162,7 @@ async def _setup(sd: StorageDaemon, conn: Connection, setup: SdJobSetup, log: An
             with contextlib.suppress(asyncio.CancelledError, NetError, ProtocolError):
                 await director
     job.control = conn
+    job.binding = data_peer_binding(sd, setup)
     log.info(
         "job_created",
         job=job.name,
@@ -178,6 +180,33 @@ async def _setup(sd: StorageDaemon, conn: Connection, setup: SdJobSetup, log: An
         )
     )
     return job
+
+
+def data_peer_binding(sd: StorageDaemon, setup: SdJobSetup) -> PeerBinding:
+    """The certificate a job's data peer must carry (#13): a File Daemon's names the job's client
+    (or a name in this SD's TLS Allowed CN); a listening job's peer is a Storage Daemon."""
+    if setup.listen:
+        return storage_peer_binding(sd, setup)
+    foreign = dict.fromkeys(sd.config.directors, "a Director of this Storage Daemon")
+    foreign[sd.name] = "this Storage Daemon"
+    foreign.pop(setup.client, None)
+    return PeerBinding(
+        role="File Daemon",
+        expected=setup.client,
+        allowed=tuple(sd.own.tls_allowed_cn),
+        foreign=foreign,
+    )
+
+
+def storage_peer_binding(sd: StorageDaemon, setup: SdJobSetup) -> PeerBinding:
+    """The other Storage Daemon of a remote copy (the reading SD dialing a listening job, or the
+    writing SD a replicating job dials). The Director does not tell this SD its name: it may carry
+    any name but those this SD knows to be other daemons (its Directors, the job's client); with
+    TLS Allowed CN, also one of those names."""
+    foreign = dict.fromkeys(sd.config.directors, "a Director of this Storage Daemon")
+    if setup.client:
+        foreign[setup.client] = "the job's client (a File Daemon)"
+    return PeerBinding(role="Storage Daemon", allowed=tuple(sd.own.tls_allowed_cn), foreign=foreign)
 
 
 def _current_wait(sd: StorageDaemon, job: str) -> Wait | None:
@@ -293,6 +322,12 @@ async def _replicate(sd: StorageDaemon, job: SdJob, msg: SdReplicate, log: Any) 
             f"cannot reach the writing Storage Daemon at {msg.address}:{msg.port}: {exc.step}: {exc}"
         ) from exc
     try:
+        problem = storage_peer_binding(sd, job.setup).check(peer.ssl_object)
+        if problem is not None:
+            raise SdJobError(
+                f"Job {job.name}: refusing the writing Storage Daemon at "
+                f"{msg.address}:{msg.port}: {problem}"
+            )
         await authenticate_initiator(
             peer, Hello(role="job", name=msg.job, version=VERSION), msg.key
         )

@@ -20,6 +20,7 @@ from protocol.jobs import (
 )
 from protocol.messages import Code, DeviceStatus, Message
 from storaged.appender import VolumeAppender, VolumeWriteFailed
+from storaged.binding import PeerBinding
 from storaged.reservation import Device, Request, ReservationError, Reservations, Wait
 
 
@@ -100,6 +101,9 @@ class SdJob:
     registry: JobRegistry | None = None
     # The SD's open volumes (shared by every job of the registry; a job of its own in unit tests).
     open_volumes: OpenVolumes = field(default_factory=OpenVolumes)
+    # Which certificate the job's data connection (or, replicating, the writing SD) may carry; set
+    # when the Director's setup is accepted. None: not held to a name (unit tests).
+    binding: PeerBinding | None = None
 
     @property
     def name(self) -> str:

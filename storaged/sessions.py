@@ -232,8 +232,22 @@ def _write_records(seg: Segment, records: list[Record]) -> list[Record]:
     return []
 
 
+async def refuse_foreign_peer(job: SdJob, data: Connection) -> None:
+    """End the job when its data peer's certificate is not the one it must carry (#13): the peer
+    and the Director are told why."""
+    binding = job.binding
+    problem = binding.check(data.ssl_object) if binding is not None else None
+    if binding is None or problem is None:
+        return
+    text = f"Job {job.name}: refusing the {binding.role} data session from {data.peer}: {problem}"
+    with contextlib.suppress(NetError):
+        await data.send(ErrorReply(code=Code.SD_ERROR, text=text))
+    raise SdJobError(text)
+
+
 async def run_append(job: SdJob, data: Connection, log: Any) -> None:
     """Receive a File Daemon's (or a replicating SD's) records until EOD and write them to volumes."""
+    await refuse_foreign_peer(job, data)
     opening = await data.recv_message(timeout=SESSION_OPEN_TIMEOUT)
     if not isinstance(opening, AppendOpen):
         raise ProtocolError(f"expected append_open, got {opening.TYPE!r}")
@@ -587,6 +601,7 @@ def _batches(entry: vol.BootstrapVolume, path: Path, batch_bytes: int) -> Iterat
 
 async def run_read(job: SdJob, data: Connection, log: Any) -> None:
     """Send the records the bootstrap selects, volume by volume, then EOD."""
+    await refuse_foreign_peer(job, data)
     opening = await data.recv_message(timeout=SESSION_OPEN_TIMEOUT)
     if not isinstance(opening, ReadOpen):
         raise ProtocolError(f"expected read_open, got {opening.TYPE!r}")

@@ -60,9 +60,12 @@ async def connect(inst: Installation, certificate: str, hello: Hello, secret: st
 
 
 @asynccontextmanager
-async def sd_job(inst: Installation, *, listen: bool = False) -> AsyncIterator[SdJobHandle]:
-    """Set up and run an append job on the SD as its Director would (test-dir, its certificate
-    and password), on a fresh volume the SD labels."""
+async def sd_job(
+    inst: Installation, *, listen: bool = False, append: bool = True
+) -> AsyncIterator[SdJobHandle]:
+    """Set up an append job on the SD as its Director would (test-dir, its certificate and
+    password), on a fresh volume the SD labels, and run it; or (append=False) a read job with an
+    empty bootstrap, not yet run."""
     n = next(_serial)
     director = await connect(
         inst,
@@ -84,7 +87,7 @@ async def sd_job(inst: Installation, *, listen: bool = False) -> AsyncIterator[S
                 level="F",
                 device="FileStorage",
                 media_type="File",
-                append=True,
+                append=append,
                 volume=VolumeAssignment(
                     volume_name=volume,
                     media_id=n,
@@ -92,15 +95,18 @@ async def sd_job(inst: Installation, *, listen: bool = False) -> AsyncIterator[S
                     pool_type="Backup",
                     media_type="File",
                     needs_label=True,
-                ),
+                )
+                if append
+                else None,
                 listen=listen,
             )
         )
         accepted = await director.recv_message(timeout=30)
         assert isinstance(accepted, SdJobAccepted), accepted
-        await director.send(SdRun())
-        ok = await director.recv_message(timeout=30)
-        assert isinstance(ok, Ok), ok
+        if append:
+            await director.send(SdRun())
+            ok = await director.recv_message(timeout=30)
+            assert isinstance(ok, Ok), ok
         yield SdJobHandle(director, job, accepted.key, volume)
     finally:
         await director.close(terminate=True)
