@@ -4,7 +4,8 @@
 
 Generates (once per size) `--files` tiny files (8 bytes each) in `--dirs` directories, starts the
 real daemons (TLS on, XXH128 signatures, SQLite catalog, Accurate = yes) and prints: the Full's
-seconds and files/s, the no-change Incremental's seconds, the restore of one directory, browsing
+seconds and files/s, the no-change Incremental's seconds, the restore of one directory, the same
+selection made in the catalog (restore.chosen.choose, in a child process, with its peak RSS), browsing
 one directory of the Full through the catalog's path/parent index (Catalog.browse_directory, the
 median of 20 calls on a read-only connection), each daemon's peak RSS (VmHWM) over the run and the
 CPU seconds each daemon spent per job. Before the jobs, the catalog's attribute inserts alone:
@@ -40,6 +41,9 @@ from console.config import load_console_config
 from console.templates import Layout
 from director.catalog.sqlite import Catalog
 from director.jobs.attributes import AttributeSink
+from director.restore.bootstrap import bootstrap_from_ranges
+from director.restore.chosen import choose
+from director.restore.selection import Selection
 from protocol import codec
 from protocol.attributes import FileAttributes, FileType, encode_attributes
 from protocol.records import Stream
@@ -128,6 +132,53 @@ def _install(root: Path, tree: Path) -> tuple[Layout, Path]:
     return layout, inst
 
 
+def select_in_catalog(db: Path, job_ids: list[int], directory: bytes) -> str:
+    """The restore of one directory selected in the catalog (restore.chosen.choose and
+    bootstrap_from_ranges, what the Director's restore command is to call) in a child process:
+    its seconds, what it chose, and the child's peak RSS after the imports and at the end."""
+    child = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--select-only",
+            str(db),
+            ",".join(map(str, job_ids)),
+            os.fsdecode(directory),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return child.stdout.strip()
+
+
+def _hwm_mb() -> float:
+    return _peak_rss(os.getpid()) / MIB
+
+
+def select_only(db: Path, job_ids: list[int], directory: bytes) -> None:
+    catalog = Catalog(db)
+    try:
+        after_imports = _hwm_mb()
+        started, cpu = time.perf_counter(), time.process_time()
+        chosen = choose(catalog, job_ids, Selection(directories=(directory,)))
+        specs = bootstrap_from_ranges(chosen.ranges, catalog.list_jobmedia(job_ids), job_ids)
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        walk_started = time.perf_counter()
+        walked = sum(len(batch) for batch in catalog.walk_chain(job_ids))
+        walk_seconds = time.perf_counter() - walk_started
+    finally:
+        catalog.close()
+    ranges = sum(len(s.file_indexes) for s in specs)
+    print(
+        f"restore of one directory selected in the catalog: {seconds * 1000:.0f} ms "
+        f"({cpu:.2f} CPU s), {chosen.files:,} files in {ranges} range(s) on {len(specs)} "
+        f"volume session(s); the whole latest state walked: {walked:,} rows in "
+        f"{walk_seconds:.1f} s; peak RSS of that process {after_imports:.0f} MB after the "
+        f"imports, {_hwm_mb():.0f} MB at the end"
+    )
+
+
 def browse_ms(db: Path, job_id: int, directory: bytes, rounds: int = 20) -> tuple[float, int]:
     catalog = Catalog(db)
     try:
@@ -179,6 +230,7 @@ async def bench(root: Path, files: int, dirs: int, skip_jobs: bool, ballast: boo
                 ),
             ]
             full_id = 0
+            job_ids: list[int] = []  # the chain the restore reads: the Full, the Incremental
             for what, line in jobs:
                 before = {prog: cpu_seconds(pid) for prog, pid in pids.items()}
                 seconds, row = await _job(client, line)
@@ -198,6 +250,8 @@ async def bench(root: Path, files: int, dirs: int, skip_jobs: bool, ballast: boo
                 print(lines[-1], flush=True)
                 if what == "Full":
                     full_id = int(str(row["jobid"]))
+                if what != "restore of one directory":
+                    job_ids.append(int(str(row["jobid"])))
             restored = sum(1 for _ in (where / tree.relative_to("/") / "d0007").iterdir())
             lines.append(f"{'':26} restored {restored:,} files of d0007")
         finally:
@@ -207,7 +261,9 @@ async def bench(root: Path, files: int, dirs: int, skip_jobs: bool, ballast: boo
         for p in reversed(procs):
             launcher.stop(p.pid_file)
         BALLAST.unlink(missing_ok=True)
-    ms, entries = browse_ms(inst / "working" / "dir" / "catalog.db", full_id, bytes(tree / "d0500"))
+    catalog_db = inst / "working" / "dir" / "catalog.db"
+    lines.append(select_in_catalog(catalog_db, job_ids, bytes(tree / "d0007")))
+    ms, entries = browse_ms(catalog_db, full_id, bytes(tree / "d0500"))
     lines.append(
         f"browse one directory of the Full: {ms:.1f} ms for {entries:,} entries (target < 100 ms)"
     )
@@ -236,7 +292,17 @@ def main() -> None:
         help="leave free memory free (a daemon that outgrows the ballast's 512 MB would meet the "
         "OOM killer)",
     )
+    parser.add_argument(
+        "--select-only",
+        nargs=3,
+        metavar=("CATALOG", "JOBIDS", "DIR"),
+        help="only select DIR of JOBIDS in CATALOG in the catalog (the bench runs this itself)",
+    )
     args = parser.parse_args()
+    if args.select_only:
+        db, ids, directory = args.select_only
+        select_only(Path(db), [int(i) for i in ids.split(",")], os.fsencode(directory))
+        return
     asyncio.run(bench(args.dir, args.files, args.dirs, args.skip_jobs, not args.no_ballast))
 
 
