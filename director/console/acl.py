@@ -273,8 +273,15 @@ class JobVisibility:
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        self.everything = sees_every_job(session)
+        self._everything: bool | None = None  # decided when first asked
         self._seen: dict[int, bool] = {}
+
+    @property
+    def everything(self) -> bool:
+        """Whether the console sees every job (then no job is looked up)."""
+        if self._everything is None:
+            self._everything = sees_every_job(self.session)
+        return self._everything
 
     async def visible(self, job_id: int) -> bool:
         if self.everything:

@@ -69,6 +69,9 @@ async def visible_event(jobs: JobVisibility, event: dict[str, Any]) -> dict[str,
     job gets it."""
     jobid = event.get("jobid")
     jobids = event.get("jobids")
+    name = event.get("name")
+    if isinstance(name, str) and not jobs.session.acl("job", name):
+        return None  # the Job ACL decides without looking the job up
     if isinstance(jobid, int):
         if not await jobs.visible(jobid):
             return None
@@ -94,7 +97,7 @@ def event_reply(event: dict[str, Any]) -> Reply:
 
 
 async def stream_events(
-    session: Session,
+    jobs: JobVisibility,
     bus: EventBus,
     wanted: EventFilter,
     *,
@@ -108,7 +111,6 @@ async def stream_events(
     is checked around each wait instead.
     """
     sent = 0
-    jobs = JobVisibility(session)
     ended = "interrupted"  # the console sent something, or the Director is stopping
     loop = asyncio.get_running_loop()
     deadline = None if timeout is None else loop.time() + timeout
@@ -143,6 +145,19 @@ async def stream_events(
             summary.data = {"events": {"sent": sent, "ended": ended}}
 
 
+async def _refuse_foreign(jobs: JobVisibility, wanted: EventFilter) -> None:
+    """`jobid=` of a job that exists and `job=` of a configured Job the console may not see are
+    refused with a message, not answered with a stream that stays silent."""
+    session = jobs.session
+    job = wanted.job
+    if job is not None and not session.acl("job", job) and job in session.director.config.jobs:
+        require(session, "job", job)
+    if wanted.jobid is not None and not jobs.everything:
+        known = await find_job(session, wanted.jobid)
+        if known is not None:
+            require_job(session, known)
+
+
 @command(".events", usage=".events [jobid=N] [job=NAME] [count=N] [timeout=SECONDS]")
 async def events(session: Session, args: Args) -> Reply:
     """Stream job events as JSON lines until the console quits, `count` events or `timeout` s."""
@@ -150,16 +165,12 @@ async def events(session: Session, args: Args) -> Reply:
     if jobid is not None and not jobid.isdigit():
         raise CommandError(f"jobid={jobid!r}: expected a JobId")
     wanted = EventFilter(jobid=None if jobid is None else int(jobid), job=args.get("job"))
-    if wanted.jobid is not None:  # a job that exists already must be one the console may see
-        known = await find_job(session, wanted.jobid)
-        if known is not None:
-            require_job(session, known)
-    if wanted.job in session.director.config.jobs:
-        require(session, "job", wanted.job)
+    jobs = JobVisibility(session)
+    await _refuse_foreign(jobs, wanted)
     count = _positive_int(args, "count")
     timeout = _seconds(args, "timeout")
     summary = Reply(text="", data={"events": {"sent": 0, "ended": "interrupted"}})
     summary.stream = stream_events(
-        session, session.director.events, wanted, count=count, timeout=timeout, summary=summary
+        jobs, session.director.events, wanted, count=count, timeout=timeout, summary=summary
     )
     return summary
