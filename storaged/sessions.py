@@ -364,9 +364,16 @@ async def _end_session(job: SdJob, at: Appending, writer: ThreadPoolExecutor, st
             except VolumeWriteFailed as exc:
                 if status != "T":
                     return
-                at.seg.session.unwritten()
+                # The block that failed held the session's last records, not only its end label:
+                # they go to the next volume first, as any write that fails mid-session.
+                leftover = at.seg.session.unwritten()
                 await job.message("warning", f"{exc}; the session ends on the next volume")
-                await _switch_volume(job, at)
+                if leftover:
+                    failed: asyncio.Future[list[Record]] = loop.create_future()
+                    failed.set_result(leftover)
+                    await _settle_writes(job, at, deque([failed]), writer, keep=0)
+                else:
+                    await _switch_volume(job, at)
         raise SdJobError(
             f"{MAX_VOLUME_ATTEMPTS} volumes in a row could not take the end of the session"
         )
