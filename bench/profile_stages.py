@@ -5,7 +5,9 @@
 Uses bench/backup_restore.py's data set and installation (real daemons, TLS on, XXH128 signatures,
 SQLite catalog) and runs its jobs one at a time: full of the large files, full of the small files,
 no-change Incremental, restore of the large files, restore of the small files. For each it prints
-the wall time and the CPU seconds (user + system) of every daemon. With `--pyspy OUT`, py-spy
+the wall time and the CPU seconds (user + system) of every daemon, then each daemon's user and
+system seconds apart: system time (creating files, the page cache) swings by several times from run
+to run on this VM, user time (our Python) much less. With `--pyspy OUT`, py-spy
 samples every daemon during each job (50 Hz, only threads that are running) and writes collapsed
 stacks to `OUT/<stage>-<daemon>.txt`, then prints the functions with the most own samples and the
 most samples below them: the per-daemon, per-stage profile of docs/performance.md.
@@ -38,10 +40,16 @@ PY_SPY = Path(sys.executable).parent / "py-spy"
 _LINE = re.compile(r" \([^()]*:\d+\)$")
 
 
+def cpu_times(pid: int) -> tuple[float, float]:
+    """CPU seconds (user, system) a process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU seconds (user + system) a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(cpu_times(pid))
 
 
 def _frame(raw: str) -> str:
@@ -117,6 +125,7 @@ async def profile(root: Path, scale: float, spy_dir: Path | None, top: int) -> N
         try:
             for stage, line in stages:
                 shutil.rmtree(root / stage, ignore_errors=True)
+                os.sync()  # the removal's writes (and discards) are not charged to the job
                 spies: dict[str, subprocess.Popen[bytes]] = {}
                 if spy_dir is not None:
                     for prog, pid in pids.items():
@@ -139,9 +148,14 @@ async def profile(root: Path, scale: float, spy_dir: Path | None, top: int) -> N
                             stderr=subprocess.DEVNULL,
                         )
                     time.sleep(1.0)  # py-spy attaches
-                before = {prog: cpu_seconds(pid) for prog, pid in pids.items()}
+                before = {prog: cpu_times(pid) for prog, pid in pids.items()}
                 seconds, row = await _job(client, line)
-                used = {prog: cpu_seconds(pid) - before[prog] for prog, pid in pids.items()}
+                after = {prog: cpu_times(pid) for prog, pid in pids.items()}
+                split = {
+                    prog: (after[prog][0] - before[prog][0], after[prog][1] - before[prog][1])
+                    for prog in pids
+                }
+                used = {prog: user + system for prog, (user, system) in split.items()}
                 for spy in spies.values():
                     spy.send_signal(signal.SIGINT)
                 for spy in spies.values():
@@ -149,9 +163,13 @@ async def profile(root: Path, scale: float, spy_dir: Path | None, top: int) -> N
                 cpus = "  ".join(
                     f"{prog.removeprefix('strongroom-')} {s:6.2f}" for prog, s in used.items()
                 )
+                users = "  ".join(
+                    f"{prog.removeprefix('strongroom-')} {split[prog][0]:5.2f}/{split[prog][1]:5.2f}"
+                    for prog in pids
+                )
                 line_out = (
                     f"{stage:14} {seconds:7.2f} s  files {row.get('jobfiles')!s:>7}  "
-                    f"CPU s: {cpus}  all {sum(used.values()):6.2f}"
+                    f"CPU s: {cpus}  all {sum(used.values()):6.2f}  user/sys: {users}"
                 )
                 print(line_out, flush=True)
                 report.append(line_out)

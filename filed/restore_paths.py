@@ -85,7 +85,9 @@ class PathMap:
             mapped = pattern.sub(replacement, mapped)
         if b"\0" in mapped:
             raise UnsafePath("name contains a NUL byte")
-        parts = tuple(p for p in mapped.split(b"/") if p not in (b"", b"."))
+        parts = tuple(mapped.lstrip(b"/").split(b"/"))
+        if b"" in parts or b"." in parts:  # "//", "/./", a trailing "/"
+            parts = tuple(p for p in parts if p not in (b"", b"."))
         if b".." in parts:
             raise UnsafePath("path contains '..'")
         return parts
