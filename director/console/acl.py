@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Final, TypeAlias, TypeVar
 
 from director.catalog import JobRow, MediaRow
 from director.console.paging import Window, paged
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from director.jobs.setup import Resolved
 
 T = TypeVar("T")
+K = TypeVar("K")  # the key a catalog page continues after
 
 # A job as commands meet it: a catalog row, a job the Director holds, or a row as a dict.
 JobLike: TypeAlias = "JobRow | JobControl | Mapping[str, object]"
@@ -294,10 +295,10 @@ class JobVisibility:
 
 async def visible_pages(
     session: Session,
-    fetch: Callable[[Any, int, int], Awaitable[list[T]]],
-    key_of: Callable[[T], Any],
+    fetch: Callable[[K, int, int], Awaitable[list[T]]],
+    key_of: Callable[[T], K],
     window: Window,
-    start: Any,
+    start: K,
     *,
     keep: Callable[[T], bool],
 ) -> AsyncGenerator[T, None]:

@@ -5,9 +5,10 @@ Listings that grow with the catalog are read a page at a time and streamed (dire
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import NotRequired, TypedDict
 
-from director.catalog import FileRow
+from director.catalog import FileRow, JobRow, MediaRow
 from director.console.acl import (
     job_visible,
     permitted,
@@ -18,7 +19,16 @@ from director.console.acl import (
 )
 from director.console.format import display_path
 from director.console.names import check
-from director.console.paging import NO_RESULTS, Lines, Long, Table, Window, listing, paged
+from director.console.paging import (
+    NO_RESULTS,
+    Lines,
+    Long,
+    Row,
+    Table,
+    Window,
+    listing,
+    paged,
+)
 from director.console.registry import Args, CommandError, Reply, Session, command
 from director.jobs import status as st
 from protocol.attributes import decode_attributes
@@ -28,7 +38,72 @@ def _when(epoch: float | None) -> str:
     return "" if not epoch else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
 
 
-def job_dict(job: Any) -> dict[str, Any]:
+class JobView(TypedDict):
+    """A catalog job as `list`/`llist` and `status job=` show it (bconsole's column names)."""
+
+    jobid: int
+    job: str
+    name: str
+    type: str
+    level: str
+    jobstatus: str
+    status: str
+    client: str | None
+    fileset: str | None
+    pool: str | None
+    schedtime: str
+    starttime: str
+    endtime: str
+    jobfiles: int
+    jobbytes: int
+    readbytes: int
+    joberrors: int
+    volsessionid: int
+    volsessiontime: int
+    priorjobid: int | None
+    comment: str | None
+    wait_reason: str | None
+    retry: int
+    parentjobid: int | None
+
+
+class VolumeView(TypedDict):
+    """A catalog volume as `list volumes` shows it."""
+
+    mediaid: int
+    volumename: str
+    pool: str
+    volstatus: str
+    mediatype: str
+    volbytes: int
+    volblocks: int
+    voljobs: int
+    volfiles: int
+    lastwritten: str
+    storage: str | None
+
+
+class FileView(TypedDict):
+    """A file of a job as `list files` shows it; `llist files` adds its attributes."""
+
+    fileindex: int
+    path: str
+    type: NotRequired[str]
+    mode: NotRequired[str]
+    uid: NotRequired[int]
+    gid: NotRequired[int]
+    size: NotRequired[int]
+    mtime: NotRequired[str]
+    digest: NotRequired[str | None]
+    deleted: NotRequired[bool]
+
+
+class LogView(TypedDict):
+    time: str
+    logtext: str
+
+
+def job_dict(job: JobRow) -> JobView:
     return {
         "jobid": job.job_id,
         "job": job.job,
@@ -57,7 +132,7 @@ def job_dict(job: Any) -> dict[str, Any]:
     }
 
 
-def _live(session: Session, row: dict[str, Any]) -> dict[str, Any]:
+def _live(session: Session, row: JobView) -> JobView:
     """A job the Director holds in memory shows its live status and wait reason."""
     jcr = session.director.queue.jobs.get(row["jobid"])
     if jcr is not None and row["jobstatus"] not in st.FINAL:
@@ -89,7 +164,7 @@ VOLUME_COLUMNS = [
 ]
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+def _table(rows: Sequence[Row], columns: list[str]) -> str:
     """A whole (short) table at once."""
     if not rows:
         return NO_RESULTS
@@ -104,7 +179,7 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     )
 
 
-def _long(rows: list[dict[str, Any]]) -> str:
+def _long(rows: Sequence[Row]) -> str:
     if not rows:
         return NO_RESULTS
     layout = Long()
@@ -154,8 +229,8 @@ async def _list(session: Session, args: Args, long: bool) -> Reply:
         )
         descending = (args.get("order") or "asc").lower() == "desc"
 
-        async def fetch(after: int | None, size: int, offset: int) -> list[Any]:
-            rows: list[Any] = await director.catalog_call(
+        async def fetch(after: int | None, size: int, offset: int) -> list[JobRow]:
+            rows: list[JobRow] = await director.catalog_call(
                 "jobs_page",
                 after,
                 size,
@@ -184,8 +259,8 @@ async def _list(session: Session, args: Args, long: bool) -> Reply:
     if what in ("volumes", "media"):
         pool = check(session, "pool", args.get("pool"), also=await _catalog_names(session, "pool"))
 
-        async def fetch_media(after: int, size: int, offset: int) -> list[Any]:
-            rows: list[Any] = await director.catalog_call(
+        async def fetch_media(after: int, size: int, offset: int) -> list[MediaRow]:
+            rows: list[MediaRow] = await director.catalog_call(
                 "media_page", after, size, offset=offset, pool=pool
             )
             return rows
@@ -215,8 +290,10 @@ async def _list(session: Session, args: Args, long: bool) -> Reply:
     if what == "files":
         job_id = await _visible_jobid(session, args, "list files jobid=N")
 
-        async def fetch_files(after: int, size: int, offset: int) -> list[Any]:
-            rows: list[Any] = await director.catalog_call("files_page", job_id, after, size, offset)
+        async def fetch_files(after: int, size: int, offset: int) -> list[tuple[int, FileRow]]:
+            rows: list[tuple[int, FileRow]] = await director.catalog_call(
+                "files_page", job_id, after, size, offset
+            )
             return rows
 
         files = (
@@ -234,8 +311,10 @@ async def _list(session: Session, args: Args, long: bool) -> Reply:
     if what == "joblog":
         job_id = await _visible_jobid(session, args, "list joblog jobid=N")
 
-        async def fetch_log(after: int, size: int, offset: int) -> list[Any]:
-            rows: list[Any] = await director.catalog_call("log_page", job_id, after, size, offset)
+        async def fetch_log(after: int, size: int, offset: int) -> list[tuple[int, float, str]]:
+            rows: list[tuple[int, float, str]] = await director.catalog_call(
+                "log_page", job_id, after, size, offset
+            )
             return rows
 
         log = (
@@ -272,7 +351,7 @@ async def _visible_jobid(session: Session, args: Args, usage: str) -> int:
     return job_id
 
 
-def _volume(m: Any) -> dict[str, Any]:
+def _volume(m: MediaRow) -> VolumeView:
     return {
         "mediaid": m.media_id,
         "volumename": m.volume_name,
@@ -288,19 +367,21 @@ def _volume(m: Any) -> dict[str, Any]:
     }
 
 
-def _file(f: FileRow, long: bool) -> dict[str, Any]:
-    entry: dict[str, Any] = {"fileindex": f.file_index, "path": display_path(f.full_path)}
+def _file(f: FileRow, long: bool) -> FileView:
+    entry: FileView = {"fileindex": f.file_index, "path": display_path(f.full_path)}
     if long:
         a = decode_attributes(f.lstat)
         entry.update(
-            type=a.type.name.lower(),
-            mode=oct(a.mode),
-            uid=a.uid,
-            gid=a.gid,
-            size=a.size,
-            mtime=_when(a.mtime_ns / 1e9),
-            digest=f.digest,
-            deleted=f.file_index == 0,
+            {
+                "type": a.type.name.lower(),
+                "mode": oct(a.mode),
+                "uid": a.uid,
+                "gid": a.gid,
+                "size": a.size,
+                "mtime": _when(a.mtime_ns / 1e9),
+                "digest": f.digest,
+                "deleted": f.file_index == 0,
+            }
         )
     return entry
 

@@ -9,9 +9,17 @@ Director holds one page and one part at a time, whatever the size of the listing
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import Final, Generic, TypeAlias, TypeVar
 
 from director.console.registry import Args, CommandError, Reply
 
@@ -21,6 +29,9 @@ PART_BYTES: Final = (
 PAGE_ROWS: Final = 1000  # catalog rows read per query
 NO_RESULTS: Final = "No results to list."
 T = TypeVar("T")
+K = TypeVar("K")  # the key a catalog page continues after (a JobId, a MediaId, ...)
+R = TypeVar("R")  # one row of a listing
+Row: TypeAlias = Mapping[str, object]  # a row of a table or of `llist`: column -> value
 
 
 @dataclass(frozen=True)
@@ -47,13 +58,16 @@ class Window:
         return PAGE_ROWS if self.limit is None else max(0, min(PAGE_ROWS, self.limit - read))
 
 
-class Layout:
+class Layout(Generic[R]):
     """How rows become text: a table, `llist`'s one `key: value` block per row, or bare lines."""
 
     def header(self) -> list[str]:
         return []
 
-    def lines(self, row: dict[str, Any]) -> list[str]:
+    def prepare(self, rows: list[R]) -> None:
+        """Look at the rows of a part before rendering them (a Table fits its columns)."""
+
+    def lines(self, row: R) -> list[str]:
         raise NotImplementedError
 
     def footer(self, count: int) -> list[str]:
@@ -61,7 +75,7 @@ class Layout:
 
 
 @dataclass
-class Table(Layout):
+class Table(Layout[Row]):
     """A bconsole table. Column widths come from the first part's rows and only ever grow, so a
     listing too long for one part keeps its columns (nearly) aligned without holding its rows."""
 
@@ -69,7 +83,7 @@ class Table(Layout):
     optional: tuple[str, ...] = ()  # shown when a row of the first part has a value for them
     widths: dict[str, int] = field(default_factory=dict)
 
-    def fit(self, rows: list[dict[str, Any]]) -> None:
+    def fit(self, rows: Iterable[Row]) -> None:
         if not self.widths:
             self.columns = self.columns + [c for c in self.optional if any(r.get(c) for r in rows)]
         for row in rows:
@@ -78,6 +92,9 @@ class Table(Layout):
                     self.widths.get(column, len(column)), len(_cell(row.get(column)))
                 )
 
+    def prepare(self, rows: list[Row]) -> None:
+        self.fit(rows)
+
     def _sep(self) -> str:
         return "+" + "+".join("-" * (self.widths.get(c, len(c)) + 2) for c in self.columns) + "+"
 
@@ -85,7 +102,7 @@ class Table(Layout):
         head = "| " + " | ".join(c.ljust(self.widths.get(c, len(c))) for c in self.columns) + " |"
         return [self._sep(), head, self._sep()]
 
-    def lines(self, row: dict[str, Any]) -> list[str]:
+    def lines(self, row: Row) -> list[str]:
         cells = []
         for column in self.columns:
             value, width = row.get(column), self.widths.get(column, len(column))
@@ -97,13 +114,13 @@ class Table(Layout):
         return [self._sep()] if count else [NO_RESULTS]
 
 
-class Long(Layout):
+class Long(Layout[Row]):
     """`llist`: each row as right-aligned `key: value` lines, rows separated by a blank line."""
 
     def __init__(self) -> None:
         self._first = True
 
-    def lines(self, row: dict[str, Any]) -> list[str]:
+    def lines(self, row: Row) -> list[str]:
         width = max((len(k) for k in row), default=0)
         out = [] if self._first else [""]
         self._first = False
@@ -111,36 +128,36 @@ class Long(Layout):
 
 
 @dataclass
-class Lines(Layout):
+class Lines(Layout[R]):
     """One line per row, made by `render`; `empty` when there are none."""
 
-    render: Callable[[Any], str]
+    render: Callable[[R], str]
     empty: str = NO_RESULTS
 
-    def lines(self, row: Any) -> list[str]:
+    def lines(self, row: R) -> list[str]:
         return [self.render(row)]
 
     def footer(self, count: int) -> list[str]:
         return [] if count or not self.empty else [self.empty]
 
 
-def _size(row: Any) -> int:
+def _size(row: object) -> int:
     """About how many bytes a row takes as text and as msgpack data."""
-    if isinstance(row, dict):
+    if isinstance(row, Mapping):
         return sum(len(_cell(v)) + len(k) + 4 for k, v in row.items())
     return len(_cell(row)) + 4
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     return "" if value is None else str(value)
 
 
 def listing(
     key: str,
-    rows: AsyncIterator[Any],
-    layout: Layout,
+    rows: AsyncIterator[R],
+    layout: Layout[R],
     *,
-    data: dict[str, Any] | None = None,
+    data: Mapping[str, object] | None = None,
     trailer: str | None = None,
     part_bytes: int = PART_BYTES,
 ) -> Reply:
@@ -148,30 +165,33 @@ def listing(
 
     `key` may be a dotted path into `data` (`estimate.listing`); `data` is the rest of the final
     reply's data, and `trailer` a last line of its text (a total)."""
-    summary = Reply(text="", data=data or {})
+    summary = Reply(text="", data=dict(data or {}))
     put_rows(summary.data, key, [])
     summary.stream = _parts(key, rows, layout, summary, part_bytes=part_bytes, trailer=trailer)
     return summary
 
 
-def put_rows(data: dict[str, Any], key: str, rows: list[Any]) -> None:
+def put_rows(data: dict[str, object], key: str, rows: list[R]) -> None:
     """Set `data[a][b]` for the key `a.b`, creating the dicts on the way."""
     *path, last = key.split(".")
     for name in path:
-        data = data.setdefault(name, {})
+        child = data.setdefault(name, {})
+        if not isinstance(child, dict):
+            raise TypeError(f"listing key {key!r}: {name!r} holds a {type(child).__name__}")
+        data = child
     data[last] = rows
 
 
 async def _parts(
     key: str,
-    rows: AsyncIterator[Any],
-    layout: Layout,
+    rows: AsyncIterator[R],
+    layout: Layout[R],
     summary: Reply,
     *,
     part_bytes: int,
     trailer: str | None,
 ) -> AsyncGenerator[Reply, None]:
-    chunk: list[Any] = []
+    chunk: list[R] = []
     size = 0
     count = 0
     sent = False
@@ -199,9 +219,8 @@ async def _parts(
             await rows.aclose()
 
 
-def _render(layout: Layout, rows: list[Any], *, first: bool) -> list[str]:
-    if isinstance(layout, Table):
-        layout.fit(rows)
+def _render(layout: Layout[R], rows: list[R], *, first: bool) -> list[str]:
+    layout.prepare(rows)
     out = layout.header() if first and rows else []
     for row in rows:
         out.extend(layout.lines(row))
@@ -223,10 +242,10 @@ def split_lines(lines: Iterable[str]) -> Iterator[list[str]]:
 
 
 async def paged(
-    fetch: Callable[[Any, int, int], Awaitable[list[T]]],
-    key_of: Callable[[T], Any],
+    fetch: Callable[[K, int, int], Awaitable[list[T]]],
+    key_of: Callable[[T], K],
     window: Window,
-    start: Any,
+    start: K,
 ) -> AsyncGenerator[T, None]:
     """Rows from `fetch(after, size, offset)` one catalog page at a time, within the window:
     the first query skips `offset` rows, each next one starts after the last row's key."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from director.console.acl import (
     job_visible,
@@ -32,6 +32,9 @@ from director.restore.plan import (
     restore_request,
 )
 from director.restore.selection import select
+
+if TYPE_CHECKING:
+    from director.config import JobResource
 
 USAGE = (
     'restore [jobid=N[,M] [select]] [client=NAME] [fileset=NAME] [before="YYYY-MM-DD HH:MM:SS"] '
@@ -70,7 +73,7 @@ def _query(session: Session, args: Args) -> RestoreQuery:
     )
 
 
-def _restore_job(session: Session, name: str | None) -> Any:
+def _restore_job(session: Session, name: str | None) -> JobResource:
     config = session.director.config
     checked = check(session, "restore job", name)
     if checked is not None:
@@ -83,7 +86,7 @@ def _restore_job(session: Session, name: str | None) -> Any:
     return restores[0]
 
 
-def _options(session: Session, args: Args, restore_job: Any) -> RestoreOptions:
+def _options(session: Session, args: Args, restore_job: JobResource) -> RestoreOptions:
     where = args.get("where")
     if where is None:
         where = restore_job.where or DEFAULT_WHERE
@@ -104,7 +107,7 @@ def _options(session: Session, args: Args, restore_job: Any) -> RestoreOptions:
         raise CommandError(str(exc)) from exc
 
 
-def _check_options(session: Session, options: RestoreOptions, restore_job: Any) -> None:
+def _check_options(session: Session, options: RestoreOptions, restore_job: JobResource) -> None:
     """Refuse early what is known before planning: the Restore job and its Client, FileSet and
     Pool (the command line's or the Restore job's own), a named Storage, the Where. What it
     finally reads from is checked again when the request exists (`_check_request`)."""

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final, TypedDict
 
 from director.console.acl import first_denied, require_all, unrestricted
 from director.console.registry import Args, CommandError, Reply, Session
 from director.schedule.bareos import next_run, parse_run
 from director.schedule.plan import FREEZER, director_zone
 from director.schedule.scheduler import upcoming
+
+if TYPE_CHECKING:
+    from director.config import DirectorConfig, JobResource, ScheduleResource
 
 DEFAULT_DAYS: Final = 7
 MAX_DAYS: Final = 366
@@ -26,13 +29,45 @@ _LEVEL_POOL: Final = {
 }
 
 
+class RunSettings(TypedDict):
+    """What a scheduled run will use, after its Run line's overrides and its Job's defaults."""
+
+    type: str
+    level: str
+    pool: str | None
+    storage: str | None
+    priority: int
+
+
+class ScheduledRun(RunSettings):
+    """One row of `status scheduler`."""
+
+    time: str
+    local: str
+    job: str
+    schedule: str
+
+
+class NextRun(TypedDict):
+    """One next firing of a Schedule, under `show schedule`."""
+
+    time: str
+    local: str
+    run: str
+    overrides: dict[str, str]
+
+
 def _now() -> dt.datetime:
     return dt.datetime.fromtimestamp(time.time(), dt.UTC)
 
 
 def _effective(
-    job: Any, level: str | None, pool: str | None, storage: str | None, priority: int | None
-) -> dict[str, Any]:
+    job: JobResource,
+    level: str | None,
+    pool: str | None,
+    storage: str | None,
+    priority: int | None,
+) -> RunSettings:
     """The values a run will use: the Run line's overrides, else the Job's (pool per level as `run` does)."""
     job_type = job.type or "Backup"
     level = level or job.level or ("Incremental" if job_type == "Backup" else "")
@@ -56,12 +91,12 @@ def _days(args: Args) -> int:
     return int(raw)
 
 
-def _job_names(job: Any) -> dict[str, str | None]:
+def _job_names(job: JobResource) -> dict[str, str | None]:
     """What a Job runs with whatever its Run line says: itself, its Client and FileSet."""
     return {"job": job.name, "client": job.client, "fileset": job.file_set}
 
 
-def _visible_jobs(session: Session, wanted: str | None) -> dict[str, Any]:
+def _visible_jobs(session: Session, wanted: str | None) -> dict[str, JobResource]:
     """The Jobs whose runs the console may see (Job, Client and FileSet ACLs), or `wanted` alone
     (a Job the console may not see is refused, naming what is forbidden)."""
     jobs = session.director.config.jobs
@@ -75,7 +110,7 @@ def _visible_jobs(session: Session, wanted: str | None) -> dict[str, Any]:
     return {n: j for n, j in jobs.items() if first_denied(session, _job_names(j)) is None}
 
 
-def _run_visible(session: Session, row: dict[str, Any]) -> bool:
+def _run_visible(session: Session, row: ScheduledRun) -> bool:
     """A run is listed when the Pool and Storage it will use (the Run line's or the Job's) and the
     Schedule it comes from are permitted too (a Job's own Freezer-style schedule is the Job's)."""
     names = {"pool": row["pool"], "storage": row["storage"]}
@@ -94,9 +129,9 @@ async def status_scheduler(session: Session, args: Args) -> Reply:
     # only the console's Jobs are planned, so MAX_LISTED counts runs it may see
     view = config if len(jobs) == len(config.jobs) else config.model_copy(update={"jobs": jobs})
     runs = upcoming(view, after, after + dt.timedelta(days=days), tz, limit=MAX_LISTED + 1)
-    rows = []
+    rows: list[ScheduledRun] = []
     for run in runs:
-        row = {
+        row: ScheduledRun = {
             "time": run.when.isoformat(),
             "local": run.when.astimezone(tz).strftime(TIME_FORMAT),
             "job": run.job,
@@ -137,13 +172,15 @@ async def status_scheduler(session: Session, args: Args) -> Reply:
     )
 
 
-def schedule_next_runs(config: Any, schedule: Any, count: int = SHOW_NEXT) -> list[dict[str, Any]]:
+def schedule_next_runs(
+    config: DirectorConfig, schedule: ScheduleResource, count: int = SHOW_NEXT
+) -> list[NextRun]:
     """A Schedule's next firings (whatever Job uses it), with each one's Run-line overrides."""
     if not schedule.enabled or not schedule.run:
         return []
     tz = director_zone(config.director.time_zone)
     specs = [parse_run(line) for line in schedule.run]  # checked at load
-    out: list[dict[str, Any]] = []
+    out: list[NextRun] = []
     after = _now()
     for _ in range(count):
         found = next_run(specs, after, tz)
@@ -162,7 +199,7 @@ def schedule_next_runs(config: Any, schedule: Any, count: int = SHOW_NEXT) -> li
     return out
 
 
-def next_runs_text(runs: list[dict[str, Any]], enabled: bool) -> str:
+def next_runs_text(runs: list[NextRun], enabled: bool) -> str:
     if not enabled:
         return "  # disabled: no runs"
     if not runs:

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from common.logging import Log
 from common.net import Connection
 from director.catalog import CatalogError
 from director.console import (  # noqa: F401  (register commands)
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 ALWAYS_ALLOWED: Final = frozenset({"quit", "exit", ".quit", "whoami", ".api"})
 
 
-def make_acl(director: DirectorDaemon, console_name: str) -> Any:
+def make_acl(director: DirectorDaemon, console_name: str) -> Callable[[str, str], bool]:
     """The ACL check for a console: the default console may do everything."""
     if console_name == DEFAULT_CONSOLE:
         return lambda kind, item: True
@@ -44,7 +45,7 @@ def make_acl(director: DirectorDaemon, console_name: str) -> Any:
     return check
 
 
-async def serve_console(director: DirectorDaemon, conn: Connection, peer: Hello, log: Any) -> None:
+async def serve_console(director: DirectorDaemon, conn: Connection, peer: Hello, log: Log) -> None:
     session = Session(console=peer.name, acl=make_acl(director, peer.name), director=director)
     incoming: asyncio.Task[Message | Signal] | None = None  # a read begun while a stream ran
     try:
@@ -94,7 +95,7 @@ async def _discard(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
-async def _answer(conn: Connection, reply: Reply, line: str, log: Any, more: bool = False) -> None:
+async def _answer(conn: Connection, reply: Reply, line: str, log: Log, more: bool = False) -> None:
     """Send one reply; one that cannot be encoded is a bug reported to the console, not a hang-up."""
     try:
         answer = ConsoleReply(
@@ -144,7 +145,7 @@ def _failed(reply: Reply) -> Callable[[Exception], None]:
 async def send_stream(
     conn: Connection,
     stream: AsyncGenerator[Reply, None],
-    log: Any,
+    log: Log,
     on_error: Callable[[Exception], None] | None = None,
 ) -> asyncio.Task[Message | Signal] | None:
     """Send each part of a streamed answer with `more=True`, while watching the console.
@@ -186,7 +187,7 @@ async def send_stream(
         await stream.aclose()
 
 
-async def run_command(session: Session, line: str, log: Any) -> Reply:
+async def run_command(session: Session, line: str, log: Log) -> Reply:
     """Parse, authorise and run one console command line."""
     try:
         args = parse_command(line.strip())

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
-from typing import Any, Final
+from collections.abc import AsyncGenerator, Mapping
+from typing import Final
+
+from pydantic import BaseModel
 
 from common.config import dump_resource, render_resource
+from director.config import DirectorConfig, JobResource, ScheduleResource
 from director.console.acl import permitted, unrestricted
 from director.console.paging import PART_BYTES
 from director.console.registry import Args, CommandError, Reply, Session, command
@@ -50,11 +53,18 @@ def _resolve_type(word: str) -> str:
     raise CommandError(f"unknown resource type {word!r}; known: {', '.join(RESOURCE_TYPES)}, all")
 
 
-def _resources(session: Session, kind: str) -> dict[str, Any]:
+def _table(config: DirectorConfig, attr: str) -> Mapping[str, BaseModel]:
+    """The configured resources of one type, by name (the Director is a table of one)."""
+    if attr == "director":
+        return {config.director.name: config.director}
+    table: Mapping[str, BaseModel] = getattr(config, attr)
+    return table
+
+
+def _resources(session: Session, kind: str) -> dict[str, BaseModel]:
     attr, _ = RESOURCE_TYPES[kind]
     config = session.director.config
-    value = getattr(config, attr)
-    resources: dict[str, Any] = {value.name: value} if attr == "director" else dict(value)
+    resources = dict(_table(config, attr))
     if unrestricted(session):
         return resources
     acl_kind = _ACL_KIND.get(kind)
@@ -78,7 +88,10 @@ def _resources(session: Session, kind: str) -> dict[str, Any]:
         mine = set(own.profile) if own is not None else set()
         resources = {n: r for n, r in resources.items() if n in mine}
     if kind in ("jobs", "jobdefs"):
-        resources = {n: _without_commands(r) for n, r in resources.items()}
+        resources = {
+            n: _without_commands(r) if isinstance(r, JobResource) else r
+            for n, r in resources.items()
+        }
     return resources
 
 
@@ -93,10 +106,10 @@ _COMMAND_FIELDS: Final = (
 )
 
 
-def _without_commands(job: Any) -> Any:
+def _without_commands(job: JobResource) -> JobResource:
     """A Job or JobDefs as a restricted console sees it: the command lines its scripts run (which
     often carry credentials) replaced by a placeholder."""
-    update: dict[str, Any] = {
+    update: dict[str, object] = {
         f: tuple(HIDDEN for _ in getattr(job, f)) for f in _COMMAND_FIELDS if getattr(job, f)
     }
     if job.run_script:
@@ -135,7 +148,7 @@ async def show(session: Session, args: Args) -> Reply:
         type_name = RESOURCE_TYPES[kind][1]
         for resource in resources.values():
             text, dumped = render_resource(resource, type_name), dump_resource(resource)
-            if kind == "schedules":  # and when it fires next
+            if isinstance(resource, ScheduleResource):  # and when it fires next
                 dumped["next_runs"] = runs = schedule_next_runs(session.director.config, resource)
                 text = f"{text}\n{next_runs_text(runs, resource.enabled)}"
             shown.append((kind, text, dumped))

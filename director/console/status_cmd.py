@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from director.console.acl import (
     job_visible,
@@ -118,20 +119,24 @@ async def _visible_device(session: Session, device: DeviceStatus, mine: set[str]
     )
 
 
-async def _job_status(session: Session, raw: str) -> Reply:
+async def _job_view(session: Session, job_id: int) -> Mapping[str, Any]:
+    """A live job's summary, or its catalog row as `list` shows it."""
     director = session.director
-    if not raw.isdigit():
-        raise CommandError("usage: status job=JOBID")
-    jcr = director.queue.jobs.get(int(raw))
+    jcr = director.queue.jobs.get(job_id)
     if jcr is not None:
         require_job(session, jcr)
-        data = jcr.summary()
-    else:
-        job = await director.catalog_call("get_job", int(raw))
-        if job is None:
-            raise CommandError(f"JobId {raw} is not in the catalog")
-        require_job(session, job)
-        data = job_dict(job)
+        return jcr.summary()
+    job = await director.catalog_call("get_job", job_id)
+    if job is None:
+        raise CommandError(f"JobId {job_id} is not in the catalog")
+    require_job(session, job)
+    return job_dict(job)
+
+
+async def _job_status(session: Session, raw: str) -> Reply:
+    if not raw.isdigit():
+        raise CommandError("usage: status job=JOBID")
+    data = await _job_view(session, int(raw))
     wait = data.get("wait_reason")
     lines = [
         f"JobId {data['jobid']} Job {data['job']} is {st.describe(str(data['jobstatus']))} ({data['jobstatus']})",
