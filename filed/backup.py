@@ -10,7 +10,7 @@ import os
 import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NamedTuple
 
 from filed.accurate import AccurateEntry, AccurateList
 from filed.codecs import compressor, new_hasher
@@ -42,11 +42,16 @@ def _printable(path: bytes) -> str:
 
 
 def read_xattrs(
-    path: bytes, is_link: bool
+    path: bytes | int, is_link: bool
 ) -> tuple[list[tuple[bytes, bytes]], bytes | None, bytes | None]:
-    """(xattrs, ACL access, ACL default) of a file; missing support is simply nothing."""
+    """(xattrs, ACL access, ACL default) of a file (a path, not followed if a symlink, or an open
+    descriptor); missing support is simply nothing."""
     try:
-        names = os.listxattr(path, follow_symlinks=False)
+        names = (
+            os.listxattr(path)
+            if isinstance(path, int)
+            else os.listxattr(path, follow_symlinks=False)
+        )
     except OSError:
         return [], None, None
     privileged = os.geteuid() == 0
@@ -54,7 +59,11 @@ def read_xattrs(
     acl_access = acl_default = None
     for name in sorted(names):
         try:
-            value = os.getxattr(path, name, follow_symlinks=False)
+            value = (
+                os.getxattr(path, name)
+                if isinstance(path, int)
+                else os.getxattr(path, name, follow_symlinks=False)
+            )
         except OSError:
             continue
         if name == ACL_ACCESS:
@@ -66,6 +75,38 @@ def read_xattrs(
     if is_link:
         return xattrs, None, None
     return xattrs, acl_access, acl_default
+
+
+DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_PROC_FD: Final = b"/proc/self/fd"
+
+
+class _Place(NamedTuple):
+    """Where an entry is: its name in an open directory (`dir_fd`), or a FileSet's top path
+    (`dir_fd` None, `name` the path)."""
+
+    dir_fd: int | None
+    name: bytes
+
+    def proc_path(self) -> bytes:
+        """A path to the entry that resolves its directory through the open descriptor (the
+        xattr calls have no *at form); the top path as it is."""
+        if self.dir_fd is None or not _HAVE_PROC:
+            return self.name
+        return b"%s/%d/%s" % (_PROC_FD, self.dir_fd, self.name)
+
+
+@dataclass(slots=True)
+class _Dir:
+    """An open directory of the walk, its sorted names and the next one to visit."""
+
+    fd: int
+    base: bytes  # its path with a trailing slash
+    names: list[bytes] | None = None  # once listed
+    next: int = 0
+
+
+_HAVE_PROC: Final = os.path.isdir(_PROC_FD)
 
 
 class BackupReader:
@@ -108,51 +149,126 @@ class BackupReader:
                 self._owned.close()
 
     def _walk(self, top: bytes, blocks: list[CompiledOptions]) -> Iterator[Record]:
+        """Depth first, names in byte order. Every directory below `top` is opened with
+        O_NOFOLLOW|O_DIRECTORY relative to its parent's descriptor and everything in it is
+        reached through that descriptor (stat, open, readlink, xattrs): a directory swapped for
+        a symlink during the walk is not followed, and the walk never leaves the tree it
+        started in. Record paths are the same as a walk by path gives."""
         try:
-            top_st = os.lstat(top)
+            st = os.lstat(top)
         except FileNotFoundError:
             self._warn(f"{_printable(top)}: listed in the FileSet but does not exist")
             return
         except OSError as exc:
             self._error(f"{_printable(top)}: cannot stat: {exc.strerror}")
             return
-        stack: list[tuple[bytes, os.stat_result | None]] = [(top, top_st)]
-        while stack:
-            path, st = stack.pop()
-            if path in self._excluded:
+        top_dev = st.st_dev
+        path, place = top, _Place(None, top)
+        dirs: list[_Dir] = []
+        try:
+            while True:
+                if path not in self._excluded:
+                    is_dir = stat.S_ISDIR(st.st_mode)
+                    options = choose(blocks, path, is_dir)
+                    # Exclude = yes (None): neither the entry nor (for a directory) its contents
+                    if options is not None:
+                        opened = None
+                        if is_dir and self._descend(path, st, options, top_dev):
+                            opened = self._open_dir(path, st, place)
+                        if opened is not None:
+                            dirs.append(opened)  # closed below if the walk stops here
+                        yield from self._file(path, st, options, place, opened)
+                        if opened is not None and not self._list(opened):
+                            dirs.pop()  # closed by _list
+                found = self._next(dirs)
+                if found is None:
+                    return
+                path, st, place = found
+        finally:
+            for left in dirs:  # the walk was stopped (cancel) or failed
+                os.close(left.fd)
+
+    def _next(self, dirs: list[_Dir]) -> tuple[bytes, os.stat_result, _Place] | None:
+        """The next entry of the walk, stat'ed through its directory's descriptor; None at the end.
+        Directories done with are closed."""
+        while dirs:
+            here = dirs[-1]
+            names = here.names
+            assert names is not None
+            if here.next >= len(names):
+                os.close(dirs.pop().fd)
                 continue
-            if st is None:
-                try:
-                    st = os.lstat(path)
-                except FileNotFoundError:
-                    self._warn(f"{_printable(path)}: vanished during the backup")
-                    continue
-                except OSError as exc:
-                    self._error(f"{_printable(path)}: cannot stat: {exc.strerror}")
-                    continue
-            is_dir = stat.S_ISDIR(st.st_mode)
-            options = choose(blocks, path, is_dir)
-            if options is None:
-                continue  # Exclude = yes: neither the entry nor (for a directory) its contents
-            yield from self._file(path, st, options)
-            if not is_dir or not options.recurse:
-                continue
-            if options.one_fs and st.st_dev != top_st.st_dev:
-                self._warn(
-                    f"{_printable(path)}: is a different filesystem; not descending (One FS = yes)"
-                )
-                continue
+            name = names[here.next]
+            here.next += 1
+            path = here.base + name
             try:
-                with os.scandir(path) as it:
-                    names = sorted(entry.name for entry in it)
+                return (
+                    path,
+                    os.stat(name, dir_fd=here.fd, follow_symlinks=False),
+                    _Place(here.fd, name),
+                )
             except FileNotFoundError:
                 self._warn(f"{_printable(path)}: vanished during the backup")
-                continue
             except OSError as exc:
+                self._error(f"{_printable(path)}: cannot stat: {exc.strerror}")
+        return None
+
+    def _descend(self, path: bytes, st: os.stat_result, options: OptionsSpec, top_dev: int) -> bool:
+        if not options.recurse:
+            return False
+        if options.one_fs and st.st_dev != top_dev:
+            self._warn(
+                f"{_printable(path)}: is a different filesystem; not descending (One FS = yes)"
+            )
+            return False
+        return True
+
+    def _open_dir(self, path: bytes, st: os.stat_result, place: _Place) -> _Dir | None:
+        """Open a directory by its name in its parent, never through a symlink, and check it is
+        the one just stat'ed."""
+        try:
+            fd = os.open(place.name, DIR_FLAGS, dir_fd=place.dir_fd)
+        except FileNotFoundError:
+            self._warn(f"{_printable(path)}: vanished during the backup")
+            return None
+        except OSError as exc:
+            if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                self._warn(
+                    f"{_printable(path)}: is no longer a directory (replaced during the backup);"
+                    " not descending"
+                )
+            else:
                 self._error(f"{_printable(path)}: cannot list directory: {exc.strerror}")
-                continue
-            base = path if path.endswith(b"/") else path + b"/"
-            stack.extend((base + name, None) for name in reversed(names))
+            return None
+        try:
+            now = os.fstat(fd)
+        except OSError as exc:
+            os.close(fd)
+            self._error(f"{_printable(path)}: cannot stat: {exc.strerror}")
+            return None
+        if (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+            os.close(fd)
+            self._warn(f"{_printable(path)}: was replaced during the backup; not descending")
+            return None
+        return _Dir(fd, path if path.endswith(b"/") else path + b"/")
+
+    def _list(self, opened: _Dir) -> bool:
+        """Read an open directory's names (sorted bytes); False (and closed) when it cannot be."""
+        try:
+            if _HAVE_PROC:  # bytes names straight from the kernel, through the descriptor
+                names = os.listdir(b"%s/%d" % (_PROC_FD, opened.fd))
+            else:
+                names = [os.fsencode(name) for name in os.listdir(opened.fd)]
+        except OSError as exc:
+            os.close(opened.fd)
+            self._error(
+                f"{_printable(opened.base.rstrip(b'/') or b'/')}: cannot list directory:"
+                f" {exc.strerror}"
+            )
+            return False
+        names.sort()
+        opened.names = names
+        return True
 
     # -- one file ---------------------------------------------------------------------------
 
@@ -173,7 +289,17 @@ class BackupReader:
             return st.st_mtime_ns >= self.since_ns
         return st.st_mtime_ns >= self.since_ns or st.st_ctime_ns >= self.since_ns
 
-    def _file(self, path: bytes, st: os.stat_result, options: OptionsSpec) -> Iterator[Record]:
+    def _file(
+        self,
+        path: bytes,
+        st: os.stat_result,
+        options: OptionsSpec,
+        place: _Place,
+        opened: _Dir | None,
+    ) -> Iterator[Record]:
+        """The records of one entry. Its xattrs come through a descriptor when there is one (the
+        directory opened to descend, the regular file opened for its data), else by a path that
+        resolves its directory through the walk's descriptor."""
         kind = type_of_mode(st.st_mode)
         changed = self._changed(path, st, options)  # first: it marks the path seen
         if kind != FileType.DIRECTORY and not changed:
@@ -186,7 +312,7 @@ class BackupReader:
         link_index = 0
         if kind == FileType.SYMLINK:
             try:
-                target = os.readlink(path)
+                target = os.fsencode(os.readlink(place.name, dir_fd=place.dir_fd))
             except OSError as exc:
                 self._error(f"{_printable(path)}: cannot read symlink: {exc.strerror}")
                 self._index -= 1
@@ -221,17 +347,44 @@ class BackupReader:
         )
         self.stats.files += 1
         yield Record(index, Stream.ATTRIBUTES, encode_attributes(attrs))
-        if options.xattr_support or options.acl_support:
-            xattrs, acl_access, acl_default = read_xattrs(path, kind == FileType.SYMLINK)
-            if xattrs and options.xattr_support:
-                yield Record(index, Stream.XATTRS, codec.pack(xattrs))
-            if options.acl_support:
-                if acl_access is not None:
-                    yield Record(index, Stream.ACL_ACCESS, acl_access)
-                if acl_default is not None:
-                    yield Record(index, Stream.ACL_DEFAULT, acl_default)
-        if has_data:
-            yield from self._data(index, path, st, attrs, options)
+        fd = self._open_file(path, options, place) if has_data else -1
+        try:
+            if options.xattr_support or options.acl_support:
+                source: int | bytes = place.proc_path()
+                if fd >= 0:
+                    source = fd
+                elif opened is not None:
+                    source = opened.fd
+                xattrs, acl_access, acl_default = read_xattrs(source, kind == FileType.SYMLINK)
+                if xattrs and options.xattr_support:
+                    yield Record(index, Stream.XATTRS, codec.pack(xattrs))
+                if options.acl_support:
+                    if acl_access is not None:
+                        yield Record(index, Stream.ACL_ACCESS, acl_access)
+                    if acl_default is not None:
+                        yield Record(index, Stream.ACL_DEFAULT, acl_default)
+            if fd >= 0:
+                yield from self._data(index, path, st, attrs, options, fd=fd)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    def _open_file(self, path: bytes, options: OptionsSpec, place: _Place) -> int:
+        """A regular file opened for reading by its name in its directory (O_NOFOLLOW), or -1
+        with the reason counted."""
+        flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+        if options.no_atime:
+            try:
+                return os.open(place.name, flags | getattr(os, "O_NOATIME", 0), dir_fd=place.dir_fd)
+            except OSError:
+                pass
+        try:
+            return os.open(place.name, flags, dir_fd=place.dir_fd)
+        except FileNotFoundError:
+            self._warn(f"{_printable(path)}: vanished during the backup")
+        except OSError as exc:
+            self._error(f"{_printable(path)}: cannot open: {exc.strerror}")
+        return -1
 
     def _data(
         self,
@@ -240,23 +393,10 @@ class BackupReader:
         st: os.stat_result,
         attrs: FileAttributes,
         options: OptionsSpec,
+        *,
+        fd: int,
     ) -> Iterator[Record]:
-        flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
-        fd = -1
-        if options.no_atime:
-            try:
-                fd = os.open(path, flags | getattr(os, "O_NOATIME", 0))
-            except OSError:
-                fd = -1
-        try:
-            if fd < 0:
-                fd = os.open(path, flags)
-        except FileNotFoundError:
-            self._warn(f"{_printable(path)}: vanished during the backup")
-            return
-        except OSError as exc:
-            self._error(f"{_printable(path)}: cannot open: {exc.strerror}")
-            return
+        """The data (and digest) records of a regular file opened as `fd` (closed by the caller)."""
         hasher = new_hasher(attrs.digest_algorithm) if attrs.digest_algorithm else None
         compress = (
             compressor(attrs.compression, options.compression_level) if attrs.compression else None
@@ -296,9 +436,13 @@ class BackupReader:
         except OSError as exc:
             self._error(f"{_printable(path)}: read error: {exc.strerror}")
             return
-        finally:
-            os.close(fd)
-        if (after.st_mtime_ns, after.st_size) != (st.st_mtime_ns, st.st_size):
+        if (after.st_dev, after.st_ino) != (st.st_dev, st.st_ino):
+            # Another file was renamed over it between stat and open (never one reached through
+            # a symlink: O_NOFOLLOW, by name in its directory's descriptor).
+            self._warn(
+                f"{_printable(path)}: was replaced during the backup; the copy is the new file's"
+            )
+        elif (after.st_mtime_ns, after.st_size) != (st.st_mtime_ns, st.st_size):
             self._warn(
                 f"{_printable(path)}: file changed during the backup; the copy may be inconsistent"
             )
