@@ -80,8 +80,29 @@ def _session(allowed_jobs: set[str] | None = None) -> Session:
     def acl(kind: str, item: str) -> bool:
         return allowed_jobs is None or kind != "job" or item in allowed_jobs
 
-    director: Any = SimpleNamespace(name="test-dir", events=bus, busy=lambda conn: _NoBusy())
+    # what `.events` reads of the Director: the console's ACL lists (sees_every_job), the jobs it
+    # holds (an event's job is looked up: its Client, Pool and FileSet are checked too), the catalog
+    job_acl = ("*all*",) if allowed_jobs is None else tuple(sorted(allowed_jobs))
+    every = ("*all*",)
+    admin = SimpleNamespace(
+        profile=(), job_acl=job_acl, client_acl=every, pool_acl=every, file_set_acl=every
+    )
+
+    async def catalog_call(method: str, *args: Any) -> None:
+        return None
+
+    director: Any = SimpleNamespace(
+        name="test-dir",
+        events=bus,
+        busy=lambda conn: _NoBusy(),
+        config=SimpleNamespace(consoles={"admin": admin}, profiles={}, jobs={}),
+        queue=SimpleNamespace(jobs=_HELD),
+        catalog_call=catalog_call,
+    )
     return Session(console="admin", acl=acl, director=director)
+
+
+_HELD: dict[int, Any] = {}  # the jobs the Director holds, as `_job_event` announces them
 
 
 class _NoBusy:
@@ -93,6 +114,7 @@ class _NoBusy:
 
 
 def _job_event(bus: EventBus, jobid: int, status: str, name: str = "nightly") -> dict[str, Any]:
+    _HELD[jobid] = SimpleNamespace(job_id=jobid, name=name, client=None, pool=None, fileset=None)
     return bus.publish(
         "job_status",
         jobid=jobid,
@@ -138,6 +160,7 @@ async def test_events_job_filter_matches_the_unique_or_the_resource_name_and_obe
     await anext(reply.stream)
     _job_event(bus, 1, "R", name="weekly")
     _job_event(bus, 2, "R", name="nightly")
+    _HELD[3] = SimpleNamespace(job_id=3, name="nightly", client=None, pool=None, fileset=None)
     bus.publish(
         "job_status", jobid=3, job="nightly.2026-01-01_00.00.00_03", name="nightly", status="T"
     )
