@@ -165,6 +165,7 @@ def _end_segment(job: SdJob, seg: Segment, status: str | None) -> None:
     """Close this job's part of the volume: with `status`, the end-of-session label; then make it
     durable (the job is confirmed only after this)."""
     if status is not None:
+        seg.session.flush()  # the label's first/last file index count the records still held
         seg.session.end(_session_label(job, end=True, seg=seg, status=status))
     elif seg.session.first is not None:
         seg.appender.sync()

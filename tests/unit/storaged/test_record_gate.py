@@ -115,6 +115,7 @@ async def test_an_append_session_keeps_what_came_before_a_refused_record(tmp_pat
     assert labels == [vol.VOL_LABEL, vol.SOS_LABEL, vol.EOS_LABEL]  # no forged label got in
     ends = list(vol.VolumeReader(tmp_path / assignment.volume_name).sessions())
     assert ends[-1].status == "E" and ends[-1].files == 3
+    assert (ends[-1].first_index, ends[-1].last_index) == (1, 3)
     cataloged = [i for m in job.told if isinstance(m, AttributeBatch) for i, _s, _p in m.records]
     assert cataloged == [1, 2, 3]
     media = [m for m in job.told if isinstance(m, JobMediaReport)]

@@ -54,3 +54,4 @@ async def test_the_last_records_move_to_the_next_volume_with_the_end_label(
     assert any("the session ends on the next volume" in text for text in warnings), warnings
     (_start, end) = vol.VolumeReader(tmp_path / "Full-0002").sessions()
     assert end.status == "T" and end.files == 4
+    assert (end.first_index, end.last_index) == (1, 4)
