@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Final, TypeVar, overload
 
 from common.config import ConfigError, Loaded
 from common.daemon import EXIT_CONFIG, Daemon, OwnResource, StartupError
@@ -104,16 +102,11 @@ class DirectorDaemon(Daemon[DirectorConfig]):
         """The catalog backend itself, for code already on the catalog thread (use `db`)."""
         return self.db.backend
 
-    async def catalog_call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call a catalog method by name (the console's older way; new code uses `db`); a
-        backend method the facade does not list yet still runs on the catalog thread."""
-        facade = getattr(self.db, method, None)
-        if facade is not None:
-            return await facade(*args, **kwargs)
-        return await self.db.run(lambda catalog: getattr(catalog, method)(*args, **kwargs))
+    @overload
+    async def ensure_pool(self, name: str) -> int: ...
 
-    async def run_in_thread(self, fn: Callable[..., T], *args: Any) -> T:
-        return await self.db.run_blocking(functools.partial(fn, *args))
+    @overload
+    async def ensure_pool(self, name: None) -> None: ...
 
     async def ensure_pool(self, name: str | None) -> int | None:
         if name is None:

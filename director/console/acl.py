@@ -263,7 +263,7 @@ async def find_job(session: Session, job_id: int) -> JobLike | None:
     live = director.queue.jobs.get(job_id)
     if live is not None:
         return live
-    row: JobRow | None = await director.catalog_call("get_job", job_id)
+    row: JobRow | None = await director.db.get_job(job_id)
     return row
 
 

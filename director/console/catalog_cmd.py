@@ -187,7 +187,7 @@ def _long(rows: Sequence[Row]) -> str:
 
 
 async def _catalog_names(session: Session, kind: str) -> list[str]:
-    names: list[str] = await session.director.catalog_call("known_names", kind)
+    names: list[str] = await session.director.db.known_names(kind)
     return names
 
 
@@ -200,7 +200,7 @@ async def _list(session: Session, args: Args, long: bool) -> Reply:
         raw = args.get("jobid") or ""
         if not raw.isdigit():
             raise CommandError("usage: list jobid=N")
-        job = await director.catalog_call("get_job", int(raw))
+        job = await director.db.get_job(int(raw))
         if job is not None and not job_visible(session, job):
             job = None  # a job the console may not see is not there
         rows = [_live(session, job_dict(job))] if job is not None else []
@@ -230,8 +230,7 @@ async def _list(session: Session, args: Args, long: bool) -> Reply:
         descending = (args.get("order") or "asc").lower() == "desc"
 
         async def fetch(after: int | None, size: int, offset: int) -> list[JobRow]:
-            rows: list[JobRow] = await director.catalog_call(
-                "jobs_page",
+            rows: list[JobRow] = await director.db.jobs_page(
                 after,
                 size,
                 offset=offset,
@@ -260,8 +259,8 @@ async def _list(session: Session, args: Args, long: bool) -> Reply:
         pool = check(session, "pool", args.get("pool"), also=await _catalog_names(session, "pool"))
 
         async def fetch_media(after: int, size: int, offset: int) -> list[MediaRow]:
-            rows: list[MediaRow] = await director.catalog_call(
-                "media_page", after, size, offset=offset, pool=pool
+            rows: list[MediaRow] = await director.db.media_page(
+                after, size, offset=offset, pool=pool
             )
             return rows
 
@@ -278,21 +277,17 @@ async def _list(session: Session, args: Args, long: bool) -> Reply:
         )
         return listing("volumes", volumes, Long() if long else Table(list(VOLUME_COLUMNS)))
     if what == "pools":
-        rows = [
-            r
-            for r in await director.catalog_call("list_pools")
-            if permitted(session, "pool", r["name"])
-        ]
+        pools = [r for r in await director.db.list_pools() if permitted(session, "pool", r["name"])]
         return Reply(
-            text=_long(rows) if long else _table(rows, list(rows[0]) if rows else []),
-            data={"pools": rows},
+            text=_long(pools) if long else _table(pools, list(pools[0]) if pools else []),
+            data={"pools": pools},
         )
     if what == "files":
         job_id = await _visible_jobid(session, args, "list files jobid=N")
 
         async def fetch_files(after: int, size: int, offset: int) -> list[tuple[int, FileRow]]:
-            rows: list[tuple[int, FileRow]] = await director.catalog_call(
-                "files_page", job_id, after, size, offset
+            rows: list[tuple[int, FileRow]] = await director.db.files_page(
+                job_id, after, size, offset
             )
             return rows
 
@@ -312,8 +307,8 @@ async def _list(session: Session, args: Args, long: bool) -> Reply:
         job_id = await _visible_jobid(session, args, "list joblog jobid=N")
 
         async def fetch_log(after: int, size: int, offset: int) -> list[tuple[int, float, str]]:
-            rows: list[tuple[int, float, str]] = await director.catalog_call(
-                "log_page", job_id, after, size, offset
+            rows: list[tuple[int, float, str]] = await director.db.log_page(
+                job_id, after, size, offset
             )
             return rows
 
@@ -345,7 +340,7 @@ def _jobid(args: Args, usage: str) -> int:
 async def _visible_jobid(session: Session, args: Args, usage: str) -> int:
     """`jobid=N` of a job the console may see (an unknown one lists nothing, as before)."""
     job_id = _jobid(args, usage)
-    row = await session.director.catalog_call("get_job", job_id)
+    row = await session.director.db.get_job(job_id)
     if row is not None:
         require_job(session, row)
     return job_id
@@ -438,12 +433,12 @@ async def delete(session: Session, args: Args) -> Reply:
         )
     lines, data = [], []
     for job_id in ids:  # every one is checked before any is deleted
-        row = await director.catalog_call("get_job", job_id)
+        row = await director.db.get_job(job_id)
         if row is None:
             raise CommandError(f"JobId {job_id} is not in the catalog")
         require_job(session, row)
     for job_id in ids:
-        promoted = await director.catalog_call("delete_job", job_id)
+        promoted = await director.db.delete_job(job_id)
         lines.append(
             f"JobId {job_id} deleted from the catalog."
             + "".join(
@@ -466,10 +461,10 @@ async def update(session: Session, args: Args) -> Reply:
         raise CommandError(f"volstatus={status}: use one of {', '.join(VOLUME_STATUSES)}")
     director = session.director
     require_catalog(session)
-    media = await director.catalog_call("get_media", volume)
+    media = await director.db.get_media(volume)
     if media is None or not volume_visible(session, media):  # another pool's volume is not there
         raise CommandError(f"no volume named {volume!r} in the catalog")
-    await director.catalog_call("update_media", volume, VolStatus=wanted)
+    await director.db.update_media(volume, VolStatus=wanted)
     director.engine.media_added()
     return Reply(
         text=f"New Volume status is: {wanted}",

@@ -232,7 +232,7 @@ async def wait(session: Session, args: Args) -> Reply:
 
 async def _ended(session: Session, job_id: int) -> Reply:
     """`wait jobid=N` for a job no longer in the queue: its final status, as the catalog has it."""
-    row: JobRow | None = await session.director.catalog_call("get_job", job_id)
+    row: JobRow | None = await session.director.db.get_job(job_id)
     if row is None:
         raise CommandError(f"JobId {job_id} is not in the catalog")
     require_job(session, row)

@@ -29,7 +29,7 @@ async def label(session: Session, args: Args) -> Reply:
     require_catalog(session)
     storage = config.storages[storage_name]
     pool = config.pools[pool_name]
-    if await director.catalog_call("get_media", volume) is not None:
+    if await director.db.get_media(volume) is not None:
         raise CommandError(f'Media record for volume "{volume}" already exists')
     media_type = storage.media_type or "File"
     try:
@@ -52,8 +52,7 @@ async def label(session: Session, args: Args) -> Reply:
     except JobError as exc:
         raise CommandError(str(exc)) from exc
     pool_id = await director.ensure_pool(pool.name)
-    media_id = await director.catalog_call(
-        "create_media",
+    media_id = await director.db.create_media(
         volume,
         pool_id,
         media_type,

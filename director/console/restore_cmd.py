@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Iterable
@@ -141,7 +142,7 @@ async def _check_request(session: Session, prepared: RestoreRequest) -> None:
 async def _check_jobs(session: Session, job_ids: Iterable[int]) -> None:
     """Each job restored from must be one the console may see (its Job, Client, Pool, FileSet)."""
     for job_id in job_ids:
-        row = await session.director.catalog_call("get_job", job_id)
+        row = await session.director.db.get_job(job_id)
         if row is not None:
             require_job(session, row)
 
@@ -149,7 +150,7 @@ async def _check_jobs(session: Session, job_ids: Iterable[int]) -> None:
 async def _submit(session: Session, plan: Plan, options: RestoreOptions) -> Reply:
     director = session.director
     try:
-        prepared = await restore_request(director.catalog_call, plan, options)
+        prepared = await restore_request(director.db, plan, options)
     except RestoreRefused as exc:
         raise CommandError(str(exc)) from exc
     await _check_request(session, prepared)
@@ -192,14 +193,14 @@ async def restore(session: Session, args: Args) -> Reply:
     for kind in ("client", "fileset"):
         value = args.get(kind)
         if value is not None:
-            check(session, kind, value, also=await director.catalog_call("known_names", kind))
+            check(session, kind, value, also=await director.db.known_names(kind))
     query = _query(session, args)
     options = _options(session, args, restore_job)
     _check_options(session, options, restore_job)
     await _check_jobs(session, query.job_ids)  # before planning reads their files
     try:
-        plan: Plan = await director.run_in_thread(
-            plan_restore, director.catalog, query, restore_job.file_set
+        plan: Plan = await director.db.run(
+            functools.partial(plan_restore, query=query, default_fileset=restore_job.file_set)
         )
     except RestoreRefused as exc:
         raise CommandError(str(exc)) from exc

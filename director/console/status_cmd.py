@@ -106,7 +106,7 @@ async def visible_status(session: Session, status: DaemonStatus) -> DaemonStatus
 async def _visible_device(session: Session, device: DeviceStatus, mine: set[str]) -> DeviceStatus:
     volumes = []
     for name in device.volumes:
-        media = await session.director.catalog_call("get_media", name)
+        media = await session.director.db.get_media(name)
         if media is not None and volume_visible(session, media):
             volumes.append(name)
     return device.model_copy(
@@ -126,7 +126,7 @@ async def _job_view(session: Session, job_id: int) -> Mapping[str, Any]:
     if jcr is not None:
         require_job(session, jcr)
         return jcr.summary()
-    job = await director.catalog_call("get_job", job_id)
+    job = await director.db.get_job(job_id)
     if job is None:
         raise CommandError(f"JobId {job_id} is not in the catalog")
     require_job(session, job)

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
 from director.catalog import Catalog, FileRow, JobMediaRow, JobRow
 from director.jobs.request import RunRequest
@@ -26,6 +26,9 @@ from director.restore.bootstrap import build_bootstrap, hardlink_carriers
 from director.restore.selection import OK_STATUSES, backup_chain, chain_to, latest_files, live
 from protocol.jobs import BootstrapSpec
 from protocol.restore_policy import REPLACE_POLICIES
+
+if TYPE_CHECKING:
+    from director.catalog.service import CatalogService
 
 UNAVAILABLE: Final = frozenset({"Error", "Purged", "Disabled", "Recycle"})
 # No Where anywhere: the File Daemon restores under its own Working Directory (restores/, 0700),
@@ -174,9 +177,6 @@ def plan_restore(catalog: Catalog, query: RestoreQuery, default_fileset: str | N
     return Plan(jobs, files)
 
 
-CatalogCall = Callable[..., Awaitable[Any]]
-
-
 @dataclass(frozen=True)
 class RestoreRequest:
     """The Restore job to submit, and what to tell the operator about it."""
@@ -201,26 +201,26 @@ class RestoreRequest:
 
 
 async def restore_request(
-    catalog_call: CatalogCall, plan: Plan, options: RestoreOptions
+    db: CatalogService, plan: Plan, options: RestoreOptions
 ) -> RestoreRequest:
     """The bootstrap (volumes, sessions, file indexes) and the RunRequest of the Restore job."""
     if not plan.chosen:
         raise RestoreRefused("no files selected; nothing to restore")
     selected = list(plan.chosen.values())
     job_ids = plan.job_ids
-    everything = [r for job_id in job_ids for r in await catalog_call("list_files", job_id)]
+    everything = [r for job_id in job_ids for r in await db.list_files(job_id)]
     hidden = hardlink_carriers(selected, list(plan.files.values())) | hardlink_carriers(
         selected, everything
     )
     del everything
-    jobmedia, substitutions = await _usable_media(catalog_call, job_ids)
+    jobmedia, substitutions = await _usable_media(db, job_ids)
     bootstrap = build_bootstrap(selected, hidden, jobmedia, job_ids)
     expected = sum(1 for r in selected if r.file_index > 0)
-    media = {m.volume_name: m.storage for m in await catalog_call("list_media", None)}
+    media = {m.volume_name: m.storage for m in await db.list_media(None)}
     volume_storage = {
-        b.volume_name: media[b.volume_name] for b in bootstrap if media.get(b.volume_name)
+        b.volume_name: where for b in bootstrap if (where := media.get(b.volume_name))
     }
-    params: dict[str, Any] = {
+    params: dict[str, object] = {
         "bootstrap": bootstrap,
         "where": os.fsencode(options.where),
         "replace": options.replace,
@@ -252,11 +252,11 @@ async def restore_request(
 
 
 async def _usable_media(
-    catalog_call: CatalogCall, job_ids: list[int]
+    db: CatalogService, job_ids: list[int]
 ) -> tuple[list[JobMediaRow], dict[int, int]]:
     """JobMedia for the jobs; a job whose volumes are unavailable is read from a good copy of it."""
-    status = {m.volume_name: m.status for m in await catalog_call("list_media", None)}
-    rows: list[JobMediaRow] = await catalog_call("list_jobmedia", job_ids)
+    status = {m.volume_name: m.status for m in await db.list_media(None)}
+    rows: list[JobMediaRow] = await db.list_jobmedia(job_ids)
     out: list[JobMediaRow] = []
     substitutions: dict[int, int] = {}
     for job_id in job_ids:
@@ -264,8 +264,8 @@ async def _usable_media(
         if mine and all(status.get(r.volume_name) not in UNAVAILABLE for r in mine):
             out.extend(mine)
             continue
-        for copy in await catalog_call("copies_of", job_id):
-            theirs = await catalog_call("list_jobmedia", [copy.job_id])
+        for copy in await db.copies_of(job_id):
+            theirs = await db.list_jobmedia([copy.job_id])
             if theirs and all(status.get(r.volume_name) not in UNAVAILABLE for r in theirs):
                 # A copy holds the same records under the same file indexes, in its own session.
                 out.extend(dataclasses.replace(r, job_id=job_id) for r in theirs)

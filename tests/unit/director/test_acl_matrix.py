@@ -122,11 +122,10 @@ async def _whole(reply: Reply) -> Reply:
 
 
 async def _job(director: DirectorDaemon, name: str, client: str, pool: str, fileset: str) -> int:
-    client_id = await director.catalog_call("ensure_client", client)
-    pool_id = await director.catalog_call("ensure_pool", PoolRow(name=pool))
-    fileset_id = await director.catalog_call("ensure_fileset", fileset, "md5")
-    job_id: int = await director.catalog_call(
-        "create_job",
+    client_id = await director.db.ensure_client(client)
+    pool_id = await director.db.ensure_pool(PoolRow(name=pool))
+    fileset_id = await director.db.ensure_fileset(fileset, "md5")
+    job_id: int = await director.db.create_job(
         NewJob(
             job=f"{name}.{time.time()}",
             name=name,
@@ -178,8 +177,8 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         director, "backup-test-fd", "other-fd", "Incremental", "QuickstartSet"
     )
     for volume, pool in (("own-vol", "Incremental"), ("other-vol", "OtherPool")):
-        pool_id = await director.catalog_call("ensure_pool", PoolRow(name=pool))
-        await director.catalog_call("create_media", volume, pool_id, "File", "File")
+        pool_id = await director.db.ensure_pool(PoolRow(name=pool))
+        await director.db.create_media(volume, pool_id, "File", "File")
     try:
         yield w
     finally:
@@ -338,13 +337,11 @@ async def test_delete_update_and_label_refuse_foreign_objects(world: World) -> N
         await world.as_restricted(f"delete jobid={world.own_job},{world.disguised_job} yes"),
         "not permitted",
     )
-    assert (
-        await world.director.catalog_call("get_job", world.own_job) is not None
-    )  # nothing deleted
+    assert await world.director.db.get_job(world.own_job) is not None  # nothing deleted
     refused(
         await world.as_restricted("update volume=other-vol volstatus=Disabled"), "no volume named"
     )
-    assert (await world.director.catalog_call("get_media", "other-vol")).status != "Disabled"
+    assert (await world.director.db.get_media("other-vol")).status != "Disabled"
     assert (await world.as_restricted("update volume=own-vol volstatus=Disabled")).ok
     refused(
         await world.as_restricted("label storage=OtherStore pool=Incremental volume=v1"),
@@ -570,8 +567,8 @@ async def _backed_up(director: DirectorDaemon, volume: str, storage: str | None)
     """A job of the console's own (its Job, Client, Pool, FileSet) with one file on `volume`,
     a volume of a permitted pool labeled on `storage` (None: no Storage recorded)."""
     job_id = await _job(director, "backup-test-fd", "test-fd", "Incremental", "QuickstartSet")
-    pool_id = await director.catalog_call("ensure_pool", PoolRow(name="Incremental"))
-    media_id = await director.catalog_call("create_media", volume, pool_id, "File", storage)
+    pool_id = await director.db.ensure_pool(PoolRow(name="Incremental"))
+    media_id = await director.db.create_media(volume, pool_id, "File", storage)
     attrs = FileAttributes(
         path=b"/data/f",
         type=FileType.REGULAR,
@@ -583,11 +580,11 @@ async def _backed_up(director: DirectorDaemon, volume: str, storage: str | None)
         mtime_ns=0,
         ctime_ns=0,
     )
-    await director.catalog_call(
-        "insert_files", job_id, [FileRow(job_id, b"/data/", b"f", 1, encode_attributes(attrs))]
+    await director.db.insert_files(
+        job_id, [FileRow(job_id, b"/data/", b"f", 1, encode_attributes(attrs))]
     )
-    await director.catalog_call(
-        "add_jobmedia", JobMediaRow(job_id, media_id, volume, 1, 1, 0, 0, 0, 100, 100, 1, 1)
+    await director.db.add_jobmedia(
+        JobMediaRow(job_id, media_id, volume, 1, 1, 0, 0, 0, 100, 100, 1, 1)
     )
     return job_id
 
@@ -629,8 +626,8 @@ async def test_a_clients_latest_state_is_chosen_among_the_consoles_jobs_only(wor
 
 
 async def test_volumes_on_a_foreign_storage_are_not_listed_nor_updated(world: World) -> None:
-    pool_id = await world.director.catalog_call("ensure_pool", PoolRow(name="Incremental"))
-    await world.director.catalog_call("create_media", "vault-vol", pool_id, "File", "OtherStore")
+    pool_id = await world.director.db.ensure_pool(PoolRow(name="Incremental"))
+    await world.director.db.create_media("vault-vol", pool_id, "File", "OtherStore")
     listed = await world.as_restricted("list volumes")
     assert "vault-vol" not in {v["volumename"] for v in listed.data["volumes"]}
     assert "vault-vol" in {

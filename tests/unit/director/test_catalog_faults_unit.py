@@ -559,5 +559,5 @@ async def test_the_director_refuses_new_jobs_while_the_catalog_is_not_writable(
     assert not any(line.startswith("Catalog:") for line in status.text.splitlines())
     again = await run_command(session, "run job=quick yes", log)
     assert again.ok and again.data["run"]["jobid"] > first
-    row = await director.catalog_call("get_job", first)
+    row = await director.db.get_job(first)
     assert row.status == "T"
