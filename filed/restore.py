@@ -183,6 +183,7 @@ class RestoreWriter:
         self._walker: DirWalker | None = None
         self._cwd: tuple[bytes, ...] = ()  # the directory files are being restored into
         self._cwd_fd = -1  # … and its descriptor (see `_parent`)
+        self._cwd_gid = -1  # … and the group a file made there gets
         self._token = secrets.token_hex(4).encode()
         self._serial = itertools.count()
         self._leftovers = Leftovers()
@@ -337,6 +338,8 @@ class RestoreWriter:
         fd = self._walker.open_dir(parts)
         self._leftovers.fds.add(fd)
         self._cwd, self._cwd_fd = parts, fd
+        st = os.fstat(fd)  # the group new files get here: the directory's when it is setgid
+        self._cwd_gid = st.st_gid if st.st_mode & stat.S_ISGID else os.getegid()
         return fd
 
     def _drop_cwd(self) -> None:
@@ -475,7 +478,10 @@ class RestoreWriter:
                         cur.fd, a.size
                     )  # a sparse file's trailing hole, and its exact size
                 made = cur.made
-                self._apply(a, cur, cur.fd, cur.dir_fd, made or cur.parts[-1])
+                # A node made here belongs to this process's user, and to the group a new file
+                # gets in its directory: when that is what the attributes name, no chown.
+                owned = made is not None and a.uid == self.policy.euid and a.gid == self._cwd_gid
+                self._apply(a, cur, cur.fd, cur.dir_fd, made or cur.parts[-1], owned=owned)
                 if cur.fd >= 0:
                     self._close(cur)
                 if made is not None:
@@ -495,7 +501,16 @@ class RestoreWriter:
         finally:
             self._discard(cur)
 
-    def _apply(self, a: FileAttributes, cur: _Current, fd: int, dir_fd: int, name: bytes) -> None:
+    def _apply(
+        self,
+        a: FileAttributes,
+        cur: _Current,
+        fd: int,
+        dir_fd: int,
+        name: bytes,
+        *,
+        owned: bool = False,
+    ) -> None:
         apply_attributes(
             a,
             fd=fd,
@@ -506,6 +521,7 @@ class RestoreWriter:
             acl_default=cur.acl_default,
             xattrs=cur.xattrs,
             warn=self._warn,
+            owned=owned,
         )
 
     def finish(self) -> RestoreStats:

@@ -125,19 +125,28 @@ def apply_attributes(
     acl_default: bytes | None,
     xattrs: Sequence[tuple[bytes, bytes]],
     warn: Callable[[str], None],
+    owned: bool = False,
 ) -> None:
     """Owner, mode, ACLs, xattrs and times, in the order that keeps each one, on the file's own
-    descriptor `fd` (-1: the node `name` in `dir_fd` is reached without following it). What the
-    system refuses (an owner without privileges, an unsupported xattr) is a warning; anything
-    else raises."""
+    descriptor `fd` (-1: the node `name` in `dir_fd` is reached without following it). `owned`:
+    the node was just made and already has the owner and group the attributes name (no chown).
+    What the system refuses (an owner without privileges, an unsupported xattr) is a warning;
+    anything else raises."""
     if a.type == FileType.HARDLINK:
         return  # a hardlink shares its inode with the name that carried the data
     if fd >= 0:
         _apply(
-            a, fd, policy, acl_access=acl_access, acl_default=acl_default, xattrs=xattrs, warn=warn
+            a,
+            fd,
+            policy,
+            acl_access=acl_access,
+            acl_default=acl_default,
+            xattrs=xattrs,
+            warn=warn,
+            owned=owned,
         )
     elif a.type == FileType.SYMLINK:
-        _apply_symlink(a, dir_fd, name, policy, xattrs=xattrs, warn=warn)
+        _apply_symlink(a, dir_fd, name, policy, xattrs=xattrs, warn=warn, owned=owned)
     else:
         node = os.open(name, O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
         try:
@@ -149,6 +158,7 @@ def apply_attributes(
                 acl_default=acl_default,
                 xattrs=xattrs,
                 warn=warn,
+                owned=owned,
             )
         finally:
             os.close(node)
@@ -163,8 +173,9 @@ def _apply(
     acl_default: bytes | None,
     xattrs: Sequence[tuple[bytes, bytes]],
     warn: Callable[[str], None],
+    owned: bool,
 ) -> None:
-    if policy.privileged or a.uid == policy.euid:
+    if not owned and (policy.privileged or a.uid == policy.euid):
         try:
             os.chown(target, a.uid, a.gid)
         except OSError as exc:
@@ -200,8 +211,9 @@ def _apply_symlink(
     *,
     xattrs: Sequence[tuple[bytes, bytes]],
     warn: Callable[[str], None],
+    owned: bool,
 ) -> None:
-    if policy.privileged or a.uid == policy.euid:
+    if not owned and (policy.privileged or a.uid == policy.euid):
         try:
             os.chown(name, a.uid, a.gid, dir_fd=dir_fd, follow_symlinks=False)
         except OSError as exc:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from filed.restore import RestoreWriter
 from protocol.records import Record, Stream, pack_data
 from tests.unit.filed.test_restore_faults import MTIME, attributes, file_records, leftovers
@@ -106,3 +108,38 @@ def test_the_open_directory_is_closed_with_the_writer(tmp_path: Path) -> None:
     writer = restore(file_records(1, b"/src/d/f", b"x"), tmp_path / "where")
     assert writer.stats.files == 1
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a directory another group needs root")
+def test_owner_and_group_are_exact_in_a_setgid_directory(tmp_path: Path) -> None:
+    """A new file takes a setgid directory's group: the chown a file already owned right can
+    skip must not be skipped there."""
+    where = tmp_path / "where"
+    shared = where / "src" / "shared"
+    shared.mkdir(parents=True)
+    os.chown(shared, -1, 4321)
+    shared.chmod(0o2775)
+    egid = os.getegid()
+    records = [
+        *file_records(1, b"/src/shared/mine", b"m", gid=egid),
+        *file_records(2, b"/src/shared/theirs", b"t", gid=4321),
+        *file_records(3, b"/src/plain", b"p", uid=1234, gid=5678),
+        *file_records(4, b"/src/root", b"r"),
+    ]
+    writer = restore(records, where)
+    assert writer.stats.errors == 0 and writer.stats.warning_count == 0
+    owners = {
+        name: (os.lstat(path).st_uid, os.lstat(path).st_gid)
+        for name, path in [
+            ("mine", shared / "mine"),
+            ("theirs", shared / "theirs"),
+            ("plain", where / "src" / "plain"),
+            ("root", where / "src" / "root"),
+        ]
+    }
+    assert owners == {
+        "mine": (0, egid),
+        "theirs": (0, 4321),
+        "plain": (1234, 5678),
+        "root": (0, egid),
+    }
