@@ -84,6 +84,10 @@ class SdReplicate(Message):
     job: str  # the writing SD's job name (it admits the session with `key`)
     key: str
     tls: bool = True
+    # The names in the writing SD's certificate as the Director verified it: the reading SD
+    # refuses a writing SD that presents another certificate (#13). Empty: not checked.
+    peer_names: tuple[str, ...] = ()
+    OPTIONAL_ON_WIRE: ClassVar[frozenset[str]] = frozenset({"peer_names"})
 
 
 class SdJobAccepted(Message):
@@ -110,9 +114,13 @@ class SdJobWaiting(Message):
 
 
 class SdRun(Message):
-    """Start the job: wait for the File Daemon's data connection."""
+    """Start the job: wait for the File Daemon's data connection (a listening job: the reading
+    Storage Daemon's, whose certificate must carry one of `peer_names`, the names the Director
+    verified on its own connection to that SD; empty: not checked)."""
 
     TYPE: ClassVar[str] = "sd_run"
+    peer_names: tuple[str, ...] = ()
+    OPTIONAL_ON_WIRE: ClassVar[frozenset[str]] = frozenset({"peer_names"})
 
 
 class CancelJob(Message):

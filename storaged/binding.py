@@ -26,6 +26,9 @@ class PeerBinding:
     expected: str = ""
     allowed: tuple[str, ...] = ()
     foreign: Mapping[str, str] = field(default_factory=dict)
+    # The other Storage Daemon of a remote copy: the names its certificate carried when the
+    # Director verified it; the data connection must present that certificate (one of them).
+    verified: tuple[str, ...] = ()
 
     def problem(self, names: Collection[str]) -> str | None:
         """Why a certificate naming `names` is refused, or None. No names (plain TCP, or TLS
@@ -33,6 +36,13 @@ class PeerBinding:
         if not names or (self.expected and self.expected in names):
             return None
         shown = ", ".join(sorted(names))
+        if self.verified:
+            if set(names) & set(self.verified):
+                return None
+            return (
+                f"the {self.role}'s certificate is for {shown}, not the one the Director verified "
+                f"for it ({', '.join(self.verified)}): a daemon must present its own certificate"
+            )
         for name in sorted(names):
             if name in self.foreign:
                 return (

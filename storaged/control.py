@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any, Final
@@ -66,6 +67,10 @@ async def serve_director(sd: StorageDaemon, conn: Connection, monitor: bool, log
                     case SdJobSetup():
                         job = await _setup(sd, conn, event, log)
                     case SdRun() if job is not None:
+                        if event.peer_names and job.binding is not None:
+                            job.binding = dataclasses.replace(
+                                job.binding, verified=event.peer_names
+                            )
                         await conn.send(Ok(code=Code.SD_OK, text="OK run"))
                         if job.setup.read_device is not None:
                             await _own(sd, job, conn, log, run_local_copy(job, log))
@@ -322,7 +327,8 @@ async def _replicate(sd: StorageDaemon, job: SdJob, msg: SdReplicate, log: Any) 
             f"cannot reach the writing Storage Daemon at {msg.address}:{msg.port}: {exc.step}: {exc}"
         ) from exc
     try:
-        problem = storage_peer_binding(sd, job.setup).check(peer.ssl_object)
+        binding = dataclasses.replace(storage_peer_binding(sd, job.setup), verified=msg.peer_names)
+        problem = binding.check(peer.ssl_object)
         if problem is not None:
             raise SdJobError(
                 f"Job {job.name}: refusing the writing Storage Daemon at "

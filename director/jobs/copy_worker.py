@@ -18,6 +18,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from common.net import Connection
+from common.tls import peer_names
 from director.catalog import JobRow
 from director.jobs import status as st
 from director.jobs.attributes import AttributeSink
@@ -277,7 +278,12 @@ async def _remote(svc: JobServices, worker: JobControl, move: Move) -> dict[str,
             on_wait=device_wait(worker, source_storage.name, partial(svc.joblog, worker)),
         )
         worker.wait = None
-        await request(writing, SdRun(), Ok, "writing storage listen")
+        await request(
+            writing,
+            SdRun(peer_names=_verified_names(reading)),
+            Ok,
+            "writing storage listen",
+        )
         worker.set_wait(storage_wait(target_storage.name))
         await request(
             reading,
@@ -287,6 +293,7 @@ async def _remote(svc: JobServices, worker: JobControl, move: Move) -> dict[str,
                 job=worker.unique,
                 key=accepted.key,
                 tls=bool(target_storage.tls_enable and source_storage.tls_enable),
+                peer_names=_verified_names(writing),
             ),
             Ok,
             "reading storage replicate",
@@ -299,6 +306,12 @@ async def _remote(svc: JobServices, worker: JobControl, move: Move) -> dict[str,
         for conn in (reading, writing):
             if conn is not None:
                 await conn.close(terminate=True)
+
+
+def _verified_names(conn: Connection) -> tuple[str, ...]:
+    """The names in the certificate this Storage Daemon showed the Director: the other SD of the
+    copy must see the same certificate (#13). Plain TCP: none, nothing to check."""
+    return tuple(sorted(peer_names(conn.ssl_object))) if conn.tls else ()
 
 
 async def _started(svc: JobServices, worker: JobControl, accepted: SdJobAccepted) -> None:

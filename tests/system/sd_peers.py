@@ -61,7 +61,11 @@ async def connect(inst: Installation, certificate: str, hello: Hello, secret: st
 
 @asynccontextmanager
 async def sd_job(
-    inst: Installation, *, listen: bool = False, append: bool = True
+    inst: Installation,
+    *,
+    listen: bool = False,
+    append: bool = True,
+    peer_names: tuple[str, ...] = (),
 ) -> AsyncIterator[SdJobHandle]:
     """Set up an append job on the SD as its Director would (test-dir, its certificate and
     password), on a fresh volume the SD labels, and run it; or (append=False) a read job with an
@@ -104,7 +108,7 @@ async def sd_job(
         accepted = await director.recv_message(timeout=30)
         assert isinstance(accepted, SdJobAccepted), accepted
         if append:
-            await director.send(SdRun())
+            await director.send(SdRun(peer_names=peer_names))
             ok = await director.recv_message(timeout=30)
             assert isinstance(ok, Ok), ok
         yield SdJobHandle(director, job, accepted.key, volume)

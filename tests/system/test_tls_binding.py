@@ -7,6 +7,8 @@ the refusal says why, to the peer and in the job's end."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -22,12 +24,14 @@ from tests.system.conftest import Installation
 from tests.system.sd_peers import SdJobHandle, data_session, sd_job
 
 OTHER_CLIENT = "other-fd"  # a CA-signed certificate of a client this job is not for
+OTHER_SD = "other-sd"  # a CA-signed certificate of a Storage Daemon this copy is not between
 
 
 @pytest.fixture(scope="module")
 def pki(installation: Installation) -> Installation:
     pki = installation.layout.pki
     issue_certificate(load_ca(pki), pki, OTHER_CLIENT, hostnames=["localhost", "127.0.0.1"])
+    issue_certificate(load_ca(pki), pki, OTHER_SD, hostnames=["localhost", "127.0.0.1"])
     return installation
 
 
@@ -110,22 +114,51 @@ async def test_the_writing_sd_takes_a_storage_daemons_certificate(pki: Installat
 
 @asynccontextmanager
 async def _posing_sd(inst: Installation, certificate: str) -> AsyncIterator[int]:
-    """A TLS listener that presents `certificate` as the writing Storage Daemon; its port."""
+    """A TLS listener that presents `certificate` as the writing Storage Daemon; its port.
+
+    A Storage Daemon opens a copy's data connection as a bulk one: a preamble in clear, then TLS.
+    The preamble is read from the bare socket, exactly its length, as the real SD does: a stream
+    reader could buffer the ClientHello behind it, which the TLS layer then never sees."""
     pki = inst.layout.pki
     ctx = server_context(pki / f"{certificate}.pem", pki / f"{certificate}.key", pki / "ca.pem")
+    loop = asyncio.get_running_loop()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    held: set[asyncio.Task[None]] = set()
 
-    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # A Storage Daemon opens a copy's data connection as a bulk one: a preamble in clear, then TLS.
-        assert await reader.readexactly(len(DATA_PREAMBLE)) == DATA_PREAMBLE
-        await writer.start_tls(ctx)
+    async def hold(client: socket.socket) -> None:
+        preamble = b""
+        while len(preamble) < len(DATA_PREAMBLE):
+            chunk = await loop.sock_recv(client, len(DATA_PREAMBLE) - len(preamble))
+            if not chunk:
+                client.close()
+                return
+            preamble += chunk
+        assert preamble == DATA_PREAMBLE
+        reader = asyncio.StreamReader()
+        transport, _protocol = await loop.connect_accepted_socket(
+            lambda: asyncio.StreamReaderProtocol(reader), client, ssl=ctx
+        )
         await reader.read()  # until the Storage Daemon hangs up
-        writer.close()
+        transport.close()
 
-    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    async def serve() -> None:
+        while True:
+            client, _address = await loop.sock_accept(listener)
+            task = asyncio.ensure_future(hold(client))
+            held.add(task)
+            task.add_done_callback(held.discard)
+
+    server = asyncio.ensure_future(serve())
     try:
-        yield server.sockets[0].getsockname()[1]
+        yield listener.getsockname()[1]
     finally:
-        server.close()
+        server.cancel()
+        for task in (server, *held):
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+        listener.close()
 
 
 async def test_the_reading_sd_refuses_a_writing_sd_with_a_clients_certificate(
@@ -140,3 +173,37 @@ async def test_the_reading_sd_refuses_a_writing_sd_with_a_clients_certificate(
         await _ends_with(job, reason)
         end = [m for m in job.told if not isinstance(m, JobMessage)][-1]
         assert f"refusing the writing Storage Daemon at 127.0.0.1:{port}" in str(end)
+
+
+async def test_the_writing_sd_holds_the_reading_sd_to_the_certificate_the_director_verified(
+    pki: Installation,
+) -> None:
+    """With the names the Director saw on the reading SD (SdRun.peer_names), another CA-signed
+    Storage Daemon certificate is refused and the verified one is taken."""
+    verified = (pki.layout.storage,)
+    async with sd_job(pki, listen=True, peer_names=verified) as job:
+        text = await _refused(pki, job, OTHER_SD)
+        reason = f"not the one the Director verified for it ({pki.layout.storage})"
+        assert "refusing the Storage Daemon data session" in text and reason in text, text
+        await _ends_with(job, reason)
+    async with sd_job(pki, listen=True, peer_names=verified) as job:
+        await _accepted(pki, job, pki.layout.storage)
+        assert (await job.end()).status == "T"
+
+
+async def test_the_reading_sd_holds_the_writing_sd_to_the_certificate_the_director_verified(
+    pki: Installation,
+) -> None:
+    async with _posing_sd(pki, OTHER_SD) as port, sd_job(pki, append=False) as job:
+        await job.director.send(
+            SdReplicate(
+                address="127.0.0.1",
+                port=port,
+                job="copy.1",
+                key="any",
+                tls=True,
+                peer_names=(pki.layout.storage,),
+            )
+        )
+        assert isinstance(await job.director.recv_message(timeout=30), Ok)
+        await _ends_with(job, f"not the one the Director verified for it ({pki.layout.storage})")

@@ -199,6 +199,7 @@ SAMPLES: tuple[Message, ...] = (
         job="CopyFull.2026-03-14_23.10.01_44",
         key="k3y-0123",
         tls=False,
+        peer_names=("File2", "sd2.example.net"),
     ),
     SdJobAccepted(
         code=Code.SD_OK,
@@ -213,7 +214,7 @@ SAMPLES: tuple[Message, ...] = (
         resource="device=FileStorage-2",
         text="device 'FileStorage-2' is appending for BackupCatalog.2026-03-14_23.10.00_42",
     ),
-    SdRun(),
+    SdRun(peer_names=("sd1.example.net",)),
     CancelJob(job="BackupCatalog.2026-03-14_23.10.00_42"),
     # protocol.jobs: Storage Daemon -> Director
     JobStatusChange(job="BackupCatalog.2026-03-14_23.10.00_42", status="F"),
@@ -408,9 +409,9 @@ GOLDEN: dict[str, str] = {
         "6576696365ad46696c6553746f726167652d31af726561645f6d656469615f74797065a446696c65a66c697374656ec3"
     ),
     "sd_replicate": (
-        "86a174ac73645f7265706c6963617465a761646472657373af7364322e6578616d706c652e6e6574a4706f7274cd238f"
+        "87a174ac73645f7265706c6963617465a761646472657373af7364322e6578616d706c652e6e6574a4706f7274cd238f"
         "a36a6f62bf436f707946756c6c2e323032362d30332d31345f32332e31302e30315f3434a36b6579a86b33792d303132"
-        "33a3746c73c2"
+        "33a3746c73c2aa706565725f6e616d657392a546696c6532af7364322e6578616d706c652e6e6574"
     ),
     "sd_job_ok": (
         "86a174a973645f6a6f625f6f6ba4636f6465cd0bb8aa73657373696f6e5f696411ac73657373696f6e5f74696d65ce69"
@@ -422,7 +423,7 @@ GOLDEN: dict[str, str] = {
         "6c6553746f726167652d322720697320617070656e64696e6720666f72204261636b7570436174616c6f672e32303236"
         "2d30332d31345f32332e31302e30305f3432"
     ),
-    "sd_run": ("81a174a673645f72756e"),
+    "sd_run": ("82a174a673645f72756eaa706565725f6e616d657391af7364312e6578616d706c652e6e6574"),
     "cancel": (
         "82a174a663616e63656ca36a6f62d9244261636b7570436174616c6f672e323032362d30332d31345f32332e31302e30"
         "305f3432"
@@ -528,6 +529,21 @@ GOLDEN: dict[str, str] = {
 # Optional-on-wire fields (added after their message was frozen) stay off the wire at their
 # default, so these bytes are what older peers sent and still accept.
 DEFAULTS_OFF_THE_WIRE: tuple[tuple[Message, str], ...] = (
+    (SdRun(), "81a174a673645f72756e"),
+    (
+        SdReplicate(
+            address="sd2.example.net",
+            port=9103,
+            job="CopyFull.2026-03-14_23.10.01_44",
+            key="k3y-0123",
+            tls=False,
+        ),
+        (
+            "86a174ac73645f7265706c6963617465a761646472657373af7364322e6578616d706c652e6e6574a4706f7274cd238f"
+            "a36a6f62bf436f707946756c6c2e323032362d30332d31345f32332e31302e30315f3434a36b6579a86b33792d303132"
+            "33a3746c73c2"
+        ),
+    ),
     (
         DaemonStatus(
             code=Code.FD_OK,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from storaged.binding import PeerBinding
 
 DIRECTORS = {"main-dir": "a Director of this Storage Daemon"}
@@ -63,3 +65,13 @@ def test_a_storage_daemon_may_carry_any_name_but_another_daemons() -> None:
 def test_carrying_the_expected_name_wins_over_a_shared_san() -> None:
     # A certificate naming the client and, as a SAN, a name this SD knows otherwise is the client's.
     assert FD.problem({"web-fd", "main-dir"}) is None
+
+
+def test_a_storage_daemon_the_director_verified_must_show_that_certificate() -> None:
+    verified = dataclasses.replace(SD, verified=("bk-sd2", "localhost"))
+    assert verified.problem({"bk-sd2"}) is None
+    assert verified.problem({"localhost", "other"}) is None  # the same certificate, another name
+    problem = verified.problem({"rogue-sd"})
+    assert problem is not None
+    assert "not the one the Director verified for it (bk-sd2, localhost)" in problem
+    assert verified.problem(set()) is None  # plain TCP: nothing to bind
