@@ -51,7 +51,8 @@ def _director_text(session: Session, base: str) -> str:
     lines = [head, *([f"Catalog: {refusal}"] if refusal else []), "", "Running Jobs:"]
     for jcr in _visible(session, queue.running):
         info = jcr.summary()
-        rate = f" {info['rate'] / 1000:,.1f} KB/s" if info.get("rate") else ""
+        speed = info["rate"]
+        rate = f" {speed / 1000:,.1f} KB/s" if speed else ""
         done = (
             f" {info['percent']:.0f}% ETA {_eta(info['eta'])}"
             if info.get("percent") is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypedDict
 
 from director.jobs import status as st
 from director.jobs.admission import Candidate, WaitReason
@@ -61,6 +61,40 @@ class Progress:
         if self.expected_bytes <= 0 or rate <= 0:
             return None
         return max(0.0, (self.expected_bytes - self.bytes) / rate)
+
+
+class WaitView(TypedDict):
+    status: str
+    code: str
+    resource: str
+
+
+class JobSummary(TypedDict):
+    """A job as `status dir`, `status job=` and `list jobs` show it (JSON-able)."""
+
+    jobid: int
+    job: str
+    name: str
+    type: str
+    level: str
+    client: str | None
+    fileset: str | None
+    pool: str | None
+    storage: str | None
+    priority: int
+    jobstatus: str
+    status: str
+    wait_reason: WaitView | None
+    schedtime: float
+    starttime: float | None
+    jobfiles: int
+    jobbytes: int
+    rate: float | None
+    current_file: str | None
+    percent: float | None
+    eta: float | None
+    retry: int
+    parent: int | None
 
 
 @dataclass(eq=False)
@@ -196,7 +230,7 @@ class JobControl:
     def level_name(self) -> str:
         return LEVEL_NAMES.get(self.level, "")
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> JobSummary:
         """JSON-able view for `status dir`, `status job=` and `list jobs`."""
         return {
             "jobid": self.job_id,
