@@ -7,9 +7,12 @@ import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Final
 
 SUBSCRIBER_BACKLOG: Final = 10_000
+
+# One event: JSON-able fields (`seq`, `time`, `event` and what the publisher adds).
+Event = dict[str, object]
 
 
 class Subscription:
@@ -17,16 +20,16 @@ class Subscription:
     counted, and the next event it reads says how many it lost."""
 
     def __init__(self, backlog: int = SUBSCRIBER_BACKLOG) -> None:
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=backlog)
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=backlog)
         self.lost = 0
 
-    def offer(self, event: dict[str, Any]) -> None:
+    def offer(self, event: Event) -> None:
         if self.queue.full():
             self.queue.get_nowait()
             self.lost += 1
         self.queue.put_nowait(event)
 
-    async def next(self) -> dict[str, Any]:
+    async def next(self) -> Event:
         event = await self.queue.get()
         if self.lost:
             event = {**event, "lost": self.lost}
@@ -39,7 +42,7 @@ class EventBus:
         self._subscribers: set[Subscription] = set()
         self.seq = 0
 
-    def publish(self, kind: str, **fields: Any) -> dict[str, Any]:
+    def publish(self, kind: str, **fields: object) -> Event:
         self.seq += 1
         event = {"seq": self.seq, "time": round(time.time(), 3), "event": kind, **fields}
         for sub in self._subscribers:

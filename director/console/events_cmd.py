@@ -8,11 +8,11 @@ import math
 import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 from director.console.acl import JobVisibility, find_job, hide_resource, require, require_job
 from director.console.registry import Args, CommandError, Reply, Session, command
-from director.events import EventBus
+from director.events import Event, EventBus
 
 MAX_STREAM_TIMEOUT: Final = 7 * 24 * 3600.0
 
@@ -24,12 +24,12 @@ class EventFilter:
     jobid: int | None = None
     job: str | None = None
 
-    def wants(self, event: dict[str, Any]) -> bool:
+    def wants(self, event: Event) -> bool:
         if self.jobid is not None and event.get("jobid") != self.jobid:
             return False
         return self.job is None or self.job in (event.get("job"), event.get("name"))
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {"jobid": self.jobid, "job": self.job}
 
 
@@ -61,7 +61,7 @@ def _seconds(args: Args, key: str) -> float | None:
     return seconds
 
 
-async def visible_event(jobs: JobVisibility, event: dict[str, Any]) -> dict[str, Any] | None:
+async def visible_event(jobs: JobVisibility, event: Event) -> Event | None:
     """The event as the console may see it, or None: a job's event when the job is visible (its
     Job, Client, Pool and FileSet ACLs, through `JobVisibility`), a queue event with the JobIds it
     may see (none: no event), a wait reason naming a forbidden Storage, Client or Pool with that
@@ -91,7 +91,7 @@ async def visible_event(jobs: JobVisibility, event: dict[str, Any]) -> dict[str,
     return event
 
 
-def event_reply(event: dict[str, Any]) -> Reply:
+def event_reply(event: Event) -> Reply:
     """One streamed part: the event as one JSON line for people, the event itself for machines."""
     return Reply(text=json.dumps(event, default=str), data=event)
 

@@ -9,7 +9,7 @@ import json
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 from common.logging import Log
 from common.scripts import run_command
@@ -44,7 +44,7 @@ async def _run(command: str, timeout: float, env: Mapping[str, str]) -> tuple[in
     return await run_command(command, timeout, env)
 
 
-def status_event(jcr: JobControl, old: str | None, new: str) -> dict[str, Any]:
+def status_event(jcr: JobControl, old: str | None, new: str) -> dict[str, object]:
     """The fields of a `job_status` event (what `EventBus.publish` is given)."""
     wait = jcr.wait
     return {
@@ -186,7 +186,7 @@ def hook_runner(director: HookHost) -> HookRunner:
 
 
 def hook_environment(
-    jcr: JobControl, old: str, new: str, event: Mapping[str, Any]
+    jcr: JobControl, old: str, new: str, event: Mapping[str, object]
 ) -> dict[str, str]:
     """Every value a hook may need, as environment variables: a script reads "$STRONGROOM_JOB"
     instead of having values pasted into its command line (the `%` codes are shell-quoted too)."""
@@ -208,7 +208,7 @@ def on_status_change(
     jcr: JobControl,
     old: str,
     new: str,
-    event: Mapping[str, Any] | None = None,
+    event: Mapping[str, object] | None = None,
 ) -> None:
     """Queue the Job's `Run On Status Change` commands for one change; never blocks, never raises.
 
