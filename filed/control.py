@@ -71,6 +71,7 @@ if TYPE_CHECKING:
     from filed.daemon import FileDaemon
 
 PROGRESS_INTERVAL: Final = 1.0
+BULK_BATCH_BYTES: Final = 4 * 1024 * 1024  # a batch of records to the Storage Daemon, at most
 MAX_REASON: Final = 500  # characters of an unforeseen exception's repr in a JobEnd
 DEFAULT_WORKING_DIRECTORY: Final = Path("/var/lib/strongroom")  # a Client resource without one
 # No fixed timeout waits for a reply from the Director or the Storage Daemon: a reply may take long
@@ -317,7 +318,7 @@ async def _connect_storage(
     own = fd.own
     ssl_context = client_ssl_context(own, own) if msg.tls else None
     try:
-        sd = await dial(msg.address, msg.port, ssl_context, fd.limits())
+        sd = await dial(msg.address, msg.port, ssl_context, fd.limits(), bulk_data=True)
         sd.peer_name = f"the Storage Daemon at {sd.peer}"
         try:
             if sd.tls and msg.name:
@@ -469,7 +470,9 @@ def _from_storage(talk: Conversation, msg: Message) -> Message:
     return msg
 
 
-def _next_batch(records: Iterator[Record], job: FdJob) -> list[Record] | None:
+def _next_batch(
+    records: Iterator[Record], job: FdJob, batch_bytes: int = BATCH_BYTES
+) -> list[Record] | None:
     batch: list[Record] = []
     size = 0
     for record in records:
@@ -480,7 +483,7 @@ def _next_batch(records: Iterator[Record], job: FdJob) -> list[Record] | None:
             job.current = bytes(record.payload)
         elif record.stream in DATA_STREAMS:
             job.bytes += len(record.payload) - 8
-        if size >= BATCH_BYTES or job.canceled.is_set():
+        if size >= batch_bytes or job.canceled.is_set():
             return batch
     return batch or None
 
@@ -506,10 +509,12 @@ async def _backup(fd: FileDaemon, job: FdJob, conn: Connection, log: Any) -> tup
     if isinstance(reply, ErrorReply):
         raise FdJobError(f"Storage Daemon refused the append session: {reply.code} {reply.text}")
     records = reader.records()
+    # A bulk connection (common.bulk) takes frames of several MiB; a plain one, BATCH_BYTES.
+    batch_bytes = min(BULK_BATCH_BYTES, max(BATCH_BYTES, sd.limits.max_frame_size // 2))
     while True:
         if job.canceled.is_set():
             raise FdJobError("job canceled")
-        batch = await asyncio.to_thread(_next_batch, records, job)
+        batch = await asyncio.to_thread(_next_batch, records, job, batch_bytes)
         if batch is None:
             break
         await sd.send_parts(encode_batch_parts(batch))
