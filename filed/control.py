@@ -31,6 +31,7 @@ from protocol.conversations import (
     FD_FROM_READING_SD,
     IDLE,
     OPENING,
+    RECEIVED,
     RECEIVING,
     RUNNING,
     Conversation,
@@ -293,7 +294,7 @@ async def _receive_accurate(
             await _refuse_unexpected(conn, exc, log, job)
             return False
         if talk.ended:
-            return True
+            return talk.state == RECEIVED  # else the Director ended the conversation
         assert isinstance(event, AccurateBatch)
         accurate.add(event.entries)
 

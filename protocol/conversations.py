@@ -52,6 +52,7 @@ IDLE: Final = "idle"  # no job yet: status, scripts, cancel, or a job's setup
 SET_UP: Final = "set_up"  # a job is set up: estimate, or reach the Storage Daemon
 CONNECTED: Final = "connected"  # the Storage Daemon is reached: start the backup or restore
 RECEIVING: Final = "receiving"  # the accurate list follows the job's setup, up to its EOD
+RECEIVED: Final = "received"  # the accurate list is complete
 # A data session with a Storage Daemon, as its File Daemon sees it.
 OPENING: Final = "opening"  # the session was asked for; the SD says Ok or why not
 SENDING: Final = "sending"  # the FD sends records, then EOD; the SD confirms what it stored
@@ -158,9 +159,14 @@ FD_FROM_DIRECTOR: Final = _table(
     }
 )
 
-# The accurate list a Director sends right after an accurate job's FdJobSetup.
+# The accurate list a Director sends right after an accurate job's FdJobSetup: complete at its
+# EOD (RECEIVED), abandoned by a TERMINATE (ENDED).
 FD_ACCURATE_LIST: Final = _table(
-    {RECEIVING: {AccurateBatch: RECEIVING, Signal.EOD: ENDED}, ENDED: {}}
+    {
+        RECEIVING: {AccurateBatch: RECEIVING, Signal.EOD: RECEIVED, Signal.TERMINATE: ENDED},
+        RECEIVED: {},
+        ENDED: {},
+    }
 )
 
 # What a File Daemon hears from its Storage Daemon on a backup's data session (AppendOpen, then

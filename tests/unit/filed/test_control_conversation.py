@@ -173,11 +173,22 @@ async def test_a_stray_message_inside_the_accurate_list_ends_the_conversation(
         assert isinstance(reply, ErrorReply), reply
         assert reply.text.startswith(
             f"File Daemon: File Daemon <- Director (job {JOB}, accurate list): unexpected"
-            " 'fd_storage' in state 'receiving' (allowed: EOD, accurate)"
+            " 'fd_storage' in state 'receiving' (allowed: EOD, TERMINATE, accurate)"
         ), reply.text
         await s.finished()  # the list is broken: nothing after it can be trusted
     assert s.fd.jobs == {}
     assert _protocol_errors(logs) == [("receiving", "fd_storage")]
+
+
+async def test_a_terminate_inside_the_accurate_list_ends_quietly(serve: Any) -> None:
+    with capture_logs() as logs:
+        s = await serve()
+        await s.director.send(FdJobSetup(job_id=1, job=JOB, job_type="B", level="I", accurate=True))
+        await s.director.send(AccurateBatch(entries=((b"/a", 1, 2, 3, 0o100644),)))
+        await s.director.send_signal(Signal.TERMINATE)
+        await s.finished()
+    assert s.fd.jobs == {}
+    assert _protocol_errors(logs) == []
 
 
 async def test_a_monitor_director_may_only_ask_for_status(serve: Any) -> None:

@@ -17,6 +17,7 @@ from protocol.conversations import (
     IDLE,
     OPENING,
     READING,
+    RECEIVED,
     RECEIVING,
     RECORDS,
     RUNNING,
@@ -162,7 +163,9 @@ def test_check_does_not_move_and_enter_does() -> None:
 def test_the_accurate_list_ends_with_its_EOD() -> None:
     talk = Conversation("acc", FD_ACCURATE_LIST, RECEIVING)
     assert talk.receive(AccurateBatch(entries=((b"/a", 1, 2, 3, 4),))) == RECEIVING
-    assert talk.receive(Signal.EOD) == ENDED and talk.ended
+    assert talk.receive(Signal.EOD) == RECEIVED and talk.ended
+    talk = Conversation("acc", FD_ACCURATE_LIST, RECEIVING)
+    assert talk.receive(Signal.TERMINATE) == ENDED and talk.ended  # abandoned, not complete
     talk = Conversation("acc", FD_ACCURATE_LIST, RECEIVING)
     with pytest.raises(UnexpectedMessage, match="unexpected 'fd_storage' in state 'receiving'"):
         talk.receive(STORAGE)
@@ -198,3 +201,12 @@ def test_every_file_daemon_state_is_reachable_and_leads_to_an_end(table: Table) 
                 todo.append(nxt)
     assert reached == set(table)
     assert ENDED in table and not table[ENDED]
+    ends = {state for state, moves in table.items() if not moves}
+    for state in set(table) - ends:  # from every state an end can be reached
+        seen, todo = {state}, [state]
+        while todo:
+            for nxt in table[todo.pop()].values():
+                if nxt not in seen:
+                    seen.add(nxt)
+                    todo.append(nxt)
+        assert seen & ends, state
