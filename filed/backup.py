@@ -88,11 +88,11 @@ class _Place(NamedTuple):
     dir_fd: int | None
     name: bytes
 
-    def proc_path(self) -> bytes:
-        """A path to the entry that resolves its directory through the open descriptor (the
-        xattr calls have no *at form); the top path as it is."""
+    def xattr_path(self, path: bytes) -> bytes:
+        """A path for the xattr calls (they have no *at form) that resolves the entry's directory
+        through the open descriptor; without /proc, or for a top, its full path."""
         if self.dir_fd is None or not _HAVE_PROC:
-            return self.name
+            return path
         return b"%s/%d/%s" % (_PROC_FD, self.dir_fd, self.name)
 
 
@@ -350,7 +350,7 @@ class BackupReader:
         fd = self._open_file(path, options, place) if has_data else -1
         try:
             if options.xattr_support or options.acl_support:
-                source: int | bytes = place.proc_path()
+                source: int | bytes = place.xattr_path(path)
                 if fd >= 0:
                     source = fd
                 elif opened is not None:

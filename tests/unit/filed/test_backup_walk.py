@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from filed.backup import BackupReader
+from protocol import codec
 from protocol.attributes import FileType, decode_attributes
 from protocol.fileset import FileSetSpec, IncludeSpec, OptionsSpec
 from protocol.records import DATA_STREAMS, Record, Stream, unpack_data
@@ -212,3 +213,30 @@ def test_a_walk_stopped_midway_closes_its_directories(trees: tuple[Path, Path]) 
     assert _open_fds() > before  # src, dir and sub are open
     walk.close()  # type: ignore[attr-defined]  # a generator: what a canceled job does
     assert _open_fds() == before
+
+
+def test_xattrs_are_read_through_descriptors_and_never_through_a_symlink(tmp_path: Path) -> None:
+    """A file with data and a directory give their xattrs through their open descriptor, an empty
+    file through its directory's; a symlink to a file with xattrs records none of its target's."""
+    src = tmp_path / "src"
+    (src / "dir").mkdir(parents=True)
+    (src / "data").write_bytes(b"x")
+    (src / "empty").write_bytes(b"")
+    (src / "link").symlink_to(src / "data")
+    try:
+        for name in ("data", "empty", "dir"):
+            os.setxattr(src / name, "user.which", name.encode())
+    except OSError as exc:
+        pytest.skip(f"no user xattrs here: {exc}")
+    records = list(BackupReader(_fileset(src)).records())
+    paths = {
+        r.file_index: decode_attributes(r.payload).path
+        for r in records
+        if r.stream == Stream.ATTRIBUTES
+    }
+    found = {
+        os.path.basename(paths[r.file_index]): codec.unpack(r.payload)
+        for r in records
+        if r.stream == Stream.XATTRS
+    }
+    assert found == {name: ((b"user.which", name),) for name in (b"data", b"empty", b"dir")}, found
