@@ -1,20 +1,27 @@
 """A restore's selection made in the catalog: file-index ranges per job, carriers and the count.
 
-`choose` runs on the catalog thread. It walks the latest state of the chosen jobs a directory at
-a time (`selection.selected_rows`), puts each selected (JobId, FileIndex) in a TEMP table, finds
-the hard-link carriers the selection needs but did not choose, and aggregates the table into
-file-index ranges in SQL; `bootstrap.bootstrap_from_ranges` cuts those by JobMedia into the
-bootstrap. The Director holds the ranges and the selected directories, never the job's rows.
+`choose` runs on the catalog thread (`choose_in_steps` from the event loop, one page per step,
+so other catalog calls run in between). It walks the latest state of the chosen jobs a
+directory at a time (`selection.selected_rows`), puts each selected (JobId, FileIndex) in a TEMP
+table, finds the hard-link carriers the selection needs but did not choose, and aggregates the
+table into file-index ranges in SQL; `bootstrap.bootstrap_from_ranges` cuts those by JobMedia
+into the bootstrap. The Director holds the ranges and the selected directories, never the
+job's rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from director.catalog import Catalog
 from director.restore.selection import Selection, selected_rows
 from protocol.attributes import FileType, decode_attributes
+
+if TYPE_CHECKING:
+    from director.catalog.service import CatalogService
 
 
 @dataclass(frozen=True)
@@ -27,8 +34,10 @@ class Chosen:
     files: int
 
 
-def choose(catalog: Catalog, job_ids: Sequence[int], selection: Selection) -> Chosen:
-    """Select in the catalog (see the module docstring); on the catalog thread."""
+def _steps(
+    catalog: Catalog, job_ids: Sequence[int], selection: Selection
+) -> Generator[None, None, Chosen]:
+    """The selection, a page of the walk per step; returns what was chosen."""
     reader = catalog.chain_reader(job_ids)
     links: set[tuple[int, int]] = set()
     with catalog.index_set() as chosen:
@@ -38,7 +47,41 @@ def choose(catalog: Catalog, job_ids: Sequence[int], selection: Selection) -> Ch
                 attrs = decode_attributes(row.lstat)
                 if attrs.type == FileType.HARDLINK:
                     links.add((row.job_id, attrs.link_index))
+            yield
         files = len(chosen)
         hidden = catalog.existing_indexes(chosen.missing(links))
         chosen.add(sorted(hidden))
         return Chosen(chosen.ranges(), tuple(sorted(hidden)), files)
+
+
+def _step(steps: Generator[None, None, Chosen]) -> Chosen | None:
+    """One step; what was chosen once the selection is done, else None."""
+    try:
+        next(steps)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]  # StopIteration.value is Any
+    return None
+
+
+def choose(catalog: Catalog, job_ids: Sequence[int], selection: Selection) -> Chosen:
+    """Select in the catalog (see the module docstring); on the catalog thread, in one go."""
+    steps = _steps(catalog, job_ids, selection)
+    while True:
+        chosen = _step(steps)
+        if chosen is not None:
+            return chosen
+
+
+async def choose_in_steps(
+    db: CatalogService, job_ids: Sequence[int], selection: Selection
+) -> Chosen:
+    """`choose` one page at a time on the catalog thread: a selection of a whole large job
+    does not hold the thread from other jobs' catalog calls."""
+    steps = await db.run(functools.partial(_steps, job_ids=job_ids, selection=selection))
+    try:
+        while True:
+            chosen = await db.run_blocking(functools.partial(_step, steps))
+            if chosen is not None:
+                return chosen
+    finally:
+        await db.run_blocking(steps.close)  # stopped early: the TEMP table is dropped there

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from director.catalog import FileRow, JobMediaRow
+from director.catalog.service import CatalogService
 from director.restore.bootstrap import bootstrap_from_ranges, build_bootstrap, hardlink_carriers
-from director.restore.chosen import choose
+from director.restore.chosen import choose, choose_in_steps
 from director.restore.selection import Selection, latest_files, live, select
 from protocol.attributes import FileAttributes, FileType, encode_attributes
 from tests.unit.director.test_catalog_walk import _catalog, _history
@@ -120,3 +121,17 @@ def test_tree_marks_choose_what_they_cover_and_a_later_unmark_wins(tmp_path: Pat
         assert got.files == len(wanted)
     finally:
         cat.close()
+
+
+async def test_choose_in_steps_chooses_the_same_and_drops_its_table(tmp_path: Path) -> None:
+    rng = random.Random(5)
+    history = _with_hardlinks(_history(rng, 3), rng)
+    cat, jobs = _catalog(tmp_path, history)
+    db = CatalogService(lambda: cat)
+    try:
+        job_ids = [j.job_id for j in jobs]
+        for sel in SELECTIONS:
+            assert await choose_in_steps(db, job_ids, sel) == choose(cat, job_ids, sel), sel
+        assert cat._query("SELECT name FROM sqlite_temp_master WHERE type='table'") == []
+    finally:
+        db.close()
