@@ -10,8 +10,9 @@ import pytest
 
 from director.catalog import Catalog, FileRow, NewJob
 from director.catalog.service import CatalogService
-from director.console.restore_tree import Tree, _chosen, _start
+from director.console.restore_tree import Tree, _start
 from director.jobs.attributes import split_path
+from director.restore.selection import selected_rows
 from protocol.attributes import FileAttributes, FileType, encode_attributes
 
 
@@ -76,8 +77,12 @@ async def test_browse_mark_estimate_and_choose(tree: Tree) -> None:
     assert (await tree.command("mark /srv/data/sub/x"))[0] == "1 file marked."
     assert (await tree.command("mark b"))[0] == "0 files marked."
     assert (await tree.command("ls"))[0].split("\n") == ["*a", "*b", "*new", " sub/"]
-    files = await tree.db.run(lambda c: _chosen(c, tree.job_ids, tree.selection))
-    assert {p: r.job_id for p, r in files.items()} == {
+    chosen = await tree.db.run(
+        lambda c: [
+            r for b in selected_rows(c.chain_reader(tree.job_ids), tree.selection) for r in b
+        ]
+    )
+    assert {r.full_path: r.job_id for r in chosen} == {
         b"/srv/data/a": 1,
         b"/srv/data/b": 2,
         b"/srv/data/new": 2,
