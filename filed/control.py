@@ -20,7 +20,7 @@ from common.tls import TlsError, check_peer_name
 from common.version import VERSION
 from filed.accurate import AccurateList
 from filed.backup import BackupReader
-from filed.protection import RESTORE_REFUSED, script_refusal
+from filed.protection import RESTORE_REFUSED, director_refusal
 from filed.restore import RestoreStats, RestoreWriter
 from protocol.attributes import decode_attributes
 from protocol.conversations import (
@@ -107,11 +107,15 @@ class FdJob:
         return self.setup.job
 
 
-async def serve_director(fd: FileDaemon, conn: Connection, monitor: bool, log: Any) -> None:
-    """Serve one Director connection: its commands move along FD_FROM_DIRECTOR (protocol/
-    conversations.py); a command the table does not allow in the current state is answered with an
-    ErrorReply naming the state and the command, and logged. A backup or restore ends the loop."""
-    loop = _DirectorLoop(fd, conn, log)
+async def serve_director(
+    fd: FileDaemon, conn: Connection, monitor: bool, log: Any, director: str = ""
+) -> None:
+    """Serve one Director connection (`director`: its authenticated name): its commands move along
+    FD_FROM_DIRECTOR (protocol/conversations.py); a command the table does not allow in the
+    current state is answered with an ErrorReply naming the state and the command, and logged; a
+    job command the File Daemon's Allowed Job Command lists refuse is answered with the reason. A
+    backup or restore ends the loop."""
+    loop = _DirectorLoop(fd, conn, log, director)
     try:
         await loop.run(monitor)
     finally:
@@ -130,10 +134,11 @@ _Handler = Callable[[Any], Awaitable[bool]]
 class _DirectorLoop:
     """The command conversation with one Director; `job` is the job it set up, if any."""
 
-    def __init__(self, fd: FileDaemon, conn: Connection, log: Any) -> None:
+    def __init__(self, fd: FileDaemon, conn: Connection, log: Any, director: str = "") -> None:
         self.fd = fd
         self.conn = conn
         self.log = log
+        self.director = director
         self.job: FdJob | None = None
         self.talk = Conversation("File Daemon <- Director", FD_FROM_DIRECTOR, IDLE)
         # Each handler answers its command and says whether the FD accepted it (a refused one
@@ -197,12 +202,27 @@ class _DirectorLoop:
         await _connect_storage(self.fd, job, msg, self.conn, self.log)
         return job.sd is not None
 
+    async def _refused(self, command: str) -> bool:
+        """Answer a job command this File Daemon's lists refuse (and log it); False if allowed."""
+        refusal = director_refusal(getattr(self.fd, "config", None), self.director, command)
+        if refusal is None:
+            return False
+        self.log.warning("job_command_refused", command=command, reason=refusal)
+        await self.conn.send(
+            ErrorReply(code=Code.FD_JOB_REFUSED, text=f"refused by the File Daemon: {refusal}")
+        )
+        return True
+
     async def _on_estimate(self, msg: FdEstimate) -> bool:
+        if await self._refused("estimate"):
+            return False
         await self.conn.send(await asyncio.to_thread(_estimate, self._set_up(), msg))
         return True
 
     async def _on_backup(self, msg: FdBackup) -> bool:
         job = self._set_up()
+        if await self._refused("backup"):
+            return False
         await self.conn.send(Ok(code=Code.FD_OK, text="OK backup"))
         self.talk.enter(RUNNING)
         await _session(
@@ -216,6 +236,8 @@ class _DirectorLoop:
             self.log.warning("restore_refused", reason=RESTORE_REFUSED)
             await self.conn.send(ErrorReply(code=Code.FD_ERROR, text=RESTORE_REFUSED))
             return False
+        if await self._refused("restore"):
+            return False
         await self.conn.send(Ok(code=Code.FD_OK, text="OK restore"))
         where = (
             Path(os.fsdecode(msg.where))
@@ -227,10 +249,8 @@ class _DirectorLoop:
         return True
 
     async def _on_script(self, msg: RunScriptCommand) -> bool:
-        refusal = script_refusal(
-            msg.command,
-            _client_setting(self.fd, "allowed_script_dir", ()),
-            _client_setting(self.fd, "allowed_job_command", ()),
+        refusal = director_refusal(
+            getattr(self.fd, "config", None), self.director, "runscript", msg.command
         )
         if refusal is not None:
             self.log.warning("client_script_refused", command=msg.command, reason=refusal)

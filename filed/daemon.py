@@ -53,4 +53,4 @@ class FileDaemon(Daemon[FileDaemonConfig]):
             )
             return
         monitor = bool(getattr(self.config.directors[peer.name], "monitor", False))
-        await serve_director(self, conn, monitor, self.log.bind(peer_name=peer.name))
+        await serve_director(self, conn, monitor, self.log.bind(peer_name=peer.name), peer.name)

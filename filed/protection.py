@@ -1,5 +1,6 @@
-"""What a File Daemon refuses whatever its Director asks: scripts outside its allow-lists, restores
-to a read-only client (Bareos `Allowed Script Dir`, `Allowed Job Command`; `Allow Restore = no`)."""
+"""What a File Daemon refuses whatever its Director asks: job commands outside its Allowed Job
+Command list (Bareos: `backup`, `restore`, `estimate`, `verify`, `runscript`), client scripts
+outside its Allowed Script Dir, restores to a read-only client (`Allow Restore = no`)."""
 
 from __future__ import annotations
 
@@ -15,22 +16,35 @@ from filed.config import FileDaemonConfig
 SHELL_SYNTAX: Final = frozenset(";&|<>()$`\\\"'*?[]{}~!#\n\r\t")
 
 
-def script_refusal(
-    command: str,
-    allowed_dirs: Sequence[Path],
-    allowed_commands: Sequence[str],
-    resource: str = "this client's",
+# The job commands `Allowed Job Command` may list (Bareos names); status and cancel are always
+# allowed. A Bareos list naming `Run`, `RunBeforeJob`, `RunAfterJob` or `RunBeforeNow` allows
+# client scripts as `runscript` does.
+JOB_COMMANDS: Final = ("backup", "restore", "estimate", "verify", "runscript")
+_SCRIPT_ALIASES: Final = frozenset(
+    {"runscript", "run", "runbeforejob", "runafterjob", "runbeforenow"}
+)
+
+
+def job_command_refusal(
+    command: str, allowed: Sequence[str], resource: str = "this client's"
 ) -> str | None:
-    """Why a client-side script may not run here, or None. With neither list set, anything runs.
-    `resource` names whose lists these are in the reason ("this client's", "Director d's")."""
-    if allowed_commands and command in allowed_commands:
+    """Why the job command `command` (one of JOB_COMMANDS) is refused by an Allowed Job Command
+    list, or None. An empty list allows every command (the Bareos default)."""
+    if not allowed:
         return None
+    names = {name.lower() for name in allowed}
+    if command in names or (command == "runscript" and names & _SCRIPT_ALIASES):
+        return None
+    return f"the {command} command is not in {resource} Allowed Job Command ({', '.join(allowed)})"
+
+
+def script_refusal(
+    command: str, allowed_dirs: Sequence[Path], resource: str = "this client's"
+) -> str | None:
+    """Why a client-side script may not run here by an Allowed Script Dir list, or None. With no
+    directory set, anything runs. `resource` names whose list it is in the reason."""
     if not allowed_dirs:
-        return (
-            None
-            if not allowed_commands
-            else f"command {command!r} is not in {resource} Allowed Job Command"
-        )
+        return None
     if any(ch in SHELL_SYNTAX for ch in command):
         return (
             f"command {command!r} uses shell syntax, which {resource} Allowed Script Dir "
@@ -51,30 +65,32 @@ def script_refusal(
     return f"program {program} is not inside {resource} Allowed Script Dir ({listed})"
 
 
-def director_script_refusal(
-    config: FileDaemonConfig | None, director: str, command: str
+def director_refusal(
+    config: FileDaemonConfig | None, director: str, command: str, script: str | None = None
 ) -> str | None:
-    """Why a client script sent by the Director named `director` may not run here, or None.
+    """Why the Director named `director` may not run the job command `command` here (with
+    `script`, the command line of a client script), or None.
 
     The Client resource's lists apply to every Director; the Director resource's own lists
-    restrict that Director further: a script runs only when both admit it (the stricter wins).
-    Without a configuration (a File Daemon built in a test) anything runs.
+    restrict that Director further: a command runs only when both admit it (the stricter wins).
+    Without a configuration (a File Daemon built in a test) everything runs.
     """
     if config is None:
         return None
     client = config.client
-    refusal = script_refusal(command, client.allowed_script_dir, client.allowed_job_command)
-    if refusal is not None:
-        return refusal
     resource = config.directors.get(director)
     if resource is None:
         return f"Director {director!r} is not configured on this client"
-    return script_refusal(
-        command,
-        resource.allowed_script_dir,
-        resource.allowed_job_command,
-        resource=f"Director {director}'s",
-    )
+    for lists, whose in (
+        (client, "this client's"),
+        (resource, f"Director {director}'s"),
+    ):
+        refusal = job_command_refusal(command, lists.allowed_job_command, whose)
+        if refusal is None and script is not None:
+            refusal = script_refusal(script, lists.allowed_script_dir, whose)
+        if refusal is not None:
+            return refusal
+    return None
 
 
 RESTORE_REFUSED: Final = (

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from filed.config import load_client_config
-from filed.protection import script_refusal
+from filed.protection import job_command_refusal, script_refusal
 
 
 @pytest.fixture
@@ -22,12 +22,12 @@ def scripts(tmp_path: Path) -> Path:
 
 
 def test_without_lists_anything_runs(scripts: Path) -> None:
-    assert script_refusal("echo hi; id", (), ()) is None
+    assert script_refusal("echo hi; id", ()) is None
 
 
 @pytest.mark.parametrize("command", ["{d}/ok.sh", "{d}/ok.sh --level Full Job-1.2:3"])
 def test_programs_inside_the_allowed_dir_run(scripts: Path, command: str) -> None:
-    assert script_refusal(command.format(d=scripts), (scripts,), ()) is None
+    assert script_refusal(command.format(d=scripts), (scripts,)) is None
 
 
 @pytest.mark.parametrize(
@@ -48,24 +48,29 @@ def test_programs_inside_the_allowed_dir_run(scripts: Path, command: str) -> Non
     ],
 )
 def test_anything_else_is_refused(scripts: Path, command: str) -> None:
-    assert script_refusal(command.format(d=scripts), (scripts,), ()) is not None
+    assert script_refusal(command.format(d=scripts), (scripts,)) is not None
 
 
-def test_allowed_job_command_is_an_exact_match(scripts: Path) -> None:
-    allowed = ("/usr/sbin/dump-db --all",)
-    assert script_refusal("/usr/sbin/dump-db --all", (), allowed) is None
-    assert "Allowed Job Command" in (
-        script_refusal("/usr/sbin/dump-db --all; id", (), allowed) or ""
+def test_allowed_job_command_lists_the_job_commands_bareos_names() -> None:
+    """Bareos semantics: the job commands the File Daemon accepts; empty allows every one."""
+    assert job_command_refusal("restore", ()) is None
+    backup_only = ("backup", "Estimate")
+    assert job_command_refusal("backup", backup_only) is None
+    assert job_command_refusal("estimate", backup_only) is None  # names are case-insensitive
+    refusal = job_command_refusal("restore", backup_only)
+    assert refusal == (
+        "the restore command is not in this client's Allowed Job Command (backup, Estimate)"
     )
-    # either list admits a command
-    assert script_refusal(f"{scripts}/ok.sh", (scripts,), allowed) is None
+    assert job_command_refusal("runscript", backup_only) is not None
+    # Bareos's names for the script commands allow client scripts too.
+    assert job_command_refusal("runscript", ("backup", "RunBeforeJob")) is None
 
 
 def test_the_directives_load(tmp_path: Path) -> None:
     conf = tmp_path / "bareos-fd.conf"
     conf.write_text(
         'Client {\n  Name = c-fd\n  Allowed Script Dir = "/etc/strongroom/scripts"\n'
-        '  Allowed Script Dir = "/usr/lib/strongroom"\n  Allowed Job Command = "/usr/sbin/dump-db --all"\n'
+        '  Allowed Script Dir = "/usr/lib/strongroom"\n  Allowed Job Command = "backup"\n'
         "  Allow Restore = no\n  TLS Enable = no\n}\n"
         'Director {\n  Name = d\n  Password = "x"\n  TLS Enable = no\n}\n'
     )
@@ -75,7 +80,7 @@ def test_the_directives_load(tmp_path: Path) -> None:
         Path("/etc/strongroom/scripts"),
         Path("/usr/lib/strongroom"),
     )
-    assert client.allowed_job_command == ("/usr/sbin/dump-db --all",)
+    assert client.allowed_job_command == ("backup",)
     assert client.allow_restore is False
     assert not [w for w in loaded.warnings if "Allowed" in str(w)]
     assert os.fspath(client.allowed_script_dir[0]).startswith("/")
