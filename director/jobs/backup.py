@@ -116,7 +116,7 @@ async def do_backup(svc: JobServices, jcr: JobControl) -> str:
                 port=storage.port,
                 key=accepted.key,
                 tls=bool(storage.tls_enable and svc.tls_enable()),
-                name=sd_certificate_name(storage),
+                name=sd_certificate_name(storage, sd),
             ),
             Ok,
             "client connecting to the storage daemon",

@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from common.net import Connection, NetError
+from common.tls import peer_names
 from director import peers
 from director.jobs import status as st
 from director.jobs.admission import WaitReason
@@ -89,12 +90,19 @@ async def _recv_unless(
     return receiving.result() if not receiving.cancelled() else None
 
 
-def sd_certificate_name(storage: StorageResource) -> str:
+def sd_certificate_name(storage: StorageResource, sd: Connection) -> str:
     """The name a File Daemon must find in the Storage Daemon's certificate (FdStorage.name): the
-    Storage resource's one TLS Allowed CN (the quickstart sets the SD's own name there). With none
-    or several the FD is not told a name and only checks the certificate against the CA."""
+    Storage resource's one TLS Allowed CN (the quickstart sets the SD's own name there), else a
+    name of the certificate the Director itself verified on its connection `sd` to that SD (the
+    resource's name when the certificate carries it), so the FD talks to the SD the Director
+    talked to. Plain TCP: no name, nothing to check."""
     allowed = tuple(storage.tls_allowed_cn or ())
-    return allowed[0] if len(allowed) == 1 else ""
+    if len(allowed) == 1:
+        return allowed[0]
+    names = peer_names(sd.ssl_object) if sd.tls else set()
+    if not names:
+        return ""
+    return storage.name if storage.name in names else sorted(names)[0]
 
 
 def storage_wait(name: str) -> WaitReason:

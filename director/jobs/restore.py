@@ -191,7 +191,7 @@ async def _one_pass(
                 port=storage.port,
                 key=accepted.key,
                 tls=bool(storage.tls_enable and svc.tls_enable()),
-                name=sd_certificate_name(storage),
+                name=sd_certificate_name(storage, sd),
             ),
             Ok,
             "client connecting to the storage daemon",
