@@ -1,6 +1,7 @@
 """Where the time goes: each job of bench/backup_restore.py alone, CPU per daemon, py-spy per stage.
 
     .venv/bin/python bench/profile_stages.py [--dir DIR] [--scale 0.25] [--pyspy OUT] [--top 25]
+        [--small-tree DIR]
 
 Uses bench/backup_restore.py's data set and installation (real daemons, TLS on, XXH128 signatures,
 SQLite catalog) and runs its jobs one at a time: full of the large files, full of the small files,
@@ -82,9 +83,12 @@ def summarize(path: Path, top: int) -> list[str]:
     return out
 
 
-async def profile(root: Path, scale: float, spy_dir: Path | None, top: int) -> None:
+async def profile(
+    root: Path, scale: float, spy_dir: Path | None, top: int, small: Path | None = None
+) -> None:
     data = root / "data"
     generate(data, scale)
+    trees = {"large": data / "large", "small": small or data / "small"}
     inst = root / "install"
     shutil.rmtree(inst, ignore_errors=True)
     layout = make_test_layout(inst)
@@ -93,7 +97,7 @@ async def profile(root: Path, scale: float, spy_dir: Path | None, top: int) -> N
     for name in ("large", "small"):
         (etc / "fileset" / f"bench-{name}.conf").write_text(
             f"FileSet {{\n  Name = bench-{name}\n  Include {{\n    Options {{\n      Signature = XXH128\n    }}\n"
-            f'    File = "{data / name}"\n  }}\n}}\n'
+            f'    File = "{trees[name]}"\n  }}\n}}\n'
         )
         (etc / "job" / f"bench-{name}.conf").write_text(
             f"Job {{\n  Name = bench-{name}\n  JobDefs = DefaultJob\n  FileSet = bench-{name}\n  Accurate = yes\n}}\n"
@@ -198,8 +202,14 @@ def main() -> None:
         "--pyspy", type=Path, default=None, help="directory for py-spy's collapsed stacks"
     )
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument(
+        "--small-tree",
+        type=Path,
+        default=None,
+        help="back up and restore this tree as the small files (e.g. the peer bench's Linux tree)",
+    )
     args = parser.parse_args()
-    asyncio.run(profile(args.dir, args.scale, args.pyspy, args.top))
+    asyncio.run(profile(args.dir, args.scale, args.pyspy, args.top, args.small_tree))
 
 
 if __name__ == "__main__":
