@@ -1,4 +1,4 @@
-"""One restored file on disk, by descriptor: its node under a temporary name, its attributes, the rename.
+"""One restored file on disk, by descriptor: its node (O_EXCL), its attributes, the rename of a replacement.
 
 Every call names a file by (parent directory descriptor, one name) or by its own descriptor: nothing
 here resolves a path, so a directory swapped for a symlink cannot redirect a write, a chmod or a
