@@ -43,6 +43,8 @@ from storaged.record_gate import RecordGate, RecordRefused
 
 CATALOG_STREAMS: Final = frozenset({Stream.ATTRIBUTES, Stream.DIGEST, Stream.DELETED})
 ATTR_BATCH: Final = 400
+ATTR_BATCH_BYTES: Final = 256 * 1024  # payload per AttributeBatch: well under a frame
+ATTR_MESSAGE_RECORDS: Final = 5000
 VOLUME_WAIT: Final = 600.0
 SESSION_OPEN_TIMEOUT: Final = 60.0
 # Batches (~BATCH_BYTES each) queued to a session's volume writer thread, and read ahead by its
@@ -292,6 +294,18 @@ async def run_append(job: SdJob, data: Connection, log: Any) -> None:
     log.info("append_session_done", job=job.name, files=job.files, bytes=job.bytes)
 
 
+async def _tell_attributes(job: SdJob, pending: list[tuple[int, int, bytes]]) -> None:
+    """Forward catalog records to the Director in messages of at most ATTR_MESSAGE_RECORDS records
+    and about ATTR_BATCH_BYTES of payload: a File Daemon's batch of several MiB (a bulk connection) holds
+    tens of thousands of attributes, more than one frame to the Director may carry."""
+    start, size = 0, 0
+    for end, (_index, _stream, payload) in enumerate(pending, 1):
+        size += len(payload)
+        if end - start >= ATTR_MESSAGE_RECORDS or size >= ATTR_BATCH_BYTES or end == len(pending):
+            await job.tell_director(AttributeBatch(job=job.name, records=tuple(pending[start:end])))
+            start, size = end, 0
+
+
 async def append_batches(
     job: SdJob,
     seg: Segment,
@@ -326,17 +340,15 @@ async def append_batches(
                 await _settle_writes(job, at, writes, writer, keep=WRITE_AHEAD - 1)
             writes.append(loop.run_in_executor(writer, _write_records, at.seg, records))
             if len(pending) >= ATTR_BATCH:
-                await job.tell_director(AttributeBatch(job=job.name, records=tuple(pending)))
+                await _tell_attributes(job, pending)
                 pending = []
             if refused is not None:
                 # What came before the refused record is on the volume: catalog it, then stop.
                 await _settle_writes(job, at, writes, writer, keep=0)
-                if pending:
-                    await job.tell_director(AttributeBatch(job=job.name, records=tuple(pending)))
+                await _tell_attributes(job, pending)
                 raise refused
         await _settle_writes(job, at, writes, writer, keep=0)
-        if pending:
-            await job.tell_director(AttributeBatch(job=job.name, records=tuple(pending)))
+        await _tell_attributes(job, pending)
         status = "T"
     finally:
         try:
