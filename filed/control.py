@@ -660,8 +660,7 @@ async def _receive(job: FdJob, sd: Connection, writer: RestoreWriter) -> str:
 
 
 def _feed(writer: RestoreWriter, records: list[Record]) -> None:
-    for record in records:
-        writer.feed(record)
+    writer.feed_batch(records)
 
 
 def _estimate(job: FdJob, msg: FdEstimate) -> EstimateResult:
