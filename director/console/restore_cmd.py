@@ -29,10 +29,11 @@ from director.restore.plan import (
     RestoreQuery,
     RestoreRefused,
     RestoreRequest,
+    choose_files,
     plan_restore,
     restore_request,
 )
-from director.restore.selection import select
+from director.restore.selection import Selection
 
 if TYPE_CHECKING:
     from director.config import JobResource
@@ -208,13 +209,13 @@ async def restore(session: Session, args: Args) -> Reply:
     files = [os.fsencode(f) for f in args.all("file")]
     directories = [os.fsencode(args.get("directory") or "")] if args.get("directory") else []
     if files or directories or args.get("fileregex") or args.has("all"):
-        plan.chosen = select(
-            plan.files,
-            file=files,
-            directory=directories,
+        selection = Selection(
+            files=tuple(files),
+            directories=tuple(directories),
             fileregex=args.get("fileregex"),
             all_files=args.has("all") and not (files or directories),
         )
+        await choose_files(director.db, plan, selection)
         if args.has("yes") or session.api:
             return await _submit(session, plan, options)
         return _confirm(session, plan, options)
@@ -228,7 +229,7 @@ async def restore(session: Session, args: Args) -> Reply:
 def _confirm(session: Session, plan: Plan, options: RestoreOptions) -> Reply:
     text = (
         f"{plan.selected_text()}\n"
-        f"{len(plan.chosen)} files selected to be restored from JobId(s) {','.join(map(str, plan.job_ids))}.\n"
+        f"{plan.chosen.files if plan.chosen else 0} files selected to be restored from JobId(s) {','.join(map(str, plan.job_ids))}.\n"
         f"Restore job: {options.restore_job}, Where: {options.where}, Replace: {options.replace}"
     )
 
@@ -240,6 +241,11 @@ def _confirm(session: Session, plan: Plan, options: RestoreOptions) -> Reply:
     session.pending = answer
     return Reply(
         text=text,
-        data={"restore": {"selected": len(plan.chosen), "jobids": plan.job_ids}},
+        data={
+            "restore": {
+                "selected": plan.chosen.files if plan.chosen else 0,
+                "jobids": plan.job_ids,
+            }
+        },
         prompt="OK to run? (yes/no): ",
     )

@@ -20,12 +20,12 @@ from director.catalog import Catalog, FileRow
 from director.console.format import display_path
 from director.console.paging import split_lines
 from director.console.registry import Reply, Session
+from director.restore.plan import Plan, choose_files
 from director.restore.selection import Selection, deciding_mark, selected_rows
 from protocol.attributes import FileType, decode_attributes
 
 if TYPE_CHECKING:
     from director.catalog.service import CatalogService
-    from director.restore.plan import Plan
 
 PROMPT = "$ "
 HELP = (
@@ -110,14 +110,6 @@ def _estimate(catalog: Catalog, job_ids: Sequence[int], selection: Selection) ->
         files += len(batch)
         size += sum(decode_attributes(r.lstat).size for r in batch)
     return files, size
-
-
-def _chosen(catalog: Catalog, job_ids: Sequence[int], selection: Selection) -> dict[bytes, FileRow]:
-    return {
-        r.full_path: r
-        for batch in selected_rows(catalog.chain_reader(job_ids), selection)
-        for r in batch
-    }
 
 
 class Tree:
@@ -217,11 +209,10 @@ def enter_tree(session: Session, plan: Plan, confirm: Callable[[Plan], Reply]) -
             return Reply(text="Restore canceled.", data={"restore": {"started": False}})
         text, finished = await tree.command(line)
         if finished:
-            chosen = await tree.db.run(lambda c: _chosen(c, tree.job_ids, tree.selection))
-            if not chosen:
+            chosen = await choose_files(tree.db, plan, tree.selection)
+            if not chosen.files:
                 session.pending = step
                 return Reply(text="No files are marked; mark some or enter quit.", prompt=PROMPT)
-            plan.chosen = chosen
             return confirm(plan)
         session.pending = step
         return _answer(text)

@@ -123,5 +123,4 @@ class BackupState:
     """What a backup decides as it starts (level, since-time, accurate list) and learns as it runs."""
 
     fileset_spec: FileSetSpec | None = None  # what the File Daemon walks
-    accurate_entries: list[AccurateEntry] = field(default_factory=list)
     level_note: str = ""  # " (upgraded from Incremental)"

@@ -20,10 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from director.catalog import Catalog, FileRow, JobMediaRow, JobRow
+from director.catalog import Catalog, JobMediaRow, JobRow
 from director.jobs.request import RunRequest
-from director.restore.bootstrap import build_bootstrap, hardlink_carriers
-from director.restore.selection import OK_STATUSES, backup_chain, chain_to, latest_files, live
+from director.restore.bootstrap import bootstrap_from_ranges
+from director.restore.chosen import Chosen, choose_in_steps
+from director.restore.selection import OK_STATUSES, Selection, backup_chain, chain_to
 from protocol.jobs import BootstrapSpec
 from protocol.restore_policy import REPLACE_POLICIES
 
@@ -78,11 +79,12 @@ class RestoreOptions:
 
 @dataclass
 class Plan:
-    """The jobs a restore reads (oldest first), the latest live row of each path, and the chosen rows."""
+    """The jobs a restore reads (oldest first), what it takes of their latest state, and what
+    the catalog chose for that (`restore.chosen`; the file list itself is never held)."""
 
     jobs: list[JobRow]
-    files: dict[bytes, FileRow]
-    chosen: dict[bytes, FileRow] = field(default_factory=dict)
+    selection: Selection | None = None
+    chosen: Chosen | None = None
 
     @property
     def job_ids(self) -> list[int]:
@@ -173,8 +175,14 @@ def plan_restore(catalog: Catalog, query: RestoreQuery, default_fileset: str | N
         jobs = _given_jobs(catalog, query.job_ids)
     else:
         jobs = _latest(catalog, query, default_fileset)
-    files = live(latest_files([(job, catalog.list_files(job.job_id)) for job in jobs]))
-    return Plan(jobs, files)
+    return Plan(jobs)
+
+
+async def choose_files(db: CatalogService, plan: Plan, selection: Selection) -> Chosen:
+    """Select in the catalog, a page per step on its thread, and keep the result in the plan."""
+    plan.selection = selection
+    plan.chosen = await choose_in_steps(db, plan.job_ids, selection)
+    return plan.chosen
 
 
 @dataclass(frozen=True)
@@ -204,18 +212,14 @@ async def restore_request(
     db: CatalogService, plan: Plan, options: RestoreOptions
 ) -> RestoreRequest:
     """The bootstrap (volumes, sessions, file indexes) and the RunRequest of the Restore job."""
-    if not plan.chosen:
+    chosen = plan.chosen
+    if chosen is None or not chosen.files:
         raise RestoreRefused("no files selected; nothing to restore")
-    selected = list(plan.chosen.values())
     job_ids = plan.job_ids
-    everything = [r for job_id in job_ids for r in await db.list_files(job_id)]
-    hidden = hardlink_carriers(selected, list(plan.files.values())) | hardlink_carriers(
-        selected, everything
-    )
-    del everything
+    hidden = chosen.hidden
     jobmedia, substitutions = await _usable_media(db, job_ids)
-    bootstrap = build_bootstrap(selected, hidden, jobmedia, job_ids)
-    expected = sum(1 for r in selected if r.file_index > 0)
+    bootstrap = bootstrap_from_ranges(chosen.ranges, jobmedia, job_ids)
+    expected = chosen.files
     media = {m.volume_name: m.storage for m in await db.list_media(None)}
     volume_storage = {
         b.volume_name: where for b in bootstrap if (where := media.get(b.volume_name))
@@ -228,7 +232,7 @@ async def restore_request(
         "add_prefix": os.fsencode(options.add_prefix or "") or None,
         "add_suffix": os.fsencode(options.add_suffix or "") or None,
         "regex_where": options.regex_where,
-        "hidden_indexes": tuple(sorted(hidden)),
+        "hidden_indexes": hidden,
         "expected_files": expected,
         "source_jobs": job_ids,
         "volume_storage": volume_storage,
