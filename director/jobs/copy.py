@@ -240,4 +240,9 @@ async def _stop_workers(svc: JobServices, jcr: JobControl, workers: list[JobCont
     reason = f"its {jcr.type_name} control job JobId {jcr.job_id} was canceled"
     for worker in live:
         svc.cancel_job(worker, reason)
-    await asyncio.wait([asyncio.ensure_future(w.done.wait()) for w in live], timeout=STOP_WAIT)
+    waiters = [asyncio.ensure_future(w.done.wait()) for w in live]
+    try:
+        await asyncio.wait(waiters, timeout=STOP_WAIT)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
