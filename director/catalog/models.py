@@ -3,6 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
+
+# A Job or Media column's new value, as the catalog stores it.
+ColumnValue = str | int | float | bytes | None
+
+
+class PoolView(TypedDict):
+    """A Pool row as `list pools` shows it."""
+
+    poolid: int
+    name: str
+    pooltype: str | None
+    labelformat: str | None
+    maxvolbytes: int | None
+    maxvoljobs: int | None
+    numvols: int
 
 
 @dataclass(frozen=True, slots=True)

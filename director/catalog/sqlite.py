@@ -12,11 +12,23 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from director.catalog.models import FileRow, JobMediaRow, JobRow, MediaRow, NewJob, PoolRow
+from director.catalog.models import (
+    ColumnValue,
+    FileRow,
+    JobMediaRow,
+    JobRow,
+    MediaRow,
+    NewJob,
+    PoolRow,
+    PoolView,
+)
 from director.catalog.schema import MIGRATIONS, SCHEMA_VERSION
 from director.catalog.walk import PAGE, ChainReader, Keep
+
+if TYPE_CHECKING:
+    from director.config import CatalogResource
 
 # Job columns a caller may update, by their Bareos names.
 JOB_COLUMNS: Final = frozenset(
@@ -210,7 +222,7 @@ class DuplicateJobName(CatalogError):
     """A Job row with this unique name exists already (a name from before a fast restart)."""
 
 
-def open_catalog(resource: Any, working_dir: Path) -> Catalog:
+def open_catalog(resource: CatalogResource, working_dir: Path) -> Catalog:
     """Open (and migrate) the catalog a Catalog resource describes."""
     driver = (resource.db_driver or "sqlite3").lower()
     if driver not in ("sqlite3", "sqlite"):
@@ -398,13 +410,23 @@ class Catalog:
             assert cur.lastrowid is not None
             return cur.lastrowid
 
-    def list_pools(self) -> list[dict[str, Any]]:
+    def list_pools(self) -> list[PoolView]:
         rows = self._query(
             "SELECT p.PoolId, p.Name, p.PoolType, p.LabelFormat, p.MaxVolBytes, p.MaxVolJobs, "
             "(SELECT COUNT(*) FROM Media m WHERE m.PoolId = p.PoolId) FROM Pool p ORDER BY p.Name"
         )
-        keys = ("poolid", "name", "pooltype", "labelformat", "maxvolbytes", "maxvoljobs", "numvols")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        return [
+            PoolView(
+                poolid=r[0],
+                name=r[1],
+                pooltype=r[2],
+                labelformat=r[3],
+                maxvolbytes=r[4],
+                maxvoljobs=r[5],
+                numvols=r[6],
+            )
+            for r in rows
+        ]
 
     # -- jobs -------------------------------------------------------------------------------
 
@@ -444,7 +466,7 @@ class Catalog:
             assert cur.lastrowid is not None
             return cur.lastrowid
 
-    def update_job(self, /, job_id: int, **columns: Any) -> None:
+    def update_job(self, /, job_id: int, **columns: ColumnValue) -> None:
         unknown = set(columns) - JOB_COLUMNS
         if unknown:
             raise CatalogError(f"unknown Job column(s): {', '.join(sorted(unknown))}")
@@ -457,7 +479,7 @@ class Catalog:
             db.execute(f"UPDATE Job SET {sets} WHERE JobId=?", (*columns.values(), job_id))
 
     def apply_job_changes(
-        self, updates: dict[int, dict[str, Any]], logs: Sequence[tuple[int, float, str]]
+        self, updates: dict[int, dict[str, ColumnValue]], logs: Sequence[tuple[int, float, str]]
     ) -> None:
         """Many jobs' column changes and log lines in one transaction (the Director's write-behind).
         A batch that ends a job (a final JobStatus) is committed durably (synchronous=FULL)."""
@@ -843,7 +865,7 @@ class Catalog:
             rows = self._query(_MEDIA_SELECT + " WHERE m.PoolId=? ORDER BY m.MediaId", (pool_id,))
         return [MediaRow(*r) for r in rows]
 
-    def update_media(self, /, volume_name: str, **columns: Any) -> None:
+    def update_media(self, /, volume_name: str, **columns: ColumnValue) -> None:
         unknown = set(columns) - MEDIA_COLUMNS
         if unknown:
             raise CatalogError(f"unknown Media column(s): {', '.join(sorted(unknown))}")

@@ -27,9 +27,9 @@ from director.jobs.transitions import RUN_WAITS, Transitions
 
 if TYPE_CHECKING:
     from director.catalog import JobRow
+    from director.catalog.models import ColumnValue
     from director.config import JobResource
     from director.daemon import DirectorDaemon
-    from director.jobs.persist import ColumnValue
 
 WATCH_INTERVAL: Final = 0.5
 PROGRESS_INTERVAL: Final = 1.0  # running counters reach the catalog at most once a second

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Final
 
 from common.logging import Log
+from director.catalog.models import ColumnValue
 
 FLUSH_DELAY: Final = 0.02  # coalesce the changes of 20 ms into one transaction
 MAX_PENDING: Final = 2000
@@ -29,8 +30,6 @@ UNWRITABLE_AFTER: Final = (
     10.0  # ... as does a batch still refused this many seconds after its first failure
 )
 
-# A Job column's new value, as the catalog stores it.
-ColumnValue = str | int | float | bytes | None
 Apply = Callable[[dict[int, dict[str, ColumnValue]], list[tuple[int, float, str]]], Awaitable[None]]
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]

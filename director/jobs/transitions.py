@@ -17,8 +17,9 @@ from director.jobs import status as st
 from director.jobs.admission import WaitReason
 
 if TYPE_CHECKING:
+    from director.catalog.models import ColumnValue
     from director.jobs.control import JobControl
-    from director.jobs.persist import ColumnValue, JobWriter
+    from director.jobs.persist import JobWriter
 
 RUN_WAITS: Final = frozenset({st.WAIT_FD, st.WAIT_SD, st.WAIT_MOUNT, st.WAIT_MEDIA, st.BLOCKED})
 
