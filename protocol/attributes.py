@@ -157,6 +157,22 @@ def decode_attributes(payload: bytes | memoryview) -> FileAttributes:
     return FileAttributes(fields[1], _FILE_TYPES[fields[2]], *fields[3:])
 
 
+def accurate_fields(payload: bytes | memoryview) -> tuple[FileType, int, int, int, int]:
+    """(type, mtime_ns, ctime_ns, size, mode) of an attributes record: what the accurate list
+    compares, checked as `decode_attributes` checks those fields, without building a
+    FileAttributes (a no-change Incremental reads one per file of the previous backup)."""
+    obj = codec.unpack(payload)
+    if not isinstance(obj, tuple) or len(obj) != 19 or obj[0] != ATTRIBUTES_VERSION:
+        raise DecodeError("malformed file attributes record")
+    kind, mode, size, mtime, ctime = obj[2], obj[3], obj[6], obj[8], obj[9]
+    for v in (mode, size, mtime, ctime):
+        if type(v) is not int or not -_I64 <= v <= _I64:
+            raise DecodeError("file attributes: numeric field is not a 64-bit integer")
+    if type(kind) is not int or kind not in _FILE_TYPES:
+        raise DecodeError(f"file attributes: unknown file type {kind!r}")
+    return _FILE_TYPES[kind], mtime, ctime, size, mode
+
+
 def path_and_type(payload: bytes | memoryview) -> tuple[bytes, FileType]:
     """The path and type of an attributes record, checked as `decode_attributes` checks the whole
     record, without building a FileAttributes (the catalog stores the record as it came)."""

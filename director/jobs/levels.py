@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Final
 from director.catalog import Catalog, FileRow
 from director.jobs.plans import AccurateEntry
 from director.restore.selection import backup_chain
-from protocol.attributes import FileType, decode_attributes
+from protocol.attributes import FileType, accurate_fields
 
 ACCURATE_BATCH: Final = (
     2000  # entries per AccurateBatch message, and per step on the catalog thread
@@ -63,10 +63,10 @@ def accurate_entries(rows: Iterable[FileRow]) -> list[AccurateEntry]:
     """(path, mtime_ns, ctime_ns, size, mode) of live rows, as the File Daemon compares them."""
     entries: list[AccurateEntry] = []
     for row in rows:
-        attrs = decode_attributes(row.lstat)
-        if attrs.type == FileType.DELETED:
+        kind, mtime_ns, ctime_ns, size, mode = accurate_fields(row.lstat)
+        if kind == FileType.DELETED:
             continue
-        entries.append((row.full_path, attrs.mtime_ns, attrs.ctime_ns, attrs.size, attrs.mode))
+        entries.append((row.full_path, mtime_ns, ctime_ns, size, mode))
     return entries
 
 

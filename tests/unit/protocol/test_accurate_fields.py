@@ -1,0 +1,71 @@
+"""`accurate_fields` reads what the accurate list compares, exactly as `decode_attributes` would."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol import codec
+from protocol.attributes import (
+    ATTRIBUTES_VERSION,
+    FileAttributes,
+    FileType,
+    accurate_fields,
+    decode_attributes,
+    encode_attributes,
+)
+from protocol.errors import DecodeError
+
+I64 = st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1)
+
+
+@given(
+    kind=st.sampled_from(list(FileType)),
+    mode=I64,
+    size=I64,
+    mtime=I64,
+    ctime=I64,
+    path=st.binary(max_size=64),
+)
+def test_the_same_fields_as_a_full_decode(
+    *, kind: FileType, mode: int, size: int, mtime: int, ctime: int, path: bytes
+) -> None:
+    payload = encode_attributes(
+        FileAttributes(path, kind, mode, 0, 0, size, 0, mtime, ctime, digest_algorithm="XXH128")
+    )
+    full = decode_attributes(payload)
+    assert accurate_fields(payload) == (
+        full.type,
+        full.mtime_ns,
+        full.ctime_ns,
+        full.size,
+        full.mode,
+    )
+
+
+def _record(**changes: object) -> bytes:
+    fields: list[object] = [ATTRIBUTES_VERSION, b"/a", int(FileType.REGULAR), 0o100644, 0, 0, 1]
+    fields += [0, 2, 3, 1, 0, 0, 0, b"", 0, "", False, ""]
+    names = {"kind": 2, "mode": 3, "size": 6, "mtime": 8, "ctime": 9, "version": 0}
+    for name, value in changes.items():
+        fields[names[name]] = value
+    return codec.pack(tuple(fields))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _record(kind=99),
+        _record(kind=True),
+        _record(size=True),
+        _record(mtime=2**63),
+        _record(ctime="3"),
+        _record(version=2),
+        codec.pack((1, b"/a")),
+        b"\xc1",
+    ],
+)
+def test_malformed_records_are_refused(payload: bytes) -> None:
+    with pytest.raises(DecodeError):
+        accurate_fields(payload)
