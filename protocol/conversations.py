@@ -20,6 +20,7 @@ from protocol.frames import Signal
 from protocol.jobs import (
     AccurateBatch,
     AppendDone,
+    AppendOpen,
     AttributeBatch,
     CancelJob,
     FdBackup,
@@ -188,6 +189,20 @@ FD_FROM_READING_SD: Final = _table(
     }
 )
 
+# What a Storage Daemon hears on an append data session, from a File Daemon (a backup) or from the
+# reading Storage Daemon of a remote copy: AppendOpen, then record batches up to EOD.
+SD_FROM_APPENDING_PEER: Final = _table(
+    {
+        OPENING: {AppendOpen: SENDING},
+        SENDING: {RECORDS: SENDING, Signal.EOD: ENDED},
+        ENDED: {},
+    }
+)
+
+# What the reading Storage Daemon of a remote copy hears from the writing one: the same
+# conversation as a File Daemon's backup session (Ok, then AppendDone once its EOD is stored).
+SD_FROM_WRITING_SD: Final = FD_FROM_APPENDING_SD
+
 TABLES: Final[Mapping[str, Table]] = MappingProxyType(
     {
         "Director <- Storage Daemon (job)": DIRECTOR_FROM_SD,
@@ -198,6 +213,8 @@ TABLES: Final[Mapping[str, Table]] = MappingProxyType(
         "File Daemon <- Director (accurate list)": FD_ACCURATE_LIST,
         "File Daemon <- Storage Daemon (backup data)": FD_FROM_APPENDING_SD,
         "File Daemon <- Storage Daemon (restore data)": FD_FROM_READING_SD,
+        "Storage Daemon <- File Daemon or reading SD (append data)": SD_FROM_APPENDING_PEER,
+        "reading Storage Daemon <- writing Storage Daemon (copy data)": SD_FROM_WRITING_SD,
     }
 )
 

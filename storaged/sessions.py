@@ -14,6 +14,12 @@ from pathlib import Path
 from typing import Any, Final
 
 from common.net import Connection, NetError
+from protocol.conversations import (
+    OPENING,
+    SD_FROM_APPENDING_PEER,
+    SD_FROM_WRITING_SD,
+    Conversation,
+)
 from protocol.errors import ProtocolError
 from protocol.frames import Signal
 from protocol.jobs import (
@@ -251,9 +257,11 @@ async def refuse_foreign_peer(job: SdJob, data: Connection) -> None:
 async def run_append(job: SdJob, data: Connection, log: Any) -> None:
     """Receive a File Daemon's (or a replicating SD's) records until EOD and write them to volumes."""
     await refuse_foreign_peer(job, data)
-    opening = await data.recv_message(timeout=SESSION_OPEN_TIMEOUT)
-    if not isinstance(opening, AppendOpen):
-        raise ProtocolError(f"expected append_open, got {opening.TYPE!r}")
+    sender = "reading SD" if job.setup.listen else "File Daemon"
+    talk = Conversation(
+        f"Storage Daemon <- {sender} (job {job.name}, append data)", SD_FROM_APPENDING_PEER, OPENING
+    )
+    talk.receive(await data.recv_message(timeout=SESSION_OPEN_TIMEOUT))  # AppendOpen, or why not
     if job.volume is None:
         raise SdJobError("no volume was assigned to this backup job")
     seg = await _open_first_segment(job, job.volume)
@@ -266,11 +274,12 @@ async def run_append(job: SdJob, data: Connection, log: Any) -> None:
                 if job.canceled.is_set():
                     raise SdJobError("job canceled") from None
                 raise
-            if event is Signal.EOD:
-                return
             if isinstance(event, Signal):
-                raise ProtocolError(f"the sender sent {event.name} before end of data")
-            yield decode_batch(event)
+                talk.receive(event)  # EOD ends the data; any other signal is a ProtocolError
+                return
+            records = decode_batch(event)
+            talk.receive(records)
+            yield records
 
     async def close_on_cancel() -> None:
         # A cancel closes the data connection: the receive loop then ends without a per-batch wait.
@@ -502,8 +511,14 @@ async def run_local_copy(job: SdJob, log: Any) -> None:
 
 async def run_replicate(job: SdJob, peer: Connection, log: Any) -> None:
     """The reading side of a remote copy: stream the bootstrap's records to the writing SD."""
+    talk = Conversation(
+        f"reading Storage Daemon <- writing Storage Daemon (job {job.name}, copy data)",
+        SD_FROM_WRITING_SD,
+        OPENING,
+    )
     await peer.send(AppendOpen())
     reply = await peer.recv_message(timeout=SESSION_OPEN_TIMEOUT)
+    talk.receive(reply)
     if isinstance(reply, ErrorReply):
         raise SdJobError(
             f"the writing Storage Daemon refused the session: {reply.code} {reply.text}"
@@ -518,8 +533,10 @@ async def run_replicate(job: SdJob, peer: Connection, log: Any) -> None:
     await peer.send_signal(Signal.EOD)
     # The writing SD answers after writing what is still queued and making the volume durable.
     done = await peer.recv_message(timeout=VOLUME_WAIT)
+    talk.receive(done)  # AppendDone, or an ErrorReply saying why the data is not stored
     if not isinstance(done, AppendDone):
-        raise SdJobError(f"the writing Storage Daemon did not confirm the data: {done.TYPE!r}")
+        text = done.text if isinstance(done, ErrorReply) else done.TYPE
+        raise SdJobError(f"the writing Storage Daemon did not confirm the data: {text}")
     log.info("replicate_done", job=job.name, files=job.files, bytes=job.bytes)
 
 

@@ -21,6 +21,8 @@ from protocol.conversations import (
     RECEIVING,
     RECORDS,
     RUNNING,
+    SD_FROM_APPENDING_PEER,
+    SD_FROM_WRITING_SD,
     SENDING,
     SET_UP,
     TABLES,
@@ -34,6 +36,7 @@ from protocol.frames import Signal
 from protocol.jobs import (
     AccurateBatch,
     AppendDone,
+    AppendOpen,
     AttributeBatch,
     CancelJob,
     FdBackup,
@@ -188,8 +191,34 @@ def test_data_sessions_as_the_file_daemon_hears_them() -> None:
     assert read.receive(Signal.EOD) == ENDED
 
 
+def test_an_append_session_as_the_storage_daemon_hears_it() -> None:
+    """From a File Daemon or the reading SD of a remote copy: AppendOpen, batches, EOD."""
+    talk = Conversation("sd", SD_FROM_APPENDING_PEER, OPENING)
+    with pytest.raises(UnexpectedMessage, match="unexpected 'records' in state 'opening'"):
+        talk.receive([Record(1, Stream.ATTRIBUTES, b"a")])
+    assert talk.receive(AppendOpen()) == SENDING
+    assert talk.receive([Record(1, Stream.ATTRIBUTES, b"a")]) == SENDING
+    with pytest.raises(UnexpectedMessage, match="unexpected 'append_open' in state 'sending'"):
+        talk.receive(AppendOpen())
+    with pytest.raises(UnexpectedMessage, match="unexpected 'BREAK' in state 'sending'"):
+        talk.receive(Signal.BREAK)
+    assert talk.receive(Signal.EOD) == ENDED
+    # The reading SD hears the writing SD as a File Daemon hears its SD on a backup.
+    reading = Conversation("reading sd", SD_FROM_WRITING_SD, OPENING)
+    assert reading.receive(Ok(code=3000, text="OK data")) == SENDING
+    assert reading.receive(AppendDone(code=3000, files=1, bytes=2)) == ENDED
+
+
 @pytest.mark.parametrize(
-    "table", [FD_FROM_DIRECTOR, FD_ACCURATE_LIST, FD_FROM_APPENDING_SD, FD_FROM_READING_SD]
+    "table",
+    [
+        FD_FROM_DIRECTOR,
+        FD_ACCURATE_LIST,
+        FD_FROM_APPENDING_SD,
+        FD_FROM_READING_SD,
+        SD_FROM_APPENDING_PEER,
+        SD_FROM_WRITING_SD,
+    ],
 )
 def test_every_file_daemon_state_is_reachable_and_leads_to_an_end(table: Table) -> None:
     start = next(iter(table))
