@@ -73,6 +73,7 @@ if TYPE_CHECKING:
 
 PROGRESS_INTERVAL: Final = 1.0
 BULK_BATCH_BYTES: Final = 4 * 1024 * 1024  # a batch of records to the Storage Daemon, at most
+MAX_BATCH_RECORDS: Final = 8192  # ... and records per batch (a 4 MiB batch of tiny files: 60,000)
 MAX_REASON: Final = 500  # characters of an unforeseen exception's repr in a JobEnd
 DEFAULT_WORKING_DIRECTORY: Final = Path("/var/lib/strongroom")  # a Client resource without one
 # No fixed timeout waits for a reply from the Director or the Storage Daemon: a reply may take long
@@ -494,6 +495,9 @@ def _from_storage(talk: Conversation, msg: Message) -> Message:
 def _next_batch(
     records: Iterator[Record], job: FdJob, batch_bytes: int = BATCH_BYTES
 ) -> list[Record] | None:
+    """The next batch for the Storage Daemon: up to `batch_bytes` of payload, and at most
+    MAX_BATCH_RECORDS records, so that a batch of tiny files does not hold (and make the SD
+    decode) tens of thousands of record objects at once."""
     batch: list[Record] = []
     size = 0
     for record in records:
@@ -504,7 +508,7 @@ def _next_batch(
             job.current = bytes(record.payload)
         elif record.stream in DATA_STREAMS:
             job.bytes += len(record.payload) - 8
-        if size >= batch_bytes or job.canceled.is_set():
+        if size >= batch_bytes or len(batch) >= MAX_BATCH_RECORDS or job.canceled.is_set():
             return batch
     return batch or None
 
