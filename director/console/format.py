@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from protocol.messages import DaemonStatus
 
@@ -19,7 +18,7 @@ def format_time(epoch: float) -> str:
     return time.strftime("%d-%b-%y %H:%M", time.localtime(epoch))
 
 
-def status_data(status: DaemonStatus) -> dict[str, Any]:
+def status_data(status: DaemonStatus) -> dict[str, object]:
     return {
         "role": status.role,
         "name": status.name,

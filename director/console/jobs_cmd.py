@@ -71,14 +71,14 @@ def _describe(session: Session, req: RunRequest) -> tuple[str, dict[str, Any]]:
         pool=req.pool,
         storage=req.storage,
     )
-    check(session, "pool", req.params.get("next_pool"))
+    check(session, "pool", req.text("next_pool"))
     try:
         resolved = resolve(session.director.config, req)
     except JobError as exc:
         raise CommandError(str(exc)) from exc
     # the defaults the Job (and its JobDefs) fill in, not only what the command line named
     require_resolved(session, resolved)
-    require(session, "schedule", req.params.get("scheduled"))
+    require(session, "schedule", req.text("scheduled"))
     data = {
         "job": resolved.resource.name,
         "type": TYPE_NAMES.get(resolved.job_type, resolved.job_type),
@@ -93,7 +93,7 @@ def _describe(session: Session, req: RunRequest) -> tuple[str, dict[str, Any]]:
     if resolved.job_type in ("c", "g"):
         try:
             targets = resolve_targets(
-                session.director.config, resolved.resource, req.pool, req.params.get("next_pool")
+                session.director.config, resolved.resource, req.pool, req.text("next_pool")
             )
         except JobError as exc:
             raise CommandError(str(exc)) from exc

@@ -165,9 +165,12 @@ def listing(
 
     `key` may be a dotted path into `data` (`estimate.listing`); `data` is the rest of the final
     reply's data, and `trailer` a last line of its text (a total)."""
-    summary = Reply(text="", data=dict(data or {}))
-    put_rows(summary.data, key, [])
-    summary.stream = _parts(key, rows, layout, summary, part_bytes=part_bytes, trailer=trailer)
+    final: dict[str, object] = dict(data or {})
+    put_rows(final, key, [])
+    summary = Reply(text="", data=final)
+    summary.stream = _parts(
+        key, rows, layout, summary, final, part_bytes=part_bytes, trailer=trailer
+    )
     return summary
 
 
@@ -187,6 +190,7 @@ async def _parts(
     rows: AsyncIterator[R],
     layout: Layout[R],
     summary: Reply,
+    final: dict[str, object],  # summary.data: the rows go in at `key` when they are all sent
     *,
     part_bytes: int,
     trailer: str | None,
@@ -208,13 +212,13 @@ async def _parts(
                 chunk, size = [], 0
         tail = _render(layout, chunk, first=not sent) + layout.footer(count)
         summary.text = "\n".join(tail + ([trailer] if trailer else []))
-        put_rows(summary.data, key, chunk)
+        put_rows(final, key, chunk)
         finished = True
     finally:
         if not finished:
             summary.text = f"Listing interrupted after {count} row(s)."
             summary.ok = False
-            put_rows(summary.data, key, [])
+            put_rows(final, key, [])
         if hasattr(rows, "aclose"):
             await rows.aclose()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from director.daemon import DirectorDaemon
@@ -70,7 +70,7 @@ class Reply:
     """
 
     text: str
-    data: Any = None
+    data: object = None
     ok: bool = True
     prompt: str | None = None
     stream: AsyncGenerator[Reply, None] | None = None

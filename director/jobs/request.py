@@ -24,13 +24,18 @@ class RunRequest:
     storage: str | None = None
     priority: int | None = None
     when: float | None = None
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, object] = field(default_factory=dict)
     expires: float | None = (
         None  # not started by then: the job ends in error (REGARDS expiration date)
     )
     retry: int = 0  # 0 for a first run; n for the n-th reschedule of `retry_of`
     retry_of: int | None = None
     parent_job_id: int | None = None  # the multi-action job this run is an action of
+
+    def text(self, name: str) -> str | None:
+        """A text parameter (`next_pool`, `scheduled`), or None when absent or not text."""
+        value = self.params.get(name)
+        return value if isinstance(value, str) else None
 
 
 def _encode(value: Any) -> Any:

@@ -152,7 +152,7 @@ async def setup_job(
     jcr.parent_job_id, jcr.expires = req.parent_job_id, req.expires
     if jcr.job_type == "R":
         jcr.restore = RestorePlan.from_params(req.params)
-    jcr.next_pool = req.params.get("next_pool")
+    jcr.next_pool = req.text("next_pool")
     if existing is None:
         retry = f", retry {req.retry} of JobId {req.retry_of}" if req.retry else ""
         svc.joblog(
