@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 from director.catalog.models import JobRow
+from director.jobs.errors import JobError
 from protocol.fileset import FileSetSpec
 from protocol.jobs import BootstrapSpec
 
+T = TypeVar("T")
 AccurateEntry = tuple[bytes, int, int, int, int]  # path, mtime_ns, ctime_ns, size, mode
 
 
@@ -39,26 +41,56 @@ class RestorePlan:
     privileged_content: bool = False  # keep setuid/setgid, device nodes, security.* xattrs anywhere
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> RestorePlan:
-        """The plan in a restore's run request (the console's restore command writes it)."""
+    def from_params(cls, params: Mapping[str, object]) -> RestorePlan:
+        """The plan in a restore's run request (the console's restore command writes it); a value
+        of the wrong type (a run request kept in a catalog of another version) is a JobError."""
         where = params.get("where", b"")
+        expected = params.get("expected_files")
         return cls(
-            bootstrap=tuple(params.get("bootstrap", ())),
+            bootstrap=tuple(
+                _of(BootstrapSpec, v, "bootstrap") for v in _items(params, "bootstrap")
+            ),
             where=where if isinstance(where, bytes) else str(where).encode(),
             replace=str(params.get("replace") or "always"),
-            strip_prefix=params.get("strip_prefix"),
-            add_prefix=params.get("add_prefix"),
-            add_suffix=params.get("add_suffix"),
-            regex_where=params.get("regex_where"),
-            hidden_indexes=tuple(
-                (int(job), int(index)) for job, index in params.get("hidden_indexes", ())
-            ),
-            expected_files=params.get("expected_files"),
-            volume_storage=dict(params.get("volume_storage") or {}),
+            strip_prefix=_optional(bytes, params, "strip_prefix"),
+            add_prefix=_optional(bytes, params, "add_prefix"),
+            add_suffix=_optional(bytes, params, "add_suffix"),
+            regex_where=_optional(str, params, "regex_where"),
+            hidden_indexes=tuple(_pair(v) for v in _items(params, "hidden_indexes")),
+            expected_files=None if expected is None else _of(int, expected, "expected_files"),
+            volume_storage={
+                _of(str, k, "volume_storage"): _of(str, v, "volume_storage")
+                for k, v in _of(dict, params.get("volume_storage") or {}, "volume_storage").items()
+            },
             storage_override=bool(params.get("storage_override")),
-            source_jobs=tuple(int(j) for j in params.get("source_jobs", ())),
+            source_jobs=tuple(_of(int, j, "source_jobs") for j in _items(params, "source_jobs")),
             privileged_content=bool(params.get("privileged_content")),
         )
+
+
+def _of(kind: type[T], value: object, name: str) -> T:
+    """`value` if it is a `kind` (a bool is no int here), else a JobError naming the parameter."""
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    raise JobError(f"run request parameter {name!r}: expected {kind.__name__}, got {value!r}")
+
+
+def _optional(kind: type[T], params: Mapping[str, object], name: str) -> T | None:
+    value = params.get(name)
+    return None if value is None else _of(kind, value, name)
+
+
+def _items(params: Mapping[str, object], name: str) -> tuple[object, ...]:
+    value = params.get(name, ())
+    if isinstance(value, list | tuple):
+        return tuple(value)
+    raise JobError(f"run request parameter {name!r}: expected a list, got {value!r}")
+
+
+def _pair(value: object) -> tuple[int, int]:
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return _of(int, value[0], "hidden_indexes"), _of(int, value[1], "hidden_indexes")
+    raise JobError(f"run request parameter 'hidden_indexes': expected pairs, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -89,16 +121,16 @@ class CopyPlan:
         }
 
     @staticmethod
-    def requested(params: Mapping[str, Any]) -> CopyRequest | None:
+    def requested(params: Mapping[str, object]) -> CopyRequest | None:
         """The worker part of a run request, or None for any other job."""
         if "copy_source" not in params:
             return None
         return CopyRequest(
-            source_job_id=int(params["copy_source"]),
-            migrate=bool(params["copy_migrate"]),
-            read_storage=str(params["copy_read_storage"]),
-            target_pool=str(params["copy_target_pool"]),
-            target_storage=str(params["copy_target_storage"]),
+            source_job_id=_of(int, params["copy_source"], "copy_source"),
+            migrate=bool(params.get("copy_migrate")),
+            read_storage=_of(str, params.get("copy_read_storage"), "copy_read_storage"),
+            target_pool=_of(str, params.get("copy_target_pool"), "copy_target_pool"),
+            target_storage=_of(str, params.get("copy_target_storage"), "copy_target_storage"),
         )
 
 
