@@ -13,10 +13,10 @@ from director.jobs.levels import accurate_batches
 from director.jobs.links import (
     client_wait,
     connect,
-    device_wait,
     request,
     sd_certificate_name,
     serve_job,
+    set_up_sd_job,
     storage_wait,
 )
 from director.jobs.volumes import assign_volume, record_jobmedia, record_volume_update
@@ -34,7 +34,6 @@ from protocol.jobs import (
     JobProgress,
     JobStatusChange,
     Ok,
-    SdJobAccepted,
     SdJobSetup,
     SdRun,
     VolumeRequest,
@@ -62,28 +61,28 @@ async def do_backup(svc: JobServices, jcr: JobControl) -> str:
     sd = await connect(svc, "storage", storage)
     fd: Connection | None = None
     try:
-        accepted = await request(
-            sd,
-            SdJobSetup(
-                job_id=jcr.job_id,
-                job=jcr.unique,
-                job_name=jcr.name,
-                client=jcr.client or "",
-                fileset=jcr.fileset or "",
-                job_type=jcr.job_type,
-                level=jcr.level,
-                device=storage.device[0] if storage.device else storage.name,
-                devices=tuple(storage.device),
-                media_type=storage.media_type or "File",
-                append=True,
-                volume=assignment,
-            ),
-            SdJobAccepted,
-            "storage job setup",
-            canceled=jcr.canceled,
-            on_wait=device_wait(jcr, storage.name, partial(svc.joblog, jcr)),
+        setup = SdJobSetup(
+            job_id=jcr.job_id,
+            job=jcr.unique,
+            job_name=jcr.name,
+            client=jcr.client or "",
+            fileset=jcr.fileset or "",
+            job_type=jcr.job_type,
+            level=jcr.level,
+            device=storage.device[0] if storage.device else storage.name,
+            devices=tuple(storage.device),
+            media_type=storage.media_type or "File",
+            append=True,
+            volume=assignment,
         )
-        jcr.wait = None
+        accepted = await set_up_sd_job(
+            sd,
+            jcr,
+            setup,
+            storage=storage.name,
+            joblog=partial(svc.joblog, jcr),
+            what="storage job setup",
+        )
         jcr.session = (accepted.session_id, accepted.session_time)
         await svc.db.update_job(
             jcr.job_id, VolSessionId=accepted.session_id, VolSessionTime=accepted.session_time

@@ -24,7 +24,7 @@ from director.jobs import status as st
 from director.jobs.attributes import AttributeSink
 from director.jobs.control import JobControl
 from director.jobs.errors import JobCanceled, JobError
-from director.jobs.links import connect, device_wait, request, serve_job, storage_wait
+from director.jobs.links import connect, request, serve_job, set_up_sd_job, storage_wait
 from director.jobs.volumes import assign_volume, record_jobmedia, record_volume_update
 from protocol.conversations import DIRECTOR_FROM_SD, Conversation
 from protocol.jobs import (
@@ -194,90 +194,82 @@ class Move:
 
 
 async def _local(svc: JobServices, worker: JobControl, move: Move) -> dict[str, JobEnd]:
-    source, jobmedia, media = move.source, move.jobmedia, move.media
-    source_storage, target_storage, target_pool = (
-        move.source_storage,
-        move.target_storage,
-        move.target_pool,
-    )
-    assignment = await assign_volume(svc, worker, target_pool, target_storage)
-    sd = await connect(svc, "storage", target_storage)
+    target = move.target_storage
+    assignment = await assign_volume(svc, worker, move.target_pool, target)
+    sd = await connect(svc, "storage", target)
     try:
-        accepted = await request(
-            sd,
-            _setup(
-                worker,
-                source,
-                _device(target_storage),
-                target_storage.media_type or "File",
-                append=True,
-                volume=assignment,
-                bootstrap=_bootstrap(source, jobmedia),
-                read_device=_device(source_storage),
-                read_media_type=media.media_type if media else None,
-                devices=_devices(target_storage),
-            ),
-            SdJobAccepted,
-            "storage job setup (local copy)",
-            canceled=worker.canceled,
-            on_wait=device_wait(worker, target_storage.name, partial(svc.joblog, worker)),
+        setup = _setup(
+            worker,
+            move.source,
+            _device(target),
+            target.media_type or "File",
+            append=True,
+            volume=assignment,
+            bootstrap=_bootstrap(move.source, move.jobmedia),
+            read_device=_device(move.source_storage),
+            read_media_type=move.media.media_type if move.media else None,
+            devices=_devices(target),
         )
-        worker.wait = None
+        log = partial(svc.joblog, worker)
+        accepted = await set_up_sd_job(
+            sd,
+            worker,
+            setup,
+            storage=target.name,
+            joblog=log,
+            what="storage job setup (local copy)",
+        )
         await _started(svc, worker, accepted)
         await request(sd, SdRun(), Ok, "storage run")
-        return await _converse(svc, worker, {"writing SD": sd}, target_pool, target_storage)
+        return await _converse(svc, worker, {"writing SD": sd}, move.target_pool, target)
     finally:
         await sd.close(terminate=True)
 
 
 async def _remote(svc: JobServices, worker: JobControl, move: Move) -> dict[str, JobEnd]:
-    source, jobmedia, media = move.source, move.jobmedia, move.media
-    source_storage, target_storage, target_pool = (
-        move.source_storage,
-        move.target_storage,
-        move.target_pool,
-    )
-    assignment = await assign_volume(svc, worker, target_pool, target_storage)
+    source_storage, target_storage = move.source_storage, move.target_storage
+    assignment = await assign_volume(svc, worker, move.target_pool, target_storage)
     writing = await connect(svc, "storage", target_storage)
     reading: Connection | None = None
+    log = partial(svc.joblog, worker)
     try:
-        accepted = await request(
-            writing,
-            _setup(
-                worker,
-                source,
-                _device(target_storage),
-                target_storage.media_type or "File",
-                append=True,
-                volume=assignment,
-                listen=True,
-                devices=_devices(target_storage),
-            ),
-            SdJobAccepted,
-            "writing storage job setup",
-            canceled=worker.canceled,
-            on_wait=device_wait(worker, target_storage.name, partial(svc.joblog, worker)),
+        writer_setup = _setup(
+            worker,
+            move.source,
+            _device(target_storage),
+            target_storage.media_type or "File",
+            append=True,
+            volume=assignment,
+            listen=True,
+            devices=_devices(target_storage),
         )
-        worker.wait = None
+        accepted = await set_up_sd_job(
+            writing,
+            worker,
+            writer_setup,
+            storage=target_storage.name,
+            joblog=log,
+            what="writing storage job setup",
+        )
         await _started(svc, worker, accepted)
         reading = await connect(svc, "storage", source_storage)
-        await request(
-            reading,
-            _setup(
-                worker,
-                source,
-                _device(source_storage),
-                (media.media_type if media else None) or "File",
-                append=False,
-                bootstrap=_bootstrap(source, jobmedia),
-                devices=_devices(source_storage),
-            ),
-            SdJobAccepted,
-            "reading storage job setup",
-            canceled=worker.canceled,
-            on_wait=device_wait(worker, source_storage.name, partial(svc.joblog, worker)),
+        reader_setup = _setup(
+            worker,
+            move.source,
+            _device(source_storage),
+            (move.media.media_type if move.media else None) or "File",
+            append=False,
+            bootstrap=_bootstrap(move.source, move.jobmedia),
+            devices=_devices(source_storage),
         )
-        worker.wait = None
+        await set_up_sd_job(
+            reading,
+            worker,
+            reader_setup,
+            storage=source_storage.name,
+            joblog=log,
+            what="reading storage job setup",
+        )
         await request(
             writing,
             SdRun(peer_names=_verified_names(reading)),
@@ -300,7 +292,11 @@ async def _remote(svc: JobServices, worker: JobControl, move: Move) -> dict[str,
         )
         worker.set_status(st.RUNNING)
         return await _converse(
-            svc, worker, {"writing SD": writing, "reading SD": reading}, target_pool, target_storage
+            svc,
+            worker,
+            {"writing SD": writing, "reading SD": reading},
+            move.target_pool,
+            target_storage,
         )
     finally:
         for conn in (reading, writing):

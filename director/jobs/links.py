@@ -14,7 +14,7 @@ from director.jobs import status as st
 from director.jobs.admission import WaitReason
 from director.jobs.errors import JobCanceled, JobError
 from protocol.errors import ProtocolError
-from protocol.jobs import CancelJob, SdJobWaiting
+from protocol.jobs import CancelJob, SdJobAccepted, SdJobSetup, SdJobWaiting
 from protocol.messages import ErrorReply, Message
 
 if TYPE_CHECKING:
@@ -128,6 +128,29 @@ def device_wait(
         jcr.set_wait(reason)
 
     return on_wait
+
+
+async def set_up_sd_job(
+    conn: Connection,
+    jcr: JobControl,
+    setup: SdJobSetup,
+    *,
+    storage: str,
+    joblog: Callable[[str, str], None],
+    what: str,
+) -> SdJobAccepted:
+    """Create a job on a Storage Daemon: while no device can take it, the job waits with the SD's
+    reason (`device_wait`) and a cancel withdraws it; accepted, it waits no more."""
+    accepted = await request(
+        conn,
+        setup,
+        SdJobAccepted,
+        what,
+        canceled=jcr.canceled,
+        on_wait=device_wait(jcr, storage, joblog),
+    )
+    jcr.wait = None
+    return accepted
 
 
 async def serve_job(
