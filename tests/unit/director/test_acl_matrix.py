@@ -11,8 +11,6 @@ from typing import Any
 
 import pytest
 
-from console.admin import write_installation
-from console.templates import Layout
 from director.catalog import FileRow, JobMediaRow, NewJob, PoolRow
 from director.config import load_director_config
 from director.console.registry import Reply, Session
@@ -21,6 +19,7 @@ from director.daemon import DirectorDaemon
 from director.joblog import LogLine
 from director.jobs.request import RunRequest
 from protocol.attributes import FileAttributes, FileType, encode_attributes
+from tests.support.director import director_etc
 
 
 class _Log:
@@ -143,27 +142,7 @@ async def _job(director: DirectorDaemon, name: str, client: str, pool: str, file
 
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
-    layout = Layout(
-        root=tmp_path / "inst",
-        director="test-dir",
-        storage="test-sd",
-        client="test-fd",
-        console="admin",
-        address="127.0.0.1",
-        dir_port=1,
-        sd_port=2,
-        fd_port=3,
-        dir_password="p" * 20,
-        sd_password="s" * 20,
-        fd_password="f" * 20,
-        console_password="c" * 20,
-        tls=False,
-    )
-    write_installation(layout)
-    etc = layout.etc / "strongroom-dir.d"
-    (etc / "catalog" / "MyCatalog.conf").write_text(
-        f'Catalog {{\n  Name = MyCatalog\n  DB Driver = sqlite3\n  DB Name = "{tmp_path / "catalog.db"}"\n}}\n'
-    )
+    etc = director_etc(tmp_path / "inst", tmp_path / "catalog.db")
     for rel, text in OTHER.items():
         (etc / rel).parent.mkdir(exist_ok=True)
         (etc / rel).write_text(text)

@@ -17,8 +17,6 @@ from typing import Any
 
 import pytest
 
-from console.admin import write_installation
-from console.templates import Layout
 from director.catalog import (
     Catalog,
     CatalogError,
@@ -34,6 +32,7 @@ from director.daemon import DirectorDaemon
 from director.jobs.errors import JobError
 from director.jobs.persist import JobWriter
 from director.jobs.request import RunRequest
+from tests.support.director import director_etc
 
 LOG_LINE = (
     "x" * 40_000
@@ -477,27 +476,7 @@ async def test_a_stopping_director_gives_up_on_an_unwritable_catalog(tmp_path: P
 
 @pytest.fixture
 async def director(tiny_fs: Path, tmp_path: Path) -> Any:
-    layout = Layout(
-        root=tmp_path / "inst",
-        director="test-dir",
-        storage="test-sd",
-        client="test-fd",
-        console="admin",
-        address="127.0.0.1",
-        dir_port=1,
-        sd_port=2,
-        fd_port=3,
-        dir_password="p" * 20,
-        sd_password="s" * 20,
-        fd_password="f" * 20,
-        console_password="c" * 20,
-        tls=False,
-    )
-    write_installation(layout)
-    etc = layout.etc / "strongroom-dir.d"
-    (etc / "catalog" / "MyCatalog.conf").write_text(
-        f'Catalog {{\n  Name = MyCatalog\n  DB Driver = sqlite3\n  DB Name = "{tiny_fs / "catalog.db"}"\n}}\n'
-    )
+    etc = director_etc(tmp_path / "inst", tiny_fs / "catalog.db")
     (etc / "job" / "quick.conf").write_text(
         "Job {\n  Name = quick\n  Type = Admin\n  Messages = Standard\n}\n"
     )
