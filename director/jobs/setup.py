@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -59,14 +60,12 @@ def resolve(config: DirectorConfig, req: RunRequest) -> Resolved:
             "D": resource.differential_backup_pool,
         }.get(level) or resource.pool
     pool = pool or resource.pool
-    for kind, name, table in (
+    _require_resources(
         ("Client", client, config.clients),
         ("FileSet", fileset, config.filesets),
         ("Pool", pool, config.pools),
         ("Storage", storage, config.storages),
-    ):
-        if name is not None and name not in table:
-            raise JobError(f"no {kind} resource named {name!r}")
+    )
     if job_type in ("B", "R") and (client is None or storage is None):
         raise JobError(f"job {req.job!r} needs a Client and a Storage")
     return Resolved(
@@ -79,6 +78,13 @@ def resolve(config: DirectorConfig, req: RunRequest) -> Resolved:
         storage,
         req.priority if req.priority is not None else resource.priority,
     )
+
+
+def _require_resources(*named: tuple[str, str | None, Mapping[str, object]]) -> None:
+    """Each (kind, name, resources) names a configured resource, or no resource (None)."""
+    for kind, name, table in named:
+        if name is not None and name not in table:
+            raise JobError(f"no {kind} resource named {name!r}")
 
 
 def fileset_hash(fileset: FileSetResource) -> str:
@@ -195,13 +201,11 @@ async def setup_copy_worker(
     source = await svc.db.get_job(worker.source_job_id)
     if source is None:
         raise JobError(f"source JobId {worker.source_job_id} is no longer in the catalog")
-    for kind, name, table in (
+    _require_resources(
         ("Pool", worker.target_pool, config.pools),
         ("Storage", worker.target_storage, config.storages),
         ("Storage", worker.read_storage, config.storages),
-    ):
-        if name not in table:
-            raise JobError(f"no {kind} resource named {name!r}")
+    )
     pool_id = await svc.ensure_pool(worker.target_pool)
     job_type = "B" if worker.migrate else "C"
     now = time.time()
