@@ -401,7 +401,7 @@ def _accept(
         return None
 
 
-async def _read_preamble(client: socket.socket) -> bytes:
+async def read_preamble(client: socket.socket) -> bytes:
     """The first len(DATA_PREAMBLE) bytes, read on the event loop (a silent peer holds no thread)."""
     loop = asyncio.get_running_loop()
     got = b""
@@ -431,7 +431,7 @@ async def accept(
     """
     _tune(client, limits)
     try:
-        preamble = await _read_preamble(client)
+        preamble = await read_preamble(client)
     except (TimeoutError, OSError) as exc:
         log.info("connection_closed_before_data", reason=str(exc) or "no preamble in time")
         return None

@@ -18,13 +18,19 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from common.net import Connection
-from common.tls import peer_names
 from director.catalog import JobRow
 from director.jobs import status as st
 from director.jobs.attributes import AttributeSink
 from director.jobs.control import JobControl
 from director.jobs.errors import JobCanceled, JobError
-from director.jobs.links import connect, request, serve_job, set_up_sd_job, storage_wait
+from director.jobs.links import (
+    connect,
+    request,
+    serve_job,
+    set_up_sd_job,
+    storage_wait,
+    verified_names,
+)
 from director.jobs.volumes import assign_volume, record_jobmedia, record_volume_update
 from protocol.conversations import DIRECTOR_FROM_SD, Conversation
 from protocol.jobs import (
@@ -272,7 +278,7 @@ async def _remote(svc: JobServices, worker: JobControl, move: Move) -> dict[str,
         )
         await request(
             writing,
-            SdRun(peer_names=_verified_names(reading)),
+            SdRun(peer_names=verified_names(reading)),
             Ok,
             "writing storage listen",
         )
@@ -285,7 +291,7 @@ async def _remote(svc: JobServices, worker: JobControl, move: Move) -> dict[str,
                 job=worker.unique,
                 key=accepted.key,
                 tls=bool(target_storage.tls_enable and source_storage.tls_enable),
-                peer_names=_verified_names(writing),
+                peer_names=verified_names(writing),
             ),
             Ok,
             "reading storage replicate",
@@ -302,12 +308,6 @@ async def _remote(svc: JobServices, worker: JobControl, move: Move) -> dict[str,
         for conn in (reading, writing):
             if conn is not None:
                 await conn.close(terminate=True)
-
-
-def _verified_names(conn: Connection) -> tuple[str, ...]:
-    """The names in the certificate this Storage Daemon showed the Director: the other SD of the
-    copy must see the same certificate (#13). Plain TCP: none, nothing to check."""
-    return tuple(sorted(peer_names(conn.ssl_object))) if conn.tls else ()
 
 
 async def _started(svc: JobServices, worker: JobControl, accepted: SdJobAccepted) -> None:

@@ -99,10 +99,17 @@ def sd_certificate_name(storage: StorageResource, sd: Connection) -> str:
     allowed = tuple(storage.tls_allowed_cn or ())
     if len(allowed) == 1:
         return allowed[0]
-    names = peer_names(sd.ssl_object) if sd.tls else set()
+    names = verified_names(sd)
     if not names:
         return ""
-    return storage.name if storage.name in names else sorted(names)[0]
+    return storage.name if storage.name in names else names[0]
+
+
+def verified_names(conn: Connection) -> tuple[str, ...]:
+    """The names (sorted) in the certificate a daemon showed the Director on `conn`, as the
+    Director verified it: what a File Daemon or the other Storage Daemon of a copy must see again
+    (#13). Plain TCP: none, nothing to check."""
+    return tuple(sorted(peer_names(conn.ssl_object))) if conn.tls else ()
 
 
 def storage_wait(name: str) -> WaitReason:

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from common.bulk import DATA_PREAMBLE
+from common.bulk import DATA_PREAMBLE, read_preamble
 from common.pki import issue_certificate, load_ca
 from common.tls import server_context
 from protocol.frames import Signal
@@ -127,14 +127,8 @@ async def _posing_sd(inst: Installation, certificate: str) -> AsyncIterator[int]
     held: set[asyncio.Task[None]] = set()
 
     async def hold(client: socket.socket) -> None:
-        preamble = b""
-        while len(preamble) < len(DATA_PREAMBLE):
-            chunk = await loop.sock_recv(client, len(DATA_PREAMBLE) - len(preamble))
-            if not chunk:
-                client.close()
-                return
-            preamble += chunk
-        assert preamble == DATA_PREAMBLE
+        # Read as the SD reads it: exactly the preamble's bytes, nothing buffered behind them.
+        assert await read_preamble(client) == DATA_PREAMBLE
         reader = asyncio.StreamReader()
         transport, _protocol = await loop.connect_accepted_socket(
             lambda: asyncio.StreamReaderProtocol(reader), client, ssl=ctx
