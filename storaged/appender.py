@@ -8,6 +8,8 @@ blocks of different sessions interleave and each names its session (docs/volume-
 A failed write never leaves damage behind: the file is cut back to the end of the last good block
 (`ftruncate`) and the volume refuses further blocks, Full after ENOSPC, Error after any other
 failure. The block that failed stays with its session, which writes it again on its next volume.
+Blocks go to the disk with O_DIRECT where the file system allows it (storaged.direct_io): the
+file then ends in up to 4 KiB of zeros until `sync` cuts them, before it confirms anything.
 Pure file I/O (no asyncio): the Storage Daemon calls it from worker threads.
 """
 
@@ -25,6 +27,7 @@ from typing import Final
 
 from common import gather
 from protocol.records import Record, Stream
+from storaged.direct_io import DirectAppend, Pwrite
 from storaged.volume import (
     BLOCK_HEADER,
     BLOCK_SIZE,
@@ -142,8 +145,15 @@ class VolumeAppender:
     Sessions write whole blocks through `write_block`; `sync` makes everything written durable."""
 
     def __init__(
-        self, path: Path, max_bytes: int | None = None, writev: Writev = os.writev
+        self,
+        path: Path,
+        max_bytes: int | None = None,
+        writev: Writev = os.writev,
+        direct_io: bool = True,
+        pwrite: Pwrite = os.pwrite,
     ) -> None:
+        """`direct_io`: append through O_DIRECT where the file system allows it (storaged.direct_io);
+        `writev` and `pwrite` write blocks on the buffered and the direct path (tests inject faults)."""
         self.path = path
         self.max_bytes = max_bytes or None
         self.label = read_label(path)
@@ -160,6 +170,13 @@ class VolumeAppender:
             os.close(self._fd)
             raise
         self.size = good_end
+        self._direct: DirectAppend | None = None
+        if direct_io:
+            try:
+                self._direct = DirectAppend.open(path, good_end, pwrite)
+            except BaseException:
+                os.close(self._fd)
+                raise
         self.blocks_written = 0
         self.status: str | None = (
             None  # Full or Error: no new records (blocks already filled may still go)
@@ -197,12 +214,9 @@ class VolumeAppender:
                 raise VolumeWriteFailed(self.name, self.status or "Error", self.reason)
             number, offset = self._next_block, self.size
             crc = block_crc(number, length, session_id, session_time, parts)
+            block = [block_header(number, length, session_id, session_time, crc), *parts]
             try:
-                os.lseek(self._fd, offset, os.SEEK_SET)  # the end of the last good block, always
-                gather.write_all(
-                    partial(self._writev, self._fd),
-                    [block_header(number, length, session_id, session_time, crc), *parts],
-                )
+                self._write(offset, block, BLOCK_HEADER.size + length)
             except OSError as exc:
                 self._fail(exc, f"writing block {number} at byte offset {offset}")
             self.size += BLOCK_HEADER.size + length
@@ -210,9 +224,37 @@ class VolumeAppender:
             self.blocks_written += 1
             return Position(number, offset)
 
+    def _write(self, offset: int, block: list[bytes | memoryview], size: int) -> None:
+        """Write one block at `offset`, the end of the last good block (lock held)."""
+        if self._direct is not None:
+            try:
+                self._direct.write(block, size)
+                return
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                # The device wants another alignment (nothing was written): buffered from now on.
+                self._end_direct()
+        os.lseek(self._fd, offset, os.SEEK_SET)
+        gather.write_all(partial(self._writev, self._fd), block)
+
+    def _trim(self) -> None:
+        """Cut the zeros a direct write padded its last file-system block with (lock held)."""
+        if self._direct is not None and self._direct.padded:
+            os.ftruncate(self._fd, self.size)
+            self._direct.padded = False
+
+    def _end_direct(self) -> None:
+        if self._direct is not None:
+            self._direct.close()
+            self._direct = None
+
     def sync(self) -> None:
         """Make every block written so far durable; a failed fsync marks the volume Error."""
         try:
+            with self._lock:
+                if self._fd >= 0:
+                    self._trim()
             os.fsync(self._fd)
         except OSError as exc:
             with self._lock:
@@ -222,6 +264,7 @@ class VolumeAppender:
         """Cut the file back to its last good block and refuse further blocks (lock held)."""
         status = "Full" if exc.errno in NO_ROOM else "Error"
         reason = f"{step} failed: {exc.strerror or exc}"
+        self._end_direct()
         try:
             os.ftruncate(self._fd, self.size)
         except OSError as cut:
@@ -234,7 +277,9 @@ class VolumeAppender:
         with self._lock:
             if self._fd >= 0:
                 with contextlib.suppress(OSError):
+                    self._trim()
                     os.fsync(self._fd)
+                self._end_direct()
                 os.close(self._fd)
                 self._fd = -1
 

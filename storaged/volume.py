@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from functools import partial
 from pathlib import Path
-from typing import Any, BinaryIO, Final
+from typing import Any, Final, Protocol
 
 from zlib_ng import zlib_ng
 
@@ -22,6 +22,7 @@ from common import gather
 from protocol import codec
 from protocol.errors import DecodeError
 from protocol.records import Record
+from storaged.direct_io import DirectReader
 
 FORMAT_VERSION: Final = 2  # 2: every block names its session (blocks of sessions interleave)
 BLOCK_MAGIC: Final = b"SRB2"
@@ -225,6 +226,27 @@ def read_label(path: Path) -> VolumeLabel:
     raise VolumeError(f"{path} is not a Strongroom volume (no volume label)")
 
 
+class Readable(Protocol):
+    """What reading blocks needs of an open volume: a buffered file or a `DirectReader`."""
+
+    def read(self, n: int = ..., /) -> bytes: ...
+    def seek(self, offset: int, whence: int = ..., /) -> int: ...
+    def tell(self) -> int: ...
+
+
+@contextlib.contextmanager
+def open_volume(path: Path) -> Iterator[Readable]:
+    """`path` open for reading blocks: with O_DIRECT where the file system allows it (a volume is
+    read once, for a restore or a copy, and caching it would only evict what others use)."""
+    direct = DirectReader.open(path)
+    if direct is not None:
+        with direct:
+            yield direct
+        return
+    with path.open("rb") as f:
+        yield f
+
+
 @dataclass(frozen=True, slots=True)
 class BlockHeader:
     """A block's header as read: where it is, how long, whose (None for a format-1 block)."""
@@ -248,7 +270,7 @@ class BlockHeader:
         return block_crc(self.number, self.length, *self.session, [data]) == self.crc
 
 
-def read_block_header(f: BinaryIO, path: Path, expect: int | None) -> BlockHeader | None:
+def read_block_header(f: Readable, path: Path, expect: int | None) -> BlockHeader | None:
     """The next block header (format 1 or 2); None at a clean end of file."""
     offset = f.tell()
     head = f.read(BLOCK_HEADER_V1.size)
@@ -277,7 +299,7 @@ def read_block_header(f: BinaryIO, path: Path, expect: int | None) -> BlockHeade
 
 
 def _read_block(
-    f: BinaryIO, path: Path, expect: int | None, session: tuple[int, int] | None = None
+    f: Readable, path: Path, expect: int | None, session: tuple[int, int] | None = None
 ) -> tuple[BlockHeader, bytes | None] | None:
     """The next block and its checked data; None at a clean end of file. With `session`, a
     format-2 block of another session is skipped unread (its data is None)."""
@@ -340,7 +362,7 @@ def _split(
 
 
 def _blocks(
-    f: BinaryIO,
+    f: Readable,
     path: Path,
     first_block: int,
     session: tuple[int, int] | None = None,
@@ -368,7 +390,7 @@ def _blocks(
 
 
 def _records(
-    f: BinaryIO,
+    f: Readable,
     path: Path,
     first_block: int,
     session: tuple[int, int] | None = None,
@@ -397,7 +419,7 @@ class VolumeReader:
         can hold that session's records are read (format-2 blocks of other sessions are skipped),
         and a `start` must be where that session begins."""
         try:
-            with self.path.open("rb") as f:
+            with open_volume(self.path) as f:
                 if start is not None:
                     f.seek(start.offset)
                 yield from _records(
@@ -415,7 +437,7 @@ class VolumeReader:
     ) -> Iterator[tuple[BlockHeader, bytes | None]]:
         """The checked blocks from `start` (see `records`); blocks of other sessions have no data."""
         try:
-            with self.path.open("rb") as f:
+            with open_volume(self.path) as f:
                 if start is not None:
                     f.seek(start.offset)
                 yield from _blocks(

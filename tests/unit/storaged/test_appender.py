@@ -20,6 +20,7 @@ from storaged.appender import (
     VolumeWriter,
     scan_tail,
 )
+from storaged.direct_io import ALIGN
 
 
 def _label(path: Path, name: str = "Full-0001") -> Path:
@@ -158,10 +159,41 @@ class FailingWritev:
         return os.writev(fd, buffers)
 
 
+class FailingPwrite:
+    """os.pwrite (the O_DIRECT path) that writes one file-system block of the nth call's data,
+    then fails with `err`."""
+
+    def __init__(self, fail_on: int, err: int) -> None:
+        self.calls = 0
+        self.fail_on = fail_on
+        self.err = err
+
+    def __call__(self, fd: int, data: memoryview, offset: int) -> int:
+        self.calls += 1
+        if self.calls == self.fail_on:
+            os.pwrite(fd, data[:ALIGN], offset)  # a part reached the disk before the error
+            raise OSError(self.err, os.strerror(self.err))
+        return os.pwrite(fd, data, offset)
+
+
+def failing_appender(path: Path, fail_on: int, err: int, direct: bool) -> VolumeAppender:
+    """An appender whose `fail_on`th block write fails with `err`, on the direct or buffered path."""
+    if not direct:
+        return VolumeAppender(path, writev=FailingWritev(fail_on, err), direct_io=False)
+    appender = VolumeAppender(path, pwrite=FailingPwrite(fail_on, err))
+    if appender._direct is None:
+        appender.close()
+        pytest.skip(f"the file system of {path} refuses O_DIRECT")
+    return appender
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["direct", "buffered"])
 @pytest.mark.parametrize(("err", "status"), [(errno.ENOSPC, "Full"), (errno.EIO, "Error")])
-def test_failed_write_cuts_back_and_keeps_the_block(tmp_path: Path, err: int, status: str) -> None:
+def test_failed_write_cuts_back_and_keeps_the_block(
+    tmp_path: Path, err: int, status: str, direct: bool
+) -> None:
     path = _label(tmp_path / "v")
-    appender = VolumeAppender(path, writev=FailingWritev(fail_on=4, err=err))
+    appender = failing_appender(path, 4, err, direct)
     session = SessionWriter(appender, 1, 100, block_size=4096)
     session.start(_session(1))
     records = _records(1, 30)
