@@ -40,6 +40,7 @@ from types import TracebackType
 from typing import Any, Final
 
 from filed.codecs import Hasher
+from filed.direct_data import DirectData
 from filed.restore_checks import (
     FILE_ERRORS,
     MAX_CHUNK_SIZE,
@@ -187,6 +188,7 @@ class RestoreWriter:
         self._token = secrets.token_hex(4).encode()
         self._serial = itertools.count()
         self._leftovers = Leftovers()
+        self._direct = DirectData()  # a large file's data: O_DIRECT through a staging buffer
         self._release = weakref.finalize(self, self._leftovers.release)
         self._closed = False
         try:
@@ -452,9 +454,12 @@ class RestoreWriter:
         if cur.hasher is not None:
             cur.hasher.update(data)
         size = len(data)
-        written = os.pwrite(cur.fd, data, offset)
-        while written < size:
-            written += os.pwrite(cur.fd, memoryview(data)[written:], offset + written)
+        if offset == 0 and cur.fd != self._direct.fd:
+            self._direct.begin(cur.fd, cur.attrs.size)
+        if not self._direct.write(cur.fd, data, offset):
+            written = os.pwrite(cur.fd, data, offset)
+            while written < size:
+                written += os.pwrite(cur.fd, memoryview(data)[written:], offset + written)
         cur.end = max(cur.end, offset + size)
         self.stats.bytes += size
 
@@ -467,6 +472,12 @@ class RestoreWriter:
         if cur is None:
             return
         a = cur.attrs
+        if cur.fd >= 0 and cur.fd == self._direct.fd:
+            try:
+                self._direct.finish()
+            except FILE_ERRORS as exc:
+                self._fail(cur, f"writing its data failed: {reason(exc)}")
+                return
         try:
             if a.type == FileType.DIRECTORY:
                 self._dirs.append(
@@ -541,6 +552,7 @@ class RestoreWriter:
             try:
                 self._guarded(self._finish_dirs)
             finally:
+                self._direct.close()
                 self._release()
         return self.stats
 
@@ -605,6 +617,7 @@ class RestoreWriter:
         """Close the file's descriptor and remove the name this restore made for it, if it still
         has them."""
         if cur.fd >= 0:
+            self._direct.drop(cur.fd)
             with contextlib.suppress(OSError):
                 self._close(cur)
         if cur.made is not None:
