@@ -59,6 +59,7 @@ class AccurateList:
         self._seen = bytearray()
         self._sorted = True  # the paths arrived in byte order: the unseen ones need no sort
         self._last = b""
+        self._max = b""  # the greatest path so far: a greater one cannot be a repeat
 
     @classmethod
     def from_mapping(
@@ -77,11 +78,14 @@ class AccurateList:
         """Take a batch of the Director's list; a path sent twice keeps its last fields."""
         write = self._paths.write
         for path, mtime_ns, ctime_ns, size, mode in entries:
-            known = self.lookup(path)
-            if known is not None:
-                self._mtimes[known], self._ctimes[known] = mtime_ns, ctime_ns
-                self._sizes[known], self._modes[known] = size, mode
-                continue
+            if path > self._max:  # after every path so far (the Director sends them in order)
+                self._max = path
+            else:
+                known = self.lookup(path)
+                if known is not None:
+                    self._mtimes[known], self._ctimes[known] = mtime_ns, ctime_ns
+                    self._sizes[known], self._modes[known] = size, mode
+                    continue
             index = len(self._hashes)
             if 2 * (index + 1) > len(self._slots):
                 self._grow()

@@ -180,7 +180,7 @@ class BackupReader:
                         yield from self._file(path, st, options, place, opened)
                         if opened is not None and not self._list(opened):
                             dirs.pop()  # closed by _list
-                found = self._next(dirs)
+                found = self._next(dirs, blocks)
                 if found is None:
                     return
                 path, st, place = found
@@ -188,9 +188,14 @@ class BackupReader:
             for left in dirs:  # the walk was stopped (cancel) or failed
                 os.close(left.fd)
 
-    def _next(self, dirs: list[_Dir]) -> tuple[bytes, os.stat_result, _Place] | None:
+    def _next(
+        self, dirs: list[_Dir], blocks: list[CompiledOptions]
+    ) -> tuple[bytes, os.stat_result, _Place] | None:
         """The next entry of the walk, stat'ed through its directory's descriptor; None at the end.
-        Directories done with are closed."""
+        Directories done with are closed. In an Incremental or Differential a file that did not
+        change is passed over here (marked seen in accurate mode), which is all `_file` would do
+        with it: a no-change Incremental is this loop."""
+        skipping = self.accurate is not None or self.since_ns is not None
         while dirs:
             here = dirs[-1]
             names = here.names
@@ -202,11 +207,12 @@ class BackupReader:
             here.next += 1
             path = here.base + name
             try:
-                return (
-                    path,
-                    os.stat(name, dir_fd=here.fd, follow_symlinks=False),
-                    _Place(here.fd, name),
-                )
+                st = os.stat(name, dir_fd=here.fd, follow_symlinks=False)
+                if skipping and not stat.S_ISDIR(st.st_mode) and path not in self._excluded:
+                    options = choose(blocks, path, False)
+                    if options is not None and not self._changed(path, st, options):
+                        continue
+                return path, st, _Place(here.fd, name)
             except FileNotFoundError:
                 self._warn(f"{_printable(path)}: vanished during the backup")
             except OSError as exc:

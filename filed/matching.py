@@ -35,9 +35,13 @@ class CompiledOptions:
             "file": wild(s.wild_file) + regex(s.regex_file),
         }
 
+    @cached_property
+    def has_patterns(self) -> bool:
+        return self.spec.has_patterns
+
     def matches(self, path: bytes, is_dir: bool) -> bool:
         """A block without patterns matches every file (it is the default for its Include)."""
-        if not self.spec.has_patterns:
+        if not self.has_patterns:
             return True
         kinds = ("any", "dir") if is_dir else ("any", "file")
         for kind in kinds:
