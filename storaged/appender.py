@@ -233,7 +233,9 @@ class VolumeAppender:
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
                     raise
-                # The device wants another alignment (nothing was written): buffered from now on.
+                # The device wants another alignment (nothing was written): buffered from now on,
+                # from a file cut back to its data (an earlier direct write may have padded it).
+                self._trim()
                 self._end_direct()
         os.lseek(self._fd, offset, os.SEEK_SET)
         gather.write_all(partial(self._writev, self._fd), block)

@@ -123,18 +123,29 @@ def test_a_device_that_refuses_the_alignment_falls_back_to_buffered_writes(tmp_p
     path = _label(tmp_path / "v")
     _direct_or_skip(path)
 
-    def refuse(fd: int, data: memoryview, offset: int) -> int:
-        raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+    calls = 0
 
-    appender = VolumeAppender(path, pwrite=refuse)
-    appender.write_block(1, 100, [b"a" * 5000], 5000)
+    def refuse_the_second(fd: int, data: memoryview, offset: int) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        return os.pwrite(fd, data, offset)
+
+    appender = VolumeAppender(path, pwrite=refuse_the_second)
+    appender.write_block(1, 100, [b"a" * 5000], 5000)  # direct, padded
+    assert appender._direct is not None and path.stat().st_size > appender.size
+    appender.write_block(1, 100, [b"b" * 10], 10)  # refused: buffered, after the padding is cut
     assert appender._direct is None
-    appender.write_block(1, 100, [b"b" * 10], 10)
+    appender.write_block(1, 100, [b"c" * 7], 7)
+    assert path.stat().st_size == appender.size  # no zeros left behind the data
     appender.sync()
-    assert path.stat().st_size == appender.size
     blocks = [data for _h, data in vol.VolumeReader(path).blocks() if data is not None]
-    assert blocks[-2:] == [b"a" * 5000, b"b" * 10]
+    assert blocks[-3:] == [b"a" * 5000, b"b" * 10, b"c" * 7]
     appender.close()
+    reopened = VolumeAppender(path)
+    assert reopened.repair is None  # nothing to cut: the file ends at its last block
+    reopened.close()
 
 
 def test_direct_reader_reads_seeks_and_stops_at_the_end(tmp_path: Path) -> None:
