@@ -48,6 +48,9 @@ class FileDaemonResource(TlsFields):
     port: int = 9102
     address: str | None = None
     working_directory: Path | None = None
+    # A restored file of 1 MiB or more is written with O_DIRECT where the file system allows it
+    # (filed/direct_data.py); `no` writes every file through the page cache.
+    direct_io: bool = True
     heartbeat_interval: Duration = (
         DEFAULT_HEARTBEAT_INTERVAL  # 0 turns heartbeats off (common.link)
     )

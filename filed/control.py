@@ -246,7 +246,10 @@ class _DirectorLoop:
             else default_where(_client_setting(self.fd, "working_directory", None))
         )
         self.talk.enter(RUNNING)
-        await _session(self.fd, job, self.conn, self.log, _restore(job, msg, self.log, where))
+        direct_io = _client_setting(self.fd, "direct_io", True)
+        await _session(
+            self.fd, job, self.conn, self.log, _restore(job, msg, self.log, where, direct_io)
+        )
         return True
 
     async def _on_script(self, msg: RunScriptCommand) -> bool:
@@ -575,7 +578,9 @@ def default_where(working_directory: Path | None) -> Path:
     return (working_directory or DEFAULT_WORKING_DIRECTORY) / "restores"
 
 
-async def _restore(job: FdJob, msg: FdRestore, log: Any, where: Path) -> tuple[str, str]:
+async def _restore(
+    job: FdJob, msg: FdRestore, log: Any, where: Path, direct_io: bool = True
+) -> tuple[str, str]:
     """Receive the Storage Daemon's records into a RestoreWriter. Whatever ends the restore (the
     end of the data, an SD error, cancel, a broken connection, a bug), the writer is finished or
     aborted before this returns or raises: descriptors closed, half-written files and hidden
@@ -594,6 +599,7 @@ async def _restore(job: FdJob, msg: FdRestore, log: Any, where: Path) -> tuple[s
         privileged_content=msg.privileged_content,
         same_client=msg.same_client,
         log=log,
+        direct_io=direct_io,
     )
     if (
         writer.rejected is not None

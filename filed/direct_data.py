@@ -40,12 +40,12 @@ def _pwrite_all(fd: int, data: memoryview, offset: int, direct: bool) -> None:
 class DirectData:
     """Stages one file at a time (the restore writer's current file); not thread-safe."""
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
         self.fd = -1  # the file being staged, -1 when none
         self._buf: mmap.mmap | None = None  # page-aligned, made on first use
         self._start = 0  # the file offset the buffer starts at (aligned)
         self._len = 0
-        self._refused = False  # the file system or device refused O_DIRECT once: not again
+        self._refused = not enabled  # off, or refused once by the file system or device
 
     def begin(self, fd: int, size: int) -> bool:
         """Stage the data of the new file `fd` (`size` bytes long) if that is worth it."""

@@ -160,6 +160,7 @@ class RestoreWriter:
         max_chunk_size: int = MAX_CHUNK_SIZE,
         privileged_content: bool = False,
         same_client: bool = True,
+        direct_io: bool = True,
     ) -> None:
         self.where = os.path.normpath(os.fsencode(where))
         self.replace = replace.lower()
@@ -188,7 +189,7 @@ class RestoreWriter:
         self._token = secrets.token_hex(4).encode()
         self._serial = itertools.count()
         self._leftovers = Leftovers()
-        self._direct = DirectData()  # a large file's data: O_DIRECT through a staging buffer
+        self._direct = DirectData(direct_io)  # large files' data: O_DIRECT through a stage
         self._release = weakref.finalize(self, self._leftovers.release)
         self._closed = False
         try:

@@ -135,6 +135,10 @@ class Device(Resource):
     count: int = 1
     maximum_concurrent_jobs: int = 1
     maximum_volume_size: Size | None = None
+    # Volumes are written and read with O_DIRECT where the file system allows it (docs/devices.md);
+    # `no` keeps them in the page cache, for a network file system where each direct write waits
+    # for the server.
+    direct_io: bool = True
 
 
 class StorageDaemonConfig(BaseModel):

@@ -35,6 +35,7 @@ class StorageDaemon(Daemon[StorageDaemonConfig]):
                     archive=Path(d.archive_device),
                     label_media=d.label_media,
                     max_jobs=max(1, d.maximum_concurrent_jobs),
+                    direct_io=d.direct_io,
                 )
                 for name, d in self.config.devices.items()
             }

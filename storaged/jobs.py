@@ -49,13 +49,17 @@ class OpenVolumes:
         self._open: dict[Path, _OpenVolume] = {}
         self._lock = asyncio.Lock()
 
-    async def acquire(self, path: Path, max_bytes: int | None) -> VolumeAppender:
+    async def acquire(
+        self, path: Path, max_bytes: int | None, direct_io: bool = True
+    ) -> VolumeAppender:
         """The volume's appender (opening it, and repairing a torn tail, when nobody has it open).
         A volume that failed or filled up while open is refused with that error."""
         async with self._lock:
             entry = self._open.get(path)
             if entry is None:
-                appender = await asyncio.to_thread(VolumeAppender, path, max_bytes)
+                appender = await asyncio.to_thread(
+                    VolumeAppender, path, max_bytes, direct_io=direct_io
+                )
                 entry = self._open[path] = _OpenVolume(appender)
             appender = entry.appender
             if appender.status is not None:

@@ -31,6 +31,7 @@ class Device:
     archive: Path
     label_media: bool
     max_jobs: int
+    direct_io: bool = True  # volumes through O_DIRECT (storaged.direct_io)
     holders: set[str] = field(default_factory=set)
     mode: str | None = None  # "append" or "read" while reserved
     volumes: dict[str, str] = field(default_factory=dict)  # appending job -> the volume it writes

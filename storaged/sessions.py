@@ -46,6 +46,7 @@ from storaged import volume as vol
 from storaged.appender import SessionWriter, VolumeAppender, VolumeWriteFailed
 from storaged.jobs import SdJob, SdJobError
 from storaged.record_gate import RecordGate, RecordRefused
+from storaged.reservation import Device
 
 CATALOG_STREAMS: Final = frozenset({Stream.ATTRIBUTES, Stream.DIGEST, Stream.DELETED})
 ATTR_BATCH: Final = 400
@@ -153,7 +154,9 @@ async def _open_segment(job: SdJob, assignment: VolumeAssignment) -> Segment:
     """Join the volume's one writer (opening the volume if this is its first session) and start
     this job's session on it."""
     path = await asyncio.to_thread(_prepare_volume, job, assignment)
-    appender = await job.open_volumes.acquire(path, assignment.max_bytes or None)
+    appender = await job.open_volumes.acquire(
+        path, assignment.max_bytes or None, job.device.direct_io
+    )
     if appender.repair is not None and appender.blocks_written == 0:
         repair = appender.repair
         await job.message(
@@ -461,13 +464,14 @@ async def volume_batches(
     entry: vol.BootstrapVolume,
     path: Path,
     batch_bytes: int = BATCH_BYTES,
+    direct_io: bool = True,
 ) -> AsyncIterator[list[Record]]:
     """The selected records of one volume in batches; a damaged volume raises vol.VolumeError.
 
     One thread reads up to READ_AHEAD batches ahead (calls to `next` run in order, one at a time):
     the disk works while earlier batches are being sent or written."""
     loop = asyncio.get_running_loop()
-    batches = _batches(entry, path, batch_bytes)
+    batches = _batches(entry, path, batch_bytes, direct_io)
     reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sd-read")
     ahead: deque[asyncio.Future[list[Record] | None]] = deque(
         loop.run_in_executor(reader, next, batches, None) for _ in range(READ_AHEAD)
@@ -488,14 +492,18 @@ async def volume_batches(
         await asyncio.to_thread(reader.shutdown, wait=True, cancel_futures=True)
 
 
-async def read_batches(job: SdJob, archive: Path, batch_bytes: int) -> AsyncIterator[list[Record]]:
-    """The records the job's bootstrap selects, volume by volume (no JOB_START markers)."""
+async def read_batches(job: SdJob, device: Device, batch_bytes: int) -> AsyncIterator[list[Record]]:
+    """The records the job's bootstrap selects from `device`'s volumes, volume by volume (no
+    JOB_START markers)."""
+    archive = device.archive
     for spec in job.bootstrap:
         path = archive / spec.volume_name
         if not path.exists():
             raise SdJobError(f"volume {spec.volume_name} not found in {archive}")
         try:
-            async for batch in volume_batches(job, _entry(spec), path, batch_bytes):
+            async for batch in volume_batches(
+                job, _entry(spec), path, batch_bytes, device.direct_io
+            ):
                 yield batch
         except vol.VolumeError as exc:
             raise SdJobError(f"error reading volume {spec.volume_name}: {exc}") from exc
@@ -505,7 +513,7 @@ async def run_local_copy(job: SdJob, log: Any) -> None:
     """Copy/migrate on one SD: read the bootstrap from the read device, append to the write device."""
     assert job.read_device is not None and job.volume is not None
     seg = await _open_first_segment(job, job.volume)
-    await append_batches(job, seg, read_batches(job, job.read_device.archive, COPY_BATCH_BYTES))
+    await append_batches(job, seg, read_batches(job, job.read_device, COPY_BATCH_BYTES))
     log.info("local_copy_done", job=job.name, files=job.files, bytes=job.bytes)
 
 
@@ -526,7 +534,7 @@ async def run_replicate(job: SdJob, peer: Connection, log: Any) -> None:
     await job.set_status("R")
     # A bulk connection (common.bulk) takes frames of several MiB; a plain one, BATCH_BYTES.
     batch_bytes = min(COPY_BATCH_BYTES, max(BATCH_BYTES, peer.limits.max_frame_size // 2))
-    async for batch in read_batches(job, job.device.archive, batch_bytes):
+    async for batch in read_batches(job, job.device, batch_bytes):
         job.files += sum(1 for r in batch if r.stream == Stream.ATTRIBUTES)
         job.bytes += sum(len(r.payload) for r in batch if r.stream != Stream.ATTRIBUTES)
         await peer.send_parts(encode_batch_parts(batch))
@@ -622,8 +630,10 @@ async def _switch_volume(job: SdJob, at: Appending) -> None:
     at.seg = await _open_first_segment(job, assignment)
 
 
-def _batches(entry: vol.BootstrapVolume, path: Path, batch_bytes: int) -> Iterator[list[Record]]:
-    reader = vol.VolumeReader(path)
+def _batches(
+    entry: vol.BootstrapVolume, path: Path, batch_bytes: int, direct_io: bool = True
+) -> Iterator[list[Record]]:
+    reader = vol.VolumeReader(path, direct_io)
     batch: list[Record] = []
     size = 0
     for _selected, record in vol.select_records(reader, [entry]):
@@ -658,7 +668,9 @@ async def run_read(job: SdJob, data: Connection, log: Any) -> None:
             )
             current_job = spec.job_id
         try:
-            async for batch in volume_batches(job, _entry(spec), path):
+            async for batch in volume_batches(
+                job, _entry(spec), path, direct_io=job.device.direct_io
+            ):
                 job.files += sum(1 for r in batch if r.stream == Stream.ATTRIBUTES)
                 job.bytes += sum(len(r.payload) for r in batch if r.stream != Stream.ATTRIBUTES)
                 await data.send_parts(encode_batch_parts(batch))

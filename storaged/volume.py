@@ -235,10 +235,11 @@ class Readable(Protocol):
 
 
 @contextlib.contextmanager
-def open_volume(path: Path) -> Iterator[Readable]:
-    """`path` open for reading blocks: with O_DIRECT where the file system allows it (a volume is
-    read once, for a restore or a copy, and caching it would only evict what others use)."""
-    direct = DirectReader.open(path)
+def open_volume(path: Path, direct_io: bool = True) -> Iterator[Readable]:
+    """`path` open for reading blocks: with O_DIRECT where the file system allows it, unless
+    `direct_io` is off (a volume is read once, for a restore or a copy, and caching it would only
+    evict what others use)."""
+    direct = DirectReader.open(path) if direct_io else None
     if direct is not None:
         with direct:
             yield direct
@@ -408,8 +409,9 @@ def _records(
 class VolumeReader:
     """Every record of a volume in order, checking each block."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, direct_io: bool = True) -> None:
         self.path = path
+        self.direct_io = direct_io
         self.label = read_label(path)
 
     def records(
@@ -419,7 +421,7 @@ class VolumeReader:
         can hold that session's records are read (format-2 blocks of other sessions are skipped),
         and a `start` must be where that session begins."""
         try:
-            with open_volume(self.path) as f:
+            with open_volume(self.path, self.direct_io) as f:
                 if start is not None:
                     f.seek(start.offset)
                 yield from _records(
@@ -437,7 +439,7 @@ class VolumeReader:
     ) -> Iterator[tuple[BlockHeader, bytes | None]]:
         """The checked blocks from `start` (see `records`); blocks of other sessions have no data."""
         try:
-            with open_volume(self.path) as f:
+            with open_volume(self.path, self.direct_io) as f:
                 if start is not None:
                     f.seek(start.offset)
                 yield from _blocks(

@@ -131,3 +131,12 @@ def test_a_failed_direct_write_loses_only_that_file(tmp_path: Path, src: Path) -
     assert sorted(os.listdir(restored)) == sorted(n for n in os.listdir(src) if n not in lost)
     for name in os.listdir(restored):
         assert (restored / name).read_bytes() == (src / name).read_bytes()
+
+
+def test_direct_io_off_writes_through_the_page_cache(tmp_path: Path, src: Path) -> None:
+    reader = BackupReader(_fileset(src, signature="XXH128"))
+    records = list(reader.records())
+    with mock.patch.object(DirectData, "_flush", side_effect=AssertionError("staged")):
+        writer = _restore(records, tmp_path / "restore", direct_io=False)
+    assert writer.stats.errors == 0, writer.stats.failed
+    assert compare_trees(src, tmp_path / "restore" / str(src).lstrip("/")) == []

@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from protocol.jobs import BootstrapSpec, JobMediaReport, SdJobSetup, VolumeAssignment
 from protocol.messages import Message
 from protocol.records import BATCH_BYTES, Record, Stream
@@ -103,9 +105,11 @@ async def test_rollover_with_writes_queued_keeps_every_record_in_order(tmp_path:
     assert (job.files, job.bytes) == (36, 36 * 3000)
 
 
-async def test_read_batches_in_order_and_stops_early(tmp_path: Path) -> None:
+@pytest.mark.parametrize("direct_io", [True, False], ids=["direct", "page-cache"])
+async def test_read_batches_in_order_and_stops_early(tmp_path: Path, direct_io: bool) -> None:
     assignment = _assignment(1)
     writer_job = _job(tmp_path, assignment)
+    writer_job.device.direct_io = direct_io  # the Device's `Direct IO`, for writing and reading
     batches = _batches(40, per_batch=2, size=200_000)  # several BATCH_BYTES batches
     seg = await sessions._open_first_segment(writer_job, assignment)
     await sessions.append_batches(writer_job, seg, _source(batches))
@@ -114,16 +118,19 @@ async def test_read_batches_in_order_and_stops_early(tmp_path: Path) -> None:
         volume_name=assignment.volume_name, session_id=3, session_time=100, file_indexes=((1, 80),)
     )
     reader_job = _job(tmp_path, bootstrap=(spec,))
+    reader_job.device.direct_io = direct_io
     assert report.first_index == 1 and report.last_index == 80
 
     read = [
-        r async for batch in sessions.read_batches(reader_job, tmp_path, BATCH_BYTES) for r in batch
+        r
+        async for batch in sessions.read_batches(reader_job, reader_job.device, BATCH_BYTES)
+        for r in batch
     ]
     assert [(r.file_index, r.stream, bytes(r.payload)) for r in read] == [
         (r.file_index, r.stream, bytes(r.payload)) for batch in batches for r in batch
     ]
 
-    stream = sessions.read_batches(reader_job, tmp_path, BATCH_BYTES)
+    stream = sessions.read_batches(reader_job, reader_job.device, BATCH_BYTES)
     assert len(await anext(stream)) > 0
     await stream.aclose()  # read-ahead still queued: closing must not hang or leak a running read
 
