@@ -128,18 +128,19 @@ def _prepare_volume(job: SdJob, assignment: VolumeAssignment) -> Path:
                 f"volume {assignment.volume_name} does not exist and device {device.name!r} has "
                 "'Label Media = no'; label it with the console 'label' command"
             )
-        vol.label_volume(
-            path,
-            vol.VolumeLabel(
-                volume_name=assignment.volume_name,
-                pool_name=assignment.pool_name,
-                pool_type=assignment.pool_type,
-                media_type=assignment.media_type,
-                label_time=time.time(),
-                label_program="strongroom-sd",
-                format_version=vol.FORMAT_VERSION,
-            ),
-        )
+        with contextlib.suppress(vol.VolumeExists):  # another job given it labeled it first
+            vol.label_volume(
+                path,
+                vol.VolumeLabel(
+                    volume_name=assignment.volume_name,
+                    pool_name=assignment.pool_name,
+                    pool_type=assignment.pool_type,
+                    media_type=assignment.media_type,
+                    label_time=time.time(),
+                    label_program="strongroom-sd",
+                    format_version=vol.FORMAT_VERSION,
+                ),
+            )
     if not path.exists():
         raise SdJobError(f"volume {assignment.volume_name} not found at {path}")
     label = vol.read_label(path)

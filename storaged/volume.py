@@ -10,6 +10,7 @@ import bisect
 import contextlib
 import os
 import struct
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from functools import partial
@@ -184,16 +185,23 @@ def fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
+class VolumeExists(VolumeError):
+    """The volume file is there already (another job or the console labeled it first)."""
+
+
 def label_volume(path: Path, label: VolumeLabel) -> None:
     """Create a new volume file holding only its label (refuses to overwrite anything).
 
-    The file is created 0600 and made durable with its directory entry, so a labeled volume that
-    the catalog knows of survives a crash."""
+    The label is written and fsynced under a temporary name, then linked to `path`, so the volume
+    appears whole or not at all: a job that finds the file (two jobs given the same new volume
+    label it at once) always reads its label. The file is created 0600 and made durable with its
+    directory entry, so a labeled volume that the catalog knows of survives a crash."""
     data = _encode_record(0, 0, VOL_LABEL, 0, _pack_label(label))
+    if path.exists():
+        raise VolumeExists(f"volume file {path} already exists; refusing to relabel it")
+    temp = path.with_name(f".{path.name}.label-{os.getpid()}-{threading.get_ident()}")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, VOLUME_FILE_MODE)
-    except FileExistsError as exc:
-        raise VolumeError(f"volume file {path} already exists; refusing to relabel it") from exc
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, VOLUME_FILE_MODE)
     except OSError as exc:
         raise VolumeError(f"cannot create volume {path}: {exc.strerror}") from exc
     try:
@@ -205,12 +213,18 @@ def label_volume(path: Path, label: VolumeLabel) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+        try:
+            os.link(temp, path)  # fails if the name exists: no relabeling, no half-made volume
+        except FileExistsError as exc:
+            raise VolumeExists(
+                f"volume file {path} already exists; refusing to relabel it"
+            ) from exc
         fsync_directory(path.parent)
     except OSError as exc:
-        # A label that did not reach the disk whole is no volume: leave nothing half-made behind.
-        with contextlib.suppress(OSError):
-            path.unlink()
         raise VolumeError(f"cannot label volume {path}: {exc.strerror}") from exc
+    finally:
+        with contextlib.suppress(OSError):
+            temp.unlink()
 
 
 def read_label(path: Path) -> VolumeLabel:
