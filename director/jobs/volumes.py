@@ -111,7 +111,9 @@ async def _find_or_create(
             media_type=media_type,
             max_bytes=max_bytes,
             max_jobs=max_jobs,
-            needs_label=False,
+            # Never written: the job that created it may still be labeling it. Every job given it
+            # then labels it if the file is not there yet; the Storage Daemon lets one label win.
+            needs_label=m.bytes == 0 and m.jobs == 0,
         )
     if not pool.label_format:
         raise NoVolume(
