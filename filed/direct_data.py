@@ -11,14 +11,14 @@ that wants another alignment sends the file back to buffered writes, with nothin
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import mmap
 import os
 from typing import Final
 
-ALIGN: Final = 4096  # a multiple of every common logical block size
+from common.aligned import ALIGN, pwrite_all, release
+
 STAGE: Final = 4 * 1024 * 1024
 DIRECT_MIN: Final = 1024 * 1024  # smaller files: one synchronous device write each is not worth it
 
@@ -26,15 +26,6 @@ DIRECT_MIN: Final = 1024 * 1024  # smaller files: one synchronous device write e
 def _set_direct(fd: int, on: bool) -> None:
     flags = fcntl.fcntl(fd, fcntl.F_GETFL)
     fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT if on else flags & ~os.O_DIRECT)
-
-
-def _pwrite_all(fd: int, data: memoryview, offset: int, direct: bool) -> None:
-    done = 0
-    while done < len(data):
-        n = os.pwrite(fd, data[done:], offset + done)
-        if n <= 0 or (direct and n % ALIGN):
-            raise OSError(errno.ENOSPC if n <= 0 else errno.EIO, "short write")
-        done += n
 
 
 class DirectData:
@@ -94,7 +85,7 @@ class DirectData:
             self.fd, self._len = -1, 0
             _set_direct(fd, False)
             if rest:
-                _pwrite_all(fd, stage[:rest], self._start, direct=False)
+                pwrite_all(fd, stage[:rest], self._start, direct=False)
 
     def drop(self, fd: int) -> None:
         """Forget what is staged for `fd` (its file failed and is removed)."""
@@ -103,21 +94,20 @@ class DirectData:
 
     def close(self) -> None:
         if self._buf is not None:
-            with contextlib.suppress(BufferError):
-                self._buf.close()
+            release(self._buf)
             self._buf = None
 
     def _flush(self, stage: memoryview, n: int) -> None:
         """Write the first `n` (aligned) staged bytes; keep the rest at the buffer's start."""
         try:
-            _pwrite_all(self.fd, stage[:n], self._start, direct=True)
+            pwrite_all(self.fd, stage[:n], self._start, direct=True)
         except OSError as exc:
             if exc.errno != errno.EINVAL:
                 raise
             # The device wants another alignment (nothing was written): through the page cache.
             self._refused = True
             _set_direct(self.fd, False)
-            _pwrite_all(self.fd, stage[:n], self._start, direct=False)
+            pwrite_all(self.fd, stage[:n], self._start, direct=False)
         left = self._len - n
         stage[:left] = stage[n : self._len]
         self._start += n

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Final
 
 from common import gather
+from common.aligned import Pwrite
 from protocol.records import Record, Stream
-from storaged.direct_io import DirectAppend, Pwrite
+from storaged.direct_io import DirectAppend
 from storaged.volume import (
     BLOCK_HEADER,
     BLOCK_SIZE,

@@ -14,18 +14,16 @@ callers then use buffered I/O.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import mmap
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
-ALIGN: Final = 4096
-READ_CHUNK: Final = 4 * 1024 * 1024  # one direct read: ~1.5 GB/s on a virtio disk (1 MiB: ~1.3)
+from common.aligned import ALIGN, Pwrite, pwrite_all, release
 
-Pwrite = Callable[[int, memoryview, int], int]
+READ_CHUNK: Final = 4 * 1024 * 1024  # one direct read: ~1.5 GB/s on a virtio disk (1 MiB: ~1.3)
 
 
 def _down(n: int) -> int:
@@ -34,12 +32,6 @@ def _down(n: int) -> int:
 
 def _up(n: int) -> int:
     return -(-n // ALIGN) * ALIGN
-
-
-def _release(buf: mmap.mmap) -> None:
-    """Unmap `buf` now, or when the last view of it goes (a traceback may still hold one)."""
-    with contextlib.suppress(BufferError):
-        buf.close()
 
 
 def open_direct(path: Path, flags: int) -> int | None:
@@ -94,7 +86,7 @@ class DirectAppend:
         total = len(tail) + length
         padded = _up(total)
         if padded > len(self._buf):
-            _release(self._buf)
+            release(self._buf)
             self._buf = mmap.mmap(-1, padded)
         with memoryview(self._buf) as view:
             pos = len(tail)
@@ -106,14 +98,7 @@ class DirectAppend:
             if pos != total:
                 raise ValueError(f"parts hold {pos - len(tail)} bytes, not {length}")
             view[total:padded] = bytes(padded - total)
-            done = 0
-            while done < padded:
-                n = self._pwrite(self._fd, view[done:padded], start + done)
-                if n <= 0 or n % ALIGN:
-                    # No room for more (a full disk answers ENOSPC on the next call), or a device
-                    # that wrote a part of a sector: neither may be papered over.
-                    raise OSError(errno.ENOSPC if n <= 0 else errno.EIO, "short direct write")
-                done += n
+            pwrite_all(self._fd, view[:padded], start, direct=True, pwrite=self._pwrite)
             self._tail = bytes(view[_down(total) : total])
         self.end += length
         self.padded = padded != total
@@ -122,7 +107,7 @@ class DirectAppend:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-        _release(self._buf)
+        release(self._buf)
 
 
 class DirectReader:
@@ -189,4 +174,4 @@ class DirectReader:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
-            _release(self._buf)
+            release(self._buf)
