@@ -4,7 +4,7 @@
 
 Each variant runs in a fresh process that imports the File Daemon, then receives `--files`
 entries the way the FD does: AccurateBatch messages of 2,000 entries decoded from their wire bytes
-and stored (`new`: filed.accurate.AccurateList with its paths in a file under --dir; `dict`: the
+and stored (`new`: filed.accurate.AccurateList, its entries in a file under --dir; `dict`: the
 dict of AccurateEntry plus the set of seen paths the FD kept before), then looks up every path and
 marks it seen as the backup walk does (one in 1,000 is missing: new files; one in 1,000 of the
 list is never seen: deleted ones) and lists the unseen ones. It prints the peak RSS (VmHWM) after
@@ -71,10 +71,10 @@ def _run(variant: str, files: int, directory: Path) -> None:
             path = _path(n)
             if n % del_every == 1:
                 continue  # deleted since
-            index = accurate.lookup(path)
-            if index is not None:
-                accurate.mark_seen(index)
-                accurate.unchanged(index, n, n + 1, 8, 0o100644)
+            known = accurate.find(path)
+            if known is not None:
+                accurate.mark_seen(known[0])
+                _ = known[1:] == (n, n + 1, 8, 0o100644)
         t2 = time.process_time()
         unseen = sum(1 for _ in accurate.unseen())
         accurate.close()

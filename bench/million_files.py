@@ -1,10 +1,12 @@
-"""A million small files: backup, no-change Incremental, restore of one directory, browsing, memory.
+"""A million small files: backup, no-change Incremental, restores, browsing, memory.
 
     .venv/bin/python bench/million_files.py [--dir DIR] [--files 1000000] [--dirs 1000] [--skip-jobs]
+        [--no-full-restore] [--no-ballast]
 
 Generates (once per size) `--files` tiny files (8 bytes each) in `--dirs` directories, starts the
 real daemons (TLS on, XXH128 signatures, SQLite catalog, Accurate = yes) and prints: the Full's
-seconds and files/s, the no-change Incremental's seconds, the restore of one directory, the same
+seconds and files/s, the no-change Incremental's seconds, the restore of one directory and (unless
+--no-full-restore) of the whole tree, counting the files that came back, the same
 selection made in the catalog (restore.chosen.choose, in a child process, with its peak RSS), browsing
 one directory of the Full through the catalog's path/parent index (Catalog.browse_directory, the
 median of 20 calls on a read-only connection), each daemon's peak RSS (VmHWM) over the run and the
@@ -193,7 +195,9 @@ def browse_ms(db: Path, job_id: int, directory: bytes, rounds: int = 20) -> tupl
     return statistics.median(times) * 1000, entries
 
 
-async def bench(root: Path, files: int, dirs: int, skip_jobs: bool, ballast: bool) -> None:
+async def bench(
+    root: Path, files: int, dirs: int, *, skip_jobs: bool, ballast: bool, full_restore: bool
+) -> None:
     wall, cpu = await catalog_inserts(files)
     print(
         f"catalog inserts alone: {wall:,.0f} files/s, {cpu:,.0f} files per CPU second  (target >= 50,000)",
@@ -219,7 +223,9 @@ async def bench(root: Path, files: int, dirs: int, skip_jobs: bool, ballast: boo
         )
         try:
             where = root / "restore"
+            where_all = root / "restore-all"
             shutil.rmtree(where, ignore_errors=True)
+            shutil.rmtree(where_all, ignore_errors=True)
             jobs = [
                 ("Full", "run job=bench-million level=Full yes"),
                 ("no-change Incremental", "run job=bench-million level=Incremental yes"),
@@ -229,6 +235,14 @@ async def bench(root: Path, files: int, dirs: int, skip_jobs: bool, ballast: boo
                     f'where="{where}" directory="{tree / "d0007"}" yes',
                 ),
             ]
+            if full_restore:
+                jobs.append(
+                    (
+                        "restore of everything",
+                        f"restore client={layout.client} fileset=bench-million "
+                        f'where="{where_all}" all yes',
+                    )
+                )
             full_id = 0
             job_ids: list[int] = []  # the chain the restore reads: the Full, the Incremental
             for what, line in jobs:
@@ -250,10 +264,18 @@ async def bench(root: Path, files: int, dirs: int, skip_jobs: bool, ballast: boo
                 print(lines[-1], flush=True)
                 if what == "Full":
                     full_id = int(str(row["jobid"]))
-                if what != "restore of one directory":
+                if not what.startswith("restore"):
                     job_ids.append(int(str(row["jobid"])))
             restored = sum(1 for _ in (where / tree.relative_to("/") / "d0007").iterdir())
             lines.append(f"{'':26} restored {restored:,} files of d0007")
+            if full_restore:
+                copy = where_all / tree.relative_to("/")
+                restored = sum(len(names) for _, _, names in os.walk(copy))
+                lines.append(
+                    f"{'':26} restored {restored:,} files of {files:,}"
+                    f" ({'all there' if restored == files else 'MISSING FILES'})"
+                )
+                shutil.rmtree(where_all, ignore_errors=True)
         finally:
             await client.close()
         rss = {prog: _peak_rss(pid) for prog, pid in pids.items()}
@@ -287,6 +309,11 @@ def main() -> None:
     parser.add_argument("--dirs", type=int, default=1000)
     parser.add_argument("--skip-jobs", action="store_true", help="only the catalog inserts")
     parser.add_argument(
+        "--no-full-restore",
+        action="store_true",
+        help="leave out the restore of the whole tree (the longest job)",
+    )
+    parser.add_argument(
         "--no-ballast",
         action="store_true",
         help="leave free memory free (a daemon that outgrows the ballast's 512 MB would meet the "
@@ -303,7 +330,16 @@ def main() -> None:
         db, ids, directory = args.select_only
         select_only(Path(db), [int(i) for i in ids.split(",")], os.fsencode(directory))
         return
-    asyncio.run(bench(args.dir, args.files, args.dirs, args.skip_jobs, not args.no_ballast))
+    asyncio.run(
+        bench(
+            args.dir,
+            args.files,
+            args.dirs,
+            skip_jobs=args.skip_jobs,
+            ballast=not args.no_ballast,
+            full_restore=not args.no_full_restore,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,32 +1,42 @@
-"""The accurate list of an Incremental/Differential, held in bounded memory.
+"""The accurate list of an Incremental/Differential, in memory that does not grow with the files.
 
 The Director sends (path, mtime_ns, ctime_ns, size, mode) for every file of the previous backup
-chain. A dict of them cost about 500 bytes per path (527 MB at a million files); here a path costs
-about 56 bytes: its fields sit in typed arrays, a hash table of array indexes finds them, and the
-paths themselves go to an unlinked temporary file in the File Daemon's working directory, read back
-only for the files that were not seen again (the deleted ones).
+chain, a directory at a time (`director.catalog.walk.ChainReader`). Each batch goes straight to an
+unlinked temporary file in the File Daemon's working directory, as runs of one directory's entries
+(a name and four fields each, msgpack). What stays in memory is where each directory's runs lie
+(about 200 bytes a directory) and one "seen" byte a path: 1 MB at a million paths, where a table
+of every path cost 56 MB (and a dict of them 527 MB).
 
-A path is found by its 64-bit `hash()` (the table slot) and checked by a second, independent
-32-bit CRC: two different paths of one list agree on both with a probability of about 1e-17 at a
-million files, and even then the stat fields would have to match as well to hide a change.
+The walk reads a directory's entries back when it reaches the first of them (one `pread` a run)
+and keeps the directories it used last, up to `CACHE_ENTRIES` entries, which holds the stack of
+directories a depth-first walk is in the middle of. The paths it never marks seen are the deleted
+ones; after the walk they are found a directory at a time, skipping every directory whose seen
+bytes are all set without reading it.
+
+A path sent twice (it should not be) keeps its last fields: a directory's runs are read in the
+order they came and a later entry of a name replaces the earlier one, which is marked seen so it
+is never reported deleted.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-import zlib
-from array import array
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
-EMPTY: Final = -1
-MIN_SLOTS: Final = 1024
+import msgpack
+
 WRITE_BUFFER: Final = 1 << 20
+CACHE_ENTRIES: Final = 32_768  # entries of the directories kept read (about 300 bytes each)
 
 Entry = tuple[bytes, int, int, int, int]  # path, mtime_ns, ctime_ns, size, mode (AccurateBatch)
+Known = tuple[int, int, int, int, int]  # index, mtime_ns, ctime_ns, size, mode
+Run = tuple[int, int, int, int]  # offset in the file, length, index of its first entry, entries
+Block = dict[bytes, Known]  # one directory's entries by name
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,27 +49,31 @@ class AccurateEntry:
     mode: int
 
 
-class AccurateList:
-    """The previous state of every path: `add` batches as they arrive, then `lookup` and
-    `mark_seen` during the walk, then `unseen` for the paths the walk did not find."""
+def split(path: bytes) -> tuple[bytes, bytes]:
+    """(directory with its trailing slash, name): b"/a/b" -> (b"/a/", b"b"); b"/" -> (b"/", b"")."""
+    cut = path.rfind(b"/") + 1
+    return path[:cut], path[cut:]
 
-    def __init__(self, directory: Path | None = None) -> None:
-        self._paths: IO[bytes] = tempfile.TemporaryFile(  # noqa: SIM115  # closed by close()
+
+class AccurateList:
+    """The previous state of every path: `add` batches as they arrive, then `find` (or `lookup`)
+    and `mark_seen` during the walk, then `unseen` for the paths the walk did not find."""
+
+    def __init__(
+        self, directory: Path | None = None, *, cache_entries: int = CACHE_ENTRIES
+    ) -> None:
+        self._file: IO[bytes] = tempfile.TemporaryFile(  # noqa: SIM115  # closed by close()
             prefix="strongroom-accurate-", dir=directory, buffering=WRITE_BUFFER
         )
-        self._hashes = array("q")
-        self._checks = array("I")
-        self._mtimes = array("q")
-        self._ctimes = array("q")
-        self._sizes = array("q")
-        self._modes = array("I")
-        self._offsets = array("Q", [0])
-        self._slots = array("i", [EMPTY]) * MIN_SLOTS
-        self._mask = MIN_SLOTS - 1
+        self._end = 0  # bytes written (some may still sit in the write buffer)
+        self._flushed = True
+        self._runs: dict[bytes, list[Run]] = {}
         self._seen = bytearray()
-        self._sorted = True  # the paths arrived in byte order: the unseen ones need no sort
-        self._last = b""
-        self._max = b""  # the greatest path so far: a greater one cannot be a repeat
+        self._cache: OrderedDict[bytes, Block] = OrderedDict()
+        self._cached = 0  # entries in the cache
+        self._cache_entries = cache_entries
+        self._head: bytes | None = None  # the directory of the last lookup, and its entries
+        self._block: Block | None = None
 
     @classmethod
     def from_mapping(
@@ -70,116 +84,114 @@ class AccurateList:
         return accurate
 
     def __len__(self) -> int:
-        return len(self._hashes)
+        """Entries received (a path sent twice counts twice)."""
+        return len(self._seen)
 
     # -- filling ----------------------------------------------------------------------------
 
     def add(self, entries: Iterable[Entry]) -> None:
-        """Take a batch of the Director's list; a path sent twice keeps its last fields."""
-        write = self._paths.write
+        """Take a batch of the Director's list: one run per directory it holds."""
+        groups: dict[bytes, list[tuple[bytes, int, int, int, int]]] = {}
         for path, mtime_ns, ctime_ns, size, mode in entries:
-            if path > self._max:  # after every path so far (the Director sends them in order)
-                self._max = path
-            else:
-                known = self.lookup(path)
-                if known is not None:
-                    self._mtimes[known], self._ctimes[known] = mtime_ns, ctime_ns
-                    self._sizes[known], self._modes[known] = size, mode
-                    continue
-            index = len(self._hashes)
-            if 2 * (index + 1) > len(self._slots):
-                self._grow()
-            self._hashes.append(hash(path))
-            self._checks.append(zlib.crc32(path))
-            self._mtimes.append(mtime_ns)
-            self._ctimes.append(ctime_ns)
-            self._sizes.append(size)
-            self._modes.append(mode)
-            write(path)
-            self._offsets.append(self._offsets[-1] + len(path))
-            self._seen.append(0)
-            self._place(index)
-            if path < self._last:
-                self._sorted = False
-            self._last = path
-
-    def _place(self, index: int) -> None:
-        slots, mask = self._slots, self._mask
-        slot = self._hashes[index] & mask
-        while slots[slot] != EMPTY:
-            slot = (slot + 1) & mask
-        slots[slot] = index
-
-    def _grow(self) -> None:
-        """Double the table (kept at most half full, so a lookup probes about 1.5 slots)."""
-        size = 2 * len(self._slots)
-        self._slots = array("i", [EMPTY]) * size
-        self._mask = size - 1
-        for index in range(len(self._hashes)):
-            self._place(index)
+            cut = path.rfind(b"/") + 1
+            head = path[:cut]
+            rows = groups.get(head)
+            if rows is None:
+                rows = groups[head] = []
+            rows.append((path[cut:], mtime_ns, ctime_ns, size, mode))
+        for head, rows in groups.items():
+            blob = msgpack.packb(rows)
+            self._runs.setdefault(head, []).append(
+                (self._end, len(blob), len(self._seen), len(rows))
+            )
+            self._file.write(blob)
+            self._end += len(blob)
+            self._seen.extend(bytes(len(rows)))
+            if head in self._cache:  # rare: a directory sent in two parts, one already read
+                self._cached -= len(self._cache.pop(head))
+        self._flushed = False
+        self._head = self._block = None
 
     # -- the walk ---------------------------------------------------------------------------
 
+    def find(self, path: bytes) -> Known | None:
+        """(index, mtime_ns, ctime_ns, size, mode) of `path`, or None when the previous backup
+        did not have it."""
+        cut = path.rfind(b"/") + 1
+        head = path[:cut]
+        if head != self._head:
+            self._block = self._directory(head)
+            self._head = head
+        block = self._block
+        return None if block is None else block.get(path[cut:])
+
     def lookup(self, path: bytes) -> int | None:
         """The index of `path` in the list, or None when the previous backup did not have it."""
-        slots, mask, hashes = self._slots, self._mask, self._hashes
-        h = hash(path)
-        slot = h & mask
-        check = -1
-        while (index := slots[slot]) != EMPTY:
-            if hashes[index] == h:
-                if check < 0:
-                    check = zlib.crc32(path)
-                if self._checks[index] == check:
-                    return index
-            slot = (slot + 1) & mask
-        return None
+        known = self.find(path)
+        return None if known is None else known[0]
 
     def get(self, path: bytes) -> AccurateEntry | None:
-        index = self.lookup(path)
-        return None if index is None else self.entry(index)
-
-    def entry(self, index: int) -> AccurateEntry:
-        return AccurateEntry(
-            self._mtimes[index], self._ctimes[index], self._sizes[index], self._modes[index]
-        )
-
-    def unchanged(self, index: int, mtime_ns: int, ctime_ns: int, size: int, mode: int) -> bool:
-        return (
-            self._mtimes[index] == mtime_ns
-            and self._ctimes[index] == ctime_ns
-            and self._sizes[index] == size
-            and self._modes[index] == mode
-        )
+        known = self.find(path)
+        return None if known is None else AccurateEntry(*known[1:])
 
     def mark_seen(self, index: int) -> None:
         self._seen[index] = 1
 
+    def _directory(self, head: bytes) -> Block | None:
+        """One directory's entries, from the cache or read back (and cached)."""
+        block = self._cache.get(head)
+        if block is not None:
+            self._cache.move_to_end(head)
+            return block
+        block = self._read(head)
+        if block is None:
+            return None
+        self._cache[head] = block
+        self._cached += len(block)
+        while self._cached > self._cache_entries and len(self._cache) > 1:
+            _, dropped = self._cache.popitem(last=False)
+            self._cached -= len(dropped)
+        return block
+
+    def _read(self, head: bytes) -> Block | None:
+        runs = self._runs.get(head)
+        if runs is None:
+            return None
+        if not self._flushed:
+            self._file.flush()
+            self._flushed = True
+        fd = self._file.fileno()
+        seen = self._seen
+        block: Block = {}
+        for offset, length, first, _count in runs:
+            rows = msgpack.unpackb(os.pread(fd, length, offset), use_list=False)
+            for index, (name, mtime_ns, ctime_ns, size, mode) in enumerate(rows, first):
+                earlier = block.get(name)
+                if earlier is not None:
+                    seen[earlier[0]] = 1  # replaced by this later entry: never "deleted"
+                block[name] = (index, mtime_ns, ctime_ns, size, mode)
+        return block
+
     # -- after the walk ---------------------------------------------------------------------
 
     def unseen(self) -> Iterator[tuple[bytes, AccurateEntry]]:
-        """(path, entry) of every path the walk did not see, in byte order of the paths."""
-        self._paths.flush()
-        fd = self._paths.fileno()
-        offsets = self._offsets
-
-        def path_of(index: int) -> bytes:
-            return os.pread(fd, offsets[index + 1] - offsets[index], offsets[index])
-
-        indexes = self._unseen_indexes()
-        if self._sorted:
-            for index in indexes:
-                yield path_of(index), self.entry(index)
-            return
-        for path, index in sorted((path_of(index), index) for index in indexes):
-            yield path, self.entry(index)
-
-    def _unseen_indexes(self) -> Iterator[int]:
+        """(path, entry) of every path the walk did not see: directory by directory in byte order
+        of the directories, each one's names in byte order. A directory whose every entry was seen
+        is not read."""
         seen = self._seen
-        index = seen.find(0)
-        while index >= 0:
-            yield index
-            index = seen.find(0, index + 1)
+        for head in sorted(self._runs):
+            if all(
+                seen.find(0, first, first + count) < 0 for _, _, first, count in self._runs[head]
+            ):
+                continue
+            block = self._cache.get(head) or self._read(head)
+            assert block is not None
+            for name in sorted(block):
+                index, mtime_ns, ctime_ns, size, mode = block[name]
+                if not seen[index]:
+                    yield head + name, AccurateEntry(mtime_ns, ctime_ns, size, mode)
 
     def close(self) -> None:
-        self._paths.close()
+        self._file.close()
+        self._cache.clear()
+        self._head = self._block = None

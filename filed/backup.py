@@ -282,12 +282,16 @@ class BackupReader:
         """Whether the file goes into the backup. Accurate mode: it is new or differs from the
         previous state, which the walk marks as seen (what is never seen was deleted)."""
         if self.accurate is not None:
-            index = self.accurate.lookup(path)
-            if index is None:
+            known = self.accurate.find(path)
+            if known is None:
                 return True
+            index, mtime_ns, ctime_ns, size, mode = known
             self.accurate.mark_seen(index)
-            return not self.accurate.unchanged(
-                index, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_mode
+            return (
+                mtime_ns != st.st_mtime_ns
+                or ctime_ns != st.st_ctime_ns
+                or size != st.st_size
+                or mode != st.st_mode
             )
         if self.since_ns is None:
             return True
