@@ -178,3 +178,18 @@ def path_and_type(payload: bytes | memoryview) -> tuple[bytes, FileType]:
     record, without building a FileAttributes (the catalog stores the record as it came)."""
     obj = _checked(payload)
     return obj[1], _FILE_TYPES[obj[2]]
+
+
+def hard_link_of(payload: bytes | memoryview) -> int:
+    """The `link_index` of a HARDLINK record (its carrier, which a restore's selection must bring
+    along), else 0; checked as `decode_attributes` checks those fields, without building a
+    FileAttributes. A HARDLINK without a positive index names no carrier: 0."""
+    obj = codec.unpack(payload)
+    if not isinstance(obj, tuple) or len(obj) != 19 or obj[0] != ATTRIBUTES_VERSION:
+        raise DecodeError("malformed file attributes record")
+    kind, link_index = obj[2], obj[15]
+    if type(kind) is not int or kind not in _FILE_TYPES:
+        raise DecodeError(f"file attributes: unknown file type {kind!r}")
+    if type(link_index) is not int or not -_I64 <= link_index <= _I64:
+        raise DecodeError("file attributes: numeric field is not a 64-bit integer")
+    return link_index if kind == FileType.HARDLINK and link_index > 0 else 0

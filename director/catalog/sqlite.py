@@ -4,7 +4,6 @@ is rolled back and raised as a CatalogError naming the operation; the connection
 
 from __future__ import annotations
 
-import itertools
 import sqlite3
 import threading
 import time
@@ -141,54 +140,6 @@ def _newest(
         entries[name] = DirectoryEntry(name, path_id, row)
 
 
-class IndexSet:
-    """(JobId, FileIndex) pairs in a TEMP table of the catalog's connection (`Catalog.index_set`).
-    Its methods belong on the catalog thread."""
-
-    def __init__(self, catalog: Catalog, table: str) -> None:
-        self._catalog = catalog
-        self._table = table
-
-    def add(self, pairs: Iterable[tuple[int, int]]) -> None:
-        """Add pairs (one already there is kept once)."""
-        with self._catalog._lock:
-            db = self._catalog._db
-            try:
-                db.executemany(
-                    f"INSERT OR IGNORE INTO temp.{self._table} (JobId, FileIndex) VALUES (?,?)",
-                    pairs,
-                )
-            except sqlite3.Error as exc:
-                raise CatalogError(
-                    f"cannot fill {self._table} in {self._catalog.path}: {exc}"
-                ) from exc
-
-    def __len__(self) -> int:
-        return int(self._catalog._query(f"SELECT COUNT(*) FROM temp.{self._table}")[0][0])
-
-    def missing(self, pairs: Iterable[tuple[int, int]]) -> set[tuple[int, int]]:
-        """The pairs that are not in the set."""
-        out: set[tuple[int, int]] = set()
-        for job_id, index in pairs:
-            if not self._catalog._query(
-                f"SELECT 1 FROM temp.{self._table} WHERE JobId=? AND FileIndex=?", (job_id, index)
-            ):
-                out.add((job_id, index))
-        return out
-
-    def ranges(self) -> dict[int, tuple[tuple[int, int], ...]]:
-        """The set as sorted inclusive FileIndex ranges per JobId, aggregated in SQL (each run of
-        consecutive indexes has a constant FileIndex - its rank)."""
-        out: dict[int, list[tuple[int, int]]] = {}
-        for job_id, first, last in self._catalog._query(
-            "SELECT JobId, MIN(FileIndex), MAX(FileIndex) FROM (SELECT JobId, FileIndex, "
-            "FileIndex - ROW_NUMBER() OVER (PARTITION BY JobId ORDER BY FileIndex) AS Run "
-            f"FROM temp.{self._table}) GROUP BY JobId, Run ORDER BY JobId, 2"
-        ):
-            out.setdefault(int(job_id), []).append((int(first), int(last)))
-        return {job_id: tuple(runs) for job_id, runs in out.items()}
-
-
 class CatalogError(Exception):
     """The catalog cannot be opened or used; the message names the database."""
 
@@ -258,7 +209,6 @@ class Catalog:
         self._path_ids: dict[bytes, int] = {}  # Path -> PathId
         self._parents: dict[int, int | None] = {}  # PathId -> its parent's PathId
         self._visible: dict[int, set[int]] = {}  # JobId -> PathIds with a PathVisibility row
-        self._sets = itertools.count(1)  # names of `index_set` tables
 
     @contextmanager
     def _tx(self, operation: str, *, durable: bool = False) -> Iterator[sqlite3.Connection]:
@@ -774,25 +724,6 @@ class Catalog:
         """The live rows of a chain at and under `top`, in batches (`ChainReader.walk`): each
         batch is one step on the catalog thread, nothing of the job is held as a whole."""
         return ChainReader(self._query, job_ids).walk(top, keep, batch=batch)
-
-    @contextmanager
-    def index_set(self) -> Iterator[IndexSet]:
-        """A set of (JobId, FileIndex) in a TEMP table (on disk, not in the Director's memory),
-        dropped on exit: what a restore selects, aggregated into ranges in SQL."""
-        name = f"selected_{next(self._sets)}"
-        with self._lock:
-            try:
-                self._db.execute(
-                    f"CREATE TEMP TABLE {name} (JobId INTEGER NOT NULL, FileIndex INTEGER NOT NULL, "
-                    "PRIMARY KEY (JobId, FileIndex)) WITHOUT ROWID"
-                )
-            except sqlite3.Error as exc:
-                raise CatalogError(f"cannot make a temporary table in {self.path}: {exc}") from exc
-        try:
-            yield IndexSet(self, name)
-        finally:
-            with self._lock, suppress(sqlite3.Error):  # the connection may be closing
-                self._db.execute(f"DROP TABLE IF EXISTS temp.{name}")
 
     def existing_indexes(self, pairs: Iterable[tuple[int, int]]) -> set[tuple[int, int]]:
         """Which of these (JobId, FileIndex) have a File row (hard-link carriers, say). Reads

@@ -2,11 +2,11 @@
 
 `choose` runs on the catalog thread (`choose_in_steps` from the event loop, one page per step,
 so other catalog calls run in between). It walks the latest state of the chosen jobs a
-directory at a time (`selection.selected_rows`), puts each selected (JobId, FileIndex) in a TEMP
-table, finds the hard-link carriers the selection needs but did not choose, and aggregates the
-table into file-index ranges in SQL; `bootstrap.bootstrap_from_ranges` cuts those by JobMedia
-into the bootstrap. The Director holds the ranges and the selected directories, never the
-job's rows.
+directory at a time (`selection.selected_rows`), marks each selected (JobId, FileIndex) in
+`marks.IndexMarks` (a byte per FileIndex of each job), finds the hard-link carriers the selection
+needs but did not choose, and cuts the marks into file-index ranges;
+`bootstrap.bootstrap_from_ranges` cuts those by JobMedia into the bootstrap. The Director holds
+the marks, the ranges and the selected directories, never the job's rows.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from director.catalog import Catalog
+from director.restore.marks import IndexMarks
 from director.restore.selection import Selection, selected_rows
-from protocol.attributes import FileType, decode_attributes
+from protocol.attributes import hard_link_of
 
 if TYPE_CHECKING:
     from director.catalog.service import CatalogService
@@ -40,18 +41,18 @@ def _steps(
     """The selection, a page of the walk per step; returns what was chosen."""
     reader = catalog.chain_reader(job_ids)
     links: set[tuple[int, int]] = set()
-    with catalog.index_set() as chosen:
-        for batch in selected_rows(reader, selection):
-            chosen.add((r.job_id, r.file_index) for r in batch if r.file_index > 0)
-            for row in batch:
-                attrs = decode_attributes(row.lstat)
-                if attrs.type == FileType.HARDLINK:
-                    links.add((row.job_id, attrs.link_index))
-            yield
-        files = len(chosen)
-        hidden = catalog.existing_indexes(chosen.missing(links))
-        chosen.add(sorted(hidden))
-        return Chosen(chosen.ranges(), tuple(sorted(hidden)), files)
+    chosen = IndexMarks()
+    for batch in selected_rows(reader, selection):
+        chosen.add((r.job_id, r.file_index) for r in batch if r.file_index > 0)
+        for row in batch:
+            link_index = hard_link_of(row.lstat)
+            if link_index:
+                links.add((row.job_id, link_index))
+        yield
+    files = len(chosen)
+    hidden = catalog.existing_indexes(chosen.missing(links))
+    chosen.add(sorted(hidden))
+    return Chosen(chosen.ranges(), tuple(sorted(hidden)), files)
 
 
 def _step(steps: Generator[None, None, Chosen]) -> Chosen | None:
@@ -84,4 +85,4 @@ async def choose_in_steps(
             if chosen is not None:
                 return chosen
     finally:
-        await db.run_blocking(steps.close)  # stopped early: the TEMP table is dropped there
+        await db.run_blocking(steps.close)  # stopped early: the walk ends on the catalog thread

@@ -78,7 +78,7 @@ def test_the_facade_offers_every_catalog_method() -> None:
 
     internal = {"version", "migrate", "close"}
     # Generators and contexts of several steps: used inside `run` and `batches`, on the thread.
-    internal |= {"chain_reader", "walk_chain", "index_set"}
+    internal |= {"chain_reader", "walk_chain"}
     public = {
         name
         for name, _ in inspect.getmembers(Catalog, inspect.isfunction)

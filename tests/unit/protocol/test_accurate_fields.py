@@ -14,6 +14,7 @@ from protocol.attributes import (
     accurate_fields,
     decode_attributes,
     encode_attributes,
+    hard_link_of,
 )
 from protocol.errors import DecodeError
 
@@ -69,3 +70,25 @@ def _record(**changes: object) -> bytes:
 def test_malformed_records_are_refused(payload: bytes) -> None:
     with pytest.raises(DecodeError):
         accurate_fields(payload)
+
+
+@given(kind=st.sampled_from(list(FileType)), link_index=I64)
+def test_hard_link_of_names_the_carrier_of_a_hard_link_only(
+    *, kind: FileType, link_index: int
+) -> None:
+    payload = encode_attributes(
+        FileAttributes(b"/a", kind, 0o100644, 0, 0, 1, 0, 2, 3, link_index=link_index)
+    )
+    full = decode_attributes(payload)
+    expected = full.link_index if full.type == FileType.HARDLINK and full.link_index > 0 else 0
+    assert hard_link_of(payload) == expected
+
+
+@pytest.mark.parametrize(
+    "payload", [_record(kind=99), _record(kind=True), _record(version=2), codec.pack((1, 2))]
+)
+def test_hard_link_of_refuses_what_a_full_decode_refuses(payload: bytes) -> None:
+    with pytest.raises(DecodeError):
+        decode_attributes(payload)
+    with pytest.raises(DecodeError):
+        hard_link_of(payload)
