@@ -201,10 +201,12 @@ def selected_rows(reader: ChainReader, sel: Selection) -> Iterator[list[FileRow]
         yield from _tree_rows(reader, sel.marks)
         return
     parents: set[bytes] = set()
+    chosen_dirs: set[bytes] = set()  # directories the walks chose: their own parents are known
     for batch in _chosen_rows(reader, sel):
         parents.update(os.path.dirname(row.full_path) for row in batch if row.full_path != b"/")
+        chosen_dirs.update(row.full_path for row in batch if not row.name)
         yield batch
-    seen: set[bytes] = set()
+    seen: set[bytes] = chosen_dirs
     out: list[FileRow] = []
     for start in sorted(parents):
         parent = start
