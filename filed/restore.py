@@ -176,6 +176,7 @@ class RestoreWriter:
         self._current: _Current | None = None
         self._dropping: int | None = None  # file index whose remaining records are dropped
         self._dirs: list[tuple[tuple[bytes, ...], FileAttributes, _Current]] = []
+        # (JobId, FileIndex) -> where a hard link's first name went (nlink > 1) or a carrier hides
         self._restored: dict[tuple[int, int], tuple[bytes, ...]] = {}
         self._job = 0
         self.policy = Policy(
@@ -501,7 +502,8 @@ class RestoreWriter:
                         install(cur.dir_fd, made, cur.parts[-1], a.type)
                     self._leftovers.paths.discard((*cur.parts[:-1], made))
                     cur.made = None
-            self._restored[(self._job, cur.index)] = cur.parts
+            if a.nlink > 1 or cur.hidden:  # a hard link's first name: later names link to it
+                self._restored[(self._job, cur.index)] = cur.parts
             if cur.hidden:
                 self._leftovers.paths.add(
                     cur.parts
