@@ -285,7 +285,11 @@ async def test_a_cancel_mid_file_aborts_the_writer_and_ends_A(
     where = tmp_path / "where"
     sd = FakeStorage(batch(with_directory(*file_records(2, b"/src/half", b"h" * 10000)[:2])))
     director, _log, task = await start(sd, where, monkeypatch)
-    await sd.drained.wait()  # the file is half written
+    await sd.drained.wait()  # the file's first records are received, and written in a worker:
+    for _ in range(500):  # bounded: 5 s at most
+        if (where / "src" / "half").exists():
+            break
+        await asyncio.sleep(0.01)
     assert (where / "src" / "half").exists()  # under its own name: nothing was there
     director.inbox.put_nowait(CancelJob(job=JOB))
     await asyncio.wait_for(task, 10)
