@@ -203,8 +203,14 @@ def selected_rows(reader: ChainReader, sel: Selection) -> Iterator[list[FileRow]
     parents: set[bytes] = set()
     chosen_dirs: set[bytes] = set()  # directories the walks chose: their own parents are known
     for batch in _chosen_rows(reader, sel):
-        parents.update(os.path.dirname(row.full_path) for row in batch if row.full_path != b"/")
-        chosen_dirs.update(row.full_path for row in batch if not row.name)
+        for chosen in batch:
+            if chosen.name:  # a file: its Path is its directory ("/a/b/" -> "/a/b", "/" -> "/")
+                parents.add(chosen.path.rstrip(b"/") or chosen.path[:1])
+            else:
+                path = chosen.full_path
+                chosen_dirs.add(path)
+                if path != b"/":
+                    parents.add(os.path.dirname(path))
         yield batch
     seen: set[bytes] = chosen_dirs
     out: list[FileRow] = []
