@@ -13,7 +13,7 @@ set -euo pipefail
 N=${1:-5}
 DEST=${2:-/var/tmp/bench-restore/t}
 ROOT=$(pwd)
-export SR_VENV=$ROOT/.venv
+export SR_VENV=${SR_VENV:-$ROOT/.venv}
 B=$(cd "$ROOT/../shared/peer-bench" && pwd)
 Q=/var/tmp/bench-work/strongroom/qs
 cpu() {
