@@ -108,11 +108,29 @@ def encode_attributes(attrs: FileAttributes) -> bytes:
 _FILE_TYPES: Final = {int(t): t for t in FileType}
 
 
-def _checked(payload: bytes | memoryview) -> tuple[Any, ...]:
-    """The fields of an attributes record, type and range checked; anything malformed raises DecodeError."""
+def _unpacked(payload: bytes | memoryview) -> tuple[Any, ...]:
+    """The record's fields, unchecked but for their number and the version."""
     obj = codec.unpack(payload)
     if not isinstance(obj, tuple) or len(obj) != 19 or obj[0] != ATTRIBUTES_VERSION:
         raise DecodeError("malformed file attributes record")
+    return obj
+
+
+def _check_type(kind: Any) -> None:
+    if type(kind) is not int or kind not in _FILE_TYPES:
+        raise DecodeError(f"file attributes: unknown file type {kind!r}")
+
+
+def _check_int64(*values: Any) -> None:
+    """Some numeric fields checked alone, as `_checked` checks them all."""
+    for v in values:
+        if type(v) is not int or not -_I64 <= v <= _I64:
+            raise DecodeError("file attributes: numeric field is not a 64-bit integer")
+
+
+def _checked(payload: bytes | memoryview) -> tuple[Any, ...]:
+    """The fields of an attributes record, type and range checked; anything malformed raises DecodeError."""
+    obj = _unpacked(payload)
     (
         _v,
         path,
@@ -146,8 +164,7 @@ def _checked(payload: bytes | memoryview) -> tuple[Any, ...]:
         raise DecodeError("file attributes: malformed compression, sparse or digest field")
     if min(ints) < -_I64 or max(ints) > _I64:  # catalog columns and struct fields are 64-bit
         raise DecodeError("file attributes: numeric field does not fit in 64 bits")
-    if type(kind) is not int or kind not in _FILE_TYPES:
-        raise DecodeError(f"file attributes: unknown file type {kind!r}")
+    _check_type(kind)
     return obj
 
 
@@ -161,15 +178,10 @@ def accurate_fields(payload: bytes | memoryview) -> tuple[FileType, int, int, in
     """(type, mtime_ns, ctime_ns, size, mode) of an attributes record: what the accurate list
     compares, checked as `decode_attributes` checks those fields, without building a
     FileAttributes (a no-change Incremental reads one per file of the previous backup)."""
-    obj = codec.unpack(payload)
-    if not isinstance(obj, tuple) or len(obj) != 19 or obj[0] != ATTRIBUTES_VERSION:
-        raise DecodeError("malformed file attributes record")
+    obj = _unpacked(payload)
     kind, mode, size, mtime, ctime = obj[2], obj[3], obj[6], obj[8], obj[9]
-    for v in (mode, size, mtime, ctime):
-        if type(v) is not int or not -_I64 <= v <= _I64:
-            raise DecodeError("file attributes: numeric field is not a 64-bit integer")
-    if type(kind) is not int or kind not in _FILE_TYPES:
-        raise DecodeError(f"file attributes: unknown file type {kind!r}")
+    _check_int64(mode, size, mtime, ctime)
+    _check_type(kind)
     return _FILE_TYPES[kind], mtime, ctime, size, mode
 
 
@@ -184,12 +196,8 @@ def hard_link_of(payload: bytes | memoryview) -> int:
     """The `link_index` of a HARDLINK record (its carrier, which a restore's selection must bring
     along), else 0; checked as `decode_attributes` checks those fields, without building a
     FileAttributes. A HARDLINK without a positive index names no carrier: 0."""
-    obj = codec.unpack(payload)
-    if not isinstance(obj, tuple) or len(obj) != 19 or obj[0] != ATTRIBUTES_VERSION:
-        raise DecodeError("malformed file attributes record")
+    obj = _unpacked(payload)
     kind, link_index = obj[2], obj[15]
-    if type(kind) is not int or kind not in _FILE_TYPES:
-        raise DecodeError(f"file attributes: unknown file type {kind!r}")
-    if type(link_index) is not int or not -_I64 <= link_index <= _I64:
-        raise DecodeError("file attributes: numeric field is not a 64-bit integer")
+    _check_type(kind)
+    _check_int64(link_index)
     return link_index if kind == FileType.HARDLINK and link_index > 0 else 0
