@@ -63,12 +63,6 @@ class AccurateEntry:
     mode: int
 
 
-def split(path: bytes) -> tuple[bytes, bytes]:
-    """(directory with its trailing slash, name): b"/a/b" -> (b"/a/", b"b"); b"/" -> (b"/", b"")."""
-    cut = path.rfind(b"/") + 1
-    return path[:cut], path[cut:]
-
-
 class AccurateList:
     """The previous state of every path: `add` batches as they arrive, then `find` (or `lookup`)
     and `mark_seen` during the walk, then `unseen` for the paths the walk did not find."""
