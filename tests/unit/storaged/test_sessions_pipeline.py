@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from common.bulk import BULK_FRAME_SIZE
+from common.link import Limits
+from filed.backup import CHUNK
 from protocol.jobs import BootstrapSpec, JobMediaReport, SdJobSetup, VolumeAssignment
 from protocol.messages import Message
-from protocol.records import BATCH_BYTES, Record, Stream
+from protocol.records import BATCH_BYTES, OFFSET_SIZE, Record, Stream, encode_batch
 from storaged import sessions
 from storaged import volume as vol
 from storaged.jobs import Device, SdJob
@@ -162,3 +166,20 @@ async def test_a_read_session_stays_open_until_the_file_daemon_is_done() -> None
     for gone in (_Reader(ConnectionClosed()), _Reader(TimeoutError())):
         await sessions._until_reader_done(gone)  # type: ignore[arg-type]  # a fake connection
         assert gone.reads == 1
+
+
+@pytest.mark.parametrize("most", [sessions.RESTORE_BATCH_BYTES, sessions.COPY_BATCH_BYTES])
+def test_batches_grow_on_bulk_connections_and_always_fit_a_frame(most: int) -> None:
+    """A restore or a copy sends large batches only to a peer that takes large frames, and a batch
+    (cut after the record that reaches the size, as `_batches` does) always fits the peer's frame."""
+    plain = Limits()
+    bulk = dataclasses.replace(plain, max_frame_size=BULK_FRAME_SIZE)
+    assert sessions.send_batch_bytes(plain, most) == BATCH_BYTES
+    assert sessions.send_batch_bytes(bulk, most) == most
+    for limits in (plain, bulk):
+        size = sessions.send_batch_bytes(limits, most)
+        batch, filled = [], 0
+        while filled < size:  # the largest data records a File Daemon sends
+            batch.append(Record(len(batch) + 1, Stream.DATA, bytes(OFFSET_SIZE + CHUNK)))
+            filled += len(batch[-1].payload) + 16
+        assert len(encode_batch(batch)) <= limits.max_frame_size
