@@ -14,7 +14,7 @@ import contextlib
 import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from protocol.errors import FrameTooLarge, ProtocolError
 from protocol.frames import HEADER, MAX_FRAME_SIZE, Signal, encode_frame, encode_signal
@@ -47,6 +47,12 @@ MAX_UNAUTHENTICATED_PER_ADDRESS: Final = 32
 
 # A frame body as received: bytes, or the bytearray a blocking socket received it into (no copy).
 Body = bytes | bytearray
+_BATCH_MARKERS: Final = frozenset({0xDC, 0xDD, *range(0x90, 0xA0)})  # msgpack array headers
+
+
+def is_batch(event: Body | Signal) -> TypeGuard[Body]:
+    """Whether a frame is a record batch (a msgpack array), not a message or a signal."""
+    return not isinstance(event, Signal) and len(event) > 0 and event[0] in _BATCH_MARKERS
 
 
 class NetError(Exception):
@@ -227,6 +233,17 @@ class Connection(abc.ABC):
 
     async def send_signal(self, signal: Signal) -> None:
         await self._write_parts((encode_signal(signal),))
+
+    async def receive_batches(self, consume: Callable[[Body], None]) -> Body | Signal:
+        """Hand every record batch that arrives to `consume`, in order and in a worker thread,
+        until a frame that is not a batch (a message, EOD), which is returned. What `consume`
+        raises ends the receiving and is raised here. A bulk connection (common.bulk) calls
+        `consume` in its own thread, between its reads."""
+        while True:
+            event = await self.recv_event()
+            if not is_batch(event):
+                return event
+            await asyncio.to_thread(consume, event)
 
     async def recv(self, timeout: float | None = None) -> Message | Signal:
         """The next typed message or signal."""

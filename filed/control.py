@@ -65,6 +65,7 @@ from protocol.records import (
     DATA_STREAMS,
     Record,
     Stream,
+    decode_batch,
     decode_body,
     encode_batch_parts,
 )
@@ -641,7 +642,12 @@ async def _restore(
 
 async def _receive(job: FdJob, sd: Connection, writer: RestoreWriter) -> str:
     """Feed the read session's records to the writer until its EOD; the Storage Daemon's error text
-    if it ended the session with one instead."""
+    if it ended the session with one instead.
+
+    Each record batch is decoded and written by `consume` where the connection receives it (the
+    bulk connection's own thread, `Connection.receive_batches`), before the next one is read: the
+    Storage Daemon goes on reading and sending meanwhile, into the socket's buffers. A cancel, a
+    malformed batch or a writer failure raises there and ends the session at once."""
     talk = Conversation(
         f"File Daemon <- Storage Daemon (job {job.name}, restore data)", FD_FROM_READING_SD, OPENING
     )
@@ -649,55 +655,32 @@ async def _receive(job: FdJob, sd: Connection, writer: RestoreWriter) -> str:
     reply = _from_storage(talk, await sd.recv_message())
     if isinstance(reply, ErrorReply):
         raise FdJobError(f"Storage Daemon refused the read session: {reply.code} {reply.text}")
-    # One batch is written in a worker thread while the next one is received and decoded here.
-    feeding: asyncio.Future[None] | None = None
-    try:
-        while True:
-            if job.canceled.is_set():
-                raise FdJobError("job canceled")
-            event = await _next_event(sd, feeding)
-            decoded = event if isinstance(event, Signal) else decode_body(event)
-            try:
-                talk.receive(decoded)
-            except UnexpectedMessage as exc:  # the state is READING: "during the restore"
-                if isinstance(decoded, Signal):
-                    raise FdJobError(f"Storage Daemon sent {exc.kind} during the restore") from exc
-                raise FdJobError(f"unexpected {exc.kind!r} from the Storage Daemon") from exc
-            if isinstance(decoded, ErrorReply):
-                return f"Storage Daemon: {decoded.text}"
-            if not isinstance(decoded, list):
-                return ""  # its EOD
-            records = decoded
-            job.files += sum(1 for r in records if r.stream == Stream.ATTRIBUTES)
-            job.bytes += sum(len(r.payload) - 8 for r in records if r.stream in DATA_STREAMS)
-            if feeding is not None:
-                await feeding
-            feeding = asyncio.ensure_future(asyncio.to_thread(_feed, writer, records))
-    finally:
-        if feeding is not None and not feeding.done():  # the last batch is written first
-            await asyncio.shield(feeding)
 
+    def consume(body: Body) -> None:
+        if job.canceled.is_set():
+            raise FdJobError("job canceled")
+        records = decode_batch(body)
+        talk.receive(records)
+        job.files += sum(1 for r in records if r.stream == Stream.ATTRIBUTES)
+        job.bytes += sum(len(r.payload) - 8 for r in records if r.stream in DATA_STREAMS)
+        writer.feed_batch(records)
 
-async def _next_event(sd: Connection, feeding: asyncio.Future[None] | None) -> Body | Signal:
-    """The read session's next event; a failure of the batch being written is raised as soon as
-    it happens, not when the next batch arrives."""
-    if feeding is None or feeding.done():
-        if feeding is not None:
-            feeding.result()
-        return await sd.recv_event()
-    receiving = asyncio.ensure_future(sd.recv_event())
-    try:
-        await asyncio.wait((receiving, feeding), return_when=asyncio.FIRST_COMPLETED)
-        if feeding.done():
-            feeding.result()
-        return await receiving
-    finally:
-        if not receiving.done():  # the write failed (or this task is cancelled)
-            receiving.cancel()
-
-
-def _feed(writer: RestoreWriter, records: list[Record]) -> None:
-    writer.feed_batch(records)
+    while True:
+        if job.canceled.is_set():
+            raise FdJobError("job canceled")
+        event = await sd.receive_batches(consume)
+        decoded = event if isinstance(event, Signal) else decode_body(event)
+        try:
+            talk.receive(decoded)
+        except UnexpectedMessage as exc:  # the state is READING: "during the restore"
+            if isinstance(decoded, Signal):
+                raise FdJobError(f"Storage Daemon sent {exc.kind} during the restore") from exc
+            raise FdJobError(f"unexpected {exc.kind!r} from the Storage Daemon") from exc
+        if isinstance(decoded, ErrorReply):
+            return f"Storage Daemon: {decoded.text}"
+        if not isinstance(decoded, list):
+            return ""  # its EOD
+        raise FdJobError("a record batch arrived where a message was expected")  # not reached
 
 
 def _estimate(job: FdJob, msg: FdEstimate) -> EstimateResult:

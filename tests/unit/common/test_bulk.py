@@ -277,6 +277,68 @@ async def test_record_batches_and_a_reply_cross_a_bulk_connection(mode: Mode) ->
     assert reply == AppendDone(code=Code.SD_OK, files=n_records, bytes=n_bytes)
 
 
+@pytest.mark.parametrize("read_first", [0, 2], ids=["sink", "after-read-ahead"])
+async def test_receive_batches_consumes_in_the_connections_own_thread(
+    mode: Mode, read_first: int
+) -> None:
+    """A restore's batches are consumed where they are received, in order, and the frame that ends
+    them is returned; batches `recv_event` had already read ahead come first, in order."""
+    batches = make_batches(seed=2)
+
+    async def handler(
+        conn: Connection,
+    ) -> tuple[list[list[tuple[int, int, bytes]]], set[str], object]:
+        await accept_authenticated(conn)
+        got: list[list[tuple[int, int, bytes]]] = []
+        threads: set[str] = set()
+        for _ in range(read_first):
+            event = await conn.recv_event(timeout=WAIT)
+            assert not isinstance(event, Signal)
+            got.append(plain_records(decode_batch(event)))
+
+        def consume(body: bytes | bytearray) -> None:
+            threads.add(threading.current_thread().name)
+            got.append(plain_records(decode_batch(body)))
+
+        end = await conn.receive_batches(consume)
+        return got, threads, end
+
+    async with serving(handler, mode.server) as server, bulk_dial(server.port, mode.client) as conn:
+        await authenticate_initiator(conn, HELLO, SECRET)
+        for batch in batches:
+            await conn.send_parts(encode_batch_parts(batch))
+        await conn.send_signal(Signal.EOD)
+        got, threads, end = await server.result()
+
+    assert end is Signal.EOD
+    assert got == [plain_records(b) for b in batches]
+    if not read_first:
+        (thread,) = threads  # the connection's one worker thread
+        assert thread.startswith("bulk-io")
+
+
+async def test_a_failing_consumer_ends_receive_batches_with_its_error(mode: Mode) -> None:
+    batch = [Record(1, int(Stream.DATA), b"x" * 1000)]
+    consumed: list[int] = []
+
+    async def handler(conn: Connection) -> object:
+        await accept_authenticated(conn)
+
+        def consume(body: bytes | bytearray) -> None:
+            consumed.append(len(body))
+            if len(consumed) == 3:
+                raise KeyError("the writer broke")
+
+        return await outcome_of(conn.receive_batches(consume))
+
+    async with serving(handler, mode.server) as server, bulk_dial(server.port, mode.client) as conn:
+        await authenticate_initiator(conn, HELLO, SECRET)
+        for _ in range(5):
+            await conn.send_parts(encode_batch_parts(batch))
+        failure = await server.result()
+    assert isinstance(failure, KeyError) and consumed == [consumed[0]] * 3
+
+
 # -- 2. read-ahead stops after a message or a signal ------------------------------------------------
 
 

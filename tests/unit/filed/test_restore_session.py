@@ -14,13 +14,13 @@ import contextlib
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
-from common.link import ConnectionClosed
+from common.link import Body, ConnectionClosed, is_batch
 from filed import control
 from filed.control import FdJob, serve_director
 from filed.restore import MAX_NOTES, RestoreStats, RestoreWriter
@@ -116,6 +116,14 @@ class FakeStorage:
         if isinstance(item, BaseException):
             raise item
         return item
+
+    async def receive_batches(self, consume: Callable[[Body], None]) -> Body | Signal:
+        """As a plain Connection does: batches consumed in a worker thread, one at a time."""
+        while True:
+            event = await self.recv_event()
+            if not is_batch(event):
+                return event
+            await asyncio.to_thread(consume, event)
 
     async def close(self, terminate: bool = False) -> None:
         if not self.closed:
@@ -340,13 +348,13 @@ async def test_an_unforeseen_failure_still_sends_a_JobEnd(
 ) -> None:
     where = tmp_path / "where"
     records = with_directory(*file_records(2, b"/src/half", b"h" * 10000)[:2])
-    real_feed = control._feed
+    real_feed = RestoreWriter.feed_batch
 
-    def feed_then_fail(writer: RestoreWriter, records: list[Record]) -> None:
+    def feed_then_fail(writer: RestoreWriter, records: Iterable[Record]) -> None:
         real_feed(writer, records)
         raise KeyError("a bug")
 
-    monkeypatch.setattr(control, "_feed", feed_then_fail)
+    monkeypatch.setattr(RestoreWriter, "feed_batch", feed_then_fail)
     director, log = await restore(FakeStorage(batch(records)), where, monkeypatch)
     end = director.end()
     assert (end.status, end.text) == ("E", "internal error: KeyError('a bug')")
