@@ -181,8 +181,14 @@ def _mode_records() -> list[Record]:
     return records
 
 
-def _restored_modes(where: Path) -> dict[int, int]:
-    return {mode: (where / "src" / "d" / f"m{mode:o}").stat().st_mode & 0o7777 for mode in MODES}
+def restore_every_mode(where: Path) -> None:
+    """Restore a file of each of MODES into `where` and check that each mode came back exact."""
+    writer = RestoreWriter(where, privileged_content=True)
+    writer.feed_batch(_mode_records())
+    writer.finish()
+    assert writer.stats.errors == 0
+    restored = {m: (where / "src" / "d" / f"m{m:o}").stat().st_mode & 0o7777 for m in MODES}
+    assert restored == {mode: mode for mode in MODES}
 
 
 @pytest.mark.usefixtures("umask_022")
@@ -193,11 +199,7 @@ def test_files_made_in_a_private_directory_get_their_mode_without_a_chmod(
     mode when the umask keeps it: no chmod. A mode the umask would cut (0664) or one with a setuid,
     setgid or sticky bit still gets its chmod, and every mode comes back exact."""
     where = tmp_path / "where"
-    writer = RestoreWriter(where, privileged_content=True)
-    writer.feed_batch(_mode_records())
-    writer.finish()
-    assert writer.stats.errors == 0
-    assert _restored_modes(where) == {mode: mode for mode in MODES}
+    restore_every_mode(where)
     assert sorted(chmods) == sorted([0o664, 0o1755, 0o2755])
 
 
@@ -209,11 +211,7 @@ def test_files_in_a_directory_others_can_enter_are_made_0600_then_given_their_mo
     only when complete: nobody else can open it half-written."""
     where = tmp_path / "where"
     (where / "src" / "d").mkdir(parents=True, mode=0o755)  # 0755 under the umask 022
-    writer = RestoreWriter(where, privileged_content=True)
-    writer.feed_batch(_mode_records())
-    writer.finish()
-    assert writer.stats.errors == 0
-    assert _restored_modes(where) == {mode: mode for mode in MODES}
+    restore_every_mode(where)
     assert sorted(chmods) == sorted(MODES)
 
 
@@ -230,11 +228,7 @@ def test_a_default_acl_on_the_way_never_cuts_a_restored_mode(
         os.setxattr(where, ACL_DEFAULT, NO_OTHERS_DEFAULT_ACL)
     except OSError as exc:
         pytest.skip(f"no POSIX ACLs on {tmp_path}: {exc.strerror}")
-    writer = RestoreWriter(where, privileged_content=True)
-    writer.feed_batch(_mode_records())
-    writer.finish()
-    assert writer.stats.errors == 0
-    assert _restored_modes(where) == {mode: mode for mode in MODES}
+    restore_every_mode(where)
     assert sorted(chmods) == sorted(MODES)
 
 
