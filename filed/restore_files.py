@@ -10,7 +10,6 @@ descriptor (`/proc/self/fd/N`), and symlinks through their parent with AT_SYMLIN
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import stat
 from collections.abc import Callable, Sequence
@@ -59,16 +58,16 @@ class Leftovers:
             self.walker = None
 
 
-def create_node(a: FileAttributes, dir_fd: int, name: bytes, mode: int = 0o600) -> int:
+def create_node(a: FileAttributes, dir_fd: int, name: bytes) -> int:
     """Create a file of the attributes' kind as `name` in `dir_fd`, which must not exist there; a
-    regular file's descriptor is returned (-1 for other kinds), the file made with `mode` (see
-    `final_mode`). Directories and hardlinks are the writer's."""
+    regular file's descriptor is returned (-1 for other kinds). Directories and hardlinks are the
+    writer's."""
     kind = a.type
     if kind == FileType.REGULAR:
         return os.open(
             name,
             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-            mode,
+            0o600,
             dir_fd=dir_fd,
         )
     if kind == FileType.SYMLINK:
@@ -108,43 +107,6 @@ class Policy:
     euid: int = field(default_factory=os.geteuid)
 
 
-def process_umask() -> int | None:
-    """This process's umask, read without changing it (Linux 4.7+); None when it cannot be read."""
-    try:
-        with open("/proc/self/status", "rb") as status:
-            for line in status:
-                if line.startswith(b"Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def private_directory(st: os.stat_result, fd: int, euid: int) -> bool:
-    """Whether a file made in this directory gets exactly the permission bits it is made with,
-    and nobody but its owner can reach it meanwhile: the directory is ours and 0700 (as every
-    directory a restore makes is until its own attributes are set at the end; with mode 0700 an
-    access ACL's mask grants nobody else anything), and it has no default ACL, which would take
-    the umask's place for the new file."""
-    if st.st_uid != euid or stat.S_IMODE(st.st_mode) != 0o700:
-        return False
-    try:
-        os.getxattr(fd, ACL_DEFAULT)
-    except OSError as exc:
-        return exc.errno in (errno.ENODATA, errno.EOPNOTSUPP)
-    return False
-
-
-def final_mode(a: FileAttributes, umask: int | None) -> int | None:
-    """The mode a regular file can be made with so that it needs no chmod afterwards (in a private
-    directory, see `private_directory`): its permission bits when the umask keeps them all and it
-    has no setuid, setgid or sticky bit (those are for `apply_attributes`, after any chown)."""
-    mode = stat.S_IMODE(a.mode)
-    if umask is None or mode & ~0o777 or mode & umask:
-        return None
-    return mode
-
-
 def safe_mode(a: FileAttributes, policy: Policy) -> int:
     mode = stat.S_IMODE(a.mode)
     if policy.strip and a.type != FileType.DIRECTORY:
@@ -164,12 +126,10 @@ def apply_attributes(
     xattrs: Sequence[tuple[bytes, bytes]],
     warn: Callable[[str], None],
     owned: bool = False,
-    mode_set: bool = False,
 ) -> None:
     """Owner, mode, ACLs, xattrs and times, in the order that keeps each one, on the file's own
     descriptor `fd` (-1: the node `name` in `dir_fd` is reached without following it). `owned`:
     the node was just made and already has the owner and group the attributes name (no chown).
-    `mode_set`: it was made with its final permission bits (`final_mode`; no chmod).
     What the system refuses (an owner without privileges, an unsupported xattr) is a warning;
     anything else raises."""
     if a.type == FileType.HARDLINK:
@@ -184,7 +144,6 @@ def apply_attributes(
             xattrs=xattrs,
             warn=warn,
             owned=owned,
-            mode_set=mode_set,
         )
     elif a.type == FileType.SYMLINK:
         _apply_symlink(a, dir_fd, name, policy, xattrs=xattrs, warn=warn, owned=owned)
@@ -215,21 +174,19 @@ def _apply(
     xattrs: Sequence[tuple[bytes, bytes]],
     warn: Callable[[str], None],
     owned: bool,
-    mode_set: bool = False,
 ) -> None:
     if not owned and (policy.privileged or a.uid == policy.euid):
         try:
             os.chown(target, a.uid, a.gid)
         except OSError as exc:
             warn(f"{printable(a.path)}: cannot set owner {a.uid}:{a.gid}: {exc.strerror}")
-    if not mode_set:
-        mode = safe_mode(a, policy)
-        if mode != stat.S_IMODE(a.mode):
-            warn(
-                f"{printable(a.path)}: setuid/setgid bits not restored (mode "
-                f"{stat.S_IMODE(a.mode):o} restored as {mode:o})"
-            )
-        os.chmod(target, mode)
+    mode = safe_mode(a, policy)
+    if mode != stat.S_IMODE(a.mode):
+        warn(
+            f"{printable(a.path)}: setuid/setgid bits not restored (mode {stat.S_IMODE(a.mode):o} "
+            f"restored as {mode:o})"
+        )
+    os.chmod(target, mode)
     for acl_name, acl in ((ACL_ACCESS, acl_access), (ACL_DEFAULT, acl_default)):
         if acl is not None:
             try:

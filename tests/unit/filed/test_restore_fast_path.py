@@ -10,14 +10,12 @@ files is never followed.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from filed.restore import RestoreWriter
 from protocol.records import Record, Stream, pack_data
-from tests.support.trees import ACL_DEFAULT, GROUP_OBJ, OTHER, UNDEFINED, USER_OBJ, posix_acl
 from tests.unit.filed.test_restore_faults import MTIME, attributes, file_records, leftovers
 
 
@@ -145,93 +143,3 @@ def test_owner_and_group_are_exact_in_a_setgid_directory(tmp_path: Path) -> None
         "plain": (1234, 5678),
         "root": (0, egid),
     }
-
-
-MODES = (0o644, 0o600, 0o000, 0o755, 0o400, 0o664, 0o1755, 0o2755)
-
-
-@pytest.fixture
-def umask_022() -> Iterator[None]:
-    old = os.umask(0o022)
-    try:
-        yield
-    finally:
-        os.umask(old)
-
-
-@pytest.fixture
-def chmods(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The modes every os.chmod of the test sets."""
-    calls: list[int] = []
-    real = os.chmod
-
-    def counting(path: object, mode: int, *args: object, **kw: object) -> None:
-        calls.append(mode)
-        real(path, mode, *args, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(os, "chmod", counting)
-    return calls
-
-
-def _mode_records() -> list[Record]:
-    records: list[Record] = []
-    for index, mode in enumerate(MODES, start=1):
-        path = b"/src/d/m%o" % mode
-        records += file_records(index, path, b"mode %o" % mode, mode=mode)
-    return records
-
-
-def restore_every_mode(where: Path) -> None:
-    """Restore a file of each of MODES into `where` and check that each mode came back exact."""
-    writer = RestoreWriter(where, privileged_content=True)
-    writer.feed_batch(_mode_records())
-    writer.finish()
-    assert writer.stats.errors == 0
-    restored = {m: (where / "src" / "d" / f"m{m:o}").stat().st_mode & 0o7777 for m in MODES}
-    assert restored == {mode: mode for mode in MODES}
-
-
-@pytest.mark.usefixtures("umask_022")
-def test_files_made_in_a_private_directory_get_their_mode_without_a_chmod(
-    tmp_path: Path, chmods: list[int]
-) -> None:
-    """A file made in a directory the restore made (0700 until the end) is created with its final
-    mode when the umask keeps it: no chmod. A mode the umask would cut (0664) or one with a setuid,
-    setgid or sticky bit still gets its chmod, and every mode comes back exact."""
-    where = tmp_path / "where"
-    restore_every_mode(where)
-    assert sorted(chmods) == sorted([0o664, 0o1755, 0o2755])
-
-
-@pytest.mark.usefixtures("umask_022")
-def test_files_in_a_directory_others_can_enter_are_made_0600_then_given_their_mode(
-    tmp_path: Path, chmods: list[int]
-) -> None:
-    """Merging into an existing directory others can enter, a file is made 0600 and gets its mode
-    only when complete: nobody else can open it half-written."""
-    where = tmp_path / "where"
-    (where / "src" / "d").mkdir(parents=True, mode=0o755)  # 0755 under the umask 022
-    restore_every_mode(where)
-    assert sorted(chmods) == sorted(MODES)
-
-
-@pytest.mark.usefixtures("umask_022")
-def test_a_default_acl_on_the_way_never_cuts_a_restored_mode(
-    tmp_path: Path, chmods: list[int]
-) -> None:
-    """A default ACL takes the umask's place for a new file (here: nothing for others), and the
-    directories a restore makes below it inherit it: files there get their chmod, and their exact
-    modes."""
-    where = tmp_path / "where"
-    where.mkdir(mode=0o700)
-    try:
-        os.setxattr(where, ACL_DEFAULT, NO_OTHERS_DEFAULT_ACL)
-    except OSError as exc:
-        pytest.skip(f"no POSIX ACLs on {tmp_path}: {exc.strerror}")
-    restore_every_mode(where)
-    assert sorted(chmods) == sorted(MODES)
-
-
-NO_OTHERS_DEFAULT_ACL = posix_acl(
-    [(USER_OBJ, 7, UNDEFINED), (GROUP_OBJ, 7, UNDEFINED), (OTHER, 0, UNDEFINED)]
-)
