@@ -656,8 +656,10 @@ async def _receive(job: FdJob, sd: Connection, writer: RestoreWriter) -> str:
     if isinstance(reply, ErrorReply):
         raise FdJobError(f"Storage Daemon refused the read session: {reply.code} {reply.text}")
 
+    ended = False  # this session is over (a cancelled task): a batch still arriving is refused
+
     def consume(body: Body) -> None:
-        if job.canceled.is_set():
+        if job.canceled.is_set() or ended:
             raise FdJobError("job canceled")
         records = decode_batch(body)
         talk.receive(records)
@@ -665,22 +667,27 @@ async def _receive(job: FdJob, sd: Connection, writer: RestoreWriter) -> str:
         job.bytes += sum(len(r.payload) - 8 for r in records if r.stream in DATA_STREAMS)
         writer.feed_batch(records)
 
-    while True:
-        if job.canceled.is_set():
-            raise FdJobError("job canceled")
-        event = await sd.receive_batches(consume)
-        decoded = event if isinstance(event, Signal) else decode_body(event)
-        try:
-            talk.receive(decoded)
-        except UnexpectedMessage as exc:  # the state is READING: "during the restore"
-            if isinstance(decoded, Signal):
-                raise FdJobError(f"Storage Daemon sent {exc.kind} during the restore") from exc
-            raise FdJobError(f"unexpected {exc.kind!r} from the Storage Daemon") from exc
-        if isinstance(decoded, ErrorReply):
-            return f"Storage Daemon: {decoded.text}"
-        if not isinstance(decoded, list):
-            return ""  # its EOD
-        raise FdJobError("a record batch arrived where a message was expected")  # not reached
+    try:
+        while True:
+            if job.canceled.is_set():
+                raise FdJobError("job canceled")
+            event = await sd.receive_batches(consume)
+            decoded = event if isinstance(event, Signal) else decode_body(event)
+            try:
+                talk.receive(decoded)
+            except UnexpectedMessage as exc:  # the state is READING: "during the restore"
+                if isinstance(decoded, Signal):
+                    raise FdJobError(f"Storage Daemon sent {exc.kind} during the restore") from exc
+                raise FdJobError(f"unexpected {exc.kind!r} from the Storage Daemon") from exc
+            if isinstance(decoded, ErrorReply):
+                return f"Storage Daemon: {decoded.text}"
+            if not isinstance(decoded, list):
+                return ""  # its EOD
+            raise FdJobError("a record batch arrived where a message was expected")  # not reached
+    finally:
+        # A cancelled task leaves the connection's thread receiving until the connection closes:
+        # it stops at its next batch instead of counting it into a job that has ended.
+        ended = True
 
 
 def _estimate(job: FdJob, msg: FdEstimate) -> EstimateResult:
