@@ -175,6 +175,9 @@ class ThreadedConnection(Connection):
         self._inbox: asyncio.Queue[Body | Signal | BaseException] = asyncio.Queue()
         self._room = threading.Semaphore(READ_AHEAD)
         self._pumping = False
+        self._sinking = (
+            False  # `receive_batches` holds the thread, blocked in a read between batches
+        )
         self._stopping = threading.Event()
 
     @property
@@ -255,7 +258,13 @@ class ThreadedConnection(Connection):
             await asyncio.to_thread(consume, event)
         if self.closed:
             raise ConnectionClosed("connection already closed")
-        return await asyncio.wrap_future(self._worker.submit(self._sink, consume))
+        self._sinking = True  # until the thread is done with it, even if this task is cancelled
+        sinking = self._worker.submit(self._sink, consume)
+        sinking.add_done_callback(self._sink_done)
+        return await asyncio.wrap_future(sinking)
+
+    def _sink_done(self, _sinking: Future[Body | Signal]) -> None:
+        self._sinking = False
 
     def _sink(self, consume: Callable[[Body], None]) -> Body | Signal:
         """Worker thread: receive frames, consuming batches, until one that is not a batch."""
@@ -281,7 +290,8 @@ class ThreadedConnection(Connection):
 
     async def _shutdown(self) -> None:
         try:
-            if not self._pumping:  # frames queued behind a blocked read would never leave anyway
+            if not self._pumping and not self._sinking:
+                # frames queued behind a blocked read would never leave anyway
                 with contextlib.suppress(NetError, TimeoutError):
                     async with asyncio.timeout(self.limits.frame_timeout):
                         await self.flush()

@@ -664,6 +664,32 @@ async def test_close_interrupts_a_read_blocked_on_a_silent_peer(mode: Mode, clos
     assert "closed by peer" in str(seen_by_peer)
 
 
+async def test_close_after_a_cancelled_receive_batches_does_not_wait_behind_its_read(
+    mode: Mode,
+) -> None:
+    """A restore's task cancelled while the connection's thread waits for the next batch: that
+    thread stays in its read until the close wakes it, so a TERMINATE queued behind it must not
+    make the close wait (up to the frame timeout) for a send that cannot leave before it."""
+
+    async def handler(conn: Connection) -> object:
+        await accept_authenticated(conn)
+        return await outcome_of(conn.recv_event(timeout=WAIT))  # silent until the dialer closes
+
+    async with serving(handler, mode.server) as server, bulk_dial(server.port, mode.client) as conn:
+        await authenticate_initiator(conn, HELLO, SECRET)
+        receiving = asyncio.create_task(conn.receive_batches(lambda body: None))
+        await asyncio.sleep(0.2)  # the thread is in its read
+        receiving.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await receiving
+        started = time.monotonic()
+        await conn.close(terminate=True)
+        elapsed = time.monotonic() - started
+        seen_by_peer = await server.result()
+    assert elapsed < 1.0, f"close() took {elapsed:.2f} s"
+    assert isinstance(seen_by_peer, ConnectionClosed | Signal), seen_by_peer
+
+
 # -- 7. a silent peer times out, and the frame that comes later is not lost ------------------------
 
 
