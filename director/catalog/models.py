@@ -1,9 +1,9 @@
-"""Rows as the rest of the Director sees them (plain frozen dataclasses, no SQL)."""
+"""Rows as the rest of the Director sees them (frozen dataclasses, File rows named tuples; no SQL)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import NamedTuple, TypedDict
 
 # A Job or Media column's new value, as the catalog stores it.
 ColumnValue = str | int | float | bytes | None
@@ -21,9 +21,11 @@ class PoolView(TypedDict):
     numvols: int
 
 
-@dataclass(frozen=True, slots=True)
-class FileRow:
-    """One File row: Bareos splits the name into Path ("dir/") and Name ("file", "" for a dir)."""
+class FileRow(NamedTuple):
+    """One File row: Bareos splits the name into Path ("dir/") and Name ("file", "" for a dir).
+    A named tuple, not a frozen dataclass like the other rows: one is made per file for every
+    restore selection and every accurate list (a frozen dataclass sets each field through
+    `object.__setattr__`)."""
 
     job_id: int
     path: bytes
