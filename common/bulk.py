@@ -175,9 +175,8 @@ class ThreadedConnection(Connection):
         self._inbox: asyncio.Queue[Body | Signal | BaseException] = asyncio.Queue()
         self._room = threading.Semaphore(READ_AHEAD)
         self._pumping = False
-        self._sinking = (
-            False  # `receive_batches` holds the thread, blocked in a read between batches
-        )
+        # `receive_batches` holds the thread (in a read between two batches) until it is done
+        self._sinking = False
         self._stopping = threading.Event()
 
     @property
