@@ -667,27 +667,24 @@ async def _receive(job: FdJob, sd: Connection, writer: RestoreWriter) -> str:
         job.bytes += sum(len(r.payload) - 8 for r in records if r.stream in DATA_STREAMS)
         writer.feed_batch(records)
 
+    if job.canceled.is_set():
+        raise FdJobError("job canceled")
     try:
-        while True:
-            if job.canceled.is_set():
-                raise FdJobError("job canceled")
-            event = await sd.receive_batches(consume)
-            decoded = event if isinstance(event, Signal) else decode_body(event)
-            try:
-                talk.receive(decoded)
-            except UnexpectedMessage as exc:  # the state is READING: "during the restore"
-                if isinstance(decoded, Signal):
-                    raise FdJobError(f"Storage Daemon sent {exc.kind} during the restore") from exc
-                raise FdJobError(f"unexpected {exc.kind!r} from the Storage Daemon") from exc
-            if isinstance(decoded, ErrorReply):
-                return f"Storage Daemon: {decoded.text}"
-            if not isinstance(decoded, list):
-                return ""  # its EOD
-            raise FdJobError("a record batch arrived where a message was expected")  # not reached
+        event = await sd.receive_batches(consume)  # every batch, then what ends the session
     finally:
         # A cancelled task leaves the connection's thread receiving until the connection closes:
         # it stops at its next batch instead of counting it into a job that has ended.
         ended = True
+    decoded = event if isinstance(event, Signal) else decode_body(event)
+    try:
+        talk.receive(decoded)
+    except UnexpectedMessage as exc:  # the state is READING: "during the restore"
+        if isinstance(decoded, Signal):
+            raise FdJobError(f"Storage Daemon sent {exc.kind} during the restore") from exc
+        raise FdJobError(f"unexpected {exc.kind!r} from the Storage Daemon") from exc
+    if isinstance(decoded, ErrorReply):
+        return f"Storage Daemon: {decoded.text}"
+    return ""  # its EOD
 
 
 def _estimate(job: FdJob, msg: FdEstimate) -> EstimateResult:
