@@ -68,6 +68,7 @@ from protocol.records import (
     decode_batch,
     decode_body,
     encode_batch_parts,
+    frame_batch_bytes,
 )
 
 if TYPE_CHECKING:
@@ -539,12 +540,11 @@ async def _backup(fd: FileDaemon, job: FdJob, conn: Connection, log: Any) -> tup
     if isinstance(reply, ErrorReply):
         raise FdJobError(f"Storage Daemon refused the append session: {reply.code} {reply.text}")
     records = reader.records()
-    # A bulk connection (common.bulk) takes frames of several MiB; a plain one, BATCH_BYTES.
-    batch_bytes = min(BULK_BATCH_BYTES, max(BATCH_BYTES, sd.limits.max_frame_size // 2))
+    batch_size = frame_batch_bytes(sd.limits.max_frame_size, BULK_BATCH_BYTES)
     while True:
         if job.canceled.is_set():
             raise FdJobError("job canceled")
-        batch = await asyncio.to_thread(_next_batch, records, job, batch_bytes)
+        batch = await asyncio.to_thread(_next_batch, records, job, batch_size)
         if batch is None:
             break
         await sd.send_parts(encode_batch_parts(batch))

@@ -15,6 +15,14 @@ from protocol.messages import Message, decode_message
 BATCH_BYTES: Final = 512 * 1024
 
 
+def frame_batch_bytes(max_frame_size: int, most: int) -> int:
+    """How much record data a sender puts in one batch for a peer whose frames may be
+    `max_frame_size` long, at most `most`: a bulk connection (common.bulk) takes frames of several
+    MiB, a plain one BATCH_BYTES (half its frame limit leaves room for the record that fills the
+    batch and for the framing)."""
+    return min(most, max(BATCH_BYTES, max_frame_size // 2))
+
+
 class Stream(enum.IntEnum):
     """What a record's payload is; numbers are stored on volumes and must never change."""
 

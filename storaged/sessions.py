@@ -13,7 +13,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
-from common.link import Limits
 from common.net import Connection, NetError
 from protocol.conversations import (
     OPENING,
@@ -42,6 +41,7 @@ from protocol.records import (
     decode_batch,
     encode_batch,
     encode_batch_parts,
+    frame_batch_bytes,
 )
 from storaged import volume as vol
 from storaged.appender import SessionWriter, VolumeAppender, VolumeWriteFailed
@@ -539,7 +539,7 @@ async def run_replicate(job: SdJob, peer: Connection, log: Any) -> None:
         )
     await job.set_status("R")
     async for batch in read_batches(
-        job, job.device, send_batch_bytes(peer.limits, COPY_BATCH_BYTES)
+        job, job.device, frame_batch_bytes(peer.limits.max_frame_size, COPY_BATCH_BYTES)
     ):
         job.files += sum(1 for r in batch if r.stream == Stream.ATTRIBUTES)
         job.bytes += sum(len(r.payload) for r in batch if r.stream != Stream.ATTRIBUTES)
@@ -652,13 +652,6 @@ def _batches(
         yield batch
 
 
-def send_batch_bytes(limits: Limits, most: int) -> int:
-    """How much record data goes in one frame to a peer, at most `most`: a bulk connection
-    (common.bulk) takes frames of several MiB, a plain one BATCH_BYTES (half its frame limit leaves
-    room for the last record of a batch and the framing)."""
-    return min(most, max(BATCH_BYTES, limits.max_frame_size // 2))
-
-
 async def run_read(job: SdJob, data: Connection, log: Any) -> None:
     """Send the records the bootstrap selects, volume by volume, then EOD."""
     await refuse_foreign_peer(job, data)
@@ -667,7 +660,7 @@ async def run_read(job: SdJob, data: Connection, log: Any) -> None:
         raise ProtocolError(f"expected read_open, got {opening.TYPE!r}")
     await data.send(Ok(code=Code.SD_OK, text="OK data"))
     await job.set_status("R")
-    batch_bytes = send_batch_bytes(data.limits, RESTORE_BATCH_BYTES)
+    batch_size = frame_batch_bytes(data.limits.max_frame_size, RESTORE_BATCH_BYTES)
     current_job: int | None = None
     for spec in job.bootstrap:
         path = job.device.archive / spec.volume_name
@@ -683,7 +676,7 @@ async def run_read(job: SdJob, data: Connection, log: Any) -> None:
             current_job = spec.job_id
         try:
             async for batch in volume_batches(
-                job, _entry(spec), path, batch_bytes, direct_io=job.device.direct_io
+                job, _entry(spec), path, batch_size, direct_io=job.device.direct_io
             ):
                 job.files += sum(1 for r in batch if r.stream == Stream.ATTRIBUTES)
                 job.bytes += sum(len(r.payload) for r in batch if r.stream != Stream.ATTRIBUTES)

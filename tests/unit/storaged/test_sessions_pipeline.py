@@ -12,9 +12,17 @@ import pytest
 from common.bulk import BULK_FRAME_SIZE
 from common.link import Limits
 from filed.backup import CHUNK
+from filed.control import BULK_BATCH_BYTES
 from protocol.jobs import BootstrapSpec, JobMediaReport, SdJobSetup, VolumeAssignment
 from protocol.messages import Message
-from protocol.records import BATCH_BYTES, OFFSET_SIZE, Record, Stream, encode_batch
+from protocol.records import (
+    BATCH_BYTES,
+    OFFSET_SIZE,
+    Record,
+    Stream,
+    encode_batch,
+    frame_batch_bytes,
+)
 from storaged import sessions
 from storaged import volume as vol
 from storaged.jobs import Device, SdJob
@@ -168,16 +176,18 @@ async def test_a_read_session_stays_open_until_the_file_daemon_is_done() -> None
         assert gone.reads == 1
 
 
-@pytest.mark.parametrize("most", [sessions.RESTORE_BATCH_BYTES, sessions.COPY_BATCH_BYTES])
+@pytest.mark.parametrize(
+    "most", [sessions.RESTORE_BATCH_BYTES, sessions.COPY_BATCH_BYTES, BULK_BATCH_BYTES]
+)
 def test_batches_grow_on_bulk_connections_and_always_fit_a_frame(most: int) -> None:
-    """A restore or a copy sends large batches only to a peer that takes large frames, and a batch
+    """A restore, a copy or a backup sends large batches only to a peer that takes large frames, and a batch
     (cut after the record that reaches the size, as `_batches` does) always fits the peer's frame."""
     plain = Limits()
     bulk = dataclasses.replace(plain, max_frame_size=BULK_FRAME_SIZE)
-    assert sessions.send_batch_bytes(plain, most) == BATCH_BYTES
-    assert sessions.send_batch_bytes(bulk, most) == most
+    assert frame_batch_bytes(plain.max_frame_size, most) == BATCH_BYTES
+    assert frame_batch_bytes(bulk.max_frame_size, most) == most
     for limits in (plain, bulk):
-        size = sessions.send_batch_bytes(limits, most)
+        size = frame_batch_bytes(limits.max_frame_size, most)
         batch, filled = [], 0
         while filled < size:  # the largest data records a File Daemon sends
             batch.append(Record(len(batch) + 1, Stream.DATA, bytes(OFFSET_SIZE + CHUNK)))
