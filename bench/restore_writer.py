@@ -6,7 +6,8 @@ Reads TREE once with the backup reader (XXH128 signatures), packs its records in
 of about 512 KiB as the Storage Daemon sends them, and decodes them again, so the writer sees
 views of received frame bodies, as in a restore. Then, `--reps` times, restores them into an empty
 `--out` directory through `RestoreWriter.feed_batch` (in this thread) and prints the CPU seconds
-(user and system of this process, `os.times`) and µs per file. `--profile` runs one more
+(user and system of this process, `os.times`) and µs per file, under the File Daemon's umask
+(`DAEMON_UMASK`), each repetition's tree removed before the next. `--profile` runs one more
 restore under cProfile and prints the top functions. The restored tree is compared with TREE
 (content, mode, times, size) after each repetition: a fast restore that is wrong is no result.
 """
@@ -25,6 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from common.runtime import DAEMON_UMASK
 from filed.backup import BackupReader
 from filed.restore import RestoreWriter
 from protocol.fileset import FileSetSpec, IncludeSpec, OptionsSpec
@@ -97,6 +99,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     tree = args.tree.resolve()
+    os.umask(DAEMON_UMASK)  # as the File Daemon runs: what a restore must fchmod depends on it
     frames, files = read_frames(tree)
     mib = sum(map(len, frames)) / 2**20
     print(f"{tree}: {files} files, {len(frames)} frames, {mib:.1f} MiB")
@@ -115,6 +118,7 @@ def main() -> None:
         user, system = after.user - before.user, after.system - before.system
         cpu = user + system
         bad = compare(tree, out)
+        shutil.rmtree(out)  # a tree left behind slows the next repetition's file creation
         label = "profiled" if profiler is not None else f"rep {rep + 1}"
         print(
             f"{label}: CPU {cpu:.3f} s (user {user:.3f}, sys {system:.3f}; "
