@@ -52,7 +52,14 @@ from filed.restore_checks import (
     parse_xattrs,
     reason,
 )
-from filed.restore_files import Leftovers, Policy, apply_attributes, create_node, install
+from filed.restore_files import (
+    Leftovers,
+    Policy,
+    apply_attributes,
+    create_node,
+    install,
+    safe_mode,
+)
 from filed.restore_paths import (
     DirWalker,
     PathMap,
@@ -63,6 +70,7 @@ from filed.restore_paths import (
     parse_regex_where,
     printable,
 )
+from filed.thread_umask import exact_modes
 from protocol.attributes import FileAttributes, FileType, decode_attributes
 from protocol.errors import DecodeError
 from protocol.records import Record, Stream, unpack_data
@@ -137,6 +145,7 @@ class _Current:
     acl_access: bytes | None = None
     acl_default: bytes | None = None
     xattrs: Sequence[tuple[bytes, bytes]] = ()
+    mode_set: bool = False  # created with its final mode (`RestoreWriter._make`): no chmod
 
     @property
     def target(self) -> bytes:
@@ -193,6 +202,7 @@ class RestoreWriter:
         self._direct = DirectData(direct_io)  # large files' data: O_DIRECT through a stage
         self._release = weakref.finalize(self, self._leftovers.release)
         self._closed = False
+        self._exact = False  # this feed's thread creates files with the mode given (`_make`)
         try:
             if self.replace not in REPLACE_POLICIES:
                 raise ValueError(
@@ -223,7 +233,7 @@ class RestoreWriter:
 
     def feed(self, record: Record) -> None:
         """Take one record; never raises: whatever is wrong with it costs at most its file."""
-        with self._lock:
+        with self._lock, exact_modes() as self._exact:
             if self.rejected is not None or self._closed:
                 return
             try:
@@ -233,7 +243,7 @@ class RestoreWriter:
 
     def feed_batch(self, records: Iterable[Record]) -> None:
         """Take a batch of records (one received frame) under one lock; never raises."""
-        with self._lock:
+        with self._lock, exact_modes() as self._exact:
             for record in records:
                 if self.rejected is not None or self._closed:
                     return
@@ -380,8 +390,16 @@ class RestoreWriter:
         return True
 
     def _make(self, cur: _Current, name: bytes, temp: bool = False) -> None:
-        """A new node `name` in the parent directory (FileExistsError if anything is there)."""
-        cur.fd = create_node(cur.attrs, cur.dir_fd, name)
+        """A new node `name` in the parent directory (FileExistsError if anything is there). A
+        regular file gets its final mode now when this thread's umask lets it through whole
+        (`exact_modes`) and the mode has no setuid, setgid or sticky bit (a chown would clear
+        the first two): then no chmod at the end."""
+        mode = 0o600
+        if self._exact and cur.attrs.type == FileType.REGULAR:
+            final = safe_mode(cur.attrs, self.policy)
+            if not final & ~0o777:
+                mode, cur.mode_set = final, True
+        cur.fd = create_node(cur.attrs, cur.dir_fd, name, mode)
         if cur.fd >= 0:
             self._leftovers.fds.add(cur.fd)
         cur.made, cur.temp = name, temp  # only now: a name we did not create is never removed
@@ -536,6 +554,7 @@ class RestoreWriter:
             xattrs=cur.xattrs,
             warn=self._warn,
             owned=owned,
+            mode_set=cur.mode_set,
         )
 
     def finish(self) -> RestoreStats:

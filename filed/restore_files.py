@@ -58,16 +58,16 @@ class Leftovers:
             self.walker = None
 
 
-def create_node(a: FileAttributes, dir_fd: int, name: bytes) -> int:
+def create_node(a: FileAttributes, dir_fd: int, name: bytes, mode: int = 0o600) -> int:
     """Create a file of the attributes' kind as `name` in `dir_fd`, which must not exist there; a
-    regular file's descriptor is returned (-1 for other kinds). Directories and hardlinks are the
-    writer's."""
+    regular file's descriptor is returned (-1 for other kinds), open for writing whatever `mode`
+    (its permission bits, masked by the umask) says. Directories and hardlinks are the writer's."""
     kind = a.type
     if kind == FileType.REGULAR:
         return os.open(
             name,
             os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-            0o600,
+            mode,
             dir_fd=dir_fd,
         )
     if kind == FileType.SYMLINK:
@@ -126,10 +126,13 @@ def apply_attributes(
     xattrs: Sequence[tuple[bytes, bytes]],
     warn: Callable[[str], None],
     owned: bool = False,
+    mode_set: bool = False,
 ) -> None:
     """Owner, mode, ACLs, xattrs and times, in the order that keeps each one, on the file's own
     descriptor `fd` (-1: the node `name` in `dir_fd` is reached without following it). `owned`:
     the node was just made and already has the owner and group the attributes name (no chown).
+    `mode_set`: it was made with the mode `safe_mode` gives, which has no setuid, setgid or
+    sticky bit for a chown to clear (no chmod).
     What the system refuses (an owner without privileges, an unsupported xattr) is a warning;
     anything else raises."""
     if a.type == FileType.HARDLINK:
@@ -144,6 +147,7 @@ def apply_attributes(
             xattrs=xattrs,
             warn=warn,
             owned=owned,
+            mode_set=mode_set,
         )
     elif a.type == FileType.SYMLINK:
         _apply_symlink(a, dir_fd, name, policy, xattrs=xattrs, warn=warn, owned=owned)
@@ -174,6 +178,7 @@ def _apply(
     xattrs: Sequence[tuple[bytes, bytes]],
     warn: Callable[[str], None],
     owned: bool,
+    mode_set: bool = False,
 ) -> None:
     if not owned and (policy.privileged or a.uid == policy.euid):
         try:
@@ -186,7 +191,8 @@ def _apply(
             f"{printable(a.path)}: setuid/setgid bits not restored (mode {stat.S_IMODE(a.mode):o} "
             f"restored as {mode:o})"
         )
-    os.chmod(target, mode)
+    if not mode_set:
+        os.chmod(target, mode)
     for acl_name, acl in ((ACL_ACCESS, acl_access), (ACL_DEFAULT, acl_default)):
         if acl is not None:
             try:

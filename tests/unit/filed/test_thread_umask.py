@@ -1,0 +1,152 @@
+"""A restore thread's own umask (#14): files made with their final mode, the daemon's umask kept.
+
+`exact_modes` gives the calling thread alone a umask of 0 while a block runs; the process's
+other threads keep theirs. The restore writer then creates a plain file with its final mode and
+skips the chmod; a file with a setuid, setgid or sticky bit, or a thread that cannot have its
+own umask, still gets its mode set at the end. Either way the modes come back exact under the
+daemons' umask of 027.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from common.runtime import DAEMON_UMASK
+from filed import thread_umask
+from filed.restore import RestoreWriter
+from filed.thread_umask import exact_modes
+from protocol.records import Record
+from tests.unit.filed.test_restore_faults import file_records
+
+T = TypeVar("T")
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="unshare(CLONE_FS) is Linux's")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def in_thread(work: Callable[[], T]) -> T:
+    """`work` run in a new thread (its umask state starts fresh), its result or exception."""
+    out: list[Any] = []
+
+    def run() -> None:
+        try:
+            out.append(work())
+        except BaseException as exc:  # handed back to the test
+            out.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    assert out, "the thread did not finish"
+    if isinstance(out[0], BaseException):
+        raise out[0]
+    return out[0]  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def daemon_umask() -> Iterator[None]:
+    """The process runs with the daemons' umask, as the File Daemon does."""
+    old = os.umask(DAEMON_UMASK)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+@linux_only
+def test_the_block_has_umask_0_and_the_other_threads_keep_theirs(daemon_umask: None) -> None:
+    inside, release = threading.Event(), threading.Event()
+
+    def work() -> tuple[bool, int, int]:
+        with exact_modes() as exact:
+            seen = _umask()
+            inside.set()
+            release.wait(10)
+        return exact, seen, _umask()
+
+    result: list[tuple[bool, int, int]] = []
+    worker = threading.Thread(target=lambda: result.append(work()))
+    worker.start()
+    assert inside.wait(10)
+    try:
+        assert _umask() == DAEMON_UMASK  # this thread, while the worker is in its block
+    finally:
+        release.set()
+        worker.join(10)
+    assert result == [(True, 0, DAEMON_UMASK)]
+
+
+def test_a_thread_without_its_own_umask_changes_nothing(
+    daemon_umask: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(thread_umask, "_unshare_fs", lambda: False)
+
+    def work() -> tuple[bool, int]:
+        with exact_modes() as exact:
+            return exact, _umask()
+
+    assert in_thread(work) == (False, DAEMON_UMASK)
+
+
+MODES = (0o644, 0o755, 0o666, 0o444, 0o600, 0o4755, 0o2750, 0o1777)
+
+
+def _restore_modes(where: Path) -> tuple[dict[int, int], list[int]]:
+    """Restore one file of each of MODES; (mode restored by mode asked, the modes chmodded)."""
+    records: list[Record] = []
+    for index, mode in enumerate(MODES, start=1):
+        records += file_records(index, b"/src/f%o" % mode, b"data %o" % mode, mode=mode)
+    chmodded: list[int] = []
+    real_chmod = os.chmod
+
+    def chmod(target: Any, mode: int, **kw: Any) -> None:
+        chmodded.append(mode)
+        real_chmod(target, mode, **kw)
+
+    def work() -> dict[int, int]:
+        os.chmod = chmod  # type: ignore[assignment]  # counted, then put back below
+        try:
+            writer = RestoreWriter(where, privileged_content=True)
+            writer.feed_batch(records)
+            writer.finish()
+        finally:
+            os.chmod = real_chmod
+        assert writer.stats.errors == 0 and writer.stats.files == len(MODES)
+        return {m: (where / "src" / f"f{m:o}").stat().st_mode & 0o7777 for m in MODES}
+
+    return in_thread(work), chmodded
+
+
+@linux_only
+def test_plain_files_get_their_mode_at_creation_under_the_daemon_umask(
+    daemon_umask: None, tmp_path: Path
+) -> None:
+    modes, chmodded = _restore_modes(tmp_path / "where")
+    expect = {m: m for m in MODES}
+    if os.geteuid() != 0:  # a setgid bit on a file of a group one is not in is dropped
+        expect[0o2750] = modes[0o2750]
+    assert modes == expect
+    special = [m for m in MODES if m & 0o7000]
+    assert sorted(chmodded) == sorted(special)
+
+
+def test_without_a_thread_umask_every_mode_is_still_exact(
+    daemon_umask: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(thread_umask, "_unshare_fs", lambda: False)
+    modes, chmodded = _restore_modes(tmp_path / "where")
+    for mode in MODES:
+        if mode != 0o2750 or os.geteuid() == 0:
+            assert modes[mode] == mode
+    assert sorted(chmodded) == sorted(MODES)
