@@ -11,6 +11,7 @@ from protocol.attributes import (
     ATTRIBUTES_VERSION,
     FileAttributes,
     FileType,
+    _raw_type,
     accurate_fields,
     decode_attributes,
     encode_attributes,
@@ -92,3 +93,17 @@ def test_hard_link_of_refuses_what_a_full_decode_refuses(payload: bytes) -> None
         decode_attributes(payload)
     with pytest.raises(DecodeError):
         hard_link_of(payload)
+
+
+@pytest.mark.parametrize("path_length", [0, 1, 255, 256, 65535, 65536])
+@pytest.mark.parametrize("kind", list(FileType))
+def test_hard_link_of_reads_the_type_byte_after_paths_of_every_length(
+    path_length: int, kind: FileType
+) -> None:
+    """The type byte is found after a path encoded as bin 8, 16 or 32 (#14: no unpacking)."""
+    path = b"/" + b"p" * path_length
+    payload = encode_attributes(
+        FileAttributes(path, kind, 0o100644, 0, 0, 1, 0, 2, 3, link_index=7)
+    )
+    assert _raw_type(payload) == kind
+    assert hard_link_of(payload) == (7 if kind == FileType.HARDLINK else 0)
