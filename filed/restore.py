@@ -196,6 +196,7 @@ class RestoreWriter:
         self._cwd: tuple[bytes, ...] = ()  # the directory files are being restored into
         self._cwd_fd = -1  # … and its descriptor (see `_parent`)
         self._cwd_gid = -1  # … and the group a file made there gets
+        self._egid = os.getegid()  # … which is this process's unless the directory is setgid
         self._token = secrets.token_hex(4).encode()
         self._serial = itertools.count()
         self._leftovers = Leftovers()
@@ -353,7 +354,7 @@ class RestoreWriter:
         self._leftovers.fds.add(fd)
         self._cwd, self._cwd_fd = parts, fd
         st = os.fstat(fd)  # the group new files get here: the directory's when it is setgid
-        self._cwd_gid = st.st_gid if st.st_mode & stat.S_ISGID else os.getegid()
+        self._cwd_gid = st.st_gid if st.st_mode & stat.S_ISGID else self._egid
         return fd
 
     def _drop_cwd(self) -> None:
@@ -378,6 +379,11 @@ class RestoreWriter:
             name = cur.parts[-1]
             try:
                 if kind == FileType.DIRECTORY:
+                    assert self._walker is not None
+                    if self._walker.holds(cur.parts):
+                        # Opened (made, mostly) for the files that came before its own record: a
+                        # directory on a directory is merged, whatever the replace policy says.
+                        return True
                     os.mkdir(name, 0o700, dir_fd=cur.dir_fd)
                     return True
                 self._make(cur, name)

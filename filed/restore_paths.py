@@ -196,6 +196,11 @@ class DirWalker:
             os.close(self._cache.popitem(last=False)[1])
         return fd
 
+    def holds(self, parts: tuple[bytes, ...]) -> bool:
+        """Whether the directory `parts` below `where` is open here (a directory, reached without
+        following a symlink)."""
+        return parts in self._cache
+
     def forget(self, parts: tuple[bytes, ...]) -> None:
         """A directory was replaced or removed: drop it and everything below it from the cache."""
         for key in [k for k in self._cache if k[: len(parts)] == parts]:

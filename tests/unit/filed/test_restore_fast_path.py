@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from filed.restore import RestoreWriter
+from protocol.attributes import FileType
 from protocol.records import Record, Stream, pack_data
 from tests.unit.filed.test_restore_faults import MTIME, attributes, file_records, leftovers
 
@@ -143,3 +145,30 @@ def test_owner_and_group_are_exact_in_a_setgid_directory(tmp_path: Path) -> None
         "plain": (1234, 5678),
         "root": (0, egid),
     }
+
+
+def test_a_directory_after_its_files_is_merged_without_another_mkdir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backup sends a directory's record after its contents: the directory was made for them
+    and is open, so its record only brings the attributes set at the end (one mkdir each)."""
+    where = tmp_path / "where"
+    records = [
+        *file_records(1, b"/src/d/f", b"in d"),
+        Record(2, Stream.ATTRIBUTES, attributes(b"/src/d", kind=FileType.DIRECTORY, mode=0o751)),
+        Record(3, Stream.ATTRIBUTES, attributes(b"/src", kind=FileType.DIRECTORY, mode=0o750)),
+    ]
+    made: list[bytes] = []
+    real_mkdir = os.mkdir
+
+    def mkdir(path: Any, mode: int = 0o777, *, dir_fd: int | None = None) -> None:
+        made.append(os.fsencode(path))
+        real_mkdir(path, mode, dir_fd=dir_fd)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    writer = restore(records, where)
+    assert writer.stats.errors == 0 and writer.stats.files == 3
+    assert sorted(made) == [b"d", b"src", b"where"]
+    assert (where / "src" / "d" / "f").read_bytes() == b"in d"
+    for path, mode in ((where / "src" / "d", 0o751), (where / "src", 0o750)):
+        assert path.stat().st_mode & 0o7777 == mode and path.stat().st_mtime_ns == MTIME
