@@ -102,7 +102,11 @@ class BlockingChannel:
             self._send_error = ConnectionClosed(f"send failed: {exc}")
             raise self._send_error from exc
 
-    def recv_event(self) -> Body | Signal:
+    def recv_event(self, reuse: bytearray | None = None) -> Body | Signal:
+        """The next frame's body, or its signal. With `reuse`, a body that fits in it is received
+        into it and returned as a view of it, valid until `reuse` takes the next frame: no buffer
+        to allocate and zero per frame (a restore's 2 MiB batches: 1.3 GB of memset for the Linux
+        tree); a larger one comes in a buffer of its own."""
         while True:
             header = self._recv_exactly(HEADER_SIZE, "frame header")
             announced = parse_header(bytes(header), self.max_frame_size)
@@ -115,6 +119,10 @@ class BlockingChannel:
             # A body must keep coming (as on the event-loop carrier); a header may be awaited long.
             self.sock.settimeout(self.frame_timeout)
             try:
+                if reuse is not None and announced <= len(reuse):
+                    body = memoryview(reuse)[:announced]
+                    self._recv_into(body, "frame body")
+                    return body
                 return self._recv_exactly(announced, "frame body")
             finally:
                 self.sock.settimeout(None)
@@ -122,7 +130,13 @@ class BlockingChannel:
     def _recv_exactly(self, n: int, what: str) -> bytearray:
         """n bytes, received straight into the buffer the caller keeps."""
         buf = bytearray(n)
-        view = memoryview(buf)
+        with memoryview(buf) as view:
+            self._recv_into(view, what)
+        return buf
+
+    def _recv_into(self, view: memoryview, what: str) -> None:
+        """Fill `view` from the connection."""
+        n = len(view)
         got = 0
         try:
             while got < n:
@@ -140,9 +154,6 @@ class BlockingChannel:
             ) from exc
         except (OSError, ssl.SSLError) as exc:
             raise ConnectionClosed(f"receive failed: {exc}") from exc
-        finally:
-            view.release()
-        return buf
 
     def interrupt(self) -> None:
         """Wake the owning thread from a blocked send or receive (any thread may call this)."""
@@ -266,14 +277,19 @@ class ThreadedConnection(Connection):
         self._sinking = False
 
     def _sink(self, consume: Callable[[Body], None]) -> Body | Signal:
-        """Worker thread: receive frames, consuming batches, until one that is not a batch."""
+        """Worker thread: receive frames, consuming batches, until one that is not a batch. Each
+        batch is received into the buffer of the one before it when it fits (`recv_event`): the
+        view `consume` gets is valid during its call only."""
+        frame = bytearray()
         while True:
             if self._stopping.is_set():
                 raise ConnectionClosed("connection closed")
-            event = self._channel.recv_event()
+            event = self._channel.recv_event(frame)
             if not is_batch(event):
-                return event
+                return bytes(event) if isinstance(event, memoryview) else event
             consume(event)
+            if isinstance(event, bytearray):
+                frame = event  # the largest frame yet: its buffer takes the ones after it
 
     def _deliver(self, event: Body | Signal | BaseException, last: bool) -> None:
         if last:

@@ -46,7 +46,7 @@ MAX_UNAUTHENTICATED: Final = 256
 MAX_UNAUTHENTICATED_PER_ADDRESS: Final = 32
 
 # A frame body as received: bytes, or the bytearray a blocking socket received it into (no copy).
-Body = bytes | bytearray
+Body = bytes | bytearray | memoryview  # a view: of a buffer the receiver reuses (common.bulk)
 _BATCH_MARKERS: Final = frozenset({0xDC, 0xDD, *range(0x90, 0xA0)})  # msgpack array headers
 
 
@@ -238,7 +238,8 @@ class Connection(abc.ABC):
         """Hand every record batch that arrives to `consume`, in order and in a worker thread,
         until a frame that is not a batch (a message, EOD), which is returned. What `consume`
         raises ends the receiving and is raised here. A bulk connection (common.bulk) calls
-        `consume` in its own thread, between its reads."""
+        `consume` in its own thread, between its reads, with a view of a buffer the next batch is
+        received into: `consume` must not keep the body, nor views of it, past its return."""
         while True:
             event = await self.recv_event()
             if not is_batch(event):

@@ -320,7 +320,7 @@ def encode_message(msg: Message) -> bytes:
     return codec.pack(_to_wire(msg))
 
 
-def decode_message(body: bytes | bytearray) -> Message:
+def decode_message(body: bytes | bytearray | memoryview) -> Message:
     """Parse and validate one frame body; anything malformed raises DecodeError."""
     obj = codec.unpack(body)  # msgpack itself refuses nesting deeper than 1024 (StackError)
     if not isinstance(obj, dict):

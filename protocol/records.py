@@ -100,7 +100,7 @@ def encode_batch_parts(records: Iterable[Record]) -> list[bytes | memoryview]:
     return parts
 
 
-def decode_batch(body: bytes | bytearray) -> list[Record]:
+def decode_batch(body: bytes | bytearray | memoryview) -> list[Record]:
     """Parse a batch frame body; anything not shaped like records raises DecodeError.
 
     Batches written by `encode_batch_parts` are parsed with struct and their payloads are views of
@@ -126,7 +126,7 @@ def decode_batch(body: bytes | bytearray) -> list[Record]:
     return out
 
 
-def _decode_batch_fast(body: bytes | bytearray) -> list[Record] | None:
+def _decode_batch_fast(body: bytes | bytearray | memoryview) -> list[Record] | None:
     if len(body) < _ARRAY32.size or body[0] != 0xDD:
         return None
     (_marker, count) = _ARRAY32.unpack_from(body)
@@ -151,7 +151,7 @@ def _decode_batch_fast(body: bytes | bytearray) -> list[Record] | None:
     return out
 
 
-def decode_body(body: bytes | bytearray) -> list[Record] | Message:
+def decode_body(body: bytes | bytearray | memoryview) -> list[Record] | Message:
     """A data-session frame: a record batch (msgpack array) or a control message (msgpack map)."""
     if body[:1] and (body[0] & 0xF0 == 0x90 or body[0] in (0xDC, 0xDD)):
         return decode_batch(body)

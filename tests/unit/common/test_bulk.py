@@ -43,7 +43,7 @@ from common.tls import client_context, peer_common_name, server_context
 from protocol.errors import FrameTooLarge
 from protocol.frames import HEADER, MAX_FRAME_SIZE, Signal, encode_frame
 from protocol.jobs import AppendDone, AppendOpen
-from protocol.messages import Code, ErrorReply, Hello, encode_message
+from protocol.messages import Code, ErrorReply, Hello, decode_message, encode_message
 from protocol.records import Record, Stream, decode_batch, encode_batch_parts
 
 T = TypeVar("T")
@@ -296,11 +296,15 @@ async def test_receive_batches_consumes_in_the_connections_own_thread(
             assert not isinstance(event, Signal)
             got.append(plain_records(decode_batch(event)))
 
-        def consume(body: bytes | bytearray) -> None:
+        def consume(body: bytes | bytearray | memoryview) -> None:
             threads.add(threading.current_thread().name)
             got.append(plain_records(decode_batch(body)))
+            kinds.append(type(body))
 
+        kinds: list[type] = []
         end = await conn.receive_batches(consume)
+        if not read_first:  # a batch that fits in the buffer of a larger one before it reuses it
+            assert memoryview in kinds
         return got, threads, end
 
     async with serving(handler, mode.server) as server, bulk_dial(server.port, mode.client) as conn:
@@ -958,3 +962,28 @@ async def test_unauthenticated_bulk_connections_are_capped(monkeypatch: pytest.M
             )
             first.sendall(encode_frame(b"\x90"))
             assert await server.result() == b"\x90"
+
+
+async def test_receive_batches_returns_the_message_that_ends_them_intact(mode: Mode) -> None:
+    """The frame that ends the batches arrives in the buffer the batches were received into; what
+    is returned is its own copy, which the next frame cannot overwrite."""
+    batches = make_batches(seed=3)[:5]
+
+    async def handler(conn: Connection) -> tuple[object, object]:
+        await accept_authenticated(conn)
+        end = await conn.receive_batches(lambda body: None)
+        after = await conn.recv_event(timeout=WAIT)
+        return end, after
+
+    async with serving(handler, mode.server) as server, bulk_dial(server.port, mode.client) as conn:
+        await authenticate_initiator(conn, HELLO, SECRET)
+        for batch in batches:
+            await conn.send_parts(encode_batch_parts(batch))
+        done = AppendDone(code=Code.SD_OK, files=3, bytes=4)
+        await conn.send(done)
+        await conn.send_parts(encode_batch_parts(batches[0]))
+        end, after = await server.result()
+
+    assert isinstance(end, bytes) and decode_message(end) == done
+    assert not isinstance(after, Signal)
+    assert plain_records(decode_batch(after)) == plain_records(batches[0])
