@@ -33,7 +33,7 @@ import secrets
 import stat
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -57,6 +57,7 @@ from filed.restore_files import (
     Policy,
     apply_attributes,
     create_node,
+    has_default_acl,
     install,
     safe_mode,
 )
@@ -197,6 +198,7 @@ class RestoreWriter:
         self._cwd_fd = -1  # … and its descriptor (see `_parent`)
         self._cwd_gid = -1  # … and the group a file made there gets
         self._egid = os.getegid()  # … which is this process's unless the directory is setgid
+        self._cwd_plain = False  # … and whether it has no default ACL
         self._token = secrets.token_hex(4).encode()
         self._serial = itertools.count()
         self._leftovers = Leftovers()
@@ -234,7 +236,7 @@ class RestoreWriter:
 
     def feed(self, record: Record) -> None:
         """Take one record; never raises: whatever is wrong with it costs at most its file."""
-        with self._lock, exact_modes() as self._exact:
+        with self._feeding():
             if self.rejected is not None or self._closed:
                 return
             try:
@@ -244,7 +246,7 @@ class RestoreWriter:
 
     def feed_batch(self, records: Iterable[Record]) -> None:
         """Take a batch of records (one received frame) under one lock; never raises."""
-        with self._lock, exact_modes() as self._exact:
+        with self._feeding():
             for record in records:
                 if self.rejected is not None or self._closed:
                     return
@@ -252,6 +254,17 @@ class RestoreWriter:
                     self._feed(record)
                 except Exception as exc:  # a per-file boundary, as in `feed`
                     self._unforeseen(exc, record.file_index)
+
+    @contextlib.contextmanager
+    def _feeding(self) -> Iterator[None]:
+        """The writer's lock, and umask 0 in this thread alone while records are fed, when the
+        thread can have a umask of its own (`exact_modes`, `_make`)."""
+        with self._lock, exact_modes() as exact:
+            self._exact = exact
+            try:
+                yield
+            finally:
+                self._exact = False
 
     def _feed(self, record: Record) -> None:
         stream = record.stream
@@ -270,6 +283,9 @@ class RestoreWriter:
                     cur.xattrs = parse_xattrs(record.payload)
                 elif stream == _ACL_ACCESS:
                     cur.acl_access = bytes(record.payload)
+                    if cur.mode_set:  # until the ACL is set (at the end) the mode must not apply
+                        os.fchmod(cur.fd, 0o600)
+                        cur.mode_set = False
                 elif stream == _ACL_DEFAULT:
                     cur.acl_default = bytes(record.payload)
             except FILE_ERRORS as exc:
@@ -355,6 +371,8 @@ class RestoreWriter:
         self._cwd, self._cwd_fd = parts, fd
         st = os.fstat(fd)  # the group new files get here: the directory's when it is setgid
         self._cwd_gid = st.st_gid if st.st_mode & stat.S_ISGID else self._egid
+        # A default ACL, not the umask, masks the mode a file is made with here (`_make`).
+        self._cwd_plain = not has_default_acl(fd)
         return fd
 
     def _drop_cwd(self) -> None:
@@ -396,20 +414,31 @@ class RestoreWriter:
         return True
 
     def _make(self, cur: _Current, name: bytes, temp: bool = False) -> None:
-        """A new node `name` in the parent directory (FileExistsError if anything is there). A
-        regular file gets its final mode now when this thread's umask lets it through whole
-        (`exact_modes`) and the mode has no setuid, setgid or sticky bit (a chown would clear
-        the first two): then no chmod at the end."""
-        mode = 0o600
-        if self._exact and cur.attrs.type == FileType.REGULAR:
-            final = safe_mode(cur.attrs, self.policy)
-            if not final & ~0o777:
-                mode, cur.mode_set = final, True
-        cur.fd = create_node(cur.attrs, cur.dir_fd, name, mode)
+        """A new node `name` in the parent directory (FileExistsError if anything is there)."""
+        final = self._final_mode(cur)
+        cur.fd = create_node(cur.attrs, cur.dir_fd, name, 0o600 if final is None else final)
+        cur.mode_set = final is not None
         if cur.fd >= 0:
             self._leftovers.fds.add(cur.fd)
         cur.made, cur.temp = name, temp  # only now: a name we did not create is never removed
         self._leftovers.paths.add((*cur.parts[:-1], name))
+
+    def _final_mode(self, cur: _Current) -> int | None:
+        """The mode a regular file can be made with at once, so that no chmod is needed at the
+        end: when nothing masks it (this thread's umask is 0, `exact_modes`, and the directory
+        has no default ACL), it has no setuid, setgid or sticky bit, and the file is made with
+        the owner and group it ends with (no chown at the end: the mode's group and other bits
+        never apply to another group, such as a setgid directory's, while its data arrives).
+        None: made 0600, its owner and mode set at the end."""
+        a = cur.attrs
+        if not (self._exact and self._cwd_plain) or a.type != FileType.REGULAR:
+            return None
+        policy = self.policy
+        as_made = a.uid == policy.euid and a.gid == self._cwd_gid
+        if not as_made and (policy.privileged or a.uid == policy.euid):
+            return None  # the end chowns it
+        final = safe_mode(a, policy)
+        return None if final & ~0o777 else final
 
     def _may_replace(self, cur: _Current) -> bool:
         """Whether the policy lets this file take the place of what is there (nothing is removed here)."""

@@ -10,6 +10,7 @@ descriptor (`/proc/self/fd/N`), and symlinks through their parent with AT_SYMLIN
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from collections.abc import Callable, Sequence
@@ -61,7 +62,8 @@ class Leftovers:
 def create_node(a: FileAttributes, dir_fd: int, name: bytes, mode: int = 0o600) -> int:
     """Create a file of the attributes' kind as `name` in `dir_fd`, which must not exist there; a
     regular file's descriptor is returned (-1 for other kinds), open for writing whatever `mode`
-    (its permission bits, masked by the umask) says. Directories and hardlinks are the writer's."""
+    (its permission bits, masked by the umask or the directory's default ACL) says. Directories
+    and hardlinks are the writer's."""
     kind = a.type
     if kind == FileType.REGULAR:
         return os.open(
@@ -79,6 +81,16 @@ def create_node(a: FileAttributes, dir_fd: int, name: bytes, mode: int = 0o600) 
     else:
         raise FileFailed(f"cannot restore a {kind.name.lower()}")
     return -1
+
+
+def has_default_acl(dir_fd: int) -> bool:
+    """Whether the directory has a default ACL, which masks the mode of a file made in it
+    instead of the umask (a file system without xattrs has none; any other failure to tell:
+    True, the careful answer)."""
+    try:
+        return ACL_DEFAULT in os.listxattr(dir_fd)
+    except OSError as exc:
+        return exc.errno not in (errno.ENOTSUP, errno.EOPNOTSUPP)
 
 
 def install(dir_fd: int, temp: bytes, name: bytes, kind: FileType) -> None:

@@ -966,7 +966,8 @@ async def test_unauthenticated_bulk_connections_are_capped(monkeypatch: pytest.M
 
 async def test_receive_batches_returns_the_message_that_ends_them_intact(mode: Mode) -> None:
     """The frame that ends the batches arrives in the buffer the batches were received into; what
-    is returned is its own copy, which the next frame cannot overwrite."""
+    is returned is a copy of its own (bytes, not a view of that buffer), and the connection goes
+    on with the next frame."""
     batches = make_batches(seed=3)[:5]
 
     async def handler(conn: Connection) -> tuple[object, object]:

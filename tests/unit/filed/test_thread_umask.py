@@ -22,7 +22,17 @@ from common.runtime import DAEMON_UMASK
 from filed import thread_umask
 from filed.restore import RestoreWriter
 from filed.thread_umask import exact_modes
-from protocol.records import Record
+from protocol.records import Record, Stream
+from tests.support.trees import (
+    ACL_ACCESS,
+    ACL_DEFAULT,
+    GROUP_OBJ,
+    OTHER,
+    SAMPLE_ACL,
+    UNDEFINED,
+    USER_OBJ,
+    posix_acl,
+)
 from tests.unit.filed.test_restore_faults import file_records
 
 T = TypeVar("T")
@@ -150,3 +160,94 @@ def test_without_a_thread_umask_every_mode_is_still_exact(
         if mode != 0o2750 or os.geteuid() == 0:
             assert modes[mode] == mode
     assert sorted(chmodded) == sorted(MODES)
+
+
+def _restore_one(where: Path, records: list[Record]) -> tuple[int, list[int]]:
+    """Restore one file /src/f in a thread of its own: (its mode, the modes chmodded)."""
+    chmodded: list[int] = []
+    real_chmod = os.chmod
+
+    def chmod(target: Any, mode: int, **kw: Any) -> None:
+        chmodded.append(mode)
+        real_chmod(target, mode, **kw)
+
+    def work() -> int:
+        os.chmod = chmod  # type: ignore[assignment]  # counted, then put back below
+        try:
+            writer = RestoreWriter(where, privileged_content=True)
+            writer.feed_batch(records)
+            writer.finish()
+        finally:
+            os.chmod = real_chmod
+        assert writer.stats.errors == 0 and writer.stats.files == 1, writer.stats
+        return (where / "src" / "f").stat().st_mode & 0o7777
+
+    return in_thread(work), chmodded
+
+
+@linux_only
+def test_a_default_acl_on_the_directory_does_not_cost_the_mode(
+    daemon_umask: None, tmp_path: Path
+) -> None:
+    """A default ACL, not the umask, masks the mode a file is made with: there, the mode is set
+    at the end as before."""
+    src = tmp_path / "where" / "src"
+    src.mkdir(parents=True)
+    default = posix_acl(
+        [(USER_OBJ, 7, UNDEFINED), (GROUP_OBJ, 5, UNDEFINED), (OTHER, 0, UNDEFINED)]
+    )
+    try:
+        os.setxattr(src, ACL_DEFAULT, default)
+    except OSError as exc:
+        pytest.skip(f"no POSIX ACLs on {tmp_path}: {exc.strerror}")
+    mode, chmodded = _restore_one(tmp_path / "where", file_records(1, b"/src/f", b"x", mode=0o644))
+    assert mode == 0o644 and chmodded == [0o644]
+
+
+@linux_only
+@pytest.mark.skipif(os.geteuid() != 0, reason="chowning a directory to another group is root's")
+def test_a_file_that_changes_group_is_made_0600_and_gets_its_mode_at_the_end(
+    daemon_umask: None, tmp_path: Path
+) -> None:
+    """In a setgid directory of another group the file is made in that group; its final mode
+    must not apply to that group while its data arrives."""
+    where = tmp_path / "where"
+    (where / "src").mkdir(parents=True)
+    os.chown(where / "src", 0, 4242)
+    os.chmod(where / "src", 0o2755)
+    made: list[int] = []
+    real_open = os.open
+
+    def opening(path: Any, flags: int, mode: int = 0o777, **kw: Any) -> int:
+        if flags & os.O_CREAT:
+            made.append(mode)
+        return real_open(path, flags, mode, **kw)
+
+    records = file_records(1, b"/src/f", b"secret", mode=0o640, gid=0)
+    os.open = opening  # type: ignore[assignment]  # counted, then put back below
+    try:
+        mode, chmodded = _restore_one(where, records)
+    finally:
+        os.open = real_open
+    assert made == [0o600] and chmodded == [0o640]
+    assert mode == 0o640 and (where / "src" / "f").stat().st_gid == 0
+
+
+@linux_only
+def test_a_file_with_an_access_acl_gets_its_mode_before_its_acl(
+    daemon_umask: None, tmp_path: Path
+) -> None:
+    """Until its ACL is set at the end, a file's mode bits would stand in for the ACL's mask:
+    the file goes back to 0600 when its ACL arrives."""
+    records = file_records(1, b"/src/f", b"x", mode=0o640)
+    acl = SAMPLE_ACL  # user::rw- user:1234:r-- group::r-- mask::r-- other::---, mode 0640
+    records.insert(-1, Record(1, Stream.ACL_ACCESS, acl))
+    probe = tmp_path / "probe"
+    probe.touch()
+    try:
+        os.setxattr(probe, ACL_ACCESS, acl)
+    except OSError as exc:
+        pytest.skip(f"no POSIX ACLs on {tmp_path}: {exc.strerror}")
+    mode, chmodded = _restore_one(tmp_path / "where", records)
+    assert mode == 0o640 and chmodded == [0o640]
+    assert os.getxattr(tmp_path / "where" / "src" / "f", ACL_ACCESS) == acl

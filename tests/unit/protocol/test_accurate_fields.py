@@ -95,7 +95,7 @@ def test_hard_link_of_refuses_what_a_full_decode_refuses(payload: bytes) -> None
         hard_link_of(payload)
 
 
-@pytest.mark.parametrize("path_length", [0, 1, 255, 256, 65535, 65536])
+@pytest.mark.parametrize("path_length", [0, 1, 254, 255, 65534, 65535])  # with its "/"
 @pytest.mark.parametrize("kind", list(FileType))
 def test_hard_link_of_reads_the_type_byte_after_paths_of_every_length(
     path_length: int, kind: FileType
@@ -107,3 +107,17 @@ def test_hard_link_of_reads_the_type_byte_after_paths_of_every_length(
     )
     assert _raw_type(payload) == kind
     assert hard_link_of(payload) == (7 if kind == FileType.HARDLINK else 0)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        bytes.fromhex("dc001301c500"),  # a bin16 length cut short
+        bytes.fromhex("dc001301c6000000"),  # a bin32 length cut short
+        bytes.fromhex("dc001301c40001"),  # the path runs past the end
+    ],
+)
+def test_hard_link_of_refuses_a_record_cut_short(payload: bytes) -> None:
+    assert _raw_type(payload) == -1
+    with pytest.raises(DecodeError):
+        hard_link_of(payload)
