@@ -1,6 +1,6 @@
 """The File Daemon's restore writer alone: CPU per file and per MiB, without daemons or network.
 
-    .venv/bin/python bench/restore_writer.py TREE [--out DIR] [--reps 3] [--profile]
+    .venv/bin/python bench/restore_writer.py TREE [--out DIR] [--reps 3] [--profile] [--split N]
 
 Reads TREE once with the backup reader (XXH128 signatures), packs its records into batch frames
 of about 512 KiB as the Storage Daemon sends them, and decodes them again, so the writer sees
@@ -10,6 +10,11 @@ views of received frame bodies, as in a restore. Then, `--reps` times, restores 
 (`DAEMON_UMASK`), each repetition's tree removed before the next. `--profile` runs one more
 restore under cProfile and prints the top functions. The restored tree is compared with TREE
 (content, mode, times, size) after each repetition: a fast restore that is wrong is no result.
+
+`--split N` measures instead, in turn, one writer and N writing processes (forked, each with a
+`RestoreWriter` of its own on the same `--out`) with the files split by the directory below
+TREE they are in: how far the kernel's side of writing a tree spreads over more CPUs (the
+GIL keeps threads from it; docs/performance.md, session 7).
 """
 
 from __future__ import annotations
@@ -29,8 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common.runtime import DAEMON_UMASK
 from filed.backup import BackupReader
 from filed.restore import RestoreWriter
+from protocol.attributes import decode_attributes
 from protocol.fileset import FileSetSpec, IncludeSpec, OptionsSpec
-from protocol.records import Record, decode_batch, encode_batch_parts
+from protocol.records import Record, Stream, decode_batch, encode_batch_parts
 
 FRAME_BYTES = 512 * 1024
 
@@ -58,6 +64,64 @@ def read_frames(tree: Path) -> tuple[list[bytes], int]:
     if batch:
         frames.append(b"".join(encode_batch_parts(batch)))
     return frames, files
+
+
+def split_frames(frames: list[bytes], tree: Path, shares: int) -> list[list[bytes]]:
+    """The frames' files in `shares` shares, by the directory below TREE they are in (the
+    largest first, each to the share with the fewest files so far), packed as frames again."""
+    depth = len(tree.parts)  # a path's component below TREE (its parts start with b"")
+    files: list[tuple[bytes, list[Record]]] = []
+    for body in frames:
+        for r in decode_batch(bytearray(body)):
+            record = Record(r.file_index, r.stream, bytes(r.payload))
+            if record.stream == Stream.ATTRIBUTES or not files:
+                parts = decode_attributes(record.payload).path.split(b"/")
+                files.append((parts[depth] if len(parts) > depth else b"", []))
+            files[-1][1].append(record)
+    count: dict[bytes, int] = {}
+    for top, _records in files:
+        count[top] = count.get(top, 0) + 1
+    share_of: dict[bytes, int] = {}
+    sizes = [0] * shares
+    for top in sorted(count, key=lambda t: -count[t]):
+        share = sizes.index(min(sizes))
+        share_of[top] = share
+        sizes[share] += count[top]
+    out: list[list[bytes]] = []
+    for share in range(shares):
+        batch: list[Record] = []
+        size = 0
+        packed: list[bytes] = []
+        for top, records in files:
+            if share_of[top] != share:
+                continue
+            for record in records:
+                batch.append(record)
+                size += len(record.payload) + 16
+                if size >= FRAME_BYTES:
+                    packed.append(b"".join(encode_batch_parts(batch)))
+                    batch, size = [], 0
+        if batch:
+            packed.append(b"".join(encode_batch_parts(batch)))
+        out.append(packed)
+    return out
+
+
+def restore_in_processes(shares: list[list[bytes]], out: Path) -> None:
+    """Each share restored by a process of its own (forked), all into `out`, at once."""
+    children = []
+    for frames in shares:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = 0 if restore(frames, out).stats.errors == 0 else 1
+            finally:
+                os._exit(code)
+        children.append(pid)
+    failed = [pid for pid in children if os.waitpid(pid, 0)[1] != 0]
+    if failed:
+        raise SystemExit(f"{len(failed)} writing process(es) failed")
 
 
 def restore(frames: list[bytes], out: Path) -> RestoreWriter:
@@ -97,12 +161,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("/var/tmp/restore-writer-bench"))
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--split", type=int, default=0, metavar="N")
     args = parser.parse_args()
     tree = args.tree.resolve()
     os.umask(DAEMON_UMASK)  # as the File Daemon runs: what a restore must fchmod depends on it
     frames, files = read_frames(tree)
     mib = sum(map(len, frames)) / 2**20
     print(f"{tree}: {files} files, {len(frames)} frames, {mib:.1f} MiB")
+    if args.split > 1:
+        split(tree, frames, files, args)
+        return
     for rep in range(args.reps + (1 if args.profile else 0)):
         out = args.out / f"rep-{rep}"
         shutil.rmtree(out, ignore_errors=True)
@@ -128,6 +196,31 @@ def main() -> None:
         )
         if profiler is not None:
             pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    shutil.rmtree(args.out, ignore_errors=True)
+
+
+def split(tree: Path, frames: list[bytes], files: int, args: argparse.Namespace) -> None:
+    """One writer against `--split` writing processes, in turn, on the same records."""
+    shares = split_frames(frames, tree, args.split)
+    for rep in range(args.reps):
+        for label, run in (
+            ("one process", lambda out: restore(frames, out)),
+            (f"{args.split} processes", lambda out: restore_in_processes(shares, out)),
+        ):
+            out = args.out / f"rep-{rep}"
+            shutil.rmtree(out, ignore_errors=True)
+            os.sync()
+            before, wall = os.times(), time.perf_counter()
+            run(out)
+            after, wall = os.times(), time.perf_counter() - wall
+            cpu = sum(after[:4]) - sum(before[:4])  # this process's and its children's
+            bad = compare(tree, out)
+            shutil.rmtree(out)
+            print(
+                f"rep {rep + 1}, {label}: wall {wall:.3f} s, CPU {cpu:.3f} s, "
+                f"{files} files, {bad} differences",
+                flush=True,
+            )
     shutil.rmtree(args.out, ignore_errors=True)
 
 
