@@ -112,11 +112,8 @@ def test_a_thread_without_its_own_umask_changes_nothing(
 MODES = (0o644, 0o755, 0o666, 0o444, 0o600, 0o4755, 0o2750, 0o1777)
 
 
-def _restore_modes(where: Path) -> tuple[dict[int, int], list[int]]:
-    """Restore one file of each of MODES; (mode restored by mode asked, the modes chmodded)."""
-    records: list[Record] = []
-    for index, mode in enumerate(MODES, start=1):
-        records += file_records(index, b"/src/f%o" % mode, b"data %o" % mode, mode=mode)
+def _restore(where: Path, records: list[Record]) -> tuple[RestoreWriter, list[int]]:
+    """Restore `records` in a thread of its own: (the writer, the modes chmodded meanwhile)."""
     chmodded: list[int] = []
     real_chmod = os.chmod
 
@@ -124,7 +121,7 @@ def _restore_modes(where: Path) -> tuple[dict[int, int], list[int]]:
         chmodded.append(mode)
         real_chmod(target, mode, **kw)
 
-    def work() -> dict[int, int]:
+    def work() -> RestoreWriter:
         os.chmod = chmod  # type: ignore[assignment]  # counted, then put back below
         try:
             writer = RestoreWriter(where, privileged_content=True)
@@ -132,10 +129,19 @@ def _restore_modes(where: Path) -> tuple[dict[int, int], list[int]]:
             writer.finish()
         finally:
             os.chmod = real_chmod
-        assert writer.stats.errors == 0 and writer.stats.files == len(MODES)
-        return {m: (where / "src" / f"f{m:o}").stat().st_mode & 0o7777 for m in MODES}
+        return writer
 
     return in_thread(work), chmodded
+
+
+def _restore_modes(where: Path) -> tuple[dict[int, int], list[int]]:
+    """Restore one file of each of MODES; (mode restored by mode asked, the modes chmodded)."""
+    records: list[Record] = []
+    for index, mode in enumerate(MODES, start=1):
+        records += file_records(index, b"/src/f%o" % mode, b"data %o" % mode, mode=mode)
+    writer, chmodded = _restore(where, records)
+    assert writer.stats.errors == 0 and writer.stats.files == len(MODES)
+    return {m: (where / "src" / f"f{m:o}").stat().st_mode & 0o7777 for m in MODES}, chmodded
 
 
 @linux_only
@@ -163,26 +169,10 @@ def test_without_a_thread_umask_every_mode_is_still_exact(
 
 
 def _restore_one(where: Path, records: list[Record]) -> tuple[int, list[int]]:
-    """Restore one file /src/f in a thread of its own: (its mode, the modes chmodded)."""
-    chmodded: list[int] = []
-    real_chmod = os.chmod
-
-    def chmod(target: Any, mode: int, **kw: Any) -> None:
-        chmodded.append(mode)
-        real_chmod(target, mode, **kw)
-
-    def work() -> int:
-        os.chmod = chmod  # type: ignore[assignment]  # counted, then put back below
-        try:
-            writer = RestoreWriter(where, privileged_content=True)
-            writer.feed_batch(records)
-            writer.finish()
-        finally:
-            os.chmod = real_chmod
-        assert writer.stats.errors == 0 and writer.stats.files == 1, writer.stats
-        return (where / "src" / "f").stat().st_mode & 0o7777
-
-    return in_thread(work), chmodded
+    """Restore one file /src/f: (its mode, the modes chmodded)."""
+    writer, chmodded = _restore(where, records)
+    assert writer.stats.errors == 0 and writer.stats.files == 1, writer.stats
+    return (where / "src" / "f").stat().st_mode & 0o7777, chmodded
 
 
 @linux_only
