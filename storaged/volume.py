@@ -343,14 +343,16 @@ def _read_block(
 
 
 def _split(
-    data: bytes, path: Path, number: int, offset: int
+    data: bytes, path: Path, number: int, offset: int, copy_small: bool = True
 ) -> list[tuple[int, int, int, int, bytes | memoryview]]:
     """The records of a block. A large payload is a view of the block (no copy); one smaller than an
     eighth of it is copied, so that a few selected small records (a restore of some files) do not
-    keep whole blocks alive: a view holds at most eight times its own size."""
+    keep whole blocks alive: a view holds at most eight times its own size. Without `copy_small`
+    every payload is a view: the caller copies what it keeps of a block it keeps little of
+    (`select_records`)."""
     pos = 0
     size = len(data)
-    small = size // 8  # payloads shorter than this are copied
+    small = size // 8 if copy_small else 0  # payloads shorter than this are copied
     view = memoryview(data)
     unpack = RECORD_HEADER.unpack_from
     head = RECORD_HEADER.size
@@ -519,8 +521,10 @@ def select_records(
         for header, data in reader.blocks(entry.start, session):
             if data is None:
                 continue
+            chosen: list[Record] = []
+            kept = 0  # payload bytes chosen from this block
             for sid, stime, index, stream, payload in _split(
-                data, reader.path, header.number, header.offset
+                data, reader.path, header.number, header.offset, copy_small=False
             ):
                 if sid != session[0] or stime != session[1]:
                     if entry.start is not None and not seen_session:
@@ -537,10 +541,17 @@ def select_records(
                     done = True
                     break
                 if index > 0 and index in wanted:
-                    yield entry, Record(index, stream, payload)
+                    chosen.append(Record(index, stream, payload))
+                    kept += len(payload)
                 elif index > last:
                     done = True
                     break
+            if kept * 8 < len(data):
+                # Little of the block is chosen: copies, so that views do not keep it alive (a
+                # view of a block holds at most eight times what it shows, as `_split` keeps).
+                chosen = [Record(r.file_index, r.stream, bytes(r.payload)) for r in chosen]
+            for record in chosen:
+                yield entry, record
             if done:
                 break
         if not seen_session:
