@@ -281,11 +281,14 @@ class RestoreWriter:
                         )
                 elif stream == _XATTRS:
                     cur.xattrs = parse_xattrs(record.payload)
+                    if cur.mode_set and any(
+                        n.startswith(b"system.posix_acl") for n, _ in cur.xattrs
+                    ):
+                        self._unset_mode(cur)  # an ACL by another name
                 elif stream == _ACL_ACCESS:
                     cur.acl_access = bytes(record.payload)
-                    if cur.mode_set:  # until the ACL is set (at the end) the mode must not apply
-                        os.fchmod(cur.fd, 0o600)
-                        cur.mode_set = False
+                    if cur.mode_set:
+                        self._unset_mode(cur)
                 elif stream == _ACL_DEFAULT:
                     cur.acl_default = bytes(record.payload)
             except FILE_ERRORS as exc:
@@ -301,6 +304,14 @@ class RestoreWriter:
             self._error(
                 f"record for file index {record.file_index} arrived without its attributes; dropped"
             )
+
+    def _unset_mode(self, cur: _Current) -> None:
+        """A file made with its final mode turns out to have an access ACL, set at the end: until
+        then its mode bits would stand in for the ACL's mask, so it goes back to 0600 and gets
+        its mode at the end. A backup sends ACLs and xattrs before the data (filed.backup), so
+        no data has arrived yet."""
+        os.fchmod(cur.fd, 0o600)
+        cur.mode_set = False
 
     def _job_start(self, record: Record) -> None:
         self._finish_current()
@@ -368,11 +379,22 @@ class RestoreWriter:
         assert self._walker is not None
         fd = self._walker.open_dir(parts)
         self._leftovers.fds.add(fd)
-        self._cwd, self._cwd_fd = parts, fd
-        st = os.fstat(fd)  # the group new files get here: the directory's when it is setgid
-        self._cwd_gid = st.st_gid if st.st_mode & stat.S_ISGID else self._egid
-        # A default ACL, not the umask, masks the mode a file is made with here (`_make`).
-        self._cwd_plain = not has_default_acl(fd)
+        try:
+            st = os.fstat(fd)
+            # A default ACL, not the umask, masks the mode a file is made with here (`_make`).
+            plain = not has_default_acl(fd)
+        except OSError:
+            self._leftovers.fds.discard(fd)
+            os.close(fd)
+            raise
+        # The group a new file gets here: the directory's when it is setgid. Otherwise this
+        # process's, except on a file system mounted grpid (BSD groups): for a directory of
+        # another group the group is not known (-1), and files made there are chowned.
+        if st.st_mode & stat.S_ISGID or st.st_gid == self._egid:
+            self._cwd_gid = st.st_gid
+        else:
+            self._cwd_gid = -1
+        self._cwd, self._cwd_fd, self._cwd_plain = parts, fd, plain
         return fd
 
     def _drop_cwd(self) -> None:

@@ -9,6 +9,8 @@ daemons' umask of 027.
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import os
 import sys
 import threading
@@ -22,6 +24,7 @@ from common.runtime import DAEMON_UMASK
 from filed import thread_umask
 from filed.restore import RestoreWriter
 from filed.thread_umask import exact_modes
+from protocol import codec
 from protocol.records import Record, Stream
 from tests.support.trees import (
     ACL_ACCESS,
@@ -231,7 +234,7 @@ def test_a_file_with_an_access_acl_gets_its_mode_before_its_acl(
     the file goes back to 0600 when its ACL arrives."""
     records = file_records(1, b"/src/f", b"x", mode=0o640)
     acl = SAMPLE_ACL  # user::rw- user:1234:r-- group::r-- mask::r-- other::---, mode 0640
-    records.insert(-1, Record(1, Stream.ACL_ACCESS, acl))
+    records.insert(1, Record(1, Stream.ACL_ACCESS, acl))  # before the data, as a backup sends it
     probe = tmp_path / "probe"
     probe.touch()
     try:
@@ -241,3 +244,59 @@ def test_a_file_with_an_access_acl_gets_its_mode_before_its_acl(
     mode, chmodded = _restore_one(tmp_path / "where", records)
     assert mode == 0o640 and chmodded == [0o640]
     assert os.getxattr(tmp_path / "where" / "src" / "f", ACL_ACCESS) == acl
+
+
+@linux_only
+def test_an_acl_among_the_xattrs_also_sends_the_file_back_to_0600(
+    daemon_umask: None, tmp_path: Path
+) -> None:
+    records = file_records(1, b"/src/f", b"x", mode=0o640)
+    xattrs = codec.pack([(ACL_ACCESS.encode(), SAMPLE_ACL)])
+    records.insert(1, Record(1, Stream.XATTRS, xattrs))
+    probe = tmp_path / "probe"
+    probe.touch()
+    try:
+        os.setxattr(probe, ACL_ACCESS, SAMPLE_ACL)
+    except OSError as exc:
+        pytest.skip(f"no POSIX ACLs on {tmp_path}: {exc.strerror}")
+    mode, chmodded = _restore_one(tmp_path / "where", records)
+    assert mode == 0o640 and chmodded == [0o640]
+
+
+@linux_only
+def test_a_file_no_chown_will_touch_gets_its_mode_at_creation(
+    daemon_umask: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon without privileges cannot give a file another owner: the file stays its own,
+    as after the end, so it may have its final mode from the start."""
+    real_init = RestoreWriter.__init__
+
+    def unprivileged(self: RestoreWriter, *args: Any, **kw: Any) -> None:
+        real_init(self, *args, **kw)
+        self.policy = dataclasses.replace(self.policy, privileged=False)
+
+    monkeypatch.setattr(RestoreWriter, "__init__", unprivileged)
+    records = file_records(1, b"/src/f", b"x", mode=0o640, uid=os.geteuid() + 1)
+    mode, chmodded = _restore_one(tmp_path / "where", records)
+    assert mode == 0o640 and chmodded == []
+    assert (tmp_path / "where" / "src" / "f").stat().st_uid == os.geteuid()
+
+
+@linux_only
+@pytest.mark.parametrize(("error", "exact"), [(errno.ENOTSUP, True), (errno.EIO, False)])
+def test_a_directory_whose_acls_cannot_be_read(
+    daemon_umask: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    error: int,
+    exact: bool,
+) -> None:
+    """No xattrs on the file system: no default ACL either. Any other failure to tell: the
+    careful answer, the mode set at the end."""
+
+    def listxattr(*args: Any, **kw: Any) -> list[str]:
+        raise OSError(error, os.strerror(error))
+
+    monkeypatch.setattr(os, "listxattr", listxattr)
+    mode, chmodded = _restore_one(tmp_path / "where", file_records(1, b"/src/f", b"x"))
+    assert mode == 0o644 and chmodded == ([] if exact else [0o644])

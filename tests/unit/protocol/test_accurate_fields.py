@@ -114,7 +114,8 @@ def test_hard_link_of_reads_the_type_byte_after_paths_of_every_length(
     [
         bytes.fromhex("dc001301c500"),  # a bin16 length cut short
         bytes.fromhex("dc001301c6000000"),  # a bin32 length cut short
-        bytes.fromhex("dc001301c40001"),  # the path runs past the end
+        bytes.fromhex("dc001301c40001"),  # an empty path, a type, then nothing
+        bytes.fromhex("dc001301c4ff00000000"),  # a path of 255 bytes in a record of 10
     ],
 )
 def test_hard_link_of_refuses_a_record_cut_short(payload: bytes) -> None:
