@@ -27,6 +27,8 @@ import shutil
 import stat
 import sys
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -34,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common.runtime import DAEMON_UMASK
 from filed.backup import BackupReader
 from filed.restore import RestoreWriter
-from protocol.attributes import decode_attributes
+from protocol.attributes import FileType, decode_attributes
 from protocol.fileset import FileSetSpec, IncludeSpec, OptionsSpec
 from protocol.records import Record, Stream, decode_batch, encode_batch_parts
 
@@ -68,19 +70,33 @@ def read_frames(tree: Path) -> tuple[list[bytes], int]:
 
 def split_frames(frames: list[bytes], tree: Path, shares: int) -> list[list[bytes]]:
     """The frames' files in `shares` shares, by the directory below TREE they are in (the
-    largest first, each to the share with the fewest files so far), packed as frames again."""
+    largest first, each to the share with the fewest files so far), packed as frames again. A
+    hard link's directory goes with its first name's, so that one process restores both."""
     depth = len(tree.parts)  # a path's component below TREE (its parts start with b"")
     files: list[tuple[bytes, list[Record]]] = []
+    top_of: dict[int, bytes] = {}  # file index -> its directory below TREE
+    joined: dict[bytes, bytes] = {}  # directory -> the one whose share it shares
+
+    def root(top: bytes) -> bytes:
+        while joined.get(top, top) != top:
+            top = joined[top]
+        return top
+
     for body in frames:
         for r in decode_batch(bytearray(body)):
             record = Record(r.file_index, r.stream, bytes(r.payload))
             if record.stream == Stream.ATTRIBUTES or not files:
-                parts = decode_attributes(record.payload).path.split(b"/")
-                files.append((parts[depth] if len(parts) > depth else b"", []))
+                attrs = decode_attributes(record.payload)
+                parts = attrs.path.split(b"/")
+                top = parts[depth] if len(parts) > depth else b""
+                top_of[record.file_index] = top
+                if attrs.type == FileType.HARDLINK and attrs.link_index in top_of:
+                    joined[root(top)] = root(top_of[attrs.link_index])
+                files.append((top, []))
             files[-1][1].append(record)
     count: dict[bytes, int] = {}
     for top, _records in files:
-        count[top] = count.get(top, 0) + 1
+        count[root(top)] = count.get(root(top), 0) + 1
     share_of: dict[bytes, int] = {}
     sizes = [0] * shares
     for top in sorted(count, key=lambda t: -count[t]):
@@ -93,7 +109,7 @@ def split_frames(frames: list[bytes], tree: Path, shares: int) -> list[list[byte
         size = 0
         packed: list[bytes] = []
         for top, records in files:
-            if share_of[top] != share:
+            if share_of[root(top)] != share:
                 continue
             for record in records:
                 batch.append(record)
@@ -108,18 +124,27 @@ def split_frames(frames: list[bytes], tree: Path, shares: int) -> list[list[byte
 
 
 def restore_in_processes(shares: list[list[bytes]], out: Path) -> None:
-    """Each share restored by a process of its own (forked), all into `out`, at once."""
-    children = []
-    for frames in shares:
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                code = 0 if restore(frames, out).stats.errors == 0 else 1
-            finally:
-                os._exit(code)
-        children.append(pid)
-    failed = [pid for pid in children if os.waitpid(pid, 0)[1] != 0]
+    """Each share restored by a process of its own (forked), all into `out`, at once; a process
+    that fails says why on stderr."""
+    children: list[int] = []
+    try:
+        for frames in shares:
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    stats = restore(frames, out).stats
+                    for text in stats.failed[:5]:
+                        print(f"writing process {os.getpid()}: {text}", file=sys.stderr)
+                    code = 0 if stats.errors == 0 else 1
+                except BaseException:  # the child's boundary: say what happened, then exit
+                    traceback.print_exc()
+                finally:
+                    sys.stderr.flush()
+                    os._exit(code)
+            children.append(pid)
+    finally:
+        failed = [pid for pid in children if os.waitpid(pid, 0)[1] != 0]
     if failed:
         raise SystemExit(f"{len(failed)} writing process(es) failed")
 
@@ -202,23 +227,32 @@ def main() -> None:
 def split(tree: Path, frames: list[bytes], files: int, args: argparse.Namespace) -> None:
     """One writer against `--split` writing processes, in turn, on the same records."""
     shares = split_frames(frames, tree, args.split)
+
+    def one(out: Path) -> int:
+        return restore(frames, out).stats.errors
+
+    def several(out: Path) -> int:
+        restore_in_processes(shares, out)  # a process with errors fails the run
+        return 0
+
+    runs: tuple[tuple[str, Callable[[Path], int]], ...] = (
+        ("one process", one),
+        (f"{args.split} processes", several),
+    )
     for rep in range(args.reps):
-        for label, run in (
-            ("one process", lambda out: restore(frames, out)),
-            (f"{args.split} processes", lambda out: restore_in_processes(shares, out)),
-        ):
+        for label, run in runs:
             out = args.out / f"rep-{rep}"
             shutil.rmtree(out, ignore_errors=True)
             os.sync()
             before, wall = os.times(), time.perf_counter()
-            run(out)
+            errors = run(out)
             after, wall = os.times(), time.perf_counter() - wall
             cpu = sum(after[:4]) - sum(before[:4])  # this process's and its children's
             bad = compare(tree, out)
             shutil.rmtree(out)
             print(
                 f"rep {rep + 1}, {label}: wall {wall:.3f} s, CPU {cpu:.3f} s, "
-                f"{files} files, {bad} differences",
+                f"{files} files, {errors} errors, {bad} differences",
                 flush=True,
             )
     shutil.rmtree(args.out, ignore_errors=True)
