@@ -36,6 +36,10 @@ RECORD_HEADER: Final = struct.Struct(
     ">IIiiI"
 )  # session id, session time, file index, stream, length
 BLOCK_SIZE: Final = 1024 * 1024  # a block is flushed before it would grow past this
+# A restore's payloads shorter than this are copied out of their block, not viewed: a memoryview
+# object is 184 bytes, and a million files of a few bytes sent as views raised the SD's peak RSS
+# from 71 to 144 MB (bench/million_files.py).
+VIEW_MIN: Final = 256
 MAX_BLOCK_DATA: Final = (
     64 * 1024 * 1024
 )  # a header announcing more is corrupt, not a reason to allocate
@@ -348,11 +352,11 @@ def _split(
     """The records of a block. A large payload is a view of the block (no copy); one smaller than an
     eighth of it is copied, so that a few selected small records (a restore of some files) do not
     keep whole blocks alive: a view holds at most eight times its own size. Without `copy_small`
-    every payload is a view: the caller copies what it keeps of a block it keeps little of
-    (`select_records`)."""
+    only payloads shorter than VIEW_MIN are copied (a view object is larger than they are) and
+    the caller copies what it keeps of a block it keeps little of (`select_records`)."""
     pos = 0
     size = len(data)
-    small = size // 8 if copy_small else 0  # payloads shorter than this are copied
+    small = size // 8 if copy_small else VIEW_MIN  # payloads shorter than this are copied
     view = memoryview(data)
     unpack = RECORD_HEADER.unpack_from
     head = RECORD_HEADER.size
@@ -542,11 +546,12 @@ def select_records(
                     break
                 if index > 0 and index in wanted:
                     chosen.append(Record(index, stream, payload))
-                    kept += len(payload)
+                    if type(payload) is memoryview:
+                        kept += len(payload)
                 elif index > last:
                     done = True
                     break
-            if kept * 8 < len(data):
+            if kept and kept * 8 < len(data):
                 # Little of the block is chosen: copies, so that views do not keep it alive (a
                 # view of a block holds at most eight times what it shows, as `_split` keeps).
                 chosen = [Record(r.file_index, r.stream, bytes(r.payload)) for r in chosen]

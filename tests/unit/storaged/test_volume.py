@@ -9,6 +9,7 @@ import pytest
 from protocol.records import Record, Stream
 from storaged.appender import VolumeWriter
 from storaged.volume import (
+    VIEW_MIN,
     BootstrapVolume,
     IndexSelection,
     SessionLabel,
@@ -168,17 +169,19 @@ def test_large_payloads_are_views_and_small_ones_copies(tmp_path: Path) -> None:
 def test_a_block_mostly_chosen_is_sent_as_views_and_one_barely_chosen_as_copies(
     tmp_path: Path,
 ) -> None:
-    """A restore of everything keeps every record of a block: small payloads are views too (no
-    copy each); a restore of a few small files copies them, so no block is kept alive for them
-    (a block is held by views of at least an eighth of it)."""
+    """A restore of everything keeps every record of a block: payloads of VIEW_MIN bytes or more
+    are views (no copy each), shorter ones copies (a view object is larger than they are); a
+    restore of a few files copies them all, so no block is kept alive for them (a block is held
+    by views of at least an eighth of it)."""
     path = _label(tmp_path / "v1")
-    _write(path, 1, 200, size=100, block_size=64 * 1024)  # 200 small files in a few blocks
+    _write(path, 1, 200, size=VIEW_MIN, block_size=64 * 1024)  # 200 small files, a few blocks
     everything = BootstrapVolume("Full-0001", 1, 100, ((1, 200),))
     chosen = [r for _e, r in select_records(VolumeReader(path), [everything])]
     assert len(chosen) == 400
-    assert all(isinstance(r.payload, memoryview) for r in chosen)
+    assert all(isinstance(r.payload, memoryview) for r in chosen if r.stream == Stream.DATA)
+    assert all(isinstance(r.payload, bytes) for r in chosen if r.stream == Stream.ATTRIBUTES)
     assert [bytes(r.payload) for r in chosen if r.stream == Stream.DATA] == [
-        bytes([i % 256]) * 100 for i in range(1, 201)
+        bytes([i % 256]) * VIEW_MIN for i in range(1, 201)
     ]
     few = BootstrapVolume("Full-0001", 1, 100, ((7, 7), (150, 150)))
     chosen = [r for _e, r in select_records(VolumeReader(path), [few])]
@@ -186,7 +189,7 @@ def test_a_block_mostly_chosen_is_sent_as_views_and_one_barely_chosen_as_copies(
         (i, s) for i in (7, 150) for s in (Stream.ATTRIBUTES, Stream.DATA)
     ]
     assert all(isinstance(r.payload, bytes) for r in chosen)
-    assert chosen[1].payload == bytes([7]) * 100
+    assert chosen[1].payload == bytes([7]) * VIEW_MIN
 
 
 def test_block_checksums_are_zlibs_crc32() -> None:
