@@ -227,32 +227,22 @@ def test_a_file_that_changes_group_is_made_0600_and_gets_its_mode_at_the_end(
 
 
 @linux_only
+@pytest.mark.parametrize(
+    "acl_record",
+    [
+        Record(1, Stream.ACL_ACCESS, SAMPLE_ACL),
+        Record(1, Stream.XATTRS, codec.pack([(ACL_ACCESS.encode(), SAMPLE_ACL)])),  # by name
+    ],
+    ids=["acl-record", "acl-among-xattrs"],
+)
 def test_a_file_with_an_access_acl_gets_its_mode_before_its_acl(
-    daemon_umask: None, tmp_path: Path
+    daemon_umask: None, tmp_path: Path, acl_record: Record
 ) -> None:
     """Until its ACL is set at the end, a file's mode bits would stand in for the ACL's mask:
-    the file goes back to 0600 when its ACL arrives."""
+    the file goes back to 0600 when its ACL arrives, as its own record or among its xattrs.
+    SAMPLE_ACL: user::rw- user:1234:r-- group::r-- mask::r-- other::---, mode 0640."""
     records = file_records(1, b"/src/f", b"x", mode=0o640)
-    acl = SAMPLE_ACL  # user::rw- user:1234:r-- group::r-- mask::r-- other::---, mode 0640
-    records.insert(1, Record(1, Stream.ACL_ACCESS, acl))  # before the data, as a backup sends it
-    probe = tmp_path / "probe"
-    probe.touch()
-    try:
-        os.setxattr(probe, ACL_ACCESS, acl)
-    except OSError as exc:
-        pytest.skip(f"no POSIX ACLs on {tmp_path}: {exc.strerror}")
-    mode, chmodded = _restore_one(tmp_path / "where", records)
-    assert mode == 0o640 and chmodded == [0o640]
-    assert os.getxattr(tmp_path / "where" / "src" / "f", ACL_ACCESS) == acl
-
-
-@linux_only
-def test_an_acl_among_the_xattrs_also_sends_the_file_back_to_0600(
-    daemon_umask: None, tmp_path: Path
-) -> None:
-    records = file_records(1, b"/src/f", b"x", mode=0o640)
-    xattrs = codec.pack([(ACL_ACCESS.encode(), SAMPLE_ACL)])
-    records.insert(1, Record(1, Stream.XATTRS, xattrs))
+    records.insert(1, acl_record)  # before the data, as a backup sends it
     probe = tmp_path / "probe"
     probe.touch()
     try:
@@ -261,6 +251,7 @@ def test_an_acl_among_the_xattrs_also_sends_the_file_back_to_0600(
         pytest.skip(f"no POSIX ACLs on {tmp_path}: {exc.strerror}")
     mode, chmodded = _restore_one(tmp_path / "where", records)
     assert mode == 0o640 and chmodded == [0o640]
+    assert os.getxattr(tmp_path / "where" / "src" / "f", ACL_ACCESS) == SAMPLE_ACL
 
 
 @linux_only
