@@ -38,7 +38,7 @@ RECORD_HEADER: Final = struct.Struct(
 BLOCK_SIZE: Final = 1024 * 1024  # a block is flushed before it would grow past this
 # A restore's payloads shorter than this are copied out of their block, not viewed: a memoryview
 # object is 184 bytes, and a million files of a few bytes sent as views raised the SD's peak RSS
-# from 71 to 144 MB (bench/million_files.py).
+# from 114 to 144 MB (bench/million_files.py).
 VIEW_MIN: Final = 256
 MAX_BLOCK_DATA: Final = (
     64 * 1024 * 1024
@@ -526,7 +526,7 @@ def select_records(
             if data is None:
                 continue
             chosen: list[Record] = []
-            kept = 0  # payload bytes chosen from this block
+            kept = 0  # bytes of this block that chosen payloads are views of
             for sid, stime, index, stream, payload in _split(
                 data, reader.path, header.number, header.offset, copy_small=False
             ):
