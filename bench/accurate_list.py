@@ -112,6 +112,8 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=None, help="where the paths file goes")
     parser.add_argument("--variant", choices=("new", "dict"), default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.dir is not None:
+        args.dir.mkdir(parents=True, exist_ok=True)
     if args.variant is not None:
         _run(args.variant, args.files, args.dir or Path(tempfile.gettempdir()))
         return
