@@ -19,6 +19,7 @@ from typing import Any, Final, TypeGuard
 from protocol.errors import FrameTooLarge, ProtocolError
 from protocol.frames import HEADER, MAX_FRAME_SIZE, Signal, encode_frame, encode_signal
 from protocol.messages import Code, ErrorReply, Message, decode_message, encode_message
+from protocol.records import BatchFrame
 
 TLS_RECORD_HANDSHAKE: Final = 0x16  # the first byte a TLS client sends
 DEFAULT_FRAME_TIMEOUT: Final = 30.0
@@ -231,6 +232,12 @@ class Connection(abc.ABC):
             raise FrameTooLarge(size, self.limits.max_frame_size)
         await self._write_parts(coalesce([HEADER.pack(size), *parts]))
 
+    async def send_batch_frame(self, frame: BatchFrame) -> None:
+        """Send a batch frame made by `encode_batch_frame` (joined as `coalesce` joins parts)."""
+        if frame.size > self.limits.max_frame_size:
+            raise FrameTooLarge(frame.size, self.limits.max_frame_size)
+        await self._write_parts(frame.parts)
+
     async def send_signal(self, signal: Signal) -> None:
         await self._write_parts((encode_signal(signal),))
 
@@ -322,7 +329,7 @@ class Connection(abc.ABC):
                 await asyncio.wait({beating})
 
 
-_COALESCE_BELOW: Final = 64 * 1024
+COALESCE_BELOW: Final = 64 * 1024
 
 
 def coalesce(parts: list[bytes | memoryview]) -> Parts:
@@ -330,7 +337,7 @@ def coalesce(parts: list[bytes | memoryview]) -> Parts:
     out: list[bytes | memoryview] = []
     run: list[bytes | memoryview] = []
     for part in parts:
-        if len(part) >= _COALESCE_BELOW:
+        if len(part) >= COALESCE_BELOW:
             if run:
                 out.append(b"".join(run))
                 run = []

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from common.auth import authenticate_initiator
 from common.daemon import client_ssl_context
-from common.link import Body
+from common.link import COALESCE_BELOW, Body
 from common.net import Connection, NetError, dial
 from common.scripts import run_command
 from common.tls import TlsError, check_peer_name
@@ -67,7 +67,7 @@ from protocol.records import (
     Stream,
     decode_batch,
     decode_body,
-    encode_batch_parts,
+    encode_batch_frame,
     frame_batch_bytes,
 )
 
@@ -547,7 +547,7 @@ async def _backup(fd: FileDaemon, job: FdJob, conn: Connection, log: Any) -> tup
         batch = await asyncio.to_thread(_next_batch, records, job, batch_size)
         if batch is None:
             break
-        await sd.send_parts(encode_batch_parts(batch))
+        await sd.send_batch_frame(encode_batch_frame(batch, COALESCE_BELOW))
     await sd.send_signal(Signal.EOD)
     done = _from_storage(talk, await sd.recv_message())
     if isinstance(done, ErrorReply):

@@ -13,6 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
+from common.link import COALESCE_BELOW
 from common.net import Connection, NetError
 from protocol.conversations import (
     OPENING,
@@ -40,7 +41,7 @@ from protocol.records import (
     Stream,
     decode_batch,
     encode_batch,
-    encode_batch_parts,
+    encode_batch_frame,
     frame_batch_bytes,
 )
 from storaged import volume as vol
@@ -546,9 +547,10 @@ async def run_replicate(job: SdJob, peer: Connection, log: Any) -> None:
     async for batch in read_batches(
         job, job.device, frame_batch_bytes(peer.limits.max_frame_size, COPY_BATCH_BYTES)
     ):
-        job.files += sum(1 for r in batch if r.stream == Stream.ATTRIBUTES)
-        job.bytes += sum(len(r.payload) for r in batch if r.stream != Stream.ATTRIBUTES)
-        await peer.send_parts(encode_batch_parts(batch))
+        frame = encode_batch_frame(batch, COALESCE_BELOW)
+        job.files += frame.files
+        job.bytes += frame.other_bytes
+        await peer.send_batch_frame(frame)
     await peer.send_signal(Signal.EOD)
     # The writing SD answers after writing what is still queued and making the volume durable.
     done = await peer.recv_message(timeout=VOLUME_WAIT)
@@ -683,9 +685,10 @@ async def run_read(job: SdJob, data: Connection, log: Any) -> None:
             async for batch in volume_batches(
                 job, _entry(spec), path, batch_size, direct_io=job.device.direct_io
             ):
-                job.files += sum(1 for r in batch if r.stream == Stream.ATTRIBUTES)
-                job.bytes += sum(len(r.payload) for r in batch if r.stream != Stream.ATTRIBUTES)
-                await data.send_parts(encode_batch_parts(batch))
+                frame = encode_batch_frame(batch, COALESCE_BELOW)
+                job.files += frame.files
+                job.bytes += frame.other_bytes
+                await data.send_batch_frame(frame)
         except vol.VolumeError as exc:
             text = f"error reading volume {spec.volume_name}: {exc}"
             await data.send(ErrorReply(code=Code.SD_ERROR, text=text))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import msgpack
@@ -236,3 +237,33 @@ def test_batch_parts_equal_the_msgpack_batch(items: list[tuple[int, int, bytes]]
     body = b"".join(encode_batch_parts(records))
     assert decode_batch(body) == records
     assert msgpack.unpackb(body) == [list(i) for i in items]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(-(2**31), 2**31 - 1), st.sampled_from([1, 2, 7]), st.binary(max_size=300)
+        ),
+        max_size=30,
+    ),
+    st.integers(1, 400),
+)
+def test_a_batch_frame_is_the_parts_frame_and_counts_the_job(
+    items: list[tuple[int, int, bytes]], join_below: int
+) -> None:
+    from protocol.frames import HEADER
+    from protocol.records import Record, Stream, encode_batch_frame, encode_batch_parts
+
+    records = [Record(*i) for i in items]
+    body = b"".join(encode_batch_parts(records))
+    frame = encode_batch_frame(records, join_below)
+    assert b"".join(frame.parts) == HEADER.pack(len(body)) + body
+    assert frame.size == len(body)
+    assert frame.files == sum(1 for r in records if r.stream == Stream.ATTRIBUTES)
+    assert frame.other_bytes == sum(len(r.payload) for r in records if r.stream != 1)
+    # Every piece but the payloads of `join_below` bytes or more is joined with its neighbours:
+    # no two short pieces in a row, and every long payload a piece of its own.
+    short = [len(p) < join_below for p in frame.parts]
+    assert not any(a and b for a, b in itertools.pairwise(short))
+    long_payloads = [r.payload for r in records if len(r.payload) >= join_below]
+    assert [p for p in frame.parts if any(p is q for q in long_payloads)] == long_payloads
