@@ -136,7 +136,7 @@ def take_free_memory(path: Path) -> None:
     holds a ballast goes through here): for a run whose figures do not count, such as the
     smoke tests of tests/system/test_bench_smoke.py on a shared machine.
     """
-    if os.environ.get("STRONGROOM_BENCH_BALLAST", "").lower() == "no":
+    if ballast_off():
         return
     # Never more than the tmpfs can hold (a small /dev/shm ends the ballast early, no error); a
     # killed run leaves the file behind, and the next run overwrites it.
@@ -148,6 +148,18 @@ def take_free_memory(path: Path) -> None:
                 f.write(chunk)
             except OSError:  # ENOSPC
                 break
+
+
+def ballast_off() -> bool:
+    """Whether STRONGROOM_BENCH_BALLAST=no asks for no ballast (`take_free_memory`)."""
+    return os.environ.get("STRONGROOM_BENCH_BALLAST", "").lower() == "no"
+
+
+def give_back_memory(path: Path) -> None:
+    """Remove the ballast `take_free_memory` made; with no ballast asked for, leave `path` alone:
+    it may be another bench's, running meanwhile."""
+    if not ballast_off():
+        path.unlink(missing_ok=True)
 
 
 def _meminfo(field: str) -> int:
@@ -174,7 +186,7 @@ async def bench(root: Path, scale: float) -> None:
     try:
         figures, rss = await _measure(root, data, large_bytes, small_count)
     finally:
-        BALLAST.unlink(missing_ok=True)
+        give_back_memory(BALLAST)
     print()
     print(f"{'measurement':48} {'seconds':>9} {'rate':>14}")
     for f in figures:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.backup_restore import BALLAST, take_free_memory
+from bench.backup_restore import BALLAST, give_back_memory, take_free_memory
 from console import launcher
 from console.admin import processes, write_installation
 from console.client import ConsoleClient, choose_credentials
@@ -157,7 +157,7 @@ async def bench(root: Path, jobs: int, mib: int, rounds: int) -> None:
     try:
         await _measure(layout, data, jobs, tree_bytes, rounds)
     finally:
-        BALLAST.unlink(missing_ok=True)
+        give_back_memory(BALLAST)
 
 
 async def _measure(layout: Layout, data: Path, jobs: int, tree_bytes: int, rounds: int) -> None:

@@ -30,7 +30,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.backup_restore import BALLAST, MIB, _job, _settle, generate, take_free_memory
+from bench.backup_restore import (
+    BALLAST,
+    MIB,
+    _job,
+    _settle,
+    generate,
+    give_back_memory,
+    take_free_memory,
+)
 from bench.fixtures import free_port, make_test_layout, sd2_config
 from console import launcher
 from console.admin import processes, write_installation
@@ -157,7 +165,7 @@ async def bench(
     finally:
         for p in reversed(procs):
             launcher.stop(p.pid_file)
-        BALLAST.unlink(missing_ok=True)
+        give_back_memory(BALLAST)
         shutil.rmtree(inst / "bare", ignore_errors=True)
     if only is not None:
         return  # one kind alone (for a profiler): the runs above are the figures

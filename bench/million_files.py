@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.backup_restore import BALLAST, _job, _peak_rss, take_free_memory
+from bench.backup_restore import BALLAST, _job, _peak_rss, give_back_memory, take_free_memory
 from bench.fixtures import make_test_layout
 from bench.profile_stages import cpu_seconds
 from console import launcher
@@ -282,7 +282,8 @@ async def bench(
     finally:
         for p in reversed(procs):
             launcher.stop(p.pid_file)
-        BALLAST.unlink(missing_ok=True)
+        if ballast:  # --no-ballast: not ours to remove
+            give_back_memory(BALLAST)
     catalog_db = inst / "working" / "dir" / "catalog.db"
     lines.append(select_in_catalog(catalog_db, job_ids, bytes(tree / "d0007")))
     ms, entries = browse_ms(catalog_db, full_id, bytes(tree / "d0500"))

@@ -30,7 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.backup_restore import BALLAST, _job, generate, take_free_memory
+from bench.backup_restore import BALLAST, _job, generate, give_back_memory, take_free_memory
 from bench.fixtures import make_test_layout
 from console import launcher
 from console.admin import processes, write_installation
@@ -188,7 +188,7 @@ async def profile(
     finally:
         for p in reversed(procs):
             launcher.stop(p.pid_file)
-        BALLAST.unlink(missing_ok=True)
+        give_back_memory(BALLAST)
     print("\n".join(report))
 
 
