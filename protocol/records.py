@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Final, NamedTuple
 
 from protocol import codec
-from protocol.errors import DecodeError
+from protocol.errors import DecodeError, FrameTooLarge
 from protocol.frames import HEADER
 from protocol.messages import Message, decode_message
 
@@ -86,6 +86,7 @@ _RECORD_HEAD: Final = struct.Struct(
     ">BBiBiBI"
 )  # fixarray(3), int32 file index, int32 stream, bin32 length
 _RECORD_HEAD_SIZE: Final = _RECORD_HEAD.size
+_MAX_HEADER_SIZE: Final = 2**31 - 1  # a frame header is a signed 32-bit length
 _BATCH_MARKER: Final = 0xDD  # array32: the first byte of a batch `encode_batch_parts` lays out
 _ATTRIBUTES: Final = int(Stream.ATTRIBUTES)
 
@@ -149,6 +150,8 @@ def encode_batch_frame(records: Sequence[Record], join_below: int) -> BatchFrame
         run = []
     if first is None:
         first, run = run, []
+    if size > _MAX_HEADER_SIZE:  # beyond what a frame header can say, let alone a frame limit
+        raise FrameTooLarge(size, _MAX_HEADER_SIZE)
     parts[0] = b"".join([HEADER.pack(size), *first])
     if run:
         parts.append(b"".join(run))

@@ -267,3 +267,17 @@ def test_a_batch_frame_is_the_parts_frame_and_counts_the_job(
     assert not any(a and b for a, b in itertools.pairwise(short))
     long_payloads = [r.payload for r in records if len(r.payload) >= join_below]
     assert [p for p in frame.parts if any(p is q for q in long_payloads)] == long_payloads
+
+
+def test_a_batch_frame_longer_than_a_header_can_say_is_refused() -> None:
+    import mmap
+
+    from protocol.errors import FrameTooLarge
+    from protocol.records import Record, encode_batch_frame
+
+    with (
+        mmap.mmap(-1, 2**31) as untouched,  # no page of it is used
+        memoryview(untouched) as payload,
+        pytest.raises(FrameTooLarge),
+    ):
+        encode_batch_frame([Record(1, 2, payload)], 64 * 1024)
