@@ -109,7 +109,8 @@ async def bench(
             await _job(client, "run job=big level=Full yes")
             # Local and remote runs alternate so that both see the same disk weather; the best of
             # each is compared (this VM's disk throughput swings by 2x from minute to minute).
-            locals_, remotes = [], []
+            locals_: list[float] = []
+            remotes: list[float] = []
             sds = [p for p in procs if p.module == "storaged"][
                 ::-1
             ]  # the source's SD, then the second SD

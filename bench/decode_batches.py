@@ -9,6 +9,7 @@ unpack, so the protocol layer's own share is visible.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections.abc import Callable
 
@@ -51,8 +52,8 @@ def main() -> None:
     print(f"{'message':10} {'records':>8} {'decode ms':>10} {'us/record':>10} {'unpack ms':>10}")
     for name, msg in batches.items():
         body = encode_message(msg)
-        full = _per_call(lambda b=body: decode_message(b), args.rounds)
-        raw = _per_call(lambda b=body: msgpack.unpackb(b, use_list=False), args.rounds)
+        full = _per_call(functools.partial(decode_message, body), args.rounds)
+        raw = _per_call(functools.partial(msgpack.unpackb, body, use_list=False), args.rounds)
         print(f"{name:10} {n:>8} {full * 1e3:>10.2f} {full / n * 1e6:>10.2f} {raw * 1e3:>10.2f}")
 
 
