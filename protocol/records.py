@@ -120,9 +120,10 @@ def encode_batch_frame(records: Sequence[Record], join_below: int) -> BatchFrame
     A sender writes each piece as a TLS record of its own, so pieces shorter than `join_below`
     (the heads, small payloads) are joined in runs and only longer payloads stay uncopied, as
     `common.link.coalesce` joins them; the header goes with the first run. The counts are the
-    job's (`files`, `other_bytes`), made in the same pass: a restore sends 250,000 records for the
-    Linux tree, and the five passes this replaces (encode, count files, count bytes, size,
-    join) were a fifth of the Storage Daemon's event loop."""
+    job's (`files`, `other_bytes`), made in the same pass: a restore sends 246,000 records for the
+    Linux tree, and the five passes this replaces (encode, count files, count bytes, size, join)
+    took about 0.25 s of the Storage Daemon's event loop for them, this one about 0.15 (timeit,
+    batches shaped like the tree's; most of what is left is joining the small payloads)."""
     pack = _RECORD_HEAD.pack
     parts: list[bytes | memoryview] = [b""]  # [0]: the header and the first run, at the end
     first: list[bytes | memoryview] | None = None
