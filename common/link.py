@@ -225,15 +225,9 @@ class Connection(abc.ABC):
             raise FrameTooLarge(len(body), self.limits.max_frame_size)
         await self._write_parts((HEADER.pack(len(body)), body))
 
-    async def send_parts(self, parts: list[bytes | memoryview]) -> None:
-        """Send one frame whose body is the concatenation of `parts`, without joining them."""
-        size = sum(len(p) for p in parts)
-        if size > self.limits.max_frame_size:
-            raise FrameTooLarge(size, self.limits.max_frame_size)
-        await self._write_parts(coalesce([HEADER.pack(size), *parts]))
-
     async def send_batch_frame(self, frame: BatchFrame) -> None:
-        """Send a batch frame made by `encode_batch_frame` (joined as `coalesce` joins parts)."""
+        """Send a batch frame made by `encode_batch_frame`: its pieces as they are, each a TLS
+        record of its own or more (`COALESCE_BELOW`)."""
         if frame.size > self.limits.max_frame_size:
             raise FrameTooLarge(frame.size, self.limits.max_frame_size)
         await self._write_parts(frame.parts)
@@ -329,24 +323,9 @@ class Connection(abc.ABC):
                 await asyncio.wait({beating})
 
 
+# Pieces of a frame shorter than this are joined before they are sent (`encode_batch_frame`):
+# each piece becomes a TLS record of its own; longer payloads stay uncopied.
 COALESCE_BELOW: Final = 64 * 1024
-
-
-def coalesce(parts: list[bytes | memoryview]) -> Parts:
-    """Join runs of small parts (each becomes a TLS record otherwise); large payloads stay uncopied."""
-    out: list[bytes | memoryview] = []
-    run: list[bytes | memoryview] = []
-    for part in parts:
-        if len(part) >= COALESCE_BELOW:
-            if run:
-                out.append(b"".join(run))
-                run = []
-            out.append(part)
-        else:
-            run.append(part)
-    if run:
-        out.append(b"".join(run))
-    return tuple(out)
 
 
 def set_keepalive(sock: socket.socket | None, limits: Limits) -> None:

@@ -118,8 +118,8 @@ def encode_batch_frame(records: Sequence[Record], join_below: int) -> BatchFrame
     """The frame of `encode_batch_parts(records)`, header included, in one pass over the records.
 
     A sender writes each piece as a TLS record of its own, so pieces shorter than `join_below`
-    (the heads, small payloads) are joined in runs and only longer payloads stay uncopied, as
-    `common.link.coalesce` joins them; the header goes with the first run. The counts are the
+    (the heads, small payloads; `common.link.COALESCE_BELOW`) are joined in runs and only longer
+    payloads stay uncopied; the header goes with the first run. The counts are the
     job's (`files`, `other_bytes`), made in the same pass: a restore sends 246,000 records for the
     Linux tree, and the five passes this replaces (encode, count files, count bytes, size, join)
     took about 0.25 s of the Storage Daemon's event loop for them, this one about 0.15 (timeit,

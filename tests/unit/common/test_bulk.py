@@ -36,7 +36,15 @@ from common.bulk import (
     BlockingChannel,
     ThreadedConnection,
 )
-from common.link import Connection, ConnectionClosed, Limits, NetError, PeerRefused, PeerTimeout
+from common.link import (
+    COALESCE_BELOW,
+    Connection,
+    ConnectionClosed,
+    Limits,
+    NetError,
+    PeerRefused,
+    PeerTimeout,
+)
 from common.net import Listener, dial
 from common.pki import init_pki
 from common.tls import client_context, peer_common_name, server_context
@@ -44,7 +52,7 @@ from protocol.errors import FrameTooLarge
 from protocol.frames import HEADER, MAX_FRAME_SIZE, Signal, encode_frame
 from protocol.jobs import AppendDone, AppendOpen
 from protocol.messages import Code, ErrorReply, Hello, decode_message, encode_message
-from protocol.records import Record, Stream, decode_batch, encode_batch_parts
+from protocol.records import Record, Stream, decode_batch, encode_batch_frame, encode_batch_parts
 
 T = TypeVar("T")
 
@@ -256,7 +264,7 @@ async def test_record_batches_and_a_reply_cross_a_bulk_connection(mode: Mode) ->
         assert peer_common_name(conn.ssl_object) == ("b" if mode.tls else None)
         await authenticate_initiator(conn, HELLO, SECRET)
         for batch in batches:
-            await conn.send_parts(encode_batch_parts(batch))
+            await conn.send_batch_frame(encode_batch_frame(batch, COALESCE_BELOW))
         # One byte over the bulk limit is refused on the sending side and nothing is sent.
         with pytest.raises(FrameTooLarge):
             await conn.send_raw(bytes(BULK_FRAME_SIZE + 1))
@@ -310,7 +318,7 @@ async def test_receive_batches_consumes_in_the_connections_own_thread(
     async with serving(handler, mode.server) as server, bulk_dial(server.port, mode.client) as conn:
         await authenticate_initiator(conn, HELLO, SECRET)
         for batch in batches:
-            await conn.send_parts(encode_batch_parts(batch))
+            await conn.send_batch_frame(encode_batch_frame(batch, COALESCE_BELOW))
         await conn.send_signal(Signal.EOD)
         got, threads, end = await server.result()
 
@@ -338,7 +346,7 @@ async def test_a_failing_consumer_ends_receive_batches_with_its_error(mode: Mode
     async with serving(handler, mode.server) as server, bulk_dial(server.port, mode.client) as conn:
         await authenticate_initiator(conn, HELLO, SECRET)
         for _ in range(5):
-            await conn.send_parts(encode_batch_parts(batch))
+            await conn.send_batch_frame(encode_batch_frame(batch, COALESCE_BELOW))
         failure = await server.result()
     assert isinstance(failure, KeyError) and consumed == [consumed[0]] * 3
 
@@ -380,7 +388,7 @@ async def test_read_ahead_stops_after_a_message_so_the_reply_can_leave(
         await authenticate_initiator(conn, HELLO, SECRET)
         for n in range(rounds):
             for _ in range(batches_before):
-                await conn.send_parts(encode_batch_parts(batch))
+                await conn.send_batch_frame(encode_batch_frame(batch, COALESCE_BELOW))
             if stopper == "message":
                 await conn.send(AppendOpen())
             else:
@@ -755,7 +763,7 @@ async def test_small_frames_then_a_request_are_answered_without_a_delayed_ack_st
         started = loop.time()
         for n in range(rounds):
             for _ in range(5):
-                await conn.send_parts(encode_batch_parts(batch))
+                await conn.send_batch_frame(encode_batch_frame(batch, COALESCE_BELOW))
             await conn.send(AppendOpen())
             assert await conn.recv_message(timeout=WAIT) == AppendDone(
                 code=Code.SD_OK, files=n, bytes=0
@@ -979,10 +987,10 @@ async def test_receive_batches_returns_the_message_that_ends_them_intact(mode: M
     async with serving(handler, mode.server) as server, bulk_dial(server.port, mode.client) as conn:
         await authenticate_initiator(conn, HELLO, SECRET)
         for batch in batches:
-            await conn.send_parts(encode_batch_parts(batch))
+            await conn.send_batch_frame(encode_batch_frame(batch, COALESCE_BELOW))
         done = AppendDone(code=Code.SD_OK, files=3, bytes=4)
         await conn.send(done)
-        await conn.send_parts(encode_batch_parts(batches[0]))
+        await conn.send_batch_frame(encode_batch_frame(batches[0], COALESCE_BELOW))
         end, after = await server.result()
 
     assert isinstance(end, bytes) and decode_message(end) == done
